@@ -1,0 +1,25 @@
+//! # pvbuild-core: the Xen PV boot protocol, as pure computation
+//!
+//! This crate is the part of a Xen PV domain builder that needs no hypervisor: it probes and
+//! parses guest images, decompresses them, solves the guest's initial virtual layout, writes
+//! page tables, the phys-to-machine list, `start_info` and `shared_info`, and fills the boot
+//! vcpu's context. It touches guest memory only through [`mem::GuestMemory`], so the same code
+//! runs against privcmd mappings in dom0, an in-memory image in tests, or a unikernel's own
+//! mappings.
+//!
+//! It is `#![no_std]`; the `alloc` feature (on by default) adds the decoders that need a heap.
+//!
+//! Reading order, following a build:
+//! [`addr`] → [`probe`] → [`bzimage`] / [`decompress`] → [`elf`] / [`notes`] → [`image`] →
+//! [`layout`] → [`paging`] → [`p2m`] → [`start_info`] → [`vcpu`] → [`build`]; [`walker`] checks
+//! the result the way the MMU would see it.
+#![no_std]
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+pub mod addr;
+pub mod image;
+pub mod limits;
+pub mod mem;

@@ -1,0 +1,17 @@
+//! pvbuild's host side: the core's page-access trait backed by `/dev/xen/privcmd`, the
+//! hypercalls of a PV build, xenstore, the console, and the `pvbuild` commands.
+//!
+//! Layers, bottom up: [`sys`] (ABI structs, ioctl numbers, the one raw `ioctl`), [`xen`]
+//! (safe hypercall wrappers over hypercall buffers), [`privcmd_mem`] (the core's
+//! `GuestMemory` over foreign mappings), [`xenstore`], [`console`], [`config`] (xl config
+//! files), [`create`] (a whole domain build, undone on failure), [`plan`] (the core without
+//! Xen).
+
+pub mod config;
+pub mod console;
+pub mod create;
+pub mod plan;
+pub mod privcmd_mem;
+pub mod sys;
+pub mod xen;
+pub mod xenstore;
