@@ -1,1 +1,29 @@
-//! (to be written)
+//! xenstore: pvbuild's one interface to xenstored, and the entries of a new PV domain.
+//!
+//! - [`wire`]: the protocol of `xs_wire.h`, pure encode/parse ([`wire::parse_reply`] is the
+//!   fuzzable reply parser; every length bounded by `XENSTORE_PAYLOAD_MAX`).
+//! - [`XsConnection`]: a connection over xenstored's socket or `/dev/xen/xenbus` with every
+//!   operation the toolstack uses, including those `xenstore-rs` lacks (transactions with
+//!   EAGAIN retry, permissions, mkdir, watches, introduce, release, domain path). It
+//!   implements `xenstore-rs`'s `Xs`/`XsTransaction`/`XsTransactionSpan` traits. See
+//!   `docs/xenstore.md` for why the wire protocol is spoken here rather than through
+//!   `xenstore_rs::unix::XsUnix`.
+//! - [`write_new_domain`], [`remove_domain`], [`list_domains`]: what libxl writes for a new PV
+//!   domain, its undo, and the reader behind `pvbuild list`.
+//! - [`fake`]: an in-process fake xenstored for tests (fault injection included).
+
+mod conn;
+mod domain;
+pub mod fake;
+pub mod wire;
+
+pub use conn::{
+    Access, Perm, Transaction, Transport, WatchEvent, XsConnection, XsError, DEFAULT_SOCKET,
+    MAX_DIRECTORY_ENTRIES, MAX_QUEUED_EVENTS, MAX_TRANSACTION_RETRIES, XENBUS_DEVICE,
+};
+pub use domain::{
+    console_backend_dir, dom_path, domid_by_name, libxl_path, list_domains, remove_domain,
+    start_time_string, vm_path, write_new_domain, DomainEntry, DomainXsError, NewDomain, Op, Ring,
+    DM_VERSION_PV, NAME_MAX, VCPUS_MAX, XENCONSOLE_LIMIT, XENCONSOLE_PROTOCOL,
+};
+pub use uuid::Uuid;

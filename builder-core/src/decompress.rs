@@ -1,0 +1,747 @@
+//! Decompressing kernels and ramdisks, as libxenguest's bzImage loader and
+//! `xc_dom_do_gunzip` do, with well-kept decoders and every size bounded by [`crate::limits`].
+//!
+//! The compressed inputs are the ones Linux writes: a bzImage payload (arch/x86/boot/
+//! compressed/Makefile) is `gzip -9` output, or the output of bzip2, lzma, `xz --check=crc32
+//! --x86 --lzma2`, `lz4 -l` (the legacy frame) or `zstd -22` followed by the decompressed size
+//! as a little-endian 32-bit word (`size_append`). gzip carries that size itself: the ISIZE
+//! field of its trailer. Either way the size is the last four bytes of the input, which is what
+//! [`output_size`] reads, as libxenguest does.
+//!
+//! Decoders, chosen by speed measured on Debian's 6.1 payload (docs/decompress.md):
+//! gzip → `miniz_oxide` (no allocation), lz4 → `lz4_flex` block decoder (no allocation),
+//! xz and lzma → `lzma-rust2`, zstd → `ruzstd` (both need `alloc`), bzip2 → `bzip2-rs` (needs
+//! std: feature `bzip2`).
+
+use crate::limits;
+
+/// A compression format, as libxenguest's bzImage loader recognises it by magic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// gzip (`1f 8b`).
+    Gzip,
+    /// bzip2 (`BZh`).
+    Bzip2,
+    /// xz (`fd 37 7a 58 5a 00`), with the x86 BCJ filter as Linux uses it.
+    Xz,
+    /// zstd (`28 b5 2f fd`).
+    Zstd,
+    /// The legacy `.lzma` format (`5d 00`).
+    Lzma,
+    /// lzop (`89 4c 5a 4f`): recognised, but no decoder is built in.
+    Lzo,
+    /// lz4 legacy frame (`02 21 4c 18`, magic 0x184C2102).
+    Lz4,
+}
+
+impl Compression {
+    /// Recognise a compressed stream by its magic, in libxenguest's order
+    /// (`xc_dom_probe_bzimage_kernel`).
+    pub fn detect(data: &[u8]) -> Option<Compression> {
+        const MAGICS: [(&[u8], Compression); 7] = [
+            (b"\x1f\x8b", Compression::Gzip),
+            (b"BZh", Compression::Bzip2),
+            (b"\xfd7zXZ\x00", Compression::Xz),
+            (b"\x28\xb5\x2f\xfd", Compression::Zstd),
+            (b"\x5d\x00", Compression::Lzma),
+            (b"\x89LZO", Compression::Lzo),
+            (b"\x02\x21", Compression::Lz4),
+        ];
+        MAGICS
+            .iter()
+            .find(|(magic, _)| data.starts_with(magic))
+            .map(|&(_, c)| c)
+    }
+
+    /// The name libxenguest logs for this format.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Bzip2 => "BZIP2",
+            Compression::Xz => "XZ",
+            Compression::Zstd => "ZSTD",
+            Compression::Lzma => "LZMA",
+            Compression::Lzo => "LZO",
+            Compression::Lz4 => "LZ4",
+        }
+    }
+
+    /// Whether this build of the crate can decode the format.
+    pub const fn supported(self) -> bool {
+        match self {
+            Compression::Gzip | Compression::Lz4 => true,
+            Compression::Xz | Compression::Lzma | Compression::Zstd => cfg!(feature = "alloc"),
+            Compression::Bzip2 => cfg!(feature = "bzip2"),
+            Compression::Lzo => false,
+        }
+    }
+}
+
+/// Why a compressed stream was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecompressError {
+    /// The input is too short to hold the format's header and size trailer.
+    TooShort {
+        /// The format.
+        format: Compression,
+        /// Bytes given.
+        len: usize,
+    },
+    /// The declared decompressed size is beyond the limit.
+    TooLarge {
+        /// Declared size.
+        size: u64,
+        /// The limit ([`limits::MAX_DECOMPRESSED_KERNEL`] or [`limits::MAX_RAMDISK`]).
+        limit: u64,
+    },
+    /// The stream produces more than the output buffer (the declared size) holds: a lying
+    /// size field or a decompression bomb.
+    OutputOverflow {
+        /// The format.
+        format: Compression,
+        /// Size of the output buffer.
+        capacity: usize,
+    },
+    /// The stream ended before its end marker.
+    Truncated {
+        /// The format.
+        format: Compression,
+    },
+    /// The stream is corrupt (bad header, bad code, failed checksum).
+    Corrupt {
+        /// The format.
+        format: Compression,
+        /// What the decoder found.
+        reason: &'static str,
+    },
+    /// The stream decoded to a different size than it declared.
+    SizeMismatch {
+        /// The format.
+        format: Compression,
+        /// Declared size.
+        expected: u64,
+        /// Decoded size.
+        got: u64,
+    },
+    /// This format is recognised but this build has no decoder for it.
+    Unsupported(Compression),
+    /// The decoder needs more memory than [`limits::MAX_DECODER_MEMORY`] or the allocator has.
+    OutOfMemory {
+        /// The format.
+        format: Compression,
+    },
+}
+
+impl core::fmt::Display for DecompressError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            DecompressError::TooShort { format, len } => {
+                write!(f, "{} stream too short ({len} bytes)", format.name())
+            }
+            DecompressError::TooLarge { size, limit } => {
+                write!(f, "decompressed size {size:#x} exceeds the limit {limit:#x}")
+            }
+            DecompressError::OutputOverflow { format, capacity } => write!(
+                f,
+                "{} stream decodes to more than its declared size {capacity:#x}",
+                format.name()
+            ),
+            DecompressError::Truncated { format } => {
+                write!(f, "{} stream truncated", format.name())
+            }
+            DecompressError::Corrupt { format, reason } => {
+                write!(f, "{} stream corrupt: {reason}", format.name())
+            }
+            DecompressError::SizeMismatch {
+                format,
+                expected,
+                got,
+            } => write!(
+                f,
+                "{} stream decoded to {got:#x} bytes instead of {expected:#x}",
+                format.name()
+            ),
+            DecompressError::Unsupported(c) => {
+                write!(f, "{} decompression is not built in", c.name())
+            }
+            DecompressError::OutOfMemory { format } => {
+                write!(f, "{} decoder needs too much memory", format.name())
+            }
+        }
+    }
+}
+
+/// The last four bytes as a little-endian word: gzip's ISIZE, or the size Linux appends.
+fn trailer_le32(format: Compression, input: &[u8], min: usize) -> Result<u32, DecompressError> {
+    let too_short = DecompressError::TooShort {
+        format,
+        len: input.len(),
+    };
+    if input.len() < min {
+        return Err(too_short);
+    }
+    let start = input.len().checked_sub(4).ok_or(too_short)?;
+    let word: [u8; 4] = input
+        .get(start..)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(too_short)?;
+    Ok(u32::from_le_bytes(word))
+}
+
+/// Smallest input each format can be: its header plus the size trailer.
+const fn min_len(c: Compression) -> usize {
+    match c {
+        // 10-byte header, empty deflate block (2), CRC32 + ISIZE (8).
+        Compression::Gzip => 18,
+        // Magic, descriptor byte and trailing size field (libxenguest's check is `<= 9`).
+        Compression::Zstd => 10,
+        // Magic and trailing size (libxenguest: `<= 8`).
+        Compression::Lz4 => 9,
+        // 12-byte stream header, 12-byte footer, trailer.
+        Compression::Xz => 28,
+        // 13-byte header, trailer.
+        Compression::Lzma => 17,
+        // "BZh9" + end-of-stream marker (10) + trailer.
+        Compression::Bzip2 => 18,
+        Compression::Lzo => 16,
+    }
+}
+
+/// The decompressed size a stream declares (the last four bytes, see the module docs),
+/// refused beyond [`limits::MAX_DECOMPRESSED_KERNEL`].
+pub fn output_size(c: Compression, input: &[u8]) -> Result<u64, DecompressError> {
+    output_size_limited(c, input, limits::MAX_DECOMPRESSED_KERNEL)
+}
+
+fn output_size_limited(c: Compression, input: &[u8], limit: u64) -> Result<u64, DecompressError> {
+    let size = u64::from(trailer_le32(c, input, min_len(c))?);
+    if size > limit {
+        return Err(DecompressError::TooLarge { size, limit });
+    }
+    Ok(size)
+}
+
+/// Decode `input` (a whole stream as Linux writes it, see the module docs) into `out`, which
+/// must hold the whole output: a stream that would write past its end is refused with
+/// [`DecompressError::OutputOverflow`]. Returns the number of bytes written.
+///
+/// `out.len()` is also bounded by [`limits::MAX_DECOMPRESSED_KERNEL`]; callers size it with
+/// [`output_size`].
+pub fn decompress_into(
+    c: Compression,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<usize, DecompressError> {
+    if input.len() < min_len(c) {
+        return Err(DecompressError::TooShort {
+            format: c,
+            len: input.len(),
+        });
+    }
+    let cap = u64::try_from(out.len()).unwrap_or(u64::MAX);
+    if cap > limits::MAX_DECOMPRESSED_KERNEL.max(limits::MAX_RAMDISK) {
+        return Err(DecompressError::TooLarge {
+            size: cap,
+            limit: limits::MAX_DECOMPRESSED_KERNEL,
+        });
+    }
+    // Every format but gzip carries Linux's appended size after the stream.
+    let body = if c == Compression::Gzip {
+        input
+    } else {
+        input
+            .get(..input.len().saturating_sub(4))
+            .unwrap_or_default()
+    };
+    match c {
+        Compression::Gzip => gzip::decode(input, out),
+        Compression::Lz4 => lz4::decode(body, out),
+        #[cfg(feature = "alloc")]
+        Compression::Xz => lzma::decode_xz(body, out),
+        #[cfg(feature = "alloc")]
+        Compression::Lzma => lzma::decode_lzma(body, out),
+        #[cfg(feature = "alloc")]
+        Compression::Zstd => zstd::decode(body, out),
+        #[cfg(feature = "bzip2")]
+        Compression::Bzip2 => bzip2::decode(body, out),
+        #[allow(unreachable_patterns)]
+        other => Err(DecompressError::Unsupported(other)),
+    }
+}
+
+mod gzip {
+    //! RFC 1952 framing around a raw deflate stream decoded by `miniz_oxide`.
+    use super::{Compression, DecompressError};
+    use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
+    use miniz_oxide::inflate::TINFLStatus;
+
+    const FMT: Compression = Compression::Gzip;
+    const FHCRC: u8 = 1 << 1;
+    const FEXTRA: u8 = 1 << 2;
+    const FNAME: u8 = 1 << 3;
+    const FCOMMENT: u8 = 1 << 4;
+    const FRESERVED: u8 = 0xe0;
+
+    fn corrupt(reason: &'static str) -> DecompressError {
+        DecompressError::Corrupt {
+            format: FMT,
+            reason,
+        }
+    }
+    const TRUNCATED: DecompressError = DecompressError::Truncated { format: FMT };
+
+    /// Length of the member header (magic, method, flags and the optional fields).
+    fn header_len(input: &[u8]) -> Result<usize, DecompressError> {
+        let fixed = input.get(..10).ok_or(TRUNCATED)?;
+        if fixed.get(..2) != Some(b"\x1f\x8b".as_slice()) {
+            return Err(corrupt("bad magic"));
+        }
+        if fixed.get(2) != Some(&8) {
+            return Err(corrupt("compression method is not deflate"));
+        }
+        let flags = fixed.get(3).copied().unwrap_or(0);
+        if flags & FRESERVED != 0 {
+            return Err(corrupt("reserved flag bits set"));
+        }
+        let mut pos = 10usize;
+        if flags & FEXTRA != 0 {
+            let xlen = input.get(pos..pos + 2).ok_or(TRUNCATED)?;
+            let xlen = usize::from(u16::from_le_bytes([
+                xlen.first().copied().unwrap_or(0),
+                xlen.get(1).copied().unwrap_or(0),
+            ]));
+            pos = pos.checked_add(2 + xlen).ok_or(TRUNCATED)?;
+        }
+        for flag in [FNAME, FCOMMENT] {
+            if flags & flag != 0 {
+                let rest = input.get(pos..).ok_or(TRUNCATED)?;
+                let nul = rest.iter().position(|&b| b == 0).ok_or(TRUNCATED)?;
+                pos = pos.checked_add(nul + 1).ok_or(TRUNCATED)?;
+            }
+        }
+        if flags & FHCRC != 0 {
+            pos = pos.checked_add(2).ok_or(TRUNCATED)?;
+        }
+        if pos > input.len() {
+            return Err(TRUNCATED);
+        }
+        Ok(pos)
+    }
+
+    /// Decode one gzip member into `out`, checking its CRC32 and ISIZE.
+    pub(super) fn decode(input: &[u8], out: &mut [u8]) -> Result<usize, DecompressError> {
+        let start = header_len(input)?;
+        let deflate = input.get(start..).ok_or(TRUNCATED)?;
+        let mut state = DecompressorOxide::new();
+        let flags = inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+        let (status, consumed, written) = decompress(&mut state, deflate, out, 0, flags);
+        match status {
+            TINFLStatus::Done => {}
+            TINFLStatus::HasMoreOutput => {
+                return Err(DecompressError::OutputOverflow {
+                    format: FMT,
+                    capacity: out.len(),
+                })
+            }
+            TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress => {
+                return Err(TRUNCATED)
+            }
+            TINFLStatus::Failed | TINFLStatus::BadParam | TINFLStatus::Adler32Mismatch => {
+                return Err(corrupt("invalid deflate data"))
+            }
+        }
+        let trailer_at = start.checked_add(consumed).ok_or(TRUNCATED)?;
+        let trailer = input
+            .get(trailer_at..trailer_at.checked_add(8).ok_or(TRUNCATED)?)
+            .ok_or(TRUNCATED)?;
+        let word = |i: usize| {
+            trailer
+                .get(i..i + 4)
+                .and_then(|w| <[u8; 4]>::try_from(w).ok())
+                .map(u32::from_le_bytes)
+                .unwrap_or(0)
+        };
+        let decoded = out.get(..written).ok_or(TRUNCATED)?;
+        if crc32fast::hash(decoded) != word(0) {
+            return Err(corrupt("CRC32 mismatch"));
+        }
+        // ISIZE is the size modulo 2^32.
+        if word(4) != (written as u64 & 0xffff_ffff) as u32 {
+            return Err(corrupt("ISIZE does not match the decoded size"));
+        }
+        Ok(written)
+    }
+}
+
+mod lz4 {
+    //! The legacy lz4 frame `lz4 -l` writes and Linux's `unlz4` and libxenguest's
+    //! `xc_try_lz4_decode` read: magic 0x184C2102, then blocks each prefixed by its le32
+    //! compressed size (a repeated magic starts a new frame).
+    use super::{Compression, DecompressError};
+
+    const FMT: Compression = Compression::Lz4;
+    const ARCHIVE_MAGICNUMBER: u32 = 0x184C_2102;
+    /// The legacy format's block size: no block decodes to more.
+    const LEGACY_BLOCK: usize = 8 << 20;
+
+    fn le32(data: &[u8], at: usize) -> Option<u32> {
+        data.get(at..at.checked_add(4)?)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map(u32::from_le_bytes)
+    }
+
+    pub(super) fn decode(body: &[u8], out: &mut [u8]) -> Result<usize, DecompressError> {
+        if le32(body, 0) != Some(ARCHIVE_MAGICNUMBER) {
+            return Err(DecompressError::Corrupt {
+                format: FMT,
+                reason: "invalid header",
+            });
+        }
+        let mut inp = 4usize;
+        let mut outp = 0usize;
+        loop {
+            let chunk = le32(body, inp).ok_or(DecompressError::Truncated { format: FMT })?;
+            inp += 4;
+            if chunk == ARCHIVE_MAGICNUMBER {
+                continue;
+            }
+            let chunk = usize::try_from(chunk).unwrap_or(usize::MAX);
+            let end = inp
+                .checked_add(chunk)
+                .filter(|&e| e <= body.len())
+                .ok_or(DecompressError::Truncated { format: FMT })?;
+            let block = body.get(inp..end).unwrap_or_default();
+            let room = out.get_mut(outp..).unwrap_or_default();
+            let room_len = room.len();
+            let dest = room.get_mut(..room_len.min(LEGACY_BLOCK)).unwrap_or_default();
+            let n = lz4_flex::block::decompress_into(block, dest).map_err(|e| match e {
+                lz4_flex::block::DecompressError::OutputTooSmall { .. } => {
+                    DecompressError::OutputOverflow {
+                        format: FMT,
+                        capacity: out_len_hint(outp, room_len),
+                    }
+                }
+                _ => DecompressError::Corrupt {
+                    format: FMT,
+                    reason: "invalid block",
+                },
+            })?;
+            outp += n;
+            inp = end;
+            if inp == body.len() {
+                return Ok(outp);
+            }
+        }
+    }
+
+    fn out_len_hint(done: usize, room: usize) -> usize {
+        done.saturating_add(room)
+    }
+}
+
+#[cfg(feature = "alloc")]
+mod lzma {
+    //! xz (with its BCJ filters) and legacy `.lzma`, by `lzma-rust2`'s sans-I/O decoders.
+    use super::{Compression, DecompressError};
+    use crate::limits::MAX_DECODER_MEMORY;
+    use lzma_rust2::{Action, Status, StreamResult};
+
+    fn mem_limit_kb() -> u32 {
+        u32::try_from(MAX_DECODER_MEMORY / 1024).unwrap_or(u32::MAX)
+    }
+
+    fn map_err(format: Compression, e: lzma_rust2::Error) -> DecompressError {
+        match e {
+            lzma_rust2::Error::OutOfMemory(_) => DecompressError::OutOfMemory { format },
+            lzma_rust2::Error::Eof => DecompressError::Truncated { format },
+            lzma_rust2::Error::InvalidData(reason)
+            | lzma_rust2::Error::InvalidInput(reason)
+            | lzma_rust2::Error::Unsupported(reason)
+            | lzma_rust2::Error::Other(reason)
+            | lzma_rust2::Error::WriteZero(reason) => DecompressError::Corrupt { format, reason },
+            lzma_rust2::Error::Interrupted => DecompressError::Corrupt {
+                format,
+                reason: "interrupted",
+            },
+        }
+    }
+
+    /// Drive a sans-I/O decoder over all of `input` into `out`.
+    fn drive(
+        format: Compression,
+        input: &[u8],
+        out: &mut [u8],
+        mut step: impl FnMut(&[u8], &mut [u8]) -> Result<StreamResult, lzma_rust2::Error>,
+    ) -> Result<usize, DecompressError> {
+        let (mut inp, mut outp) = (0usize, 0usize);
+        loop {
+            let src = input.get(inp..).unwrap_or_default();
+            let dst = out.get_mut(outp..).unwrap_or_default();
+            let r = step(src, dst).map_err(|e| map_err(format, e))?;
+            inp = inp.saturating_add(r.bytes_consumed).min(input.len());
+            outp = outp.saturating_add(r.bytes_produced).min(out.len());
+            if r.status == Status::StreamEnd {
+                return Ok(outp);
+            }
+            if r.bytes_consumed == 0 && r.bytes_produced == 0 {
+                return Err(if outp == out.len() {
+                    DecompressError::OutputOverflow {
+                        format,
+                        capacity: out.len(),
+                    }
+                } else {
+                    DecompressError::Truncated { format }
+                });
+            }
+        }
+    }
+
+    pub(super) fn decode_xz(body: &[u8], out: &mut [u8]) -> Result<usize, DecompressError> {
+        let mut stream = lzma_rust2::XzStream::new_mem_limit(false, mem_limit_kb());
+        drive(Compression::Xz, body, out, |i, o| {
+            stream.process(i, o, Action::Finish)
+        })
+    }
+
+    pub(super) fn decode_lzma(body: &[u8], out: &mut [u8]) -> Result<usize, DecompressError> {
+        let mut stream = lzma_rust2::LzmaStream::new_mem_limit(mem_limit_kb(), None);
+        drive(Compression::Lzma, body, out, |i, o| {
+            stream.process(i, o, Action::Finish)
+        })
+    }
+}
+
+#[cfg(feature = "alloc")]
+mod zstd {
+    //! zstd frames by `ruzstd`, content checksum verified when the frame has one.
+    use super::{Compression, DecompressError};
+    use crate::limits::MAX_DECODER_MEMORY;
+    use ruzstd::decoding::errors::FrameDecoderError;
+    use ruzstd::decoding::FrameDecoder;
+
+    const FMT: Compression = Compression::Zstd;
+
+    pub(super) fn decode(body: &[u8], out: &mut [u8]) -> Result<usize, DecompressError> {
+        let mut dec = FrameDecoder::new();
+        dec.set_max_window_size(MAX_DECODER_MEMORY);
+        let n = dec.decode_all(body, out).map_err(|e| match e {
+            FrameDecoderError::TargetTooSmall => DecompressError::OutputOverflow {
+                format: FMT,
+                capacity: out.len(),
+            },
+            FrameDecoderError::WindowSizeTooBig { .. } => {
+                DecompressError::OutOfMemory { format: FMT }
+            }
+            FrameDecoderError::FailedToReadBlockHeader(_)
+            | FrameDecoderError::FailedToReadBlockBody(_)
+            | FrameDecoderError::FailedToDrainDecodebuffer(_)
+            | FrameDecoderError::NotYetInitialized => DecompressError::Truncated { format: FMT },
+            _ => DecompressError::Corrupt {
+                format: FMT,
+                reason: "invalid frame",
+            },
+        })?;
+        if !dec.is_finished() {
+            return Err(if n == out.len() {
+                DecompressError::OutputOverflow {
+                    format: FMT,
+                    capacity: out.len(),
+                }
+            } else {
+                DecompressError::Truncated { format: FMT }
+            });
+        }
+        if let (Some(read), Some(calc)) =
+            (dec.get_checksum_from_data(), dec.get_calculated_checksum())
+        {
+            if read != calc {
+                return Err(DecompressError::Corrupt {
+                    format: FMT,
+                    reason: "content checksum mismatch",
+                });
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(feature = "bzip2")]
+mod bzip2 {
+    //! bzip2 by `bzip2-rs` (std only: see the `bzip2` feature in Cargo.toml).
+    use super::{Compression, DecompressError};
+    use bzip2_rs::decoder::{Decoder, ReadState, WriteState};
+
+    const FMT: Compression = Compression::Bzip2;
+
+    pub(super) fn decode(body: &[u8], out: &mut [u8]) -> Result<usize, DecompressError> {
+        let corrupt = |_| DecompressError::Corrupt {
+            format: FMT,
+            reason: "invalid bzip2 data",
+        };
+        let mut dec = Decoder::new();
+        let (mut inp, mut outp) = (0usize, 0usize);
+        let mut spare = [0u8; 1];
+        loop {
+            let dst = if outp < out.len() {
+                out.get_mut(outp..).unwrap_or_default()
+            } else {
+                // Output full: probe whether the stream has more to give.
+                &mut spare[..]
+            };
+            match dec.read(dst).map_err(corrupt)? {
+                ReadState::NeedsWrite(_) => {
+                    let src = body.get(inp..).unwrap_or_default();
+                    match dec.write(src).map_err(corrupt)? {
+                        WriteState::Written(n) => {
+                            if n == 0 && src.is_empty() && inp == body.len() && outp == 0 {
+                                return Err(DecompressError::Truncated { format: FMT });
+                            }
+                            inp = inp.saturating_add(n).min(body.len());
+                        }
+                        WriteState::NeedsRead => {}
+                    }
+                }
+                ReadState::Read(n) => {
+                    if outp >= out.len() {
+                        return Err(DecompressError::OutputOverflow {
+                            format: FMT,
+                            capacity: out.len(),
+                        });
+                    }
+                    outp = outp.saturating_add(n).min(out.len());
+                }
+                ReadState::Eof => return Ok(outp),
+            }
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+pub use unpack::{unpack_kernel, unpack_ramdisk, UnpackError};
+
+#[cfg(feature = "alloc")]
+mod unpack {
+    use super::{decompress_into, output_size_limited, Compression, DecompressError};
+    use crate::bzimage::{self, BzImageError};
+    use crate::limits;
+    use crate::probe::{self, Format};
+    use alloc::borrow::Cow;
+    use alloc::vec;
+
+    /// Why a kernel or ramdisk file could not be unpacked.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum UnpackError {
+        /// The file is larger than the limit.
+        FileTooLarge {
+            /// File size.
+            size: u64,
+            /// [`limits::MAX_KERNEL_FILE`] or [`limits::MAX_RAMDISK`].
+            limit: u64,
+        },
+        /// Not an ELF, gzip, bzImage or 'bin' kernel.
+        UnknownFormat,
+        /// A bzImage whose setup header is invalid.
+        BzImage(BzImageError),
+        /// Decompression failed.
+        Decompress(DecompressError),
+    }
+
+    impl From<DecompressError> for UnpackError {
+        fn from(e: DecompressError) -> Self {
+            UnpackError::Decompress(e)
+        }
+    }
+
+    impl core::fmt::Display for UnpackError {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self {
+                UnpackError::FileTooLarge { size, limit } => {
+                    write!(f, "file of {size:#x} bytes exceeds the limit {limit:#x}")
+                }
+                UnpackError::UnknownFormat => {
+                    f.write_str("not an ELF, gzip, bzImage or 'bin' kernel")
+                }
+                UnpackError::BzImage(e) => write!(f, "bzImage: {e}"),
+                UnpackError::Decompress(e) => write!(f, "{e}"),
+            }
+        }
+    }
+
+    /// Decode a whole stream whose declared size is at most `limit` into a new buffer.
+    fn decode_owned(c: Compression, input: &[u8], limit: u64) -> Result<Cow<'static, [u8]>, DecompressError> {
+        let size = output_size_limited(c, input, limit)?;
+        let len = usize::try_from(size).map_err(|_| DecompressError::TooLarge { size, limit })?;
+        // `vec![0; n]` asks the allocator for zeroed memory, which it maps lazily: a stream
+        // that declares a large size and then fails costs no more than it decoded.
+        let mut out = vec![0u8; len];
+        let got = decompress_into(c, input, &mut out)?;
+        if got != len {
+            return Err(DecompressError::SizeMismatch {
+                format: c,
+                expected: size,
+                got: got as u64,
+            });
+        }
+        Ok(Cow::Owned(out))
+    }
+
+    /// Turn any accepted kernel file (ELF, gzip-wrapped ELF, bzImage with any payload, 'bin')
+    /// into the bytes [`crate::kernel::parse_kernel`] takes: borrowed when already
+    /// uncompressed, else a new buffer of exactly the declared decompressed size.
+    pub fn unpack_kernel(file: &[u8]) -> Result<Cow<'_, [u8]>, UnpackError> {
+        let size = file.len() as u64;
+        if size > limits::MAX_KERNEL_FILE {
+            return Err(UnpackError::FileTooLarge {
+                size,
+                limit: limits::MAX_KERNEL_FILE,
+            });
+        }
+        match probe::identify(file) {
+            Format::Elf | Format::Bin => Ok(Cow::Borrowed(file)),
+            Format::Gzip => Ok(decode_owned(
+                Compression::Gzip,
+                file,
+                limits::MAX_DECOMPRESSED_KERNEL,
+            )?),
+            Format::BzImage { compression, .. } => {
+                let bz = bzimage::parse(file).map_err(UnpackError::BzImage)?;
+                debug_assert_eq!(Some(compression), bz.compression);
+                let c = bz
+                    .compression
+                    .ok_or(UnpackError::BzImage(BzImageError::UnknownCompression))?;
+                Ok(decode_owned(c, bz.payload, limits::MAX_DECOMPRESSED_KERNEL)?)
+            }
+            Format::Unknown => match bzimage::parse(file) {
+                // A file with the bzImage magic gets the header's own error.
+                Err(e) if e != BzImageError::NotBzImage => Err(UnpackError::BzImage(e)),
+                Ok(bz) if bz.compression.is_none() => {
+                    Err(UnpackError::BzImage(BzImageError::UnknownCompression))
+                }
+                _ => Err(UnpackError::UnknownFormat),
+            },
+        }
+    }
+
+    /// A ramdisk as libxenguest loads it (`xc_dom_build_module`): a gzip ramdisk is
+    /// decompressed (`xc_dom_check_gzip` / `xc_dom_do_gunzip`: gzip is the only format
+    /// libxenguest unpacks for modules; others, such as an xz or zstd initramfs, are loaded as
+    /// they are and unpacked by the kernel), anything else is used as is. Bounded by
+    /// [`limits::MAX_RAMDISK`] on both sides.
+    ///
+    /// Unlike `xc_dom_check_gzip`, which loads a gzip whose ISIZE "looks insane" as it is,
+    /// a gzip ramdisk declaring more than the limit is refused.
+    pub fn unpack_ramdisk(bytes: &[u8]) -> Result<Cow<'_, [u8]>, UnpackError> {
+        let size = bytes.len() as u64;
+        if size > limits::MAX_RAMDISK {
+            return Err(UnpackError::FileTooLarge {
+                size,
+                limit: limits::MAX_RAMDISK,
+            });
+        }
+        // xc_dom_check_gzip: at least 6 bytes (magic and ISIZE) and the gzip magic.
+        if bytes.len() >= 6 && bytes.starts_with(b"\x1f\x8b") {
+            return Ok(decode_owned(Compression::Gzip, bytes, limits::MAX_RAMDISK)?);
+        }
+        Ok(Cow::Borrowed(bytes))
+    }
+}

@@ -1,0 +1,408 @@
+//! The xenstore entries of a PV domain, as libxl writes them, and their removal.
+//!
+//! Sources: `libxl__domain_make` (the skeleton and its permissions), `store_libxl_entry`
+//! (`/libxl/<domid>/dm-version`), `libxl__build_post` (memory, store, cpus, and the `/vm`
+//! image entries of `libxl__domain_build`), and `libxl__device_console_add` with
+//! `libxl__device_generic_add` (the primary console's frontend, backend and libxl copies), all
+//! in `tools/libs/light/`. libxl spreads them over several transactions; pvbuild writes them
+//! in one, retried on EAGAIN, then introduces the domain to xenstored.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use thiserror::Error;
+use uuid::Uuid;
+
+use super::conn::{Access, Perm, Transaction, XsConnection, XsError};
+
+/// `LIBXL_XENCONSOLE_LIMIT`: the console output limit libxl advertises.
+pub const XENCONSOLE_LIMIT: u64 = 1_048_576;
+/// `LIBXL_XENCONSOLE_PROTOCOL`.
+pub const XENCONSOLE_PROTOCOL: &str = "vt100";
+/// `XenbusStateInitialising`.
+const XENBUS_STATE_INITIALISING: u32 = 1;
+/// What libxl writes at `/libxl/<domid>/dm-version` for a PV domain (its default
+/// `LIBXL_DEVICE_MODEL_VERSION_QEMU_XEN`, even with no device model running).
+pub const DM_VERSION_PV: &str = "qemu_xen";
+/// Longest domain name accepted (xenstore values could be longer; names this long are abuse).
+pub const NAME_MAX: usize = 256;
+/// Most vcpus written under `cpu/` (Xen's `HVM_MAX_VCPUS`-sized bound; PV allows fewer).
+pub const VCPUS_MAX: u32 = 512;
+
+/// A domain's event-channel ring: the page's machine frame and the channel's port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ring {
+    /// Machine frame of the ring page (written as `ring-ref`).
+    pub mfn: u64,
+    /// Unbound event channel port.
+    pub port: u32,
+}
+
+/// Everything the xenstore entries of a new PV domain are made of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDomain {
+    /// The domain id.
+    pub domid: u32,
+    /// Its name (unique among domains).
+    pub name: String,
+    /// Its UUID (the `/vm/<uuid>` entry).
+    pub uuid: Uuid,
+    /// `memory/static-max`, in KiB.
+    pub max_memkb: u64,
+    /// `memory/target`, in KiB.
+    pub target_memkb: u64,
+    /// Number of vcpus the domain may have (`cpu/N` for each).
+    pub max_vcpus: u32,
+    /// How many of them start online.
+    pub avail_vcpus: u32,
+    /// The xenstore ring.
+    pub store: Ring,
+    /// The console ring.
+    pub console: Ring,
+    /// The domain of the xenstore and console backends (0: dom0).
+    pub backend_domid: u32,
+    /// Path of the kernel (`/vm/<uuid>/image/kernel`).
+    pub kernel: String,
+    /// Path of the ramdisk, if any.
+    pub ramdisk: Option<String>,
+    /// Kernel command line, if any.
+    pub cmdline: Option<String>,
+    /// When the build started (`/vm/<uuid>/start_time`).
+    pub start_time: SystemTime,
+}
+
+/// One step of writing the entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Remove a subtree (missing is fine).
+    Rm(String),
+    /// `libxl__xs_mknod`: create with an empty value, then set permissions.
+    Mknod(String, Vec<Perm>),
+    /// `xs_mkdir` then set permissions.
+    MkdirPerms(String, Vec<Perm>),
+    /// Write a value (new nodes inherit their parent's permissions).
+    Write(String, String),
+    /// Write a value, then set its permissions.
+    WritePerms(String, String, Vec<Perm>),
+}
+
+/// Why the domain's entries could not be written.
+#[derive(Debug, Error)]
+pub enum DomainXsError {
+    /// The name is empty, too long, or has control characters.
+    #[error("invalid domain name {0:?}")]
+    BadName(String),
+    /// Another domain already has the name.
+    #[error("a domain named {name:?} already exists (domain {domid})")]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// The domain that has it.
+        domid: u32,
+    },
+    /// More vcpus than pvbuild writes, or more online than exist.
+    #[error("invalid vcpu counts: {avail} online of {max}")]
+    BadVcpus {
+        /// max_vcpus.
+        max: u32,
+        /// avail_vcpus.
+        avail: u32,
+    },
+    /// Domain 0 cannot be (re)made.
+    #[error("domain id {0} is not a guest domain id")]
+    BadDomid(u32),
+    /// A xenstore operation failed.
+    #[error(transparent)]
+    Xs(#[from] XsError),
+}
+
+/// `/local/domain/<domid>`.
+pub fn dom_path(domid: u32) -> String {
+    format!("/local/domain/{domid}")
+}
+
+/// `/libxl/<domid>`.
+pub fn libxl_path(domid: u32) -> String {
+    format!("/libxl/{domid}")
+}
+
+/// `/vm/<uuid>`.
+pub fn vm_path(uuid: &Uuid) -> String {
+    format!("/vm/{}", uuid.hyphenated())
+}
+
+/// The primary console's backend directory, `/local/domain/<be>/backend/console/<domid>`.
+pub fn console_backend_dir(backend_domid: u32, domid: u32) -> String {
+    format!("/local/domain/{backend_domid}/backend/console/{domid}")
+}
+
+/// libxl's `start_time`: seconds, a dot, and hundredths.
+pub fn start_time_string(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!("{}.{:02}", d.as_secs(), d.subsec_micros() / 10_000)
+}
+
+/// The first domid `>= 1` with no `/local/domain/<id>` (for callers without a hypervisor).
+fn valid_guest_domid(domid: u32) -> bool {
+    // DOMID_FIRST_RESERVED is 0x7ff0.
+    (1..0x7ff0).contains(&domid)
+}
+
+fn check_name(name: &str) -> Result<(), DomainXsError> {
+    if name.is_empty() || name.len() > NAME_MAX || name.chars().any(char::is_control) {
+        return Err(DomainXsError::BadName(name.chars().take(64).collect()));
+    }
+    Ok(())
+}
+
+impl NewDomain {
+    /// The ordered steps that write this domain's entries, libxl's order.
+    pub fn ops(&self) -> Vec<Op> {
+        let d = self.domid;
+        let be = self.backend_domid;
+        let dom = dom_path(d);
+        let vm = vm_path(&self.uuid);
+        let libxl = libxl_path(d);
+        // libxl__domain_make's permission sets.
+        let noperm = vec![Perm::new(0, Access::None)];
+        let roperm = vec![Perm::new(0, Access::None), Perm::new(d, Access::Read)];
+        let rwperm = vec![Perm::new(d, Access::None)];
+        let mut ops = vec![
+            Op::Rm(dom.clone()),
+            Op::Mknod(dom.clone(), roperm.clone()),
+            Op::Rm(vm.clone()),
+            Op::Mknod(vm.clone(), roperm.clone()),
+            Op::Rm(libxl.clone()),
+            Op::Mknod(libxl.clone(), noperm.clone()),
+            Op::Mknod(format!("{libxl}/device"), noperm),
+            Op::Write(format!("{dom}/vm"), vm.clone()),
+            Op::Write(format!("{dom}/name"), self.name.clone()),
+            Op::Mknod(format!("{dom}/cpu"), roperm.clone()),
+            Op::Mknod(format!("{dom}/memory"), roperm.clone()),
+            Op::Mknod(format!("{dom}/device"), roperm.clone()),
+            Op::Mknod(format!("{dom}/device/suspend/event-channel"), rwperm.clone()),
+            Op::Mknod(format!("{dom}/control"), roperm.clone()),
+        ];
+        for n in ["shutdown", "feature-poweroff", "feature-reboot", "feature-suspend", "sysrq"] {
+            ops.push(Op::Mknod(format!("{dom}/control/{n}"), rwperm.clone()));
+        }
+        for n in ["data", "drivers", "feature", "attr", "error"] {
+            ops.push(Op::Mknod(format!("{dom}/{n}"), rwperm.clone()));
+        }
+        ops.extend([
+            Op::Write(format!("{vm}/uuid"), self.uuid.hyphenated().to_string()),
+            Op::Write(format!("{vm}/name"), self.name.clone()),
+            Op::Write(format!("{dom}/control/platform-feature-multiprocessor-suspend"), "1".into()),
+            Op::Write(format!("{dom}/control/platform-feature-xs_reset_watches"), "1".into()),
+            Op::Write(format!("{libxl}/type"), "pv".into()),
+            // store_libxl_entry
+            Op::Write(format!("{libxl}/dm-version"), DM_VERSION_PV.into()),
+            // libxl__build_post
+            Op::Write(format!("{dom}/memory/static-max"), self.max_memkb.to_string()),
+            Op::Write(format!("{dom}/memory/target"), self.target_memkb.to_string()),
+            Op::Write(format!("{dom}/memory/videoram"), "0".into()),
+            Op::Write(format!("{dom}/domid"), d.to_string()),
+            Op::Write(format!("{dom}/store/port"), self.store.port.to_string()),
+            Op::Write(format!("{dom}/store/ring-ref"), self.store.mfn.to_string()),
+        ]);
+        for i in 0..self.max_vcpus {
+            let state = if i < self.avail_vcpus { "online" } else { "offline" };
+            ops.push(Op::Write(format!("{dom}/cpu/{i}/availability"), state.into()));
+        }
+        ops.extend([
+            Op::Write(format!("{vm}/image/ostype"), "linux".into()),
+            Op::Write(format!("{vm}/image/kernel"), self.kernel.clone()),
+            Op::Write(format!("{vm}/start_time"), start_time_string(self.start_time)),
+        ]);
+        if let Some(r) = &self.ramdisk {
+            ops.push(Op::Write(format!("{vm}/image/ramdisk"), r.clone()));
+        }
+        if let Some(c) = &self.cmdline {
+            ops.push(Op::Write(format!("{vm}/image/cmdline"), c.clone()));
+        }
+        // The primary console (libxl__device_console_add + libxl__device_generic_add).
+        let fe = format!("{dom}/console");
+        let be_path = format!("{}/0", console_backend_dir(be, d));
+        let lx = format!("{libxl}/device/console/0");
+        let frontend_perms = vec![Perm::new(d, Access::None), Perm::new(be, Access::Read)];
+        let ro_frontend_perms = vec![Perm::new(be, Access::None), Perm::new(d, Access::Read)];
+        let backend_perms = ro_frontend_perms.clone();
+        let bents: Vec<(&str, String)> = vec![
+            ("frontend-id", d.to_string()),
+            ("online", "1".into()),
+            ("state", XENBUS_STATE_INITIALISING.to_string()),
+            ("protocol", XENCONSOLE_PROTOCOL.into()),
+        ];
+        ops.extend([
+            Op::Rm(lx.clone()),
+            Op::Write(format!("{lx}/frontend"), fe.clone()),
+            Op::Write(format!("{lx}/backend"), be_path.clone()),
+            Op::Rm(fe.clone()),
+            // Console 0's frontend directory is read-only for the guest.
+            Op::MkdirPerms(fe.clone(), ro_frontend_perms.clone()),
+            Op::Write(format!("{fe}/backend"), be_path.clone()),
+            Op::WritePerms(format!("{fe}/backend-id"), be.to_string(), frontend_perms),
+        ]);
+        for (k, v) in [
+            ("limit", XENCONSOLE_LIMIT.to_string()),
+            ("type", "xenconsoled".to_owned()),
+            ("output", "pty".to_owned()),
+            ("tty", String::new()),
+            ("port", self.console.port.to_string()),
+            ("ring-ref", self.console.mfn.to_string()),
+        ] {
+            ops.push(Op::WritePerms(format!("{fe}/{k}"), v, ro_frontend_perms.clone()));
+        }
+        ops.extend([
+            Op::Rm(be_path.clone()),
+            Op::MkdirPerms(be_path.clone(), backend_perms),
+            Op::Write(format!("{be_path}/frontend"), fe),
+        ]);
+        for (k, v) in &bents {
+            ops.push(Op::Write(format!("{be_path}/{k}"), v.clone()));
+        }
+        for (k, v) in &bents {
+            ops.push(Op::Write(format!("{lx}/{k}"), v.clone()));
+        }
+        ops
+    }
+
+    fn validate(&self) -> Result<(), DomainXsError> {
+        if !valid_guest_domid(self.domid) {
+            return Err(DomainXsError::BadDomid(self.domid));
+        }
+        check_name(&self.name)?;
+        if self.max_vcpus == 0 || self.max_vcpus > VCPUS_MAX || self.avail_vcpus > self.max_vcpus {
+            return Err(DomainXsError::BadVcpus { max: self.max_vcpus, avail: self.avail_vcpus });
+        }
+        Ok(())
+    }
+}
+
+fn apply(t: &Transaction<'_>, op: &Op) -> Result<(), XsError> {
+    match op {
+        Op::Rm(p) => t.rm_if_present(p),
+        Op::Mknod(p, perms) => {
+            t.write(p, "")?;
+            t.set_perms(p, perms)
+        }
+        Op::MkdirPerms(p, perms) => {
+            t.mkdir(p)?;
+            t.set_perms(p, perms)
+        }
+        Op::Write(p, v) => t.write(p, v),
+        Op::WritePerms(p, v, perms) => {
+            t.write(p, v)?;
+            t.set_perms(p, perms)
+        }
+    }
+}
+
+/// The domain (other than `domid`) that already has `name`, read inside `t`.
+fn name_owner(t: &Transaction<'_>, name: &str, domid: u32) -> Result<Option<u32>, XsError> {
+    for child in t.directory("/local/domain")? {
+        let Ok(other) = child.parse::<u32>() else { continue };
+        if other == domid {
+            continue;
+        }
+        if t.read_opt(&format!("/local/domain/{other}/name"))?.as_deref() == Some(name) {
+            return Ok(Some(other));
+        }
+    }
+    Ok(None)
+}
+
+/// Write every entry of a new PV domain in one transaction (retried on EAGAIN), refusing a
+/// name another domain has, then introduce the domain to xenstored (`XS_INTRODUCE` with the
+/// store ring's mfn and port). On error nothing of the transaction is left; if the
+/// introduction fails, the entries are removed again before the error is returned.
+pub fn write_new_domain(xs: &XsConnection, d: &NewDomain) -> Result<(), DomainXsError> {
+    d.validate()?;
+    let ops = d.ops();
+    xs.with_transaction(|t| {
+        if let Some(other) = name_owner(t, &d.name, d.domid)? {
+            return Ok(Err(DomainXsError::NameTaken { name: d.name.clone(), domid: other }));
+        }
+        for op in &ops {
+            apply(t, op)?;
+        }
+        Ok(Ok(()))
+    })??;
+    if let Err(e) = xs.introduce(d.domid, d.store.mfn, d.store.port) {
+        // Undo what was written; the introduction's error is the one to report.
+        let _ = remove_domain(xs, d.domid, Some(&d.uuid), d.backend_domid, false);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Remove everything [`write_new_domain`] wrote for `domid`: `/local/domain/<domid>`, its
+/// `/vm/<uuid>` (read from the domain's `vm` node, or `uuid` when that is gone), `/libxl/<domid>`
+/// and the console backend directory, in one transaction; missing nodes are fine. With
+/// `release`, xenstored is then told to forget the domain (`XS_RELEASE`; ENOENT ignored).
+pub fn remove_domain(
+    xs: &XsConnection,
+    domid: u32,
+    uuid: Option<&Uuid>,
+    backend_domid: u32,
+    release: bool,
+) -> Result<(), DomainXsError> {
+    if !valid_guest_domid(domid) {
+        return Err(DomainXsError::BadDomid(domid));
+    }
+    let dom = dom_path(domid);
+    xs.with_transaction(|t| {
+        // The vm node is dom0-owned and read-only for the guest; still accept only a path of
+        // the form libxl writes, so a corrupted value cannot make us remove something else.
+        let from_store = t
+            .read_opt(&format!("{dom}/vm"))?
+            .and_then(|v| v.strip_prefix("/vm/").and_then(|u| Uuid::parse_str(u).ok()));
+        let mut vms: Vec<Uuid> = from_store.into_iter().collect();
+        if let Some(u) = uuid {
+            if !vms.contains(u) {
+                vms.push(*u);
+            }
+        }
+        t.rm_if_present(&dom)?;
+        for u in &vms {
+            t.rm_if_present(&vm_path(u))?;
+        }
+        t.rm_if_present(&libxl_path(domid))?;
+        t.rm_if_present(&console_backend_dir(backend_domid, domid))?;
+        Ok(())
+    })?;
+    if release {
+        match xs.release(domid) {
+            Err(e) if e.is_not_found() => {}
+            r => r?,
+        }
+    }
+    Ok(())
+}
+
+/// A domain as `pvbuild list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainEntry {
+    /// The domain id.
+    pub domid: u32,
+    /// Its name, if it has one.
+    pub name: Option<String>,
+}
+
+/// The domains under `/local/domain`, by domid, with their names.
+pub fn list_domains(xs: &XsConnection) -> Result<Vec<DomainEntry>, XsError> {
+    let mut ids: Vec<u32> =
+        xs.directory("/local/domain")?.iter().filter_map(|c| c.parse().ok()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter()
+        .map(|domid| {
+            let name = xs.read_opt(&format!("/local/domain/{domid}/name"))?;
+            Ok(DomainEntry { domid, name })
+        })
+        .collect()
+}
+
+/// The domid of the domain named `name`, if any (for `pvbuild destroy NAME`).
+pub fn domid_by_name(xs: &XsConnection, name: &str) -> Result<Option<u32>, XsError> {
+    Ok(list_domains(xs)?.into_iter().find(|e| e.name.as_deref() == Some(name)).map(|e| e.domid))
+}

@@ -1,0 +1,103 @@
+# Helpers for scenario scripts (sourced; POSIX sh, runs in dom0).
+#
+# The scenario contract (see tests/xen/README.md):
+#   - a scenario is tests/xen/scenarios/NAME.sh, run by run-scenarios.sh with
+#     `sh`, in its own result directory $HARNESS_OUT, under a timeout;
+#   - it prints result lines on stdout, everything else is kept as its log:
+#       PASS                  the verdict, when every check held (exit 0)
+#       FAIL: <reason>        the verdict otherwise (exit non-zero)
+#       METRIC <key> <value>  a measured figure (seconds unless the key says)
+#       EVIDENCE <file>       a file whose last lines the host prints under the
+#                             verdict (a guest console log, a tool's output)
+#       NOTE <text>           anything worth a line in the host's report
+#   - no verdict line, a non-zero exit or the timeout all count as FAIL.
+# Environment: HARNESS_REPO, HARNESS_SHARE, HARNESS_OUT, HARNESS_XENBIN,
+# HARNESS_PVBUILD, HARNESS_GUEST_KERNEL, HARNESS_GUEST_KVER,
+# HARNESS_GUEST_RAMDISK, HARNESS_GUEST_CMDLINE, HARNESS_GUEST_MEMORY,
+# HARNESS_PV_TEST_KERNEL (empty when not built).
+
+pass() { echo "PASS"; exit 0; }
+fail() { echo "FAIL: $*"; exit 1; }
+metric() { echo "METRIC $1 $2"; }
+evidence() { echo "EVIDENCE $1"; }
+note() { echo "NOTE $*"; }
+
+# Seconds since the epoch, with nanoseconds.
+now() { date +%s.%N; }
+# elapsed START [END]: END-START in seconds, two decimals.
+elapsed() { awk -v a="$1" -v b="${2:-$(now)}" 'BEGIN { printf "%.2f", b - a }'; }
+
+# The console log xenconsoled (--log=guest) writes for domain NAME.
+console_log() { echo "$HARNESS_SHARE/console/guest-$1.log"; }
+
+# The line the harness's guest ramdisk prints when it ran under KERNEL_RELEASE
+# with the command line CMDLINE.
+expected_marker() { echo "PVBUILD-GUEST-OK $1 $2"; }
+
+# wait_for SECONDS CMD...: run CMD every 0.2 s until it succeeds; 1 when it
+# still fails after SECONDS*5 tries (at least SECONDS; the scenario's own
+# timeout bounds the whole). Few processes per try: under TCG a fork is dear.
+wait_for() {
+    _tries=$(($1 * 5))
+    shift
+    while ! "$@"; do
+        [ "$_tries" -gt 0 ] || return 1
+        _tries=$((_tries - 1))
+        sleep 0.2
+    done
+}
+
+has_marker() { grep -q "PVBUILD-GUEST-OK" "$(console_log "$1")" 2>/dev/null; }
+domain_gone() { ! xl domid "$1" >/dev/null 2>&1; }
+# Xen's state letters from `xl list`: s = shut down (and not yet destroyed).
+domain_shut_down() { domain_gone "$1" || xl list "$1" 2>/dev/null | awk 'NR == 2 { exit !($5 ~ /s/) }'; }
+
+# The marker line of domain NAME's console log (empty when none), carriage
+# returns stripped (hvc output ends lines with CR LF).
+marker_line() { tr -d '\r' < "$(console_log "$1")" 2>/dev/null | grep -m 1 "PVBUILD-GUEST-OK"; }
+
+# write_xl_cfg NAME KERNEL RAMDISK: an xl config for the harness's PV guest.
+write_xl_cfg() {
+    cat <<CFG
+name = "$1"
+type = "pv"
+kernel = "$2"
+ramdisk = "$3"
+memory = $HARNESS_GUEST_MEMORY
+vcpus = 1
+extra = "$HARNESS_GUEST_CMDLINE"
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+CFG
+}
+
+# xl_boot_debian NAME [XL_FLAGS...]: `xl [FLAGS] create` Debian's kernel with the
+# harness ramdisk, then check the guest ran and powered off. Prints METRIC lines
+# (xl_create_s: till `xl create` returned; marker_s: till the marker showed in
+# the console log; gone_s: till the domain was destroyed) and the verdict.
+# Keeps xl's output in $HARNESS_OUT/xl-create.log.
+xl_boot_debian() {
+    _name=$1
+    shift
+    _cfg="$HARNESS_OUT/$_name.cfg"
+    write_xl_cfg "$_name" "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK" > "$_cfg"
+    _t0=$(now)
+    xl "$@" create "$_cfg" > "$HARNESS_OUT/xl-create.log" 2>&1
+    _rc=$?
+    _t1=$(now)
+    [ $_rc -eq 0 ] || fail "xl $* create exited $_rc: $(tail -n 3 "$HARNESS_OUT/xl-create.log" | tr '\n' ' ')"
+    metric xl_create_s "$(elapsed "$_t0" "$_t1")"
+    evidence "$(console_log "$_name")"
+    wait_for 180 has_marker "$_name" || fail "no PVBUILD-GUEST-OK marker in $(console_log "$_name") within 180 s of xl create"
+    metric marker_s "$(elapsed "$_t0")"
+    wait_for 120 domain_gone "$_name" || fail "domain $_name still exists 120 s after its marker: $(xl list "$_name" 2>&1 | tail -n 1)"
+    metric gone_s "$(elapsed "$_t0")"
+    _want=$(expected_marker "$HARNESS_GUEST_KVER" "$HARNESS_GUEST_CMDLINE")
+    _got=$(marker_line "$_name")
+    [ "$_got" = "$_want" ] || fail "marker is '$_got', expected '$_want'"
+    # xl's per-domain daemon logs the shutdown reason it saw (0 = poweroff).
+    cp "/var/log/xen/xl-$_name.log" "$HARNESS_OUT/" 2>/dev/null
+    grep -q "shut down, reason code 0" "$HARNESS_OUT/xl-$_name.log" 2>/dev/null ||
+        fail "xl did not see a poweroff: $(tail -n 2 "$HARNESS_OUT/xl-$_name.log" 2>/dev/null | tr '\n' ' ')"
+}

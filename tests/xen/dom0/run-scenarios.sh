@@ -1,0 +1,41 @@
+#!/bin/sh
+# Runs in dom0 (from stage2.sh): each scenario named in $HARNESS_SCENARIOS, one
+# after the other, each under `timeout $HARNESS_SCENARIO_TIMEOUT`, with its
+# stdout+stderr in $HARNESS_SHARE/results/NAME/log and its verdict line in
+# .../verdict. Progress lines go to $HARNESS_SHARE/progress.log, which run.sh
+# on the host follows. Domains a scenario leaves behind are destroyed (and
+# said so in its log) so the next one starts clean.
+share=$HARNESS_SHARE
+scen_dir="$HARNESS_REPO/tests/xen/scenarios"
+export PATH="$HARNESS_XENBIN:$PATH"
+
+for name in $HARNESS_SCENARIOS; do
+    out="$share/results/$name"
+    mkdir -p "$out"
+    echo "start $name $(date +%s.%N)" >> "$share/progress.log"
+    echo "HARNESS-SCENARIO-START $name"
+    if [ -r "$scen_dir/$name.sh" ]; then
+        (cd "$out" && HARNESS_OUT="$out" timeout -k 5 "$HARNESS_SCENARIO_TIMEOUT" sh "$scen_dir/$name.sh") > "$out/log" 2>&1
+        rc=$?
+    else
+        echo "FAIL: no scenario script $scen_dir/$name.sh" > "$out/log"
+        rc=1
+    fi
+    verdict=$(grep -E '^(PASS$|FAIL: )' "$out/log" | tail -n 1)
+    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+        verdict="FAIL: timed out after $HARNESS_SCENARIO_TIMEOUT s${verdict:+ (last verdict line: $verdict)}"
+    elif [ -z "$verdict" ]; then
+        verdict="FAIL: exited $rc without a verdict line: $(tail -n 1 "$out/log")"
+    elif [ "$verdict" = PASS ] && [ $rc -ne 0 ]; then
+        verdict="FAIL: printed PASS but exited $rc"
+    fi
+    # Leftovers: every domain but dom0.
+    left=$(xl list 2>/dev/null | awk 'NR > 2 { print $1 }')
+    for d in $left; do
+        echo "harness: destroying leftover domain $d" >> "$out/log"
+        xl destroy "$d" >> "$out/log" 2>&1
+    done
+    echo "$verdict" > "$out/verdict"
+    echo "HARNESS-SCENARIO-END $name $verdict"
+    echo "end $name $(date +%s.%N)" >> "$share/progress.log"
+done

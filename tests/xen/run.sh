@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# tests/xen/run.sh: boot Debian's Xen and a PV dom0 under QEMU (TCG), with this
+# machine's whole userland visible in dom0, run the scenario scripts of
+# tests/xen/scenarios/ there and report PASS/FAIL per scenario.
+#
+#   tests/xen/run.sh [--scenario NAME]... [--no-build] [--timeout SECONDS] [--list]
+#
+# Exit status: 0 when every selected scenario passed, 1 otherwise (a failed
+# check, a timeout, a dom0 that did not come up), 2 on bad usage.
+# Everything the run made is in tests/xen/work/ (serial.log: Xen + dom0 console;
+# share/results/NAME/: each scenario's log, verdict and files; share/console/:
+# xenconsoled's guest logs; timings.txt). See tests/xen/README.md.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+work=$here/work
+share=$work/share
+
+usage() {
+    sed -n '4,6p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+scenarios=()
+build=1
+scenario_timeout=${HARNESS_SCENARIO_TIMEOUT:-360}
+while [ $# -gt 0 ]; do
+    case $1 in
+    --scenario | -s)
+        [ $# -ge 2 ] || usage
+        scenarios+=("$2")
+        shift 2
+        ;;
+    --no-build) build=0; shift ;;
+    --timeout)
+        [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]] || usage
+        scenario_timeout=$2
+        shift 2
+        ;;
+    --list)
+        for f in "$here"/scenarios/*.sh; do basename "$f" .sh; done
+        exit 0
+        ;;
+    -h | --help) usage ;;
+    *) echo "error: unknown argument '$1'" >&2; usage ;;
+    esac
+done
+if [ ${#scenarios[@]} -eq 0 ]; then
+    for f in "$here"/scenarios/*.sh; do scenarios+=("$(basename "$f" .sh)"); done
+fi
+for s in "${scenarios[@]}"; do
+    [[ $s =~ ^[A-Za-z0-9_.-]+$ ]] && [ -r "$here/scenarios/$s.sh" ] ||
+        { echo "error: no scenario '$s' (tests/xen/run.sh --list)" >&2; exit 2; }
+done
+
+t_start=$(date +%s.%N)
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="${2:-$(now)}" 'BEGIN { printf "%.1f", b - a }'; }
+say() { printf '[%6ss] %s\n' "$(since "$t_start")" "$*"; }
+
+# ---- inputs -----------------------------------------------------------------
+# The newest Debian kernel and Xen in /boot unless told otherwise.
+newest() { ls -1 "$@" 2>/dev/null | sort -V | tail -n 1; }
+dom0_kernel=${HARNESS_DOM0_KERNEL:-$(newest /boot/vmlinuz-*-amd64)}
+guest_kernel=${HARNESS_GUEST_KERNEL:-$dom0_kernel}
+xen_gz=${HARNESS_XEN:-$(newest /boot/xen-4.*-amd64.gz)}
+missing=()
+for tool in qemu-system-x86_64 busybox cpio gzip file timeout; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+[ -n "$dom0_kernel" ] && [ -r "$dom0_kernel" ] || missing+=("a /boot/vmlinuz-*-amd64 kernel")
+[ -n "$xen_gz" ] && [ -r "$xen_gz" ] || missing+=("/boot/xen-4.*-amd64.gz")
+ls -d /usr/lib/xen-4.*/bin/xl >/dev/null 2>&1 || missing+=("xen-utils (xl)")
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "error: missing ${missing[*]}: run tests/xen/install-deps.sh as root" >&2
+    exit 1
+fi
+
+# The kernel release from a bzImage's header (setup header field kernel_version
+# at 0x20e, an offset from 0x200).
+kernel_release() {
+    local off
+    off=$(od -An -tu2 -j $((0x20e)) -N2 "$1" | tr -d ' ')
+    [ -n "$off" ] && [ "$off" -gt 0 ] || return 1
+    dd if="$1" bs=1 skip=$((off + 0x200)) count=128 2>/dev/null | tr '\0' '\n' | head -n 1 | cut -d' ' -f1
+}
+dom0_kver=$(kernel_release "$dom0_kernel") || { echo "error: $dom0_kernel is not a bzImage" >&2; exit 1; }
+guest_kver=$(kernel_release "$guest_kernel") || { echo "error: $guest_kernel is not a bzImage" >&2; exit 1; }
+[ -d "/lib/modules/$dom0_kver" ] || { echo "error: no /lib/modules/$dom0_kver for dom0's kernel" >&2; exit 1; }
+# QEMU's -initrd takes "file args,file args": no commas in these paths.
+for p in "$dom0_kernel" "$work"; do
+    case $p in *,*) echo "error: '$p' contains a comma, which QEMU's -initrd cannot take" >&2; exit 1 ;; esac
+done
+
+# ---- build ------------------------------------------------------------------
+rm -rf "$share"
+mkdir -p "$share/bin" "$share/results" "$share/console"
+t_build=$(now)
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+pvbuild_bin=$share/bin/pvbuild
+pv_test_kernel=
+if [ $build -eq 1 ]; then
+    say "building pvbuild (cargo build --release -p pvbuild)"
+    if (cd "$repo" && cargo build --release -p pvbuild) > "$work/build-pvbuild.log" 2>&1; then
+        cp "$target_dir/release/pvbuild" "$pvbuild_bin"
+    else
+        say "pvbuild did not build (its scenarios will fail): $(tail -n 3 "$work/build-pvbuild.log" | tr '\n' ' ')"
+    fi
+    if [ -f "$repo/tests/pv-test-kernel/Cargo.toml" ]; then
+        say "building the PV test kernel (tests/pv-test-kernel)"
+        if (cd "$repo/tests/pv-test-kernel" && env -u CARGO_TARGET_DIR cargo build --release) > "$work/build-pv-test-kernel.log" 2>&1; then
+            cp "$repo/tests/pv-test-kernel/target/x86_64-unknown-none/release/pv-test-kernel" "$share/bin/pv-test-kernel"
+            pv_test_kernel=$share/bin/pv-test-kernel
+        else
+            say "the PV test kernel did not build: $(tail -n 3 "$work/build-pv-test-kernel.log" | tr '\n' ' ')"
+        fi
+    fi
+else
+    [ -x "$target_dir/release/pvbuild" ] && cp "$target_dir/release/pvbuild" "$pvbuild_bin"
+    k=$repo/tests/pv-test-kernel/target/x86_64-unknown-none/release/pv-test-kernel
+    [ -f "$k" ] && cp "$k" "$share/bin/pv-test-kernel" && pv_test_kernel=$share/bin/pv-test-kernel
+fi
+t_build_end=$(now)
+
+t_images=$(now)
+if [ ! -s "$work/xen" ] || [ "$xen_gz" -nt "$work/xen" ]; then
+    zcat "$xen_gz" > "$work/xen.tmp" && mv "$work/xen.tmp" "$work/xen"
+fi
+"$here/build-dom0-initrd.sh" "$work/dom0-initrd.gz" "$dom0_kver"
+"$here/build-guest-ramdisk.sh" "$share/guest-initrd.gz"
+t_images_end=$(now)
+
+guest_cmdline="console=hvc0 quiet"
+{
+    printf 'HARNESS_REPO=%q\n' "$repo"
+    printf 'HARNESS_SHARE=%q\n' "$share"
+    printf 'HARNESS_SCENARIOS=%q\n' "${scenarios[*]}"
+    printf 'HARNESS_SCENARIO_TIMEOUT=%q\n' "$scenario_timeout"
+    printf 'HARNESS_PVBUILD=%q\n' "$pvbuild_bin"
+    printf 'HARNESS_PV_TEST_KERNEL=%q\n' "$pv_test_kernel"
+    printf 'HARNESS_GUEST_KERNEL=%q\n' "$guest_kernel"
+    printf 'HARNESS_GUEST_KVER=%q\n' "$guest_kver"
+    printf 'HARNESS_GUEST_RAMDISK=%q\n' "$share/guest-initrd.gz"
+    printf 'HARNESS_GUEST_CMDLINE=%q\n' "$guest_cmdline"
+    printf 'HARNESS_GUEST_MEMORY=%q\n' 256
+    printf 'export HARNESS_REPO HARNESS_SHARE HARNESS_SCENARIOS HARNESS_SCENARIO_TIMEOUT HARNESS_PVBUILD HARNESS_PV_TEST_KERNEL\n'
+    printf 'export HARNESS_GUEST_KERNEL HARNESS_GUEST_KVER HARNESS_GUEST_RAMDISK HARNESS_GUEST_CMDLINE HARNESS_GUEST_MEMORY\n'
+} > "$share/config.env"
+: > "$share/progress.log"
+
+# ---- boot -------------------------------------------------------------------
+boot_timeout=${HARNESS_BOOT_TIMEOUT:-240}
+total_timeout=$((boot_timeout + ${#scenarios[@]} * (scenario_timeout + 15) + 30))
+serial=$work/serial.log
+: > "$serial"
+qemu=(qemu-system-x86_64 -machine q35,accel=tcg -cpu max -m 3072 -smp 2 -no-reboot
+    -display none -monitor none -nic none -serial "file:$serial"
+    -kernel "$work/xen"
+    -append "console=com1 dom0_mem=1024M loglvl=all guest_loglvl=all smap=false"
+    -initrd "$dom0_kernel console=hvc0 earlyprintk=xen,$work/dom0-initrd.gz"
+    -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
+    -virtfs "local,path=$share,mount_tag=pvbshare,security_model=none,multidevs=remap")
+printf '%q ' timeout -k 10 "$total_timeout" "${qemu[@]}" > "$work/qemu-command.txt"
+echo >> "$work/qemu-command.txt"
+say "booting Xen ($(basename "$xen_gz")) + dom0 ($dom0_kver) under QEMU TCG; scenarios: ${scenarios[*]}"
+t_qemu=$(now)
+timeout -k 10 "$total_timeout" "${qemu[@]}" > "$work/qemu.out" 2>&1 &
+qemu_pid=$!
+trap 'kill "$qemu_pid" 2>/dev/null || true' EXIT INT TERM
+
+declare -A s_start s_secs
+seen=0
+t_ready=
+halted=
+fatal=
+t_halt=
+boot_deadline=$(awk -v a="$t_qemu" -v b="$boot_timeout" 'BEGIN { printf "%.0f", a + b }')
+while kill -0 "$qemu_pid" 2>/dev/null; do
+    mapfile -t lines < "$share/progress.log"
+    while [ "$seen" -lt "${#lines[@]}" ]; do
+        read -r ev arg _ <<< "${lines[$seen]}"
+        seen=$((seen + 1))
+        case $ev in
+        stage2) say "dom0 switched into the host's root" ;;
+        ready)
+            t_ready=$(now)
+            say "dom0 ready (xenstored, xen-init-dom0, xenconsoled) after $(since "$t_qemu" "$t_ready") s"
+            ;;
+        start) s_start[$arg]=$(now) ;;
+        end)
+            s_secs[$arg]=$(since "${s_start[$arg]:-$t_qemu}")
+            v=$(cat "$share/results/$arg/verdict" 2>/dev/null || echo "FAIL: no verdict")
+            if [ "$v" = PASS ]; then say "PASS $arg (${s_secs[$arg]} s)"; else say "FAIL $arg: ${v#FAIL: } (${s_secs[$arg]} s)"; fi
+            ;;
+        halt) halted=1; t_halt=$(now) ;;
+        fatal) fatal=${lines[$((seen - 1))]#fatal }; say "dom0 failed: $fatal" ;;
+        esac
+    done
+    if [ -z "$t_ready" ] && [ -z "$fatal" ] && [ "$(date +%s)" -gt "$boot_deadline" ]; then
+        fatal="dom0 not ready within $boot_timeout s"
+        say "$fatal: stopping QEMU"
+        kill "$qemu_pid" 2>/dev/null || true
+    fi
+    if grep -q 'HARNESS-DOM0-FATAL' "$serial" 2>/dev/null && [ -z "$fatal" ]; then
+        fatal=$(grep -m 1 -a 'HARNESS-DOM0-FATAL' "$serial" | tr -d '\r')
+        say "dom0 failed: $fatal"
+    fi
+    # dom0 powered off but the machine did not go away: stop it.
+    if { [ -n "$halted" ] || [ -n "$fatal" ]; } && [ -n "${t_halt:=$(now)}" ] &&
+        awk -v a="$t_halt" -v n="$(now)" 'BEGIN { exit !(n - a > 20) }'; then
+        kill "$qemu_pid" 2>/dev/null || true
+    fi
+    sleep 0.5
+done
+qemu_rc=0
+wait "$qemu_pid" || qemu_rc=$?
+trap - EXIT INT TERM
+t_end=$(now)
+
+# ---- report -----------------------------------------------------------------
+echo
+passed=0
+failed=0
+for s in "${scenarios[@]}"; do
+    res=$share/results/$s
+    if [ -r "$res/verdict" ]; then
+        verdict=$(cat "$res/verdict")
+    elif [ -n "${s_start[$s]:-}" ]; then
+        verdict="FAIL: did not finish (the machine stopped: ${fatal:-QEMU exited $qemu_rc})"
+    else
+        verdict="FAIL: not run (${fatal:-dom0 did not reach it; QEMU exited $qemu_rc})"
+    fi
+    metrics=$(grep -a '^METRIC ' "$res/log" 2>/dev/null | awk '{ printf "%s%s=%s", sep, $2, $3; sep = " " }' || true)
+    if [ "$verdict" = PASS ]; then
+        passed=$((passed + 1))
+        echo "PASS $s (${s_secs[$s]:-?} s${metrics:+; $metrics})"
+    else
+        failed=$((failed + 1))
+        echo "FAIL $s: ${verdict#FAIL: } (${s_secs[$s]:-?} s${metrics:+; $metrics})"
+    fi
+    grep -a '^NOTE ' "$res/log" 2>/dev/null | sed 's/^NOTE /    note: /' || true
+    { grep -a '^EVIDENCE ' "$res/log" 2>/dev/null || true; } | cut -d' ' -f2- | awk '!seen[$0]++' | while read -r f; do
+        echo "    --- ${f#"$repo"/} (last lines)"
+        if [ -s "$f" ]; then
+            tail -n 6 "$f" | tr -d '\r' | sed 's/^/    | /'
+        else
+            echo "    | (missing or empty)"
+        fi
+    done
+done
+boot_s=-
+[ -n "$t_ready" ] && boot_s=$(since "$t_qemu" "$t_ready")
+{
+    echo "build_s $(since "$t_build" "$t_build_end")"
+    echo "images_s $(since "$t_images" "$t_images_end")"
+    echo "boot_to_dom0_ready_s $boot_s"
+    for s in "${scenarios[@]}"; do
+        echo "scenario_${s}_s ${s_secs[$s]:--}"
+        grep -a '^METRIC ' "$share/results/$s/log" 2>/dev/null | awk -v s="$s" '{ print "  " s "." $2, $3 }' || true
+    done
+    echo "qemu_total_s $(since "$t_qemu" "$t_end")"
+    echo "run_total_s $(since "$t_start" "$t_end")"
+} > "$work/timings.txt"
+echo
+echo "timings: build $(since "$t_build" "$t_build_end") s, images $(since "$t_images" "$t_images_end") s," \
+    "boot to dom0 ready $boot_s s, QEMU $(since "$t_qemu" "$t_end") s, total $(since "$t_start" "$t_end") s (tests/xen/work/timings.txt)"
+if [ $failed -gt 0 ] || [ -n "$fatal" ]; then
+    echo "--- tail of tests/xen/work/serial.log (Xen + dom0 console)"
+    tail -n 25 "$serial" | tr -d '\r' | sed 's/^/    | /'
+fi
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ] && [ -z "$fatal" ]
