@@ -130,15 +130,24 @@ mod tests {
     #[test]
     fn frames_are_checked() {
         assert_eq!(Pfn::new(MAX_FRAME).map(Pfn::get), Ok(MAX_FRAME));
-        assert_eq!(Pfn::new(MAX_FRAME + 1), Err(AddrError::FrameTooLarge(MAX_FRAME + 1)));
+        assert_eq!(
+            Pfn::new(MAX_FRAME + 1),
+            Err(AddrError::FrameTooLarge(MAX_FRAME + 1))
+        );
         assert_eq!(Mfn::new(5).map(Mfn::addr), Ok(0x5000));
-        assert_eq!(Pfn::new(MAX_FRAME).and_then(|p| p.checked_add(1)).is_err(), true);
+        assert_eq!(
+            Pfn::new(MAX_FRAME).and_then(|p| p.checked_add(1)).is_err(),
+            true
+        );
     }
 
     #[test]
     fn virt_alignment_and_pages() {
         assert!(VirtAddr::new_page_aligned(0x1001).is_err());
-        assert_eq!(VirtAddr::new(u64::MAX).checked_add(1), Err(AddrError::Overflow));
+        assert_eq!(
+            VirtAddr::new(u64::MAX).checked_add(1),
+            Err(AddrError::Overflow)
+        );
         assert_eq!(pages_for(0), Ok(0));
         assert_eq!(pages_for(1), Ok(1));
         assert_eq!(pages_for(4096), Ok(1));

@@ -110,7 +110,10 @@ pub fn plan(params: &KernelParams, req: &LayoutRequest) -> Result<Layout, Layout
     layout::solve(params, req)
 }
 
-fn seg_bytes<'m, K, M: GuestMemory>(mem: &'m mut M, seg: &Segment) -> Result<&'m mut [u8], BuildError<K, M::Error>> {
+fn seg_bytes<'m, K, M: GuestMemory>(
+    mem: &'m mut M,
+    seg: &Segment,
+) -> Result<&'m mut [u8], BuildError<K, M::Error>> {
     let pfn = seg.first_pfn().map_err(BuildError::Layout)?;
     mem.pages_mut(pfn, seg.pages).map_err(BuildError::Memory)
 }
@@ -142,10 +145,13 @@ pub fn build<L: LoadKernel, M: GuestMemory>(
 
     // Kernel: the segment is cleared, then the image copied to [virt_kstart, virt_kend).
     let kseg = layout.kernel;
-    let klen = usize::try_from(kseg.vend - kseg.vstart).map_err(|_| BuildError::Layout(LayoutError::Overflow))?;
+    let klen = usize::try_from(kseg.vend - kseg.vstart)
+        .map_err(|_| BuildError::Layout(LayoutError::Overflow))?;
     let dest = seg_bytes(mem, &kseg)?;
     dest.fill(0);
-    let dest = dest.get_mut(..klen).ok_or(BuildError::Layout(LayoutError::Overflow))?;
+    let dest = dest
+        .get_mut(..klen)
+        .ok_or(BuildError::Layout(LayoutError::Overflow))?;
     kernel.load(dest).map_err(BuildError::Kernel)?;
 
     // Ramdisk: cleared, then its bytes.
@@ -176,7 +182,12 @@ pub fn build<L: LoadKernel, M: GuestMemory>(
     // The special pages, the p2m segment and the table frames start out zero.
     seg_bytes(mem, &layout.p2m)?.fill(0);
     seg_bytes(mem, &layout.pgtables)?.fill(0);
-    for pfn in [layout.start_info_pfn, layout.xenstore_pfn, layout.console_pfn, layout.bootstack_pfn] {
+    for pfn in [
+        layout.start_info_pfn,
+        layout.xenstore_pfn,
+        layout.console_pfn,
+        layout.bootstack_pfn,
+    ] {
         zero_page(mem, pfn)?;
     }
 
@@ -215,8 +226,12 @@ pub fn build<L: LoadKernel, M: GuestMemory>(
         top_table_mfn: top_mfn,
         pin_cmd: PagingMode::of(layout.guest_type).pin_cmd(),
         hypercall_mfn,
-        store_mfn: mem.mfn(pfn_of(layout.xenstore_pfn)?).map_err(BuildError::Memory)?,
-        console_mfn: mem.mfn(pfn_of(layout.console_pfn)?).map_err(BuildError::Memory)?,
+        store_mfn: mem
+            .mfn(pfn_of(layout.xenstore_pfn)?)
+            .map_err(BuildError::Memory)?,
+        console_mfn: mem
+            .mfn(pfn_of(layout.console_pfn)?)
+            .map_err(BuildError::Memory)?,
         vcpu,
         shared_info: start_info::shared_info_page(),
         m2p_updates,

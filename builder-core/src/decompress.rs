@@ -139,7 +139,10 @@ impl core::fmt::Display for DecompressError {
                 write!(f, "{} stream too short ({len} bytes)", format.name())
             }
             DecompressError::TooLarge { size, limit } => {
-                write!(f, "decompressed size {size:#x} exceeds the limit {limit:#x}")
+                write!(
+                    f,
+                    "decompressed size {size:#x} exceeds the limit {limit:#x}"
+                )
             }
             DecompressError::OutputOverflow { format, capacity } => write!(
                 f,
@@ -413,7 +416,9 @@ mod lz4 {
             let block = body.get(inp..end).unwrap_or_default();
             let room = out.get_mut(outp..).unwrap_or_default();
             let room_len = room.len();
-            let dest = room.get_mut(..room_len.min(LEGACY_BLOCK)).unwrap_or_default();
+            let dest = room
+                .get_mut(..room_len.min(LEGACY_BLOCK))
+                .unwrap_or_default();
             let n = lz4_flex::block::decompress_into(block, dest).map_err(|e| match e {
                 lz4_flex::block::DecompressError::OutputTooSmall { .. } => {
                     DecompressError::OutputOverflow {
@@ -581,6 +586,7 @@ mod bzip2 {
         let mut dec = Decoder::new();
         let (mut inp, mut outp) = (0usize, 0usize);
         let mut spare = [0u8; 1];
+        let mut idle_eof = 0u8;
         loop {
             let dst = if outp < out.len() {
                 out.get_mut(outp..).unwrap_or_default()
@@ -591,13 +597,19 @@ mod bzip2 {
             match dec.read(dst).map_err(corrupt)? {
                 ReadState::NeedsWrite(_) => {
                     let src = body.get(inp..).unwrap_or_default();
-                    match dec.write(src).map_err(corrupt)? {
-                        WriteState::Written(n) => {
-                            if n == 0 && src.is_empty() && inp == body.len() && outp == 0 {
-                                return Err(DecompressError::Truncated { format: FMT });
-                            }
-                            inp = inp.saturating_add(n).min(body.len());
+                    if src.is_empty() {
+                        // An empty write tells the decoder the input has ended (it needs one
+                        // per remaining block); asked again and again with nothing decoded in
+                        // between, the stream is cut short.
+                        // (The decoder reports its end only on the read after the empty
+                        // write that follows its last block, so allow two.)
+                        if idle_eof >= 2 {
+                            return Err(DecompressError::Truncated { format: FMT });
                         }
+                        idle_eof += 1;
+                    }
+                    match dec.write(src).map_err(corrupt)? {
+                        WriteState::Written(n) => inp = inp.saturating_add(n).min(body.len()),
                         WriteState::NeedsRead => {}
                     }
                 }
@@ -609,6 +621,9 @@ mod bzip2 {
                         });
                     }
                     outp = outp.saturating_add(n).min(out.len());
+                    if n > 0 {
+                        idle_eof = 0;
+                    }
                 }
                 ReadState::Eof => return Ok(outp),
             }
@@ -668,7 +683,11 @@ mod unpack {
     }
 
     /// Decode a whole stream whose declared size is at most `limit` into a new buffer.
-    fn decode_owned(c: Compression, input: &[u8], limit: u64) -> Result<Cow<'static, [u8]>, DecompressError> {
+    fn decode_owned(
+        c: Compression,
+        input: &[u8],
+        limit: u64,
+    ) -> Result<Cow<'static, [u8]>, DecompressError> {
         let size = output_size_limited(c, input, limit)?;
         let len = usize::try_from(size).map_err(|_| DecompressError::TooLarge { size, limit })?;
         // `vec![0; n]` asks the allocator for zeroed memory, which it maps lazily: a stream
@@ -709,7 +728,11 @@ mod unpack {
                 let c = bz
                     .compression
                     .ok_or(UnpackError::BzImage(BzImageError::UnknownCompression))?;
-                Ok(decode_owned(c, bz.payload, limits::MAX_DECOMPRESSED_KERNEL)?)
+                Ok(decode_owned(
+                    c,
+                    bz.payload,
+                    limits::MAX_DECOMPRESSED_KERNEL,
+                )?)
             }
             Format::Unknown => match bzimage::parse(file) {
                 // A file with the bzImage magic gets the header's own error.

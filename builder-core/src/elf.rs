@@ -338,7 +338,11 @@ impl core::fmt::Display for ElfError {
                 limits::MAX_ELF_SEGMENTS
             ),
             ElfError::TooManySections(n) => {
-                write!(f, "{n} section headers (limit {})", limits::MAX_ELF_SECTIONS)
+                write!(
+                    f,
+                    "{n} section headers (limit {})",
+                    limits::MAX_ELF_SECTIONS
+                )
             }
             ElfError::NoLoadableSegments => f.write_str("ELF image has no loadable segment"),
             ElfError::SegmentOutOfFile {
@@ -362,12 +366,12 @@ impl core::fmt::Display for ElfError {
                 write!(f, "note area {offset:#x}+{size:#x} extends beyond the file")
             }
             ElfError::Note(e) => write!(f, "{e}"),
-            ElfError::NotXenImage => f.write_str(
-                "not a Xen-ELF image: no ELF notes or '__xen_guest' section found",
-            ),
-            ElfError::UnsupportedLoader => f.write_str(
-                "will only load images built for the generic loader or Linux images",
-            ),
+            ElfError::NotXenImage => {
+                f.write_str("not a Xen-ELF image: no ELF notes or '__xen_guest' section found")
+            }
+            ElfError::UnsupportedLoader => {
+                f.write_str("will only load images built for the generic loader or Linux images")
+            }
             ElfError::UnsupportedXenVersion => {
                 f.write_str("Xen will only load images built for Xen v3.0")
             }
@@ -464,8 +468,7 @@ impl<'a> Elf<'a> {
         let (machine, entry, phoff, phentsize, phnum, shoff, shentsize, shnum, shstrndx) =
             match class {
                 Class::Elf32 => {
-                    let (h, _) =
-                        Ehdr32::ref_from_prefix(bytes).map_err(|_| ElfError::Truncated)?;
+                    let (h, _) = Ehdr32::ref_from_prefix(bytes).map_err(|_| ElfError::Truncated)?;
                     (
                         h.e_machine.get(),
                         u64::from(h.e_entry.get()),
@@ -479,8 +482,7 @@ impl<'a> Elf<'a> {
                     )
                 }
                 Class::Elf64 => {
-                    let (h, _) =
-                        Ehdr64::ref_from_prefix(bytes).map_err(|_| ElfError::Truncated)?;
+                    let (h, _) = Ehdr64::ref_from_prefix(bytes).map_err(|_| ElfError::Truncated)?;
                     (
                         h.e_machine.get(),
                         h.e_entry.get(),
@@ -731,12 +733,11 @@ impl<'a> Elf<'a> {
             if ph.p_type != PT_NOTE || ph.offset == 0 {
                 continue;
             }
-            let area = range(self.bytes, ph.offset, ph.filesz).ok_or(
-                ElfError::NoteAreaOutOfFile {
+            let area =
+                range(self.bytes, ph.offset, ph.filesz).ok_or(ElfError::NoteAreaOutOfFile {
                     offset: ph.offset,
                     size: ph.filesz,
-                },
-            )?;
+                })?;
             xen = xen.saturating_add(parms.parse_area(area, &mut total)?);
         }
         if xen == 0 {
@@ -795,13 +796,12 @@ impl<'a> Elf<'a> {
             if !ph.is_loadable() {
                 continue;
             }
-            let src = range(self.bytes, ph.offset, ph.filesz).ok_or(
-                ElfError::SegmentOutOfFile {
+            let src =
+                range(self.bytes, ph.offset, ph.filesz).ok_or(ElfError::SegmentOutOfFile {
                     index,
                     offset: ph.offset,
                     filesz: ph.filesz,
-                },
-            )?;
+                })?;
             let seg = range_mut(dest, ph.paddr - self.pstart, ph.memsz)
                 .ok_or(ElfError::SegmentAddressOverflow { index })?;
             let (file_part, bss) = seg.split_at_mut(src.len());

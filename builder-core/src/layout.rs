@@ -233,7 +233,8 @@ impl Layout {
     }
     /// The virtual address of `pfn` inside the initial mapping.
     pub fn pfn_vaddr(&self, pfn: u64) -> Option<u64> {
-        pfn.checked_mul(PAGE_SIZE).and_then(|o| self.virt_base.checked_add(o))
+        pfn.checked_mul(PAGE_SIZE)
+            .and_then(|o| self.virt_base.checked_add(o))
     }
     /// Whether `pfn` is a page-table frame of any mapping (mapped read-only).
     pub fn is_pagetable_pfn(&self, pfn: u64) -> bool {
@@ -320,7 +321,12 @@ impl Alloc {
     }
 
     /// `xc_dom_alloc_segment`
-    fn segment(&mut self, name: &'static str, start: u64, size: u64) -> Result<Segment, LayoutError> {
+    fn segment(
+        &mut self,
+        name: &'static str,
+        start: u64,
+        size: u64,
+    ) -> Result<Segment, LayoutError> {
         if start != 0 {
             self.pad(start)?;
         }
@@ -451,7 +457,11 @@ impl Alloc {
     }
 
     /// `alloc_p2m_list_x86_*`: the p2m segment, and with `p2m_base` its own mapping.
-    fn p2m_list(&mut self, p2m_base: Option<u64>, entry_size: u64) -> Result<(Segment, u64), LayoutError> {
+    fn p2m_list(
+        &mut self,
+        p2m_base: Option<u64>,
+        entry_size: u64,
+    ) -> Result<(Segment, u64), LayoutError> {
         let bytes = ovf(self.total_pages.checked_mul(entry_size))?;
         let mut size = ovf(bytes.checked_add(PAGE_SIZE - 1))? & !(PAGE_SIZE - 1);
         let list_pages = size / PAGE_SIZE;
@@ -471,14 +481,21 @@ impl Alloc {
                 None => return Err(LayoutError::TooManyMappings),
             };
             self.n_mappings += 1;
-            size = ovf(tables.checked_mul(PAGE_SIZE).and_then(|t| size.checked_add(t)))?;
+            size = ovf(tables
+                .checked_mul(PAGE_SIZE)
+                .and_then(|t| size.checked_add(t)))?;
         }
         Ok((self.segment("phys2mach", 0, size)?, list_pages))
     }
 }
 
 /// Check that `[start, end)` stays clear of the hypervisor's part of the address space.
-fn check_guest_range(guest: GuestType, hv_start_low: Option<u64>, start: u64, end: u64) -> Result<(), LayoutError> {
+fn check_guest_range(
+    guest: GuestType,
+    hv_start_low: Option<u64>,
+    start: u64,
+    end: u64,
+) -> Result<(), LayoutError> {
     let bad = LayoutError::HypervisorArea { start, end };
     match guest {
         GuestType::X86_64 => {
@@ -530,7 +547,11 @@ pub fn solve(params: &KernelParams, req: &LayoutRequest) -> Result<Layout, Layou
         n_mappings: 0,
     };
 
-    let kernel = a.segment("kernel", params.virt_kstart, params.virt_kend - params.virt_kstart)?;
+    let kernel = a.segment(
+        "kernel",
+        params.virt_kstart,
+        params.virt_kend - params.virt_kstart,
+    )?;
 
     let unmapped = params.unmapped_initrd;
     let mut ramdisk = None;
@@ -539,9 +560,9 @@ pub fn solve(params: &KernelParams, req: &LayoutRequest) -> Result<Layout, Layou
     }
 
     // INIT_P2M only for 64-bit guests, below virt_base and page aligned.
-    let p2m_base = params.p2m_base.filter(|&b| {
-        guest_type == GuestType::X86_64 && b < params.virt_base && b % PAGE_SIZE == 0
-    });
+    let p2m_base = params
+        .p2m_base
+        .filter(|&b| guest_type == GuestType::X86_64 && b < params.virt_base && b % PAGE_SIZE == 0);
     let entry_size = guest_type.p2m_entry_size();
     let mut p2m = None;
     if p2m_base.is_none() {
@@ -555,7 +576,12 @@ pub fn solve(params: &KernelParams, req: &LayoutRequest) -> Result<Layout, Layou
     let bootstack_pfn = a.page("boot stack")?;
     let virt_alloc_end = a.virt_alloc_end;
     a.pad(virt_pgtab_end)?;
-    check_guest_range(guest_type, params.virt_hv_start_low, params.virt_base, virt_pgtab_end)?;
+    check_guest_range(
+        guest_type,
+        params.virt_hv_start_low,
+        params.virt_base,
+        virt_pgtab_end,
+    )?;
 
     let mut flags = SIF_VIRT_P2M_4TOOLS;
     let (mut mod_start, mut mod_len) = (0, 0);

@@ -21,21 +21,21 @@ extern crate alloc;
 
 pub mod addr;
 pub mod bin;
+pub mod build;
 pub mod bzimage;
 pub mod decompress;
 pub mod elf;
 pub mod image;
 pub mod kernel;
+pub mod layout;
 pub mod limits;
 pub mod mem;
 pub mod notes;
-pub mod probe;
-pub mod xen_guest;
-pub mod build;
-pub mod layout;
 pub mod p2m;
 pub mod paging;
+pub mod probe;
 pub mod start_info;
 pub mod vcpu;
 #[cfg(feature = "alloc")]
 pub mod walker;
+pub mod xen_guest;

@@ -93,7 +93,8 @@ impl<'a> InMemory<'a> {
             return Err(err);
         }
         let start = usize::try_from(first.addr()).map_err(|_| err)?;
-        let len = usize::try_from(count.checked_mul(crate::addr::PAGE_SIZE).ok_or(err)?).map_err(|_| err)?;
+        let len = usize::try_from(count.checked_mul(crate::addr::PAGE_SIZE).ok_or(err)?)
+            .map_err(|_| err)?;
         Ok(start..start.checked_add(len).ok_or(err)?)
     }
 }

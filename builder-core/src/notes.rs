@@ -378,9 +378,7 @@ impl DomParms {
             ty::HV_START_LOW => self.virt_hv_start_low = Some(num),
             ty::SUSPEND_CANCEL => self.suspend_cancel = Some(num),
             ty::L1_MFN_VALID => self.l1_mfn_valid = Some(num),
-            ty::FEATURES => {
-                parse_features(str_val, &mut self.f_supported, &mut self.f_required)?
-            }
+            ty::FEATURES => parse_features(str_val, &mut self.f_supported, &mut self.f_required)?,
             ty::SUPPORTED_FEATURES => {
                 for (i, w) in self.f_supported.iter_mut().enumerate() {
                     *w |= numeric_array_u32(d, i);

@@ -74,7 +74,9 @@ pub fn write_list<M: GuestMemory>(layout: &Layout, mem: &mut M) -> Result<(), P2
             let p = Pfn::new(pfn).map_err(|_| P2mError::SegmentTooSmall)?;
             let mfn = mem.mfn(p).map_err(P2mError::Memory)?.get();
             let at = k * entry as usize;
-            let slot = buf.get_mut(at..at + entry as usize).ok_or(P2mError::SegmentTooSmall)?;
+            let slot = buf
+                .get_mut(at..at + entry as usize)
+                .ok_or(P2mError::SegmentTooSmall)?;
             if entry == 8 {
                 slot.copy_from_slice(&mfn.to_le_bytes());
             } else {
@@ -84,14 +86,19 @@ pub fn write_list<M: GuestMemory>(layout: &Layout, mem: &mut M) -> Result<(), P2
         }
         let dest_pfn = Pfn::new(layout.p2m.pfn + page).map_err(|_| P2mError::SegmentTooSmall)?;
         let dest = mem.pages_mut(dest_pfn, 1).map_err(P2mError::Memory)?;
-        dest.get_mut(..buf.len()).ok_or(P2mError::SegmentTooSmall)?.copy_from_slice(&buf);
+        dest.get_mut(..buf.len())
+            .ok_or(P2mError::SegmentTooSmall)?
+            .copy_from_slice(&buf);
     }
     Ok(())
 }
 
 /// The m2p updates for frames the host moved after populating memory (`relocated`: their
 /// pfns; their new frames are read from the backend's p2m).
-pub fn m2p_updates<M: GuestMemory>(relocated: &[Pfn], mem: &M) -> Result<M2pBatch, P2mError<M::Error>> {
+pub fn m2p_updates<M: GuestMemory>(
+    relocated: &[Pfn],
+    mem: &M,
+) -> Result<M2pBatch, P2mError<M::Error>> {
     let mut batch = M2pBatch::new();
     for &pfn in relocated {
         let mfn = mem.mfn(pfn).map_err(P2mError::Memory)?;

@@ -90,7 +90,9 @@ pub enum PagingMode {
 }
 
 /// Flags of the L1 entries libxenguest writes (`lvl_prot[0]`).
-pub const L1_PROT: PteFlags = PteFlags::PRESENT.union(PteFlags::RW).union(PteFlags::ACCESSED);
+pub const L1_PROT: PteFlags = PteFlags::PRESENT
+    .union(PteFlags::RW)
+    .union(PteFlags::ACCESSED);
 /// Flags of the upper-level entries libxenguest writes (`lvl_prot[1..]`). 64-bit Xen runs
 /// 32-bit PAE guests with these on the L3 too ("they don't behave exactly like native PAE").
 pub const UPPER_PROT: PteFlags = L1_PROT.union(PteFlags::DIRTY).union(PteFlags::USER);
@@ -217,7 +219,10 @@ pub fn l3_below_4g_pfn(layout: &Layout, pae: PaeMode) -> Option<Pfn> {
 }
 
 /// Write every page-table frame of `layout` into guest memory (`setup_pgtables_pv`).
-pub fn write_tables<M: GuestMemory>(layout: &Layout, mem: &mut M) -> Result<(), PagingError<M::Error>> {
+pub fn write_tables<M: GuestMemory>(
+    layout: &Layout,
+    mem: &mut M,
+) -> Result<(), PagingError<M::Error>> {
     let mode = layout.mode;
     let mut buf = [0u8; PAGE_SIZE as usize];
     for l in (0..mode.levels()).rev() {
@@ -256,7 +261,10 @@ fn fill_table_page<M: GuestMemory>(
     let to = m1.lvls[l].to;
     let page_first = page.checked_mul(epp).ok_or(PagingError::Overflow)?;
     let page_last = page_first + epp - 1;
-    let total_entries = m1.lvls[l].pgtables.checked_mul(epp).ok_or(PagingError::Overflow)?;
+    let total_entries = m1.lvls[l]
+        .pgtables
+        .checked_mul(epp)
+        .ok_or(PagingError::Overflow)?;
     for m2 in layout.mappings() {
         let lower = if l > 0 { m2.lvls[l - 1] } else { m2.area };
         if l > 0 && lower.pgtables == 0 {
@@ -269,7 +277,10 @@ fn fill_table_page<M: GuestMemory>(
         let p_s = (lo - from) >> shift;
         let p_e = (to.min(lower.to) - from) >> shift;
         if p_e >= total_entries {
-            return Err(PagingError::IndexOutOfTable { level: l, index: p_e });
+            return Err(PagingError::IndexOutOfTable {
+                level: l,
+                index: p_e,
+            });
         }
         let first_pfn = ((lo - lower.from) >> shift)
             .checked_add(lower.pfn)

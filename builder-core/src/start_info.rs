@@ -188,15 +188,23 @@ pub fn fill_start_info<M: GuestMemory>(
     mem: &mut M,
 ) -> Result<(), StartInfoError<M::Error>> {
     let pfn = |p: u64| Pfn::new(p).map_err(|_| StartInfoError::Overflow);
-    let store_mfn = mem.mfn(pfn(layout.xenstore_pfn)?).map_err(StartInfoError::Memory)?.get();
-    let console_mfn = mem.mfn(pfn(layout.console_pfn)?).map_err(StartInfoError::Memory)?.get();
+    let store_mfn = mem
+        .mfn(pfn(layout.xenstore_pfn)?)
+        .map_err(StartInfoError::Memory)?
+        .get();
+    let console_mfn = mem
+        .mfn(pfn(layout.console_pfn)?)
+        .map_err(StartInfoError::Memory)?
+        .get();
     let shared_info = input
         .shared_info_mfn
         .get()
         .checked_shl(PAGE_SHIFT)
         .ok_or(StartInfoError::Overflow)?;
     let (first_p2m_pfn, nr_p2m_frames) = layout.p2m_frames();
-    let page = mem.pages_mut(pfn(layout.start_info_pfn)?, 1).map_err(StartInfoError::Memory)?;
+    let page = mem
+        .pages_mut(pfn(layout.start_info_pfn)?, 1)
+        .map_err(StartInfoError::Memory)?;
     match layout.guest_type {
         GuestType::X86_64 => {
             let mut si = StartInfoX86_64::new_zeroed();
@@ -216,10 +224,13 @@ pub fn fill_start_info<M: GuestMemory>(
             si.mod_start = layout.mod_start;
             si.mod_len = layout.mod_len;
             copy_cmdline(&mut si.cmd_line, input.cmdline);
-            si.write_to_prefix(page).map_err(|_| StartInfoError::Overflow)?;
+            si.write_to_prefix(page)
+                .map_err(|_| StartInfoError::Overflow)?;
         }
         GuestType::X86_32Pae | GuestType::X86_32 => {
-            let w = |name: &'static str, v: u64| u32::try_from(v).map_err(|_| StartInfoError::FieldTooLarge(name, v));
+            let w = |name: &'static str, v: u64| {
+                u32::try_from(v).map_err(|_| StartInfoError::FieldTooLarge(name, v))
+            };
             let mut si = StartInfoX86_32::new_zeroed();
             si.magic = magic(layout.guest_type);
             si.nr_pages = w("nr_pages", layout.nr_pages)?;
@@ -235,7 +246,8 @@ pub fn fill_start_info<M: GuestMemory>(
             si.mod_start = w("mod_start", layout.mod_start)?;
             si.mod_len = w("mod_len", layout.mod_len)?;
             copy_cmdline(&mut si.cmd_line, input.cmdline);
-            si.write_to_prefix(page).map_err(|_| StartInfoError::Overflow)?;
+            si.write_to_prefix(page)
+                .map_err(|_| StartInfoError::Overflow)?;
         }
     }
     Ok(())

@@ -210,7 +210,10 @@ pub fn boot_context(layout: &Layout, pae: PaeMode, top_mfn: Mfn) -> Result<VcpuC
             .and_then(|o| layout.virt_base.checked_add(o))
             .ok_or(VcpuError::Overflow)
     };
-    let sp = va(layout.bootstack_pfn.checked_add(1).ok_or(VcpuError::Overflow)?)?;
+    let sp = va(layout
+        .bootstack_pfn
+        .checked_add(1)
+        .ok_or(VcpuError::Overflow)?)?;
     let si = va(layout.start_info_pfn)?;
     match layout.guest_type {
         GuestType::X86_64 => {
@@ -236,7 +239,8 @@ pub fn boot_context(layout: &Layout, pae: PaeMode, top_mfn: Mfn) -> Result<VcpuC
             Ok(VcpuContext::X86_64(c))
         }
         GuestType::X86_32Pae | GuestType::X86_32 => {
-            let w = |n: &'static str, v: u64| u32::try_from(v).map_err(|_| VcpuError::TooLarge(n, v));
+            let w =
+                |n: &'static str, v: u64| u32::try_from(v).map_err(|_| VcpuError::TooLarge(n, v));
             let mut c = VcpuGuestContextX86_32::new_zeroed();
             c.user_regs.eip = w("eip", layout.virt_entry)?;
             c.user_regs.esp = w("esp", sp)?;
@@ -278,8 +282,14 @@ mod tests {
         let c = VcpuGuestContextX86_64::new_zeroed();
         let base = core::ptr::addr_of!(c) as usize;
         assert_eq!(core::ptr::addr_of!(c.user_regs) as usize - base, 520);
-        assert_eq!(core::ptr::addr_of!(c.user_regs.rip) as usize - base, 520 + 128);
-        assert_eq!(core::ptr::addr_of!(c.user_regs.rsp) as usize - base, 520 + 152);
+        assert_eq!(
+            core::ptr::addr_of!(c.user_regs.rip) as usize - base,
+            520 + 128
+        );
+        assert_eq!(
+            core::ptr::addr_of!(c.user_regs.rsp) as usize - base,
+            520 + 152
+        );
         assert_eq!(core::ptr::addr_of!(c.kernel_ss) as usize - base, 4968);
         assert_eq!(core::ptr::addr_of!(c.ctrlreg) as usize - base, 4984);
         assert_eq!(core::ptr::addr_of!(c.vm_assist) as usize - base, 5136);
@@ -289,6 +299,9 @@ mod tests {
         assert_eq!(core::ptr::addr_of!(c.trap_ctxt) as usize - base, 584);
         assert_eq!(core::ptr::addr_of!(c.kernel_ss) as usize - base, 2708);
         assert_eq!(core::ptr::addr_of!(c.ctrlreg) as usize - base, 2716);
-        assert_eq!(core::ptr::addr_of!(c.event_callback_cs) as usize - base, 2780);
+        assert_eq!(
+            core::ptr::addr_of!(c.event_callback_cs) as usize - base,
+            2780
+        );
     }
 }

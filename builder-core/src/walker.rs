@@ -129,7 +129,10 @@ impl<'l, M: GuestMemory> Walker<'l, M> {
             m2p.push((mem.mfn(p).map_err(WalkError::Memory)?.get(), pfn));
         }
         m2p.sort_unstable();
-        if let Some(w) = m2p.windows(2).find(|w| w.first().map(|a| a.0) == w.get(1).map(|b| b.0)) {
+        if let Some(w) = m2p
+            .windows(2)
+            .find(|w| w.first().map(|a| a.0) == w.get(1).map(|b| b.0))
+        {
             return Err(WalkError::DuplicateMfn(w.first().map_or(0, |a| a.0)));
         }
         let mode = layout.mode;
@@ -151,7 +154,11 @@ impl<'l, M: GuestMemory> Walker<'l, M> {
     }
 
     /// Translate `vaddr`: the pfn it maps and the L1 entry's flags; `Ok(None)` if unmapped.
-    fn translate(&mut self, mem: &mut M, vaddr: u64) -> Result<Option<(u64, PteFlags)>, WalkError<M::Error>> {
+    fn translate(
+        &mut self,
+        mem: &mut M,
+        vaddr: u64,
+    ) -> Result<Option<(u64, PteFlags)>, WalkError<M::Error>> {
         let top = self.mode.levels() - 1;
         let epp = self.mode.entries_per_page() as u64;
         let mut table_pfn = self.layout.pgtables.pfn;
@@ -181,7 +188,11 @@ impl<'l, M: GuestMemory> Walker<'l, M> {
                 .ok()
                 .and_then(|i| self.m2p.get(i))
                 .map(|e| e.1)
-                .ok_or(WalkError::UnknownMfn { vaddr, level: l, mfn })?;
+                .ok_or(WalkError::UnknownMfn {
+                    vaddr,
+                    level: l,
+                    mfn,
+                })?;
             let flags = pte.flags();
             if l == 0 {
                 return Ok(Some((pfn, flags)));
@@ -195,7 +206,11 @@ impl<'l, M: GuestMemory> Walker<'l, M> {
                 });
             }
             if !self.layout.is_pagetable_pfn(pfn) {
-                return Err(WalkError::NotATable { vaddr, level: l, pfn });
+                return Err(WalkError::NotATable {
+                    vaddr,
+                    level: l,
+                    pfn,
+                });
             }
             table_pfn = pfn;
         }
@@ -203,16 +218,30 @@ impl<'l, M: GuestMemory> Walker<'l, M> {
     }
 
     /// Check that `pages` pages from `vaddr` map the pfns from `pfn`, with the right rights.
-    fn check_range(&mut self, mem: &mut M, vaddr: u64, pfn: u64, pages: u64, rep: &mut WalkReport) -> Result<(), WalkError<M::Error>> {
+    fn check_range(
+        &mut self,
+        mem: &mut M,
+        vaddr: u64,
+        pfn: u64,
+        pages: u64,
+        rep: &mut WalkReport,
+    ) -> Result<(), WalkError<M::Error>> {
         for i in 0..pages {
             let va = i
                 .checked_mul(PAGE_SIZE)
                 .and_then(|o| vaddr.checked_add(o))
                 .ok_or(WalkError::Overflow)?;
             let expected = pfn + i;
-            let (found, flags) = self.translate(mem, va)?.ok_or(WalkError::NotPresent { vaddr: va, level: 0 })?;
+            let (found, flags) = self.translate(mem, va)?.ok_or(WalkError::NotPresent {
+                vaddr: va,
+                level: 0,
+            })?;
             if found != expected {
-                return Err(WalkError::WrongPage { vaddr: va, expected, found });
+                return Err(WalkError::WrongPage {
+                    vaddr: va,
+                    expected,
+                    found,
+                });
             }
             let want = if self.layout.is_pagetable_pfn(found) {
                 rep.readonly_pages += 1;
@@ -238,12 +267,19 @@ fn expect<E>(field: &'static str, found: u64, expected: u64) -> Result<(), WalkE
     if found == expected {
         Ok(())
     } else {
-        Err(WalkError::StartInfo { field, found, expected })
+        Err(WalkError::StartInfo {
+            field,
+            found,
+            expected,
+        })
     }
 }
 
 /// Walk the guest built from `layout` in `mem` and verify it (see the module docs).
-pub fn check<M: GuestMemory>(layout: &Layout, mem: &mut M) -> Result<WalkReport, WalkError<M::Error>> {
+pub fn check<M: GuestMemory>(
+    layout: &Layout,
+    mem: &mut M,
+) -> Result<WalkReport, WalkError<M::Error>> {
     let mut w = Walker::new(layout, mem)?;
     let mut rep = WalkReport::default();
 
@@ -277,18 +313,26 @@ pub fn check<M: GuestMemory>(layout: &Layout, mem: &mut M) -> Result<WalkReport,
                 break;
             }
             let at = (k * entry) as usize;
-            let bytes = buf.get(at..at + entry as usize).ok_or(WalkError::Overflow)?;
+            let bytes = buf
+                .get(at..at + entry as usize)
+                .ok_or(WalkError::Overflow)?;
             let found = if entry == 8 {
                 u64::from_le_bytes(bytes.try_into().map_err(|_| WalkError::Overflow)?)
             } else {
-                u64::from(u32::from_le_bytes(bytes.try_into().map_err(|_| WalkError::Overflow)?))
+                u64::from(u32::from_le_bytes(
+                    bytes.try_into().map_err(|_| WalkError::Overflow)?,
+                ))
             };
             let expected = mem
                 .mfn(Pfn::new(pfn).map_err(|_| WalkError::Overflow)?)
                 .map_err(WalkError::Memory)?
                 .get();
             if found != expected {
-                return Err(WalkError::P2mEntry { pfn, found, expected });
+                return Err(WalkError::P2mEntry {
+                    pfn,
+                    found,
+                    expected,
+                });
             }
             rep.p2m_entries += 1;
         }
@@ -297,17 +341,23 @@ pub fn check<M: GuestMemory>(layout: &Layout, mem: &mut M) -> Result<WalkReport,
     // start_info.
     Walker::<M>::page_into(mem, layout.start_info_pfn, &mut buf)?;
     let mfn_of = |mem: &M, pfn: u64| -> Result<Mfn, WalkError<M::Error>> {
-        mem.mfn(Pfn::new(pfn).map_err(|_| WalkError::Overflow)?).map_err(WalkError::Memory)
+        mem.mfn(Pfn::new(pfn).map_err(|_| WalkError::Overflow)?)
+            .map_err(WalkError::Memory)
     };
     let store = mfn_of(mem, layout.xenstore_pfn)?.get();
     let console = mfn_of(mem, layout.console_pfn)?.get();
     let (first_p2m, nr_p2m) = layout.p2m_frames();
     let (pt_base, mfn_list) = match layout.guest_type {
         GuestType::X86_64 => {
-            let (si, _) = StartInfoX86_64::read_from_prefix(&buf).map_err(|_| WalkError::Overflow)?;
+            let (si, _) =
+                StartInfoX86_64::read_from_prefix(&buf).map_err(|_| WalkError::Overflow)?;
             let name = layout.guest_type.xen_caps_name().as_bytes();
             if si.magic.get(..name.len()) != Some(name) || si.magic.get(name.len()) != Some(&0) {
-                return Err(WalkError::StartInfo { field: "magic", found: 0, expected: 0 });
+                return Err(WalkError::StartInfo {
+                    field: "magic",
+                    found: 0,
+                    expected: 0,
+                });
             }
             expect("nr_pages", si.nr_pages, layout.nr_pages)?;
             expect("flags", si.flags.into(), layout.flags.into())?;
@@ -319,25 +369,42 @@ pub fn check<M: GuestMemory>(layout: &Layout, mem: &mut M) -> Result<WalkReport,
             expect("first_p2m_pfn", si.first_p2m_pfn, first_p2m)?;
             expect("nr_p2m_frames", si.nr_p2m_frames, nr_p2m)?;
             if si.cmd_line.last() != Some(&0) {
-                return Err(WalkError::StartInfo { field: "cmd_line", found: 1, expected: 0 });
+                return Err(WalkError::StartInfo {
+                    field: "cmd_line",
+                    found: 1,
+                    expected: 0,
+                });
             }
             (si.pt_base, si.mfn_list)
         }
         GuestType::X86_32Pae | GuestType::X86_32 => {
-            let (si, _) = StartInfoX86_32::read_from_prefix(&buf).map_err(|_| WalkError::Overflow)?;
+            let (si, _) =
+                StartInfoX86_32::read_from_prefix(&buf).map_err(|_| WalkError::Overflow)?;
             let name = layout.guest_type.xen_caps_name().as_bytes();
             if si.magic.get(..name.len()) != Some(name) || si.magic.get(name.len()) != Some(&0) {
-                return Err(WalkError::StartInfo { field: "magic", found: 0, expected: 0 });
+                return Err(WalkError::StartInfo {
+                    field: "magic",
+                    found: 0,
+                    expected: 0,
+                });
             }
             expect("nr_pages", si.nr_pages.into(), layout.nr_pages)?;
             expect("flags", si.flags.into(), layout.flags.into())?;
             expect("store_mfn", si.store_mfn.into(), store)?;
             expect("console_mfn", si.console_mfn.into(), console)?;
-            expect("nr_pt_frames", si.nr_pt_frames.into(), layout.nr_pt_frames())?;
+            expect(
+                "nr_pt_frames",
+                si.nr_pt_frames.into(),
+                layout.nr_pt_frames(),
+            )?;
             expect("mod_start", si.mod_start.into(), layout.mod_start)?;
             expect("mod_len", si.mod_len.into(), layout.mod_len)?;
             if si.cmd_line.last() != Some(&0) {
-                return Err(WalkError::StartInfo { field: "cmd_line", found: 1, expected: 0 });
+                return Err(WalkError::StartInfo {
+                    field: "cmd_line",
+                    found: 1,
+                    expected: 0,
+                });
             }
             (u64::from(si.pt_base), u64::from(si.mfn_list))
         }

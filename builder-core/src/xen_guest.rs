@@ -13,7 +13,10 @@ use crate::notes::{self, DomParms, ParmSource};
 /// gives 0. A leading `-` negates modulo 2^64, as C does.
 pub fn strtoull(s: &[u8]) -> u64 {
     let mut i = 0usize;
-    while s.get(i).is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)) {
+    while s
+        .get(i)
+        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+    {
         i += 1;
     }
     let mut neg = false;
@@ -36,7 +39,10 @@ pub fn strtoull(s: &[u8]) -> u64 {
     let mut val: u64 = 0;
     let mut overflow = false;
     while let Some(d) = s.get(i).and_then(|&c| char::from(c).to_digit(base as u32)) {
-        match val.checked_mul(base).and_then(|v| v.checked_add(u64::from(d))) {
+        match val
+            .checked_mul(base)
+            .and_then(|v| v.checked_add(u64::from(d)))
+        {
             Some(v) => val = v,
             None => overflow = true,
         }
@@ -131,12 +137,11 @@ pub fn parse(s: &[u8], parms: &mut DomParms) {
             b"ELF_PADDR_OFFSET" => parms.elf_paddr_offset = Some(strtoull(value)),
             // A page index; C's shift drops the high bits.
             b"HYPERCALL_PAGE" => parms.virt_hypercall = Some(strtoull(value) << 12),
-            b"FEATURES" => {
+            b"FEATURES"
                 if notes::parse_features(value, &mut parms.f_supported, &mut parms.f_required)
-                    .is_err()
-                {
-                    break;
-                }
+                    .is_err() =>
+            {
+                break;
             }
             _ => {}
         }

@@ -4,7 +4,9 @@
 //! area).
 
 use pvbuild_core::image::{GuestType, KernelParams, PaeMode};
-use pvbuild_core::layout::{self, LayoutError, LayoutRequest, SIF_MOD_START_PFN, SIF_VIRT_P2M_4TOOLS};
+use pvbuild_core::layout::{
+    self, LayoutError, LayoutRequest, SIF_MOD_START_PFN, SIF_VIRT_P2M_4TOOLS,
+};
 
 /// The parameters libelf logged for Debian's kernel ("ELF: addresses:" and the notes).
 fn debian_params() -> KernelParams {
@@ -38,23 +40,44 @@ const RAMDISK: u64 = 1_983_504;
 fn debian_layout_matches_libxenguest_log() {
     let l = layout::solve(
         &debian_params(),
-        &LayoutRequest { nr_pages: 0x10000, ramdisk_len: Some(RAMDISK) },
+        &LayoutRequest {
+            nr_pages: 0x10000,
+            ramdisk_len: Some(RAMDISK),
+        },
     )
     .unwrap();
     // xc_dom_alloc_segment:   kernel       : 0xffffffff81000000 -> 0xffffffff84a00000  (pfn 0x1000 + 0x3a00 pages)
-    assert_eq!((l.kernel.vstart, l.kernel.vend), (0xffffffff81000000, 0xffffffff84a00000));
+    assert_eq!(
+        (l.kernel.vstart, l.kernel.vend),
+        (0xffffffff81000000, 0xffffffff84a00000)
+    );
     assert_eq!((l.kernel.pfn, l.kernel.pages), (0x1000, 0x3a00));
     // start info / xenstore / console at 0xffffffff84a0{0,1,2}000
-    assert_eq!((l.start_info_pfn, l.xenstore_pfn, l.console_pfn), (0x4a00, 0x4a01, 0x4a02));
+    assert_eq!(
+        (l.start_info_pfn, l.xenstore_pfn, l.console_pfn),
+        (0x4a00, 0x4a01, 0x4a02)
+    );
     assert_eq!(l.pfn_vaddr(l.start_info_pfn), Some(0xffffffff84a00000));
     assert_eq!(l.pfn_vaddr(l.console_pfn), Some(0xffffffff84a02000));
     // count_pgtables: 1 L3, 1 L2, 38 L1 for [0x0000ffff80000000, 0x0000ffff84bfffff]
     let m = l.maps[0];
-    assert_eq!((m.lvls[2].from, m.lvls[2].to, m.lvls[2].pgtables), (0x0000ff8000000000, 0x0000ffffffffffff, 1));
-    assert_eq!((m.lvls[1].from, m.lvls[1].to, m.lvls[1].pgtables), (0x0000ffff80000000, 0x0000ffffbfffffff, 1));
-    assert_eq!((m.lvls[0].from, m.lvls[0].to, m.lvls[0].pgtables), (0x0000ffff80000000, 0x0000ffff84bfffff, 38));
+    assert_eq!(
+        (m.lvls[2].from, m.lvls[2].to, m.lvls[2].pgtables),
+        (0x0000ff8000000000, 0x0000ffffffffffff, 1)
+    );
+    assert_eq!(
+        (m.lvls[1].from, m.lvls[1].to, m.lvls[1].pgtables),
+        (0x0000ffff80000000, 0x0000ffffbfffffff, 1)
+    );
+    assert_eq!(
+        (m.lvls[0].from, m.lvls[0].to, m.lvls[0].pgtables),
+        (0x0000ffff80000000, 0x0000ffff84bfffff, 38)
+    );
     // page tables  : 0xffffffff84a03000 -> 0xffffffff84a2c000  (pfn 0x4a03 + 0x29 pages)
-    assert_eq!((l.pgtables.vstart, l.pgtables.vend), (0xffffffff84a03000, 0xffffffff84a2c000));
+    assert_eq!(
+        (l.pgtables.vstart, l.pgtables.vend),
+        (0xffffffff84a03000, 0xffffffff84a2c000)
+    );
     assert_eq!((l.pgtables.pfn, l.pgtables.pages), (0x4a03, 0x29));
     assert_eq!(l.nr_pt_frames(), 0x29);
     // boot stack   : 0xffffffff84a2c000 (pfn 0x4a2c)
@@ -63,25 +86,44 @@ fn debian_layout_matches_libxenguest_log() {
     assert_eq!(l.virt_pgtab_end, 0xffffffff84c00000);
     // module0      : 0xffffffff84c00000 -> 0xffffffff84de4410  (pfn 0x4c00 + 0x1e5 pages)
     let rd = l.ramdisk.unwrap();
-    assert_eq!((rd.vstart, rd.vend, rd.pfn, rd.pages), (0xffffffff84c00000, 0xffffffff84de4410, 0x4c00, 0x1e5));
+    assert_eq!(
+        (rd.vstart, rd.vend, rd.pfn, rd.pages),
+        (0xffffffff84c00000, 0xffffffff84de4410, 0x4c00, 0x1e5)
+    );
     assert!(l.ramdisk_unmapped);
     assert_eq!(l.flags, SIF_VIRT_P2M_4TOOLS | SIF_MOD_START_PFN);
     assert_eq!((l.mod_start, l.mod_len), (0x4c00, 0x1e5000));
     // The p2m mapping: one L3, one L2, one L1 for [0x8000000000, 0x80001fffff].
     assert_eq!(l.n_mappings, 2);
     let p = l.maps[1];
-    assert_eq!((p.lvls[2].from, p.lvls[2].to, p.lvls[2].pgtables), (0x8000000000, 0xffffffffff, 1));
-    assert_eq!((p.lvls[1].from, p.lvls[1].to, p.lvls[1].pgtables), (0x8000000000, 0x803fffffff, 1));
-    assert_eq!((p.lvls[0].from, p.lvls[0].to, p.lvls[0].pgtables), (0x8000000000, 0x80001fffff, 1));
+    assert_eq!(
+        (p.lvls[2].from, p.lvls[2].to, p.lvls[2].pgtables),
+        (0x8000000000, 0xffffffffff, 1)
+    );
+    assert_eq!(
+        (p.lvls[1].from, p.lvls[1].to, p.lvls[1].pgtables),
+        (0x8000000000, 0x803fffffff, 1)
+    );
+    assert_eq!(
+        (p.lvls[0].from, p.lvls[0].to, p.lvls[0].pgtables),
+        (0x8000000000, 0x80001fffff, 1)
+    );
     // phys2mach    : 0xffffffff84de5000 -> 0xffffffff84e68000  (pfn 0x4de5 + 0x83 pages)
-    assert_eq!((l.p2m.vstart, l.p2m.vend, l.p2m.pfn, l.p2m.pages), (0xffffffff84de5000, 0xffffffff84e68000, 0x4de5, 0x83));
+    assert_eq!(
+        (l.p2m.vstart, l.p2m.vend, l.p2m.pfn, l.p2m.pages),
+        (0xffffffff84de5000, 0xffffffff84e68000, 0x4de5, 0x83)
+    );
     assert_eq!(l.p2m_list_pages, 0x80);
     assert_eq!(l.p2m_vaddr, 0x8000000000);
     assert_eq!(l.p2m_frames(), (0x4de5, 0x83));
     // The p2m mapping's tables follow the list and are read-only frames.
     assert_eq!(p.lvls[2].pfn, 0x4de5 + 0x80);
-    assert!(l.is_pagetable_pfn(0x4e65) && l.is_pagetable_pfn(0x4e67) && !l.is_pagetable_pfn(0x4e68));
-    assert!(l.is_pagetable_pfn(0x4a03) && l.is_pagetable_pfn(0x4a2b) && !l.is_pagetable_pfn(0x4a2c));
+    assert!(
+        l.is_pagetable_pfn(0x4e65) && l.is_pagetable_pfn(0x4e67) && !l.is_pagetable_pfn(0x4e68)
+    );
+    assert!(
+        l.is_pagetable_pfn(0x4a03) && l.is_pagetable_pfn(0x4a2b) && !l.is_pagetable_pfn(0x4a2c)
+    );
     assert!(!l.is_pagetable_pfn(0x4de5 + 0x7f));
     assert_eq!(l.pfn_alloc_end, 0x4e68);
 }
@@ -91,10 +133,20 @@ fn without_init_p2m_the_list_is_in_the_initial_mapping() {
     let mut k = debian_params();
     k.p2m_base = None;
     k.unmapped_initrd = false;
-    let l = layout::solve(&k, &LayoutRequest { nr_pages: 0x10000, ramdisk_len: Some(RAMDISK) }).unwrap();
+    let l = layout::solve(
+        &k,
+        &LayoutRequest {
+            nr_pages: 0x10000,
+            ramdisk_len: Some(RAMDISK),
+        },
+    )
+    .unwrap();
     let rd = l.ramdisk.unwrap();
     // kernel, ramdisk, p2m, start info ... in that order, pfns and addresses in step.
-    assert_eq!((rd.pfn, rd.vstart, rd.vend), (0x4a00, 0xffffffff84a00000, 0xffffffff84a00000 + RAMDISK));
+    assert_eq!(
+        (rd.pfn, rd.vstart, rd.vend),
+        (0x4a00, 0xffffffff84a00000, 0xffffffff84a00000 + RAMDISK)
+    );
     assert_eq!((l.p2m.pfn, l.p2m.pages), (0x4a00 + 0x1e5, 0x80));
     assert_eq!(l.p2m_vaddr, l.p2m.vstart);
     assert_eq!(l.start_info_pfn, 0x4a00 + 0x1e5 + 0x80);
@@ -128,7 +180,14 @@ fn page_table_frame_boundaries_and_4mib_steps() {
     for extra in (0..3 * 1024u64).step_by(7) {
         let mut k = debian_params();
         k.virt_kend = 0xffffffff84a00000 + extra * 4096;
-        let l = layout::solve(&k, &LayoutRequest { nr_pages: 0x10000, ramdisk_len: None }).unwrap();
+        let l = layout::solve(
+            &k,
+            &LayoutRequest {
+                nr_pages: 0x10000,
+                ramdisk_len: None,
+            },
+        )
+        .unwrap();
         check_invariants(&l);
         if prev_end != 0 && l.virt_pgtab_end != prev_end {
             assert_eq!(l.virt_pgtab_end - prev_end, 4 << 20);
@@ -136,7 +195,10 @@ fn page_table_frame_boundaries_and_4mib_steps() {
         }
         prev_end = l.virt_pgtab_end;
     }
-    assert!(steps >= 2, "expected to cross 4 MiB boundaries, crossed {steps}");
+    assert!(
+        steps >= 2,
+        "expected to cross 4 MiB boundaries, crossed {steps}"
+    );
 }
 
 #[test]
@@ -146,7 +208,14 @@ fn exact_boundary_of_the_slack() {
     let solve = |kend: u64| {
         let mut k = debian_params();
         k.virt_kend = kend;
-        layout::solve(&k, &LayoutRequest { nr_pages: 0x10000, ramdisk_len: None }).unwrap()
+        layout::solve(
+            &k,
+            &LayoutRequest {
+                nr_pages: 0x10000,
+                ramdisk_len: None,
+            },
+        )
+        .unwrap()
     };
     // tables: 1 L4 + 1 L3 + 1 L2 + 38 L1 = 41; + 3 magic pages + stack + 128 slack.
     let last_fit = 0xffffffff84c00000 - (41 + 1 + 128 + 3) * 4096;
@@ -162,24 +231,86 @@ fn memory_just_too_small() {
     // pfn_end >= p2m_size, so 0x4c00 pages are one too few and 0x4c01 enough for the
     // mapping, but the p2m must fit too.
     let need = {
-        let l = layout::solve(&k, &LayoutRequest { nr_pages: 0x10000, ramdisk_len: None }).unwrap();
+        let l = layout::solve(
+            &k,
+            &LayoutRequest {
+                nr_pages: 0x10000,
+                ramdisk_len: None,
+            },
+        )
+        .unwrap();
         l.virt_pgtab_end - l.virt_base
     } / 4096;
     assert_eq!(need, 0x4c00);
-    let r = layout::solve(&k, &LayoutRequest { nr_pages: need, ramdisk_len: None });
-    assert!(matches!(r, Err(LayoutError::MappingTooLarge { .. })), "{r:?}");
+    let r = layout::solve(
+        &k,
+        &LayoutRequest {
+            nr_pages: need,
+            ramdisk_len: None,
+        },
+    );
+    assert!(
+        matches!(r, Err(LayoutError::MappingTooLarge { .. })),
+        "{r:?}"
+    );
     // Find the smallest memory that works and check one page less fails.
     let mut n = need;
-    while layout::solve(&k, &LayoutRequest { nr_pages: n, ramdisk_len: None }).is_err() {
+    while layout::solve(
+        &k,
+        &LayoutRequest {
+            nr_pages: n,
+            ramdisk_len: None,
+        },
+    )
+    .is_err()
+    {
         n += 1;
         assert!(n < need + 0x1000);
     }
-    let e = layout::solve(&k, &LayoutRequest { nr_pages: n - 1, ramdisk_len: None }).unwrap_err();
-    assert!(matches!(e, LayoutError::SegmentTooLarge { .. } | LayoutError::MappingTooLarge { .. }), "{e:?}");
+    let e = layout::solve(
+        &k,
+        &LayoutRequest {
+            nr_pages: n - 1,
+            ramdisk_len: None,
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            LayoutError::SegmentTooLarge { .. } | LayoutError::MappingTooLarge { .. }
+        ),
+        "{e:?}"
+    );
     // A ramdisk that does not fit.
-    let e = layout::solve(&k, &LayoutRequest { nr_pages: 0x10000, ramdisk_len: Some(1 << 30) }).unwrap_err();
-    assert!(matches!(e, LayoutError::SegmentTooLarge { name: "module0", .. }), "{e:?}");
-    assert_eq!(layout::solve(&k, &LayoutRequest { nr_pages: 0, ramdisk_len: None }), Err(LayoutError::NoMemory));
+    let e = layout::solve(
+        &k,
+        &LayoutRequest {
+            nr_pages: 0x10000,
+            ramdisk_len: Some(1 << 30),
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            LayoutError::SegmentTooLarge {
+                name: "module0",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        layout::solve(
+            &k,
+            &LayoutRequest {
+                nr_pages: 0,
+                ramdisk_len: None
+            }
+        ),
+        Err(LayoutError::NoMemory)
+    );
 }
 
 #[test]
@@ -188,40 +319,88 @@ fn hypervisor_area_and_bad_ranges_are_refused() {
     k.virt_base = 0xffff_8000_0000_0000;
     k.virt_kstart = 0xffff_8000_0100_0000;
     k.virt_kend = 0xffff_8000_0200_0000;
-    let e = layout::solve(&k, &LayoutRequest { nr_pages: 0x10000, ramdisk_len: None }).unwrap_err();
+    let e = layout::solve(
+        &k,
+        &LayoutRequest {
+            nr_pages: 0x10000,
+            ramdisk_len: None,
+        },
+    )
+    .unwrap_err();
     assert!(matches!(e, LayoutError::HypervisorArea { .. }), "{e:?}");
 
     let mut k = pae_params();
     k.virt_hv_start_low = Some(0xc040_0000);
-    let e = layout::solve(&k, &LayoutRequest { nr_pages: 0x4000, ramdisk_len: None }).unwrap_err();
+    let e = layout::solve(
+        &k,
+        &LayoutRequest {
+            nr_pages: 0x4000,
+            ramdisk_len: None,
+        },
+    )
+    .unwrap_err();
     assert!(matches!(e, LayoutError::HypervisorArea { .. }), "{e:?}");
 
     let mut k = debian_params();
     k.virt_kstart = 0xffffffff7f000000; // below virt_base
-    let e = layout::solve(&k, &LayoutRequest { nr_pages: 0x10000, ramdisk_len: None }).unwrap_err();
+    let e = layout::solve(
+        &k,
+        &LayoutRequest {
+            nr_pages: 0x10000,
+            ramdisk_len: None,
+        },
+    )
+    .unwrap_err();
     assert!(matches!(e, LayoutError::BoundaryTooLow { .. }), "{e:?}");
 
     let mut k = debian_params();
     k.virt_kstart = 0xffffffff81000800; // unaligned
-    let e = layout::solve(&k, &LayoutRequest { nr_pages: 0x10000, ramdisk_len: None }).unwrap_err();
+    let e = layout::solve(
+        &k,
+        &LayoutRequest {
+            nr_pages: 0x10000,
+            ramdisk_len: None,
+        },
+    )
+    .unwrap_err();
     assert_eq!(e, LayoutError::Unaligned(0xffffffff81000800));
 
     let mut k = debian_params();
     k.virt_kend = k.virt_kstart;
     assert!(matches!(
-        layout::solve(&k, &LayoutRequest { nr_pages: 0x10000, ramdisk_len: None }),
+        layout::solve(
+            &k,
+            &LayoutRequest {
+                nr_pages: 0x10000,
+                ramdisk_len: None
+            }
+        ),
         Err(LayoutError::BadKernelRange { .. })
     ));
 
     // INIT_P2M at an address overlapping the initial mapping's range is ignored (>= virt_base).
     let mut k = debian_params();
     k.p2m_base = Some(0xffffffff90000000);
-    let l = layout::solve(&k, &LayoutRequest { nr_pages: 0x10000, ramdisk_len: None }).unwrap();
+    let l = layout::solve(
+        &k,
+        &LayoutRequest {
+            nr_pages: 0x10000,
+            ramdisk_len: None,
+        },
+    )
+    .unwrap();
     assert_eq!(l.n_mappings, 1);
     // INIT_P2M in the non-canonical hole is refused.
     let mut k = debian_params();
     k.p2m_base = Some(0x0000_7fff_ffff_0000);
-    let e = layout::solve(&k, &LayoutRequest { nr_pages: 0x10000, ramdisk_len: None }).unwrap_err();
+    let e = layout::solve(
+        &k,
+        &LayoutRequest {
+            nr_pages: 0x10000,
+            ramdisk_len: None,
+        },
+    )
+    .unwrap_err();
     assert!(matches!(e, LayoutError::HypervisorArea { .. }), "{e:?}");
 }
 
@@ -240,7 +419,14 @@ fn pae_params() -> KernelParams {
 
 #[test]
 fn pae_layout() {
-    let l = layout::solve(&pae_params(), &LayoutRequest { nr_pages: 0x4000, ramdisk_len: Some(0x12345) }).unwrap();
+    let l = layout::solve(
+        &pae_params(),
+        &LayoutRequest {
+            nr_pages: 0x4000,
+            ramdisk_len: Some(0x12345),
+        },
+    )
+    .unwrap();
     assert_eq!(l.n_mappings, 1);
     assert_eq!(l.p2m.pages, 0x4000 * 4 / 4096);
     // 1 L3, 1 L2 (slot 3 of the L3 covers 0xc0000000..), L1s for 2 MiB each.
@@ -256,9 +442,19 @@ fn pae_layout() {
     k.virt_kstart = 0x4010_0000;
     k.virt_kend = 0x4050_0000;
     k.virt_entry = 0x4010_0000;
-    let l = layout::solve(&k, &LayoutRequest { nr_pages: 0x4000, ramdisk_len: None }).unwrap();
+    let l = layout::solve(
+        &k,
+        &LayoutRequest {
+            nr_pages: 0x4000,
+            ramdisk_len: None,
+        },
+    )
+    .unwrap();
     let m = l.maps[0];
-    assert_eq!((m.lvls[1].from, m.lvls[1].to, m.lvls[1].pgtables), (0x4000_0000, 0xffff_ffff, 3));
+    assert_eq!(
+        (m.lvls[1].from, m.lvls[1].to, m.lvls[1].pgtables),
+        (0x4000_0000, 0xffff_ffff, 3)
+    );
     check_invariants(&l);
 }
 
@@ -268,7 +464,14 @@ fn two_level_layout() {
     k.guest_type = GuestType::X86_32;
     k.pae = PaeMode::No;
     k.virt_hv_start_low = None;
-    let l = layout::solve(&k, &LayoutRequest { nr_pages: 0x4000, ramdisk_len: None }).unwrap();
+    let l = layout::solve(
+        &k,
+        &LayoutRequest {
+            nr_pages: 0x4000,
+            ramdisk_len: None,
+        },
+    )
+    .unwrap();
     let m = l.maps[0];
     // One page directory; each L1 maps 4 MiB.
     assert_eq!(m.lvls[1].pgtables, 1);

@@ -82,7 +82,9 @@ fn two_level() -> KernelParams {
 
 /// A p2m with the log's 0x76000 offset scrambled by an XOR, so no pfn equals its mfn.
 fn scrambled_p2m(n: u64, base: u64) -> Vec<Mfn> {
-    (0..n).map(|p| Mfn::new((p ^ 0x2a5) + base).unwrap()).collect()
+    (0..n)
+        .map(|p| Mfn::new((p ^ 0x2a5) + base).unwrap())
+        .collect()
 }
 
 fn cfg<'a>(ramdisk: Option<&'a [u8]>, relocated: &'a [Pfn]) -> BuildConfig<'a> {
@@ -105,11 +107,24 @@ fn x86_64_build_walks_clean() {
     let params = debian();
     let rd = ramdisk_bytes(1_983_504);
     let nr = 0x10000;
-    let layout = build::plan(&params, &LayoutRequest { nr_pages: nr, ramdisk_len: Some(rd.len() as u64) }).unwrap();
+    let layout = build::plan(
+        &params,
+        &LayoutRequest {
+            nr_pages: nr,
+            ramdisk_len: Some(rd.len() as u64),
+        },
+    )
+    .unwrap();
     let p2m = scrambled_p2m(nr, 0x76000);
     let mut bytes = vec![0u8; (nr * 4096) as usize];
     let mut mem = InMemory::new(&mut bytes, &p2m).unwrap();
-    let out = build::build(&TinyKernel(params.clone()), &layout, &cfg(Some(&rd), &[]), &mut mem).unwrap();
+    let out = build::build(
+        &TinyKernel(params.clone()),
+        &layout,
+        &cfg(Some(&rd), &[]),
+        &mut mem,
+    )
+    .unwrap();
 
     let rep = walker::check(&layout, &mut mem).unwrap();
     assert_eq!(rep.pages_checked, 0x4c00 + 0x80);
@@ -121,7 +136,9 @@ fn x86_64_build_walks_clean() {
     assert_eq!(out.pin_cmd, 3);
     assert!(out.m2p_updates.is_empty());
     assert_eq!(out.hypercall_mfn, None);
-    let VcpuContext::X86_64(c) = &out.vcpu else { panic!("wrong context") };
+    let VcpuContext::X86_64(c) = &out.vcpu else {
+        panic!("wrong context")
+    };
     assert_eq!(c.user_regs.rip, 0xffffffff830791c0);
     assert_eq!(c.user_regs.rsp, 0xffffffff84a2d000);
     assert_eq!(c.user_regs.rsi, 0xffffffff84a00000);
@@ -156,18 +173,33 @@ fn x86_64_build_walks_clean() {
 fn walker_catches_corruption() {
     let params = debian();
     let nr = 0x8000;
-    let layout = build::plan(&params, &LayoutRequest { nr_pages: nr, ramdisk_len: None }).unwrap();
+    let layout = build::plan(
+        &params,
+        &LayoutRequest {
+            nr_pages: nr,
+            ramdisk_len: None,
+        },
+    )
+    .unwrap();
     let p2m = scrambled_p2m(nr, 0x123000);
     let fresh = || {
         let mut bytes = vec![0u8; (nr * 4096) as usize];
         let mut mem = InMemory::new(&mut bytes, &p2m).unwrap();
-        build::build(&TinyKernel(params.clone()), &layout, &cfg(None, &[]), &mut mem).unwrap();
+        build::build(
+            &TinyKernel(params.clone()),
+            &layout,
+            &cfg(None, &[]),
+            &mut mem,
+        )
+        .unwrap();
         bytes
     };
     let l1_first = layout.maps[0].lvls[0].pfn;
     let pt_pfn = layout.pgtables.pfn;
     // The L1 entry mapping the first page-table frame: make it writable.
-    let idx = ((layout.virt_base + pt_pfn * 4096 - (layout.maps[0].lvls[0].from | 0xffff_0000_0000_0000)) >> 12) as usize;
+    let idx = ((layout.virt_base + pt_pfn * 4096
+        - (layout.maps[0].lvls[0].from | 0xffff_0000_0000_0000))
+        >> 12) as usize;
     let mut bytes = fresh();
     let off = (l1_first * 4096) as usize + idx * 8;
     bytes[off] |= 2;
@@ -183,7 +215,13 @@ fn walker_catches_corruption() {
     bytes[off..off + 8].copy_from_slice(&pfn_entry.to_le_bytes());
     let mut mem = InMemory::new(&mut bytes, &p2m).unwrap();
     let e = walker::check(&layout, &mut mem).unwrap_err();
-    assert!(matches!(e, WalkError::UnknownMfn { .. } | WalkError::WrongPage { .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            WalkError::UnknownMfn { .. } | WalkError::WrongPage { .. }
+        ),
+        "{e:?}"
+    );
 
     // A wrong p2m entry.
     let mut bytes = fresh();
@@ -199,7 +237,16 @@ fn walker_catches_corruption() {
     bytes[off] ^= 1;
     let mut mem = InMemory::new(&mut bytes, &p2m).unwrap();
     let e = walker::check(&layout, &mut mem).unwrap_err();
-    assert!(matches!(e, WalkError::StartInfo { field: "nr_pt_frames", .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            WalkError::StartInfo {
+                field: "nr_pt_frames",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 
     // An extra mapping right after v_end.
     let mut bytes = fresh();
@@ -219,7 +266,14 @@ fn pae_build_walks_clean_and_relocates_l3() {
     let params = pae();
     let nr = 0x6000;
     let rd = ramdisk_bytes(70_000);
-    let layout = build::plan(&params, &LayoutRequest { nr_pages: nr, ramdisk_len: Some(rd.len() as u64) }).unwrap();
+    let layout = build::plan(
+        &params,
+        &LayoutRequest {
+            nr_pages: nr,
+            ramdisk_len: Some(rd.len() as u64),
+        },
+    )
+    .unwrap();
     assert_eq!(layout.mode, PagingMode::Pae);
     let l3 = paging::l3_below_4g_pfn(&layout, params.pae).unwrap();
     assert_eq!(l3.get(), layout.pgtables.pfn);
@@ -229,20 +283,37 @@ fn pae_build_walks_clean_and_relocates_l3() {
     let mut bytes = vec![0u8; (nr * 4096) as usize];
     {
         let mut mem = InMemory::new(&mut bytes, &p2m).unwrap();
-        let e = build::build(&TinyKernel(params.clone()), &layout, &cfg(Some(&rd), &[]), &mut mem).unwrap_err();
-        assert!(matches!(e, BuildError::L3AboveFourGiB { pfn, .. } if pfn == l3), "{e:?}");
+        let e = build::build(
+            &TinyKernel(params.clone()),
+            &layout,
+            &cfg(Some(&rd), &[]),
+            &mut mem,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, BuildError::L3AboveFourGiB { pfn, .. } if pfn == l3),
+            "{e:?}"
+        );
     }
     // The host exchanged the L3's frame for one below 4 GiB.
     p2m[l3.get() as usize] = Mfn::new(0x1234).unwrap();
     let mut mem = InMemory::new(&mut bytes, &p2m).unwrap();
-    let out = build::build(&TinyKernel(params.clone()), &layout, &cfg(Some(&rd), &[l3]), &mut mem).unwrap();
+    let out = build::build(
+        &TinyKernel(params.clone()),
+        &layout,
+        &cfg(Some(&rd), &[l3]),
+        &mut mem,
+    )
+    .unwrap();
     assert_eq!(out.m2p_updates.len(), 1);
     assert_eq!(out.m2p_updates[0].ptr, (0x1234 << 12) | MMU_MACHPHYS_UPDATE);
     assert_eq!(out.m2p_updates[0].val, l3.get());
     assert_eq!(out.pin_cmd, 2);
     let hc_pfn = (0xc100_2000u64 - 0xc000_0000) >> 12;
     assert_eq!(out.hypercall_mfn, Some(p2m[hc_pfn as usize]));
-    let VcpuContext::X86_32(c) = &out.vcpu else { panic!("wrong context") };
+    let VcpuContext::X86_32(c) = &out.vcpu else {
+        panic!("wrong context")
+    };
     assert_eq!(c.ctrlreg[3], (0x1234 << 12) as u32);
     assert_eq!(c.user_regs.cs, FLAT_KERNEL_CS_X86_32);
     assert_eq!(c.user_regs.eip, 0xc100_1000);
@@ -264,7 +335,14 @@ fn pae_build_walks_clean_and_relocates_l3() {
 fn two_level_build_walks_clean() {
     let params = two_level();
     let nr = 0x3000;
-    let layout = build::plan(&params, &LayoutRequest { nr_pages: nr, ramdisk_len: None }).unwrap();
+    let layout = build::plan(
+        &params,
+        &LayoutRequest {
+            nr_pages: nr,
+            ramdisk_len: None,
+        },
+    )
+    .unwrap();
     assert_eq!(layout.mode, PagingMode::TwoLevel);
     let p2m = scrambled_p2m(nr, 0x40000);
     let mut bytes = vec![0u8; (nr * 4096) as usize];
@@ -272,7 +350,10 @@ fn two_level_build_walks_clean() {
     let out = build::build(&TinyKernel(params), &layout, &cfg(None, &[]), &mut mem).unwrap();
     assert_eq!(out.pin_cmd, 1);
     let rep = walker::check(&layout, &mut mem).unwrap();
-    assert_eq!(rep.pages_checked, (layout.virt_pgtab_end - layout.virt_base) >> 12);
+    assert_eq!(
+        rep.pages_checked,
+        (layout.virt_pgtab_end - layout.virt_base) >> 12
+    );
     assert_eq!(mem.nr_pages(), nr);
 
     // Frames that do not fit a 2-level entry are refused.
@@ -286,19 +367,44 @@ fn two_level_build_walks_clean() {
 fn build_refuses_mismatched_inputs() {
     let params = debian();
     let nr = 0x8000;
-    let layout = build::plan(&params, &LayoutRequest { nr_pages: nr, ramdisk_len: Some(100) }).unwrap();
+    let layout = build::plan(
+        &params,
+        &LayoutRequest {
+            nr_pages: nr,
+            ramdisk_len: Some(100),
+        },
+    )
+    .unwrap();
     let p2m = scrambled_p2m(nr, 0x76000);
     let mut bytes = vec![0u8; (nr * 4096) as usize];
     let mut mem = InMemory::new(&mut bytes, &p2m).unwrap();
     let big = vec![1u8; 0x1e5000 + 1];
-    let e = build::build(&TinyKernel(params.clone()), &layout, &cfg(Some(&big), &[]), &mut mem).unwrap_err();
+    let e = build::build(
+        &TinyKernel(params.clone()),
+        &layout,
+        &cfg(Some(&big), &[]),
+        &mut mem,
+    )
+    .unwrap_err();
     assert!(matches!(e, BuildError::Ramdisk { .. }), "{e:?}");
-    let e = build::build(&TinyKernel(params.clone()), &layout, &cfg(None, &[]), &mut mem).unwrap_err();
+    let e = build::build(
+        &TinyKernel(params.clone()),
+        &layout,
+        &cfg(None, &[]),
+        &mut mem,
+    )
+    .unwrap_err();
     assert!(matches!(e, BuildError::Ramdisk { .. }), "{e:?}");
     // Backend smaller than the layout.
     let small = scrambled_p2m(nr - 1, 0x76000);
     let mut mem = InMemory::new(&mut bytes, &small).unwrap();
-    let e = build::build(&TinyKernel(params), &layout, &cfg(Some(&[1, 2, 3]), &[]), &mut mem).unwrap_err();
+    let e = build::build(
+        &TinyKernel(params),
+        &layout,
+        &cfg(Some(&[1, 2, 3]), &[]),
+        &mut mem,
+    )
+    .unwrap_err();
     assert!(matches!(e, BuildError::MemorySize { .. }), "{e:?}");
     // InMemory refuses a buffer shorter than its p2m.
     assert!(InMemory::new(&mut [0u8; 4095], &p2m[..1]).is_err());

@@ -1,1 +1,863 @@
-//! (to be written)
+//! xl configuration files (`xl.cfg(5)`): the parser, and the keys pvbuild supports.
+//!
+//! The syntax is libxlutil's (`tools/libs/util/libxlu_cfg_l.l` and `libxlu_cfg_y.y`):
+//! statements `key = value` or `key += value` ended by a newline or `;`; a value is a string
+//! in single or double quotes (C-like escapes), a number (`[0-9][0-9a-fx]*`, kept as text and
+//! read like `strtol(.., 0)`), or a list `[ atom, atom, ]` of those, which may span lines;
+//! `#` comments run to the end of the line. A later assignment replaces an earlier one; `+=`
+//! appends to a list. Unlike libxlutil, the first syntax error ends the parse (with its line).
+//!
+//! [`DomainConfig::from_xl`] maps the supported keys to a typed config; keys xl knows but
+//! pvbuild does not implement, and unknown keys, become warnings.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+use uuid::Uuid;
+
+/// Largest config file accepted, in bytes.
+pub const CONFIG_MAX_BYTES: usize = 1 << 20;
+/// Most items in one list.
+pub const LIST_MAX_ITEMS: usize = 4096;
+/// Most settings in one file.
+pub const SETTINGS_MAX: usize = 4096;
+/// xl's default memory when `memory` is absent (libxl's `max_memkb` default), MiB.
+pub const DEFAULT_MEMORY_MIB: u64 = 32;
+/// Largest `memory`/`maxmem` accepted, MiB (16 TiB: above any PV guest Xen can build).
+pub const MEMORY_MAX_MIB: u64 = 16 << 20;
+/// Largest `vcpus`/`maxvcpus` accepted (Xen's PV limit is lower; this bounds the input).
+pub const VCPUS_MAX: u32 = 512;
+
+/// A config that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// Larger than [`CONFIG_MAX_BYTES`].
+    #[error("config file larger than {CONFIG_MAX_BYTES} bytes")]
+    TooBig,
+    /// Reading the file failed.
+    #[error("cannot read config file {path}: {msg}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        msg: String,
+    },
+    /// A syntax error.
+    #[error("config line {line}: {msg}")]
+    Syntax {
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A setting has a value pvbuild cannot use.
+    #[error("config line {line}: {key}: {msg}")]
+    Value {
+        /// The key.
+        key: String,
+        /// Its line.
+        line: usize,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A required setting is missing, or settings contradict.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+/// A value: one atom, or a list of atoms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// A string or a number (numbers are kept as written).
+    Atom(String),
+    /// A list.
+    List(Vec<String>),
+}
+
+/// One setting and the line its value starts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setting {
+    /// The value.
+    pub value: Value,
+    /// 1-based line.
+    pub line: usize,
+}
+
+/// A parsed xl config: settings by key, in first-appearance order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct XlConfig {
+    order: Vec<String>,
+    settings: HashMap<String, Setting>,
+}
+
+impl XlConfig {
+    /// The setting of `key`.
+    pub fn get(&self, key: &str) -> Option<&Setting> {
+        self.settings.get(key)
+    }
+
+    /// Keys in the order they first appear.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.order.iter().map(String::as_str)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// No settings at all.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Tok {
+    Ident(String),
+    Number(String),
+    Str(String),
+    Assign,
+    Append,
+    Open,
+    Close,
+    Comma,
+    Semi,
+    Newline,
+}
+
+struct Lexer<'a> {
+    s: &'a [u8],
+    pos: usize,
+    line: usize,
+}
+
+fn syntax(line: usize, msg: impl Into<String>) -> ConfigError {
+    ConfigError::Syntax {
+        line,
+        msg: msg.into(),
+    }
+}
+
+impl Lexer<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.pos).copied()
+    }
+
+    /// The next token and its line; `None` at the end.
+    fn next(&mut self) -> Result<Option<(Tok, usize)>, ConfigError> {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\r')) {
+            self.pos += 1;
+        }
+        let line = self.line;
+        let Some(c) = self.peek() else {
+            return Ok(None);
+        };
+        let tok = match c {
+            b'\n' => {
+                self.pos += 1;
+                self.line += 1;
+                Tok::Newline
+            }
+            b'#' => {
+                while !matches!(self.peek(), None | Some(b'\n')) {
+                    self.pos += 1;
+                }
+                if self.peek().is_some() {
+                    self.pos += 1;
+                    self.line += 1;
+                }
+                Tok::Newline
+            }
+            b'=' => {
+                self.pos += 1;
+                Tok::Assign
+            }
+            b'+' if self.s.get(self.pos + 1) == Some(&b'=') => {
+                self.pos += 2;
+                Tok::Append
+            }
+            b'[' => {
+                self.pos += 1;
+                Tok::Open
+            }
+            b']' => {
+                self.pos += 1;
+                Tok::Close
+            }
+            b',' => {
+                self.pos += 1;
+                Tok::Comma
+            }
+            b';' => {
+                self.pos += 1;
+                Tok::Semi
+            }
+            b'\'' | b'"' => Tok::Str(self.string(c)?),
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
+                Tok::Ident(self.take_while(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            }
+            b'0'..=b'9' => Tok::Number(
+                self.take_while(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'x'),
+            ),
+            b'+' | b'-' | b'.' | b'(' | b')' | b':' => {
+                return Err(syntax(
+                    line,
+                    "lexical error (this looks like Python syntax)",
+                ))
+            }
+            _ => {
+                return Err(syntax(
+                    line,
+                    format!("lexical error at {:?}", char::from(c)),
+                ))
+            }
+        };
+        Ok(Some((tok, line)))
+    }
+
+    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> String {
+        let start = self.pos;
+        while self.peek().is_some_and(&f) {
+            self.pos += 1;
+        }
+        String::from_utf8_lossy(self.s.get(start..self.pos).unwrap_or(&[])).into_owned()
+    }
+
+    /// A quoted string with libxlutil's escapes (`xlu__cfgl_dequote`): `\n \r \t \a \b \f \v`,
+    /// `\xHH`, octal `\ooo`, and `\` before any other character for that character.
+    fn string(&mut self, quote: u8) -> Result<String, ConfigError> {
+        let line = self.line;
+        self.pos += 1;
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            let Some(c) = self.peek() else {
+                return Err(syntax(line, "unterminated string"));
+            };
+            self.pos += 1;
+            match c {
+                b'\n' => return Err(syntax(line, "unterminated string")),
+                c if c == quote => break,
+                b'\\' => {
+                    let Some(e) = self.peek() else {
+                        return Err(syntax(line, "unterminated string"));
+                    };
+                    if e == b'\n' {
+                        return Err(syntax(line, "unterminated string"));
+                    }
+                    self.pos += 1;
+                    let b = match e {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'a' => 0x07,
+                        b'b' => 0x08,
+                        b'f' => 0x0c,
+                        b'v' => 0x0b,
+                        b'x' => self.numeric(16, 2, 2, line)?,
+                        b'0'..=b'7' => {
+                            self.pos -= 1;
+                            self.numeric(8, 1, 3, line)?
+                        }
+                        other => other,
+                    };
+                    if b == 0 {
+                        return Err(syntax(line, "NUL character in string"));
+                    }
+                    out.push(b);
+                }
+                c => out.push(c),
+            }
+        }
+        String::from_utf8(out).map_err(|_| syntax(line, "string is not UTF-8"))
+    }
+
+    fn numeric(
+        &mut self,
+        base: u32,
+        min: usize,
+        max: usize,
+        line: usize,
+    ) -> Result<u8, ConfigError> {
+        let mut v: u32 = 0;
+        let mut n = 0;
+        while n < max {
+            let Some(d) = self.peek().and_then(|b| char::from(b).to_digit(base)) else {
+                break;
+            };
+            v = v * base + d;
+            self.pos += 1;
+            n += 1;
+        }
+        if n < min {
+            return Err(syntax(line, "invalid escape in string"));
+        }
+        u8::try_from(v).map_err(|_| syntax(line, "escape out of range in string"))
+    }
+}
+
+struct Parser<'a> {
+    lex: Lexer<'a>,
+    peeked: Option<Option<(Tok, usize)>>,
+}
+
+impl Parser<'_> {
+    fn peek(&mut self) -> Result<Option<&(Tok, usize)>, ConfigError> {
+        if self.peeked.is_none() {
+            self.peeked = Some(self.lex.next()?);
+        }
+        Ok(self.peeked.as_ref().and_then(|p| p.as_ref()))
+    }
+
+    fn next(&mut self) -> Result<Option<(Tok, usize)>, ConfigError> {
+        match self.peeked.take() {
+            Some(t) => Ok(t),
+            None => self.lex.next(),
+        }
+    }
+
+    fn skip_newlines(&mut self) -> Result<(), ConfigError> {
+        while matches!(self.peek()?, Some((Tok::Newline, _))) {
+            self.next()?;
+        }
+        Ok(())
+    }
+
+    fn atom(&mut self, what: &str) -> Result<String, ConfigError> {
+        match self.next()? {
+            Some((Tok::Str(s) | Tok::Number(s), _)) => Ok(s),
+            Some((_, line)) => Err(syntax(line, format!("expected {what}"))),
+            None => Err(syntax(
+                self.lex.line,
+                format!("expected {what} before end of file"),
+            )),
+        }
+    }
+
+    fn value(&mut self) -> Result<(Value, usize), ConfigError> {
+        let line = match self.peek()? {
+            Some((_, l)) => *l,
+            None => return Err(syntax(self.lex.line, "expected a value before end of file")),
+        };
+        if !matches!(self.peek()?, Some((Tok::Open, _))) {
+            return Ok((Value::Atom(self.atom("a string, number or list")?), line));
+        }
+        self.next()?;
+        let mut items = Vec::new();
+        self.skip_newlines()?;
+        loop {
+            match self.peek()? {
+                Some((Tok::Close, _)) => {
+                    self.next()?;
+                    return Ok((Value::List(items), line));
+                }
+                Some(_) => {}
+                None => return Err(syntax(line, "unterminated list")),
+            }
+            if items.len() >= LIST_MAX_ITEMS {
+                return Err(syntax(
+                    line,
+                    format!("list longer than {LIST_MAX_ITEMS} items"),
+                ));
+            }
+            items.push(self.atom("a list item or ]")?);
+            self.skip_newlines()?;
+            match self.next()? {
+                Some((Tok::Comma, _)) => self.skip_newlines()?,
+                Some((Tok::Close, _)) => return Ok((Value::List(items), line)),
+                Some((_, l)) => return Err(syntax(l, "expected , or ] in list")),
+                None => return Err(syntax(line, "unterminated list")),
+            }
+        }
+    }
+}
+
+/// Parse xl config text.
+pub fn parse(text: &[u8]) -> Result<XlConfig, ConfigError> {
+    if text.len() > CONFIG_MAX_BYTES {
+        return Err(ConfigError::TooBig);
+    }
+    let mut p = Parser {
+        lex: Lexer {
+            s: text,
+            pos: 0,
+            line: 1,
+        },
+        peeked: None,
+    };
+    let mut cfg = XlConfig::default();
+    while let Some((tok, line)) = p.next()? {
+        let key = match tok {
+            Tok::Newline | Tok::Semi => continue,
+            Tok::Ident(k) => k,
+            _ => return Err(syntax(line, "expected a setting name")),
+        };
+        let append = match p.next()? {
+            Some((Tok::Assign, _)) => false,
+            Some((Tok::Append, _)) => true,
+            _ => return Err(syntax(line, format!("expected = after {key}"))),
+        };
+        let (value, vline) = p.value()?;
+        match p.next()? {
+            None | Some((Tok::Newline | Tok::Semi, _)) => {}
+            Some((_, l)) => return Err(syntax(l, "expected end of line after value")),
+        }
+        let value = match (append, cfg.settings.get(&key)) {
+            (false, _) | (true, None) => value,
+            (true, Some(prev)) => match (&prev.value, value) {
+                (Value::List(old), Value::List(new)) => {
+                    let mut all = old.clone();
+                    all.extend(new);
+                    if all.len() > LIST_MAX_ITEMS {
+                        return Err(syntax(
+                            vline,
+                            format!("list longer than {LIST_MAX_ITEMS} items"),
+                        ));
+                    }
+                    Value::List(all)
+                }
+                _ => {
+                    return Err(syntax(
+                        vline,
+                        format!("+= on {key} needs lists on both sides"),
+                    ))
+                }
+            },
+        };
+        if !cfg.settings.contains_key(&key) {
+            if cfg.order.len() >= SETTINGS_MAX {
+                return Err(syntax(line, format!("more than {SETTINGS_MAX} settings")));
+            }
+            cfg.order.push(key.clone());
+        }
+        cfg.settings.insert(key, Setting { value, line: vline });
+    }
+    Ok(cfg)
+}
+
+/// What to do when the guest powers off, reboots or crashes (xl's `on_*` actions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `destroy`.
+    Destroy,
+    /// `restart`.
+    Restart,
+    /// `rename-restart`.
+    RenameRestart,
+    /// `preserve`.
+    Preserve,
+    /// `coredump-destroy`.
+    CoredumpDestroy,
+    /// `coredump-restart`.
+    CoredumpRestart,
+    /// `soft-reset`.
+    SoftReset,
+}
+
+impl Action {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "destroy" => Self::Destroy,
+            "restart" => Self::Restart,
+            "rename-restart" => Self::RenameRestart,
+            "preserve" => Self::Preserve,
+            "coredump-destroy" => Self::CoredumpDestroy,
+            "coredump-restart" => Self::CoredumpRestart,
+            "soft-reset" => Self::SoftReset,
+            _ => return None,
+        })
+    }
+}
+
+/// A PV domain as an xl config describes it, with xl's defaults applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainConfig {
+    /// `name` (required).
+    pub name: String,
+    /// `uuid`; `None`: a new one for each start.
+    pub uuid: Option<Uuid>,
+    /// `kernel` (required unless `bootloader` is set).
+    pub kernel: Option<PathBuf>,
+    /// `ramdisk`.
+    pub ramdisk: Option<PathBuf>,
+    /// The command line: `cmdline`, else `root=<root> <extra>` as xl assembles it.
+    pub cmdline: Option<String>,
+    /// `memory`, MiB (target).
+    pub memory_mib: u64,
+    /// `maxmem`, MiB (static maximum; `memory` when absent).
+    pub maxmem_mib: u64,
+    /// `vcpus`: vcpus online at boot.
+    pub vcpus: u32,
+    /// `maxvcpus`: vcpus the domain may have (`vcpus` when absent).
+    pub max_vcpus: u32,
+    /// `on_poweroff` (default destroy).
+    pub on_poweroff: Action,
+    /// `on_reboot` (default restart).
+    pub on_reboot: Action,
+    /// `on_crash` (default destroy).
+    pub on_crash: Action,
+    /// `bootloader` (e.g. pygrub).
+    pub bootloader: Option<String>,
+    /// `bootloader_args`.
+    pub bootloader_args: Vec<String>,
+}
+
+/// Keys xl accepts that pvbuild does not implement: a warning each, not an error.
+const XL_KEYS_IGNORED: &[&str] = &[
+    "vif",
+    "disk",
+    "vfb",
+    "vkb",
+    "pci",
+    "channel",
+    "usb",
+    "usbctrl",
+    "usbdev",
+    "vtpm",
+    "p9",
+    "pvcalls",
+    "vsnd",
+    "vdispl",
+    "virtio",
+    "dtdev",
+    "rdm",
+    "iomem",
+    "ioports",
+    "irqs",
+    "cpus",
+    "cpus_soft",
+    "cpu_weight",
+    "cap",
+    "pool",
+    "seclabel",
+    "init_seclabel",
+    "device_model_version",
+    "device_model_override",
+    "on_watchdog",
+    "on_soft_reset",
+    "localtime",
+    "rtc_timeoffset",
+    "max_grant_frames",
+    "max_maptrack_frames",
+    "max_grant_version",
+    "e820_host",
+    "claim_mode",
+    "driver_domain",
+    "xen_platform_pci",
+    "serial",
+    "sdl",
+    "vnc",
+    "vnclisten",
+    "vncpasswd",
+    "keymap",
+    "nomigrate",
+    "event_channels",
+    "tsc_mode",
+    "gfx_passthru",
+    "features",
+    "shadow_memory",
+    "vcpu_hard_affinity",
+    "vcpu_soft_affinity",
+    "passthrough",
+    "vnuma",
+    "altp2m",
+    "vpmu",
+];
+
+/// What [`DomainConfig::from_xl`] noticed but did not refuse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    /// Line of the setting.
+    pub line: usize,
+    /// The message.
+    pub msg: String,
+}
+
+fn value_err(key: &str, s: &Setting, msg: impl Into<String>) -> ConfigError {
+    ConfigError::Value {
+        key: key.into(),
+        line: s.line,
+        msg: msg.into(),
+    }
+}
+
+/// `strtol(s, &end, 0)` with the whole string consumed: decimal, `0x` hex or `0` octal, with
+/// an optional sign.
+pub fn parse_long(s: &str) -> Option<i64> {
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, s.get(1..)?),
+        Some(b'+') => (false, s.get(1..)?),
+        _ => (false, s),
+    };
+    let v = if let Some(h) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+        i64::from_str_radix(h, 16).ok()?
+    } else if body.len() > 1 && body.starts_with('0') {
+        i64::from_str_radix(body.get(1..)?, 8).ok()?
+    } else {
+        if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        body.parse().ok()?
+    };
+    if neg {
+        v.checked_neg()
+    } else {
+        Some(v)
+    }
+}
+
+impl DomainConfig {
+    /// Read and map a config file (at most [`CONFIG_MAX_BYTES`]).
+    pub fn load(path: &Path) -> Result<(Self, Vec<Warning>), ConfigError> {
+        let read_err = |e: std::io::Error| ConfigError::Read {
+            path: path.into(),
+            msg: e.to_string(),
+        };
+        let f = std::fs::File::open(path).map_err(read_err)?;
+        let mut buf = Vec::new();
+        f.take(CONFIG_MAX_BYTES as u64 + 1)
+            .read_to_end(&mut buf)
+            .map_err(read_err)?;
+        Self::from_xl(&parse(&buf)?)
+    }
+
+    /// Map parsed settings, applying xl's defaults.
+    pub fn from_xl(cfg: &XlConfig) -> Result<(Self, Vec<Warning>), ConfigError> {
+        let mut warnings = Vec::new();
+        let string = |key: &str| -> Result<Option<(String, &Setting)>, ConfigError> {
+            match cfg.get(key) {
+                None => Ok(None),
+                Some(s) => match &s.value {
+                    Value::Atom(a) => Ok(Some((a.clone(), s))),
+                    Value::List(_) => Err(value_err(key, s, "expected a string, not a list")),
+                },
+            }
+        };
+        let number = |key: &str, min: i64, max: i64| -> Result<Option<i64>, ConfigError> {
+            match string(key)? {
+                None => Ok(None),
+                Some((a, s)) => match parse_long(&a) {
+                    Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
+                    Some(v) => Err(value_err(key, s, format!("{v} is outside {min}..={max}"))),
+                    None => Err(value_err(key, s, format!("{a:?} is not a number"))),
+                },
+            }
+        };
+        let action = |key: &str, default: Action| -> Result<Action, ConfigError> {
+            match string(key)? {
+                None => Ok(default),
+                Some((a, s)) => Action::parse(&a)
+                    .ok_or_else(|| value_err(key, s, format!("unknown action {a:?}"))),
+            }
+        };
+
+        for key in cfg.keys() {
+            let line = cfg.get(key).map_or(0, |s| s.line);
+            if SUPPORTED_KEYS.contains(&key) {
+                continue;
+            }
+            let msg = if XL_KEYS_IGNORED.contains(&key) {
+                format!("{key}: not supported by pvbuild, ignored")
+            } else {
+                format!("{key}: unknown setting, ignored")
+            };
+            warnings.push(Warning { line, msg });
+        }
+
+        if let Some((t, s)) = string("type")? {
+            match t.as_str() {
+                "pv" => {}
+                "pvh" | "hvm" => {
+                    return Err(value_err(
+                        "type",
+                        s,
+                        format!("{t} guests are not supported, only pv"),
+                    ))
+                }
+                _ => return Err(value_err("type", s, format!("unknown domain type {t:?}"))),
+            }
+        }
+        if let Some((b, s)) = string("builder")? {
+            match b.as_str() {
+                "generic" | "linux" => {}
+                "hvm" => {
+                    return Err(value_err(
+                        "builder",
+                        s,
+                        "hvm guests are not supported, only pv",
+                    ))
+                }
+                _ => return Err(value_err("builder", s, format!("unknown builder {b:?}"))),
+            }
+        }
+
+        let name = match string("name")? {
+            Some((n, _)) if !n.is_empty() => n,
+            Some((_, s)) => return Err(value_err("name", s, "empty name")),
+            None => return Err(ConfigError::Invalid("domain name must be specified".into())),
+        };
+        let uuid = match string("uuid")? {
+            None => None,
+            Some((u, s)) => Some(
+                Uuid::parse_str(&u)
+                    .map_err(|_| value_err("uuid", s, format!("invalid uuid {u:?}")))?,
+            ),
+        };
+        let kernel = string("kernel")?.map(|(k, _)| PathBuf::from(k));
+        let ramdisk = string("ramdisk")?.map(|(r, _)| PathBuf::from(r));
+        let bootloader = string("bootloader")?.map(|(b, _)| b);
+        let bootloader_args = match cfg.get("bootloader_args") {
+            None => Vec::new(),
+            Some(Setting {
+                value: Value::List(l),
+                ..
+            }) => l.clone(),
+            Some(
+                s @ Setting {
+                    value: Value::Atom(a),
+                    ..
+                },
+            ) => {
+                warnings.push(Warning {
+                    line: s.line,
+                    msg: "bootloader_args: a string is deprecated, use a list".into(),
+                });
+                a.split(' ')
+                    .filter(|p| !p.is_empty())
+                    .map(String::from)
+                    .collect()
+            }
+        };
+        if kernel.is_none() && bootloader.is_none() {
+            return Err(ConfigError::Invalid(
+                "a PV domain needs kernel or bootloader".into(),
+            ));
+        }
+
+        // xl: cmdline wins over root/extra; otherwise "root=<root> <extra>".
+        let cmdline_set = string("cmdline")?;
+        let root = string("root")?;
+        let extra = string("extra")?;
+        let cmdline = match (cmdline_set, &root, &extra) {
+            (Some((c, s)), r, e) => {
+                if r.is_some() || e.is_some() {
+                    warnings.push(Warning {
+                        line: s.line,
+                        msg: "cmdline: ignoring root= and extra= in favour of cmdline=".into(),
+                    });
+                }
+                Some(c)
+            }
+            (None, Some((r, _)), Some((e, _))) => Some(format!("root={r} {e}")),
+            (None, Some((r, _)), None) => Some(format!("root={r}")),
+            (None, None, Some((e, _))) => Some(e.clone()),
+            (None, None, None) => None,
+        };
+
+        let max_mem = i64::try_from(MEMORY_MAX_MIB).unwrap_or(i64::MAX);
+        let memory = number("memory", 1, max_mem)?.map(|v| v.unsigned_abs());
+        let maxmem = number("maxmem", 1, max_mem)?.map(|v| v.unsigned_abs());
+        let memory_mib = memory.or(maxmem).unwrap_or(DEFAULT_MEMORY_MIB);
+        let maxmem_mib = maxmem.unwrap_or(memory_mib);
+        if maxmem_mib < memory_mib {
+            return Err(ConfigError::Invalid(format!(
+                "maxmem ({maxmem_mib} MiB) is below memory ({memory_mib} MiB)"
+            )));
+        }
+        let vmax = i64::from(VCPUS_MAX);
+        let vcpus = number("vcpus", 1, vmax)?.and_then(|v| u32::try_from(v).ok());
+        let max_vcpus = number("maxvcpus", 1, vmax)?.and_then(|v| u32::try_from(v).ok());
+        let vcpus_n = vcpus.unwrap_or(1);
+        let max_vcpus_n = max_vcpus.unwrap_or(vcpus_n);
+        if max_vcpus_n < vcpus_n {
+            return Err(ConfigError::Invalid(format!(
+                "maxvcpus ({max_vcpus_n}) is below vcpus ({vcpus_n})"
+            )));
+        }
+
+        Ok((
+            Self {
+                name,
+                uuid,
+                kernel,
+                ramdisk,
+                cmdline,
+                memory_mib,
+                maxmem_mib,
+                vcpus: vcpus_n,
+                max_vcpus: max_vcpus_n,
+                on_poweroff: action("on_poweroff", Action::Destroy)?,
+                on_reboot: action("on_reboot", Action::Restart)?,
+                on_crash: action("on_crash", Action::Destroy)?,
+                bootloader,
+                bootloader_args,
+            },
+            warnings,
+        ))
+    }
+}
+
+/// The keys [`DomainConfig::from_xl`] reads.
+pub const SUPPORTED_KEYS: &[&str] = &[
+    "name",
+    "type",
+    "builder",
+    "kernel",
+    "ramdisk",
+    "extra",
+    "cmdline",
+    "root",
+    "memory",
+    "maxmem",
+    "vcpus",
+    "maxvcpus",
+    "on_poweroff",
+    "on_reboot",
+    "on_crash",
+    "bootloader",
+    "bootloader_args",
+    "uuid",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lexes_and_parses_the_grammar() {
+        let c = parse(
+            b"# comment\nname = \"a\\tb\" ; memory = 0x100\nvif = [ 'x',\n  \"y\",\n]\n\
+              disk=[]\nextra='q\\'s\\x41\\101' # trailing\nlast = 7",
+        )
+        .unwrap();
+        assert_eq!(c.get("name").unwrap().value, Value::Atom("a\tb".into()));
+        assert_eq!(c.get("memory").unwrap().value, Value::Atom("0x100".into()));
+        assert_eq!(
+            c.get("vif").unwrap().value,
+            Value::List(vec!["x".into(), "y".into()])
+        );
+        assert_eq!(c.get("vif").unwrap().line, 3);
+        assert_eq!(c.get("disk").unwrap().value, Value::List(vec![]));
+        assert_eq!(c.get("extra").unwrap().value, Value::Atom("q'sAA".into()));
+        assert_eq!(c.get("last").unwrap().line, 8);
+        assert_eq!(
+            c.keys().collect::<Vec<_>>(),
+            ["name", "memory", "vif", "disk", "extra", "last"]
+        );
+    }
+
+    #[test]
+    fn strtol_numbers() {
+        assert_eq!(parse_long("256"), Some(256));
+        assert_eq!(parse_long("0x100"), Some(256));
+        assert_eq!(parse_long("0100"), Some(64));
+        assert_eq!(parse_long("-3"), Some(-3));
+        assert_eq!(parse_long("0"), Some(0));
+        assert_eq!(parse_long("12ab"), None);
+        assert_eq!(parse_long("09"), None);
+        assert_eq!(parse_long(""), None);
+        assert_eq!(parse_long("99999999999999999999"), None);
+    }
+}

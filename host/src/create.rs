@@ -1,1 +1,406 @@
-//! (to be written)
+//! The PV build sequence of `pvbuild create`, undone on failure.
+//!
+//! The order is libxl's and libxenguest's (`libxl__build_pre`, `meminit_pv`,
+//! `xc_dom_build_image`, `xc_dom_boot_image`, `xc_dom_gnttab_init`):
+//!
+//! 1. check the kernel's guest type against the hypervisor's capability list (before any
+//!    domain exists, as `xc_dom_compat_check` does);
+//! 2. create the domain, set its vcpus, its memory limit (the guest's memory plus libxl's
+//!    1 MiB slack) and its address size;
+//! 3. allocate the xenstore and console event channels;
+//! 4. populate its memory (2 MiB extents, then 4 KiB);
+//! 5. build the image into it through privcmd mappings ([`pvbuild_core::build::build`]);
+//! 6. apply the machine-to-phys updates the build asks for, drop every mapping of the new
+//!    page tables, pin the top table, initialise shared_info, set up the hypercall page and
+//!    the boot vcpu's context;
+//! 7. seed the grant table with the console and xenstore rings.
+//!
+//! The caller (which still writes xenstore and may unpause) gets a [`Building`] guard: until
+//! [`Building::finish`] is called, dropping it or any failure runs its undo stack in reverse,
+//! destroying the domain (and with it its memory, event channels and grant table). Other
+//! layers push their own undo steps with [`Building::push_undo`].
+
+use std::fmt;
+
+use pvbuild_core::addr::Mfn;
+use pvbuild_core::build::{self, BuildConfig, BuildOutput};
+use pvbuild_core::image::{GuestType, LoadKernel};
+use pvbuild_core::layout::Layout;
+use zerocopy::IntoBytes;
+
+use crate::privcmd_mem::PrivcmdMemory;
+use crate::sys::memory::MmuUpdate;
+use crate::xen::{DomainConfig, PinLevel, SeedGrant, Xen, XenError};
+
+/// libxl's `LIBXL_MAXMEM_CONSTANT`: KiB above the guest's memory allowed for its limit.
+pub const MAXMEM_SLACK_KIB: u64 = 1024;
+
+/// The steps of [`create`], in order; the names are what errors and `--fail-at` use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CreateStep {
+    /// Checking the guest type against Xen's capabilities.
+    Compat,
+    /// `XEN_DOMCTL_createdomain`.
+    CreateDomain,
+    /// `XEN_DOMCTL_max_vcpus`.
+    MaxVcpus,
+    /// `XEN_DOMCTL_max_mem`.
+    MaxMem,
+    /// `XEN_DOMCTL_set_address_size`.
+    AddressSize,
+    /// The xenstore and console event channels.
+    EventChannels,
+    /// Populating memory.
+    Populate,
+    /// Getting the shared_info frame.
+    DomainInfo,
+    /// Writing the image into the domain.
+    Build,
+    /// Machine-to-phys updates for moved frames.
+    MachPhys,
+    /// Pinning the top page table.
+    Pin,
+    /// Initialising shared_info.
+    SharedInfo,
+    /// `XEN_DOMCTL_hypercall_init`.
+    HypercallPage,
+    /// `XEN_DOMCTL_setvcpucontext`.
+    VcpuContext,
+    /// Seeding the grant table.
+    GrantTable,
+}
+
+impl CreateStep {
+    /// Every step, in order.
+    pub const ALL: [CreateStep; 15] = [
+        CreateStep::Compat,
+        CreateStep::CreateDomain,
+        CreateStep::MaxVcpus,
+        CreateStep::MaxMem,
+        CreateStep::AddressSize,
+        CreateStep::EventChannels,
+        CreateStep::Populate,
+        CreateStep::DomainInfo,
+        CreateStep::Build,
+        CreateStep::MachPhys,
+        CreateStep::Pin,
+        CreateStep::SharedInfo,
+        CreateStep::HypercallPage,
+        CreateStep::VcpuContext,
+        CreateStep::GrantTable,
+    ];
+
+    /// The step's short name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CreateStep::Compat => "compat",
+            CreateStep::CreateDomain => "create-domain",
+            CreateStep::MaxVcpus => "max-vcpus",
+            CreateStep::MaxMem => "max-mem",
+            CreateStep::AddressSize => "address-size",
+            CreateStep::EventChannels => "event-channels",
+            CreateStep::Populate => "populate",
+            CreateStep::DomainInfo => "domain-info",
+            CreateStep::Build => "build",
+            CreateStep::MachPhys => "machphys",
+            CreateStep::Pin => "pin",
+            CreateStep::SharedInfo => "shared-info",
+            CreateStep::HypercallPage => "hypercall-page",
+            CreateStep::VcpuContext => "vcpu-context",
+            CreateStep::GrantTable => "grant-table",
+        }
+    }
+
+    /// The step named `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl fmt::Display for CreateStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What went wrong in a step.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreateFailure {
+    /// A hypercall or mapping failed.
+    #[error(transparent)]
+    Xen(#[from] XenError),
+    /// The hypervisor does not run this type of guest.
+    #[error("guest type {guest} is not supported by this Xen (it runs: {caps})")]
+    Unsupported {
+        /// The kernel's guest type.
+        guest: &'static str,
+        /// Xen's capability list.
+        caps: String,
+    },
+    /// The core's build failed.
+    #[error("{0}")]
+    Build(String),
+    /// A value out of range for the request.
+    #[error("{0}")]
+    Invalid(String),
+    /// The test-only failure switch fired.
+    #[error("failure injected for testing")]
+    Injected,
+}
+
+/// A failed [`create`], after its undo stack has run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{step}: {failure}{}", undo_note(.undo_errors))]
+pub struct CreateError {
+    /// The step that failed.
+    pub step: CreateStep,
+    /// Why.
+    pub failure: CreateFailure,
+    /// Undo steps that themselves failed (the domain may be left behind if non-empty).
+    pub undo_errors: Vec<String>,
+}
+
+fn undo_note(errors: &[String]) -> String {
+    if errors.is_empty() {
+        String::new()
+    } else {
+        format!(" (and undoing failed: {})", errors.join("; "))
+    }
+}
+
+/// What [`create`] needs: a kernel already parsed and a layout already planned (so bad input
+/// is refused before the hypervisor is touched), and the guest's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct CreateRequest<'a, K> {
+    /// The parsed kernel.
+    pub kernel: &'a K,
+    /// Its planned layout (`nr_pages` is the guest's memory).
+    pub layout: &'a Layout,
+    /// The unpacked ramdisk.
+    pub ramdisk: Option<&'a [u8]>,
+    /// The command line.
+    pub cmdline: &'a [u8],
+    /// Number of vcpus.
+    pub vcpus: u32,
+    /// The domain's UUID.
+    pub handle: [u8; 16],
+    /// Domain serving the console ring (dom0).
+    pub console_backend: u16,
+    /// Domain serving xenstore (dom0).
+    pub store_backend: u16,
+    /// Test-only: make this step fail, to prove everything before it is undone.
+    pub fail_at: Option<CreateStep>,
+}
+
+/// What a successful build made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// The new domain.
+    pub domid: u16,
+    /// Its memory in pages.
+    pub nr_pages: u64,
+    /// Machine frame of the xenstore ring.
+    pub store_mfn: Mfn,
+    /// Xenstore event channel (in the guest).
+    pub store_port: u32,
+    /// Machine frame of the console ring.
+    pub console_mfn: Mfn,
+    /// Console event channel (in the guest).
+    pub console_port: u32,
+    /// Machine frame of the pinned top page table.
+    pub top_table_mfn: Mfn,
+}
+
+type UndoFn = Box<dyn FnOnce(&Xen) -> Result<(), String> + Send>;
+
+/// A domain being built: undone on drop unless finished.
+pub struct Building<'x> {
+    xen: &'x Xen,
+    undo: Vec<(&'static str, UndoFn)>,
+    /// What was made.
+    pub created: Created,
+}
+
+impl fmt::Debug for Building<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Building")
+            .field("created", &self.created)
+            .field("undo", &self.undo.iter().map(|(n, _)| *n).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn run_undo(xen: &Xen, undo: &mut Vec<(&'static str, UndoFn)>) -> Vec<String> {
+    let mut errors = Vec::new();
+    while let Some((name, f)) = undo.pop() {
+        if let Err(e) = f(xen) {
+            errors.push(format!("{name}: {e}"));
+        }
+    }
+    errors
+}
+
+impl Building<'_> {
+    /// Adds an undo step, run (in reverse order of pushing) if the build is abandoned.
+    pub fn push_undo(&mut self, name: &'static str, f: impl FnOnce(&Xen) -> Result<(), String> + Send + 'static) {
+        self.undo.push((name, Box::new(f)));
+    }
+
+    /// Names of the pending undo steps, oldest first.
+    pub fn undo_steps(&self) -> Vec<&'static str> {
+        self.undo.iter().map(|(n, _)| *n).collect()
+    }
+
+    /// Unpauses the guest.
+    pub fn unpause(&self) -> Result<(), XenError> {
+        self.xen.unpause_domain(self.created.domid)
+    }
+
+    /// Keeps the domain: the undo stack is discarded.
+    pub fn finish(mut self) -> Created {
+        self.undo.clear();
+        self.created.clone()
+    }
+
+    /// Abandons the build now, running the undo stack; returns the undo steps that failed.
+    pub fn abandon(mut self) -> Vec<String> {
+        run_undo(self.xen, &mut self.undo)
+    }
+}
+
+impl Drop for Building<'_> {
+    fn drop(&mut self) {
+        let _ = run_undo(self.xen, &mut self.undo);
+    }
+}
+
+struct Run<'x> {
+    xen: &'x Xen,
+    undo: Vec<(&'static str, UndoFn)>,
+    fail_at: Option<CreateStep>,
+}
+
+impl Run<'_> {
+    fn step<T>(&mut self, step: CreateStep, f: impl FnOnce(&Xen) -> Result<T, CreateFailure>) -> Result<T, CreateError> {
+        let r = if self.fail_at == Some(step) { Err(CreateFailure::Injected) } else { f(self.xen) };
+        r.map_err(|failure| CreateError { step, failure, undo_errors: run_undo(self.xen, &mut self.undo) })
+    }
+}
+
+fn pin_level(guest: GuestType) -> PinLevel {
+    match guest {
+        GuestType::X86_64 => PinLevel::L4,
+        GuestType::X86_32Pae => PinLevel::L3,
+        GuestType::X86_32 => PinLevel::L2,
+    }
+}
+
+fn address_size(guest: GuestType) -> u32 {
+    match guest {
+        GuestType::X86_64 => 64,
+        GuestType::X86_32Pae | GuestType::X86_32 => 32,
+    }
+}
+
+/// Creates and builds the domain `req` describes, leaving it paused. On failure everything
+/// made so far is undone before the error is returned.
+pub fn create<'x, K: LoadKernel>(xen: &'x Xen, req: &CreateRequest<'_, K>) -> Result<Building<'x>, CreateError> {
+    let layout = req.layout;
+    let guest = layout.guest_type;
+    let mut run = Run { xen, undo: Vec::new(), fail_at: req.fail_at };
+
+    run.step(CreateStep::Compat, |x| {
+        let caps = x.capabilities()?;
+        if caps.iter().any(|c| c == guest.xen_caps_name()) {
+            Ok(())
+        } else {
+            Err(CreateFailure::Unsupported { guest: guest.xen_caps_name(), caps: caps.join(" ") })
+        }
+    })?;
+
+    let domid = run.step(CreateStep::CreateDomain, |x| {
+        let mut cfg = DomainConfig::pv(req.vcpus, x.max_grant_version()?);
+        cfg.handle = req.handle;
+        Ok(x.create_domain(&cfg, None)?)
+    })?;
+    run.undo.push(("destroy domain", Box::new(move |x: &Xen| x.destroy_domain(domid).map_err(|e| e.to_string()))));
+
+    run.step(CreateStep::MaxVcpus, |x| Ok(x.max_vcpus(domid, req.vcpus)?))?;
+    run.step(CreateStep::MaxMem, |x| {
+        let kib = layout
+            .nr_pages
+            .checked_mul(4)
+            .and_then(|k| k.checked_add(MAXMEM_SLACK_KIB))
+            .ok_or_else(|| CreateFailure::Invalid(format!("{:#x} pages is too much memory", layout.nr_pages)))?;
+        Ok(x.max_mem(domid, kib)?)
+    })?;
+    run.step(CreateStep::AddressSize, |x| Ok(x.set_address_size(domid, address_size(guest))?))?;
+    let (store_port, console_port) = run.step(CreateStep::EventChannels, |x| {
+        Ok((x.evtchn_alloc_unbound(domid, req.store_backend)?, x.evtchn_alloc_unbound(domid, req.console_backend)?))
+    })?;
+    let p2m = run.step(CreateStep::Populate, |x| Ok(x.populate_physmap(domid, layout.nr_pages)?))?;
+    let shared_info_mfn = run.step(CreateStep::DomainInfo, |x| {
+        let f = x.domain_info(domid)?.shared_info_frame;
+        Mfn::new(f).map_err(|_| CreateFailure::Invalid(format!("shared_info frame {f:#x}")))
+    })?;
+
+    let out: BuildOutput = run.step(CreateStep::Build, |x| {
+        let mut mem = PrivcmdMemory::new(x, domid, p2m);
+        let cfg = BuildConfig {
+            ramdisk: req.ramdisk,
+            cmdline: req.cmdline,
+            store_evtchn: store_port,
+            console_evtchn: console_port,
+            shared_info_mfn,
+            relocated: &[],
+        };
+        // `mem` drops at the end of this step: no mapping of the new page tables survives
+        // to the pin (Xen refuses to make a writably mapped frame a page table).
+        build::build(req.kernel, layout, &cfg, &mut mem).map_err(|e| CreateFailure::Build(e.to_string()))
+    })?;
+
+    run.step(CreateStep::MachPhys, |x| {
+        let ups: Vec<MmuUpdate> = out.m2p_updates.iter().map(|u| MmuUpdate { ptr: u.ptr, val: u.val }).collect();
+        if !ups.is_empty() {
+            x.mmu_update(domid, &ups)?;
+        }
+        Ok(())
+    })?;
+    run.step(CreateStep::Pin, |x| Ok(x.pin_table(domid, pin_level(guest), out.top_table_mfn)?))?;
+    run.step(CreateStep::SharedInfo, |x| {
+        let mut m = x.map_foreign(domid, &[shared_info_mfn])?;
+        let src = out.shared_info.as_bytes();
+        m.as_mut_slice()
+            .get_mut(..src.len())
+            .ok_or_else(|| CreateFailure::Invalid("shared_info larger than a page".into()))?
+            .copy_from_slice(src);
+        Ok(())
+    })?;
+    run.step(CreateStep::HypercallPage, |x| match out.hypercall_mfn {
+        Some(m) => Ok(x.hypercall_init(domid, m)?),
+        None => Ok(()),
+    })?;
+    run.step(CreateStep::VcpuContext, |x| Ok(x.set_vcpu_context_bytes(domid, 0, out.vcpu.as_bytes())?))?;
+    run.step(CreateStep::GrantTable, |x| {
+        let console = SeedGrant { backend: req.console_backend, frame: out.console_mfn };
+        let store = SeedGrant { backend: req.store_backend, frame: out.store_mfn };
+        Ok(x.seed_grant_table(domid, Some(console), Some(store))?)
+    })?;
+
+    Ok(Building {
+        xen,
+        undo: std::mem::take(&mut run.undo),
+        created: Created {
+            domid,
+            nr_pages: layout.nr_pages,
+            store_mfn: out.store_mfn,
+            store_port,
+            console_mfn: out.console_mfn,
+            console_port,
+            top_table_mfn: out.top_table_mfn,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -137,12 +137,14 @@ pub fn plan(args: &PlanArgs) -> Result<Plan, PlanError> {
         None => None,
     };
     let ramdisk = match (&rfile, &args.ramdisk) {
-        (Some(bytes), Some(path)) => Some(decompress::unpack_ramdisk(bytes).map_err(|e| {
-            PlanError::Ramdisk {
-                path: path.clone(),
-                msg: e.to_string(),
-            }
-        })?),
+        (Some(bytes), Some(path)) => {
+            Some(
+                decompress::unpack_ramdisk(bytes).map_err(|e| PlanError::Ramdisk {
+                    path: path.clone(),
+                    msg: e.to_string(),
+                })?,
+            )
+        }
         _ => None,
     };
     let ramdisk_len = match (&rfile, &ramdisk) {
@@ -154,7 +156,14 @@ pub fn plan(args: &PlanArgs) -> Result<Plan, PlanError> {
 
     let nr_pages = args.memory_mib << (20 - 12);
     let params = pvbuild_core::image::LoadKernel::params(&kern);
-    let layout = build::plan(params, &LayoutRequest { nr_pages, ramdisk_len }).map_err(PlanError::Layout)?;
+    let layout = build::plan(
+        params,
+        &LayoutRequest {
+            nr_pages,
+            ramdisk_len,
+        },
+    )
+    .map_err(PlanError::Layout)?;
 
     let p2m: Vec<Mfn> = (0..nr_pages)
         .map(|p| Mfn::new((p ^ 0x2a5) + PLAN_MFN_BASE))
@@ -163,7 +172,8 @@ pub fn plan(args: &PlanArgs) -> Result<Plan, PlanError> {
     let bytes_len = usize::try_from(nr_pages * PAGE_SIZE)
         .map_err(|_| PlanError::Argument("--memory too large for this host".into()))?;
     let mut bytes = vec![0u8; bytes_len];
-    let mut mem = InMemory::new(&mut bytes, &p2m).map_err(|e| PlanError::Build(format!("{e:?}")))?;
+    let mut mem =
+        InMemory::new(&mut bytes, &p2m).map_err(|e| PlanError::Build(format!("{e:?}")))?;
     // A PAE guest's L3 must be below 4 GiB: the plan's frames all are.
     let cfg = BuildConfig {
         ramdisk: ramdisk.as_deref(),
@@ -218,8 +228,16 @@ pub fn render_text(p: &Plan) -> String {
     page_line(&mut out, l, "console", l.console_pfn);
     seg_line(&mut out, "page tables", &l.pgtables);
     page_line(&mut out, l, "boot stack", l.bootstack_pfn);
-    let _ = writeln!(out, "{:<20}: virt_alloc_end : {:#x}", "xc_dom_build_image", l.virt_alloc_end);
-    let _ = writeln!(out, "{:<20}: virt_pgtab_end : {:#x}", "xc_dom_build_image", l.virt_pgtab_end);
+    let _ = writeln!(
+        out,
+        "{:<20}: virt_alloc_end : {:#x}",
+        "xc_dom_build_image", l.virt_alloc_end
+    );
+    let _ = writeln!(
+        out,
+        "{:<20}: virt_pgtab_end : {:#x}",
+        "xc_dom_build_image", l.virt_pgtab_end
+    );
     if let (Some(rd), true) = (&l.ramdisk, l.ramdisk_unmapped) {
         seg_line(&mut out, "module0", rd);
     }
@@ -239,8 +257,16 @@ pub fn render_text(p: &Plan) -> String {
     }
     let _ = writeln!(out, "p2m list         : {:#x} (mfn_list)", l.p2m_vaddr);
     let _ = writeln!(out, "nr_pt_frames     : {:#x}", l.nr_pt_frames());
-    let _ = writeln!(out, "total            : {:#x} -> {:#x}", l.virt_base, l.virt_pgtab_end);
-    let _ = writeln!(out, "memory           : {:#x} pages, {} vcpu(s)", l.nr_pages, p.vcpus);
+    let _ = writeln!(
+        out,
+        "total            : {:#x} -> {:#x}",
+        l.virt_base, l.virt_pgtab_end
+    );
+    let _ = writeln!(
+        out,
+        "memory           : {:#x} pages, {} vcpu(s)",
+        l.nr_pages, p.vcpus
+    );
     let _ = writeln!(
         out,
         "checked          : {} pages mapped ({} page-table frames read-only), {} p2m entries",

@@ -632,6 +632,23 @@ impl Xen {
         r.map(drop)
     }
 
+    /// Sets vcpu `vcpu`'s initial context from its bytes in the guest's own layout (the
+    /// 64-bit `vcpu_guest_context`, or the 32-bit one of a compat guest, as libxenguest's
+    /// `vcpu_guest_context_any_t`).
+    pub fn set_vcpu_context_bytes(&self, domid: u16, vcpu: u32, ctxt: &[u8]) -> Result<(), XenError> {
+        let step = Step::SetVcpuContext;
+        let len = ctxt.len().max(size_of::<VcpuGuestContext>());
+        let mut buf: HcBuf<'_, u8> = HcBuf::zeroed(&*self.backend, len, step, domid)?;
+        buf.as_mut_slice()
+            .get_mut(..ctxt.len())
+            .ok_or_else(|| range(step, "context size", ctxt.len() as u64))?
+            .copy_from_slice(ctxt);
+        let req = XenDomctlVcpucontext { vcpu, _pad: 0, ctxt: buf.addr() };
+        let r = self.domctl(step, domid, XEN_DOMCTL_SETVCPUCONTEXT, &req);
+        drop(buf);
+        r.map(drop)
+    }
+
     /// Asks Xen to write the hypercall page into guest frame `gmfn`.
     pub fn hypercall_init(&self, domid: u16, gmfn: Mfn) -> Result<(), XenError> {
         let req = XenDomctlHypercallInit { gmfn: gmfn.get() };
@@ -961,3 +978,6 @@ impl Drop for ForeignMapping {
         unsafe { self.backend.unmap_area(self.ptr, self.pages) };
     }
 }
+
+#[cfg(test)]
+mod tests;

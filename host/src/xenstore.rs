@@ -23,7 +23,7 @@ pub use conn::{
 };
 pub use domain::{
     console_backend_dir, dom_path, domid_by_name, libxl_path, list_domains, remove_domain,
-    start_time_string, vm_path, write_new_domain, DomainEntry, DomainXsError, NewDomain, Op, Ring,
-    DM_VERSION_PV, NAME_MAX, VCPUS_MAX, XENCONSOLE_LIMIT, XENCONSOLE_PROTOCOL,
+    start_time_string, vm_path, write_domain_entries, write_new_domain, DomainEntry, DomainXsError,
+    NewDomain, Op, Ring, DM_VERSION_PV, NAME_MAX, VCPUS_MAX, XENCONSOLE_LIMIT, XENCONSOLE_PROTOCOL,
 };
 pub use uuid::Uuid;

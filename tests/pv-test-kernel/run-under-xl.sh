@@ -4,10 +4,14 @@
 # the console and check the shutdown reason. POSIX sh; runs in dom0.
 #
 #   run-under-xl.sh [-k KERNEL] [-n NAME] [-m MEMORY_MIB] [-s MODULE_BYTES]
-#                   [-o OUTDIR] [-c "BUILDER CMD"]
+#                   [-o OUTDIR] [-c "BUILDER CMD"] [-f wrong-sum|fault]
 #
 # -c is the command that creates the domain from the xl config (its path is
 #    appended): default "xl create"; e.g. -c "$HARNESS_PVBUILD create".
+# -f checks that the kernel can fail: wrong-sum passes a wrong expect_mod_sum
+#    (the kernel must report exactly module.sum FAIL and crash), fault adds
+#    selftest=fault (it must report a TRAP and crash). PASS then means "failed
+#    as it should".
 # Prints lines in the harness's scenario contract (tests/xen/dom0/lib.sh):
 # METRIC, EVIDENCE, NOTE, and last "PASS" or "FAIL: reason"; exit 0 on PASS.
 # The console log is read from $CONSOLE_LOG_DIR (default: $HARNESS_SHARE/console
@@ -21,7 +25,8 @@ memory=32
 mod_size=300001
 out=${HARNESS_OUT:-$(mktemp -d /tmp/pvtk.XXXXXX)}
 builder="xl create"
-while getopts k:n:m:s:o:c: opt; do
+negative=
+while getopts k:n:m:s:o:c:f: opt; do
     case $opt in
     k) kernel=$OPTARG ;;
     n) name=$OPTARG ;;
@@ -29,6 +34,7 @@ while getopts k:n:m:s:o:c: opt; do
     s) mod_size=$OPTARG ;;
     o) out=$OPTARG ;;
     c) builder=$OPTARG ;;
+    f) negative=$OPTARG ;;
     *) sed -n '6,7p' "$0" >&2; exit 2 ;;
     esac
 done
@@ -58,14 +64,21 @@ mod_len=$(wc -c < "$module" | tr -d ' ')
 mod_sum=$(gzip -c "$module" | tail -c 8 | od -An -tx4 -N4 | tr -d ' ')
 [ -n "$mod_sum" ] || fail "cannot compute the module's CRC-32"
 token=pvtk-token-$$
-cmdline="expect_nr_pages=$((memory * 256)) expect_mod_len=$mod_len expect_mod_sum=$mod_sum expect_cmdline_token=$token $token"
+extra=
+case $negative in
+"") ;;
+wrong-sum) mod_sum=$(printf '%08x' $(((0x$mod_sum + 1) & 0xffffffff))) ;;
+fault) extra=" selftest=fault" ;;
+*) fail "unknown -f mode '$negative' (wrong-sum, fault)" ;;
+esac
+cmdline="expect_nr_pages=$((memory * 256)) expect_mod_len=$mod_len expect_mod_sum=$mod_sum expect_cmdline_token=$token $token$extra"
 
 cfg=$out/$name.cfg
 sed -e "s|@NAME@|$name|" -e "s|@KERNEL@|$kernel|" -e "s|@RAMDISK@|$module|" \
     -e "s|@MEMORY@|$memory|" -e "s|@CMDLINE@|$cmdline|" "$here/xl-test.cfg.in" > "$cfg"
 echo "NOTE command line: $cmdline"
 
-rm -f "$conslog"
+rm -f "$conslog" "/var/log/xen/xl-$name.log"
 t0=$(now)
 $builder "$cfg" > "$out/create.log" 2>&1
 rc=$?
@@ -92,12 +105,25 @@ grep ' FAIL ' "$out/$name-checks.txt" | sed 's/^/NOTE /'
 checks=$(grep -c '^CHECK .* PASS' "$out/$name-checks.txt")
 echo "METRIC checks_passed $checks"
 # xl's per-domain daemon logs the reason: 0 poweroff (pass), 3 crash (fail).
-if [ -r "/var/log/xen/xl-$name.log" ]; then
-    cp "/var/log/xen/xl-$name.log" "$out/" 2>/dev/null
-    if [ "$verdict" = "VERDICT PASS" ]; then
-        grep -q "shut down, reason code 0" "/var/log/xen/xl-$name.log" ||
-            fail "verdict PASS but xl did not see a poweroff"
-    fi
+want_reason=0
+[ -z "$negative" ] || want_reason=3
+xllog=/var/log/xen/xl-$name.log
+if [ -r "$xllog" ]; then
+    cp "$xllog" "$out/" 2>/dev/null
+    grep -q "shut down, reason code $want_reason" "$xllog" ||
+        fail "$verdict but xl did not see shutdown reason $want_reason: $(grep 'reason code' "$xllog" | tail -n 1)"
+else
+    echo "NOTE no $xllog: shutdown reason not checked"
 fi
-[ "$verdict" = "VERDICT PASS" ] || fail "test kernel says $verdict"
+case $negative in
+"") [ "$verdict" = "VERDICT PASS" ] || fail "test kernel says $verdict" ;;
+wrong-sum)
+    fails=$(grep -c '^CHECK [^ ]* FAIL ' "$out/$name-checks.txt")
+    [ "$fails" -eq 1 ] && grep -q '^CHECK module.sum FAIL' "$out/$name-checks.txt" ||
+        fail "a wrong expect_mod_sum should fail module.sum alone; got: $(grep '^CHECK [^ ]* FAIL ' "$out/$name-checks.txt" | tr '\n' ' ')"
+    case $verdict in "VERDICT FAIL 1/"*) ;; *) fail "expected VERDICT FAIL 1/N, got $verdict" ;; esac ;;
+fault)
+    grep -q '^TRAP vector=14 ' "$out/$name-checks.txt" || fail "selftest=fault: no page-fault TRAP line"
+    [ "$verdict" = "VERDICT FAIL 1/1" ] || fail "selftest=fault: expected VERDICT FAIL 1/1, got $verdict" ;;
+esac
 pass

@@ -105,7 +105,7 @@ if [ $build -eq 1 ]; then
     if (cd "$repo" && cargo build --release -p pvbuild) > "$work/build-pvbuild.log" 2>&1; then
         cp "$target_dir/release/pvbuild" "$pvbuild_bin"
     else
-        say "pvbuild did not build (its scenarios will fail): $(tail -n 3 "$work/build-pvbuild.log" | tr '\n' ' ')"
+        say "pvbuild did not build (its scenarios will fail): $(tail -n 3 "$work/build-pvbuild.log" | tr -d '\r' | paste -sd ' ')"
     fi
     if [ -f "$repo/tests/pv-test-kernel/Cargo.toml" ]; then
         say "building the PV test kernel (tests/pv-test-kernel)"
@@ -113,7 +113,7 @@ if [ $build -eq 1 ]; then
             cp "$repo/tests/pv-test-kernel/target/x86_64-unknown-none/release/pv-test-kernel" "$share/bin/pv-test-kernel"
             pv_test_kernel=$share/bin/pv-test-kernel
         else
-            say "the PV test kernel did not build: $(tail -n 3 "$work/build-pv-test-kernel.log" | tr '\n' ' ')"
+            say "the PV test kernel did not build: $(tail -n 3 "$work/build-pv-test-kernel.log" | tr -d '\r' | paste -sd ' ')"
         fi
     fi
 else

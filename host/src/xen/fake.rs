@@ -16,7 +16,7 @@
 
 use std::alloc::Layout;
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::{c_void, CStr};
+use std::ffi::c_void;
 use std::fs::File;
 use std::num::NonZeroUsize;
 use std::os::fd::AsFd;
@@ -92,7 +92,7 @@ pub enum Call {
     /// `IOCTL_PRIVCMD_MMAP_RESOURCE`.
     MmapResource,
     /// Another ioctl.
-    OtherIoctl(u64),
+    OtherIoctl(IoctlRequest),
 }
 
 /// A domain as the fake hypervisor holds it.
@@ -538,7 +538,7 @@ fn decode(request: IoctlRequest, arg: *mut c_void) -> Call {
         IOCTL_PRIVCMD_HYPERCALL => {
             // SAFETY: a hypercall ioctl's argument is a privcmd_hypercall (caller's contract).
             let Ok(hc) = (unsafe { rd::<PrivcmdHypercall>(arg as u64) }) else {
-                return Call::OtherIoctl(u64::from(request));
+                return Call::OtherIoctl(request);
             };
             let [a0, a1, ..] = hc.arg;
             match hc.op {
@@ -560,15 +560,14 @@ fn decode(request: IoctlRequest, arg: *mut c_void) -> Call {
             unsafe { rd::<PrivcmdMmapbatchV2>(arg as u64) }.map_or(Call::MmapBatch(0), |m| Call::MmapBatch(m.num))
         }
         IOCTL_PRIVCMD_MMAP_RESOURCE => Call::MmapResource,
-        other => Call::OtherIoctl(u64::from(other)),
+        other => Call::OtherIoctl(other),
     }
 }
 
 impl FakeXen {
     /// A fake host as `cfg` describes.
     pub fn new(cfg: FakeConfig) -> Result<Self, Errno> {
-        let name = CStr::from_bytes_with_nul(b"pvbuild-fake-xen\0").map_err(|_| Errno::EINVAL)?;
-        let fd = memfd_create(name, MemFdCreateFlag::MFD_CLOEXEC)?;
+        let fd = memfd_create(c"pvbuild-fake-xen", MemFdCreateFlag::MFD_CLOEXEC)?;
         let mem = File::from(fd);
         let len = cfg.host_pages.checked_mul(PAGE_SIZE as u64).ok_or(Errno::EINVAL)?;
         mem.set_len(len).map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))?;

@@ -212,7 +212,10 @@ impl Perm {
         if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        Some(Self { domid: rest.parse().ok()?, access })
+        Some(Self {
+            domid: rest.parse().ok()?,
+            access,
+        })
     }
 }
 
@@ -230,6 +233,7 @@ struct Inner {
     next_req: u32,
     events: VecDeque<WatchEvent>,
     dropped_events: u64,
+    retries: u64,
 }
 
 /// A connection to xenstored.
@@ -260,8 +264,10 @@ impl XsConnection {
 
     /// Connect to xenstored's Unix socket at `path`.
     pub fn open_socket(path: &Path) -> Result<Self, XsError> {
-        let s = UnixStream::connect(path)
-            .map_err(|source| XsError::Connect { path: path.to_owned(), source })?;
+        let s = UnixStream::connect(path).map_err(|source| XsError::Connect {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(Self::with_transport(Box::new(s)))
     }
 
@@ -271,7 +277,10 @@ impl XsConnection {
             .read(true)
             .write(true)
             .open(path)
-            .map_err(|source| XsError::Connect { path: path.to_owned(), source })?;
+            .map_err(|source| XsError::Connect {
+                path: path.to_owned(),
+                source,
+            })?;
         Ok(Self::with_transport(Box::new(f)))
     }
 
@@ -283,6 +292,7 @@ impl XsConnection {
                 next_req: 1,
                 events: VecDeque::new(),
                 dropped_events: 0,
+                retries: 0,
             }),
         }
     }
@@ -328,7 +338,11 @@ impl XsConnection {
             if msg.msg_type == MsgType::Error {
                 let errno = wire::parse_error(&msg.payload)
                     .map_err(|source| XsError::Wire { op: name, source })?;
-                return Err(XsError::Daemon { op: name, arg: arg.to_owned(), errno });
+                return Err(XsError::Daemon {
+                    op: name,
+                    arg: arg.to_owned(),
+                    errno,
+                });
             }
             if msg.msg_type != op {
                 return Err(XsError::Protocol {
@@ -342,19 +356,27 @@ impl XsConnection {
 
     fn request_ok(&self, op: MsgType, tx: u32, parts: &[&[u8]], arg: &str) -> Result<(), XsError> {
         let p = self.request(op, tx, parts, true, arg)?;
-        wire::parse_ok(&p).map_err(|source| XsError::Wire { op: op.name(), source })
+        wire::parse_ok(&p).map_err(|source| XsError::Wire {
+            op: op.name(),
+            source,
+        })
     }
 
     fn path_arg(op: MsgType, path: &str) -> Result<(), XsError> {
-        wire::check_path(path).map_err(|source| XsError::Request { op: op.name(), source })
+        wire::check_path(path).map_err(|source| XsError::Request {
+            op: op.name(),
+            source,
+        })
     }
 
     pub(crate) fn read_in(&self, tx: u32, path: &str) -> Result<String, XsError> {
         Self::path_arg(MsgType::Read, path)?;
         let p = self.request(MsgType::Read, tx, &[path.as_bytes()], true, path)?;
         // Values are raw bytes without a terminating NUL; pvbuild only stores text.
-        String::from_utf8(p)
-            .map_err(|_| XsError::Wire { op: "XS_READ", source: WireError::NotUtf8 })
+        String::from_utf8(p).map_err(|_| XsError::Wire {
+            op: "XS_READ",
+            source: WireError::NotUtf8,
+        })
     }
 
     pub(crate) fn read_opt_in(&self, tx: u32, path: &str) -> Result<Option<String>, XsError> {
@@ -367,8 +389,17 @@ impl XsConnection {
 
     pub(crate) fn write_in(&self, tx: u32, path: &str, value: &str) -> Result<(), XsError> {
         Self::path_arg(MsgType::Write, path)?;
-        let p = self.request(MsgType::Write, tx, &[path.as_bytes(), value.as_bytes()], false, path)?;
-        wire::parse_ok(&p).map_err(|source| XsError::Wire { op: "XS_WRITE", source })
+        let p = self.request(
+            MsgType::Write,
+            tx,
+            &[path.as_bytes(), value.as_bytes()],
+            false,
+            path,
+        )?;
+        wire::parse_ok(&p).map_err(|source| XsError::Wire {
+            op: "XS_WRITE",
+            source,
+        })
     }
 
     pub(crate) fn mkdir_in(&self, tx: u32, path: &str) -> Result<(), XsError> {
@@ -398,8 +429,14 @@ impl XsConnection {
     pub(crate) fn get_perms_in(&self, tx: u32, path: &str) -> Result<Vec<Perm>, XsError> {
         Self::path_arg(MsgType::GetPerms, path)?;
         let p = self.request(MsgType::GetPerms, tx, &[path.as_bytes()], true, path)?;
-        let bad = |what| XsError::Wire { op: "XS_GET_PERMS", source: WireError::Malformed(what) };
-        let list = wire::parse_list(&p).map_err(|source| XsError::Wire { op: "XS_GET_PERMS", source })?;
+        let bad = |what| XsError::Wire {
+            op: "XS_GET_PERMS",
+            source: WireError::Malformed(what),
+        };
+        let list = wire::parse_list(&p).map_err(|source| XsError::Wire {
+            op: "XS_GET_PERMS",
+            source,
+        })?;
         let perms = list
             .iter()
             .map(|s| Perm::parse(s).ok_or_else(|| bad("permission is not [nrwb]<domid>")))
@@ -413,9 +450,10 @@ impl XsConnection {
     pub(crate) fn directory_in(&self, tx: u32, path: &str) -> Result<Vec<String>, XsError> {
         Self::path_arg(MsgType::Directory, path)?;
         match self.request(MsgType::Directory, tx, &[path.as_bytes()], true, path) {
-            Ok(p) => {
-                wire::parse_list(&p).map_err(|source| XsError::Wire { op: "XS_DIRECTORY", source })
-            }
+            Ok(p) => wire::parse_list(&p).map_err(|source| XsError::Wire {
+                op: "XS_DIRECTORY",
+                source,
+            }),
             Err(e) if e.errno() == Some(Errno::E2BIG) => self.directory_part(tx, path),
             Err(e) => Err(e),
         }
@@ -442,7 +480,10 @@ impl XsConnection {
                 // "gen\0a\0b\0" ... the last part ends "\0\0" (an empty name).
                 let done = p.ends_with(&[0, 0]) || p.len() <= 1;
                 let mut list = wire::parse_list(&p).map_err(wire_err)?.into_iter();
-                let gen = list.next().ok_or(WireError::Malformed("no generation")).map_err(wire_err)?;
+                let gen = list
+                    .next()
+                    .ok_or(WireError::Malformed("no generation"))
+                    .map_err(wire_err)?;
                 match &generation {
                     None => generation = Some(gen),
                     Some(g) if *g != gen => continue 'restart,
@@ -460,7 +501,9 @@ impl XsConnection {
                     return Ok(out);
                 }
                 if out.len() == before {
-                    return Err(wire_err(WireError::Malformed("directory part made no progress")));
+                    return Err(wire_err(WireError::Malformed(
+                        "directory part made no progress",
+                    )));
                 }
             }
         }
@@ -513,12 +556,19 @@ impl XsConnection {
     pub fn get_domain_path(&self, domid: u32) -> Result<String, XsError> {
         let d = domid.to_string();
         let p = self.request(MsgType::GetDomainPath, NO_TX, &[d.as_bytes()], true, &d)?;
-        wire::parse_string(&p).map_err(|source| XsError::Wire { op: "XS_GET_DOMAIN_PATH", source })
+        wire::parse_string(&p).map_err(|source| XsError::Wire {
+            op: "XS_GET_DOMAIN_PATH",
+            source,
+        })
     }
 
     /// `XS_INTRODUCE`: tell xenstored about a new domain's store page and event channel.
     pub fn introduce(&self, domid: u32, store_mfn: u64, store_port: u32) -> Result<(), XsError> {
-        let (d, m, p) = (domid.to_string(), store_mfn.to_string(), store_port.to_string());
+        let (d, m, p) = (
+            domid.to_string(),
+            store_mfn.to_string(),
+            store_port.to_string(),
+        );
         self.request_ok(
             MsgType::Introduce,
             NO_TX,
@@ -536,7 +586,13 @@ impl XsConnection {
     /// `XS_IS_DOMAIN_INTRODUCED`.
     pub fn is_domain_introduced(&self, domid: u32) -> Result<bool, XsError> {
         let d = domid.to_string();
-        let p = self.request(MsgType::IsDomainIntroduced, NO_TX, &[d.as_bytes()], true, &d)?;
+        let p = self.request(
+            MsgType::IsDomainIntroduced,
+            NO_TX,
+            &[d.as_bytes()],
+            true,
+            &d,
+        )?;
         match p.as_slice() {
             b"T\0" | b"T" => Ok(true),
             b"F\0" | b"F" => Ok(false),
@@ -550,13 +606,23 @@ impl XsConnection {
     /// `XS_WATCH`: xenstored reports changes under `path` with `token`, and fires once at once.
     pub fn watch(&self, path: &str, token: &str) -> Result<(), XsError> {
         Self::path_arg(MsgType::Watch, path)?;
-        self.request_ok(MsgType::Watch, NO_TX, &[path.as_bytes(), token.as_bytes()], path)
+        self.request_ok(
+            MsgType::Watch,
+            NO_TX,
+            &[path.as_bytes(), token.as_bytes()],
+            path,
+        )
     }
 
     /// `XS_UNWATCH`.
     pub fn unwatch(&self, path: &str, token: &str) -> Result<(), XsError> {
         Self::path_arg(MsgType::Unwatch, path)?;
-        self.request_ok(MsgType::Unwatch, NO_TX, &[path.as_bytes(), token.as_bytes()], path)
+        self.request_ok(
+            MsgType::Unwatch,
+            NO_TX,
+            &[path.as_bytes(), token.as_bytes()],
+            path,
+        )
     }
 
     /// The next watch event, waiting at most `timeout` (`None`: forever). `Ok(None)` on timeout.
@@ -580,9 +646,14 @@ impl XsConnection {
                 what: format!("unsolicited {} while idle", msg.msg_type.name()),
             });
         }
-        let (path, token) =
-            wire::parse_watch_event(&msg.payload).map_err(|source| XsError::Wire { op: OP, source })?;
+        let (path, token) = wire::parse_watch_event(&msg.payload)
+            .map_err(|source| XsError::Wire { op: OP, source })?;
         Ok(Some(WatchEvent { path, token }))
+    }
+
+    /// Transactions started over after EAGAIN on this connection so far.
+    pub fn transaction_retries(&self) -> u64 {
+        self.lock().retries
     }
 
     /// Watch events dropped because more than [`MAX_QUEUED_EVENTS`] were pending.
@@ -601,13 +672,25 @@ impl XsConnection {
             .parse::<u32>()
             .ok()
             .filter(|id| *id != NO_TX)
-            .ok_or(XsError::Wire { op: OP, source: WireError::Malformed("transaction id") })?;
-        Ok(Transaction { conn: self, id, finished: false })
+            .ok_or(XsError::Wire {
+                op: OP,
+                source: WireError::Malformed("transaction id"),
+            })?;
+        Ok(Transaction {
+            conn: self,
+            id,
+            finished: false,
+        })
     }
 
     fn transaction_end(&self, id: u32, commit: bool) -> Result<(), XsError> {
         let flag: &[u8] = if commit { b"T" } else { b"F" };
-        self.request_ok(MsgType::TransactionEnd, id, &[flag], if commit { "commit" } else { "abort" })
+        self.request_ok(
+            MsgType::TransactionEnd,
+            id,
+            &[flag],
+            if commit { "commit" } else { "abort" },
+        )
     }
 
     /// Run `body` in a transaction and commit it, starting over when xenstored reports a
@@ -617,7 +700,11 @@ impl XsConnection {
         &self,
         mut body: impl FnMut(&Transaction<'_>) -> Result<T, XsError>,
     ) -> Result<T, XsError> {
-        for _ in 0..MAX_TRANSACTION_RETRIES {
+        for attempt in 0..MAX_TRANSACTION_RETRIES {
+            if attempt > 0 {
+                let mut inner = self.lock();
+                inner.retries = inner.retries.saturating_add(1);
+            }
             let t = self.transaction_start()?;
             match body(&t) {
                 Ok(v) => match t.commit() {
@@ -659,9 +746,10 @@ fn read_message(t: &mut dyn Transport, op: &'static str) -> Result<Message, XsEr
     let (head, rest) = buf.split_at_mut(HEADER_LEN);
     t.read_exact(head).map_err(io_err)?;
     let h = wire::parse_header(head).map_err(|source| XsError::Wire { op, source })?;
-    let body = rest
-        .get_mut(..h.len)
-        .ok_or(XsError::Wire { op, source: WireError::PayloadTooLong { len: h.len as u64 } })?;
+    let body = rest.get_mut(..h.len).ok_or(XsError::Wire {
+        op,
+        source: WireError::PayloadTooLong { len: h.len as u64 },
+    })?;
     t.read_exact(body).map_err(io_err)?;
     let whole = buf.get(..HEADER_LEN + h.len).unwrap_or(&[]);
     let (msg, _) = wire::parse_reply(whole).map_err(|source| XsError::Wire { op, source })?;
@@ -750,7 +838,10 @@ impl Drop for Transaction<'_> {
 
 impl xenstore_rs::Xs for XsConnection {
     fn directory(&self, path: &str) -> io::Result<Vec<Box<str>>> {
-        Ok(XsConnection::directory(self, path)?.into_iter().map(String::into_boxed_str).collect())
+        Ok(XsConnection::directory(self, path)?
+            .into_iter()
+            .map(String::into_boxed_str)
+            .collect())
     }
     fn read(&self, path: &str) -> io::Result<Box<str>> {
         Ok(XsConnection::read(self, path)?.into_boxed_str())
@@ -765,7 +856,10 @@ impl xenstore_rs::Xs for XsConnection {
 
 impl xenstore_rs::Xs for Transaction<'_> {
     fn directory(&self, path: &str) -> io::Result<Vec<Box<str>>> {
-        Ok(Transaction::directory(self, path)?.into_iter().map(String::into_boxed_str).collect())
+        Ok(Transaction::directory(self, path)?
+            .into_iter()
+            .map(String::into_boxed_str)
+            .collect())
     }
     fn read(&self, path: &str) -> io::Result<Box<str>> {
         Ok(Transaction::read(self, path)?.into_boxed_str())

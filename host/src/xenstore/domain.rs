@@ -179,10 +179,19 @@ impl NewDomain {
             Op::Mknod(format!("{dom}/cpu"), roperm.clone()),
             Op::Mknod(format!("{dom}/memory"), roperm.clone()),
             Op::Mknod(format!("{dom}/device"), roperm.clone()),
-            Op::Mknod(format!("{dom}/device/suspend/event-channel"), rwperm.clone()),
+            Op::Mknod(
+                format!("{dom}/device/suspend/event-channel"),
+                rwperm.clone(),
+            ),
             Op::Mknod(format!("{dom}/control"), roperm.clone()),
         ];
-        for n in ["shutdown", "feature-poweroff", "feature-reboot", "feature-suspend", "sysrq"] {
+        for n in [
+            "shutdown",
+            "feature-poweroff",
+            "feature-reboot",
+            "feature-suspend",
+            "sysrq",
+        ] {
             ops.push(Op::Mknod(format!("{dom}/control/{n}"), rwperm.clone()));
         }
         for n in ["data", "drivers", "feature", "attr", "error"] {
@@ -191,27 +200,49 @@ impl NewDomain {
         ops.extend([
             Op::Write(format!("{vm}/uuid"), self.uuid.hyphenated().to_string()),
             Op::Write(format!("{vm}/name"), self.name.clone()),
-            Op::Write(format!("{dom}/control/platform-feature-multiprocessor-suspend"), "1".into()),
-            Op::Write(format!("{dom}/control/platform-feature-xs_reset_watches"), "1".into()),
+            Op::Write(
+                format!("{dom}/control/platform-feature-multiprocessor-suspend"),
+                "1".into(),
+            ),
+            Op::Write(
+                format!("{dom}/control/platform-feature-xs_reset_watches"),
+                "1".into(),
+            ),
             Op::Write(format!("{libxl}/type"), "pv".into()),
             // store_libxl_entry
             Op::Write(format!("{libxl}/dm-version"), DM_VERSION_PV.into()),
             // libxl__build_post
-            Op::Write(format!("{dom}/memory/static-max"), self.max_memkb.to_string()),
-            Op::Write(format!("{dom}/memory/target"), self.target_memkb.to_string()),
+            Op::Write(
+                format!("{dom}/memory/static-max"),
+                self.max_memkb.to_string(),
+            ),
+            Op::Write(
+                format!("{dom}/memory/target"),
+                self.target_memkb.to_string(),
+            ),
             Op::Write(format!("{dom}/memory/videoram"), "0".into()),
             Op::Write(format!("{dom}/domid"), d.to_string()),
             Op::Write(format!("{dom}/store/port"), self.store.port.to_string()),
             Op::Write(format!("{dom}/store/ring-ref"), self.store.mfn.to_string()),
         ]);
         for i in 0..self.max_vcpus {
-            let state = if i < self.avail_vcpus { "online" } else { "offline" };
-            ops.push(Op::Write(format!("{dom}/cpu/{i}/availability"), state.into()));
+            let state = if i < self.avail_vcpus {
+                "online"
+            } else {
+                "offline"
+            };
+            ops.push(Op::Write(
+                format!("{dom}/cpu/{i}/availability"),
+                state.into(),
+            ));
         }
         ops.extend([
             Op::Write(format!("{vm}/image/ostype"), "linux".into()),
             Op::Write(format!("{vm}/image/kernel"), self.kernel.clone()),
-            Op::Write(format!("{vm}/start_time"), start_time_string(self.start_time)),
+            Op::Write(
+                format!("{vm}/start_time"),
+                start_time_string(self.start_time),
+            ),
         ]);
         if let Some(r) = &self.ramdisk {
             ops.push(Op::Write(format!("{vm}/image/ramdisk"), r.clone()));
@@ -250,7 +281,11 @@ impl NewDomain {
             ("port", self.console.port.to_string()),
             ("ring-ref", self.console.mfn.to_string()),
         ] {
-            ops.push(Op::WritePerms(format!("{fe}/{k}"), v, ro_frontend_perms.clone()));
+            ops.push(Op::WritePerms(
+                format!("{fe}/{k}"),
+                v,
+                ro_frontend_perms.clone(),
+            ));
         }
         ops.extend([
             Op::Rm(be_path.clone()),
@@ -272,7 +307,10 @@ impl NewDomain {
         }
         check_name(&self.name)?;
         if self.max_vcpus == 0 || self.max_vcpus > VCPUS_MAX || self.avail_vcpus > self.max_vcpus {
-            return Err(DomainXsError::BadVcpus { max: self.max_vcpus, avail: self.avail_vcpus });
+            return Err(DomainXsError::BadVcpus {
+                max: self.max_vcpus,
+                avail: self.avail_vcpus,
+            });
         }
         Ok(())
     }
@@ -297,14 +335,38 @@ fn apply(t: &Transaction<'_>, op: &Op) -> Result<(), XsError> {
     }
 }
 
+/// The transaction of [`write_new_domain`] without the introduction: every entry, in one
+/// transaction retried on EAGAIN, after checking that no other domain has the name.
+pub fn write_domain_entries(xs: &XsConnection, d: &NewDomain) -> Result<(), DomainXsError> {
+    d.validate()?;
+    let ops = d.ops();
+    xs.with_transaction(|t| {
+        if let Some(other) = name_owner(t, &d.name, d.domid)? {
+            return Ok(Err(DomainXsError::NameTaken {
+                name: d.name.clone(),
+                domid: other,
+            }));
+        }
+        for op in &ops {
+            apply(t, op)?;
+        }
+        Ok(Ok(()))
+    })?
+}
+
 /// The domain (other than `domid`) that already has `name`, read inside `t`.
 fn name_owner(t: &Transaction<'_>, name: &str, domid: u32) -> Result<Option<u32>, XsError> {
     for child in t.directory("/local/domain")? {
-        let Ok(other) = child.parse::<u32>() else { continue };
+        let Ok(other) = child.parse::<u32>() else {
+            continue;
+        };
         if other == domid {
             continue;
         }
-        if t.read_opt(&format!("/local/domain/{other}/name"))?.as_deref() == Some(name) {
+        if t.read_opt(&format!("/local/domain/{other}/name"))?
+            .as_deref()
+            == Some(name)
+        {
             return Ok(Some(other));
         }
     }
@@ -316,17 +378,7 @@ fn name_owner(t: &Transaction<'_>, name: &str, domid: u32) -> Result<Option<u32>
 /// store ring's mfn and port). On error nothing of the transaction is left; if the
 /// introduction fails, the entries are removed again before the error is returned.
 pub fn write_new_domain(xs: &XsConnection, d: &NewDomain) -> Result<(), DomainXsError> {
-    d.validate()?;
-    let ops = d.ops();
-    xs.with_transaction(|t| {
-        if let Some(other) = name_owner(t, &d.name, d.domid)? {
-            return Ok(Err(DomainXsError::NameTaken { name: d.name.clone(), domid: other }));
-        }
-        for op in &ops {
-            apply(t, op)?;
-        }
-        Ok(Ok(()))
-    })??;
+    write_domain_entries(xs, d)?;
     if let Err(e) = xs.introduce(d.domid, d.store.mfn, d.store.port) {
         // Undo what was written; the introduction's error is the one to report.
         let _ = remove_domain(xs, d.domid, Some(&d.uuid), d.backend_domid, false);
@@ -368,6 +420,19 @@ pub fn remove_domain(
         }
         t.rm_if_present(&libxl_path(domid))?;
         t.rm_if_present(&console_backend_dir(backend_domid, domid))?;
+        // The backend parents are created implicitly by the first domain's console; drop them
+        // again when no other domain uses them, so nothing of ours outlives the domain.
+        for dir in [
+            format!("/local/domain/{backend_domid}/backend/console"),
+            format!("/local/domain/{backend_domid}/backend"),
+        ] {
+            match t.directory(&dir) {
+                Ok(children) if children.is_empty() => t.rm_if_present(&dir)?,
+                Ok(_) => break,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(())
     })?;
     if release {
@@ -390,8 +455,11 @@ pub struct DomainEntry {
 
 /// The domains under `/local/domain`, by domid, with their names.
 pub fn list_domains(xs: &XsConnection) -> Result<Vec<DomainEntry>, XsError> {
-    let mut ids: Vec<u32> =
-        xs.directory("/local/domain")?.iter().filter_map(|c| c.parse().ok()).collect();
+    let mut ids: Vec<u32> = xs
+        .directory("/local/domain")?
+        .iter()
+        .filter_map(|c| c.parse().ok())
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     ids.into_iter()
@@ -404,5 +472,8 @@ pub fn list_domains(xs: &XsConnection) -> Result<Vec<DomainEntry>, XsError> {
 
 /// The domid of the domain named `name`, if any (for `pvbuild destroy NAME`).
 pub fn domid_by_name(xs: &XsConnection, name: &str) -> Result<Option<u32>, XsError> {
-    Ok(list_domains(xs)?.into_iter().find(|e| e.name.as_deref() == Some(name)).map(|e| e.domid))
+    Ok(list_domains(xs)?
+        .into_iter()
+        .find(|e| e.name.as_deref() == Some(name))
+        .map(|e| e.domid))
 }

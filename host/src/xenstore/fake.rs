@@ -67,7 +67,10 @@ impl Default for FakeXenstore {
 }
 
 fn dom0_node() -> Node {
-    Node { value: Vec::new(), perms: vec![Perm::new(0, Access::None)] }
+    Node {
+        value: Vec::new(),
+        perms: vec![Perm::new(0, Access::None)],
+    }
 }
 
 fn parent_of(path: &str) -> Option<&str> {
@@ -92,16 +95,29 @@ impl FakeXenstore {
     /// after `xen-init-dom0`.
     pub fn new() -> Self {
         let mut tree = Tree::new();
-        for p in ["/", "/local", "/local/domain", "/local/domain/0", "/vm", "/libxl"] {
+        for p in [
+            "/",
+            "/local",
+            "/local/domain",
+            "/local/domain/0",
+            "/vm",
+            "/libxl",
+        ] {
             tree.insert(p.to_owned(), dom0_node());
         }
         tree.insert(
             "/local/domain/0/name".into(),
-            Node { value: b"Domain-0".to_vec(), perms: vec![Perm::new(0, Access::None)] },
+            Node {
+                value: b"Domain-0".to_vec(),
+                perms: vec![Perm::new(0, Access::None)],
+            },
         );
         tree.insert(
             "/local/domain/0/domid".into(),
-            Node { value: b"0".to_vec(), perms: vec![Perm::new(0, Access::None)] },
+            Node {
+                value: b"0".to_vec(),
+                perms: vec![Perm::new(0, Access::None)],
+            },
         );
         Self {
             state: Arc::new(Mutex::new(State {
@@ -218,7 +234,13 @@ fn write_node(tree: &mut Tree, path: &str, value: &[u8], default_perms: &[Perm])
             .and_then(|par| tree.get(par))
             .map(|n| n.perms.clone())
             .unwrap_or_else(|| default_perms.to_vec());
-        tree.insert(q.clone(), Node { value: Vec::new(), perms });
+        tree.insert(
+            q.clone(),
+            Node {
+                value: Vec::new(),
+                perms,
+            },
+        );
     }
     if let Some(n) = tree.get_mut(path) {
         n.value = value.to_vec();
@@ -239,7 +261,13 @@ impl State {
                 }
             }
             for (p, t) in events {
-                if let Ok(b) = wire::encode(MsgType::WatchEvent, 0, 0, &[p.as_bytes(), t.as_bytes()], true) {
+                if let Ok(b) = wire::encode(
+                    MsgType::WatchEvent,
+                    0,
+                    0,
+                    &[p.as_bytes(), t.as_bytes()],
+                    true,
+                ) {
                     c.out.extend(b);
                 }
             }
@@ -250,11 +278,20 @@ impl State {
         if tx == 0 {
             Ok(&mut self.tree)
         } else {
-            self.txs.get_mut(&tx).map(|t| &mut t.tree).ok_or(Errno::ENOENT)
+            self.txs
+                .get_mut(&tx)
+                .map(|t| &mut t.tree)
+                .ok_or(Errno::ENOENT)
         }
     }
 
-    fn handle(&mut self, conn: u64, ty: MsgType, tx: u32, payload: &[u8]) -> Result<Vec<u8>, Errno> {
+    fn handle(
+        &mut self,
+        conn: u64,
+        ty: MsgType,
+        tx: u32,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, Errno> {
         let args = wire::parse_list(payload).map_err(|_| Errno::EINVAL)?;
         let arg = |i: usize| args.get(i).cloned().ok_or(Errno::EINVAL);
         let abs = |p: String| -> String {
@@ -274,8 +311,10 @@ impl State {
             MsgType::Write => {
                 // path\0value, the value not NUL-terminated and possibly containing NULs.
                 let split = payload.iter().position(|b| *b == 0).ok_or(Errno::EINVAL)?;
-                let p = abs(String::from_utf8(payload.get(..split).unwrap_or(&[]).to_vec())
-                    .map_err(|_| Errno::EINVAL)?);
+                let p = abs(
+                    String::from_utf8(payload.get(..split).unwrap_or(&[]).to_vec())
+                        .map_err(|_| Errno::EINVAL)?,
+                );
                 let v = payload.get(split + 1..).unwrap_or(&[]).to_vec();
                 let t = self.tree_for(tx)?;
                 write_node(t, &p, &v, &[Perm::new(0, Access::None)]);
@@ -366,7 +405,13 @@ impl State {
             MsgType::TransactionStart => {
                 let id = self.next_tx;
                 self.next_tx = self.next_tx.wrapping_add(1).max(1);
-                self.txs.insert(id, Tx { tree: self.tree.clone(), start_gen: self.generation });
+                self.txs.insert(
+                    id,
+                    Tx {
+                        tree: self.tree.clone(),
+                        start_gen: self.generation,
+                    },
+                );
                 Ok(format!("{id}\0").into_bytes())
             }
             MsgType::TransactionEnd => {
@@ -386,7 +431,12 @@ impl State {
                             .iter()
                             .filter(|(k, n)| self.tree.get(*k) != Some(n))
                             .map(|(k, _)| k.clone())
-                            .chain(self.tree.keys().filter(|k| !t.tree.contains_key(*k)).cloned())
+                            .chain(
+                                self.tree
+                                    .keys()
+                                    .filter(|k| !t.tree.contains_key(*k))
+                                    .cloned(),
+                            )
                             .collect();
                         self.tree = t.tree;
                         self.generation += 1;
@@ -417,8 +467,12 @@ impl State {
             }
             MsgType::IsDomainIntroduced => {
                 let domid: u32 = arg(0)?.parse().map_err(|_| Errno::EINVAL)?;
-                Ok(if domid == 0 || self.introduced.contains_key(&domid) { b"T\0" } else { b"F\0" }
-                    .to_vec())
+                Ok(if domid == 0 || self.introduced.contains_key(&domid) {
+                    b"T\0"
+                } else {
+                    b"F\0"
+                }
+                .to_vec())
             }
             MsgType::GetDomainPath => {
                 let domid: u32 = arg(0)?.parse().map_err(|_| Errno::EINVAL)?;
@@ -466,7 +520,13 @@ impl State {
             };
             let enc = match result {
                 Ok(p) => wire::encode_raw(msg.msg_type, msg.req_id, msg.tx_id, &p),
-                Err(e) => wire::encode(MsgType::Error, msg.req_id, msg.tx_id, &[e.name().as_bytes()], true),
+                Err(e) => wire::encode(
+                    MsgType::Error,
+                    msg.req_id,
+                    msg.tx_id,
+                    &[e.name().as_bytes()],
+                    true,
+                ),
             };
             enc.unwrap_or_default()
         };
@@ -478,7 +538,13 @@ impl State {
             if let Ok(l) = wire::parse_list(&msg.payload) {
                 if let (Some(p), Some(t)) = (l.first(), l.get(1)) {
                     if let (Ok(b), Some(c)) = (
-                        wire::encode(MsgType::WatchEvent, 0, 0, &[p.as_bytes(), t.as_bytes()], true),
+                        wire::encode(
+                            MsgType::WatchEvent,
+                            0,
+                            0,
+                            &[p.as_bytes(), t.as_bytes()],
+                            true,
+                        ),
                         self.conns.get_mut(&conn),
                     ) {
                         c.out.extend(b);
@@ -518,7 +584,9 @@ impl Write for FakeTransport {
 impl Read for FakeTransport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut s = self.store.lock();
-        let Some(c) = s.conns.get_mut(&self.conn) else { return Ok(0) };
+        let Some(c) = s.conns.get_mut(&self.conn) else {
+            return Ok(0);
+        };
         let n = buf.len().min(c.out.len());
         for (dst, src) in buf.iter_mut().zip(c.out.drain(..n)) {
             *dst = src;
@@ -528,9 +596,24 @@ impl Read for FakeTransport {
 }
 
 impl Transport for FakeTransport {
-    fn wait_readable(&mut self, _timeout: Option<Duration>) -> io::Result<bool> {
-        let s = self.store.lock();
-        Ok(s.conns.get(&self.conn).is_some_and(|c| !c.out.is_empty()))
+    fn wait_readable(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+        // Other threads may write through other connections: look until the timeout.
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        loop {
+            if self
+                .store
+                .lock()
+                .conns
+                .get(&self.conn)
+                .is_some_and(|c| !c.out.is_empty())
+            {
+                return Ok(true);
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 }
 

@@ -212,7 +212,10 @@ impl Errno {
 
     /// The errno with this wire name.
     pub fn from_name(name: &[u8]) -> Option<Self> {
-        ALL_ERRNOS.iter().copied().find(|e| e.name().as_bytes() == name)
+        ALL_ERRNOS
+            .iter()
+            .copied()
+            .find(|e| e.name().as_bytes() == name)
     }
 }
 
@@ -296,15 +299,24 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
 /// Parse a header from the first [`HEADER_LEN`] bytes of `bytes`.
 pub fn parse_header(bytes: &[u8]) -> Result<Header, WireError> {
     let field = |i: usize| {
-        u32_at(bytes, i * 4).ok_or(WireError::Truncated { have: bytes.len(), need: HEADER_LEN })
+        u32_at(bytes, i * 4).ok_or(WireError::Truncated {
+            have: bytes.len(),
+            need: HEADER_LEN,
+        })
     };
     let (ty, req_id, tx_id, len) = (field(0)?, field(1)?, field(2)?, field(3)?);
-    let len_usize = usize::try_from(len).map_err(|_| WireError::PayloadTooLong { len: len.into() })?;
+    let len_usize =
+        usize::try_from(len).map_err(|_| WireError::PayloadTooLong { len: len.into() })?;
     if len_usize > PAYLOAD_MAX {
         return Err(WireError::PayloadTooLong { len: len.into() });
     }
     let msg_type = MsgType::from_u32(ty).ok_or(WireError::UnknownType(ty))?;
-    Ok(Header { msg_type, req_id, tx_id, len: len_usize })
+    Ok(Header {
+        msg_type,
+        req_id,
+        tx_id,
+        len: len_usize,
+    })
 }
 
 /// Parse one whole message from the front of `bytes`: the message and how many bytes it took.
@@ -314,11 +326,16 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, WireError> {
 pub fn parse_reply(bytes: &[u8]) -> Result<(Message, usize), WireError> {
     let h = parse_header(bytes)?;
     let total = HEADER_LEN + h.len;
-    let payload = bytes
-        .get(HEADER_LEN..total)
-        .ok_or(WireError::Truncated { have: bytes.len(), need: total })?;
-    let msg =
-        Message { msg_type: h.msg_type, req_id: h.req_id, tx_id: h.tx_id, payload: payload.to_vec() };
+    let payload = bytes.get(HEADER_LEN..total).ok_or(WireError::Truncated {
+        have: bytes.len(),
+        need: total,
+    })?;
+    let msg = Message {
+        msg_type: h.msg_type,
+        req_id: h.req_id,
+        tx_id: h.tx_id,
+        payload: payload.to_vec(),
+    };
     Ok((msg, total))
 }
 
@@ -351,7 +368,8 @@ pub fn encode_raw(
     if payload.len() > PAYLOAD_MAX {
         return Err(WireError::RequestTooLong { len: payload.len() });
     }
-    let len = u32::try_from(payload.len()).map_err(|_| WireError::RequestTooLong { len: payload.len() })?;
+    let len = u32::try_from(payload.len())
+        .map_err(|_| WireError::RequestTooLong { len: payload.len() })?;
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     for v in [msg_type as u32, req_id, tx_id, len] {
         out.extend_from_slice(&v.to_ne_bytes());
@@ -435,30 +453,53 @@ mod tests {
     fn hostile_headers_refused_without_allocating() {
         let mut m = encode_raw(MsgType::Read, 1, 0, b"x").unwrap();
         m[12..16].copy_from_slice(&u32::MAX.to_ne_bytes());
-        assert_eq!(parse_reply(&m), Err(WireError::PayloadTooLong { len: u32::MAX.into() }));
+        assert_eq!(
+            parse_reply(&m),
+            Err(WireError::PayloadTooLong {
+                len: u32::MAX.into()
+            })
+        );
         m[12..16].copy_from_slice(&4097u32.to_ne_bytes());
-        assert!(matches!(parse_reply(&m), Err(WireError::PayloadTooLong { .. })));
+        assert!(matches!(
+            parse_reply(&m),
+            Err(WireError::PayloadTooLong { .. })
+        ));
         m[12..16].copy_from_slice(&2u32.to_ne_bytes());
-        assert_eq!(parse_reply(&m), Err(WireError::Truncated { have: 17, need: 18 }));
+        assert_eq!(
+            parse_reply(&m),
+            Err(WireError::Truncated { have: 17, need: 18 })
+        );
         m[0..4].copy_from_slice(&20u32.to_ne_bytes());
         assert_eq!(parse_reply(&m), Err(WireError::UnknownType(20)));
         for n in 0..HEADER_LEN {
-            assert!(matches!(parse_reply(&m[..n]), Err(WireError::Truncated { .. })));
+            assert!(matches!(
+                parse_reply(&m[..n]),
+                Err(WireError::Truncated { .. })
+            ));
         }
     }
 
     #[test]
     fn payload_shapes() {
         assert_eq!(parse_error(b"EAGAIN\0"), Ok(Errno::EAGAIN));
-        assert!(matches!(parse_error(b"EWHAT\0"), Err(WireError::UnknownErrno(_))));
+        assert!(matches!(
+            parse_error(b"EWHAT\0"),
+            Err(WireError::UnknownErrno(_))
+        ));
         assert_eq!(parse_list(b"a\0b\0").unwrap(), vec!["a", "b"]);
         assert_eq!(parse_list(b"").unwrap(), Vec::<String>::new());
         assert_eq!(parse_list(b"\0").unwrap(), vec![""]);
-        assert_eq!(parse_string(b"/local/domain/3\0").unwrap(), "/local/domain/3");
+        assert_eq!(
+            parse_string(b"/local/domain/3\0").unwrap(),
+            "/local/domain/3"
+        );
         assert!(parse_string(b"a\0b").is_err());
         assert!(parse_string(&[0xff, 0xfe]).is_err());
         assert!(parse_ok(b"NO\0").is_err());
-        assert_eq!(parse_watch_event(b"/p\0tok\0").unwrap(), ("/p".into(), "tok".into()));
+        assert_eq!(
+            parse_watch_event(b"/p\0tok\0").unwrap(),
+            ("/p".into(), "tok".into())
+        );
         assert!(parse_watch_event(b"/p\0").is_err());
         assert!(encode_raw(MsgType::Write, 0, 0, &[b'a'; PAYLOAD_MAX + 1]).is_err());
     }

@@ -15,13 +15,19 @@ pub fn check<'a>(r: &mut Report, raw: &'a [u8; MAX_GUEST_CMDLINE]) -> Option<Exp
         );
         return None;
     };
-    let tail_zero = raw.get(line.len()..).is_some_and(|t| t.iter().all(|&b| b == 0));
+    let tail_zero = raw
+        .get(line.len()..)
+        .is_some_and(|t| t.iter().all(|&b| b == 0));
     let e = parse(line);
     if let Some(bad) = e.malformed {
         r.check(
             "cmdline",
             false,
-            format_args!("malformed expectation '{}' in \"{}\"", Shown(bad), Shown(line)),
+            format_args!(
+                "malformed expectation '{}' in \"{}\"",
+                Shown(bad),
+                Shown(line)
+            ),
         );
         return Some(e);
     }

@@ -68,7 +68,10 @@ pub fn parse(line: &[u8]) -> Expect<'_> {
         let Some(eq) = tok.iter().position(|&b| b == b'=') else {
             continue;
         };
-        let (key, val) = (tok.get(..eq).unwrap_or(&[]), tok.get(eq + 1..).unwrap_or(&[]));
+        let (key, val) = (
+            tok.get(..eq).unwrap_or(&[]),
+            tok.get(eq + 1..).unwrap_or(&[]),
+        );
         let ok = match key {
             b"expect_nr_pages" => parse_u64(val).map(|v| e.nr_pages = Some(v)).is_some(),
             b"expect_mod_len" => parse_u64(val).map(|v| e.mod_len = Some(v)).is_some(),
@@ -106,4 +109,3 @@ impl core::fmt::Display for Shown<'_> {
         Ok(())
     }
 }
-

@@ -54,6 +54,9 @@ stack_top:
     options(att_syntax)
 );
 
+/// Never mapped: L4 slot 0 is empty in a PV guest's initial tables.
+const SELFTEST_FAULT_VA: u64 = 0x1000;
+
 #[derive(Debug)]
 enum ConsoleError {
     NoPageTables,
@@ -69,7 +72,10 @@ impl core::fmt::Display for ConsoleError {
             ConsoleError::UnknownMfn(mfn) => write!(f, "console mfn {mfn:#x} not in the M2P"),
             ConsoleError::NotMapped(e) => write!(f, "console page not mapped: {e:x?}"),
             ConsoleError::WrongFrame { va, entry } => {
-                write!(f, "{va:#x} maps entry {entry:#x}, not the console frame (writable)")
+                write!(
+                    f,
+                    "{va:#x} maps entry {entry:#x}, not the console frame (writable)"
+                )
             }
         }
     }
@@ -122,9 +128,14 @@ extern "C" fn rust_main(si_va: u64, boot_rsp: u64) -> ! {
     let traps_rc = traps::install();
     let m2p = M2p::new();
 
-    if si_va < VIRT_BASE || si_va % PAGE_SIZE != 0 {
-        println!("CHECK start_info.pointer FAIL rsi={si_va:#x} is not a page of the initial mapping");
-        let r = Report { total: 1, failed: 1 };
+    if si_va < VIRT_BASE || !si_va.is_multiple_of(PAGE_SIZE) {
+        println!(
+            "CHECK start_info.pointer FAIL rsi={si_va:#x} is not a page of the initial mapping"
+        );
+        let r = Report {
+            total: 1,
+            failed: 1,
+        };
         finish(&r);
     }
     // SAFETY: rsi is the start_info page the builder filled and mapped (xen.h start-of-day
@@ -162,8 +173,16 @@ extern "C" fn rust_main(si_va: u64, boot_rsp: u64) -> ! {
             }
         ),
     );
-    r.check("elf.data", data_bad == 0, format_args!("words differing from the file: {data_bad}"));
-    r.check("elf.bss", bss_nonzero == 0, format_args!("non-zero words: {bss_nonzero}"));
+    r.check(
+        "elf.data",
+        data_bad == 0,
+        format_args!("words differing from the file: {data_bad}"),
+    );
+    r.check(
+        "elf.bss",
+        bss_nonzero == 0,
+        format_args!("non-zero words: {bss_nonzero}"),
+    );
 
     let expect = cmdline::check(&mut r, &si.cmd_line);
     startinfo::check(&mut r, si, si_va, &m2p, expect.as_ref());
@@ -185,7 +204,16 @@ extern "C" fn rust_main(si_va: u64, boot_rsp: u64) -> ! {
             );
         }
     }
-    module::check(&mut r, si, tables.as_ref(), &expect.unwrap_or_default());
+    let expect = expect.unwrap_or_default();
+    module::check(&mut r, si, tables.as_ref(), &expect);
+    if expect.selftest_fault {
+        // Proves the fault path: the trap handler must print TRAP and VERDICT FAIL.
+        println!("INFO selftest=fault: reading unmapped address {SELFTEST_FAULT_VA:#x}");
+        // SAFETY: deliberately faults; the trap handler reports it and shuts down.
+        let v = unsafe { (SELFTEST_FAULT_VA as *const u64).read_volatile() };
+        println!("INFO selftest=fault: read {v:#x} without a fault");
+        r.check("selftest.fault", false, format_args!("no fault taken"));
+    }
     finish(&r);
 }
 

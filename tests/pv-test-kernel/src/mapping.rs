@@ -10,9 +10,10 @@
 //!   pt_base.
 
 use crate::p2m::P2m;
-use crate::pagetable::{entry_mfn, minimal_tables, Leaf, Tables};
+use crate::pagetable::{entry_mfn, Leaf, Tables};
 use crate::report::Report;
 use crate::xen::{self, StartInfo, PAGE_SHIFT, PAGE_SIZE, VIRT_BASE};
+use pv_test_kernel::geometry::minimal_tables;
 
 const FOUR_MIB: u64 = 4 << 20;
 const PADDING: u64 = 512 << 10;
@@ -72,7 +73,7 @@ pub fn check(
         t.pages > 0
             && t.gaps == 0
             && t.wrong_frame == 0
-            && v_end % FOUR_MIB == 0
+            && v_end.is_multiple_of(FOUR_MIB)
             && v_end >= need_end
             && t.pages <= si.nr_pages,
         format_args!(
@@ -83,7 +84,7 @@ pub fn check(
             t.first_gap,
             t.wrong_frame,
             t.first_wrong,
-            v_end % FOUR_MIB == 0,
+            v_end.is_multiple_of(FOUR_MIB),
             v_end.saturating_sub(boot_rsp)
         ),
     );

@@ -2,11 +2,11 @@
 //! must map it in the initial mapping and `mod_start` is its virtual address. Its length and
 //! CRC-32 must match what the harness put on the command line.
 
-use pv_test_kernel::crc32::crc32;
-use pv_test_kernel::expect::Expect;
 use crate::pagetable::Tables;
 use crate::report::Report;
 use crate::xen::{StartInfo, PAGE_SIZE};
+use pv_test_kernel::crc32::crc32;
+use pv_test_kernel::expect::Expect;
 
 pub fn check(r: &mut Report, si: &StartInfo, tables: Option<&Tables>, expect: &Expect<'_>) {
     let (start, len) = (si.mod_start, si.mod_len);
@@ -15,12 +15,19 @@ pub fn check(r: &mut Report, si: &StartInfo, tables: Option<&Tables>, expect: &E
             "module.len",
             format_args!("mod_start={start:#x} mod_len={len} (no expect_mod_len given)"),
         );
-        r.skip("module.sum", format_args!("no expect_mod_len/expect_mod_sum given"));
+        r.skip(
+            "module.sum",
+            format_args!("no expect_mod_len/expect_mod_sum given"),
+        );
         return;
     };
-    let aligned = start % PAGE_SIZE == 0 && (len == 0 || start != 0);
+    let aligned = start.is_multiple_of(PAGE_SIZE) && (len == 0 || start != 0);
     let Some(tables) = tables else {
-        r.check("module.len", false, format_args!("no page tables to find the module"));
+        r.check(
+            "module.len",
+            false,
+            format_args!("no page tables to find the module"),
+        );
         return;
     };
     let mapped = tables.range_mapped(start, len);
@@ -37,7 +44,11 @@ pub fn check(r: &mut Report, si: &StartInfo, tables: Option<&Tables>, expect: &E
         return;
     };
     if mapped.is_err() || len != want_len {
-        r.check("module.sum", false, format_args!("module not readable as promised"));
+        r.check(
+            "module.sum",
+            false,
+            format_args!("module not readable as promised"),
+        );
         return;
     }
     let bytes = (0..len).map(|i| {

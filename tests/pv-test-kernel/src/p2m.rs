@@ -38,7 +38,11 @@ pub fn check(r: &mut Report, si: &StartInfo, tables: &Tables, m2p: &M2p) -> Opti
         return None;
     }
     let Some(bytes) = si.nr_pages.checked_mul(8) else {
-        r.check("p2m.list", false, format_args!("nr_pages {} overflows", si.nr_pages));
+        r.check(
+            "p2m.list",
+            false,
+            format_args!("nr_pages {} overflows", si.nr_pages),
+        );
         return None;
     };
     if let Err(e) = tables.range_mapped(si.mfn_list, bytes) {

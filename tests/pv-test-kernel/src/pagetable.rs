@@ -75,7 +75,7 @@ fn canonical(va: u64) -> u64 {
 impl Tables {
     /// None if pt_base is not a page in the initial mapping or the area is too large.
     pub fn new(m2p: M2p, pt_base: u64, nr_pt_frames: u64) -> Option<Self> {
-        if pt_base < VIRT_BASE || pt_base % PAGE_SIZE != 0 {
+        if pt_base < VIRT_BASE || !pt_base.is_multiple_of(PAGE_SIZE) {
             return None;
         }
         if nr_pt_frames == 0 || nr_pt_frames > MAX_PT_FRAMES {

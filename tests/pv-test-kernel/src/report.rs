@@ -16,7 +16,12 @@ impl Report {
         if !ok {
             self.failed += 1;
         }
-        println!("CHECK {} {} {}", name, if ok { "PASS" } else { "FAIL" }, detail);
+        println!(
+            "CHECK {} {} {}",
+            name,
+            if ok { "PASS" } else { "FAIL" },
+            detail
+        );
         ok
     }
 

@@ -18,7 +18,11 @@ pub fn check(r: &mut Report, si: &StartInfo, tables: &Tables) {
     let saved = match tables.translate(va) {
         Ok(e) => e,
         Err(e) => {
-            r.check("shared_info.upcall_mask", false, format_args!("window not mapped: {e:?}"));
+            r.check(
+                "shared_info.upcall_mask",
+                false,
+                format_args!("window not mapped: {e:?}"),
+            );
             return;
         }
     };
@@ -29,7 +33,10 @@ pub fn check(r: &mut Report, si: &StartInfo, tables: &Tables) {
         r.check(
             "shared_info.upcall_mask",
             false,
-            format_args!("Xen refused to map shared_info {:#x}: rc={rc}", si.shared_info),
+            format_args!(
+                "Xen refused to map shared_info {:#x}: rc={rc}",
+                si.shared_info
+            ),
         );
         return;
     }

@@ -2,15 +2,19 @@
 //! start-of-day layout in xen.h): magic, nr_pages, flags, shared_info, xenstore and
 //! console pages and event channels.
 
-use crate::cmdline::Expect;
 use crate::m2p::M2p;
 use crate::report::Report;
 use crate::xen::{self, StartInfo, PAGE_SHIFT, VIRT_BASE};
+use pv_test_kernel::expect::{Expect, Shown};
 
 pub const MAGIC: &[u8] = b"xen-3.0-x86_64";
 
 pub fn magic(si: &StartInfo) -> &[u8] {
-    let end = si.magic.iter().position(|&b| b == 0).unwrap_or(si.magic.len());
+    let end = si
+        .magic
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(si.magic.len());
     si.magic.get(..end).unwrap_or(&[])
 }
 
@@ -24,7 +28,7 @@ pub fn check(r: &mut Report, si: &StartInfo, si_va: u64, m2p: &M2p, expect: Opti
     r.check(
         "start_info.magic",
         m == MAGIC,
-        format_args!("\"{}\"", crate::cmdline::Shown(m)),
+        format_args!("\"{}\"", Shown(m)),
     );
 
     let want = expect.and_then(|e| e.nr_pages);
@@ -55,7 +59,7 @@ pub fn check(r: &mut Report, si: &StartInfo, si_va: u64, m2p: &M2p, expect: Opti
     r.check(
         "start_info.shared_info",
         si.shared_info != 0
-            && si.shared_info % xen::PAGE_SIZE == 0
+            && si.shared_info.is_multiple_of(xen::PAGE_SIZE)
             && shinfo_mfn <= m2p.max_mfn,
         format_args!("maddr={:#x} mfn={:#x}", si.shared_info, shinfo_mfn),
     );

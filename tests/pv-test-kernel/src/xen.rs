@@ -1,8 +1,8 @@
 //! The slice of Xen's public ABI this kernel uses (xen/include/public/*.h, 64-bit PV).
 
 /// `XEN_ELFNOTE_VIRT_BASE` of this image; must match `VIRT_BASE` in link.ld and notes.rs.
-pub const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
-pub const PAGE_SIZE: u64 = 4096;
+pub const VIRT_BASE: u64 = pv_test_kernel::geometry::VIRT_BASE;
+pub const PAGE_SIZE: u64 = pv_test_kernel::geometry::PAGE_SIZE;
 pub const PAGE_SHIFT: u32 = 12;
 
 /// Hypercall numbers (xen.h).

@@ -86,7 +86,7 @@ xl_boot_debian() {
     xl "$@" create "$_cfg" > "$HARNESS_OUT/xl-create.log" 2>&1
     _rc=$?
     _t1=$(now)
-    [ $_rc -eq 0 ] || fail "xl $* create exited $_rc: $(tail -n 3 "$HARNESS_OUT/xl-create.log" | tr '\n' ' ')"
+    [ $_rc -eq 0 ] || fail "xl $* create exited $_rc: $(tail -n 3 "$HARNESS_OUT/xl-create.log" | tr -d '\r' | paste -sd ' ')"
     metric xl_create_s "$(elapsed "$_t0" "$_t1")"
     evidence "$(console_log "$_name")"
     wait_for 180 has_marker "$_name" || fail "no PVBUILD-GUEST-OK marker in $(console_log "$_name") within 180 s of xl create"
@@ -99,5 +99,5 @@ xl_boot_debian() {
     # xl's per-domain daemon logs the shutdown reason it saw (0 = poweroff).
     cp "/var/log/xen/xl-$_name.log" "$HARNESS_OUT/" 2>/dev/null
     grep -q "shut down, reason code 0" "$HARNESS_OUT/xl-$_name.log" 2>/dev/null ||
-        fail "xl did not see a poweroff: $(tail -n 2 "$HARNESS_OUT/xl-$_name.log" 2>/dev/null | tr '\n' ' ')"
+        fail "xl did not see a poweroff: $(tail -n 2 "$HARNESS_OUT/xl-$_name.log" 2>/dev/null | tr -d '\r' | paste -sd ' ')"
 }

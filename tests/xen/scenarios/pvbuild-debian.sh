@@ -27,7 +27,7 @@ if create_done; then
     wait "$pid"
     rc=$?
     metric pvbuild_create_s "$(elapsed "$t0")"
-    [ $rc -eq 0 ] || fail "pvbuild create exited $rc: $(head -n 3 "$log" | tr '\n' ' ')"
+    [ $rc -eq 0 ] || fail "pvbuild create exited $rc: $(head -n 3 "$log" | tr -d '\r' | paste -sd ' ')"
 fi
 evidence "$(console_log "$name")"
 wait_for 180 has_marker "$name" || fail "no PVBUILD-GUEST-OK marker in $(console_log "$name") within 180 s"
@@ -39,5 +39,5 @@ wait_for 120 domain_shut_down "$name" || fail "domain $name did not shut down wi
 # pvbuild's report of the shutdown: give an attached create 30 s to notice it.
 wait_for 30 create_done || fail "pvbuild create still running 30 s after the guest shut down"
 wait "$pid" 2>/dev/null
-grep -qiE 'shut ?down.*poweroff' "$log" || fail "pvbuild did not report the shutdown reason (poweroff): $(tail -n 2 "$log" | tr '\n' ' ')"
+grep -qiE 'shut ?down.*poweroff' "$log" || fail "pvbuild did not report the shutdown reason (poweroff): $(tail -n 2 "$log" | tr -d '\r' | paste -sd ' ')"
 pass

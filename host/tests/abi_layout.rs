@@ -1,0 +1,259 @@
+//! The sys layer's ABI against Debian's `libxen-dev` headers.
+//!
+//! Generates a C program that prints `sizeof`, `_Alignof` and `offsetof` of every struct
+//! and field the sys layer declares, and the value of every constant it copies, compiles it
+//! with the system C compiler against `/usr/include/xen`, runs it, and compares each line
+//! with what Rust computes. Any drift (a field moved, a size changed, a number renumbered)
+//! fails the test with the list of differences.
+
+use std::collections::HashMap;
+use std::mem::{align_of, offset_of, size_of};
+use std::path::PathBuf;
+use std::process::Command;
+
+use pvbuild::sys::domctl::*;
+use pvbuild::sys::evtchn::*;
+use pvbuild::sys::grant::*;
+use pvbuild::sys::hypercall::*;
+use pvbuild::sys::memory::*;
+use pvbuild::sys::privcmd::*;
+use pvbuild::sys::vcpu::*;
+
+/// One value to compare: a key, the C expression that computes it, Rust's value.
+struct Check {
+    key: String,
+    c_expr: String,
+    rust: u64,
+}
+
+macro_rules! layouts {
+    ($checks:ident; $( $rty:ty => $cty:literal { $( $rf:ident $(as $cf:literal)? ),* $(,)? } )*) => {
+        $(
+            $checks.push(Check {
+                key: format!("sizeof {}", $cty),
+                c_expr: format!("sizeof({})", $cty),
+                rust: size_of::<$rty>() as u64,
+            });
+            $checks.push(Check {
+                key: format!("alignof {}", $cty),
+                c_expr: format!("_Alignof({})", $cty),
+                rust: align_of::<$rty>() as u64,
+            });
+            $(
+                let cf = layouts!(@name $rf $(, $cf)?);
+                $checks.push(Check {
+                    key: format!("offsetof {}.{}", $cty, cf),
+                    c_expr: format!("offsetof({}, {})", $cty, cf),
+                    rust: offset_of!($rty, $rf) as u64,
+                });
+            )*
+        )*
+    };
+    (@name $rf:ident) => { stringify!($rf) };
+    (@name $rf:ident, $cf:literal) => { $cf };
+}
+
+macro_rules! constants {
+    ($checks:ident; $( $rust:expr => $c:literal ),* $(,)?) => {
+        $(
+            $checks.push(Check {
+                key: format!("const {}", $c),
+                c_expr: format!("(unsigned long long)({})", $c),
+                rust: $rust as u64,
+            });
+        )*
+    };
+}
+
+fn checks() -> Vec<Check> {
+    let mut v = Vec::new();
+    layouts! { v;
+        PrivcmdHypercall => "privcmd_hypercall_t" { op, arg }
+        PrivcmdMmapbatchV2 => "privcmd_mmapbatch_v2_t" { num, dom, addr, arr, err }
+        PrivcmdMmapResource => "privcmd_mmap_resource_t" { dom, r#type as "type", id, idx, num, addr }
+        XenDomctl => "struct xen_domctl" { cmd, interface_version, domain, u }
+        XenSysctl => "struct xen_sysctl" { cmd, interface_version, u }
+        XenArchDomainconfig => "struct xen_arch_domainconfig" { emulation_flags, misc_flags }
+        XenDomctlCreatedomain => "struct xen_domctl_createdomain" {
+            ssidref, handle, flags, iommu_opts, max_vcpus, max_evtchn_port, max_grant_frames,
+            max_maptrack_frames, grant_opts, vmtrace_size, cpupool_id, arch
+        }
+        XenDomctlGetdomaininfo => "struct xen_domctl_getdomaininfo" {
+            domain, pad1, flags, tot_pages, max_pages, outstanding_pages, shr_pages, paged_pages,
+            shared_info_frame, cpu_time, nr_online_vcpus, max_vcpu_id, ssidref, handle, cpupool,
+            gpaddr_bits, pad2, arch_config
+        }
+        XenDomctlMaxMem => "struct xen_domctl_max_mem" { max_memkb }
+        XenDomctlMaxVcpus => "struct xen_domctl_max_vcpus" { max }
+        XenDomctlVcpucontext => "struct xen_domctl_vcpucontext" { vcpu, ctxt }
+        XenDomctlHypercallInit => "struct xen_domctl_hypercall_init" { gmfn }
+        XenDomctlAddressSize => "struct xen_domctl_address_size" { size }
+        XenSysctlGetdomaininfolist => "struct xen_sysctl_getdomaininfolist" {
+            first_domain, max_domains, buffer, num_domains
+        }
+        XenSysctlPhysinfo => "struct xen_sysctl_physinfo" {
+            threads_per_core, cores_per_socket, nr_cpus, max_cpu_id, nr_nodes, max_node_id,
+            cpu_khz, capabilities, arch_capabilities, pad, total_pages, free_pages, scrub_pages,
+            outstanding_pages, max_mfn, hw_cap
+        }
+        XenMemoryReservation => "struct xen_memory_reservation" {
+            extent_start, nr_extents, extent_order, mem_flags, domid
+        }
+        MmuUpdate => "struct mmu_update" { ptr, val }
+        MmuextOp => "struct mmuext_op" { cmd, arg1, arg2 }
+        EvtchnAllocUnbound => "struct evtchn_alloc_unbound" { dom, remote_dom, port }
+        EvtchnClose => "struct evtchn_close" { port }
+        GnttabSetupTable => "struct gnttab_setup_table" { dom, nr_frames, status, frame_list }
+        GrantEntryV1 => "grant_entry_v1_t" { flags, domid, frame }
+        TrapInfo => "struct trap_info" { vector, flags, cs, address }
+        CpuUserRegs => "struct cpu_user_regs" {
+            r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi, error_code,
+            entry_vector, rip, cs, _pad0, saved_upcall_mask, _pad1, rflags, rsp, ss, _pad2, es,
+            _pad3, ds, _pad4, fs, _pad5, gs, _pad6
+        }
+        VcpuGuestContext => "struct vcpu_guest_context" {
+            fpu_ctxt, flags, user_regs, trap_ctxt, ldt_base, ldt_ents, gdt_frames, gdt_ents,
+            kernel_ss, kernel_sp, ctrlreg, debugreg, event_callback_eip, failsafe_callback_eip,
+            syscall_callback_eip, vm_assist, fs_base, gs_base_kernel, gs_base_user
+        }
+    }
+    constants! { v;
+        IOCTL_PRIVCMD_HYPERCALL => "IOCTL_PRIVCMD_HYPERCALL",
+        IOCTL_PRIVCMD_MMAPBATCH_V2 => "IOCTL_PRIVCMD_MMAPBATCH_V2",
+        IOCTL_PRIVCMD_MMAP_RESOURCE => "IOCTL_PRIVCMD_MMAP_RESOURCE",
+        XENMEM_RESOURCE_GRANT_TABLE => "XENMEM_resource_grant_table",
+        XENMEM_RESOURCE_GRANT_TABLE_ID_SHARED => "XENMEM_resource_grant_table_id_shared",
+        XEN_DOMCTL_INTERFACE_VERSION => "XEN_DOMCTL_INTERFACE_VERSION",
+        XEN_SYSCTL_INTERFACE_VERSION => "XEN_SYSCTL_INTERFACE_VERSION",
+        XEN_DOMCTL_CREATEDOMAIN => "XEN_DOMCTL_createdomain",
+        XEN_DOMCTL_DESTROYDOMAIN => "XEN_DOMCTL_destroydomain",
+        XEN_DOMCTL_PAUSEDOMAIN => "XEN_DOMCTL_pausedomain",
+        XEN_DOMCTL_UNPAUSEDOMAIN => "XEN_DOMCTL_unpausedomain",
+        XEN_DOMCTL_GETDOMAININFO => "XEN_DOMCTL_getdomaininfo",
+        XEN_DOMCTL_MAX_MEM => "XEN_DOMCTL_max_mem",
+        XEN_DOMCTL_SETVCPUCONTEXT => "XEN_DOMCTL_setvcpucontext",
+        XEN_DOMCTL_MAX_VCPUS => "XEN_DOMCTL_max_vcpus",
+        XEN_DOMCTL_HYPERCALL_INIT => "XEN_DOMCTL_hypercall_init",
+        XEN_DOMCTL_SET_ADDRESS_SIZE => "XEN_DOMCTL_set_address_size",
+        XEN_SYSCTL_PHYSINFO => "XEN_SYSCTL_physinfo",
+        XEN_SYSCTL_GETDOMAININFOLIST => "XEN_SYSCTL_getdomaininfolist",
+        XEN_DOMINF_DYING => "XEN_DOMINF_dying",
+        XEN_DOMINF_HVM_GUEST => "XEN_DOMINF_hvm_guest",
+        XEN_DOMINF_SHUTDOWN => "XEN_DOMINF_shutdown",
+        XEN_DOMINF_PAUSED => "XEN_DOMINF_paused",
+        XEN_DOMINF_BLOCKED => "XEN_DOMINF_blocked",
+        XEN_DOMINF_RUNNING => "XEN_DOMINF_running",
+        XEN_DOMINF_SHUTDOWNSHIFT => "XEN_DOMINF_shutdownshift",
+        XEN_DOMINF_SHUTDOWNMASK => "XEN_DOMINF_shutdownmask",
+        XEN_SYSCTL_PHYSCAP_PV => "XEN_SYSCTL_PHYSCAP_pv",
+        XEN_SYSCTL_PHYSCAP_GNTTAB_V1 => "XEN_SYSCTL_PHYSCAP_gnttab_v1",
+        XEN_SYSCTL_PHYSCAP_GNTTAB_V2 => "XEN_SYSCTL_PHYSCAP_gnttab_v2",
+        UNION_SIZE => "sizeof(((struct xen_domctl *)0)->u)",
+        HYPERVISOR_MMU_UPDATE => "__HYPERVISOR_mmu_update",
+        HYPERVISOR_MEMORY_OP => "__HYPERVISOR_memory_op",
+        HYPERVISOR_XEN_VERSION => "__HYPERVISOR_xen_version",
+        HYPERVISOR_GRANT_TABLE_OP => "__HYPERVISOR_grant_table_op",
+        HYPERVISOR_MMUEXT_OP => "__HYPERVISOR_mmuext_op",
+        HYPERVISOR_EVENT_CHANNEL_OP => "__HYPERVISOR_event_channel_op",
+        HYPERVISOR_SYSCTL => "__HYPERVISOR_sysctl",
+        HYPERVISOR_DOMCTL => "__HYPERVISOR_domctl",
+        DOMID_FIRST_RESERVED => "DOMID_FIRST_RESERVED",
+        DOMID_SELF => "DOMID_SELF",
+        XENVER_VERSION => "XENVER_version",
+        XENVER_EXTRAVERSION => "XENVER_extraversion",
+        XENVER_CAPABILITIES => "XENVER_capabilities",
+        XEN_CAPABILITIES_INFO_LEN => "sizeof(xen_capabilities_info_t)",
+        XEN_EXTRAVERSION_LEN => "XEN_EXTRAVERSION_LEN",
+        XENMEM_INCREASE_RESERVATION => "XENMEM_increase_reservation",
+        XENMEM_DECREASE_RESERVATION => "XENMEM_decrease_reservation",
+        XENMEM_POPULATE_PHYSMAP => "XENMEM_populate_physmap",
+        MMU_NORMAL_PT_UPDATE => "MMU_NORMAL_PT_UPDATE",
+        MMU_MACHPHYS_UPDATE => "MMU_MACHPHYS_UPDATE",
+        MMUEXT_PIN_L1_TABLE => "MMUEXT_PIN_L1_TABLE",
+        MMUEXT_PIN_L2_TABLE => "MMUEXT_PIN_L2_TABLE",
+        MMUEXT_PIN_L3_TABLE => "MMUEXT_PIN_L3_TABLE",
+        MMUEXT_PIN_L4_TABLE => "MMUEXT_PIN_L4_TABLE",
+        MMUEXT_UNPIN_TABLE => "MMUEXT_UNPIN_TABLE",
+        EVTCHNOP_CLOSE => "EVTCHNOP_close",
+        EVTCHNOP_ALLOC_UNBOUND => "EVTCHNOP_alloc_unbound",
+        GNTTABOP_SETUP_TABLE => "GNTTABOP_setup_table",
+        GNTST_OKAY => "GNTST_okay",
+        GTF_PERMIT_ACCESS => "GTF_permit_access",
+        GNTTAB_RESERVED_CONSOLE => "GNTTAB_RESERVED_CONSOLE",
+        GNTTAB_RESERVED_XENSTORE => "GNTTAB_RESERVED_XENSTORE",
+        VGCF_I387_VALID => "VGCF_i387_valid",
+        VGCF_IN_KERNEL => "VGCF_in_kernel",
+        VGCF_ONLINE => "VGCF_online",
+    }
+    v
+}
+
+const PRELUDE: &str = r#"
+#define __XEN_TOOLS__ 1
+#include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+#include <xen/xen.h>
+#include <xen/domctl.h>
+#include <xen/sysctl.h>
+#include <xen/memory.h>
+#include <xen/event_channel.h>
+#include <xen/grant_table.h>
+#include <xen/version.h>
+#include <xen/sys/privcmd.h>
+int main(void) {
+"#;
+
+/// Runs the C side and returns `key → value`.
+fn c_values(checks: &[Check]) -> HashMap<String, u64> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("abi_layout");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut src = String::from(PRELUDE);
+    for c in checks {
+        src.push_str(&format!("    printf(\"%s=%llu\\n\", \"{}\", (unsigned long long)({}));\n", c.key, c.c_expr));
+    }
+    src.push_str("    return 0;\n}\n");
+    let c_file = dir.join("abi.c");
+    let exe = dir.join("abi");
+    std::fs::write(&c_file, src).unwrap();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = Command::new(&cc)
+        .args(["-std=gnu11", "-Wall", "-Werror", "-o"])
+        .arg(&exe)
+        .arg(&c_file)
+        .output()
+        .unwrap_or_else(|e| panic!("running the C compiler `{cc}`: {e} (install gcc and libxen-dev)"));
+    assert!(
+        out.status.success(),
+        "compiling the header probe failed (is libxen-dev installed?):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = Command::new(&exe).output().unwrap();
+    assert!(run.status.success());
+    String::from_utf8(run.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.to_owned(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn sys_layer_matches_libxen_dev_headers() {
+    let checks = checks();
+    let c = c_values(&checks);
+    let mut diffs = Vec::new();
+    for ch in &checks {
+        match c.get(&ch.key) {
+            Some(&v) if v == ch.rust => {}
+            Some(&v) => diffs.push(format!("{}: C {v} ({v:#x}), Rust {} ({:#x})", ch.key, ch.rust, ch.rust)),
+            None => diffs.push(format!("{}: missing from the C output", ch.key)),
+        }
+    }
+    assert!(diffs.is_empty(), "ABI drift against /usr/include/xen:\n{}", diffs.join("\n"));
+    // Not vacuous: every struct and constant above was compared.
+    assert!(checks.len() > 250, "{} checks", checks.len());
+}

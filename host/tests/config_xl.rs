@@ -1,0 +1,289 @@
+//! The xl config parser on xl's own example configs and on broken ones.
+
+// Test code: panicking on unexpected results is the point (clippy.toml allows it in #[test]
+// functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use pvbuild::config::{
+    parse, Action, ConfigError, DomainConfig, Value, CONFIG_MAX_BYTES, LIST_MAX_ITEMS,
+};
+
+/// xl's example PV config as xen-utils installs it, else the same text kept in the test.
+fn pvlinux_example() -> Vec<u8> {
+    std::fs::read("/etc/xen/xlexample.pvlinux").unwrap_or_else(|_| PVLINUX.as_bytes().to_vec())
+}
+
+const PVLINUX: &str = r#"# Example PV Linux guest configuration
+name = "example.pvlinux"
+#uuid = "XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX"
+kernel = "/boot/vmlinuz"
+#ramdisk = "/boot/initrd.gz"
+extra = "root=/dev/xvda1"
+memory = 128
+#maxmem = 512
+vcpus = 2
+vif = [ '' ]
+disk = [ '/dev/vg/guest-volume,raw,xvda,rw' ]
+"#;
+
+#[test]
+fn xl_example_pvlinux() {
+    let cfg = parse(&pvlinux_example()).unwrap();
+    assert_eq!(
+        cfg.get("disk").unwrap().value,
+        Value::List(vec!["/dev/vg/guest-volume,raw,xvda,rw".into()])
+    );
+    let (d, warnings) = DomainConfig::from_xl(&cfg).unwrap();
+    assert_eq!(d.name, "example.pvlinux");
+    assert_eq!(d.kernel.as_deref(), Some(Path::new("/boot/vmlinuz")));
+    assert_eq!(d.cmdline.as_deref(), Some("root=/dev/xvda1"));
+    assert_eq!((d.memory_mib, d.maxmem_mib), (128, 128));
+    assert_eq!((d.vcpus, d.max_vcpus), (2, 2));
+    assert_eq!(
+        (d.on_poweroff, d.on_reboot, d.on_crash),
+        (Action::Destroy, Action::Restart, Action::Destroy)
+    );
+    assert_eq!(d.uuid, None);
+    let msgs: Vec<_> = warnings.iter().map(|w| w.msg.as_str()).collect();
+    assert!(
+        msgs.iter().any(|m| m.starts_with("vif: not supported")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.starts_with("disk: not supported")),
+        "{msgs:?}"
+    );
+}
+
+#[test]
+fn every_installed_example_parses() {
+    let Ok(dir) = std::fs::read_dir("/etc/xen") else {
+        return;
+    };
+    let mut seen = 0;
+    for e in dir.flatten() {
+        let p: PathBuf = e.path();
+        if !p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("xlexample"))
+        {
+            continue;
+        }
+        let text = std::fs::read(&p).unwrap();
+        let cfg = parse(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert!(cfg.get("name").is_some(), "{}", p.display());
+        seen += 1;
+        // hvm and pvh examples are refused as such, by their type line.
+        if let Err(e) = DomainConfig::from_xl(&cfg) {
+            assert!(
+                e.to_string().contains("not supported, only pv"),
+                "{}: {e}",
+                p.display()
+            );
+        }
+    }
+    if std::path::Path::new("/etc/xen/xlexample.pvlinux").exists() {
+        assert!(seen >= 3, "{seen}");
+    }
+}
+
+#[test]
+fn full_pv_config() {
+    let text = br#"
+name = 'guest1'
+type = "pv"
+uuid = "6b1c3bd2-0b1f-4c32-9d3c-1f6a4c2b9e01"
+kernel = "/boot/vmlinuz-6.1.0-56-amd64"
+ramdisk = "/tmp/initrd.gz"
+root = "/dev/xvda1 ro"
+extra = "console=hvc0 quiet"
+memory = 256
+maxmem = 0x200
+vcpus = 1; maxvcpus = 4
+on_poweroff = "preserve"
+on_reboot = 'rename-restart'
+on_crash = "coredump-destroy"
+bootloader_args = [ "--quiet",
+                    "--entry=1",   # comment inside a list
+                  ]
+bootloader_args += [ "--extra" ]
+frobnicate = 1
+"#;
+    let (d, w) = DomainConfig::load_bytes(text);
+    let d = d.unwrap();
+    assert_eq!(
+        d.uuid.unwrap().to_string(),
+        "6b1c3bd2-0b1f-4c32-9d3c-1f6a4c2b9e01"
+    );
+    assert_eq!(
+        d.cmdline.as_deref(),
+        Some("root=/dev/xvda1 ro console=hvc0 quiet")
+    );
+    assert_eq!((d.memory_mib, d.maxmem_mib), (256, 512));
+    assert_eq!((d.vcpus, d.max_vcpus), (1, 4));
+    assert_eq!(d.on_poweroff, Action::Preserve);
+    assert_eq!(d.on_reboot, Action::RenameRestart);
+    assert_eq!(d.on_crash, Action::CoredumpDestroy);
+    assert_eq!(d.bootloader_args, ["--quiet", "--entry=1", "--extra"]);
+    assert_eq!(d.ramdisk.as_deref(), Some(Path::new("/tmp/initrd.gz")));
+    assert!(w
+        .iter()
+        .any(|w| w.msg == "frobnicate: unknown setting, ignored" && w.line == 19));
+}
+
+trait LoadBytes {
+    fn load_bytes(
+        text: &[u8],
+    ) -> (
+        Result<DomainConfig, ConfigError>,
+        Vec<pvbuild::config::Warning>,
+    );
+}
+impl LoadBytes for DomainConfig {
+    fn load_bytes(
+        text: &[u8],
+    ) -> (
+        Result<DomainConfig, ConfigError>,
+        Vec<pvbuild::config::Warning>,
+    ) {
+        match parse(text).and_then(|c| DomainConfig::from_xl(&c)) {
+            Ok((d, w)) => (Ok(d), w),
+            Err(e) => (Err(e), Vec::new()),
+        }
+    }
+}
+
+fn err(text: &str) -> ConfigError {
+    DomainConfig::load_bytes(text.as_bytes()).0.unwrap_err()
+}
+
+fn syntax_line(text: &str) -> usize {
+    match parse(text.as_bytes()) {
+        Err(ConfigError::Syntax { line, .. }) => line,
+        other => panic!("{text:?}: expected a syntax error, got {other:?}"),
+    }
+}
+
+#[test]
+fn broken_syntax_names_the_line() {
+    assert_eq!(syntax_line("name = 'a'\nmemory = \n"), 2);
+    assert_eq!(syntax_line("name = 'a\n"), 1);
+    assert_eq!(syntax_line("name = \"a\nb\"\n"), 1);
+    assert_eq!(syntax_line("a = 1\n\nvif = [ 'a' 'b' ]\n"), 3);
+    assert_eq!(syntax_line("vif = [ 'a',\n 'b',\n"), 1);
+    assert_eq!(syntax_line("kernel = /boot/vmlinuz\n"), 1);
+    assert_eq!(syntax_line("x = 1\nmemory = 128 256\n"), 2);
+    assert_eq!(syntax_line("= 3\n"), 1);
+    assert_eq!(syntax_line("name 'a'\n"), 1);
+    assert_eq!(syntax_line("vif = [ [ 'a' ] ]\n"), 1);
+    assert_eq!(syntax_line("a = 'x\\0y'\n"), 1);
+    assert_eq!(syntax_line("a = 'bad \\x4'\n"), 1);
+    assert_eq!(syntax_line("a = 1\nb = 'x' + 'y'\n"), 2);
+    assert_eq!(syntax_line("a = 1\nb = 2 c = 3\n"), 2);
+    assert_eq!(syntax_line("a = [1]\na += 2\n"), 2);
+    assert!(matches!(
+        parse(&[b'a', b'=', b'\'', 0xff, b'\'']),
+        Err(ConfigError::Syntax { .. })
+    ));
+    // Errors are one line each.
+    let e = parse(b"a = 1\nmemory = \n").unwrap_err().to_string();
+    assert!(!e.contains('\n'), "{e}");
+}
+
+#[test]
+fn bad_values_are_refused() {
+    let base = "name = 'g'\nkernel = '/k'\n";
+    let cases = [
+        ("memory = 'lots'", "not a number"),
+        ("memory = 0", "outside"),
+        ("memory = 128\nmaxmem = 64", "below memory"),
+        ("vcpus = 0", "outside"),
+        ("vcpus = 4\nmaxvcpus = 2", "below vcpus"),
+        ("vcpus = 100000", "outside"),
+        ("type = 'hvm'", "not supported"),
+        ("type = 'weird'", "unknown domain type"),
+        ("builder = 'hvm'", "not supported"),
+        ("uuid = 'not-a-uuid'", "invalid uuid"),
+        ("on_crash = 'explode'", "unknown action"),
+        ("kernel = [ '/a' ]", "not a list"),
+        ("name = ''", "empty name"),
+    ];
+    for (extra, want) in cases {
+        let text = format!("{base}{extra}\n");
+        let e = err(&text).to_string();
+        assert!(e.contains(want), "{extra:?}: {e}");
+    }
+    assert!(err("kernel = '/k'\n")
+        .to_string()
+        .contains("name must be specified"));
+    assert!(err("name = 'g'\n")
+        .to_string()
+        .contains("kernel or bootloader"));
+    // A bootloader stands in for the kernel.
+    let (d, w) =
+        DomainConfig::load_bytes(b"name='g'\nbootloader='pygrub'\nbootloader_args='-q  -v'\n");
+    let d = d.unwrap();
+    assert_eq!(d.bootloader.as_deref(), Some("pygrub"));
+    assert_eq!(d.bootloader_args, ["-q", "-v"]);
+    assert!(w.iter().any(|w| w.msg.contains("deprecated")));
+    // cmdline wins over root/extra, with a warning.
+    let (d, w) = DomainConfig::load_bytes(b"name='g'\nkernel='/k'\nextra='x'\ncmdline='y'\n");
+    assert_eq!(d.unwrap().cmdline.as_deref(), Some("y"));
+    assert!(w
+        .iter()
+        .any(|w| w.msg.contains("ignoring root= and extra=")));
+    // Defaults.
+    let d = DomainConfig::load_bytes(b"name='g'\nkernel='/k'")
+        .0
+        .unwrap();
+    assert_eq!(
+        (d.memory_mib, d.maxmem_mib, d.vcpus, d.max_vcpus),
+        (32, 32, 1, 1)
+    );
+}
+
+#[test]
+fn bounded_input() {
+    let big = vec![b'#'; CONFIG_MAX_BYTES + 1];
+    assert_eq!(parse(&big), Err(ConfigError::TooBig));
+    let mut list = String::from("vif = [");
+    for _ in 0..=LIST_MAX_ITEMS {
+        list.push_str("'a',");
+    }
+    list.push(']');
+    assert!(matches!(
+        parse(list.as_bytes()),
+        Err(ConfigError::Syntax { .. })
+    ));
+    // A file on disk is read through the same bound.
+    let p = std::env::temp_dir().join(format!("pvbuild-config-big-{}", std::process::id()));
+    std::fs::write(&p, &big).unwrap();
+    let r = DomainConfig::load(&p);
+    std::fs::remove_file(&p).unwrap();
+    assert_eq!(r.unwrap_err(), ConfigError::TooBig);
+    assert!(matches!(
+        DomainConfig::load(Path::new("/nonexistent/pvbuild.cfg")),
+        Err(ConfigError::Read { .. })
+    ));
+}
+
+#[test]
+fn garbage_never_panics() {
+    // A cheap deterministic sweep of mutated inputs (the fuzz target goes further).
+    let seed = pvlinux_example();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..3000 {
+        let mut t = seed.clone();
+        for _ in 0..4 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let i = (x as usize) % t.len();
+            t[i] = (x >> 32) as u8;
+        }
+        let _ = parse(&t).and_then(|c| DomainConfig::from_xl(&c));
+    }
+}

@@ -1,0 +1,235 @@
+//! `pvbuild plan` on Debian's real 6.1.0-56 kernel (an xz bzImage) with a gzip ramdisk of
+//! exactly 1,983,504 unpacked bytes and 256 MiB, against what libxenguest logged for the same
+//! build (`xl -vvv create`, ../shared/reference/xl-vvv-debian-6.1.0-56-amd64.log).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const KERNEL: &str = "/boot/vmlinuz-6.1.0-56-amd64";
+const REFERENCE_LOG: &str = "../../shared/reference/xl-vvv-debian-6.1.0-56-amd64.log";
+const RAMDISK_UNPACKED: usize = 1_983_504;
+
+fn pvbuild() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pvbuild"))
+}
+
+/// A gzip ramdisk of exactly RAMDISK_UNPACKED bytes (half noise, half zeros: about 1 MB
+/// packed, like the reference's busybox initramfs), made with the system's gzip.
+fn make_ramdisk(dir: &Path) -> PathBuf {
+    let raw = dir.join("domu-initrd");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let data: Vec<u8> = (0..RAMDISK_UNPACKED)
+        .map(|i| {
+            if i < RAMDISK_UNPACKED / 2 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            } else {
+                0
+            }
+        })
+        .collect();
+    std::fs::write(&raw, data).unwrap();
+    let st = Command::new("gzip")
+        .arg("-f")
+        .arg("-9")
+        .arg(&raw)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    dir.join("domu-initrd.gz")
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pvbuild-plan-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn kernel_present() -> bool {
+    if Path::new(KERNEL).exists() {
+        return true;
+    }
+    eprintln!("SKIPPED: {KERNEL} is not installed (the reference values are for that kernel)");
+    false
+}
+
+fn run_plan(extra: &[&str], ramdisk: &Path) -> std::process::Output {
+    pvbuild()
+        .args([
+            "plan",
+            "--memory",
+            "256",
+            "--cmdline",
+            "console=hvc0 quiet",
+            "--ramdisk",
+        ])
+        .arg(ramdisk)
+        .args(extra)
+        .arg(KERNEL)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn json_matches_libxenguest() {
+    if !kernel_present() {
+        return;
+    }
+    let dir = tmpdir("json");
+    let rd = make_ramdisk(&dir);
+    let out = run_plan(&["--json"], &rd);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let range = |k: &str| {
+        (
+            v[k]["start"].as_u64().unwrap(),
+            v[k]["end"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(v["guest_type"], "xen-3.0-x86_64");
+    assert_eq!(v["virt_base"].as_u64(), Some(0xffffffff80000000));
+    assert_eq!(v["virt_entry"].as_u64(), Some(0xffffffff830791c0));
+    assert!(v["hypercall_page"].is_null());
+    assert_eq!(range("kernel"), (0xffffffff81000000, 0xffffffff84a00000));
+    assert_eq!(
+        range("start_info"),
+        (0xffffffff84a00000, 0xffffffff84a01000)
+    );
+    assert_eq!(range("xenstore"), (0xffffffff84a01000, 0xffffffff84a02000));
+    assert_eq!(range("console"), (0xffffffff84a02000, 0xffffffff84a03000));
+    assert_eq!(
+        range("page_tables"),
+        (0xffffffff84a03000, 0xffffffff84a2c000)
+    );
+    assert_eq!(
+        range("boot_stack"),
+        (0xffffffff84a2c000, 0xffffffff84a2d000)
+    );
+    assert_eq!(v["virt_end"].as_u64(), Some(0xffffffff84c00000));
+    // A ramdisk ends at start + its (unpacked) size.
+    assert_eq!(
+        range("ramdisk"),
+        (
+            0xffffffff84c00000,
+            0xffffffff84c00000 + RAMDISK_UNPACKED as u64
+        )
+    );
+    assert_eq!(range("ramdisk").1, 0xffffffff84de4410);
+    assert_eq!(range("p2m"), (0xffffffff84de5000, 0xffffffff84e68000));
+    assert_eq!(v["nr_pt_frames"].as_u64(), Some(0x29));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn text_reproduces_the_reference_log_lines() {
+    if !kernel_present() {
+        return;
+    }
+    let dir = tmpdir("text");
+    let rd = make_ramdisk(&dir);
+    let out = run_plan(&[], &rd);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let expected = [
+        "xc_dom_alloc_segment:   kernel       : 0xffffffff81000000 -> 0xffffffff84a00000  (pfn 0x1000 + 0x3a00 pages)",
+        "xc_dom_alloc_page   :   start info   : 0xffffffff84a00000 (pfn 0x4a00)",
+        "xc_dom_alloc_page   :   xenstore     : 0xffffffff84a01000 (pfn 0x4a01)",
+        "xc_dom_alloc_page   :   console      : 0xffffffff84a02000 (pfn 0x4a02)",
+        "xc_dom_alloc_segment:   page tables  : 0xffffffff84a03000 -> 0xffffffff84a2c000  (pfn 0x4a03 + 0x29 pages)",
+        "xc_dom_alloc_page   :   boot stack   : 0xffffffff84a2c000 (pfn 0x4a2c)",
+        "xc_dom_build_image  : virt_alloc_end : 0xffffffff84a2d000",
+        "xc_dom_build_image  : virt_pgtab_end : 0xffffffff84c00000",
+        "xc_dom_alloc_segment:   module0      : 0xffffffff84c00000 -> 0xffffffff84de4410  (pfn 0x4c00 + 0x1e5 pages)",
+        "xc_dom_alloc_segment:   phys2mach    : 0xffffffff84de5000 -> 0xffffffff84e68000  (pfn 0x4de5 + 0x83 pages)",
+    ];
+    let got: Vec<&str> = text.lines().take(expected.len()).collect();
+    assert_eq!(got, expected, "full output:\n{text}");
+    assert!(text.contains("guest type       : xen-3.0-x86_64"));
+    assert!(text.contains("virt_entry       : 0xffffffff830791c0"));
+
+    // Where the reference log is at hand, its own lines (same order) must be ours.
+    let log = Path::new(env!("CARGO_MANIFEST_DIR")).join(REFERENCE_LOG);
+    if let Ok(log) = std::fs::read_to_string(&log) {
+        let prefix = "domainbuilder: detail: ";
+        let logged: Vec<&str> = log
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .filter(|l| {
+                l.starts_with("xc_dom_alloc_segment")
+                    || l.starts_with("xc_dom_alloc_page")
+                    || l.starts_with("xc_dom_build_image  :")
+            })
+            .collect();
+        assert_eq!(logged.len(), expected.len());
+        assert_eq!(got, logged);
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn bad_input_is_one_error_line_and_status_1() {
+    let dir = tmpdir("bad");
+    let junk = dir.join("junk");
+    std::fs::write(&junk, b"not a kernel at all").unwrap();
+    let cases: Vec<Vec<String>> = vec![
+        vec!["plan".into(), junk.display().to_string()],
+        vec!["plan".into(), dir.join("missing").display().to_string()],
+        vec![
+            "plan".into(),
+            "--memory".into(),
+            "0".into(),
+            junk.display().to_string(),
+        ],
+        vec![
+            "plan".into(),
+            "--vcpus".into(),
+            "0".into(),
+            junk.display().to_string(),
+        ],
+        vec![
+            "plan".into(),
+            "--memory".into(),
+            "lots".into(),
+            junk.display().to_string(),
+        ],
+        vec!["plan".into()],
+        vec!["frobnicate".into()],
+        vec![],
+    ];
+    for args in cases {
+        let out = pvbuild().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    if kernel_present() {
+        // Too little memory for Debian's kernel: refused by the layout, not a panic.
+        let out = pvbuild()
+            .args(["plan", "--memory", "64", KERNEL])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.starts_with("error: layout:"), "{err}");
+        // A truncated kernel.
+        let k = std::fs::read(KERNEL).unwrap();
+        let cut = dir.join("cut");
+        std::fs::write(&cut, &k[..k.len() / 2]).unwrap();
+        let out = pvbuild().arg("plan").arg(&cut).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(String::from_utf8(out.stderr).unwrap().lines().count(), 1);
+    }
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -1,0 +1,421 @@
+//! The xenstore client and the domain entries against the in-process fake xenstored.
+
+// Test code: panicking on unexpected results is the point (clippy.toml allows it in #[test]
+// functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use pvbuild::xenstore::fake::FakeXenstore;
+use pvbuild::xenstore::wire::{self, Errno, MsgType};
+use pvbuild::xenstore::{
+    list_domains, remove_domain, write_new_domain, Access, DomainXsError, NewDomain, Perm, Ring,
+    Uuid, XsError,
+};
+
+fn domain(domid: u32, name: &str) -> NewDomain {
+    NewDomain {
+        domid,
+        name: name.into(),
+        uuid: Uuid::parse_str("6b1c3bd2-0b1f-4c32-9d3c-1f6a4c2b9e01").unwrap(),
+        max_memkb: 262_144,
+        target_memkb: 262_144,
+        max_vcpus: 2,
+        avail_vcpus: 1,
+        store: Ring {
+            mfn: 0x12345,
+            port: 1,
+        },
+        console: Ring {
+            mfn: 0x12346,
+            port: 2,
+        },
+        backend_domid: 0,
+        kernel: "/boot/vmlinuz-6.1.0-56-amd64".into(),
+        ramdisk: Some("/tmp/initrd.gz".into()),
+        cmdline: Some("console=hvc0 quiet".into()),
+        start_time: UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456),
+    }
+}
+
+#[test]
+fn basic_operations() {
+    let fake = FakeXenstore::new();
+    let xs = fake.connect();
+    xs.write("/a/b/c", "v").unwrap();
+    assert_eq!(xs.read("/a/b/c").unwrap(), "v");
+    assert_eq!(xs.read("/a/b").unwrap(), "");
+    assert_eq!(xs.directory("/a").unwrap(), vec!["b"]);
+    assert!(xs.read("/nope").unwrap_err().is_not_found());
+    assert_eq!(xs.read_opt("/nope").unwrap(), None);
+    xs.mkdir("/m").unwrap();
+    xs.set_perms(
+        "/m",
+        &[Perm::new(5, Access::None), Perm::new(0, Access::Read)],
+    )
+    .unwrap();
+    assert_eq!(
+        xs.get_perms("/m").unwrap(),
+        vec![Perm::new(5, Access::None), Perm::new(0, Access::Read)]
+    );
+    xs.rm("/a").unwrap();
+    assert!(xs.read("/a/b/c").unwrap_err().is_not_found());
+    assert_eq!(xs.get_domain_path(7).unwrap(), "/local/domain/7");
+    // Refused before sending.
+    assert!(matches!(xs.write("", "x"), Err(XsError::Request { .. })));
+    assert!(matches!(
+        xs.write(&"/x".repeat(3000), "x"),
+        Err(XsError::Request { .. })
+    ));
+}
+
+#[test]
+fn xenstore_rs_traits_work_on_the_connection() {
+    use xenstore_rs::{Xs, XsTransaction, XsTransactionSpan};
+    let fake = FakeXenstore::new();
+    let xs = fake.connect();
+    Xs::write(&xs, "/t/k", "1").unwrap();
+    assert_eq!(&*Xs::read(&xs, "/t/k").unwrap(), "1");
+    let conn = &xs;
+    let span = conn.transaction().unwrap();
+    Xs::write(&span, "/t/k", "2").unwrap();
+    XsTransactionSpan::commit(span).unwrap();
+    assert_eq!(xs.read("/t/k").unwrap(), "2");
+    let e = Xs::read(&xs, "/missing").unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+}
+
+#[test]
+fn transactions_isolate_and_retry_on_eagain() {
+    let fake = FakeXenstore::new();
+    let a = fake.connect();
+    let b = fake.connect();
+    // A conflicting writer makes the first commit fail with EAGAIN; the body runs again.
+    let mut runs = 0;
+    a.with_transaction(|t| {
+        runs += 1;
+        let v = t.read_opt("/counter")?.unwrap_or_default();
+        if runs == 1 {
+            b.write("/counter", "from-b").unwrap();
+        }
+        t.write("/counter", &format!("{v}+a"))
+    })
+    .unwrap();
+    assert_eq!(runs, 2);
+    assert_eq!(a.transaction_retries(), 1);
+    assert_eq!(a.read("/counter").unwrap(), "from-b+a");
+    // Injected EAGAINs are retried too.
+    fake.eagain_next_commits(5);
+    a.with_transaction(|t| t.write("/x", "1")).unwrap();
+    assert_eq!(a.read("/x").unwrap(), "1");
+    // A body error aborts: nothing written, no transaction left open.
+    let r: Result<(), _> = a.with_transaction(|t| {
+        t.write("/y", "1")?;
+        t.read("/does/not/exist").map(|_| ())
+    });
+    assert!(r.unwrap_err().is_not_found());
+    assert!(a.read_opt("/y").unwrap().is_none());
+    assert_eq!(fake.open_transactions(), 0);
+    // Endless conflicts end in an error, not a hang.
+    fake.eagain_next_commits(u32::MAX);
+    assert!(matches!(
+        a.with_transaction(|t| t.write("/z", "1")),
+        Err(XsError::TooManyRetries(_))
+    ));
+}
+
+#[test]
+fn watches_deliver_events_across_connections() {
+    let fake = FakeXenstore::new();
+    let w = fake.connect();
+    let other = fake.connect();
+    w.watch("/local/domain/3/console/tty", "tty").unwrap();
+    let first = w.next_event(Some(Duration::ZERO)).unwrap().unwrap();
+    assert_eq!(first.token, "tty");
+    assert_eq!(w.next_event(Some(Duration::ZERO)).unwrap(), None);
+    other
+        .write("/local/domain/3/console/tty", "/dev/pts/9")
+        .unwrap();
+    // An event that arrives while a request waits for its reply is queued, not lost.
+    w.write("/unrelated", "x").unwrap();
+    let ev = w.next_event(Some(Duration::ZERO)).unwrap().unwrap();
+    assert_eq!(ev.path, "/local/domain/3/console/tty");
+    w.unwatch("/local/domain/3/console/tty", "tty").unwrap();
+}
+
+#[test]
+fn new_domain_entries_match_libxl() {
+    let fake = FakeXenstore::new();
+    let xs = fake.connect();
+    let d = domain(5, "guest");
+    write_new_domain(&xs, &d).unwrap();
+    let s = fake.dump();
+    let vm = "/vm/6b1c3bd2-0b1f-4c32-9d3c-1f6a4c2b9e01";
+    let expect = [
+        ("/local/domain/5/name", "guest"),
+        ("/local/domain/5/domid", "5"),
+        ("/local/domain/5/vm", vm),
+        ("/local/domain/5/memory/static-max", "262144"),
+        ("/local/domain/5/memory/target", "262144"),
+        ("/local/domain/5/memory/videoram", "0"),
+        ("/local/domain/5/cpu/0/availability", "online"),
+        ("/local/domain/5/cpu/1/availability", "offline"),
+        ("/local/domain/5/store/port", "1"),
+        ("/local/domain/5/store/ring-ref", "74565"),
+        ("/local/domain/5/console/port", "2"),
+        ("/local/domain/5/console/ring-ref", "74566"),
+        ("/local/domain/5/console/type", "xenconsoled"),
+        ("/local/domain/5/console/output", "pty"),
+        ("/local/domain/5/console/limit", "1048576"),
+        ("/local/domain/5/console/tty", ""),
+        (
+            "/local/domain/5/console/backend",
+            "/local/domain/0/backend/console/5/0",
+        ),
+        ("/local/domain/5/console/backend-id", "0"),
+        ("/local/domain/5/control/shutdown", ""),
+        (
+            "/local/domain/5/control/platform-feature-multiprocessor-suspend",
+            "1",
+        ),
+        (
+            "/local/domain/5/control/platform-feature-xs_reset_watches",
+            "1",
+        ),
+        ("/local/domain/5/device/suspend/event-channel", ""),
+        ("/local/domain/5/data", ""),
+        ("/local/domain/5/error", ""),
+        (
+            "/local/domain/0/backend/console/5/0/frontend",
+            "/local/domain/5/console",
+        ),
+        ("/local/domain/0/backend/console/5/0/frontend-id", "5"),
+        ("/local/domain/0/backend/console/5/0/protocol", "vt100"),
+        ("/local/domain/0/backend/console/5/0/state", "1"),
+        ("/libxl/5/type", "pv"),
+        ("/libxl/5/dm-version", "qemu_xen"),
+        (
+            "/libxl/5/device/console/0/frontend",
+            "/local/domain/5/console",
+        ),
+        (
+            "/libxl/5/device/console/0/backend",
+            "/local/domain/0/backend/console/5/0",
+        ),
+        ("/libxl/5/device/console/0/online", "1"),
+        (
+            &format!("{vm}/uuid"),
+            "6b1c3bd2-0b1f-4c32-9d3c-1f6a4c2b9e01",
+        ),
+        (&format!("{vm}/name"), "guest"),
+        (&format!("{vm}/image/ostype"), "linux"),
+        (
+            &format!("{vm}/image/kernel"),
+            "/boot/vmlinuz-6.1.0-56-amd64",
+        ),
+        (&format!("{vm}/image/ramdisk"), "/tmp/initrd.gz"),
+        (&format!("{vm}/image/cmdline"), "console=hvc0 quiet"),
+        (&format!("{vm}/start_time"), "1700000000.12"),
+    ];
+    for (k, v) in expect {
+        assert_eq!(s.get(k).map(String::as_str), Some(v), "{k}");
+    }
+    // Permissions as libxl sets them.
+    let ro = vec![Perm::new(0, Access::None), Perm::new(5, Access::Read)];
+    let rw = vec![Perm::new(5, Access::None)];
+    assert_eq!(fake.perms("/local/domain/5").unwrap(), ro);
+    assert_eq!(
+        fake.perms("/local/domain/5/name").unwrap(),
+        ro,
+        "inherits the parent's"
+    );
+    assert_eq!(fake.perms("/local/domain/5/memory/target").unwrap(), ro);
+    assert_eq!(fake.perms("/local/domain/5/control/shutdown").unwrap(), rw);
+    assert_eq!(
+        fake.perms("/local/domain/5/device/suspend/event-channel")
+            .unwrap(),
+        rw
+    );
+    assert_eq!(fake.perms("/local/domain/5/data").unwrap(), rw);
+    assert_eq!(fake.perms("/local/domain/5/console").unwrap(), ro);
+    assert_eq!(fake.perms("/local/domain/5/console/ring-ref").unwrap(), ro);
+    assert_eq!(
+        fake.perms("/local/domain/5/console/backend-id").unwrap(),
+        vec![Perm::new(5, Access::None), Perm::new(0, Access::Read)]
+    );
+    assert_eq!(
+        fake.perms("/libxl/5").unwrap(),
+        vec![Perm::new(0, Access::None)]
+    );
+    assert_eq!(
+        fake.perms("/local/domain/0/backend/console/5/0").unwrap(),
+        ro
+    );
+    // One transaction, then the introduction.
+    let log = fake.log();
+    let starts = log
+        .iter()
+        .filter(|(t, _)| *t == MsgType::TransactionStart)
+        .count();
+    assert_eq!(starts, 1);
+    assert_eq!(log.last().unwrap().0, MsgType::Introduce);
+    assert_eq!(fake.introduced().get(&5), Some(&(0x12345, 1)));
+
+    // pvbuild list's reader.
+    let l = list_domains(&xs).unwrap();
+    assert_eq!(l.len(), 2);
+    assert_eq!((l[1].domid, l[1].name.as_deref()), (5, Some("guest")));
+
+    // The name is taken now.
+    let err = write_new_domain(&xs, &domain(6, "guest")).unwrap_err();
+    assert!(
+        matches!(err, DomainXsError::NameTaken { domid: 5, .. }),
+        "{err}"
+    );
+    assert!(!fake.dump().contains_key("/local/domain/6"));
+
+    // Removal leaves exactly the store as it was before.
+    let before = FakeXenstore::new().dump();
+    remove_domain(&xs, 5, None, 0, true).unwrap();
+    let after: Vec<_> = fake.dump().into_keys().collect();
+    let expected: Vec<_> = before.into_keys().collect();
+    assert_eq!(after, expected);
+    assert!(fake.introduced().is_empty());
+}
+
+#[test]
+fn every_failing_request_leaves_nothing_behind() {
+    // Count the requests of a successful run, then fail each one in turn.
+    let probe = FakeXenstore::new();
+    write_new_domain(&probe.connect(), &domain(9, "g")).unwrap();
+    let total = probe.requests();
+    assert!(total > 50, "{total}");
+    let clean = FakeXenstore::new().dump();
+    for n in 1..=total {
+        let fake = FakeXenstore::new();
+        let xs = fake.connect();
+        fake.fail_request_in(n, Errno::EIO);
+        let r = write_new_domain(&xs, &domain(9, "g"));
+        assert!(r.is_err(), "request {n} failing went unnoticed");
+        assert_eq!(fake.dump(), clean, "request {n} failing left nodes behind");
+        assert!(fake.introduced().is_empty());
+        assert_eq!(fake.open_transactions(), 0, "request {n}");
+    }
+}
+
+#[test]
+fn hostile_replies_are_typed_errors() {
+    let fake = FakeXenstore::new();
+    let xs = fake.connect();
+    let mut huge = wire::encode_raw(MsgType::Read, 1, 0, b"").unwrap();
+    huge[12..16].copy_from_slice(&0xffff_fff0u32.to_ne_bytes());
+    let cases: Vec<Vec<u8>> = vec![
+        huge,
+        wire::encode_raw(MsgType::Read, 999, 0, b"x").unwrap(),
+        wire::encode_raw(MsgType::Write, 1, 0, b"x").unwrap(),
+        wire::encode(MsgType::Error, 1, 0, &[b"EBOGUS"], true).unwrap(),
+        wire::encode_raw(MsgType::Read, 1, 0, &[0xff, 0xfe]).unwrap(),
+        {
+            let mut m = wire::encode_raw(MsgType::Read, 1, 0, b"").unwrap();
+            m[0..4].copy_from_slice(&77u32.to_ne_bytes());
+            m
+        },
+        vec![1, 2, 3],
+    ];
+    for (i, raw) in cases.into_iter().enumerate() {
+        let fake = FakeXenstore::new();
+        let xs2 = fake.connect();
+        // Request ids start at 1 on a fresh connection.
+        fake.push_raw_reply(raw);
+        let e = xs2.read("/local/domain/0/name").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                XsError::Wire { .. } | XsError::Protocol { .. } | XsError::Io { .. }
+            ),
+            "case {i}: {e:?}"
+        );
+    }
+    // A bad transaction id.
+    fake.push_raw_reply(wire::encode(MsgType::TransactionStart, 1, 0, &[b"0"], true).unwrap());
+    assert!(matches!(xs.transaction_start(), Err(XsError::Wire { .. })));
+}
+
+#[test]
+fn wire_constants_match_libxen_dev_header() {
+    let Ok(h) = std::fs::read_to_string("/usr/include/xen/io/xs_wire.h") else {
+        eprintln!("SKIP: libxen-dev's xs_wire.h not installed");
+        return;
+    };
+    // enum xsd_sockmsg_type, numbered as C does.
+    let body = h.split("enum xsd_sockmsg_type").nth(1).unwrap();
+    let body = &body[body.find('{').unwrap() + 1..body.find("};").unwrap()];
+    let mut values = std::collections::HashMap::new();
+    let mut next = 0u32;
+    for line in body.lines() {
+        let line = line.trim();
+        if !line.starts_with("XS_") {
+            continue;
+        }
+        let item = line
+            .trim_end_matches(',')
+            .split("/*")
+            .next()
+            .unwrap()
+            .trim();
+        let (name, v) = match item.split_once('=') {
+            Some((n, expr)) => {
+                let expr = expr.trim();
+                let v = if let Some((base, add)) = expr.split_once('+') {
+                    values[base.trim()] + add.trim().parse::<u32>().unwrap()
+                } else if let Some(hex) = expr.strip_prefix("0x") {
+                    u32::from_str_radix(hex, 16).unwrap()
+                } else {
+                    expr.parse().unwrap()
+                };
+                (n.trim().to_owned(), v)
+            }
+            None => (item.to_owned(), next),
+        };
+        values.insert(name, v);
+        next = v + 1;
+    }
+    for t in wire::ALL_TYPES {
+        assert_eq!(values.get(t.name()), Some(&(t as u32)), "{}", t.name());
+    }
+    // xsd_errors[] order and names.
+    let errs: Vec<&str> = h
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("XSD_ERROR(")?.split(')').next())
+        .collect();
+    let ours: Vec<&str> = wire::ALL_ERRNOS.iter().map(|e| e.name()).collect();
+    assert_eq!(errs, ours);
+    let define = |name: &str| -> usize {
+        h.lines()
+            .find_map(|l| l.strip_prefix(&format!("#define {name} ")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(define("XENSTORE_PAYLOAD_MAX"), wire::PAYLOAD_MAX);
+    assert_eq!(define("XENSTORE_ABS_PATH_MAX"), wire::ABS_PATH_MAX);
+}
+
+#[test]
+fn directory_part_reassembles_long_listings() {
+    let fake = FakeXenstore::new();
+    let xs = fake.connect();
+    // E2BIG sends the client to XS_DIRECTORY_PART; feed it two parts by hand.
+    fake.push_raw_reply(wire::encode(MsgType::Error, 1, 0, &[b"E2BIG"], true).unwrap());
+    fake.push_raw_reply(wire::encode_raw(MsgType::DirectoryPart, 2, 0, b"42\0a\0bb\0").unwrap());
+    fake.push_raw_reply(wire::encode_raw(MsgType::DirectoryPart, 3, 0, b"42\0ccc\0\0").unwrap());
+    assert_eq!(xs.directory("/big").unwrap(), vec!["a", "bb", "ccc"]);
+    let log = fake.log();
+    assert_eq!(log[1], (MsgType::DirectoryPart, "/big".into()));
+    // A server that makes no progress is an error, not a loop.
+    fake.push_raw_reply(wire::encode(MsgType::Error, 4, 0, &[b"E2BIG"], true).unwrap());
+    fake.push_raw_reply(wire::encode_raw(MsgType::DirectoryPart, 5, 0, b"42\0").unwrap());
+    fake.push_raw_reply(wire::encode_raw(MsgType::DirectoryPart, 6, 0, b"42\0").unwrap());
+    assert!(xs.directory("/big").is_err());
+}
