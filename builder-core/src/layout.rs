@@ -154,6 +154,17 @@ pub struct Mapping {
     pub lvls: [MappingLevel; 4],
 }
 
+impl Mapping {
+    /// Level `l` (0 = L1); a default (empty) level beyond the fourth.
+    pub fn lvl(&self, l: usize) -> MappingLevel {
+        self.lvls.get(l).copied().unwrap_or_default()
+    }
+    fn set_lvl(&mut self, l: usize, v: MappingLevel) -> Result<(), LayoutError> {
+        *self.lvls.get_mut(l).ok_or(LayoutError::Overflow)? = v;
+        Ok(())
+    }
+}
+
 /// The solved layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -219,7 +230,7 @@ impl Layout {
     }
     /// Number of page-table frames of the initial mapping (`nr_pt_frames`).
     pub fn nr_pt_frames(&self) -> u64 {
-        self.maps[0].area.pgtables
+        self.maps.first().map_or(0, |m| m.area.pgtables)
     }
     /// The top-level table's pfn (cr3, and the table to pin).
     pub fn top_table_pfn(&self) -> Result<Pfn, LayoutError> {
@@ -240,7 +251,7 @@ impl Layout {
     pub fn is_pagetable_pfn(&self, pfn: u64) -> bool {
         let top = self.mode.levels() - 1;
         self.mappings().iter().any(|m| {
-            let s = m.lvls[top].pfn;
+            let s = m.lvl(top).pfn;
             pfn >= s && pfn - s < m.area.pgtables
         })
     }
@@ -376,46 +387,51 @@ impl Alloc {
         map.area.from = from & mask_v;
         map.area.to = to & mask_v;
         for l in (0..levels).rev() {
-            map.lvls[l].pfn = ovf(self.pfn_alloc_end.checked_add(map.area.pgtables))?;
+            let mut cur = MappingLevel {
+                pfn: ovf(self.pfn_alloc_end.checked_add(map.area.pgtables))?,
+                ..MappingLevel::default()
+            };
             if l == levels - 1 {
                 // The top-level table belongs to the first mapping only.
                 if self.n_mappings == 0 {
-                    map.lvls[l].from = 0;
-                    map.lvls[l].to = mask_v;
-                    map.lvls[l].pgtables = 1;
+                    cur.from = 0;
+                    cur.to = mask_v;
+                    cur.pgtables = 1;
                     map.area.pgtables += 1;
                 }
+                map.set_lvl(l, cur)?;
                 continue;
             }
             let bits = PAGE_SHIFT + (l as u32 + 1) * mode.level_shift();
             let mask = (1u64 << bits) - 1;
-            map.lvls[l].from = map.area.from & !mask;
-            map.lvls[l].to = map.area.to | mask;
+            cur.from = map.area.from & !mask;
+            cur.to = map.area.to | mask;
             if mode == PagingMode::Pae && self.n_mappings == 0 && to < 0xc000_0000 && l == 1 {
                 // "PAE: extra l2 page table for l3#3"
-                map.lvls[l].to = mask_v;
+                cur.to = mask_v;
             }
             for cmp in done {
-                let c = cmp.lvls[l];
+                let c = cmp.lvl(l);
                 if c.from == c.to {
                     continue;
                 }
-                if map.lvls[l].from >= c.from && map.lvls[l].to <= c.to {
-                    map.lvls[l].from = 0;
-                    map.lvls[l].to = 0;
+                if cur.from >= c.from && cur.to <= c.to {
+                    cur.from = 0;
+                    cur.to = 0;
                     break;
                 }
-                if map.lvls[l].from >= c.from && map.lvls[l].from <= c.to {
-                    map.lvls[l].from = ovf(c.to.checked_add(1))?;
+                if cur.from >= c.from && cur.from <= c.to {
+                    cur.from = ovf(c.to.checked_add(1))?;
                 }
-                if map.lvls[l].to >= c.from && map.lvls[l].to <= c.to {
-                    map.lvls[l].to = ovf(c.from.checked_sub(1))?;
+                if cur.to >= c.from && cur.to <= c.to {
+                    cur.to = ovf(c.from.checked_sub(1))?;
                 }
             }
-            if map.lvls[l].from < map.lvls[l].to {
-                map.lvls[l].pgtables = ((map.lvls[l].to - map.lvls[l].from) >> bits) + 1;
+            if cur.from < cur.to {
+                cur.pgtables = ((cur.to - cur.from) >> bits) + 1;
             }
-            map.area.pgtables += map.lvls[l].pgtables;
+            map.area.pgtables += cur.pgtables;
+            map.set_lvl(l, cur)?;
         }
         if let Some(slot) = self.maps.get_mut(self.n_mappings) {
             *slot = map;
@@ -501,7 +517,7 @@ fn check_guest_range(
         GuestType::X86_64 => {
             // Canonical halves only, and not the range Xen reserves for itself.
             let last = end.checked_sub(1).ok_or(bad)?;
-            let canonical = |v: u64| v < 0x0000_8000_0000_0000 || v >= 0xffff_8000_0000_0000;
+            let canonical = |v: u64| !(0x0000_8000_0000_0000..0xffff_8000_0000_0000).contains(&v);
             let same_half = (start < 0x0000_8000_0000_0000) == (last < 0x0000_8000_0000_0000);
             if !canonical(start) || !canonical(last) || !same_half {
                 return Err(bad);

@@ -227,7 +227,7 @@ pub fn write_tables<M: GuestMemory>(
     let mut buf = [0u8; PAGE_SIZE as usize];
     for l in (0..mode.levels()).rev() {
         for m1 in layout.mappings() {
-            let lvl = m1.lvls[l];
+            let lvl = m1.lvl(l);
             if lvl.pgtables == 0 {
                 continue;
             }
@@ -257,16 +257,17 @@ fn fill_table_page<M: GuestMemory>(
     let mode = layout.mode;
     let epp = mode.entries_per_page() as u64;
     let shift = mode.entry_span_shift(l);
-    let from = m1.lvls[l].from;
-    let to = m1.lvls[l].to;
+    let from = m1.lvl(l).from;
+    let to = m1.lvl(l).to;
     let page_first = page.checked_mul(epp).ok_or(PagingError::Overflow)?;
     let page_last = page_first + epp - 1;
-    let total_entries = m1.lvls[l]
+    let total_entries = m1
+        .lvl(l)
         .pgtables
         .checked_mul(epp)
         .ok_or(PagingError::Overflow)?;
     for m2 in layout.mappings() {
-        let lower = if l > 0 { m2.lvls[l - 1] } else { m2.area };
+        let lower = if l > 0 { m2.lvl(l - 1) } else { m2.area };
         if l > 0 && lower.pgtables == 0 {
             continue;
         }

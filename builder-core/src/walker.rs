@@ -290,10 +290,9 @@ pub fn check<M: GuestMemory>(
     let in_p2m_map = layout
         .p2m_base
         .is_some_and(|b| past >= b && past - b < layout.p2m_list_pages * PAGE_SIZE);
-    if past & !layout.mode.vaddr_mask() == 0 || layout.mode == PagingMode::FourLevel {
-        if !in_p2m_map && w.translate(mem, past)?.is_some() {
-            return Err(WalkError::Unexpected { vaddr: past });
-        }
+    let in_space = past & !layout.mode.vaddr_mask() == 0 || layout.mode == PagingMode::FourLevel;
+    if in_space && !in_p2m_map && w.translate(mem, past)?.is_some() {
+        return Err(WalkError::Unexpected { vaddr: past });
     }
 
     // The INIT_P2M mapping.

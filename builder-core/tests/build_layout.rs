@@ -3,6 +3,9 @@
 //! boundaries (page-table frame counts, 4 MiB steps, memory just too small, the hypervisor
 //! area).
 
+// Test code: a panic is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 use pvbuild_core::image::{GuestType, KernelParams, PaeMode};
 use pvbuild_core::layout::{
     self, LayoutError, LayoutRequest, SIF_MOD_START_PFN, SIF_VIRT_P2M_4TOOLS,

@@ -1,6 +1,9 @@
 //! Whole builds into an in-memory guest with a p2m that is not the identity, checked by the
 //! walker for each paging mode; and the walker catching what it must catch.
 
+// Test code: a panic is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 use pvbuild_core::addr::{Mfn, Pfn};
 use pvbuild_core::build::{self, BuildConfig, BuildError};
 use pvbuild_core::image::{GuestType, KernelParams, LoadKernel, PaeMode};

@@ -225,7 +225,10 @@ impl fmt::Debug for Building<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Building")
             .field("created", &self.created)
-            .field("undo", &self.undo.iter().map(|(n, _)| *n).collect::<Vec<_>>())
+            .field(
+                "undo",
+                &self.undo.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -242,7 +245,11 @@ fn run_undo(xen: &Xen, undo: &mut Vec<(&'static str, UndoFn)>) -> Vec<String> {
 
 impl Building<'_> {
     /// Adds an undo step, run (in reverse order of pushing) if the build is abandoned.
-    pub fn push_undo(&mut self, name: &'static str, f: impl FnOnce(&Xen) -> Result<(), String> + Send + 'static) {
+    pub fn push_undo(
+        &mut self,
+        name: &'static str,
+        f: impl FnOnce(&Xen) -> Result<(), String> + Send + 'static,
+    ) {
         self.undo.push((name, Box::new(f)));
     }
 
@@ -281,9 +288,21 @@ struct Run<'x> {
 }
 
 impl Run<'_> {
-    fn step<T>(&mut self, step: CreateStep, f: impl FnOnce(&Xen) -> Result<T, CreateFailure>) -> Result<T, CreateError> {
-        let r = if self.fail_at == Some(step) { Err(CreateFailure::Injected) } else { f(self.xen) };
-        r.map_err(|failure| CreateError { step, failure, undo_errors: run_undo(self.xen, &mut self.undo) })
+    fn step<T>(
+        &mut self,
+        step: CreateStep,
+        f: impl FnOnce(&Xen) -> Result<T, CreateFailure>,
+    ) -> Result<T, CreateError> {
+        let r = if self.fail_at == Some(step) {
+            Err(CreateFailure::Injected)
+        } else {
+            f(self.xen)
+        };
+        r.map_err(|failure| CreateError {
+            step,
+            failure,
+            undo_errors: run_undo(self.xen, &mut self.undo),
+        })
     }
 }
 
@@ -304,17 +323,27 @@ fn address_size(guest: GuestType) -> u32 {
 
 /// Creates and builds the domain `req` describes, leaving it paused. On failure everything
 /// made so far is undone before the error is returned.
-pub fn create<'x, K: LoadKernel>(xen: &'x Xen, req: &CreateRequest<'_, K>) -> Result<Building<'x>, CreateError> {
+pub fn create<'x, K: LoadKernel>(
+    xen: &'x Xen,
+    req: &CreateRequest<'_, K>,
+) -> Result<Building<'x>, CreateError> {
     let layout = req.layout;
     let guest = layout.guest_type;
-    let mut run = Run { xen, undo: Vec::new(), fail_at: req.fail_at };
+    let mut run = Run {
+        xen,
+        undo: Vec::new(),
+        fail_at: req.fail_at,
+    };
 
     run.step(CreateStep::Compat, |x| {
         let caps = x.capabilities()?;
         if caps.iter().any(|c| c == guest.xen_caps_name()) {
             Ok(())
         } else {
-            Err(CreateFailure::Unsupported { guest: guest.xen_caps_name(), caps: caps.join(" ") })
+            Err(CreateFailure::Unsupported {
+                guest: guest.xen_caps_name(),
+                caps: caps.join(" "),
+            })
         }
     })?;
 
@@ -323,7 +352,10 @@ pub fn create<'x, K: LoadKernel>(xen: &'x Xen, req: &CreateRequest<'_, K>) -> Re
         cfg.handle = req.handle;
         Ok(x.create_domain(&cfg, None)?)
     })?;
-    run.undo.push(("destroy domain", Box::new(move |x: &Xen| x.destroy_domain(domid).map_err(|e| e.to_string()))));
+    run.undo.push((
+        "destroy domain",
+        Box::new(move |x: &Xen| x.destroy_domain(domid).map_err(|e| e.to_string())),
+    ));
 
     run.step(CreateStep::MaxVcpus, |x| Ok(x.max_vcpus(domid, req.vcpus)?))?;
     run.step(CreateStep::MaxMem, |x| {
@@ -331,14 +363,23 @@ pub fn create<'x, K: LoadKernel>(xen: &'x Xen, req: &CreateRequest<'_, K>) -> Re
             .nr_pages
             .checked_mul(4)
             .and_then(|k| k.checked_add(MAXMEM_SLACK_KIB))
-            .ok_or_else(|| CreateFailure::Invalid(format!("{:#x} pages is too much memory", layout.nr_pages)))?;
+            .ok_or_else(|| {
+                CreateFailure::Invalid(format!("{:#x} pages is too much memory", layout.nr_pages))
+            })?;
         Ok(x.max_mem(domid, kib)?)
     })?;
-    run.step(CreateStep::AddressSize, |x| Ok(x.set_address_size(domid, address_size(guest))?))?;
-    let (store_port, console_port) = run.step(CreateStep::EventChannels, |x| {
-        Ok((x.evtchn_alloc_unbound(domid, req.store_backend)?, x.evtchn_alloc_unbound(domid, req.console_backend)?))
+    run.step(CreateStep::AddressSize, |x| {
+        Ok(x.set_address_size(domid, address_size(guest))?)
     })?;
-    let p2m = run.step(CreateStep::Populate, |x| Ok(x.populate_physmap(domid, layout.nr_pages)?))?;
+    let (store_port, console_port) = run.step(CreateStep::EventChannels, |x| {
+        Ok((
+            x.evtchn_alloc_unbound(domid, req.store_backend)?,
+            x.evtchn_alloc_unbound(domid, req.console_backend)?,
+        ))
+    })?;
+    let p2m = run.step(CreateStep::Populate, |x| {
+        Ok(x.populate_physmap(domid, layout.nr_pages)?)
+    })?;
     let shared_info_mfn = run.step(CreateStep::DomainInfo, |x| {
         let f = x.domain_info(domid)?.shared_info_frame;
         Mfn::new(f).map_err(|_| CreateFailure::Invalid(format!("shared_info frame {f:#x}")))
@@ -356,17 +397,27 @@ pub fn create<'x, K: LoadKernel>(xen: &'x Xen, req: &CreateRequest<'_, K>) -> Re
         };
         // `mem` drops at the end of this step: no mapping of the new page tables survives
         // to the pin (Xen refuses to make a writably mapped frame a page table).
-        build::build(req.kernel, layout, &cfg, &mut mem).map_err(|e| CreateFailure::Build(e.to_string()))
+        build::build(req.kernel, layout, &cfg, &mut mem)
+            .map_err(|e| CreateFailure::Build(e.to_string()))
     })?;
 
     run.step(CreateStep::MachPhys, |x| {
-        let ups: Vec<MmuUpdate> = out.m2p_updates.iter().map(|u| MmuUpdate { ptr: u.ptr, val: u.val }).collect();
+        let ups: Vec<MmuUpdate> = out
+            .m2p_updates
+            .iter()
+            .map(|u| MmuUpdate {
+                ptr: u.ptr,
+                val: u.val,
+            })
+            .collect();
         if !ups.is_empty() {
             x.mmu_update(domid, &ups)?;
         }
         Ok(())
     })?;
-    run.step(CreateStep::Pin, |x| Ok(x.pin_table(domid, pin_level(guest), out.top_table_mfn)?))?;
+    run.step(CreateStep::Pin, |x| {
+        Ok(x.pin_table(domid, pin_level(guest), out.top_table_mfn)?)
+    })?;
     run.step(CreateStep::SharedInfo, |x| {
         let mut m = x.map_foreign(domid, &[shared_info_mfn])?;
         let src = out.shared_info.as_bytes();
@@ -380,10 +431,18 @@ pub fn create<'x, K: LoadKernel>(xen: &'x Xen, req: &CreateRequest<'_, K>) -> Re
         Some(m) => Ok(x.hypercall_init(domid, m)?),
         None => Ok(()),
     })?;
-    run.step(CreateStep::VcpuContext, |x| Ok(x.set_vcpu_context_bytes(domid, 0, out.vcpu.as_bytes())?))?;
+    run.step(CreateStep::VcpuContext, |x| {
+        Ok(x.set_vcpu_context_bytes(domid, 0, out.vcpu.as_bytes())?)
+    })?;
     run.step(CreateStep::GrantTable, |x| {
-        let console = SeedGrant { backend: req.console_backend, frame: out.console_mfn };
-        let store = SeedGrant { backend: req.store_backend, frame: out.store_mfn };
+        let console = SeedGrant {
+            backend: req.console_backend,
+            frame: out.console_mfn,
+        };
+        let store = SeedGrant {
+            backend: req.store_backend,
+            frame: out.store_mfn,
+        };
         Ok(x.seed_grant_table(domid, Some(console), Some(store))?)
     })?;
 

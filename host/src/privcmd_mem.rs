@@ -62,7 +62,13 @@ pub struct PrivcmdMemory<'x> {
 impl<'x> PrivcmdMemory<'x> {
     /// Memory of `domid`, whose pfn `i` is backed by `p2m[i]`.
     pub fn new(xen: &'x Xen, domid: u16, p2m: Vec<Mfn>) -> Self {
-        Self { xen, domid, p2m, maps: Vec::new(), ioctls: 0 }
+        Self {
+            xen,
+            domid,
+            p2m,
+            maps: Vec::new(),
+            ioctls: 0,
+        }
     }
 
     /// The domain.
@@ -95,7 +101,11 @@ impl<'x> PrivcmdMemory<'x> {
         let nr_pages = self.p2m.len() as u64;
         match first.checked_add(count) {
             Some(end) if end <= nr_pages && count > 0 => Ok(end),
-            _ => Err(MemError::OutOfRange { first, count, nr_pages }),
+            _ => Err(MemError::OutOfRange {
+                first,
+                count,
+                nr_pages,
+            }),
         }
     }
 }
@@ -113,13 +123,21 @@ impl GuestMemory for PrivcmdMemory<'_> {
             .ok()
             .and_then(|i| self.p2m.get(i))
             .copied()
-            .ok_or(MemError::OutOfRange { first: pfn.get(), count: 1, nr_pages })
+            .ok_or(MemError::OutOfRange {
+                first: pfn.get(),
+                count: 1,
+                nr_pages,
+            })
     }
 
     fn pages_mut(&mut self, first: Pfn, count: u64) -> Result<&mut [u8], MemError> {
         let first = first.get();
         let end = self.check(first, count)?;
-        let idx = match self.maps.iter().position(|m| m.first <= first && end <= m.first + m.count) {
+        let idx = match self
+            .maps
+            .iter()
+            .position(|m| m.first <= first && end <= m.first + m.count)
+        {
             Some(i) => i,
             None => {
                 let nr_pages = self.p2m.len() as u64;
@@ -129,17 +147,29 @@ impl GuestMemory for PrivcmdMemory<'_> {
                     usize::try_from(start).map_err(|_| MemError::TooLarge { count })?,
                     usize::try_from(stop).map_err(|_| MemError::TooLarge { count })?,
                 );
-                let mfns = self.p2m.get(s..e).ok_or(MemError::OutOfRange { first, count, nr_pages })?;
+                let mfns = self.p2m.get(s..e).ok_or(MemError::OutOfRange {
+                    first,
+                    count,
+                    nr_pages,
+                })?;
                 let map = self.xen.map_foreign(self.domid, mfns)?;
                 self.ioctls += (e - s).div_ceil(crate::xen::MAP_BATCH) as u64;
-                self.maps.push(Mapped { first: start, count: stop - start, map });
+                self.maps.push(Mapped {
+                    first: start,
+                    count: stop - start,
+                    map,
+                });
                 self.maps.len() - 1
             }
         };
         let m = self.maps.get_mut(idx).ok_or(MemError::TooLarge { count })?;
-        let off = usize::try_from((first - m.first) * PAGE_SIZE).map_err(|_| MemError::TooLarge { count })?;
+        let off = usize::try_from((first - m.first) * PAGE_SIZE)
+            .map_err(|_| MemError::TooLarge { count })?;
         let len = usize::try_from(count * PAGE_SIZE).map_err(|_| MemError::TooLarge { count })?;
-        m.map.as_mut_slice().get_mut(off..off + len).ok_or(MemError::TooLarge { count })
+        m.map
+            .as_mut_slice()
+            .get_mut(off..off + len)
+            .ok_or(MemError::TooLarge { count })
     }
 }
 
@@ -161,7 +191,10 @@ mod tests {
     }
 
     fn batches(f: &FakeXen) -> usize {
-        f.calls().iter().filter(|c| matches!(c, Call::MmapBatch(_))).count()
+        f.calls()
+            .iter()
+            .filter(|c| matches!(c, Call::MmapBatch(_)))
+            .count()
     }
 
     #[test]
@@ -204,7 +237,11 @@ mod tests {
         let mut mem = PrivcmdMemory::new(&x, d, p2m);
         assert_eq!(
             mem.pages_mut(Pfn::new(60).unwrap(), 5).unwrap_err(),
-            MemError::OutOfRange { first: 60, count: 5, nr_pages: 64 }
+            MemError::OutOfRange {
+                first: 60,
+                count: 5,
+                nr_pages: 64
+            }
         );
         assert!(mem.pages_mut(Pfn::new(0).unwrap(), 0).is_err());
         assert!(mem.mfn(Pfn::new(64).unwrap()).is_err());
@@ -218,7 +255,17 @@ mod tests {
         p2m[3] = Mfn::new(0x10).unwrap();
         let mut mem = PrivcmdMemory::new(&x, d, p2m);
         let e = mem.pages_mut(Pfn::new(2).unwrap(), 1).unwrap_err();
-        assert!(matches!(e, MemError::Map(XenError::MapPage { index: 3, mfn: 0x10, .. })), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                MemError::Map(XenError::MapPage {
+                    index: 3,
+                    mfn: 0x10,
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
         assert_eq!(f.live_areas(), 0);
     }
 }

@@ -219,21 +219,41 @@ struct HcBuf<'a, T> {
 
 impl<'a, T: FromBytes + IntoBytes + Immutable + KnownLayout + Copy> HcBuf<'a, T> {
     /// A zeroed buffer of `len` values.
-    fn zeroed(backend: &'a dyn Backend, len: usize, step: Step, domid: u16) -> Result<Self, XenError> {
+    fn zeroed(
+        backend: &'a dyn Backend,
+        len: usize,
+        step: Step,
+        domid: u16,
+    ) -> Result<Self, XenError> {
         let bytes = len
             .checked_mul(size_of::<T>())
             .ok_or_else(|| range(step, "buffer length", len as u64))?;
         let pages = pages_for(bytes);
         let ptr = backend
             .alloc_buffer(pages)
-            .map_err(|errno| XenError::Call { step: Step::HypercallBuffer, domid, errno })?;
+            .map_err(|errno| XenError::Call {
+                step: Step::HypercallBuffer,
+                domid,
+                errno,
+            })?;
         // Page alignment covers every ABI struct's alignment.
         const { assert!(align_of::<T>() <= PAGE_SIZE) };
-        Ok(Self { backend, ptr, pages, len, _t: PhantomData })
+        Ok(Self {
+            backend,
+            ptr,
+            pages,
+            len,
+            _t: PhantomData,
+        })
     }
 
     /// A buffer holding a copy of `src`.
-    fn from_slice(backend: &'a dyn Backend, src: &[T], step: Step, domid: u16) -> Result<Self, XenError> {
+    fn from_slice(
+        backend: &'a dyn Backend,
+        src: &[T],
+        step: Step,
+        domid: u16,
+    ) -> Result<Self, XenError> {
         let mut b = Self::zeroed(backend, src.len(), step, domid)?;
         b.as_mut_slice().copy_from_slice(src);
         Ok(b)
@@ -258,7 +278,10 @@ impl<'a, T: FromBytes + IntoBytes + Immutable + KnownLayout + Copy> HcBuf<'a, T>
 
     /// The first value (zeroed if the buffer is empty).
     fn get(&self) -> T {
-        self.as_slice().first().copied().unwrap_or_else(T::new_zeroed)
+        self.as_slice()
+            .first()
+            .copied()
+            .unwrap_or_else(T::new_zeroed)
     }
 
     /// The buffer's address, as a hypercall argument.
@@ -431,8 +454,13 @@ pub struct Xen {
 impl Xen {
     /// Opens the privcmd and hypercall-buffer devices.
     pub fn open() -> Result<Self, XenError> {
-        let p = Privcmd::open().map_err(|e| XenError::Open { path: e.path, errno: e.errno })?;
-        Ok(Self { backend: Arc::new(p) })
+        let p = Privcmd::open().map_err(|e| XenError::Open {
+            path: e.path,
+            errno: e.errno,
+        })?;
+        Ok(Self {
+            backend: Arc::new(p),
+        })
     }
 
     /// A handle over any backend (a fake in tests).
@@ -454,7 +482,10 @@ impl Xen {
         let mut hc = PrivcmdHypercall { op, arg };
         // SAFETY: `hc` is a valid privcmd_hypercall for the call's duration; the caller
         // guarantees the addresses inside it.
-        unsafe { self.backend.ioctl(IOCTL_PRIVCMD_HYPERCALL, (&raw mut hc).cast::<c_void>()) }
+        unsafe {
+            self.backend
+                .ioctl(IOCTL_PRIVCMD_HYPERCALL, (&raw mut hc).cast::<c_void>())
+        }
     }
 
     /// Runs domctl `cmd` on `domid` with `payload` in the union; returns the domctl as Xen
@@ -478,11 +509,17 @@ impl Xen {
         let buf = HcBuf::with(&*self.backend, &d, step, domid)?;
         // SAFETY: argument 0 is a live hypercall buffer holding one xen_domctl; the payloads
         // that carry handles (vcpucontext) point at buffers the caller keeps alive.
-        unsafe { self.hypercall(HYPERVISOR_DOMCTL, [buf.addr(), 0, 0, 0, 0]) }.map_err(call_err(step, domid))?;
+        unsafe { self.hypercall(HYPERVISOR_DOMCTL, [buf.addr(), 0, 0, 0, 0]) }
+            .map_err(call_err(step, domid))?;
         Ok(buf.get())
     }
 
-    fn sysctl<P: IntoBytes + Immutable>(&self, step: Step, cmd: u32, payload: &P) -> Result<XenSysctl, XenError> {
+    fn sysctl<P: IntoBytes + Immutable>(
+        &self,
+        step: Step,
+        cmd: u32,
+        payload: &P,
+    ) -> Result<XenSysctl, XenError> {
         let mut s = XenSysctl::new_zeroed();
         s.cmd = cmd;
         s.interface_version = XEN_SYSCTL_INTERFACE_VERSION;
@@ -494,12 +531,17 @@ impl Xen {
         let buf = HcBuf::with(&*self.backend, &s, step, DOMID_SELF)?;
         // SAFETY: argument 0 is a live buffer holding one xen_sysctl; handles inside the
         // payload point at buffers the caller keeps alive.
-        unsafe { self.hypercall(HYPERVISOR_SYSCTL, [buf.addr(), 0, 0, 0, 0]) }.map_err(call_err(step, DOMID_SELF))?;
+        unsafe { self.hypercall(HYPERVISOR_SYSCTL, [buf.addr(), 0, 0, 0, 0]) }
+            .map_err(call_err(step, DOMID_SELF))?;
         Ok(buf.get())
     }
 
     /// Creates a domain (`requested` id, or Xen's choice) and returns its id.
-    pub fn create_domain(&self, cfg: &DomainConfig, requested: Option<u16>) -> Result<u16, XenError> {
+    pub fn create_domain(
+        &self,
+        cfg: &DomainConfig,
+        requested: Option<u16>,
+    ) -> Result<u16, XenError> {
         let c = XenDomctlCreatedomain {
             ssidref: 0,
             handle: cfg.handle,
@@ -517,7 +559,11 @@ impl Xen {
         let domid = requested.unwrap_or(0);
         let out = self.domctl(Step::CreateDomain, domid, XEN_DOMCTL_CREATEDOMAIN, &c)?;
         if out.domain == 0 || out.domain >= DOMID_FIRST_RESERVED {
-            return Err(range(Step::CreateDomain, "new domain id", u64::from(out.domain)));
+            return Err(range(
+                Step::CreateDomain,
+                "new domain id",
+                u64::from(out.domain),
+            ));
         }
         Ok(out.domain)
     }
@@ -526,21 +572,30 @@ impl Xen {
     pub fn destroy_domain(&self, domid: u16) -> Result<(), XenError> {
         for _ in 0..DESTROY_RETRIES {
             match self.domctl(Step::DestroyDomain, domid, XEN_DOMCTL_DESTROYDOMAIN, &()) {
-                Err(XenError::Call { errno: Errno::EAGAIN, .. }) => continue,
+                Err(XenError::Call {
+                    errno: Errno::EAGAIN,
+                    ..
+                }) => continue,
                 other => return other.map(drop),
             }
         }
-        Err(XenError::Call { step: Step::DestroyDomain, domid, errno: Errno::EAGAIN })
+        Err(XenError::Call {
+            step: Step::DestroyDomain,
+            domid,
+            errno: Errno::EAGAIN,
+        })
     }
 
     /// Pauses a domain.
     pub fn pause_domain(&self, domid: u16) -> Result<(), XenError> {
-        self.domctl(Step::PauseDomain, domid, XEN_DOMCTL_PAUSEDOMAIN, &()).map(drop)
+        self.domctl(Step::PauseDomain, domid, XEN_DOMCTL_PAUSEDOMAIN, &())
+            .map(drop)
     }
 
     /// Unpauses a domain: lets it run.
     pub fn unpause_domain(&self, domid: u16) -> Result<(), XenError> {
-        self.domctl(Step::UnpauseDomain, domid, XEN_DOMCTL_UNPAUSEDOMAIN, &()).map(drop)
+        self.domctl(Step::UnpauseDomain, domid, XEN_DOMCTL_UNPAUSEDOMAIN, &())
+            .map(drop)
     }
 
     /// Information on one domain.
@@ -561,8 +616,12 @@ impl Xen {
         let mut all = Vec::new();
         let mut first: u16 = 0;
         loop {
-            let buf: HcBuf<'_, XenDomctlGetdomaininfo> =
-                HcBuf::zeroed(&*self.backend, LIST_BATCH as usize, Step::ListDomains, DOMID_SELF)?;
+            let buf: HcBuf<'_, XenDomctlGetdomaininfo> = HcBuf::zeroed(
+                &*self.backend,
+                LIST_BATCH as usize,
+                Step::ListDomains,
+                DOMID_SELF,
+            )?;
             let req = XenSysctlGetdomaininfolist {
                 first_domain: first,
                 max_domains: LIST_BATCH,
@@ -580,7 +639,9 @@ impl Xen {
                 .ok_or_else(|| range(Step::ListDomains, "num_domains", u64::from(n)))?;
             all.extend(got.iter().map(DomainInfo::from_raw));
             match got.last() {
-                Some(last) if n == LIST_BATCH && last.domain < DOMID_FIRST_RESERVED - 1 => first = last.domain + 1,
+                Some(last) if n == LIST_BATCH && last.domain < DOMID_FIRST_RESERVED - 1 => {
+                    first = last.domain + 1
+                }
                 _ => return Ok(all),
             }
         }
@@ -588,7 +649,11 @@ impl Xen {
 
     /// Host information (`XEN_SYSCTL_physinfo`).
     pub fn physinfo(&self) -> Result<XenSysctlPhysinfo, XenError> {
-        let out = self.sysctl(Step::Physinfo, XEN_SYSCTL_PHYSINFO, &XenSysctlPhysinfo::default())?;
+        let out = self.sysctl(
+            Step::Physinfo,
+            XEN_SYSCTL_PHYSINFO,
+            &XenSysctlPhysinfo::default(),
+        )?;
         XenSysctlPhysinfo::read_from_prefix(out.u.as_bytes())
             .map(|(r, _)| r)
             .map_err(|_| range(Step::Physinfo, "reply size", 0))
@@ -608,25 +673,51 @@ impl Xen {
 
     /// Caps the domain's memory at `kib` KiB.
     pub fn max_mem(&self, domid: u16, kib: u64) -> Result<(), XenError> {
-        self.domctl(Step::MaxMem, domid, XEN_DOMCTL_MAX_MEM, &XenDomctlMaxMem { max_memkb: kib }).map(drop)
+        self.domctl(
+            Step::MaxMem,
+            domid,
+            XEN_DOMCTL_MAX_MEM,
+            &XenDomctlMaxMem { max_memkb: kib },
+        )
+        .map(drop)
     }
 
     /// Sets the domain's number of vcpus.
     pub fn max_vcpus(&self, domid: u16, n: u32) -> Result<(), XenError> {
-        self.domctl(Step::MaxVcpus, domid, XEN_DOMCTL_MAX_VCPUS, &XenDomctlMaxVcpus { max: n }).map(drop)
+        self.domctl(
+            Step::MaxVcpus,
+            domid,
+            XEN_DOMCTL_MAX_VCPUS,
+            &XenDomctlMaxVcpus { max: n },
+        )
+        .map(drop)
     }
 
     /// Sets the guest's address size (64 for x86-64 PV, 32 for PAE), as libxenguest's
     /// `x86_compat` does.
     pub fn set_address_size(&self, domid: u16, bits: u32) -> Result<(), XenError> {
-        self.domctl(Step::SetAddressSize, domid, XEN_DOMCTL_SET_ADDRESS_SIZE, &XenDomctlAddressSize { size: bits })
-            .map(drop)
+        self.domctl(
+            Step::SetAddressSize,
+            domid,
+            XEN_DOMCTL_SET_ADDRESS_SIZE,
+            &XenDomctlAddressSize { size: bits },
+        )
+        .map(drop)
     }
 
     /// Sets vcpu `vcpu`'s initial context.
-    pub fn set_vcpu_context(&self, domid: u16, vcpu: u32, ctxt: &VcpuGuestContext) -> Result<(), XenError> {
+    pub fn set_vcpu_context(
+        &self,
+        domid: u16,
+        vcpu: u32,
+        ctxt: &VcpuGuestContext,
+    ) -> Result<(), XenError> {
         let buf = HcBuf::with(&*self.backend, ctxt, Step::SetVcpuContext, domid)?;
-        let req = XenDomctlVcpucontext { vcpu, _pad: 0, ctxt: buf.addr() };
+        let req = XenDomctlVcpucontext {
+            vcpu,
+            _pad: 0,
+            ctxt: buf.addr(),
+        };
         let r = self.domctl(Step::SetVcpuContext, domid, XEN_DOMCTL_SETVCPUCONTEXT, &req);
         drop(buf);
         r.map(drop)
@@ -635,7 +726,12 @@ impl Xen {
     /// Sets vcpu `vcpu`'s initial context from its bytes in the guest's own layout (the
     /// 64-bit `vcpu_guest_context`, or the 32-bit one of a compat guest, as libxenguest's
     /// `vcpu_guest_context_any_t`).
-    pub fn set_vcpu_context_bytes(&self, domid: u16, vcpu: u32, ctxt: &[u8]) -> Result<(), XenError> {
+    pub fn set_vcpu_context_bytes(
+        &self,
+        domid: u16,
+        vcpu: u32,
+        ctxt: &[u8],
+    ) -> Result<(), XenError> {
         let step = Step::SetVcpuContext;
         let len = ctxt.len().max(size_of::<VcpuGuestContext>());
         let mut buf: HcBuf<'_, u8> = HcBuf::zeroed(&*self.backend, len, step, domid)?;
@@ -643,7 +739,11 @@ impl Xen {
             .get_mut(..ctxt.len())
             .ok_or_else(|| range(step, "context size", ctxt.len() as u64))?
             .copy_from_slice(ctxt);
-        let req = XenDomctlVcpucontext { vcpu, _pad: 0, ctxt: buf.addr() };
+        let req = XenDomctlVcpucontext {
+            vcpu,
+            _pad: 0,
+            ctxt: buf.addr(),
+        };
         let r = self.domctl(step, domid, XEN_DOMCTL_SETVCPUCONTEXT, &req);
         drop(buf);
         r.map(drop)
@@ -652,7 +752,8 @@ impl Xen {
     /// Asks Xen to write the hypercall page into guest frame `gmfn`.
     pub fn hypercall_init(&self, domid: u16, gmfn: Mfn) -> Result<(), XenError> {
         let req = XenDomctlHypercallInit { gmfn: gmfn.get() };
-        self.domctl(Step::HypercallInit, domid, XEN_DOMCTL_HYPERCALL_INIT, &req).map(drop)
+        self.domctl(Step::HypercallInit, domid, XEN_DOMCTL_HYPERCALL_INIT, &req)
+            .map(drop)
     }
 
     /// One `XENMEM_populate_physmap`: `extents` holds guest frames in and machine frames
@@ -671,8 +772,13 @@ impl Xen {
         let rbuf = HcBuf::with(&*self.backend, &r, step, domid)?;
         // SAFETY: argument 1 is a live buffer holding a reservation whose extent list is the
         // live buffer `list` of `nr_extents` frames.
-        let done = unsafe { self.hypercall(HYPERVISOR_MEMORY_OP, [XENMEM_POPULATE_PHYSMAP, rbuf.addr(), 0, 0, 0]) }
-            .map_err(call_err(step, domid))?;
+        let done = unsafe {
+            self.hypercall(
+                HYPERVISOR_MEMORY_OP,
+                [XENMEM_POPULATE_PHYSMAP, rbuf.addr(), 0, 0, 0],
+            )
+        }
+        .map_err(call_err(step, domid))?;
         let done = u64::try_from(done).map_err(|_| range(step, "extents done", 0))?;
         if done > extents.len() as u64 {
             return Err(range(step, "extents done", done));
@@ -688,7 +794,8 @@ impl Xen {
         let step = Step::PopulatePhysmap;
         let n = usize::try_from(nr_pages).map_err(|_| range(step, "page count", nr_pages))?;
         let mut p2m: Vec<u64> = Vec::new();
-        p2m.try_reserve_exact(n).map_err(|_| range(step, "page count", nr_pages))?;
+        p2m.try_reserve_exact(n)
+            .map_err(|_| range(step, "page count", nr_pages))?;
         let mut next: u64 = 0;
         // Superpages, in batches, until Xen gives fewer than asked.
         let mut super_left = nr_pages / SUPERPAGE_PAGES;
@@ -711,12 +818,19 @@ impl Xen {
             let mut ext: Vec<u64> = (next..next + count).collect();
             let done = self.populate_once(domid, &mut ext, 0)?;
             if done < count {
-                return Err(XenError::Short { step, domid, done: next + done, wanted: nr_pages });
+                return Err(XenError::Short {
+                    step,
+                    domid,
+                    done: next + done,
+                    wanted: nr_pages,
+                });
             }
             p2m.extend_from_slice(&ext);
             next += count;
         }
-        p2m.into_iter().map(|m| Mfn::new(m).map_err(|_| range(step, "returned mfn", m))).collect()
+        p2m.into_iter()
+            .map(|m| Mfn::new(m).map_err(|_| range(step, "returned mfn", m)))
+            .collect()
     }
 
     /// Applies mmu_update requests for `domid`, [`MMU_UPDATE_BATCH`] per hypercall.
@@ -731,14 +845,25 @@ impl Xen {
             let r = unsafe {
                 self.hypercall(
                     HYPERVISOR_MMU_UPDATE,
-                    [reqs.addr(), chunk.len() as u64, done.addr(), u64::from(domid), 0],
+                    [
+                        reqs.addr(),
+                        chunk.len() as u64,
+                        done.addr(),
+                        u64::from(domid),
+                        0,
+                    ],
                 )
             };
             let ok = u64::from(done.get());
             match r {
                 Err(errno) => return Err(XenError::Call { step, domid, errno }),
                 Ok(_) if ok != chunk.len() as u64 => {
-                    return Err(XenError::Short { step, domid, done: done_before + ok, wanted: updates.len() as u64 })
+                    return Err(XenError::Short {
+                        step,
+                        domid,
+                        done: done_before + ok,
+                        wanted: updates.len() as u64,
+                    })
                 }
                 Ok(_) => done_before += ok,
             }
@@ -749,29 +874,58 @@ impl Xen {
     /// Records `pfn` as the guest frame of machine frame `mfn` for every pair, in batches
     /// (`MMU_MACHPHYS_UPDATE`).
     pub fn set_machphys(&self, domid: u16, pairs: &[(Mfn, Pfn)]) -> Result<(), XenError> {
-        let reqs: Vec<MmuUpdate> =
-            pairs.iter().map(|&(m, p)| MmuUpdate { ptr: m.addr() | MMU_MACHPHYS_UPDATE, val: p.get() }).collect();
+        let reqs: Vec<MmuUpdate> = pairs
+            .iter()
+            .map(|&(m, p)| MmuUpdate {
+                ptr: m.addr() | MMU_MACHPHYS_UPDATE,
+                val: p.get(),
+            })
+            .collect();
         self.mmu_update(domid, &reqs)
     }
 
     /// Pins `mfn` as a page table of `level` in `domid`.
     pub fn pin_table(&self, domid: u16, level: PinLevel, mfn: Mfn) -> Result<(), XenError> {
         let step = Step::PinTable;
-        let op = MmuextOp { cmd: level.cmd(), _pad: 0, arg1: mfn.get(), arg2: 0 };
+        let op = MmuextOp {
+            cmd: level.cmd(),
+            _pad: 0,
+            arg1: mfn.get(),
+            arg2: 0,
+        };
         let buf = HcBuf::with(&*self.backend, &op, step, domid)?;
         // SAFETY: argument 0 is a live buffer of one mmuext_op; the success count is NULL.
-        unsafe { self.hypercall(HYPERVISOR_MMUEXT_OP, [buf.addr(), 1, 0, u64::from(domid), 0]) }
-            .map_err(call_err(step, domid))
-            .map(drop)
+        unsafe {
+            self.hypercall(
+                HYPERVISOR_MMUEXT_OP,
+                [buf.addr(), 1, 0, u64::from(domid), 0],
+            )
+        }
+        .map_err(call_err(step, domid))
+        .map(drop)
     }
 
     /// Allocates an unbound event channel in `domid` that `remote` may bind; returns the port.
     pub fn evtchn_alloc_unbound(&self, domid: u16, remote: u16) -> Result<u32, XenError> {
         let step = Step::EvtchnAllocUnbound;
-        let buf = HcBuf::with(&*self.backend, &EvtchnAllocUnbound { dom: domid, remote_dom: remote, port: 0 }, step, domid)?;
+        let buf = HcBuf::with(
+            &*self.backend,
+            &EvtchnAllocUnbound {
+                dom: domid,
+                remote_dom: remote,
+                port: 0,
+            },
+            step,
+            domid,
+        )?;
         // SAFETY: argument 1 is a live buffer of one evtchn_alloc_unbound.
-        unsafe { self.hypercall(HYPERVISOR_EVENT_CHANNEL_OP, [EVTCHNOP_ALLOC_UNBOUND, buf.addr(), 0, 0, 0]) }
-            .map_err(call_err(step, domid))?;
+        unsafe {
+            self.hypercall(
+                HYPERVISOR_EVENT_CHANNEL_OP,
+                [EVTCHNOP_ALLOC_UNBOUND, buf.addr(), 0, 0, 0],
+            )
+        }
+        .map_err(call_err(step, domid))?;
         Ok(buf.get().port)
     }
 
@@ -780,9 +934,14 @@ impl Xen {
         let step = Step::EvtchnClose;
         let buf = HcBuf::with(&*self.backend, &EvtchnClose { port }, step, DOMID_SELF)?;
         // SAFETY: argument 1 is a live buffer of one evtchn_close.
-        unsafe { self.hypercall(HYPERVISOR_EVENT_CHANNEL_OP, [EVTCHNOP_CLOSE, buf.addr(), 0, 0, 0]) }
-            .map_err(call_err(step, DOMID_SELF))
-            .map(drop)
+        unsafe {
+            self.hypercall(
+                HYPERVISOR_EVENT_CHANNEL_OP,
+                [EVTCHNOP_CLOSE, buf.addr(), 0, 0, 0],
+            )
+        }
+        .map_err(call_err(step, DOMID_SELF))
+        .map(drop)
     }
 
     /// Maps `mfns` of `domid` into one contiguous view, [`MAP_BATCH`] frames per ioctl.
@@ -810,7 +969,10 @@ impl Xen {
             // SAFETY: `req` is a valid privcmd_mmapbatch_v2 whose `addr` lies inside the area
             // `map` owns (with room for `num` pages), and whose `arr`/`err` point to live
             // vectors of `num` entries.
-            let r = unsafe { self.backend.ioctl(IOCTL_PRIVCMD_MMAPBATCH_V2, (&raw mut req).cast::<c_void>()) };
+            let r = unsafe {
+                self.backend
+                    .ioctl(IOCTL_PRIVCMD_MMAPBATCH_V2, (&raw mut req).cast::<c_void>())
+            };
             // Per-page errors come back in `err` whether or not the ioctl itself failed.
             if let Some((i, &e)) = err.iter().enumerate().find(|(_, &e)| e != 0) {
                 return Err(XenError::MapPage {
@@ -826,7 +988,14 @@ impl Xen {
     }
 
     /// Maps `num` frames of a resource of `domid` (`IOCTL_PRIVCMD_MMAP_RESOURCE`).
-    fn map_resource(&self, domid: u16, rtype: u32, id: u32, idx: u32, num: NonZeroUsize) -> Result<ForeignMapping, XenError> {
+    fn map_resource(
+        &self,
+        domid: u16,
+        rtype: u32,
+        id: u32,
+        idx: u32,
+        num: NonZeroUsize,
+    ) -> Result<ForeignMapping, XenError> {
         let step = Step::MapGrantTable;
         let map = ForeignMapping::reserve(&self.backend, num, domid)?;
         let mut req = PrivcmdMmapResource {
@@ -840,8 +1009,11 @@ impl Xen {
         };
         // SAFETY: `req` is a valid privcmd_mmap_resource whose `addr` is the start of the
         // area `map` owns, `num` pages long.
-        unsafe { self.backend.ioctl(IOCTL_PRIVCMD_MMAP_RESOURCE, (&raw mut req).cast::<c_void>()) }
-            .map_err(call_err(step, domid))?;
+        unsafe {
+            self.backend
+                .ioctl(IOCTL_PRIVCMD_MMAP_RESOURCE, (&raw mut req).cast::<c_void>())
+        }
+        .map_err(call_err(step, domid))?;
         Ok(map)
     }
 
@@ -850,12 +1022,22 @@ impl Xen {
     fn grant_setup_table(&self, domid: u16) -> Result<Mfn, XenError> {
         let step = Step::GrantSetupTable;
         let frames: HcBuf<'_, u64> = HcBuf::zeroed(&*self.backend, 1, step, domid)?;
-        let setup = GnttabSetupTable { dom: domid, nr_frames: 1, frame_list: frames.addr(), ..Default::default() };
+        let setup = GnttabSetupTable {
+            dom: domid,
+            nr_frames: 1,
+            frame_list: frames.addr(),
+            ..Default::default()
+        };
         let sbuf = HcBuf::with(&*self.backend, &setup, step, domid)?;
         // SAFETY: argument 1 is a live buffer of one gnttab_setup_table whose frame list is
         // the live one-entry buffer `frames`.
-        unsafe { self.hypercall(HYPERVISOR_GRANT_TABLE_OP, [GNTTABOP_SETUP_TABLE, sbuf.addr(), 1, 0, 0]) }
-            .map_err(call_err(step, domid))?;
+        unsafe {
+            self.hypercall(
+                HYPERVISOR_GRANT_TABLE_OP,
+                [GNTTABOP_SETUP_TABLE, sbuf.addr(), 1, 0, 0],
+            )
+        }
+        .map_err(call_err(step, domid))?;
         let status = sbuf.get().status;
         if status != GNTST_OKAY {
             return Err(XenError::GrantStatus { domid, status });
@@ -882,20 +1064,31 @@ impl Xen {
             NonZeroUsize::MIN,
         ) {
             Ok(m) => m,
-            Err(XenError::Call { errno: Errno::EOPNOTSUPP | Errno::ENOTTY, .. }) => {
+            Err(XenError::Call {
+                errno: Errno::EOPNOTSUPP | Errno::ENOTTY,
+                ..
+            }) => {
                 let frame = self.grant_setup_table(domid)?;
                 self.map_foreign(domid, &[frame])?
             }
             Err(e) => return Err(e),
         };
         let table = map.as_mut_slice();
-        for (idx, grant) in [(GNTTAB_RESERVED_CONSOLE, console), (GNTTAB_RESERVED_XENSTORE, xenstore)] {
+        for (idx, grant) in [
+            (GNTTAB_RESERVED_CONSOLE, console),
+            (GNTTAB_RESERVED_XENSTORE, xenstore),
+        ] {
             let Some(g) = grant else { continue };
             if g.backend == domid {
                 continue;
             }
-            let frame = u32::try_from(g.frame.get()).map_err(|_| range(Step::MapGrantTable, "granted frame", g.frame.get()))?;
-            let e = GrantEntryV1 { flags: GTF_PERMIT_ACCESS, domid: g.backend, frame };
+            let frame = u32::try_from(g.frame.get())
+                .map_err(|_| range(Step::MapGrantTable, "granted frame", g.frame.get()))?;
+            let e = GrantEntryV1 {
+                flags: GTF_PERMIT_ACCESS,
+                domid: g.backend,
+                frame,
+            };
             let at = idx * size_of::<GrantEntryV1>();
             table
                 .get_mut(at..at + size_of::<GrantEntryV1>())
@@ -919,10 +1112,16 @@ impl Xen {
     /// runs, which libxenguest's compatibility check matches the kernel's type against.
     pub fn capabilities(&self) -> Result<Vec<String>, XenError> {
         let step = Step::Capabilities;
-        let buf: HcBuf<'_, u8> = HcBuf::zeroed(&*self.backend, XEN_CAPABILITIES_INFO_LEN, step, DOMID_SELF)?;
+        let buf: HcBuf<'_, u8> =
+            HcBuf::zeroed(&*self.backend, XEN_CAPABILITIES_INFO_LEN, step, DOMID_SELF)?;
         // SAFETY: argument 1 is a live buffer of XEN_CAPABILITIES_INFO_LEN bytes.
-        unsafe { self.hypercall(HYPERVISOR_XEN_VERSION, [XENVER_CAPABILITIES, buf.addr(), 0, 0, 0]) }
-            .map_err(call_err(step, DOMID_SELF))?;
+        unsafe {
+            self.hypercall(
+                HYPERVISOR_XEN_VERSION,
+                [XENVER_CAPABILITIES, buf.addr(), 0, 0, 0],
+            )
+        }
+        .map_err(call_err(step, DOMID_SELF))?;
         let raw = buf.as_slice();
         let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
         let text = String::from_utf8_lossy(raw.get(..end).unwrap_or_default());
@@ -944,9 +1143,19 @@ unsafe impl Send for ForeignMapping {}
 unsafe impl Sync for ForeignMapping {}
 
 impl ForeignMapping {
-    fn reserve(backend: &Arc<dyn Backend>, pages: NonZeroUsize, domid: u16) -> Result<Self, XenError> {
-        let ptr = backend.map_area(pages).map_err(call_err(Step::MapArea, domid))?;
-        Ok(Self { backend: Arc::clone(backend), ptr, pages })
+    fn reserve(
+        backend: &Arc<dyn Backend>,
+        pages: NonZeroUsize,
+        domid: u16,
+    ) -> Result<Self, XenError> {
+        let ptr = backend
+            .map_area(pages)
+            .map_err(call_err(Step::MapArea, domid))?;
+        Ok(Self {
+            backend: Arc::clone(backend),
+            ptr,
+            pages,
+        })
     }
 
     fn addr(&self) -> u64 {

@@ -205,38 +205,50 @@ const PRELUDE: &str = r#"
 int main(void) {
 "#;
 
-/// Runs the C side and returns `key → value`.
-fn c_values(checks: &[Check]) -> HashMap<String, u64> {
+/// Runs the C side and returns `key → value`, or what went wrong.
+fn c_values(checks: &[Check]) -> Result<HashMap<String, u64>, String> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("abi_layout");
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut src = String::from(PRELUDE);
     for c in checks {
-        src.push_str(&format!("    printf(\"%s=%llu\\n\", \"{}\", (unsigned long long)({}));\n", c.key, c.c_expr));
+        src.push_str(&format!(
+            "    printf(\"%s=%llu\\n\", \"{}\", (unsigned long long)({}));\n",
+            c.key, c.c_expr
+        ));
     }
     src.push_str("    return 0;\n}\n");
     let c_file = dir.join("abi.c");
     let exe = dir.join("abi");
-    std::fs::write(&c_file, src).unwrap();
+    std::fs::write(&c_file, src).map_err(|e| format!("{}: {e}", c_file.display()))?;
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let out = Command::new(&cc)
         .args(["-std=gnu11", "-Wall", "-Werror", "-o"])
         .arg(&exe)
         .arg(&c_file)
         .output()
-        .unwrap_or_else(|e| panic!("running the C compiler `{cc}`: {e} (install gcc and libxen-dev)"));
-    assert!(
-        out.status.success(),
-        "compiling the header probe failed (is libxen-dev installed?):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = Command::new(&exe).output().unwrap();
-    assert!(run.status.success());
-    String::from_utf8(run.stdout)
-        .unwrap()
+        .map_err(|e| format!("running the C compiler `{cc}`: {e} (install gcc and libxen-dev)"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "compiling the header probe failed (is libxen-dev installed?):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let run = Command::new(&exe)
+        .output()
+        .map_err(|e| format!("running the probe: {e}"))?;
+    if !run.status.success() {
+        return Err(format!("the probe exited with {}", run.status));
+    }
+    String::from_utf8_lossy(&run.stdout)
         .lines()
         .map(|l| {
-            let (k, v) = l.split_once('=').unwrap();
-            (k.to_owned(), v.parse().unwrap())
+            let (k, v) = l
+                .split_once('=')
+                .ok_or_else(|| format!("bad probe line {l:?}"))?;
+            let v = v
+                .parse()
+                .map_err(|e| format!("bad probe value in {l:?}: {e}"))?;
+            Ok((k.to_owned(), v))
         })
         .collect()
 }
@@ -244,16 +256,23 @@ fn c_values(checks: &[Check]) -> HashMap<String, u64> {
 #[test]
 fn sys_layer_matches_libxen_dev_headers() {
     let checks = checks();
-    let c = c_values(&checks);
+    let c = c_values(&checks).unwrap_or_else(|e| panic!("{e}"));
     let mut diffs = Vec::new();
     for ch in &checks {
         match c.get(&ch.key) {
             Some(&v) if v == ch.rust => {}
-            Some(&v) => diffs.push(format!("{}: C {v} ({v:#x}), Rust {} ({:#x})", ch.key, ch.rust, ch.rust)),
+            Some(&v) => diffs.push(format!(
+                "{}: C {v} ({v:#x}), Rust {} ({:#x})",
+                ch.key, ch.rust, ch.rust
+            )),
             None => diffs.push(format!("{}: missing from the C output", ch.key)),
         }
     }
-    assert!(diffs.is_empty(), "ABI drift against /usr/include/xen:\n{}", diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "ABI drift against /usr/include/xen:\n{}",
+        diffs.join("\n")
+    );
     // Not vacuous: every struct and constant above was compared.
     assert!(checks.len() > 250, "{} checks", checks.len());
 }

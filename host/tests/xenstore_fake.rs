@@ -2,7 +2,12 @@
 
 // Test code: panicking on unexpected results is the point (clippy.toml allows it in #[test]
 // functions; this covers the helpers too).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::time::{Duration, UNIX_EPOCH};
 

@@ -99,7 +99,9 @@ const _: () = assert!(size_of::<XenSysctl>() == 136);
 
 /// `struct xen_arch_domainconfig` (x86).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenArchDomainconfig {
     /// `XEN_X86_EMU_*`: emulated devices (none for PV).
     pub emulation_flags: u32,
@@ -110,7 +112,9 @@ const _: () = assert!(size_of::<XenArchDomainconfig>() == 8);
 
 /// `struct xen_domctl_createdomain`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenDomctlCreatedomain {
     /// XSM security reference.
     pub ssidref: u32,
@@ -141,7 +145,9 @@ const _: () = assert!(size_of::<XenDomctlCreatedomain>() == 64);
 
 /// `struct xen_domctl_getdomaininfo`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenDomctlGetdomaininfo {
     /// The domain's id.
     pub domain: u16,
@@ -184,7 +190,9 @@ const _: () = assert!(size_of::<XenDomctlGetdomaininfo>() == 112);
 
 /// `struct xen_domctl_max_mem`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenDomctlMaxMem {
     /// Limit in KiB.
     pub max_memkb: u64,
@@ -193,7 +201,9 @@ const _: () = assert!(size_of::<XenDomctlMaxMem>() == 8);
 
 /// `struct xen_domctl_max_vcpus`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenDomctlMaxVcpus {
     /// Number of vcpus.
     pub max: u32,
@@ -202,7 +212,9 @@ const _: () = assert!(size_of::<XenDomctlMaxVcpus>() == 4);
 
 /// `struct xen_domctl_vcpucontext`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenDomctlVcpucontext {
     /// Vcpu number.
     pub vcpu: u32,
@@ -215,7 +227,9 @@ const _: () = assert!(size_of::<XenDomctlVcpucontext>() == 16);
 
 /// `struct xen_domctl_hypercall_init`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenDomctlHypercallInit {
     /// Guest frame to fill with the hypercall page.
     pub gmfn: u64,
@@ -224,7 +238,9 @@ const _: () = assert!(size_of::<XenDomctlHypercallInit>() == 8);
 
 /// `struct xen_domctl_address_size`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenDomctlAddressSize {
     /// 32 or 64.
     pub size: u32,
@@ -233,7 +249,9 @@ const _: () = assert!(size_of::<XenDomctlAddressSize>() == 4);
 
 /// `struct xen_sysctl_getdomaininfolist`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenSysctlGetdomaininfolist {
     /// First domain id to report.
     pub first_domain: u16,
@@ -252,7 +270,9 @@ const _: () = assert!(size_of::<XenSysctlGetdomaininfolist>() == 24);
 
 /// `struct xen_sysctl_physinfo`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenSysctlPhysinfo {
     /// Threads per core.
     pub threads_per_core: u32,

@@ -11,7 +11,9 @@ pub const EVTCHNOP_ALLOC_UNBOUND: u64 = 6;
 
 /// `struct evtchn_alloc_unbound`: a port in `dom` that `remote_dom` may bind.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct EvtchnAllocUnbound {
     /// Domain the port is allocated in.
     pub dom: u16,
@@ -24,7 +26,9 @@ const _: () = assert!(size_of::<EvtchnAllocUnbound>() == 8);
 
 /// `struct evtchn_close`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct EvtchnClose {
     /// Port of the calling domain to close.
     pub port: u32,

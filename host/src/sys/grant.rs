@@ -17,7 +17,9 @@ pub const GNTTAB_RESERVED_XENSTORE: usize = 1;
 
 /// `struct gnttab_setup_table`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct GnttabSetupTable {
     /// Target domain.
     pub dom: u16,
@@ -36,7 +38,9 @@ const _: () = assert!(size_of::<GnttabSetupTable>() == 24);
 
 /// `struct grant_entry_v1`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct GrantEntryV1 {
     /// `GTF_*`.
     pub flags: u16,

@@ -13,7 +13,9 @@ pub const XENMEM_POPULATE_PHYSMAP: u64 = 6;
 
 /// `struct xen_memory_reservation`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct XenMemoryReservation {
     /// `XEN_GUEST_HANDLE(xen_pfn_t)`: in, the guest frames; out (PV), the machine frames.
     pub extent_start: u64,
@@ -32,7 +34,9 @@ const _: () = assert!(size_of::<XenMemoryReservation>() == 32);
 
 /// `struct mmu_update`: `ptr`'s low bits select the command.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct MmuUpdate {
     /// Machine address of the entry, with the command in bits 0..2.
     pub ptr: u64,
@@ -48,7 +52,9 @@ pub const MMU_MACHPHYS_UPDATE: u64 = 1;
 
 /// `struct mmuext_op`.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct MmuextOp {
     /// `MMUEXT_*`.
     pub cmd: u32,

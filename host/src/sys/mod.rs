@@ -86,7 +86,11 @@ pub trait Backend: fmt::Debug + Send + Sync {
 ///
 /// # Safety
 /// As [`Backend::ioctl`]: `arg` and every address it holds must be valid for `request`.
-unsafe fn raw_ioctl(fd: BorrowedFd<'_>, request: IoctlRequest, arg: *mut c_void) -> Result<i32, Errno> {
+unsafe fn raw_ioctl(
+    fd: BorrowedFd<'_>,
+    request: IoctlRequest,
+    arg: *mut c_void,
+) -> Result<i32, Errno> {
     use std::os::fd::AsRawFd;
     // SAFETY: the fd is open (borrowed for the call); the caller guarantees `arg` is what
     // `request` expects.
@@ -116,7 +120,11 @@ pub struct OpenError {
 }
 
 fn open_rw(path: &str) -> std::io::Result<File> {
-    OpenOptions::new().read(true).write(true).custom_flags(libc::O_CLOEXEC).open(path)
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
 }
 
 fn io_errno(e: &std::io::Error) -> Errno {
@@ -128,7 +136,10 @@ impl Privcmd {
     /// `/dev/xen/hypercall`. Without the latter, hypercall buffers are locked anonymous
     /// memory, as libxencall falls back to.
     pub fn open() -> Result<Self, OpenError> {
-        let mut last = OpenError { path: PRIVCMD_PATHS[0], errno: Errno::ENOENT };
+        let mut last = OpenError {
+            path: PRIVCMD_PATHS[0],
+            errno: Errno::ENOENT,
+        };
         let mut privcmd = None;
         for path in PRIVCMD_PATHS {
             match open_rw(path) {
@@ -136,21 +147,36 @@ impl Privcmd {
                     privcmd = Some(OwnedFd::from(f));
                     break;
                 }
-                Err(e) => last = OpenError { path, errno: io_errno(&e) },
+                Err(e) => {
+                    last = OpenError {
+                        path,
+                        errno: io_errno(&e),
+                    }
+                }
             }
         }
         let privcmd = privcmd.ok_or(last)?;
         let hypercall_buf = match open_rw(HYPERCALL_BUF_PATH) {
             Ok(f) => Some(OwnedFd::from(f)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(OpenError { path: HYPERCALL_BUF_PATH, errno: io_errno(&e) }),
+            Err(e) => {
+                return Err(OpenError {
+                    path: HYPERCALL_BUF_PATH,
+                    errno: io_errno(&e),
+                })
+            }
         };
-        Ok(Self { privcmd, hypercall_buf })
+        Ok(Self {
+            privcmd,
+            hypercall_buf,
+        })
     }
 }
 
 fn bytes(pages: NonZeroUsize) -> Result<NonZeroUsize, Errno> {
-    pages.checked_mul(NonZeroUsize::MIN.saturating_add(PAGE_SIZE - 1)).ok_or(Errno::ENOMEM)
+    pages
+        .checked_mul(NonZeroUsize::MIN.saturating_add(PAGE_SIZE - 1))
+        .ok_or(Errno::ENOMEM)
 }
 
 impl Backend for Privcmd {

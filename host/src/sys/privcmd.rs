@@ -12,7 +12,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `privcmd_hypercall_t`: a hypercall number and its five register arguments.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct PrivcmdHypercall {
     /// Hypercall number (`__HYPERVISOR_*`).
     pub op: u64,
@@ -23,7 +25,9 @@ const _: () = assert!(size_of::<PrivcmdHypercall>() == 48);
 
 /// `privcmd_mmapbatch_v2_t`: map `num` foreign frames of `dom` at `addr`, one error per frame.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct PrivcmdMmapbatchV2 {
     /// Number of pages to map.
     pub num: u32,
@@ -42,7 +46,9 @@ const _: () = assert!(size_of::<PrivcmdMmapbatchV2>() == 32);
 
 /// `privcmd_mmap_resource_t`: map frames of a domain's resource (its grant table, say).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct PrivcmdMmapResource {
     /// Target domain.
     pub dom: u16,
@@ -65,14 +71,26 @@ const _: () = assert!(size_of::<PrivcmdMmapResource>() == 32);
 pub type IoctlRequest = ioctl_num_type;
 
 /// `IOCTL_PRIVCMD_HYPERCALL`.
-pub const IOCTL_PRIVCMD_HYPERCALL: IoctlRequest =
-    nix::ioc!(nix::sys::ioctl::NONE, b'P', 0, size_of::<PrivcmdHypercall>());
+pub const IOCTL_PRIVCMD_HYPERCALL: IoctlRequest = nix::ioc!(
+    nix::sys::ioctl::NONE,
+    b'P',
+    0,
+    size_of::<PrivcmdHypercall>()
+);
 /// `IOCTL_PRIVCMD_MMAPBATCH_V2`.
-pub const IOCTL_PRIVCMD_MMAPBATCH_V2: IoctlRequest =
-    nix::ioc!(nix::sys::ioctl::NONE, b'P', 4, size_of::<PrivcmdMmapbatchV2>());
+pub const IOCTL_PRIVCMD_MMAPBATCH_V2: IoctlRequest = nix::ioc!(
+    nix::sys::ioctl::NONE,
+    b'P',
+    4,
+    size_of::<PrivcmdMmapbatchV2>()
+);
 /// `IOCTL_PRIVCMD_MMAP_RESOURCE`.
-pub const IOCTL_PRIVCMD_MMAP_RESOURCE: IoctlRequest =
-    nix::ioc!(nix::sys::ioctl::NONE, b'P', 7, size_of::<PrivcmdMmapResource>());
+pub const IOCTL_PRIVCMD_MMAP_RESOURCE: IoctlRequest = nix::ioc!(
+    nix::sys::ioctl::NONE,
+    b'P',
+    7,
+    size_of::<PrivcmdMmapResource>()
+);
 
 /// Resource type of a domain's grant table (`XENMEM_resource_grant_table`).
 pub const XENMEM_RESOURCE_GRANT_TABLE: u32 = 1;

@@ -13,7 +13,9 @@ pub const VGCF_ONLINE: u64 = 1 << 5;
 
 /// `struct cpu_user_regs` (x86_64).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[allow(missing_docs)]
 pub struct CpuUserRegs {
     pub r15: u64,
@@ -55,7 +57,9 @@ const _: () = assert!(size_of::<CpuUserRegs>() == 200);
 
 /// `struct trap_info`: one entry of the virtual IDT.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct TrapInfo {
     /// Exception vector.
     pub vector: u8,

@@ -177,12 +177,17 @@ unsafe fn wr<T: IntoBytes + Immutable>(addr: u64, v: &T) -> Result<(), Errno> {
 }
 
 fn payload<T: FromBytes>(u: &[u64]) -> Result<T, Errno> {
-    T::read_from_prefix(u.as_bytes()).map(|(t, _)| t).map_err(|_| Errno::EINVAL)
+    T::read_from_prefix(u.as_bytes())
+        .map(|(t, _)| t)
+        .map_err(|_| Errno::EINVAL)
 }
 
 fn set_payload<T: IntoBytes + Immutable>(u: &mut [u64], v: &T) -> Result<(), Errno> {
     let src = v.as_bytes();
-    u.as_mut_bytes().get_mut(..src.len()).ok_or(Errno::EINVAL)?.copy_from_slice(src);
+    u.as_mut_bytes()
+        .get_mut(..src.len())
+        .ok_or(Errno::EINVAL)?
+        .copy_from_slice(src);
     Ok(())
 }
 
@@ -212,7 +217,11 @@ impl State {
     fn info(d: &FakeDomain) -> XenDomctlGetdomaininfo {
         XenDomctlGetdomaininfo {
             domain: d.domid,
-            flags: if d.paused { XEN_DOMINF_PAUSED } else { XEN_DOMINF_RUNNING },
+            flags: if d.paused {
+                XEN_DOMINF_PAUSED
+            } else {
+                XEN_DOMINF_RUNNING
+            },
             tot_pages: d.p2m.len() as u64,
             max_pages: d.max_kib / 4,
             shared_info_frame: d.shared_info,
@@ -240,7 +249,9 @@ impl State {
                     }
                     domid
                 } else {
-                    (1..DOMID_FIRST_RESERVED).find(|i| !self.domains.contains_key(i)).ok_or(Errno::ENOMEM)?
+                    (1..DOMID_FIRST_RESERVED)
+                        .find(|i| !self.domains.contains_key(i))
+                        .ok_or(Errno::ENOMEM)?
                 };
                 let shared_info = self.alloc(id, 0)?;
                 let grant_frame = self.alloc(id, 0)?;
@@ -287,7 +298,12 @@ impl State {
                 if domid >= DOMID_FIRST_RESERVED {
                     return Err(Errno::EINVAL);
                 }
-                let info = self.domains.range(domid..).next().map(|(_, d)| Self::info(d)).ok_or(Errno::ESRCH)?;
+                let info = self
+                    .domains
+                    .range(domid..)
+                    .next()
+                    .map(|(_, d)| Self::info(d))
+                    .ok_or(Errno::ESRCH)?;
                 d.domain = info.domain;
                 set_payload(&mut d.u, &info)?;
                 Ok(0)
@@ -325,7 +341,11 @@ impl State {
                 // Xen takes a reference of the top-table type on cr3's frame: it must be
                 // a pinned L4 of this domain.
                 let cr3_mfn = ctx.ctrlreg[3] >> 12;
-                if !dom.pinned.iter().any(|&(c, m)| c == MMUEXT_PIN_L4_TABLE && m == cr3_mfn) {
+                if !dom
+                    .pinned
+                    .iter()
+                    .any(|&(c, m)| c == MMUEXT_PIN_L4_TABLE && m == cr3_mfn)
+                {
                     return Err(Errno::EINVAL);
                 }
                 if v.vcpu == 0 {
@@ -357,7 +377,9 @@ impl State {
                     cores_per_socket: 2,
                     max_cpu_id: 1,
                     nr_nodes: 1,
-                    capabilities: XEN_SYSCTL_PHYSCAP_PV | XEN_SYSCTL_PHYSCAP_GNTTAB_V1 | XEN_SYSCTL_PHYSCAP_GNTTAB_V2,
+                    capabilities: XEN_SYSCTL_PHYSCAP_PV
+                        | XEN_SYSCTL_PHYSCAP_GNTTAB_V1
+                        | XEN_SYSCTL_PHYSCAP_GNTTAB_V2,
                     total_pages: self.cfg.host_pages,
                     free_pages: self.cfg.host_pages.saturating_sub(self.next_mfn),
                     max_mfn: self.cfg.host_pages.saturating_sub(1),
@@ -403,12 +425,18 @@ impl State {
                 break;
             }
             if r.extent_order > 0 {
-                if self.cfg.superpages.is_some_and(|max| self.superpages_given >= max) {
+                if self
+                    .cfg
+                    .superpages
+                    .is_some_and(|max| self.superpages_given >= max)
+                {
                     break;
                 }
                 self.superpages_given += 1;
             }
-            let Ok(mfn) = self.alloc(domid, r.extent_order) else { break };
+            let Ok(mfn) = self.alloc(domid, r.extent_order) else {
+                break;
+            };
             let dom = self.dom(domid)?;
             for k in 0..n {
                 dom.p2m.insert(gpfn + k, mfn + k);
@@ -519,7 +547,9 @@ impl State {
                 let mut buf = [0u8; XEN_CAPABILITIES_INFO_LEN];
                 let caps = self.cfg.capabilities.as_bytes();
                 let n = caps.len().min(XEN_CAPABILITIES_INFO_LEN - 1);
-                buf.get_mut(..n).ok_or(Errno::EINVAL)?.copy_from_slice(caps.get(..n).ok_or(Errno::EINVAL)?);
+                buf.get_mut(..n)
+                    .ok_or(Errno::EINVAL)?
+                    .copy_from_slice(caps.get(..n).ok_or(Errno::EINVAL)?);
                 // SAFETY: argument 1 is a char[XEN_CAPABILITIES_INFO_LEN] per the contract.
                 unsafe { wr(a1, &buf) }?;
                 Ok(0)
@@ -542,10 +572,14 @@ fn decode(request: IoctlRequest, arg: *mut c_void) -> Call {
             };
             let [a0, a1, ..] = hc.arg;
             match hc.op {
-                // SAFETY: argument 0 is a xen_domctl / xen_sysctl (caller's contract).
-                HYPERVISOR_DOMCTL => unsafe { rd::<u32>(a0) }.map_or(Call::Domctl(u32::MAX), Call::Domctl),
-                // SAFETY: as above.
-                HYPERVISOR_SYSCTL => unsafe { rd::<u32>(a0) }.map_or(Call::Sysctl(u32::MAX), Call::Sysctl),
+                HYPERVISOR_DOMCTL => {
+                    // SAFETY: argument 0 is a xen_domctl (caller's contract).
+                    unsafe { rd::<u32>(a0) }.map_or(Call::Domctl(u32::MAX), Call::Domctl)
+                }
+                HYPERVISOR_SYSCTL => {
+                    // SAFETY: argument 0 is a xen_sysctl (caller's contract).
+                    unsafe { rd::<u32>(a0) }.map_or(Call::Sysctl(u32::MAX), Call::Sysctl)
+                }
                 HYPERVISOR_MEMORY_OP => Call::MemoryOp(a0),
                 HYPERVISOR_MMU_UPDATE => Call::MmuUpdate(a1),
                 HYPERVISOR_MMUEXT_OP => Call::MmuextOp,
@@ -557,7 +591,8 @@ fn decode(request: IoctlRequest, arg: *mut c_void) -> Call {
         }
         IOCTL_PRIVCMD_MMAPBATCH_V2 => {
             // SAFETY: the argument is a privcmd_mmapbatch_v2 (caller's contract).
-            unsafe { rd::<PrivcmdMmapbatchV2>(arg as u64) }.map_or(Call::MmapBatch(0), |m| Call::MmapBatch(m.num))
+            unsafe { rd::<PrivcmdMmapbatchV2>(arg as u64) }
+                .map_or(Call::MmapBatch(0), |m| Call::MmapBatch(m.num))
         }
         IOCTL_PRIVCMD_MMAP_RESOURCE => Call::MmapResource,
         other => Call::OtherIoctl(other),
@@ -569,8 +604,12 @@ impl FakeXen {
     pub fn new(cfg: FakeConfig) -> Result<Self, Errno> {
         let fd = memfd_create(c"pvbuild-fake-xen", MemFdCreateFlag::MFD_CLOEXEC)?;
         let mem = File::from(fd);
-        let len = cfg.host_pages.checked_mul(PAGE_SIZE as u64).ok_or(Errno::EINVAL)?;
-        mem.set_len(len).map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))?;
+        let len = cfg
+            .host_pages
+            .checked_mul(PAGE_SIZE as u64)
+            .ok_or(Errno::EINVAL)?;
+        mem.set_len(len)
+            .map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))?;
         Ok(Self {
             state: Mutex::new(State {
                 cfg,
@@ -589,7 +628,9 @@ impl FakeXen {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Makes the `n`-th ioctl from now on (0 = the next) fail with `errno`, before it has
@@ -629,7 +670,9 @@ impl FakeXen {
     pub fn read_frame(&self, mfn: u64) -> Result<Vec<u8>, Errno> {
         let mut page = vec![0u8; PAGE_SIZE];
         let off = mfn.checked_mul(PAGE_SIZE as u64).ok_or(Errno::EINVAL)?;
-        self.mem.read_exact_at(&mut page, off).map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))?;
+        self.mem
+            .read_exact_at(&mut page, off)
+            .map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))?;
         Ok(page)
     }
 
@@ -647,7 +690,10 @@ impl FakeXen {
                 continue;
             }
             let mut run = 1;
-            while mfns.get(i + run).is_some_and(|&m| m == first + run as u64 && s.owns(domid, m)) {
+            while mfns
+                .get(i + run)
+                .is_some_and(|&m| m == first + run as u64 && s.owns(domid, m))
+            {
                 run += 1;
             }
             let at = addr + (i * PAGE_SIZE) as u64;
@@ -718,7 +764,10 @@ impl Backend for FakeXen {
                     if r.r#type != XENMEM_RESOURCE_GRANT_TABLE || r.idx != 0 || r.num != 1 {
                         return Err(Errno::EINVAL);
                     }
-                    s.domains.get(&r.dom).map(|d| d.grant_frame).ok_or(Errno::ESRCH)?
+                    s.domains
+                        .get(&r.dom)
+                        .map(|d| d.grant_frame)
+                        .ok_or(Errno::ESRCH)?
                 };
                 let mut err = [0i32];
                 self.mmapbatch(r.dom, r.addr, &[frame], &mut err)?;
@@ -732,10 +781,17 @@ impl Backend for FakeXen {
     }
 
     fn map_area(&self, pages: NonZeroUsize) -> Result<NonNull<u8>, Errno> {
-        let len = pages.checked_mul(NonZeroUsize::MIN.saturating_add(PAGE_SIZE - 1)).ok_or(Errno::ENOMEM)?;
+        let len = pages
+            .checked_mul(NonZeroUsize::MIN.saturating_add(PAGE_SIZE - 1))
+            .ok_or(Errno::ENOMEM)?;
         // SAFETY: a fresh private anonymous mapping; aliases nothing.
         let p = unsafe {
-            mman::mmap_anonymous(None, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_PRIVATE)
+            mman::mmap_anonymous(
+                None,
+                len,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_PRIVATE,
+            )
         }?;
         self.lock().live_areas += 1;
         Ok(p.cast())

@@ -39,7 +39,11 @@ fn create_info_list_destroy() {
     assert_eq!(x.domain_info(a), Err(XenError::NoSuchDomain { domid: a }));
     assert_eq!(
         x.destroy_domain(a),
-        Err(XenError::Call { step: Step::DestroyDomain, domid: a, errno: Errno::ESRCH })
+        Err(XenError::Call {
+            step: Step::DestroyDomain,
+            domid: a,
+            errno: Errno::ESRCH
+        })
     );
     assert_eq!(f.domids(), vec![b]);
     assert_eq!(f.live_buffers(), 0);
@@ -72,14 +76,21 @@ fn populate_uses_superpages_then_4k_for_the_tail() {
     for (pfn, mfn) in p2m.iter().enumerate() {
         assert_eq!(dom.p2m.get(&(pfn as u64)), Some(&mfn.get()));
     }
-    let pops = f.calls().iter().filter(|c| **c == Call::MemoryOp(XENMEM_POPULATE_PHYSMAP)).count();
+    let pops = f
+        .calls()
+        .iter()
+        .filter(|c| **c == Call::MemoryOp(XENMEM_POPULATE_PHYSMAP))
+        .count();
     assert_eq!(pops, 2, "one superpage batch, one 4 KiB batch");
 }
 
 #[test]
 fn populate_falls_back_from_order_9_to_order_0() {
     // The host has only two free 2 MiB extents: the rest must come as 4 KiB pages.
-    let (f, x) = fake(FakeConfig { superpages: Some(2), ..FakeConfig::default() });
+    let (f, x) = fake(FakeConfig {
+        superpages: Some(2),
+        ..FakeConfig::default()
+    });
     let d = new_domain(&x, 16);
     let p2m = x.populate_physmap(d, 4096).unwrap();
     assert_eq!(p2m.len(), 4096);
@@ -96,10 +107,21 @@ fn populate_falls_back_from_order_9_to_order_0() {
 
 #[test]
 fn populate_beyond_max_mem_reports_how_far_it_got() {
-    let (_f, x) = fake(FakeConfig { superpages: Some(0), ..FakeConfig::default() });
+    let (_f, x) = fake(FakeConfig {
+        superpages: Some(0),
+        ..FakeConfig::default()
+    });
     let d = new_domain(&x, 4);
     let err = x.populate_physmap(d, 1025).unwrap_err();
-    assert_eq!(err, XenError::Short { step: Step::PopulatePhysmap, domid: d, done: 1024, wanted: 1025 });
+    assert_eq!(
+        err,
+        XenError::Short {
+            step: Step::PopulatePhysmap,
+            domid: d,
+            done: 1024,
+            wanted: 1025
+        }
+    );
 }
 
 #[test]
@@ -124,8 +146,19 @@ fn foreign_mapping_is_batched() {
     let d = new_domain(&x, 16);
     let p2m = x.populate_physmap(d, 2500).unwrap();
     let m = x.map_foreign(d, &p2m).unwrap();
-    let batches: Vec<Call> = f.calls().into_iter().filter(|c| matches!(c, Call::MmapBatch(_))).collect();
-    assert_eq!(batches, vec![Call::MmapBatch(1024), Call::MmapBatch(1024), Call::MmapBatch(452)]);
+    let batches: Vec<Call> = f
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, Call::MmapBatch(_)))
+        .collect();
+    assert_eq!(
+        batches,
+        vec![
+            Call::MmapBatch(1024),
+            Call::MmapBatch(1024),
+            Call::MmapBatch(452)
+        ]
+    );
     assert_eq!(m.as_slice().len(), 2500 * 4096);
 }
 
@@ -141,7 +174,12 @@ fn a_failing_page_is_named() {
     let err = x.map_foreign(d, &req).unwrap_err();
     assert_eq!(
         err,
-        XenError::MapPage { domid: d, index: 1050, mfn: theirs[0].get(), errno: Errno::EPERM }
+        XenError::MapPage {
+            domid: d,
+            index: 1050,
+            mfn: theirs[0].get(),
+            errno: Errno::EPERM
+        }
     );
     assert_eq!(f.live_areas(), 0, "the half-made mapping is released");
 }
@@ -151,18 +189,36 @@ fn mmu_updates_are_batched_and_checked() {
     let (f, x) = fake(FakeConfig::default());
     let d = new_domain(&x, 16);
     let p2m = x.populate_physmap(d, 2500).unwrap();
-    let pairs: Vec<(Mfn, Pfn)> =
-        p2m.iter().enumerate().map(|(i, m)| (*m, Pfn::new(i as u64).unwrap())).collect();
+    let pairs: Vec<(Mfn, Pfn)> = p2m
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (*m, Pfn::new(i as u64).unwrap()))
+        .collect();
     x.set_machphys(d, &pairs).unwrap();
-    let sizes: Vec<Call> = f.calls().into_iter().filter(|c| matches!(c, Call::MmuUpdate(_))).collect();
-    assert_eq!(sizes, vec![Call::MmuUpdate(1024), Call::MmuUpdate(1024), Call::MmuUpdate(452)]);
+    let sizes: Vec<Call> = f
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, Call::MmuUpdate(_)))
+        .collect();
+    assert_eq!(
+        sizes,
+        vec![
+            Call::MmuUpdate(1024),
+            Call::MmuUpdate(1024),
+            Call::MmuUpdate(452)
+        ]
+    );
     assert_eq!(f.domain(d).unwrap().machphys.len(), 2500);
     // A frame the domain does not own stops the batch; the error says how far it got.
     let mut bad = pairs[..10].to_vec();
     bad[4].0 = Mfn::new(0x10).unwrap();
     assert_eq!(
         x.set_machphys(d, &bad),
-        Err(XenError::Call { step: Step::MmuUpdate, domid: d, errno: Errno::EPERM })
+        Err(XenError::Call {
+            step: Step::MmuUpdate,
+            domid: d,
+            errno: Errno::EPERM
+        })
     );
 }
 
@@ -178,7 +234,11 @@ fn pin_then_vcpu_context_then_unpause() {
     // Before the table is pinned Xen refuses the context.
     assert_eq!(
         x.set_vcpu_context(d, 0, &ctx),
-        Err(XenError::Call { step: Step::SetVcpuContext, domid: d, errno: Errno::EINVAL })
+        Err(XenError::Call {
+            step: Step::SetVcpuContext,
+            domid: d,
+            errno: Errno::EINVAL
+        })
     );
     x.pin_table(d, PinLevel::L4, p2m[3]).unwrap();
     x.hypercall_init(d, p2m[2]).unwrap();
@@ -194,18 +254,43 @@ fn pin_then_vcpu_context_then_unpause() {
 }
 
 fn check_seeded(resource_mapping: bool) {
-    let (f, x) = fake(FakeConfig { resource_mapping, ..FakeConfig::default() });
+    let (f, x) = fake(FakeConfig {
+        resource_mapping,
+        ..FakeConfig::default()
+    });
     let d = new_domain(&x, 8);
     let p2m = x.populate_physmap(d, 64).unwrap();
-    let console = SeedGrant { backend: 0, frame: p2m[0x22] };
-    let store = SeedGrant { backend: 0, frame: p2m[0x21] };
+    let console = SeedGrant {
+        backend: 0,
+        frame: p2m[0x22],
+    };
+    let store = SeedGrant {
+        backend: 0,
+        frame: p2m[0x21],
+    };
     x.seed_grant_table(d, Some(console), Some(store)).unwrap();
     let table = f.read_frame(f.domain(d).unwrap().grant_frame).unwrap();
     let entry = |i: usize| GrantEntryV1::read_from_bytes(&table[i * 8..i * 8 + 8]).unwrap();
-    assert_eq!(entry(0), GrantEntryV1 { flags: GTF_PERMIT_ACCESS, domid: 0, frame: p2m[0x22].get() as u32 });
-    assert_eq!(entry(1), GrantEntryV1 { flags: GTF_PERMIT_ACCESS, domid: 0, frame: p2m[0x21].get() as u32 });
+    assert_eq!(
+        entry(0),
+        GrantEntryV1 {
+            flags: GTF_PERMIT_ACCESS,
+            domid: 0,
+            frame: p2m[0x22].get() as u32
+        }
+    );
+    assert_eq!(
+        entry(1),
+        GrantEntryV1 {
+            flags: GTF_PERMIT_ACCESS,
+            domid: 0,
+            frame: p2m[0x21].get() as u32
+        }
+    );
     assert_eq!(entry(2), GrantEntryV1::default());
-    let used_setup = f.calls().contains(&Call::GrantTableOp(GNTTABOP_SETUP_TABLE));
+    let used_setup = f
+        .calls()
+        .contains(&Call::GrantTableOp(GNTTABOP_SETUP_TABLE));
     assert_eq!(used_setup, !resource_mapping);
     assert_eq!((f.live_areas(), f.live_buffers()), (0, 0));
 }
@@ -225,7 +310,15 @@ fn grant_seeding_skips_a_backend_that_is_the_guest() {
     let (f, x) = fake(FakeConfig::default());
     let d = new_domain(&x, 8);
     let p2m = x.populate_physmap(d, 64).unwrap();
-    x.seed_grant_table(d, Some(SeedGrant { backend: d, frame: p2m[1] }), None).unwrap();
+    x.seed_grant_table(
+        d,
+        Some(SeedGrant {
+            backend: d,
+            frame: p2m[1],
+        }),
+        None,
+    )
+    .unwrap();
     let table = f.read_frame(f.domain(d).unwrap().grant_frame).unwrap();
     assert!(table[..16].iter().all(|&b| b == 0));
 }
@@ -239,7 +332,11 @@ fn event_channels() {
     assert_eq!(f.domain(d).unwrap().evtchns, vec![(1, 0), (2, 0)]);
     assert!(matches!(
         x.evtchn_alloc_unbound(99, 0),
-        Err(XenError::Call { step: Step::EvtchnAllocUnbound, domid: 99, errno: Errno::ESRCH })
+        Err(XenError::Call {
+            step: Step::EvtchnAllocUnbound,
+            domid: 99,
+            errno: Errno::ESRCH
+        })
     ));
 }
 
@@ -249,7 +346,12 @@ fn version_and_capabilities() {
     assert_eq!(x.xen_version().unwrap(), (4, 17));
     assert_eq!(
         x.capabilities().unwrap(),
-        vec!["xen-3.0-x86_64", "hvm-3.0-x86_32", "hvm-3.0-x86_32p", "hvm-3.0-x86_64"]
+        vec![
+            "xen-3.0-x86_64",
+            "hvm-3.0-x86_32",
+            "hvm-3.0-x86_32p",
+            "hvm-3.0-x86_64"
+        ]
     );
     assert_eq!(x.max_grant_version().unwrap(), 2);
 }
@@ -261,11 +363,24 @@ fn an_injected_failure_names_the_step_and_errno() {
     f.fail_call(0, Errno::ENOMEM);
     assert_eq!(
         x.populate_physmap(d, 16),
-        Err(XenError::Call { step: Step::PopulatePhysmap, domid: d, errno: Errno::ENOMEM })
+        Err(XenError::Call {
+            step: Step::PopulatePhysmap,
+            domid: d,
+            errno: Errno::ENOMEM
+        })
     );
-    assert_eq!(f.domain(d).unwrap().p2m.len(), 0, "the failed call had no effect");
     assert_eq!(
-        XenError::Call { step: Step::PopulatePhysmap, domid: d, errno: Errno::ENOMEM }.to_string(),
+        f.domain(d).unwrap().p2m.len(),
+        0,
+        "the failed call had no effect"
+    );
+    assert_eq!(
+        XenError::Call {
+            step: Step::PopulatePhysmap,
+            domid: d,
+            errno: Errno::ENOMEM
+        }
+        .to_string(),
         "populating memory (domain 1): ENOMEM: Out of memory"
     );
     assert_eq!(f.live_buffers(), 0);
@@ -278,7 +393,10 @@ fn bad_interface_version_is_refused_by_the_fake() {
     let mut d = XenDomctl::new_zeroed();
     d.cmd = XEN_DOMCTL_GETDOMAININFO;
     d.interface_version = 0x14;
-    let mut hc = PrivcmdHypercall { op: HYPERVISOR_DOMCTL, arg: [(&raw mut d) as u64, 0, 0, 0, 0] };
+    let mut hc = PrivcmdHypercall {
+        op: HYPERVISOR_DOMCTL,
+        arg: [(&raw mut d) as u64, 0, 0, 0, 0],
+    };
     // SAFETY: the hypercall's argument points at a live xen_domctl.
     let r = unsafe { f.ioctl(IOCTL_PRIVCMD_HYPERCALL, (&raw mut hc).cast()) };
     assert_eq!(r, Err(Errno::EACCES));

@@ -33,6 +33,17 @@ mkdir -p /run/xen /run/xenstored /run/lock /var/log/xen /var/lib/xen /var/lib/xe
 . "$share/config.env"
 export HARNESS_REPO HARNESS_SHARE
 echo "stage2 $(date +%s.%N)" >> "$share/progress.log"
+# The share is mounted uncached (so results reach the host at once): run the
+# binaries under test from a tmpfs copy, or every exec pages them in over 9p.
+mkdir -p /run/harness/bin
+for var in HARNESS_PVBUILD HARNESS_PV_TEST_KERNEL; do
+    eval "f=\${$var:-}"
+    if [ -n "$f" ] && [ -f "$f" ]; then
+        cp "$f" /run/harness/bin/ || fatal "cannot copy $f"
+        eval "$var=/run/harness/bin/\$(basename \"\$f\")"
+    fi
+done
+export HARNESS_PVBUILD HARNESS_PV_TEST_KERNEL
 
 xenbin=$(ls -d /usr/lib/xen-4.*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -x "$xenbin/xl" ] || fatal "no xen-utils under /usr/lib/xen-4.*/bin"

@@ -1,0 +1,104 @@
+//! The layout solver and the build into memory, for Debian 6.1's parameters at 256 MiB
+//! (the reference log's build), each next to a reference in the same process: the build is
+//! compared with clearing the same pages it writes (the floor any builder pays), so the
+//! ratio build / reference is the number to watch.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use pvbuild_core::addr::{Mfn, Pfn, PAGE_SIZE};
+use pvbuild_core::build::{self, BuildConfig};
+use pvbuild_core::image::{GuestType, KernelParams, LoadKernel, PaeMode};
+use pvbuild_core::layout::{self, LayoutRequest};
+use pvbuild_core::mem::{GuestMemory, InMemory};
+
+fn debian() -> Option<KernelParams> {
+    Some(KernelParams {
+        guest_type: GuestType::X86_64,
+        guest_os: "linux".try_into().ok()?,
+        guest_ver: "2.6".try_into().ok()?,
+        xen_ver: "xen-3.0".try_into().ok()?,
+        loader: "generic".try_into().ok()?,
+        pae: PaeMode::Yes,
+        bsd_symtab: false,
+        unmapped_initrd: true,
+        virt_base: 0xffffffff80000000,
+        virt_entry: 0xffffffff830791c0,
+        virt_hypercall: None,
+        virt_hv_start_low: Some(0xffff800000000000),
+        p2m_base: Some(0x8000000000),
+        elf_paddr_offset: 0,
+        f_supported: [0x8801],
+        f_required: [0x1],
+        phys_entry: None,
+        virt_offset: 0xffffffff80000000,
+        virt_kstart: 0xffffffff81000000,
+        virt_kend: 0xffffffff84a00000,
+    })
+}
+
+/// A kernel whose load is free, so the bench measures the builder.
+struct NullKernel(KernelParams);
+
+impl LoadKernel for NullKernel {
+    type Error = ();
+    fn params(&self) -> &KernelParams {
+        &self.0
+    }
+    fn load(&self, _dest: &mut [u8]) -> Result<(), ()> {
+        Ok(())
+    }
+}
+
+const NR_PAGES: u64 = 0x10000;
+const RAMDISK: u64 = 1_983_504;
+
+fn benches(c: &mut Criterion) {
+    let Some(params) = debian() else { return };
+    let req = LayoutRequest {
+        nr_pages: NR_PAGES,
+        ramdisk_len: Some(RAMDISK),
+    };
+    c.bench_function("layout::solve debian 256M", |b| {
+        b.iter(|| layout::solve(black_box(&params), black_box(&req)))
+    });
+
+    let Ok(lay) = layout::solve(&params, &req) else { return };
+    let p2m: Vec<Mfn> = (0..NR_PAGES)
+        .filter_map(|p| Mfn::new((p ^ 0x2a5) + 0x76000).ok())
+        .collect();
+    let mut bytes = vec![0u8; (NR_PAGES * PAGE_SIZE) as usize];
+    let ramdisk = vec![0x5au8; RAMDISK as usize];
+    let kernel = NullKernel(params.clone());
+    let cfg = BuildConfig {
+        ramdisk: Some(&ramdisk),
+        cmdline: b"console=hvc0 quiet",
+        store_evtchn: 1,
+        console_evtchn: 2,
+        shared_info_mfn: Mfn::default(),
+        relocated: &[],
+    };
+    let Ok(mut mem) = InMemory::new(&mut bytes, &p2m) else { return };
+    c.bench_function("build::build debian 256M", |b| {
+        b.iter(|| build::build(&kernel, black_box(&lay), &cfg, &mut mem).is_ok())
+    });
+    // Reference: clear exactly the pages the build writes.
+    let runs = [
+        (lay.kernel.pfn, lay.kernel.pages),
+        (lay.pgtables.pfn, lay.pgtables.pages),
+        (lay.p2m.pfn, lay.p2m.pages),
+        (lay.ramdisk.map_or(0, |r| r.pfn), lay.ramdisk.map_or(0, |r| r.pages)),
+    ];
+    c.bench_function("reference: clear the same pages", |b| {
+        b.iter(|| {
+            for &(pfn, pages) in &runs {
+                if let Ok(p) = Pfn::new(pfn) {
+                    if let Ok(s) = mem.pages_mut(p, pages) {
+                        s.fill(black_box(0));
+                    }
+                }
+            }
+        })
+    });
+}
+
+criterion_group!(group, benches);
+criterion_main!(group);
