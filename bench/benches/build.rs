@@ -61,7 +61,9 @@ fn benches(c: &mut Criterion) {
         b.iter(|| layout::solve(black_box(&params), black_box(&req)))
     });
 
-    let Ok(lay) = layout::solve(&params, &req) else { return };
+    let Ok(lay) = layout::solve(&params, &req) else {
+        return;
+    };
     let p2m: Vec<Mfn> = (0..NR_PAGES)
         .filter_map(|p| Mfn::new((p ^ 0x2a5) + 0x76000).ok())
         .collect();
@@ -76,7 +78,9 @@ fn benches(c: &mut Criterion) {
         shared_info_mfn: Mfn::default(),
         relocated: &[],
     };
-    let Ok(mut mem) = InMemory::new(&mut bytes, &p2m) else { return };
+    let Ok(mut mem) = InMemory::new(&mut bytes, &p2m) else {
+        return;
+    };
     c.bench_function("build::build debian 256M", |b| {
         b.iter(|| build::build(&kernel, black_box(&lay), &cfg, &mut mem).is_ok())
     });
@@ -85,7 +89,10 @@ fn benches(c: &mut Criterion) {
         (lay.kernel.pfn, lay.kernel.pages),
         (lay.pgtables.pfn, lay.pgtables.pages),
         (lay.p2m.pfn, lay.p2m.pages),
-        (lay.ramdisk.map_or(0, |r| r.pfn), lay.ramdisk.map_or(0, |r| r.pages)),
+        (
+            lay.ramdisk.map_or(0, |r| r.pfn),
+            lay.ramdisk.map_or(0, |r| r.pages),
+        ),
     ];
     c.bench_function("reference: clear the same pages", |b| {
         b.iter(|| {

@@ -8,6 +8,14 @@
 //! Run: `cargo bench -p pvbuild-bench --bench decompress` (a few minutes, one core).
 //! Results go to docs/decompress.md.
 
+// Test code: a panic is a test failure.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pvbuild_core::decompress::{self, Compression};
 use std::io::Write;
@@ -87,7 +95,10 @@ fn bench(c: &mut Criterion) {
         .throughput(Throughput::Bytes(size as u64));
     let mut summary = Vec::new();
     for (fmt, stream, cli, cli_in) in &cases {
-        assert_eq!(decompress::decompress_into(*fmt, stream, &mut out).unwrap(), size);
+        assert_eq!(
+            decompress::decompress_into(*fmt, stream, &mut out).unwrap(),
+            size
+        );
         assert!(out == elf, "{fmt:?} output differs");
         group.bench_function(fmt.name(), |b| {
             b.iter(|| decompress::decompress_into(*fmt, stream, &mut out).unwrap())
@@ -105,7 +116,10 @@ fn bench(c: &mut Criterion) {
     }
     group.finish();
     let mb = size as f64 / 1e6;
-    println!("\nformat  compressed  pvbuild MB/s  {:>14}  ratio", "C CLI MB/s");
+    println!(
+        "\nformat  compressed  pvbuild MB/s  {:>14}  ratio",
+        "C CLI MB/s"
+    );
     for (name, clen, ours, theirs, cli) in summary {
         println!(
             "{name:<6} {clen:>11}  {:>12.0}  {:>9.0} ({cli})  {:.2}",

@@ -4,7 +4,12 @@
 //! area).
 
 // Test code: a panic is a test failure.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use pvbuild_core::image::{GuestType, KernelParams, PaeMode};
 use pvbuild_core::layout::{

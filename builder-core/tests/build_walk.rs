@@ -2,7 +2,12 @@
 //! walker for each paging mode; and the walker catching what it must catch.
 
 // Test code: a panic is a test failure.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use pvbuild_core::addr::{Mfn, Pfn};
 use pvbuild_core::build::{self, BuildConfig, BuildError};

@@ -3,6 +3,14 @@
 //! Needs /boot/vmlinuz-6.1.0-56-amd64 (package linux-image-6.1.0-56-amd64): fails, not skips,
 //! without it.
 
+// Test code: a panic is a test failure.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use pvbuild_core::decompress::{self, Compression};
 use pvbuild_core::elf::Elf;
 use pvbuild_core::image::{GuestType, LoadKernel, PaeMode};
@@ -32,7 +40,10 @@ fn debian_kernel_matches_libxenguest_log() {
     assert_eq!(compression, Compression::Xz);
     assert_eq!(payload_len, 0x7bf070);
     let bz = pvbuild_core::bzimage::parse(&file).unwrap();
-    assert_eq!(decompress::output_size(Compression::Xz, bz.payload).unwrap(), 0x3eda7b4);
+    assert_eq!(
+        decompress::output_size(Compression::Xz, bz.payload).unwrap(),
+        0x3eda7b4
+    );
 
     let image = decompress::unpack_kernel(&file).unwrap();
     assert_eq!(image.len(), 0x3eda7b4);
@@ -84,7 +95,9 @@ fn debian_kernel_matches_libxenguest_log() {
         let at = (ph.paddr - elf.pstart()) as usize;
         let src = &image[ph.offset as usize..][..ph.filesz as usize];
         assert_eq!(&dest[at..at + src.len()], src);
-        assert!(dest[at + src.len()..at + ph.memsz as usize].iter().all(|&b| b == 0));
+        assert!(dest[at + src.len()..at + ph.memsz as usize]
+            .iter()
+            .all(|&b| b == 0));
     }
     // A wrong-sized destination is refused.
     assert!(k.load(&mut dest[1..]).is_err());
@@ -101,7 +114,8 @@ fn debian_payload_truncated_or_corrupt_is_refused() {
     cut.extend_from_slice(&bz.payload[bz.payload.len() - 4..]);
     assert!(matches!(
         decompress::decompress_into(Compression::Xz, &cut, &mut out),
-        Err(decompress::DecompressError::Truncated { .. } | decompress::DecompressError::Corrupt { .. })
+        Err(decompress::DecompressError::Truncated { .. }
+            | decompress::DecompressError::Corrupt { .. })
     ));
     // An output buffer one byte short: the stream overflows it.
     assert!(matches!(

@@ -3,6 +3,14 @@
 //! and zstd CLIs into bzImage-shaped files, as Linux's build does. Plus corrupt, truncated and
 //! lying streams, which must all be refused with the right error.
 
+// Test code: a panic is a test failure.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use pvbuild_core::decompress::{self, Compression, DecompressError, UnpackError};
 use pvbuild_core::image::{GuestType, LoadKernel, PaeMode};
 use pvbuild_core::kernel::parse_kernel;
@@ -90,7 +98,10 @@ fn gzip_kernel_and_plain_elf() {
     let unpacked = decompress::unpack_kernel(&gz).unwrap();
     assert!(matches!(unpacked, Cow::Owned(_)));
     assert_eq!(&*unpacked, elf.as_slice());
-    assert!(matches!(decompress::unpack_kernel(&elf).unwrap(), Cow::Borrowed(_)));
+    assert!(matches!(
+        decompress::unpack_kernel(&elf).unwrap(),
+        Cow::Borrowed(_)
+    ));
 }
 
 #[test]
@@ -101,7 +112,10 @@ fn gzip_ramdisk_is_unpacked_others_kept() {
     assert_eq!(&*rd, elf.as_slice());
     // libxenguest unpacks only gzip modules: an xz one is loaded as it is.
     let xz = data("bz-xz.bin");
-    assert!(matches!(decompress::unpack_ramdisk(&xz[2048..]).unwrap(), Cow::Borrowed(_)));
+    assert!(matches!(
+        decompress::unpack_ramdisk(&xz[2048..]).unwrap(),
+        Cow::Borrowed(_)
+    ));
     // A gzip ramdisk with a lying ISIZE is refused.
     let mut lie = data("initrd.gz");
     let n = lie.len();
@@ -168,7 +182,10 @@ fn corrupt_streams_are_refused() {
                     // Formats without a checksum (lz4 legacy, lzma) may decode a flipped
                     // literal: never beyond the buffer, and visibly different.
                     assert!(n <= size);
-                    assert!(matches!(c, Compression::Lz4 | Compression::Lzma), "{name}@{at}");
+                    assert!(
+                        matches!(c, Compression::Lz4 | Compression::Lzma),
+                        "{name}@{at}"
+                    );
                 }
             }
         }

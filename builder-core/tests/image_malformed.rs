@@ -2,6 +2,14 @@
 //! notes, the `__xen_guest` string, bzImage headers and 'bin' tables. The images are built
 //! here byte by byte from a valid baseline, one field changed per case.
 
+// Test code: a panic is a test failure.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use pvbuild_core::bin::{self, BinError};
 use pvbuild_core::bzimage::{self, BzImageError};
 use pvbuild_core::elf::{Elf, ElfError};
@@ -111,9 +119,18 @@ fn baseline_parses_and_loads() {
 fn truncations() {
     let f = elf64(&base_notes(), &[]);
     assert_eq!(elf_err(&f[..40]), ElfError::Truncated);
-    assert!(matches!(elf_err(&f[..100]), ElfError::PhdrsOutOfFile { .. }));
-    assert!(matches!(elf_err(&f[..0x2000]), ElfError::SegmentOutOfFile { index: 0, .. }));
-    assert_eq!(parse_kernel(&f[..3]).unwrap_err(), KernelError::UnknownFormat);
+    assert!(matches!(
+        elf_err(&f[..100]),
+        ElfError::PhdrsOutOfFile { .. }
+    ));
+    assert!(matches!(
+        elf_err(&f[..0x2000]),
+        ElfError::SegmentOutOfFile { index: 0, .. }
+    ));
+    assert_eq!(
+        parse_kernel(&f[..3]).unwrap_err(),
+        KernelError::UnknownFormat
+    );
 }
 
 #[test]
@@ -153,11 +170,20 @@ fn overflowing_sizes() {
 
 #[test]
 fn overlapping_or_absent_segments() {
-    let f = elf64(&base_notes(), &[(1, 6, 0x1000, PADDR + 0x2800, 0x100, 0x1000)]);
+    let f = elf64(
+        &base_notes(),
+        &[(1, 6, 0x1000, PADDR + 0x2800, 0x100, 0x1000)],
+    );
     assert_eq!(elf_err(&f), ElfError::OverlappingSegments { a: 0, b: 2 });
     // Adjacent is fine.
-    let f = elf64(&base_notes(), &[(1, 6, 0x1000, PADDR + 0x3000, 0x100, 0x1000)]);
-    assert_eq!(parse_kernel(&f).unwrap().params().virt_kend, KSTART + 0x4000);
+    let f = elf64(
+        &base_notes(),
+        &[(1, 6, 0x1000, PADDR + 0x3000, 0x100, 0x1000)],
+    );
+    assert_eq!(
+        parse_kernel(&f).unwrap().params().virt_kend,
+        KSTART + 0x4000
+    );
     let mut f = elf64(&base_notes(), &[]);
     f[64..68].copy_from_slice(&6u32.to_le_bytes()); // PT_PHDR: nothing loadable
     assert_eq!(elf_err(&f), ElfError::NoLoadableSegments);
@@ -170,10 +196,16 @@ fn overlapping_or_absent_segments() {
 fn entry_hypercall_and_p2m_outside_the_image() {
     let mut n = base_notes();
     n[4] = note(1, &(KSTART + 0x3001).to_le_bytes());
-    assert!(matches!(elf_err(&elf64(&n, &[])), ElfError::OutOfBounds { .. }));
+    assert!(matches!(
+        elf_err(&elf64(&n, &[])),
+        ElfError::OutOfBounds { .. }
+    ));
     let mut n = base_notes();
     n[4] = note(1, &(KSTART - 1).to_le_bytes());
-    assert!(matches!(elf_err(&elf64(&n, &[])), ElfError::OutOfBounds { .. }));
+    assert!(matches!(
+        elf_err(&elf64(&n, &[])),
+        ElfError::OutOfBounds { .. }
+    ));
     let mut n = base_notes();
     n[5] = note(2, &(KSTART + 0x3000).to_le_bytes());
     assert_eq!(
@@ -184,11 +216,17 @@ fn entry_hypercall_and_p2m_outside_the_image() {
     );
     let mut n = base_notes();
     n.push(note(15, &(KSTART + 0x2000).to_le_bytes()));
-    assert!(matches!(elf_err(&elf64(&n, &[])), ElfError::P2mInsideImage { .. }));
+    assert!(matches!(
+        elf_err(&elf64(&n, &[])),
+        ElfError::P2mInsideImage { .. }
+    ));
     // VIRT_BASE above the image.
     let mut n = base_notes();
     n[2] = note(3, &(KSTART + 0x1000).to_le_bytes());
-    assert!(matches!(elf_err(&elf64(&n, &[])), ElfError::OutOfBounds { .. }));
+    assert!(matches!(
+        elf_err(&elf64(&n, &[])),
+        ElfError::OutOfBounds { .. }
+    ));
 }
 
 #[test]
@@ -199,7 +237,10 @@ fn notes_with_impossible_sizes() {
     n.push(bad);
     assert!(matches!(
         elf_err(&elf64(&n, &[])),
-        ElfError::Note(NoteError::ImpossibleSize { descsz: 0xffff_fff0, .. })
+        ElfError::Note(NoteError::ImpossibleSize {
+            descsz: 0xffff_fff0,
+            ..
+        })
     ));
     let mut n = base_notes();
     let mut bad = note(7, b"2.6\0");
@@ -227,7 +268,10 @@ fn note_semantics() {
     gnu[12..16].copy_from_slice(b"GNU\0");
     n.push(gnu);
     // FEATURES with the required form; SUPPORTED_FEATURES adds.
-    n.push(note(10, b"!writable_page_tables|pae_pgdir_above_4gb|nosuch\0"));
+    n.push(note(
+        10,
+        b"!writable_page_tables|pae_pgdir_above_4gb|nosuch\0",
+    ));
     n.push(note(17, &0x8800u32.to_le_bytes()));
     let p = parse_kernel(&elf64(&n, &[])).unwrap().params().clone();
     assert_eq!(p.f_supported, [0x8800 | 1 | 0x10]);
@@ -241,7 +285,10 @@ fn note_semantics() {
     );
     // A Xen note of unknown type still makes it a Xen image (libelf counts it), which then
     // fails the loader check; only an image without any note area is "not Xen".
-    assert_eq!(elf_err(&elf64(&[note(0x99, b"x")], &[])), ElfError::UnsupportedLoader);
+    assert_eq!(
+        elf_err(&elf64(&[note(0x99, b"x")], &[])),
+        ElfError::UnsupportedLoader
+    );
     let mut f = elf64(&base_notes(), &[]);
     f[64 + 56..64 + 60].copy_from_slice(&0u32.to_le_bytes()); // PT_NOTE -> PT_NULL
     assert_eq!(elf_err(&f), ElfError::NotXenImage);
@@ -257,7 +304,10 @@ fn note_semantics() {
     // PADDR_OFFSET without VIRT_BASE.
     let mut n = base_notes();
     n.remove(2);
-    assert_eq!(elf_err(&elf64(&n, &[])), ElfError::PaddrOffsetWithoutVirtBase);
+    assert_eq!(
+        elf_err(&elf64(&n, &[])),
+        ElfError::PaddrOffsetWithoutVirtBase
+    );
     // Numeric notes of odd sizes read as 0 (libelf's elf_note_numeric): VIRT_BASE 0.
     let mut n = base_notes();
     n[2] = note(3, &[1, 2, 3]);
@@ -290,10 +340,22 @@ fn elf32(notes: &[Vec<u8>], xen_guest: Option<&[u8]>) -> Vec<u8> {
         }
     };
     // p_type, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_flags, p_align
-    let paddr = if xen_guest.is_some() { 0xC0100000 } else { 0x100000 };
-    ph(&mut f, 0, [1, 0x1000, 0xC0100000, paddr, 0x1000, 0x2000, 5, 0x1000]);
+    let paddr = if xen_guest.is_some() {
+        0xC0100000
+    } else {
+        0x100000
+    };
+    ph(
+        &mut f,
+        0,
+        [1, 0x1000, 0xC0100000, paddr, 0x1000, 0x2000, 5, 0x1000],
+    );
     if !notes.is_empty() {
-        ph(&mut f, 1, [4, 0x400, 0, 0, notes.len() as u32, notes.len() as u32, 4, 4]);
+        ph(
+            &mut f,
+            1,
+            [4, 0x400, 0, 0, notes.len() as u32, notes.len() as u32, 4, 4],
+        );
         f[0x400..0x400 + notes.len()].copy_from_slice(&notes);
     }
     if let Some(s) = xen_guest {
@@ -330,12 +392,27 @@ fn notes32(pae: &[u8]) -> Vec<Vec<u8>> {
 
 #[test]
 fn elf32_guest_types() {
-    let p = parse_kernel(&elf32(&notes32(b"yes\0"), None)).unwrap().params().clone();
-    assert_eq!((p.guest_type, p.pae), (GuestType::X86_32Pae, PaeMode::ExtendedCr3));
+    let p = parse_kernel(&elf32(&notes32(b"yes\0"), None))
+        .unwrap()
+        .params()
+        .clone();
+    assert_eq!(
+        (p.guest_type, p.pae),
+        (GuestType::X86_32Pae, PaeMode::ExtendedCr3)
+    );
     assert_eq!(p.virt_kstart, 0xC0100000);
-    let p = parse_kernel(&elf32(&notes32(b"bimodal\0"), None)).unwrap().params().clone();
-    assert_eq!((p.guest_type, p.pae), (GuestType::X86_32Pae, PaeMode::Bimodal));
-    let p = parse_kernel(&elf32(&notes32(b"no\0"), None)).unwrap().params().clone();
+    let p = parse_kernel(&elf32(&notes32(b"bimodal\0"), None))
+        .unwrap()
+        .params()
+        .clone();
+    assert_eq!(
+        (p.guest_type, p.pae),
+        (GuestType::X86_32Pae, PaeMode::Bimodal)
+    );
+    let p = parse_kernel(&elf32(&notes32(b"no\0"), None))
+        .unwrap()
+        .params()
+        .clone();
     assert_eq!((p.guest_type, p.pae), (GuestType::X86_32, PaeMode::No));
     // libelf's note parser only knows "yes" and "bimodal".
     let p = parse_kernel(&elf32(&notes32(b"yes[extended-cr3]\0"), None))
@@ -346,7 +423,10 @@ fn elf32_guest_types() {
     // ELF32 must be i386, ELF64 x86-64.
     let mut f = elf32(&notes32(b"yes\0"), None);
     f[18] = 62;
-    assert!(matches!(elf_err(&f), ElfError::UnsupportedMachine { machine: 62, .. }));
+    assert!(matches!(
+        elf_err(&f),
+        ElfError::UnsupportedMachine { machine: 62, .. }
+    ));
 }
 
 #[test]
@@ -361,7 +441,10 @@ fn legacy_xen_guest_string() {
     assert_eq!(p.virt_kstart, 0xC0100000);
     // HYPERCALL_PAGE is a page index from VIRT_BASE.
     assert_eq!(p.virt_hypercall, Some(0xC0101000));
-    assert_eq!((p.guest_type, p.pae), (GuestType::X86_32Pae, PaeMode::ExtendedCr3));
+    assert_eq!(
+        (p.guest_type, p.pae),
+        (GuestType::X86_32Pae, PaeMode::ExtendedCr3)
+    );
     assert_eq!(p.virt_entry, 0xC0100010);
     // Hypercall page index outside the image.
     let s = b"GUEST_OS=linux,XEN_VER=xen-3.0,VIRT_BASE=0xC0000000,HYPERCALL_PAGE=0x200";
@@ -374,7 +457,10 @@ fn legacy_xen_guest_string() {
     assert_eq!(elf_err(&elf32(&[], Some(s))), ElfError::UnsupportedLoader);
     assert_eq!(pvbuild_core::xen_guest::strtoull(b"0x1fz"), 0x1f);
     assert_eq!(pvbuild_core::xen_guest::strtoull(b"017"), 0o17);
-    assert_eq!(pvbuild_core::xen_guest::strtoull(b"99999999999999999999999"), u64::MAX);
+    assert_eq!(
+        pvbuild_core::xen_guest::strtoull(b"99999999999999999999999"),
+        u64::MAX
+    );
 }
 
 fn bzimage(version: u16, setup_sects: u8, off: u32, len: u32, payload: &[u8]) -> Vec<u8> {
@@ -427,7 +513,14 @@ fn bzimage_fields_out_of_range() {
 }
 
 /// A 'bin' image: 0x40 bytes of prefix, the table at 0x40, code after it.
-fn bin_image(flags: u32, header_addr: u32, load: u32, load_end: u32, bss_end: u32, entry: u32) -> Vec<u8> {
+fn bin_image(
+    flags: u32,
+    header_addr: u32,
+    load: u32,
+    load_end: u32,
+    bss_end: u32,
+    entry: u32,
+) -> Vec<u8> {
     let mut f = vec![0x90u8; 0x2000];
     let words = [
         bin::MAGIC,
@@ -448,11 +541,21 @@ fn bin_image(flags: u32, header_addr: u32, load: u32, load_end: u32, bss_end: u3
 #[test]
 fn bin_images() {
     // The file maps at 0xC0000000 (header at +0x40); load from the start, 0x1000 of bss.
-    let f = bin_image(bin::FLAG_ADDRSVALID | (1 << 14), 0xC0000040, 0xC0000000, 0, 0xC0003000, 0xC0000100);
+    let f = bin_image(
+        bin::FLAG_ADDRSVALID | (1 << 14),
+        0xC0000040,
+        0xC0000000,
+        0,
+        0xC0003000,
+        0xC0000100,
+    );
     let k = parse_kernel(&f).unwrap();
     let p = k.params();
     assert_eq!(p.guest_type, GuestType::X86_32Pae);
-    assert_eq!((p.virt_base, p.virt_kstart, p.virt_kend), (0xC0000000, 0xC0000000, 0xC0003000));
+    assert_eq!(
+        (p.virt_base, p.virt_kstart, p.virt_kend),
+        (0xC0000000, 0xC0000000, 0xC0003000)
+    );
     assert_eq!(p.virt_entry, 0xC0000100);
     let mut dest = vec![0xffu8; 0x3000];
     k.load(&mut dest).unwrap();
@@ -463,25 +566,81 @@ fn bin_images() {
         Err(KernelError::Bin(e)) => e,
         other => panic!("{other:?}"),
     };
-    let bad = bin_image(bin::FLAG_ADDRSVALID | 2, 0xC0000040, 0xC0000000, 0, 0, 0xC0000100);
+    let bad = bin_image(
+        bin::FLAG_ADDRSVALID | 2,
+        0xC0000040,
+        0xC0000000,
+        0,
+        0,
+        0xC0000100,
+    );
     assert!(matches!(err(&bad), BinError::BadFlags { .. }));
-    let bad = bin_image(bin::FLAG_ADDRSVALID, 0xC0000040, 0xC0000080, 0, 0, 0xC0000100);
+    let bad = bin_image(
+        bin::FLAG_ADDRSVALID,
+        0xC0000040,
+        0xC0000080,
+        0,
+        0,
+        0xC0000100,
+    );
     assert_eq!(err(&bad), BinError::BadHeaderAddr);
-    let bad = bin_image(bin::FLAG_ADDRSVALID, 0xC0000040, 0xBFFFF000, 0, 0, 0xC0000100);
+    let bad = bin_image(
+        bin::FLAG_ADDRSVALID,
+        0xC0000040,
+        0xBFFFF000,
+        0,
+        0,
+        0xC0000100,
+    );
     assert_eq!(err(&bad), BinError::BadHeaderAddr);
-    let bad = bin_image(bin::FLAG_ADDRSVALID, 0xC0000040, 0xC0000000, 0xC0005000, 0, 0xC0000100);
+    let bad = bin_image(
+        bin::FLAG_ADDRSVALID,
+        0xC0000040,
+        0xC0000000,
+        0xC0005000,
+        0,
+        0xC0000100,
+    );
     assert_eq!(err(&bad), BinError::BadLoadEndAddr);
-    let bad = bin_image(bin::FLAG_ADDRSVALID, 0xC0000040, 0xC0000000, 0xC0001000, 0xC0000800, 0xC0000100);
+    let bad = bin_image(
+        bin::FLAG_ADDRSVALID,
+        0xC0000040,
+        0xC0000000,
+        0xC0001000,
+        0xC0000800,
+        0xC0000100,
+    );
     assert_eq!(err(&bad), BinError::BadBssEndAddr);
-    let bad = bin_image(bin::FLAG_ADDRSVALID, 0xC0000040, 0xC0000000, 0, 0, 0xD0000000);
+    let bad = bin_image(
+        bin::FLAG_ADDRSVALID,
+        0xC0000040,
+        0xC0000000,
+        0,
+        0,
+        0xD0000000,
+    );
     assert!(matches!(err(&bad), BinError::EntryOutside { .. }));
     // A bad checksum is no table at all.
-    let mut bad = bin_image(bin::FLAG_ADDRSVALID, 0xC0000040, 0xC0000000, 0, 0, 0xC0000100);
+    let mut bad = bin_image(
+        bin::FLAG_ADDRSVALID,
+        0xC0000040,
+        0xC0000000,
+        0,
+        0,
+        0xC0000100,
+    );
     bad[0x48] ^= 1;
     assert_eq!(bin::find_table(&bad), None);
     assert_eq!(parse_kernel(&bad).unwrap_err(), KernelError::UnknownFormat);
     // Wrapping address arithmetic is refused, not wrapped.
-    let bad = bin_image(bin::FLAG_ADDRSVALID, 0xFFFFFF40, 0xFFFFFF00, 0, 0, 0xFFFFFF00);
+    let bad = bin_image(
+        bin::FLAG_ADDRSVALID,
+        0xFFFFFF40,
+        0xFFFFFF00,
+        0,
+        0,
+        0xFFFFFF00,
+    );
     assert_eq!(err(&bad), BinError::AddressOverflow);
 }
 

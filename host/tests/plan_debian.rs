@@ -3,7 +3,12 @@
 //! build (`xl -vvv create`, ../shared/reference/xl-vvv-debian-6.1.0-56-amd64.log).
 
 // Test code: a panic is a test failure.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

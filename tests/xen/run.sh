@@ -11,10 +11,14 @@
 # share/results/NAME/: each scenario's log, verdict and files; share/console/:
 # xenconsoled's guest logs; timings.txt). See tests/xen/README.md.
 set -euo pipefail
+# The whole script is one brace group, parsed before it runs: editing this file
+# during a run cannot change the run.
+{
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-work=$here/work
+work=${HARNESS_WORK:-$here/work}
+mkdir -p "$work" && work=$(cd "$work" && pwd)
 share=$work/share
 
 usage() {
@@ -271,3 +275,5 @@ if [ $failed -gt 0 ] || [ -n "$fatal" ]; then
 fi
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ] && [ -z "$fatal" ]
+exit
+}
