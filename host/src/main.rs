@@ -1,8 +1,7 @@
 //! The `pvbuild` command.
 //!
-//! Subcommands: `plan` (the whole core without Xen). `create`, `destroy`, `list` and
-//! `console` join this enum as their host layers land; `-v` (repeatable) raises the log
-//! level for all of them.
+//! Subcommands: `plan` (the whole core without Xen), `create`, `destroy`, `list` and
+//! `console` (as xl's); `-v` (repeatable) raises the log level for all of them.
 //!
 //! Bad input exits with status 1 and one `error: ...` line on stderr.
 
@@ -44,6 +43,56 @@ enum Command {
         /// The kernel: ELF, gzip-wrapped ELF, bzImage, or 'bin'.
         kernel: PathBuf,
     },
+    /// Create a PV domain from flags and/or an xl config file, and start it.
+    Create {
+        /// An xl config file (name, kernel, ramdisk, extra/cmdline/root, memory, vcpus, ...).
+        config: Option<PathBuf>,
+        /// Domain name.
+        #[arg(long)]
+        name: Option<String>,
+        /// The kernel: ELF, gzip-wrapped ELF, bzImage, or 'bin'.
+        #[arg(long)]
+        kernel: Option<PathBuf>,
+        /// Ramdisk (initrd) file.
+        #[arg(long)]
+        ramdisk: Option<PathBuf>,
+        /// Kernel command line.
+        #[arg(long)]
+        cmdline: Option<String>,
+        /// Memory in MiB.
+        #[arg(long)]
+        memory: Option<u64>,
+        /// Number of vcpus.
+        #[arg(long)]
+        vcpus: Option<u32>,
+        /// Leave the domain paused.
+        #[arg(short = 'p')]
+        paused: bool,
+        /// Attach to the console after creating.
+        #[arg(short = 'c')]
+        console: bool,
+        /// Wait for the guest to shut down, print the reason, and apply on_poweroff etc.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this many seconds (0: never).
+        #[arg(long, default_value_t = 0)]
+        timeout: u64,
+        /// Test only: make this step fail (to prove it is undone).
+        #[arg(long, hide = true)]
+        fail_at: Option<String>,
+    },
+    /// Destroy a domain (by id or name) and remove its xenstore entries.
+    Destroy {
+        /// Domain id or name.
+        domain: String,
+    },
+    /// List domains.
+    List,
+    /// Attach to a domain's console (Ctrl-] detaches).
+    Console {
+        /// Domain id or name.
+        domain: String,
+    },
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -69,7 +118,63 @@ fn main() -> ExitCode {
             return fail(first.strip_prefix("error: ").unwrap_or(first));
         }
     };
+    pvbuild::commands::log::set_level(cli.verbose);
     match cli.command {
+        Command::Create {
+            config,
+            name,
+            kernel,
+            ramdisk,
+            cmdline,
+            memory,
+            vcpus,
+            paused,
+            console,
+            wait,
+            timeout,
+            fail_at,
+        } => {
+            let fail_at = match fail_at.as_deref() {
+                None => None,
+                Some(n) => match pvbuild::commands::FailAt::from_name(n) {
+                    Some(s) => Some(s),
+                    None => return fail(format!("--fail-at: no step named {n:?}")),
+                },
+            };
+            let args = pvbuild::commands::CreateArgs {
+                config,
+                name,
+                kernel,
+                ramdisk,
+                cmdline,
+                memory_mib: memory,
+                vcpus,
+                paused,
+                console,
+                wait,
+                timeout_s: timeout,
+                fail_at,
+            };
+            match pvbuild::commands::create_cmd(&args) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        Command::Destroy { domain } => match pvbuild::commands::destroy_cmd(&domain) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        },
+        Command::List => match pvbuild::commands::list_cmd() {
+            Ok(s) => {
+                print!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        Command::Console { domain } => match pvbuild::commands::console_cmd(&domain) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        },
         Command::Plan {
             ramdisk,
             cmdline,

@@ -103,6 +103,75 @@ fn read(path: &Path) -> Result<Vec<u8>, PlanError> {
     })
 }
 
+/// A kernel and ramdisk read, unpacked and checked: what a build takes from files. Shared by
+/// `pvbuild plan` and `pvbuild create`, so both refuse bad input the same way, and before any
+/// hypervisor call.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    /// The kernel file, for messages.
+    pub kernel_path: PathBuf,
+    /// The kernel after unpacking (an ELF or 'bin' image).
+    pub image: Vec<u8>,
+    /// The ramdisk after unpacking (gzip undone as libxenguest does), if any.
+    pub ramdisk: Option<Vec<u8>>,
+    /// Length of the ramdisk's segment as libxenguest sizes it.
+    pub ramdisk_len: Option<u64>,
+}
+
+impl Inputs {
+    /// Read and unpack `kernel` and `ramdisk`.
+    pub fn load(kernel: &Path, ramdisk: Option<&Path>) -> Result<Self, PlanError> {
+        let kfile = read(kernel)?;
+        let image = decompress::unpack_kernel(&kfile)
+            .map_err(|e| PlanError::Kernel {
+                path: kernel.to_path_buf(),
+                msg: e.to_string(),
+            })?
+            .into_owned();
+        let (ramdisk, ramdisk_len) = match ramdisk {
+            Some(path) => {
+                let file = read(path)?;
+                let unpacked = decompress::unpack_ramdisk(&file)
+                    .map_err(|e| PlanError::Ramdisk {
+                        path: path.to_path_buf(),
+                        msg: e.to_string(),
+                    })?
+                    .into_owned();
+                let len = layout::module_segment_len(&file).max(unpacked.len() as u64);
+                (Some(unpacked), Some(len))
+            }
+            None => (None, None),
+        };
+        Ok(Self {
+            kernel_path: kernel.to_path_buf(),
+            image,
+            ramdisk,
+            ramdisk_len,
+        })
+    }
+
+    /// The parsed kernel.
+    pub fn kernel(&self) -> Result<kernel::Kernel<'_>, PlanError> {
+        kernel::parse_kernel(&self.image).map_err(|e| PlanError::Kernel {
+            path: self.kernel_path.clone(),
+            msg: e.to_string(),
+        })
+    }
+
+    /// The layout of a guest of `nr_pages` pages running `kern`.
+    pub fn solve(&self, kern: &kernel::Kernel<'_>, nr_pages: u64) -> Result<Layout, PlanError> {
+        let params = pvbuild_core::image::LoadKernel::params(kern);
+        build::plan(
+            params,
+            &LayoutRequest {
+                nr_pages,
+                ramdisk_len: self.ramdisk_len,
+            },
+        )
+        .map_err(PlanError::Layout)
+    }
+}
+
 /// Run the whole core on `args`.
 pub fn plan(args: &PlanArgs) -> Result<Plan, PlanError> {
     if args.memory_mib == 0 || args.memory_mib > MAX_PLAN_MEMORY_MIB {
@@ -124,46 +193,11 @@ pub fn plan(args: &PlanArgs) -> Result<Plan, PlanError> {
             pvbuild_core::limits::MAX_GUEST_CMDLINE - 1
         )));
     }
-    let kfile = read(&args.kernel)?;
-    let kerr = |msg: String| PlanError::Kernel {
-        path: args.kernel.clone(),
-        msg,
-    };
-    let image = decompress::unpack_kernel(&kfile).map_err(|e| kerr(e.to_string()))?;
-    let kern = kernel::parse_kernel(&image).map_err(|e| kerr(e.to_string()))?;
-
-    let rfile = match &args.ramdisk {
-        Some(p) => Some(read(p)?),
-        None => None,
-    };
-    let ramdisk = match (&rfile, &args.ramdisk) {
-        (Some(bytes), Some(path)) => {
-            Some(
-                decompress::unpack_ramdisk(bytes).map_err(|e| PlanError::Ramdisk {
-                    path: path.clone(),
-                    msg: e.to_string(),
-                })?,
-            )
-        }
-        _ => None,
-    };
-    let ramdisk_len = match (&rfile, &ramdisk) {
-        (Some(file), Some(unpacked)) => {
-            Some(layout::module_segment_len(file).max(unpacked.len() as u64))
-        }
-        _ => None,
-    };
-
+    let inputs = Inputs::load(&args.kernel, args.ramdisk.as_deref())?;
+    let kern = inputs.kernel()?;
     let nr_pages = args.memory_mib << (20 - 12);
-    let params = pvbuild_core::image::LoadKernel::params(&kern);
-    let layout = build::plan(
-        params,
-        &LayoutRequest {
-            nr_pages,
-            ramdisk_len,
-        },
-    )
-    .map_err(PlanError::Layout)?;
+    let layout = inputs.solve(&kern, nr_pages)?;
+    let ramdisk = inputs.ramdisk.as_deref();
 
     let p2m: Vec<Mfn> = (0..nr_pages)
         .map(|p| Mfn::new((p ^ 0x2a5) + PLAN_MFN_BASE))
@@ -176,7 +210,7 @@ pub fn plan(args: &PlanArgs) -> Result<Plan, PlanError> {
         InMemory::new(&mut bytes, &p2m).map_err(|e| PlanError::Build(format!("{e:?}")))?;
     // A PAE guest's L3 must be below 4 GiB: the plan's frames all are.
     let cfg = BuildConfig {
-        ramdisk: ramdisk.as_deref(),
+        ramdisk,
         cmdline: args.cmdline.as_bytes(),
         store_evtchn: 1,
         console_evtchn: 2,

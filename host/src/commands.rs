@@ -1,0 +1,547 @@
+//! The domain commands of `pvbuild`: `create`, `destroy`, `list`, `console`, as xl does them.
+//!
+//! `create` works in two halves. Everything that reads outside input (the config file, the
+//! kernel, the ramdisk, the command line) is parsed and the layout solved first, without
+//! touching the hypervisor, so bad input never leaves a domain behind. Then [`crate::create`]
+//! builds the domain, the xenstore entries are written and the guest is unpaused; a failure in
+//! any of these undoes what came before it, in reverse order.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use pvbuild_core::limits::MAX_GUEST_CMDLINE;
+
+use crate::config::{Action, DomainConfig};
+use crate::create::{self, CreateRequest, CreateStep};
+use crate::plan::{Inputs, PlanError};
+use crate::xen::{DomainInfo, Xen};
+use crate::xenstore::{self, NewDomain, Ring, Uuid, XsConnection};
+
+/// The domain of the xenstore and console backends.
+const BACKEND_DOMID: u16 = 0;
+/// How often a waiting `create` looks at the domain.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A step of `pvbuild create` that the test-only failure switch can name: a build step of
+/// [`crate::create`], or one of the steps after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailAt {
+    /// A step of the domain build.
+    Build(CreateStep),
+    /// Writing the xenstore entries and introducing the domain.
+    Xenstore,
+    /// Unpausing the guest.
+    Unpause,
+}
+
+impl FailAt {
+    /// Every step, in order.
+    pub fn all() -> Vec<FailAt> {
+        let mut v: Vec<FailAt> = CreateStep::ALL.iter().map(|s| FailAt::Build(*s)).collect();
+        v.push(FailAt::Xenstore);
+        v.push(FailAt::Unpause);
+        v
+    }
+    /// The step's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailAt::Build(s) => s.name(),
+            FailAt::Xenstore => "xenstore",
+            FailAt::Unpause => "unpause",
+        }
+    }
+    /// The step called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::all().into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// What `pvbuild create` was asked for, from flags and/or an xl config file.
+#[derive(Debug, Clone, Default)]
+pub struct CreateArgs {
+    /// An xl config file.
+    pub config: Option<PathBuf>,
+    /// `--name` (overrides the config's).
+    pub name: Option<String>,
+    /// `--kernel`.
+    pub kernel: Option<PathBuf>,
+    /// `--ramdisk`.
+    pub ramdisk: Option<PathBuf>,
+    /// `--cmdline`.
+    pub cmdline: Option<String>,
+    /// `--memory` in MiB.
+    pub memory_mib: Option<u64>,
+    /// `--vcpus`.
+    pub vcpus: Option<u32>,
+    /// `-p`: leave the guest paused.
+    pub paused: bool,
+    /// `-c`: attach to the console.
+    pub console: bool,
+    /// `--wait`: wait for the guest to shut down, report why, and act on it.
+    pub wait: bool,
+    /// `--timeout` in seconds for `--wait` (0: none).
+    pub timeout_s: u64,
+    /// Test-only: fail this step.
+    pub fail_at: Option<FailAt>,
+}
+
+/// Why a domain command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Bad arguments or config.
+    #[error("{0}")]
+    Usage(String),
+    /// The config file.
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    /// The kernel or ramdisk, or their layout.
+    #[error("{0}")]
+    Input(#[from] PlanError),
+    /// The hypervisor could not be reached or refused.
+    #[error("{0}")]
+    Xen(#[from] crate::xen::XenError),
+    /// The domain build.
+    #[error("create: {0}")]
+    Create(#[from] create::CreateError),
+    /// Xenstore.
+    #[error("xenstore: {0}")]
+    Xs(String),
+    /// The console.
+    #[error("console: {0}")]
+    Console(#[from] crate::console::ConsoleError),
+    /// A step after the build failed; what it made was undone.
+    #[error("{step}: {msg}{}", undo_note(.undo_errors))]
+    After {
+        /// The step.
+        step: &'static str,
+        /// What went wrong.
+        msg: String,
+        /// Undo steps that failed.
+        undo_errors: Vec<String>,
+    },
+    /// `--wait` ran out of time.
+    #[error("domain {0} did not shut down within {1} s")]
+    Timeout(u16, u64),
+}
+
+fn undo_note(errors: &[String]) -> String {
+    if errors.is_empty() {
+        String::new()
+    } else {
+        format!(" (and undoing failed: {})", errors.join("; "))
+    }
+}
+
+/// The guest's settings after merging the config file and the flags.
+fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
+    let mut cfg = match &args.config {
+        Some(path) => {
+            let (cfg, warnings) = DomainConfig::load(path)?;
+            for w in warnings {
+                eprintln!("warning: {}:{}: {}", path.display(), w.line, w.msg);
+            }
+            cfg
+        }
+        None => DomainConfig {
+            name: String::new(),
+            uuid: None,
+            kernel: None,
+            ramdisk: None,
+            cmdline: None,
+            memory_mib: 128,
+            maxmem_mib: 128,
+            vcpus: 1,
+            max_vcpus: 1,
+            on_poweroff: Action::Destroy,
+            on_reboot: Action::Restart,
+            on_crash: Action::Destroy,
+            bootloader: None,
+            bootloader_args: Vec::new(),
+        },
+    };
+    if let Some(n) = &args.name {
+        cfg.name = n.clone();
+    }
+    if let Some(k) = &args.kernel {
+        cfg.kernel = Some(k.clone());
+    }
+    if let Some(r) = &args.ramdisk {
+        cfg.ramdisk = Some(r.clone());
+    }
+    if let Some(c) = &args.cmdline {
+        cfg.cmdline = Some(c.clone());
+    }
+    if let Some(m) = args.memory_mib {
+        cfg.memory_mib = m;
+        cfg.maxmem_mib = cfg.maxmem_mib.max(m);
+    }
+    if let Some(v) = args.vcpus {
+        cfg.vcpus = v;
+        cfg.max_vcpus = cfg.max_vcpus.max(v);
+    }
+    if cfg.name.is_empty() {
+        return Err(CommandError::Usage(
+            "a domain name is needed (--name or `name` in the config)".into(),
+        ));
+    }
+    if cfg.bootloader.is_some() && cfg.kernel.is_none() {
+        return Err(CommandError::Usage(
+            "bootloader is not supported yet: give the kernel".into(),
+        ));
+    }
+    if cfg.memory_mib == 0 || cfg.memory_mib > (1 << 24) {
+        return Err(CommandError::Usage(format!(
+            "memory {} MiB out of range",
+            cfg.memory_mib
+        )));
+    }
+    if cfg.vcpus == 0 || cfg.vcpus > crate::plan::MAX_VCPUS {
+        return Err(CommandError::Usage(format!(
+            "vcpus {} out of range (1..={})",
+            cfg.vcpus,
+            crate::plan::MAX_VCPUS
+        )));
+    }
+    if cfg.cmdline.as_ref().is_some_and(|c| c.len() >= MAX_GUEST_CMDLINE) {
+        return Err(CommandError::Usage(format!(
+            "command line longer than {} bytes",
+            MAX_GUEST_CMDLINE - 1
+        )));
+    }
+    Ok(cfg)
+}
+
+/// The xl shutdown reason names.
+pub fn shutdown_reason_name(code: u32) -> &'static str {
+    match code {
+        0 => "poweroff",
+        1 => "reboot",
+        2 => "suspend",
+        3 => "crash",
+        4 => "watchdog",
+        5 => "soft_reset",
+        _ => "unknown",
+    }
+}
+
+/// `pvbuild create`. Returns the new domain's id.
+pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
+    let started = Instant::now();
+    let cfg = resolve(args)?;
+    let kernel_path = cfg
+        .kernel
+        .clone()
+        .ok_or_else(|| CommandError::Usage("no kernel given (--kernel or `kernel`)".into()))?;
+
+    // Everything from outside is parsed and the layout solved before Xen is touched.
+    let inputs = Inputs::load(&kernel_path, cfg.ramdisk.as_deref())?;
+    let kern = inputs.kernel()?;
+    let nr_pages = cfg.memory_mib << (20 - 12);
+    let layout = inputs.solve(&kern, nr_pages)?;
+    let cmdline = cfg.cmdline.clone().unwrap_or_default();
+    let uuid = cfg.uuid.unwrap_or_else(Uuid::new_v4);
+    log::info(format_args!(
+        "parsed and planned in {:.3} s",
+        started.elapsed().as_secs_f64()
+    ));
+
+    let xen = Xen::open()?;
+    let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
+    if let Ok(Some(domid)) = xenstore::domid_by_name(&xs, &cfg.name) {
+        return Err(CommandError::Usage(format!(
+            "a domain named {:?} already exists (domain {domid})",
+            cfg.name
+        )));
+    }
+    let build_fail = match args.fail_at {
+        Some(FailAt::Build(s)) => Some(s),
+        _ => None,
+    };
+    let req = CreateRequest {
+        kernel: &kern,
+        layout: &layout,
+        ramdisk: inputs.ramdisk.as_deref(),
+        cmdline: cmdline.as_bytes(),
+        vcpus: cfg.vcpus,
+        handle: *uuid.as_bytes(),
+        console_backend: BACKEND_DOMID,
+        store_backend: BACKEND_DOMID,
+        fail_at: build_fail,
+    };
+    let mut building = create::create(&xen, &req)?;
+    let made = building.created.clone();
+    let domid = made.domid;
+    log::info(format_args!(
+        "domain {domid} built in {:.3} s",
+        started.elapsed().as_secs_f64()
+    ));
+
+    let new = NewDomain {
+        domid: u32::from(domid),
+        name: cfg.name.clone(),
+        uuid,
+        max_memkb: cfg.maxmem_mib << 10,
+        target_memkb: cfg.memory_mib << 10,
+        max_vcpus: cfg.max_vcpus,
+        avail_vcpus: cfg.vcpus,
+        store: Ring {
+            mfn: made.store_mfn.get(),
+            port: made.store_port,
+        },
+        console: Ring {
+            mfn: made.console_mfn.get(),
+            port: made.console_port,
+        },
+        backend_domid: u32::from(BACKEND_DOMID),
+        kernel: kernel_path.display().to_string(),
+        ramdisk: cfg.ramdisk.as_ref().map(|p| p.display().to_string()),
+        cmdline: cfg.cmdline.clone(),
+        start_time: SystemTime::now(),
+    };
+    let after = |building: create::Building<'_>, step: &'static str, msg: String| {
+        CommandError::After {
+            step,
+            msg,
+            undo_errors: building.abandon(),
+        }
+    };
+    if args.fail_at == Some(FailAt::Xenstore) {
+        return Err(after(building, "xenstore", "failure injected for testing".into()));
+    }
+    if let Err(e) = xenstore::write_new_domain(&xs, &new) {
+        return Err(after(building, "xenstore", e.to_string()));
+    }
+    building.push_undo("remove xenstore entries", move |_| {
+        let xs = XsConnection::open().map_err(|e| e.to_string())?;
+        xenstore::remove_domain(&xs, u32::from(domid), Some(&uuid), 0, true)
+            .map_err(|e| e.to_string())
+    });
+    if !args.paused {
+        if args.fail_at == Some(FailAt::Unpause) {
+            return Err(after(building, "unpause", "failure injected for testing".into()));
+        }
+        if let Err(e) = building.unpause() {
+            return Err(after(building, "unpause", e.to_string()));
+        }
+    }
+    let made = building.finish();
+    println!(
+        "pvbuild: created domain {} ({}) in {:.3} s{}",
+        made.domid,
+        cfg.name,
+        started.elapsed().as_secs_f64(),
+        if args.paused { ", paused" } else { "" }
+    );
+    drop(xs);
+
+    if args.console {
+        crate::console::console_attach(u32::from(domid), crate::console::DEFAULT_TTY_TIMEOUT)?;
+    }
+    if args.wait || args.console {
+        wait_and_act(&xen, domid, &cfg, args.timeout_s)?;
+    }
+    Ok(domid)
+}
+
+/// Waits for `domid` to shut down, prints the reason as xl does, and applies the config's
+/// action for it (`destroy` by default; the restart actions are reported and the domain
+/// destroyed, as pvbuild does not restart guests yet).
+fn wait_and_act(
+    xen: &Xen,
+    domid: u16,
+    cfg: &DomainConfig,
+    timeout_s: u64,
+) -> Result<(), CommandError> {
+    let start = Instant::now();
+    let info: DomainInfo = loop {
+        let info = xen.domain_info(domid)?;
+        if info.shutdown() || info.dying() {
+            break info;
+        }
+        if timeout_s != 0 && start.elapsed() >= Duration::from_secs(timeout_s) {
+            return Err(CommandError::Timeout(domid, timeout_s));
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    };
+    let code = info.shutdown_reason();
+    let reason = shutdown_reason_name(code);
+    let action = match code {
+        0 => cfg.on_poweroff,
+        1 => cfg.on_reboot,
+        3 => cfg.on_crash,
+        _ => Action::Destroy,
+    };
+    println!("pvbuild: domain {domid} ({}) shut down: {reason}", cfg.name);
+    match action {
+        Action::Preserve => Ok(()),
+        other => {
+            if other != Action::Destroy {
+                eprintln!(
+                    "warning: action {other:?} for {reason} is not supported yet: destroying"
+                );
+            }
+            destroy_domid(xen, domid)
+        }
+    }
+}
+
+/// Destroys `domid` and removes its xenstore entries.
+fn destroy_domid(xen: &Xen, domid: u16) -> Result<(), CommandError> {
+    xen.destroy_domain(domid)?;
+    let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
+    xenstore::remove_domain(&xs, u32::from(domid), None, u32::from(BACKEND_DOMID), true)
+        .map_err(|e| CommandError::Xs(e.to_string()))
+}
+
+/// A domain named by id or by name.
+fn lookup(target: &str) -> Result<u16, CommandError> {
+    if let Ok(id) = target.parse::<u16>() {
+        if id == 0 {
+            return Err(CommandError::Usage("domain 0 cannot be destroyed".into()));
+        }
+        return Ok(id);
+    }
+    let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
+    match xenstore::domid_by_name(&xs, target).map_err(|e| CommandError::Xs(e.to_string()))? {
+        Some(id) => u16::try_from(id)
+            .map_err(|_| CommandError::Usage(format!("domain id {id} out of range"))),
+        None => Err(CommandError::Usage(format!("no domain named {target:?}"))),
+    }
+}
+
+/// `pvbuild destroy DOMAIN`.
+pub fn destroy_cmd(target: &str) -> Result<(), CommandError> {
+    let domid = lookup(target)?;
+    let xen = Xen::open()?;
+    destroy_domid(&xen, domid)
+}
+
+/// `pvbuild list`, in xl's format.
+pub fn list_cmd() -> Result<String, CommandError> {
+    let xen = Xen::open()?;
+    let doms = xen.list_domains()?;
+    let names: Vec<xenstore::DomainEntry> = match XsConnection::open() {
+        Ok(xs) => xenstore::list_domains(&xs).unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let mut out = format!(
+        "{:<40} {:>5} {:>5} {:>5} {:>6} {:>9}\n",
+        "Name", "ID", "Mem", "VCPUs", "State", "Time(s)"
+    );
+    for d in doms {
+        let name = names
+            .iter()
+            .find(|e| e.domid == u32::from(d.domid))
+            .and_then(|e| e.name.clone())
+            .unwrap_or_else(|| {
+                if d.domid == 0 {
+                    "Domain-0".into()
+                } else {
+                    "(null)".into()
+                }
+            });
+        let state: String = [
+            (d.running(), 'r'),
+            (d.blocked(), 'b'),
+            (d.paused(), 'p'),
+            (d.shutdown() && d.shutdown_reason() != 3, 's'),
+            (d.shutdown() && d.shutdown_reason() == 3, 'c'),
+            (d.dying(), 'd'),
+        ]
+        .iter()
+        .map(|&(on, c)| if on { c } else { '-' })
+        .collect();
+        out.push_str(&format!(
+            "{:<40} {:>5} {:>5} {:>5} {:>6} {:>9.1}\n",
+            name,
+            d.domid,
+            d.tot_pages >> 8,
+            d.nr_online_vcpus,
+            state,
+            d.cpu_time as f64 / 1e9
+        ));
+    }
+    Ok(out)
+}
+
+/// `pvbuild console DOMAIN`.
+pub fn console_cmd(target: &str) -> Result<(), CommandError> {
+    let domid = lookup_any(target)?;
+    crate::console::console_attach(u32::from(domid), crate::console::DEFAULT_TTY_TIMEOUT)?;
+    Ok(())
+}
+
+fn lookup_any(target: &str) -> Result<u16, CommandError> {
+    match target.parse::<u16>() {
+        Ok(id) => Ok(id),
+        Err(_) => lookup(target),
+    }
+}
+
+/// Verbosity-gated logging to stderr.
+pub mod log {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    static LEVEL: AtomicU8 = AtomicU8::new(0);
+
+    /// Set the level (the count of `-v`).
+    pub fn set_level(v: u8) {
+        LEVEL.store(v, Ordering::Relaxed);
+    }
+    /// Print at `-v` and above.
+    pub fn info(args: std::fmt::Arguments<'_>) {
+        if LEVEL.load(Ordering::Relaxed) >= 1 {
+            eprintln!("pvbuild: {args}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_at_names_round_trip() {
+        for s in FailAt::all() {
+            assert_eq!(FailAt::from_name(s.name()), Some(s));
+        }
+        assert_eq!(FailAt::from_name("nonsense"), None);
+        assert_eq!(FailAt::all().len(), CreateStep::ALL.len() + 2);
+    }
+
+    #[test]
+    fn flags_alone_need_name_and_kernel() {
+        let args = CreateArgs {
+            kernel: Some("/nonexistent".into()),
+            ..Default::default()
+        };
+        assert!(matches!(resolve(&args), Err(CommandError::Usage(_))));
+        let args = CreateArgs {
+            name: Some("g".into()),
+            kernel: Some("/nonexistent/kernel".into()),
+            ..Default::default()
+        };
+        // Input is read before Xen is opened: a missing kernel is an input error.
+        assert!(matches!(create_cmd(&args), Err(CommandError::Input(_))));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let base = CreateArgs {
+            name: Some("g".into()),
+            kernel: Some("/k".into()),
+            ..Default::default()
+        };
+        let zero_mem = CreateArgs {
+            memory_mib: Some(0),
+            ..base.clone()
+        };
+        assert!(matches!(resolve(&zero_mem), Err(CommandError::Usage(_))));
+        let long = CreateArgs {
+            cmdline: Some("x".repeat(MAX_GUEST_CMDLINE)),
+            ..base.clone()
+        };
+        assert!(matches!(resolve(&long), Err(CommandError::Usage(_))));
+        assert!(resolve(&base).is_ok());
+    }
+}
