@@ -135,10 +135,7 @@ mod tests {
             Err(AddrError::FrameTooLarge(MAX_FRAME + 1))
         );
         assert_eq!(Mfn::new(5).map(Mfn::addr), Ok(0x5000));
-        assert_eq!(
-            Pfn::new(MAX_FRAME).and_then(|p| p.checked_add(1)).is_err(),
-            true
-        );
+        assert!(Pfn::new(MAX_FRAME).and_then(|p| p.checked_add(1)).is_err());
     }
 
     #[test]

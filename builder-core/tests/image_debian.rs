@@ -3,6 +3,8 @@
 //! Needs /boot/vmlinuz-6.1.0-56-amd64 (package linux-image-6.1.0-56-amd64): fails, not skips,
 //! without it.
 
+// unpack_* need the `alloc` feature.
+#![cfg(feature = "alloc")]
 // Test code: a panic is a test failure.
 #![allow(
     clippy::unwrap_used,

@@ -3,6 +3,8 @@
 //! and zstd CLIs into bzImage-shaped files, as Linux's build does. Plus corrupt, truncated and
 //! lying streams, which must all be refused with the right error.
 
+// unpack_* need the `alloc` feature.
+#![cfg(feature = "alloc")]
 // Test code: a panic is a test failure.
 #![allow(
     clippy::unwrap_used,

@@ -202,7 +202,11 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
             crate::plan::MAX_VCPUS
         )));
     }
-    if cfg.cmdline.as_ref().is_some_and(|c| c.len() >= MAX_GUEST_CMDLINE) {
+    if cfg
+        .cmdline
+        .as_ref()
+        .is_some_and(|c| c.len() >= MAX_GUEST_CMDLINE)
+    {
         return Err(CommandError::Usage(format!(
             "command line longer than {} bytes",
             MAX_GUEST_CMDLINE - 1
@@ -298,15 +302,18 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
         cmdline: cfg.cmdline.clone(),
         start_time: SystemTime::now(),
     };
-    let after = |building: create::Building<'_>, step: &'static str, msg: String| {
-        CommandError::After {
+    let after =
+        |building: create::Building<'_>, step: &'static str, msg: String| CommandError::After {
             step,
             msg,
             undo_errors: building.abandon(),
-        }
-    };
+        };
     if args.fail_at == Some(FailAt::Xenstore) {
-        return Err(after(building, "xenstore", "failure injected for testing".into()));
+        return Err(after(
+            building,
+            "xenstore",
+            "failure injected for testing".into(),
+        ));
     }
     if let Err(e) = xenstore::write_new_domain(&xs, &new) {
         return Err(after(building, "xenstore", e.to_string()));
@@ -318,7 +325,11 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
     });
     if !args.paused {
         if args.fail_at == Some(FailAt::Unpause) {
-            return Err(after(building, "unpause", "failure injected for testing".into()));
+            return Err(after(
+                building,
+                "unpause",
+                "failure injected for testing".into(),
+            ));
         }
         if let Err(e) = building.unpause() {
             return Err(after(building, "unpause", e.to_string()));

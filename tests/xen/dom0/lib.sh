@@ -54,7 +54,7 @@ domain_shut_down() { domain_gone "$1" || xl list "$1" 2>/dev/null | awk 'NR == 2
 
 # The marker line of domain NAME's console log (empty when none), carriage
 # returns stripped (hvc output ends lines with CR LF).
-marker_line() { tr -d '\r' < "$(console_log "$1")" 2>/dev/null | grep -m 1 "PVBUILD-GUEST-OK"; }
+marker_line() { tr -d '\r' 2>/dev/null < "$(console_log "$1")" | grep -m 1 "PVBUILD-GUEST-OK"; }
 
 # write_xl_cfg NAME KERNEL RAMDISK: an xl config for the harness's PV guest.
 write_xl_cfg() {
