@@ -284,7 +284,12 @@ mod tests {
     #[test]
     fn relays_a_real_pty_and_detaches_on_ctrl_bracket() {
         // The master is xenconsoled's side; the relay opens the slave by path, as from xenstore.
+        // xenconsoled makes its pty raw (cfmakeraw) before publishing it: so does the test, or
+        // the line discipline would echo the guest's output back to it.
         let pty = nix::pty::openpty(None, None).unwrap();
+        let mut t = nix::sys::termios::tcgetattr(&pty.slave).unwrap();
+        nix::sys::termios::cfmakeraw(&mut t);
+        nix::sys::termios::tcsetattr(&pty.slave, nix::sys::termios::SetArg::TCSANOW, &t).unwrap();
         let slave_path = nix::unistd::ttyname(&pty.slave).unwrap();
         let mut master = File::from(pty.master);
         let (mut in_r, mut in_w) = pipe();
