@@ -682,6 +682,25 @@ mod unpack {
         }
     }
 
+    /// Output bytes allowed per input byte for the first output buffer; see
+    /// [`initial_capacity`].
+    const INITIAL_RATIO: u64 = 64;
+    /// Smallest first output buffer (unless the stream declares less).
+    const INITIAL_MIN: u64 = 4 << 20;
+    /// Factor by which a full output buffer grows (up to the declared size).
+    const GROWTH: u64 = 4;
+
+    /// The first output buffer for a stream of `input_len` bytes that declares `declared`
+    /// bytes: the declared size, but no more than [`INITIAL_RATIO`] times the input (at
+    /// least [`INITIAL_MIN`]), so that a short stream which lies about its size (100 bytes
+    /// declaring 1 GiB) costs memory in proportion to what it really decodes to.
+    fn initial_capacity(declared: u64, input_len: usize) -> u64 {
+        let by_ratio = (input_len as u64)
+            .saturating_mul(INITIAL_RATIO)
+            .max(INITIAL_MIN);
+        declared.min(by_ratio)
+    }
+
     /// Decode a whole stream whose declared size is at most `limit` into a new buffer.
     fn decode_owned(
         c: Compression,
@@ -689,19 +708,46 @@ mod unpack {
         limit: u64,
     ) -> Result<Cow<'static, [u8]>, DecompressError> {
         let size = output_size_limited(c, input, limit)?;
-        let len = usize::try_from(size).map_err(|_| DecompressError::TooLarge { size, limit })?;
-        // `vec![0; n]` asks the allocator for zeroed memory, which it maps lazily: a stream
-        // that declares a large size and then fails costs no more than it decoded.
-        let mut out = vec![0u8; len];
-        let got = decompress_into(c, input, &mut out)?;
-        if got != len {
-            return Err(DecompressError::SizeMismatch {
-                format: c,
-                expected: size,
-                got: got as u64,
-            });
+        decode_growing(c, input, size, initial_capacity(size, input.len()))
+    }
+
+    /// Decode `input`, which declares `size` bytes, into a buffer that starts at `first`
+    /// bytes and grows by [`GROWTH`] (decoding again from the start) while the stream fills
+    /// it, up to `size`: memory follows the real output, never more than the declared size,
+    /// and the total work is at most `GROWTH / (GROWTH - 1)` times one decode of it.
+    fn decode_growing(
+        c: Compression,
+        input: &[u8],
+        size: u64,
+        first: u64,
+    ) -> Result<Cow<'static, [u8]>, DecompressError> {
+        let too_large = DecompressError::TooLarge {
+            size,
+            limit: usize::MAX as u64,
+        };
+        let len = usize::try_from(size).map_err(|_| too_large)?;
+        let mut cap = usize::try_from(first.clamp(1, size.max(1)))
+            .map_err(|_| too_large)?
+            .min(len);
+        loop {
+            // `vec![0; n]` asks the allocator for zeroed memory, which it maps lazily.
+            let mut out = vec![0u8; cap];
+            match decompress_into(c, input, &mut out) {
+                Ok(got) if got == len => return Ok(Cow::Owned(out)),
+                Ok(got) => {
+                    return Err(DecompressError::SizeMismatch {
+                        format: c,
+                        expected: size,
+                        got: got as u64,
+                    })
+                }
+                Err(DecompressError::OutputOverflow { .. }) if cap < len => {
+                    let next = (cap as u64).saturating_mul(GROWTH).min(size);
+                    cap = usize::try_from(next).map_err(|_| too_large)?;
+                }
+                Err(e) => return Err(e),
+            }
         }
-        Ok(Cow::Owned(out))
     }
 
     /// Turn any accepted kernel file (ELF, gzip-wrapped ELF, bzImage with any payload, 'bin')
@@ -766,5 +812,64 @@ mod unpack {
             return Ok(decode_owned(Compression::Gzip, bytes, limits::MAX_RAMDISK)?);
         }
         Ok(Cow::Borrowed(bytes))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::{decode_growing, initial_capacity, DecompressError};
+        use crate::bzimage;
+
+        const FIXTURES: &[&[u8]] = &[
+            include_bytes!("../tests/data/bz-gz.bin"),
+            include_bytes!("../tests/data/bz-lz4.bin"),
+            include_bytes!("../tests/data/bz-lzma.bin"),
+            include_bytes!("../tests/data/bz-xz.bin"),
+            include_bytes!("../tests/data/bz-zst.bin"),
+            #[cfg(feature = "bzip2")]
+            include_bytes!("../tests/data/bz-bz2.bin"),
+        ];
+
+        #[test]
+        fn first_buffer_follows_the_input_not_the_declared_size() {
+            assert_eq!(initial_capacity(1 << 30, 100), 4 << 20);
+            assert_eq!(initial_capacity(1 << 30, 1 << 20), 64 << 20);
+            assert_eq!(initial_capacity(1000, 100), 1000);
+        }
+
+        /// Every format decodes the same whether the buffer starts whole or at one byte and
+        /// grows: each decoder reports a full buffer as `OutputOverflow`, nothing else.
+        #[test]
+        fn growing_from_one_byte_gives_the_same_output() {
+            for file in FIXTURES {
+                let bz = bzimage::parse(file).unwrap();
+                let c = bz.compression.unwrap();
+                let size = super::super::output_size(c, bz.payload).unwrap();
+                let whole = decode_growing(c, bz.payload, size, size).unwrap();
+                for first in [1, 4095, 4096, size / 3] {
+                    let grown = decode_growing(c, bz.payload, size, first).unwrap();
+                    assert_eq!(grown, whole, "{} from {first}", c.name());
+                }
+            }
+        }
+
+        /// A stream that declares more than it holds fails the same way from any start.
+        #[test]
+        fn a_lying_size_is_refused_after_growing() {
+            for file in FIXTURES {
+                let bz = bzimage::parse(file).unwrap();
+                let c = bz.compression.unwrap();
+                let size = super::super::output_size(c, bz.payload).unwrap();
+                let lie = size * 10;
+                let err = decode_growing(c, bz.payload, lie, 1).unwrap_err();
+                assert!(
+                    matches!(
+                        err,
+                        DecompressError::SizeMismatch { got, .. } if got == size
+                    ),
+                    "{}: {err:?}",
+                    c.name()
+                );
+            }
+        }
     }
 }

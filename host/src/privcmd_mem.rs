@@ -4,7 +4,7 @@
 //! [`Xen::populate_physmap`](crate::xen::Xen::populate_physmap)) and maps frames lazily when
 //! the core asks for them: each request for a run of pfns not yet mapped becomes one mapping,
 //! rounded out to [`CHUNK_PAGES`]-page chunks so that neighbouring requests reuse it, made
-//! with one `IOCTL_PRIVCMD_MMAPBATCH_V2` per [`crate::xen::MAP_BATCH`] frames (never one per
+//! with one `IOCTL_PRIVCMD_MMAPBATCH_V2` per mapped run (never one per
 //! page). Every mapping is unmapped when the value is dropped (or on [`PrivcmdMemory::unmap_all`]).
 //!
 //! Two mappings may cover the same frame; both are views of the same machine page, so
@@ -86,7 +86,7 @@ impl<'x> PrivcmdMemory<'x> {
         self.maps.len()
     }
 
-    /// Number of mapping ioctls issued so far (one per [`crate::xen::MAP_BATCH`] frames of
+    /// Number of mapping ioctls issued so far (one per mapped run of
     /// each new mapping).
     pub fn map_ioctls(&self) -> u64 {
         self.ioctls
@@ -153,7 +153,7 @@ impl GuestMemory for PrivcmdMemory<'_> {
                     nr_pages,
                 })?;
                 let map = self.xen.map_foreign(self.domid, mfns)?;
-                self.ioctls += (e - s).div_ceil(crate::xen::MAP_BATCH) as u64;
+                self.ioctls += 1;
                 self.maps.push(Mapped {
                     first: start,
                     count: stop - start,
@@ -227,8 +227,8 @@ mod tests {
         let mut mem = PrivcmdMemory::new(&x, d, p2m);
         let v = mem.pages_mut(Pfn::new(0).unwrap(), 4096).unwrap();
         v.fill(1);
-        assert_eq!(batches(&f), 4);
-        assert_eq!(mem.map_ioctls(), 4);
+        assert_eq!(batches(&f), 1);
+        assert_eq!(mem.map_ioctls(), 1);
     }
 
     #[test]

@@ -438,8 +438,6 @@ pub const SUPERPAGE_BATCH: u64 = 512;
 pub const PAGE_BATCH: u64 = 1024 * 1024;
 /// Entries per mmu_update call (libxenguest's `MAX_MMU_UPDATES`).
 pub const MMU_UPDATE_BATCH: usize = 1024;
-/// Pages per `IOCTL_PRIVCMD_MMAPBATCH_V2`.
-pub const MAP_BATCH: usize = 1024;
 /// Domains per getdomaininfolist call.
 const LIST_BATCH: u32 = 256;
 /// Retries of destroydomain while Xen reports it is still tearing the domain down.
@@ -944,46 +942,44 @@ impl Xen {
         .map(drop)
     }
 
-    /// Maps `mfns` of `domid` into one contiguous view, [`MAP_BATCH`] frames per ioctl.
-    /// A page the kernel or Xen refuses is reported with its index and mfn.
+    /// Maps `mfns` of `domid` into one contiguous view with ONE
+    /// `IOCTL_PRIVCMD_MMAPBATCH_V2`, as libxenforeignmemory does: Linux refuses (EINVAL) a
+    /// first batch on a fresh mapping that does not cover the whole mapping, so an area cannot
+    /// be filled in pieces. The privcmd backend maps in runs of at most a few MiB
+    /// around each request (`crate::privcmd_mem`).
     pub fn map_foreign(&self, domid: u16, mfns: &[Mfn]) -> Result<ForeignMapping, XenError> {
         let step = Step::MapForeign;
         let pages = NonZeroUsize::new(mfns.len()).ok_or_else(|| range(step, "page count", 0))?;
+        let num =
+            u32::try_from(mfns.len()).map_err(|_| range(step, "page count", mfns.len() as u64))?;
         let map = ForeignMapping::reserve(&self.backend, pages, domid)?;
-        let mut arr: Vec<u64> = Vec::with_capacity(MAP_BATCH.min(mfns.len()));
-        let mut err: Vec<i32> = Vec::with_capacity(MAP_BATCH.min(mfns.len()));
-        for (b, chunk) in mfns.chunks(MAP_BATCH).enumerate() {
-            let first = b * MAP_BATCH;
-            arr.clear();
-            arr.extend(chunk.iter().map(|m| m.get()));
-            err.clear();
-            err.resize(chunk.len(), 0);
-            let mut req = PrivcmdMmapbatchV2 {
-                num: chunk.len() as u32,
-                dom: domid,
-                _pad: 0,
-                addr: map.addr() + (first * PAGE_SIZE) as u64,
-                arr: arr.as_ptr() as u64,
-                err: err.as_mut_ptr() as u64,
-            };
-            // SAFETY: `req` is a valid privcmd_mmapbatch_v2 whose `addr` lies inside the area
-            // `map` owns (with room for `num` pages), and whose `arr`/`err` point to live
-            // vectors of `num` entries.
-            let r = unsafe {
-                self.backend
-                    .ioctl(IOCTL_PRIVCMD_MMAPBATCH_V2, (&raw mut req).cast::<c_void>())
-            };
-            // Per-page errors come back in `err` whether or not the ioctl itself failed.
-            if let Some((i, &e)) = err.iter().enumerate().find(|(_, &e)| e != 0) {
-                return Err(XenError::MapPage {
-                    domid,
-                    index: first + i,
-                    mfn: arr.get(i).copied().unwrap_or(0),
-                    errno: Errno::from_raw(e.saturating_neg()),
-                });
-            }
-            r.map_err(call_err(step, domid))?;
+        let arr: Vec<u64> = mfns.iter().map(|m| m.get()).collect();
+        let mut err: Vec<i32> = vec![0; mfns.len()];
+        let mut req = PrivcmdMmapbatchV2 {
+            num,
+            dom: domid,
+            _pad: 0,
+            addr: map.addr(),
+            arr: arr.as_ptr() as u64,
+            err: err.as_mut_ptr() as u64,
+        };
+        // SAFETY: `req` is a valid privcmd_mmapbatch_v2 whose `addr` is the start of the area
+        // `map` owns (`num` pages long), and whose `arr`/`err` point to live vectors of `num`
+        // entries.
+        let r = unsafe {
+            self.backend
+                .ioctl(IOCTL_PRIVCMD_MMAPBATCH_V2, (&raw mut req).cast::<c_void>())
+        };
+        // Per-page errors come back in `err` whether or not the ioctl itself failed.
+        if let Some((i, &e)) = err.iter().enumerate().find(|(_, &e)| e != 0) {
+            return Err(XenError::MapPage {
+                domid,
+                index: i,
+                mfn: arr.get(i).copied().unwrap_or(0),
+                errno: Errno::from_raw(e.saturating_neg()),
+            });
         }
+        r.map_err(call_err(step, domid))?;
         Ok(map)
     }
 

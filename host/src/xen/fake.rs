@@ -139,6 +139,8 @@ struct State {
     fail: Option<(usize, Errno)>,
     live_buffers: usize,
     live_areas: usize,
+    /// Mapping areas by start address: (pages, already populated by a first mmapbatch).
+    areas: HashMap<u64, (usize, bool)>,
 }
 
 /// The fake host. See the module documentation.
@@ -622,6 +624,7 @@ impl FakeXen {
                 fail: None,
                 live_buffers: 0,
                 live_areas: 0,
+                areas: HashMap::new(),
             }),
             mem,
         })
@@ -679,7 +682,21 @@ impl FakeXen {
     /// Maps runs of `mfns` at `addr` (the privcmd_mmapbatch_v2 of `domid`), writing
     /// per-page errors to `err`.
     fn mmapbatch(&self, domid: u16, addr: u64, mfns: &[u64], err: &mut [i32]) -> R {
-        let s = self.lock();
+        let mut s = self.lock();
+        // Linux's privcmd_ioctl_mmap_batch: the first call on a fresh area must cover the
+        // whole area exactly (later calls may only fill holes), else EINVAL.
+        match s.areas.get_mut(&addr) {
+            Some((pages, populated)) if !*populated && *pages == mfns.len() => *populated = true,
+            Some((_, true)) => {}
+            _ => {
+                let inside = s.areas.iter().any(|(&start, &(pages, populated))| {
+                    populated && addr > start && addr < start + (pages * PAGE_SIZE) as u64
+                });
+                if !inside {
+                    return Err(Errno::EINVAL);
+                }
+            }
+        }
         let mut i = 0;
         while let Some(&first) = mfns.get(i) {
             if !s.owns(domid, first) {
@@ -793,7 +810,11 @@ impl Backend for FakeXen {
                 MapFlags::MAP_PRIVATE,
             )
         }?;
-        self.lock().live_areas += 1;
+        {
+            let mut s = self.lock();
+            s.live_areas += 1;
+            s.areas.insert(p.as_ptr() as u64, (pages.get(), false));
+        }
         Ok(p.cast())
     }
 
@@ -802,6 +823,7 @@ impl Backend for FakeXen {
         let _ = unsafe { mman::munmap(area.cast(), pages.get() * PAGE_SIZE) };
         let mut s = self.lock();
         s.live_areas = s.live_areas.saturating_sub(1);
+        s.areas.remove(&(area.as_ptr() as u64));
     }
 
     fn alloc_buffer(&self, pages: NonZeroUsize) -> Result<NonNull<u8>, Errno> {
