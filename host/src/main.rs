@@ -77,7 +77,7 @@ enum Command {
         /// With --wait: give up after this many seconds (0: never).
         #[arg(long, default_value_t = 0)]
         timeout: u64,
-        /// Test only: make this step fail (to prove it is undone).
+        /// Test only: make this step fail (to prove it is undone); `list` prints the steps.
         #[arg(long, hide = true)]
         fail_at: Option<String>,
     },
@@ -136,6 +136,12 @@ fn main() -> ExitCode {
         } => {
             let fail_at = match fail_at.as_deref() {
                 None => None,
+                Some("list") => {
+                    for s in pvbuild::commands::FailAt::all() {
+                        println!("{}", s.name());
+                    }
+                    return ExitCode::SUCCESS;
+                }
                 Some(n) => match pvbuild::commands::FailAt::from_name(n) {
                     Some(s) => Some(s),
                     None => return fail(format!("--fail-at: no step named {n:?}")),

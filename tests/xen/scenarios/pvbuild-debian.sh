@@ -15,7 +15,7 @@ name=pvbdeb
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
 log="$HARNESS_OUT/pvbuild-create.log"
 t0=$(now)
-"$HARNESS_PVBUILD" create --kernel "$HARNESS_GUEST_KERNEL" --ramdisk "$HARNESS_GUEST_RAMDISK" \
+"$HARNESS_PVBUILD" create --wait --timeout 300 --kernel "$HARNESS_GUEST_KERNEL" --ramdisk "$HARNESS_GUEST_RAMDISK" \
     --memory "$HARNESS_GUEST_MEMORY" --cmdline "$HARNESS_GUEST_CMDLINE" --name "$name" > "$log" 2>&1 &
 pid=$!
 evidence "$log"
