@@ -396,11 +396,13 @@ fn wait_and_act(
     }
 }
 
-/// Destroys `domid` and removes its xenstore entries.
+/// Destroys `domid` and removes its xenstore entries. As with libxl, xenstored is not asked
+/// to release the domain: it drops a dead domain's connection itself (`@releaseDomain`), and
+/// refuses (EINVAL) to release one it has already dropped.
 fn destroy_domid(xen: &Xen, domid: u16) -> Result<(), CommandError> {
     xen.destroy_domain(domid)?;
     let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
-    xenstore::remove_domain(&xs, u32::from(domid), None, u32::from(BACKEND_DOMID), true)
+    xenstore::remove_domain(&xs, u32::from(domid), None, u32::from(BACKEND_DOMID), false)
         .map_err(|e| CommandError::Xs(e.to_string()))
 }
 
