@@ -61,13 +61,12 @@ done
 run() { # label, args...
     local label=$1
     shift
-    local out
-    out=$( { /usr/bin/time -f '%e %M' "$pvbuild" plan "$@" >/dev/null 2>msg; } 2>&1 || true)
-    local rc
-    rc=$(sed -n 's/^Command exited with non-zero status //p' <<<"$out")
-    read -r secs kb < <(tail -1 <<<"$out")
-    printf '%-28s %6ss %6s MiB  rc %-2s %s\n' "$label" "$secs" "$((kb / 1024))" "${rc:-0}" \
-        "$(head -c 150 msg | head -1)"
+    local rc=0
+    /usr/bin/time -o stats -f '%e %M' "$pvbuild" plan "$@" >/dev/null 2>msg || rc=$?
+    local secs kb
+    read -r secs kb < <(tail -1 stats)
+    printf '%-28s %6ss %6s MiB  rc %-3s %s\n' "$label" "$secs" "$((kb / 1024))" "$rc" \
+        "$(head -1 msg | cut -c1-150)"
 }
 for f in gz xz lzma zst lz4 bz2; do
     run "bomb 1GiB $f" --memory 64 "zeros-1g.$f.bz"

@@ -37,7 +37,7 @@ pub const EFLAGS_IF: u64 = 1 << 9;
 pub const VMASST_TYPE_PAE_EXTENDED_CR3: u32 = 3;
 
 /// `struct cpu_user_regs` of a 64-bit guest.
-#[derive(Debug, Clone, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 #[allow(missing_docs)]
 pub struct CpuUserRegsX86_64 {
@@ -79,7 +79,7 @@ pub struct CpuUserRegsX86_64 {
 const _: () = assert!(core::mem::size_of::<CpuUserRegsX86_64>() == 200);
 
 /// `struct vcpu_guest_context` of a 64-bit guest.
-#[derive(Debug, Clone, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 #[allow(missing_docs)]
 pub struct VcpuGuestContextX86_64 {
@@ -107,7 +107,7 @@ pub struct VcpuGuestContextX86_64 {
 const _: () = assert!(core::mem::size_of::<VcpuGuestContextX86_64>() == 5168);
 
 /// `struct cpu_user_regs` of a 32-bit guest.
-#[derive(Debug, Clone, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 #[allow(missing_docs)]
 pub struct CpuUserRegsX86_32 {
@@ -140,7 +140,7 @@ pub struct CpuUserRegsX86_32 {
 const _: () = assert!(core::mem::size_of::<CpuUserRegsX86_32>() == 68);
 
 /// `struct vcpu_guest_context` of a 32-bit guest.
-#[derive(Debug, Clone, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 #[allow(missing_docs)]
 pub struct VcpuGuestContextX86_32 {
