@@ -265,9 +265,15 @@ impl Layout {
     }
 }
 
+/// Bytes `xc_dom_check_gzip` adds to a gzip module's claimed size.
+pub const GZIP_MODULE_SLACK: u64 = 16;
+
 /// The length of a module's segment, as `xc_dom_build_module` sizes it: a gzip blob gets
-/// the larger of its size and the decompressed size its trailer claims (unless that claim
-/// exceeds the 1 GiB decompression limit, when the blob is taken as is).
+/// the larger of its size and what `xc_dom_check_gzip` returns, the decompressed size its
+/// trailer claims plus 16 bytes (unless that claim exceeds the 1 GiB decompression limit,
+/// when the blob is taken as is). The 16 bytes are libxenguest's slack for the unpacking;
+/// they show in its log, where a gzip ramdisk's segment ends 16 bytes after its unpacked
+/// size (the reference log's module0 of 0x1e4410 bytes holds 0x1e4400 unpacked bytes).
 pub fn module_segment_len(blob: &[u8]) -> u64 {
     let len = blob.len() as u64;
     if blob.len() < 6 || !blob.starts_with(&[0x1f, 0x8b]) {
@@ -281,7 +287,7 @@ pub fn module_segment_len(blob: &[u8]) -> u64 {
     if isize > crate::limits::MAX_DECOMPRESSED_KERNEL {
         return len;
     }
-    len.max(isize)
+    len.max(isize + GZIP_MODULE_SLACK)
 }
 
 /// The bump allocator of `struct xc_dom_image`.
