@@ -29,7 +29,8 @@ root, testk = sys.argv[1], sys.argv[2]
 corpus = os.path.join(root, "fuzz", "corpus")
 targets = ["probe", "elf_kernel", "xen_notes", "xen_guest", "bzimage", "decompress_gzip",
            "decompress_xz", "decompress_zstd", "decompress_lz4", "decompress_bzip2",
-           "decompress_lzma", "unpack_kernel", "xl_config", "xenstore_reply", "build_guest"]
+           "decompress_lzma", "unpack_kernel", "xl_config", "xenstore_reply", "build_guest",
+           "build_elf"]
 counts = {}
 for t in targets:
     d = os.path.join(corpus, t)
@@ -89,7 +90,15 @@ def elf_notes(elf):
 # --- the core's fixtures -------------------------------------------------------------------
 data = os.path.join(root, "builder-core", "tests", "data")
 fixtures = {os.path.basename(p): read(p) for p in sorted(glob.glob(os.path.join(data, "*")))
-            if not p.endswith(".sh")}
+            if os.path.isfile(p) and not p.endswith(".sh")}
+# Regression inputs: streams that once failed (builder-core/tests/regressions.rs).
+for p in sorted(glob.glob(os.path.join(data, "regressions", "*"))):
+    ext = p.rsplit(".", 1)[-1]
+    target = {"lzma": "decompress_lzma", "xz": "decompress_xz", "gz": "decompress_gzip",
+              "zst": "decompress_zstd", "lz4": "decompress_lz4", "bz2": "decompress_bzip2"}.get(ext)
+    blob = read(p)
+    if blob is not None:
+        seed(target or "unpack_kernel", "regression-" + os.path.basename(p), blob)
 decomp_target = {"gz": "decompress_gzip", "xz": "decompress_xz", "zst": "decompress_zstd",
                  "lz4": "decompress_lz4", "bz2": "decompress_bzip2", "lzma": "decompress_lzma"}
 for name, blob in fixtures.items():
@@ -101,6 +110,7 @@ for name, blob in fixtures.items():
         seed("build_guest", name, blob)
     if name.endswith(".elf"):
         seed("elf_kernel", name, blob)
+        seed("build_elf", name, blob)
         for i, n in enumerate(elf_notes(blob)):
             seed("xen_notes", f"{name}-{i}", n)
     if name.startswith("bz-"):
@@ -115,7 +125,7 @@ for name, blob in fixtures.items():
 # --- the PV test kernel --------------------------------------------------------------------
 tk = read(testk) if os.path.exists(testk) else None
 if tk:
-    for t in ("probe", "elf_kernel", "unpack_kernel", "build_guest"):
+    for t in ("probe", "elf_kernel", "unpack_kernel", "build_guest", "build_elf"):
         seed(t, "pv-test-kernel", tk)
     for i, n in enumerate(elf_notes(tk)):
         seed("xen_notes", f"pv-test-kernel-{i}", n)

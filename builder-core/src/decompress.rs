@@ -235,6 +235,11 @@ pub fn decompress_into(
     input: &[u8],
     out: &mut [u8],
 ) -> Result<usize, DecompressError> {
+    decode_to(c, input, &mut Output::Fixed(out))
+}
+
+/// [`decompress_into`] into either kind of [`Output`].
+fn decode_to(c: Compression, input: &[u8], out: &mut Output<'_>) -> Result<usize, DecompressError> {
     if input.len() < min_len(c) {
         return Err(DecompressError::TooShort {
             format: c,
@@ -264,7 +269,8 @@ pub fn decompress_into(
         #[cfg(feature = "alloc")]
         Compression::Lzma => lzma::decode_lzma(body, out),
         #[cfg(feature = "alloc")]
-        Compression::Zstd => zstd::decode(body, out),
+        // ruzstd cannot resume into a larger buffer: `unpack` decodes zstd again instead.
+        Compression::Zstd => zstd::decode(body, out.buf()),
         #[cfg(feature = "bzip2")]
         Compression::Bzip2 => bzip2::decode(body, out),
         #[allow(unreachable_patterns)]
@@ -272,9 +278,83 @@ pub fn decompress_into(
     }
 }
 
+/// Factor by which a growing output buffer grows (up to its bound).
+#[cfg(feature = "alloc")]
+const GROWTH: usize = 4;
+
+/// Where a decoder writes: the caller's fixed slice ([`decompress_into`]), or (for the
+/// `unpack_*` helpers) a buffer that starts small and grows, up to the declared size, as the
+/// stream really produces output. Decoders that can resume (gzip, lz4, xz, lzma, bzip2)
+/// continue into the grown buffer; memory follows the real output and nothing is decoded
+/// twice.
+#[derive(Debug)]
+enum Output<'a> {
+    /// Exactly this much room.
+    Fixed(&'a mut [u8]),
+    /// Room that may grow to `max` bytes.
+    #[cfg(feature = "alloc")]
+    Growing {
+        /// The buffer; its length is the room so far.
+        buf: &'a mut alloc::vec::Vec<u8>,
+        /// Largest length it may grow to.
+        max: usize,
+    },
+}
+
+impl Output<'_> {
+    /// The room so far.
+    fn buf(&mut self) -> &mut [u8] {
+        match self {
+            Output::Fixed(b) => b,
+            #[cfg(feature = "alloc")]
+            Output::Growing { buf, .. } => buf.as_mut_slice(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Output::Fixed(b) => b.len(),
+            #[cfg(feature = "alloc")]
+            Output::Growing { buf, .. } => buf.len(),
+        }
+    }
+
+    /// Make more room, keeping what was written; false when there can be no more.
+    fn grow(&mut self) -> bool {
+        match self {
+            Output::Fixed(_) => false,
+            #[cfg(feature = "alloc")]
+            Output::Growing { buf, max } => {
+                if buf.len() >= *max {
+                    return false;
+                }
+                let next = buf.len().saturating_mul(GROWTH).clamp(1, *max);
+                buf.resize(next, 0);
+                true
+            }
+        }
+    }
+
+    #[cfg(feature = "alloc")]
+    /// Store `byte` (decoded into a probe buffer while this one was full) at `at`, growing
+    /// first; false when there is no more room.
+    fn push_at(&mut self, at: usize, byte: u8) -> bool {
+        if at >= self.len() && !self.grow() {
+            return false;
+        }
+        match self.buf().get_mut(at) {
+            Some(b) => {
+                *b = byte;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 mod gzip {
     //! RFC 1952 framing around a raw deflate stream decoded by `miniz_oxide`.
-    use super::{Compression, DecompressError};
+    use super::{Compression, DecompressError, Output};
     use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
     use miniz_oxide::inflate::TINFLStatus;
 
@@ -332,25 +412,35 @@ mod gzip {
     }
 
     /// Decode one gzip member into `out`, checking its CRC32 and ISIZE.
-    pub(super) fn decode(input: &[u8], out: &mut [u8]) -> Result<usize, DecompressError> {
+    pub(super) fn decode(input: &[u8], out: &mut Output<'_>) -> Result<usize, DecompressError> {
         let start = header_len(input)?;
         let deflate = input.get(start..).ok_or(TRUNCATED)?;
         let mut state = DecompressorOxide::new();
+        // The whole output so far stays in `out` (back-references read it), so a full
+        // buffer can grow and the same state continue.
         let flags = inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
-        let (status, consumed, written) = decompress(&mut state, deflate, out, 0, flags);
-        match status {
-            TINFLStatus::Done => {}
-            TINFLStatus::HasMoreOutput => {
-                return Err(DecompressError::OutputOverflow {
-                    format: FMT,
-                    capacity: out.len(),
-                })
-            }
-            TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress => {
-                return Err(TRUNCATED)
-            }
-            TINFLStatus::Failed | TINFLStatus::BadParam | TINFLStatus::Adler32Mismatch => {
-                return Err(corrupt("invalid deflate data"))
+        let (mut consumed, mut written) = (0usize, 0usize);
+        loop {
+            let src = deflate.get(consumed..).unwrap_or_default();
+            let (status, used, n) = decompress(&mut state, src, out.buf(), written, flags);
+            consumed = consumed.saturating_add(used);
+            written = written.saturating_add(n);
+            match status {
+                TINFLStatus::Done => break,
+                TINFLStatus::HasMoreOutput => {
+                    if !out.grow() {
+                        return Err(DecompressError::OutputOverflow {
+                            format: FMT,
+                            capacity: out.len(),
+                        });
+                    }
+                }
+                TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress => {
+                    return Err(TRUNCATED)
+                }
+                TINFLStatus::Failed | TINFLStatus::BadParam | TINFLStatus::Adler32Mismatch => {
+                    return Err(corrupt("invalid deflate data"))
+                }
             }
         }
         let trailer_at = start.checked_add(consumed).ok_or(TRUNCATED)?;
@@ -364,7 +454,7 @@ mod gzip {
                 .map(u32::from_le_bytes)
                 .unwrap_or(0)
         };
-        let decoded = out.get(..written).ok_or(TRUNCATED)?;
+        let decoded = out.buf().get(..written).ok_or(TRUNCATED)?;
         if crc32fast::hash(decoded) != word(0) {
             return Err(corrupt("CRC32 mismatch"));
         }
@@ -380,7 +470,7 @@ mod lz4 {
     //! The legacy lz4 frame `lz4 -l` writes and Linux's `unlz4` and libxenguest's
     //! `xc_try_lz4_decode` read: magic 0x184C2102, then blocks each prefixed by its le32
     //! compressed size (a repeated magic starts a new frame).
-    use super::{Compression, DecompressError};
+    use super::{Compression, DecompressError, Output};
 
     const FMT: Compression = Compression::Lz4;
     const ARCHIVE_MAGICNUMBER: u32 = 0x184C_2102;
@@ -393,7 +483,7 @@ mod lz4 {
             .map(u32::from_le_bytes)
     }
 
-    pub(super) fn decode(body: &[u8], out: &mut [u8]) -> Result<usize, DecompressError> {
+    pub(super) fn decode(body: &[u8], out: &mut Output<'_>) -> Result<usize, DecompressError> {
         if le32(body, 0) != Some(ARCHIVE_MAGICNUMBER) {
             return Err(DecompressError::Corrupt {
                 format: FMT,
@@ -414,23 +504,32 @@ mod lz4 {
                 .filter(|&e| e <= body.len())
                 .ok_or(DecompressError::Truncated { format: FMT })?;
             let block = body.get(inp..end).unwrap_or_default();
-            let room = out.get_mut(outp..).unwrap_or_default();
-            let room_len = room.len();
-            let dest = room
-                .get_mut(..room_len.min(LEGACY_BLOCK))
-                .unwrap_or_default();
-            let n = lz4_flex::block::decompress_into(block, dest).map_err(|e| match e {
-                lz4_flex::block::DecompressError::OutputTooSmall { .. } => {
-                    DecompressError::OutputOverflow {
-                        format: FMT,
-                        capacity: out_len_hint(outp, room_len),
+            // Blocks are independent: one that does not fit is decoded again after the
+            // buffer grows.
+            let n = loop {
+                let room = out.buf().get_mut(outp..).unwrap_or_default();
+                let room_len = room.len();
+                let dest = room
+                    .get_mut(..room_len.min(LEGACY_BLOCK))
+                    .unwrap_or_default();
+                match lz4_flex::block::decompress_into(block, dest) {
+                    Ok(n) => break n,
+                    Err(lz4_flex::block::DecompressError::OutputTooSmall { .. }) => {
+                        if room_len >= LEGACY_BLOCK || !out.grow() {
+                            return Err(DecompressError::OutputOverflow {
+                                format: FMT,
+                                capacity: out_len_hint(outp, room_len),
+                            });
+                        }
+                    }
+                    Err(_) => {
+                        return Err(DecompressError::Corrupt {
+                            format: FMT,
+                            reason: "invalid block",
+                        })
                     }
                 }
-                _ => DecompressError::Corrupt {
-                    format: FMT,
-                    reason: "invalid block",
-                },
-            })?;
+            };
             outp += n;
             inp = end;
             if inp == body.len() {
@@ -447,7 +546,7 @@ mod lz4 {
 #[cfg(feature = "alloc")]
 mod lzma {
     //! xz (with its BCJ filters) and legacy `.lzma`, by `lzma-rust2`'s sans-I/O decoders.
-    use super::{Compression, DecompressError};
+    use super::{Compression, DecompressError, Output};
     use crate::limits::MAX_DECODER_MEMORY;
     use lzma_rust2::{Action, Status, StreamResult};
 
@@ -472,43 +571,58 @@ mod lzma {
     }
 
     /// Drive a sans-I/O decoder over all of `input` into `out`.
+    ///
+    /// Once `out` is full the decoder is given a one-byte probe buffer: its end marker may
+    /// still be unread (the decoder stops as soon as its output is full, before it looks
+    /// at what follows), so a stream that exactly fills its buffer reaches its end there,
+    /// and one with more to give shows it. A probed byte goes into the grown buffer, or
+    /// is an overflow.
     fn drive(
         format: Compression,
         input: &[u8],
-        out: &mut [u8],
+        out: &mut Output<'_>,
         mut step: impl FnMut(&[u8], &mut [u8]) -> Result<StreamResult, lzma_rust2::Error>,
     ) -> Result<usize, DecompressError> {
         let (mut inp, mut outp) = (0usize, 0usize);
+        let mut probe = [0u8; 1];
         loop {
             let src = input.get(inp..).unwrap_or_default();
-            let dst = out.get_mut(outp..).unwrap_or_default();
-            let r = step(src, dst).map_err(|e| map_err(format, e))?;
+            let full = outp >= out.len();
+            let r = if full {
+                step(src, &mut probe)
+            } else {
+                step(src, out.buf().get_mut(outp..).unwrap_or_default())
+            }
+            .map_err(|e| map_err(format, e))?;
             inp = inp.saturating_add(r.bytes_consumed).min(input.len());
-            outp = outp.saturating_add(r.bytes_produced).min(out.len());
+            if !full {
+                outp = outp.saturating_add(r.bytes_produced).min(out.len());
+            } else if r.bytes_produced > 0 {
+                if !out.push_at(outp, probe[0]) {
+                    return Err(DecompressError::OutputOverflow {
+                        format,
+                        capacity: out.len(),
+                    });
+                }
+                outp = outp.saturating_add(1);
+            }
             if r.status == Status::StreamEnd {
                 return Ok(outp);
             }
             if r.bytes_consumed == 0 && r.bytes_produced == 0 {
-                return Err(if outp == out.len() {
-                    DecompressError::OutputOverflow {
-                        format,
-                        capacity: out.len(),
-                    }
-                } else {
-                    DecompressError::Truncated { format }
-                });
+                return Err(DecompressError::Truncated { format });
             }
         }
     }
 
-    pub(super) fn decode_xz(body: &[u8], out: &mut [u8]) -> Result<usize, DecompressError> {
+    pub(super) fn decode_xz(body: &[u8], out: &mut Output<'_>) -> Result<usize, DecompressError> {
         let mut stream = lzma_rust2::XzStream::new_mem_limit(false, mem_limit_kb());
         drive(Compression::Xz, body, out, |i, o| {
             stream.process(i, o, Action::Finish)
         })
     }
 
-    pub(super) fn decode_lzma(body: &[u8], out: &mut [u8]) -> Result<usize, DecompressError> {
+    pub(super) fn decode_lzma(body: &[u8], out: &mut Output<'_>) -> Result<usize, DecompressError> {
         let mut stream = lzma_rust2::LzmaStream::new_mem_limit(mem_limit_kb(), None);
         drive(Compression::Lzma, body, out, |i, o| {
             stream.process(i, o, Action::Finish)
@@ -573,12 +687,12 @@ mod zstd {
 #[cfg(feature = "bzip2")]
 mod bzip2 {
     //! bzip2 by `bzip2-rs` (std only: see the `bzip2` feature in Cargo.toml).
-    use super::{Compression, DecompressError};
+    use super::{Compression, DecompressError, Output};
     use bzip2_rs::decoder::{Decoder, ReadState, WriteState};
 
     const FMT: Compression = Compression::Bzip2;
 
-    pub(super) fn decode(body: &[u8], out: &mut [u8]) -> Result<usize, DecompressError> {
+    pub(super) fn decode(body: &[u8], out: &mut Output<'_>) -> Result<usize, DecompressError> {
         let corrupt = |_| DecompressError::Corrupt {
             format: FMT,
             reason: "invalid bzip2 data",
@@ -588,11 +702,12 @@ mod bzip2 {
         let mut spare = [0u8; 1];
         let mut idle_eof = 0u8;
         loop {
-            let dst = if outp < out.len() {
-                out.get_mut(outp..).unwrap_or_default()
-            } else {
+            let full = outp >= out.len();
+            let dst = if full {
                 // Output full: probe whether the stream has more to give.
                 &mut spare[..]
+            } else {
+                out.buf().get_mut(outp..).unwrap_or_default()
             };
             match dec.read(dst).map_err(corrupt)? {
                 ReadState::NeedsWrite(_) => {
@@ -614,13 +729,17 @@ mod bzip2 {
                     }
                 }
                 ReadState::Read(n) => {
-                    if outp >= out.len() {
-                        return Err(DecompressError::OutputOverflow {
-                            format: FMT,
-                            capacity: out.len(),
-                        });
+                    if full {
+                        if n > 0 && !out.push_at(outp, spare[0]) {
+                            return Err(DecompressError::OutputOverflow {
+                                format: FMT,
+                                capacity: out.len(),
+                            });
+                        }
+                        outp = outp.saturating_add(n.min(1));
+                    } else {
+                        outp = outp.saturating_add(n).min(out.len());
                     }
-                    outp = outp.saturating_add(n).min(out.len());
                     if n > 0 {
                         idle_eof = 0;
                     }
@@ -636,7 +755,7 @@ pub use unpack::{unpack_kernel, unpack_ramdisk, UnpackError};
 
 #[cfg(feature = "alloc")]
 mod unpack {
-    use super::{decompress_into, output_size_limited, Compression, DecompressError};
+    use super::{decode_to, output_size_limited, Compression, DecompressError, Output, GROWTH};
     use crate::bzimage::{self, BzImageError};
     use crate::limits;
     use crate::probe::{self, Format};
@@ -687,8 +806,6 @@ mod unpack {
     const INITIAL_RATIO: u64 = 64;
     /// Smallest first output buffer (unless the stream declares less).
     const INITIAL_MIN: u64 = 4 << 20;
-    /// Factor by which a full output buffer grows (up to the declared size).
-    const GROWTH: u64 = 4;
 
     /// The first output buffer for a stream of `input_len` bytes that declares `declared`
     /// bytes: the declared size, but no more than [`INITIAL_RATIO`] times the input (at
@@ -712,9 +829,12 @@ mod unpack {
     }
 
     /// Decode `input`, which declares `size` bytes, into a buffer that starts at `first`
-    /// bytes and grows by [`GROWTH`] (decoding again from the start) while the stream fills
-    /// it, up to `size`: memory follows the real output, never more than the declared size,
-    /// and the total work is at most `GROWTH / (GROWTH - 1)` times one decode of it.
+    /// bytes and grows (by [`GROWTH`]) while the stream fills it, up to `size`: memory
+    /// follows the real output and never exceeds the declared size. The decoders that can
+    /// resume continue into the grown buffer. zstd's (ruzstd cannot resume) starts again
+    /// at each step: the earlier steps add at most `1 / (GROWTH - 1)` of the last full
+    /// buffer, so a stream decodes at most about 2.3 times its output (the measured 1 GiB
+    /// zstd bomb: 1.2 s, docs/limits.md).
     fn decode_growing(
         c: Compression,
         input: &[u8],
@@ -726,28 +846,38 @@ mod unpack {
             limit: usize::MAX as u64,
         };
         let len = usize::try_from(size).map_err(|_| too_large)?;
-        let mut cap = usize::try_from(first.clamp(1, size.max(1)))
+        let first = usize::try_from(first.clamp(1, size.max(1)))
             .map_err(|_| too_large)?
             .min(len);
-        loop {
-            // `vec![0; n]` asks the allocator for zeroed memory, which it maps lazily.
-            let mut out = vec![0u8; cap];
-            match decompress_into(c, input, &mut out) {
-                Ok(got) if got == len => return Ok(Cow::Owned(out)),
-                Ok(got) => {
-                    return Err(DecompressError::SizeMismatch {
-                        format: c,
-                        expected: size,
-                        got: got as u64,
-                    })
+        // `vec![0; n]` asks the allocator for zeroed memory, which it maps lazily.
+        let mut buf = vec![0u8; first];
+        let got = loop {
+            match decode_to(
+                c,
+                input,
+                &mut Output::Growing {
+                    buf: &mut buf,
+                    max: len,
+                },
+            ) {
+                Err(DecompressError::OutputOverflow { .. })
+                    if c == Compression::Zstd && buf.len() < len =>
+                {
+                    let next = buf.len().saturating_mul(GROWTH).min(len);
+                    buf = vec![0u8; next];
                 }
-                Err(DecompressError::OutputOverflow { .. }) if cap < len => {
-                    let next = (cap as u64).saturating_mul(GROWTH).min(size);
-                    cap = usize::try_from(next).map_err(|_| too_large)?;
-                }
-                Err(e) => return Err(e),
+                other => break other?,
             }
+        };
+        if got != len {
+            return Err(DecompressError::SizeMismatch {
+                format: c,
+                expected: size,
+                got: got as u64,
+            });
         }
+        buf.truncate(got);
+        Ok(Cow::Owned(buf))
     }
 
     /// Turn any accepted kernel file (ELF, gzip-wrapped ELF, bzImage with any payload, 'bin')

@@ -5,8 +5,9 @@
 //!   hundred bytes claiming 1 GiB cost 1 GiB. The output buffer now starts in proportion to
 //!   the input and grows with what the stream really produces. The allocator below counts
 //!   each thread's peak, so the tests measure it.
-//! - Every file in `tests/data/regressions/` (inputs the fuzzers reported) goes through the
-//!   whole path of `fuzz/fuzz_targets/build_guest.rs`.
+//! - An lzma (or xz) stream whose output exactly fills its buffer was refused as an overflow:
+//!   found measuring decompression bombs (fuzz/bombs.sh). Its inputs are in
+//!   `tests/data/regressions/` (fuzz/seed-corpus.sh also seeds the fuzzers with them).
 
 // Test code: a panic is a test failure.
 #![allow(
@@ -156,4 +157,36 @@ fn honest_streams_still_unpack_exactly() {
     }
     let rd = fixture("initrd.gz");
     assert_eq!(&*decompress::unpack_ramdisk(&rd).unwrap(), elf.as_slice());
+}
+
+/// Found measuring 1 GiB bombs: an lzma stream with an end marker whose output exactly
+/// fills its buffer was refused as "decodes to more than its declared size" (the decoder
+/// stops when its output is full, before it reads the end marker). 8 MiB of zeros by
+/// `lzma -0` (dictionary 256 KiB) shows it; the xz one is its sibling.
+#[test]
+fn a_stream_that_exactly_fills_its_buffer_reaches_its_end() {
+    for (name, c) in [
+        ("lzma-eos-zeros-8m.lzma", Compression::Lzma),
+        ("xz-zeros-8m.xz", Compression::Xz),
+    ] {
+        let input = fixture(&format!("regressions/{name}"));
+        let size = decompress::output_size(c, &input).unwrap();
+        assert_eq!(size, 8 << 20);
+        let mut out = vec![0xaau8; size as usize];
+        assert_eq!(
+            decompress::decompress_into(c, &input, &mut out),
+            Ok(size as usize),
+            "{name}"
+        );
+        assert!(out.iter().all(|&b| b == 0), "{name}");
+        // One byte short is an overflow, not a truncation.
+        let mut short = vec![0u8; size as usize - 1];
+        assert!(
+            matches!(
+                decompress::decompress_into(c, &input, &mut short),
+                Err(DecompressError::OutputOverflow { .. })
+            ),
+            "{name}"
+        );
+    }
 }

@@ -1,77 +1,16 @@
-//! The whole path `pvbuild plan` takes: unpack any kernel file, parse it, solve the layout,
-//! build the guest into memory behind a p2m that is not the identity, and check the result
-//! with the core's walker. The walker is the oracle: a build that succeeds must be correct.
-//!
-//! The guest's size comes from the input's length (16, 32, 48 or 64 MiB) so that one corpus
-//! of plain kernel files covers several sizes; an odd-length input also gets a ramdisk (its
-//! own first bytes, unpacked as `pvbuild plan` unpacks a ramdisk).
+//! The whole path `pvbuild plan` takes: unpack any kernel file (probe, bzImage, every
+//! decompressor), parse it, solve the layout, build the guest into memory behind a p2m that
+//! is not the identity, and check the result with the core's walker. The walker is the
+//! oracle: a build that succeeds must be correct. (See `build_elf` for the same without the
+//! unpacking, where the fuzzer's effort goes to the layout and the build.)
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pvbuild_core::addr::{Mfn, PAGE_SIZE};
-use pvbuild_core::build::{self, BuildConfig};
-use pvbuild_core::decompress;
-use pvbuild_core::image::LoadKernel;
-use pvbuild_core::kernel;
-use pvbuild_core::layout::{self, LayoutRequest};
-use pvbuild_core::mem::InMemory;
-use pvbuild_core::walker;
 
-/// Largest ramdisk taken from the input.
-const MAX_RAMDISK: usize = 64 << 10;
-/// As in host/src/plan.rs: machine frames are pfn ^ 0x2a5 plus this base.
-const MFN_BASE: u64 = 0x7_6000;
+#[path = "common/guest.rs"]
+mod guest;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(image) = decompress::unpack_kernel(data) else {
-        return;
-    };
-    let Ok(kern) = kernel::parse_kernel(&image) else {
-        return;
-    };
-    let memory_mib = 16 * (1 + (data.len() as u64 % 4));
-    let nr_pages = memory_mib << (20 - 12);
-
-    let ramdisk_file = (data.len() % 2 == 1).then(|| &data[..data.len().min(MAX_RAMDISK)]);
-    let ramdisk = match ramdisk_file.map(decompress::unpack_ramdisk) {
-        Some(Ok(r)) => Some(r),
-        Some(Err(_)) => return,
-        None => None,
-    };
-    let ramdisk_len = match (ramdisk_file, &ramdisk) {
-        (Some(f), Some(r)) => Some(layout::module_segment_len(f).max(r.len() as u64)),
-        _ => None,
-    };
-
-    let params = LoadKernel::params(&kern);
-    let Ok(layout) = build::plan(
-        params,
-        &LayoutRequest {
-            nr_pages,
-            ramdisk_len,
-        },
-    ) else {
-        return;
-    };
-    // A layout that was solved fits the guest it was solved for.
-    assert!(layout.nr_pages == nr_pages);
-    assert!(layout.virt_base <= layout.virt_pgtab_end);
-
-    let p2m: Vec<Mfn> = (0..nr_pages)
-        .map(|p| Mfn::new((p ^ 0x2a5) + MFN_BASE).expect("small mfn"))
-        .collect();
-    let mut bytes = vec![0u8; (nr_pages * PAGE_SIZE) as usize];
-    let mut mem = InMemory::new(&mut bytes, &p2m).expect("buffer sized for the p2m");
-    let cfg = BuildConfig {
-        ramdisk: ramdisk.as_deref(),
-        cmdline: b"console=hvc0 root=/dev/xvda1",
-        store_evtchn: 1,
-        console_evtchn: 2,
-        shared_info_mfn: Mfn::default(),
-        relocated: &[],
-    };
-    if build::build(&kern, &layout, &cfg, &mut mem).is_ok() {
-        if let Err(e) = walker::check(&layout, &mut mem) {
-            panic!("a build that succeeded fails the walker: {e:?}\nlayout: {layout:#?}");
-        }
+    if let Ok(image) = pvbuild_core::decompress::unpack_kernel(data) {
+        guest::build_and_check(&image, data);
     }
 });

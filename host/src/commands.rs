@@ -477,10 +477,11 @@ pub fn list_cmd() -> Result<String, CommandError> {
     Ok(out)
 }
 
-/// `pvbuild console DOMAIN`.
+/// `pvbuild console DOMAIN`: through xenconsoled's pty when it serves (or will serve) the
+/// console, straight to the ring when xenconsoled does not run ([`crate::console::attach`]).
 pub fn console_cmd(target: &str) -> Result<(), CommandError> {
     let domid = lookup_any(target)?;
-    crate::console::console_attach(u32::from(domid), crate::console::DEFAULT_TTY_TIMEOUT)?;
+    crate::console::attach(u32::from(domid), crate::console::DEFAULT_TTY_TIMEOUT)?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod console;
 pub mod create;
+pub mod evtchn;
 pub mod plan;
 pub mod privcmd_mem;
 pub mod sys;

@@ -18,6 +18,7 @@
 
 pub mod domctl;
 pub mod evtchn;
+pub mod evtchn_dev;
 pub mod grant;
 pub mod hypercall;
 pub mod memory;

@@ -26,7 +26,7 @@ sh "$HARNESS_REPO/tests/xen/guest/build-pae32.sh" "$k" > "$HARNESS_OUT/build-pae
     fail "pvbuild plan of pae32 exited $?: $(head -n 2 "$HARNESS_OUT/plan.txt" | paste -sd ' ')"
 got_type=$(awk -F': ' '/^guest type/ { print $2 }' "$HARNESS_OUT/plan.txt" | tr -d ' ')
 [ "$got_type" = "$want_type" ] || fail "pvbuild plan reads pae32 as guest type '$got_type', not $want_type"
-caps=$(xl info 2>/dev/null | sed -n 's/^xen_caps *: *//p')
+caps=$(xl info 2>/dev/null | sed -n 's/^xen_caps *: *//p' | sed 's/ *$//')
 [ -n "$caps" ] || fail "no xen_caps in xl info"
 note "xen_caps: $caps"
 case " $caps " in *" $want_type "*) fail "this Xen lists $want_type in its capabilities ($caps): nothing to refuse" ;; esac
