@@ -346,7 +346,7 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
     drop(xs);
 
     if args.console {
-        crate::console::console_attach(u32::from(domid), crate::console::DEFAULT_TTY_TIMEOUT)?;
+        crate::console::attach(u32::from(domid), crate::console::DEFAULT_TTY_TIMEOUT)?;
     }
     if args.wait || args.console {
         wait_and_act(&xen, domid, &cfg, args.timeout_s)?;

@@ -73,7 +73,7 @@ got_verdict() { tr -d '\r' < "$out/console.out" | grep -q '^VERDICT '; }
 # (A console that ended early cannot bring it any more.)
 verdict_or_exit() { got_verdict || ! alive "$cpid"; }
 wait_for 120 verdict_or_exit
-got_verdict || fail "no VERDICT line from pvbuild console within 120 s: $(tail -c 300 "$out/console.out" | tr -d '\r' | paste -sd ' ') $(cat "$out/console.err")"
+got_verdict || fail "no VERDICT line from pvbuild console (it ended, or 120 s passed): $(tail -c 300 "$out/console.out" | tr -d '\r' | paste -sd ' ') $(cat "$out/console.err")"
 metric verdict_s "$(elapsed "$t1")"
 tr -d '\r' < "$out/console.out" | grep -E '^(CHECK|TRAP|PANIC|VERDICT)' > "$out/checks.txt"
 verdict=$(grep '^VERDICT ' "$out/checks.txt")
