@@ -28,7 +28,7 @@ usage() {
 
 scenarios=()
 build=1
-scenario_timeout=${HARNESS_SCENARIO_TIMEOUT:-360}
+scenario_timeout=${HARNESS_SCENARIO_TIMEOUT:-600}
 while [ $# -gt 0 ]; do
     case $1 in
     --scenario | -s)

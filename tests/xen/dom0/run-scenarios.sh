@@ -30,7 +30,7 @@ for name in $HARNESS_SCENARIOS; do
         verdict="FAIL: printed PASS but exited $rc"
     fi
     # Leftovers: every domain but dom0.
-    left=$(xl list 2>/dev/null | awk 'NR > 2 { print $1 }')
+    left=$(xl list 2>/dev/null | awk 'NR > 2 { print $2 }')
     for d in $left; do
         echo "harness: destroying leftover domain $d" >> "$out/log"
         xl destroy "$d" >> "$out/log" 2>&1
