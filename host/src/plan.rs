@@ -96,11 +96,25 @@ pub struct Plan {
     pub vcpus: u32,
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, PlanError> {
-    std::fs::read(path).map_err(|source| PlanError::Read {
+/// Reads at most `limit` bytes of `path`; a longer file (or an endless one, such as
+/// `/dev/zero`) is refused without reading more than one byte past the limit.
+fn read(path: &Path, limit: u64) -> Result<Vec<u8>, PlanError> {
+    use std::io::Read as _;
+    let err = |source| PlanError::Read {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let mut buf = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit.saturating_add(1)).read_to_end(&mut buf))
+        .map_err(err)?;
+    if buf.len() as u64 > limit {
+        return Err(PlanError::Argument(format!(
+            "{} is larger than the limit of {limit} bytes",
+            path.display()
+        )));
+    }
+    Ok(buf)
 }
 
 /// A kernel and ramdisk read, unpacked and checked: what a build takes from files. Shared by
@@ -121,7 +135,7 @@ pub struct Inputs {
 impl Inputs {
     /// Read and unpack `kernel` and `ramdisk`.
     pub fn load(kernel: &Path, ramdisk: Option<&Path>) -> Result<Self, PlanError> {
-        let kfile = read(kernel)?;
+        let kfile = read(kernel, pvbuild_core::limits::MAX_KERNEL_FILE)?;
         let image = decompress::unpack_kernel(&kfile)
             .map_err(|e| PlanError::Kernel {
                 path: kernel.to_path_buf(),
@@ -130,7 +144,7 @@ impl Inputs {
             .into_owned();
         let (ramdisk, ramdisk_len) = match ramdisk {
             Some(path) => {
-                let file = read(path)?;
+                let file = read(path, pvbuild_core::limits::MAX_RAMDISK)?;
                 let unpacked = decompress::unpack_ramdisk(&file)
                     .map_err(|e| PlanError::Ramdisk {
                         path: path.to_path_buf(),

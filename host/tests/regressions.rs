@@ -148,3 +148,16 @@ fn plan_of_the_fixtures_costs_about_the_guest() {
         assert!(peak < 80 * MIB, "{k}: peak {} MiB", peak / MIB);
     }
 }
+
+/// An endless "kernel" or "ramdisk" (a character device) is refused once it passes its size
+/// limit, without reading it to the end of memory.
+#[test]
+fn plan_of_an_endless_file_is_refused_at_the_limit() {
+    let (r, peak) = peak_of(|| plan(&args(PathBuf::from("/dev/zero"), None)));
+    match r {
+        Err(PlanError::Argument(msg)) => assert!(msg.contains("/dev/zero"), "{msg}"),
+        other => panic!("expected a size refusal, got {other:?}"),
+    }
+    let limit = pvbuild_core::limits::MAX_KERNEL_FILE as usize;
+    assert!(peak <= 2 * limit + (16 << 20), "peak {peak} bytes");
+}
