@@ -5,10 +5,9 @@
 //! As `abi_layout.rs`: a generated C program prints sizes, offsets and constants, compiled
 //! with the system C compiler, and every line is compared with what Rust computes.
 
-use std::collections::HashMap;
+mod common;
+
 use std::mem::{align_of, offset_of, size_of};
-use std::path::PathBuf;
-use std::process::Command;
 
 use pvbuild::console::*;
 use pvbuild::sys::evtchn_dev::*;
@@ -96,56 +95,15 @@ const PRELUDE: &str = r#"
 int main(void) {
 "#;
 
-fn c_values(checks: &[(String, String, u64)]) -> Result<HashMap<String, u64>, String> {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("abi_evtchn");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut src = String::from(PRELUDE);
-    for (key, c, _) in checks {
-        src.push_str(&format!(
-            "    printf(\"%s=%llu\\n\", \"{key}\", (unsigned long long)({c}));\n"
-        ));
-    }
-    src.push_str("    return 0;\n}\n");
-    let c_file = dir.join("abi.c");
-    let exe = dir.join("abi");
-    std::fs::write(&c_file, src).map_err(|e| format!("{}: {e}", c_file.display()))?;
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let out = Command::new(&cc)
-        .args(["-std=gnu11", "-Wall", "-Werror", "-o"])
-        .arg(&exe)
-        .arg(&c_file)
-        .output()
-        .map_err(|e| format!("running the C compiler `{cc}`: {e} (install gcc and libxen-dev)"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "compiling the header probe failed (is libxen-dev installed?):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let run = Command::new(&exe)
-        .output()
-        .map_err(|e| format!("running the probe: {e}"))?;
-    if !run.status.success() {
-        return Err(format!("the probe exited with {}", run.status));
-    }
-    String::from_utf8_lossy(&run.stdout)
-        .lines()
-        .map(|l| {
-            let (k, v) = l
-                .split_once('=')
-                .ok_or_else(|| format!("bad probe line {l:?}"))?;
-            let v = v
-                .parse()
-                .map_err(|e| format!("bad probe value in {l:?}: {e}"))?;
-            Ok((k.to_owned(), v))
-        })
-        .collect()
-}
-
 #[test]
 fn evtchn_device_and_console_ring_match_the_headers() {
     let checks = checks();
-    let c = c_values(&checks).unwrap_or_else(|e| panic!("{e}"));
+    let c = common::c_values(
+        "abi_evtchn",
+        PRELUDE,
+        checks.iter().map(|(k, c, _)| (k.as_str(), c.as_str())),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let mut diffs = Vec::new();
     for (key, _, rust) in &checks {
         match c.get(key) {
