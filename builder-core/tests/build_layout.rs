@@ -11,36 +11,13 @@
     clippy::panic
 )]
 
+mod common;
+use common::debian_params;
+
 use pvbuild_core::image::{GuestType, KernelParams, PaeMode};
 use pvbuild_core::layout::{
     self, LayoutError, LayoutRequest, SIF_MOD_START_PFN, SIF_VIRT_P2M_4TOOLS,
 };
-
-/// The parameters libelf logged for Debian's kernel ("ELF: addresses:" and the notes).
-fn debian_params() -> KernelParams {
-    KernelParams {
-        guest_type: GuestType::X86_64,
-        guest_os: "linux".try_into().unwrap(),
-        guest_ver: "2.6".try_into().unwrap(),
-        xen_ver: "xen-3.0".try_into().unwrap(),
-        loader: "generic".try_into().unwrap(),
-        pae: PaeMode::Yes,
-        bsd_symtab: false,
-        unmapped_initrd: true,
-        virt_base: 0xffffffff80000000,
-        virt_entry: 0xffffffff830791c0,
-        virt_hypercall: None,
-        virt_hv_start_low: Some(0xffff800000000000),
-        p2m_base: Some(0x8000000000),
-        elf_paddr_offset: 0,
-        f_supported: [0x8801],
-        f_required: [0x1],
-        phys_entry: Some(0x1000850),
-        virt_offset: 0xffffffff80000000,
-        virt_kstart: 0xffffffff81000000,
-        virt_kend: 0xffffffff84a00000,
-    }
-}
 
 const RAMDISK: u64 = 1_983_504;
 

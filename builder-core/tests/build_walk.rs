@@ -9,6 +9,8 @@
     clippy::panic
 )]
 
+mod common;
+
 use pvbuild_core::addr::{Mfn, Pfn};
 use pvbuild_core::build::{self, BuildConfig, BuildError};
 use pvbuild_core::image::{GuestType, KernelParams, LoadKernel, PaeMode};
@@ -42,28 +44,7 @@ impl LoadKernel for TinyKernel {
 }
 
 fn debian() -> KernelParams {
-    KernelParams {
-        guest_type: GuestType::X86_64,
-        guest_os: "linux".try_into().unwrap(),
-        guest_ver: "2.6".try_into().unwrap(),
-        xen_ver: "xen-3.0".try_into().unwrap(),
-        loader: "generic".try_into().unwrap(),
-        pae: PaeMode::Yes,
-        bsd_symtab: false,
-        unmapped_initrd: true,
-        virt_base: 0xffffffff80000000,
-        virt_entry: 0xffffffff830791c0,
-        virt_hypercall: None,
-        virt_hv_start_low: Some(0xffff800000000000),
-        p2m_base: Some(0x8000000000),
-        elf_paddr_offset: 0,
-        f_supported: [0x8801],
-        f_required: [0x1],
-        phys_entry: None,
-        virt_offset: 0xffffffff80000000,
-        virt_kstart: 0xffffffff81000000,
-        virt_kend: 0xffffffff84a00000,
-    }
+    common::debian_params()
 }
 
 fn pae() -> KernelParams {
