@@ -156,69 +156,101 @@ guest_cmdline="console=hvc0 quiet"
 # ---- boot -------------------------------------------------------------------
 boot_timeout=${HARNESS_BOOT_TIMEOUT:-240}
 total_timeout=$((boot_timeout + ${#scenarios[@]} * (scenario_timeout + 15) + 30))
-serial=$work/serial.log
-: > "$serial"
-qemu=(qemu-system-x86_64 -machine q35,accel=tcg -cpu max -m 3072 -smp 2 -no-reboot
-    -display none -monitor none -nic none -serial "file:$serial"
-    -kernel "$work/xen"
-    -append "console=com1 dom0_mem=1024M loglvl=all guest_loglvl=all smap=false"
-    -initrd "$dom0_kernel console=hvc0 earlyprintk=xen,$work/dom0-initrd.gz"
-    -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
-    -virtfs "local,path=$share,mount_tag=pvbshare,security_model=none,multidevs=remap")
-printf '%q ' timeout -k 10 "$total_timeout" "${qemu[@]}" > "$work/qemu-command.txt"
-echo >> "$work/qemu-command.txt"
-say "booting Xen ($(basename "$xen_gz")) + dom0 ($dom0_kver) under QEMU TCG; scenarios: ${scenarios[*]}"
-t_qemu=$(now)
-timeout -k 10 "$total_timeout" "${qemu[@]}" > "$work/qemu.out" 2>&1 &
-qemu_pid=$!
-trap 'kill "$qemu_pid" 2>/dev/null || true' EXIT INT TERM
+# A dom0 boot under TCG occasionally stalls (seen: the kernel stopping after "sched_clock:
+# Marking stable" with no further output). A boot that stalls or misses its deadline before any
+# scenario started is retried, up to HARNESS_BOOT_ATTEMPTS times; each attempt's serial log is
+# kept. A dom0 that reports a fatal error of its own is not retried.
+boot_attempts=${HARNESS_BOOT_ATTEMPTS:-3}
+stall_timeout=${HARNESS_STALL_TIMEOUT:-120}
+attempt=1
+while :; do
+    serial=$work/serial.log
+    : > "$serial"
+    qemu=(qemu-system-x86_64 -machine q35,accel=tcg -cpu max -m 3072 -smp 2 -no-reboot
+        -display none -monitor none -nic none -serial "file:$serial"
+        -kernel "$work/xen"
+        -append "console=com1 dom0_mem=1024M loglvl=all guest_loglvl=all smap=false"
+        -initrd "$dom0_kernel console=hvc0 earlyprintk=xen,$work/dom0-initrd.gz"
+        -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
+        -virtfs "local,path=$share,mount_tag=pvbshare,security_model=none,multidevs=remap")
+    printf '%q ' timeout -k 10 "$total_timeout" "${qemu[@]}" > "$work/qemu-command.txt"
+    echo >> "$work/qemu-command.txt"
+    say "booting Xen ($(basename "$xen_gz")) + dom0 ($dom0_kver) under QEMU TCG; scenarios: ${scenarios[*]}"
+    t_qemu=$(now)
+    timeout -k 10 "$total_timeout" "${qemu[@]}" > "$work/qemu.out" 2>&1 &
+    qemu_pid=$!
+    trap 'kill "$qemu_pid" 2>/dev/null || true' EXIT INT TERM
 
-declare -A s_start s_secs
-seen=0
-t_ready=
-halted=
-fatal=
-t_halt=
-boot_deadline=$(awk -v a="$t_qemu" -v b="$boot_timeout" 'BEGIN { printf "%.0f", a + b }')
-while kill -0 "$qemu_pid" 2>/dev/null; do
-    mapfile -t lines < "$share/progress.log"
-    while [ "$seen" -lt "${#lines[@]}" ]; do
-        read -r ev arg _ <<< "${lines[$seen]}"
-        seen=$((seen + 1))
-        case $ev in
-        stage2) say "dom0 switched into the host's root" ;;
-        ready)
-            t_ready=$(now)
-            say "dom0 ready (xenstored, xen-init-dom0, xenconsoled) after $(since "$t_qemu" "$t_ready") s"
-            ;;
-        start) s_start[$arg]=$(now) ;;
-        end)
-            s_secs[$arg]=$(since "${s_start[$arg]:-$t_qemu}")
-            v=$(cat "$share/results/$arg/verdict" 2>/dev/null || echo "FAIL: no verdict")
-            if [ "$v" = PASS ]; then say "PASS $arg (${s_secs[$arg]} s)"; else say "FAIL $arg: ${v#FAIL: } (${s_secs[$arg]} s)"; fi
-            ;;
-        halt) halted=1; t_halt=$(now) ;;
-        fatal) fatal=${lines[$((seen - 1))]#fatal }; say "dom0 failed: $fatal" ;;
-        esac
+    declare -A s_start s_secs
+    seen=0
+    last_sz=-1
+    last_change=$(date +%s)
+    boot_retryable=
+    t_ready=
+    halted=
+    fatal=
+    t_halt=
+    boot_deadline=$(awk -v a="$t_qemu" -v b="$boot_timeout" 'BEGIN { printf "%.0f", a + b }')
+    while kill -0 "$qemu_pid" 2>/dev/null; do
+        mapfile -t lines < "$share/progress.log"
+        while [ "$seen" -lt "${#lines[@]}" ]; do
+            read -r ev arg _ <<< "${lines[$seen]}"
+            seen=$((seen + 1))
+            case $ev in
+            stage2) say "dom0 switched into the host's root" ;;
+            ready)
+                t_ready=$(now)
+                say "dom0 ready (xenstored, xen-init-dom0, xenconsoled) after $(since "$t_qemu" "$t_ready") s"
+                ;;
+            start) s_start[$arg]=$(now) ;;
+            end)
+                s_secs[$arg]=$(since "${s_start[$arg]:-$t_qemu}")
+                v=$(cat "$share/results/$arg/verdict" 2>/dev/null || echo "FAIL: no verdict")
+                if [ "$v" = PASS ]; then say "PASS $arg (${s_secs[$arg]} s)"; else say "FAIL $arg: ${v#FAIL: } (${s_secs[$arg]} s)"; fi
+                ;;
+            halt) halted=1; t_halt=$(now) ;;
+            fatal) fatal=${lines[$((seen - 1))]#fatal }; say "dom0 failed: $fatal" ;;
+            esac
+        done
+        sz=$(stat -c %s "$serial" 2>/dev/null || echo 0)
+        if [ "$sz" != "$last_sz" ]; then
+            last_sz=$sz
+            last_change=$(date +%s)
+        fi
+        if [ -z "$t_ready" ] && [ -z "$fatal" ] && [ $(($(date +%s) - last_change)) -gt "$stall_timeout" ]; then
+            fatal="dom0 boot stalled: no console output for $stall_timeout s"
+            boot_retryable=1
+            say "$fatal: stopping QEMU"
+            kill "$qemu_pid" 2>/dev/null || true
+        fi
+        if [ -z "$t_ready" ] && [ -z "$fatal" ] && [ "$(date +%s)" -gt "$boot_deadline" ]; then
+            fatal="dom0 not ready within $boot_timeout s"
+            boot_retryable=1
+            say "$fatal: stopping QEMU"
+            kill "$qemu_pid" 2>/dev/null || true
+        fi
+        if grep -q 'HARNESS-DOM0-FATAL' "$serial" 2>/dev/null && [ -z "$fatal" ]; then
+            fatal=$(grep -m 1 -a 'HARNESS-DOM0-FATAL' "$serial" | tr -d '\r')
+            say "dom0 failed: $fatal"
+        fi
+        # dom0 powered off but the machine did not go away: stop it.
+        if { [ -n "$halted" ] || [ -n "$fatal" ]; } && [ -n "${t_halt:=$(now)}" ] &&
+            awk -v a="$t_halt" -v n="$(now)" 'BEGIN { exit !(n - a > 20) }'; then
+            kill "$qemu_pid" 2>/dev/null || true
+        fi
+        sleep 0.5
     done
-    if [ -z "$t_ready" ] && [ -z "$fatal" ] && [ "$(date +%s)" -gt "$boot_deadline" ]; then
-        fatal="dom0 not ready within $boot_timeout s"
-        say "$fatal: stopping QEMU"
-        kill "$qemu_pid" 2>/dev/null || true
+    qemu_rc=0
+    wait "$qemu_pid" || qemu_rc=$?
+    if [ -n "$boot_retryable" ] && [ -z "$t_ready" ] && [ "$attempt" -lt "$boot_attempts" ]; then
+        cp "$serial" "$work/serial-attempt$attempt.log" 2>/dev/null || true
+        say "boot attempt $attempt of $boot_attempts failed ($fatal): booting again"
+        attempt=$((attempt + 1))
+        : > "$share/progress.log"
+        continue
     fi
-    if grep -q 'HARNESS-DOM0-FATAL' "$serial" 2>/dev/null && [ -z "$fatal" ]; then
-        fatal=$(grep -m 1 -a 'HARNESS-DOM0-FATAL' "$serial" | tr -d '\r')
-        say "dom0 failed: $fatal"
-    fi
-    # dom0 powered off but the machine did not go away: stop it.
-    if { [ -n "$halted" ] || [ -n "$fatal" ]; } && [ -n "${t_halt:=$(now)}" ] &&
-        awk -v a="$t_halt" -v n="$(now)" 'BEGIN { exit !(n - a > 20) }'; then
-        kill "$qemu_pid" 2>/dev/null || true
-    fi
-    sleep 0.5
+    break
 done
-qemu_rc=0
-wait "$qemu_pid" || qemu_rc=$?
 trap - EXIT INT TERM
 t_end=$(now)
 
