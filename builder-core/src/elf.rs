@@ -623,15 +623,19 @@ impl<'a> Elf<'a> {
         self.bytes
     }
 
-    /// Program header `i` (validated to lie inside the file by `parse`).
-    pub fn phdr(&self, i: u16) -> Option<Phdr> {
-        if i >= self.phnum {
+    /// The bytes from entry `i` of a header table (`off`, `entsize`, `num`) to the end of
+    /// the file, or `None` past the table or the file.
+    fn table_entry(&self, off: usize, entsize: usize, num: u16, i: u16) -> Option<&'a [u8]> {
+        if i >= num {
             return None;
         }
-        let at = self
-            .phoff
-            .checked_add(usize::from(i).checked_mul(self.phentsize)?)?;
-        let raw = self.bytes.get(at..)?;
+        let at = off.checked_add(usize::from(i).checked_mul(entsize)?)?;
+        self.bytes.get(at..)
+    }
+
+    /// Program header `i` (validated to lie inside the file by `parse`).
+    pub fn phdr(&self, i: u16) -> Option<Phdr> {
+        let raw = self.table_entry(self.phoff, self.phentsize, self.phnum, i)?;
         Some(match self.class {
             Class::Elf32 => {
                 let (p, _) = Phdr32::ref_from_prefix(raw).ok()?;
@@ -676,13 +680,7 @@ impl<'a> Elf<'a> {
 
     /// Section header `i`.
     pub fn shdr(&self, i: u16) -> Option<Shdr> {
-        if i >= self.shnum {
-            return None;
-        }
-        let at = self
-            .shoff
-            .checked_add(usize::from(i).checked_mul(self.shentsize)?)?;
-        let raw = self.bytes.get(at..)?;
+        let raw = self.table_entry(self.shoff, self.shentsize, self.shnum, i)?;
         Some(match self.class {
             Class::Elf32 => {
                 let (s, _) = Shdr32::ref_from_prefix(raw).ok()?;

@@ -346,72 +346,93 @@ pub fn check<M: GuestMemory>(
     let store = mfn_of(mem, layout.xenstore_pfn)?.get();
     let console = mfn_of(mem, layout.console_pfn)?.get();
     let (first_p2m, nr_p2m) = layout.p2m_frames();
-    let (pt_base, mfn_list) = match layout.guest_type {
+    // Both start_info layouts, read into one guest-word-independent view and checked once.
+    let si = match layout.guest_type {
         GuestType::X86_64 => {
             let (si, _) =
                 StartInfoX86_64::read_from_prefix(&buf).map_err(|_| WalkError::Overflow)?;
-            let name = layout.guest_type.xen_caps_name().as_bytes();
-            if si.magic.get(..name.len()) != Some(name) || si.magic.get(name.len()) != Some(&0) {
-                return Err(WalkError::StartInfo {
-                    field: "magic",
-                    found: 0,
-                    expected: 0,
-                });
+            StartInfoView {
+                magic: si.magic,
+                nr_pages: si.nr_pages,
+                flags: si.flags.into(),
+                store_mfn: si.store_mfn,
+                console_mfn: si.console_mfn,
+                pt_base: si.pt_base,
+                nr_pt_frames: si.nr_pt_frames,
+                mfn_list: si.mfn_list,
+                mod_start: si.mod_start,
+                mod_len: si.mod_len,
+                cmd_line_end: si.cmd_line.last().copied(),
+                first_p2m_pfn: si.first_p2m_pfn,
+                nr_p2m_frames: si.nr_p2m_frames,
             }
-            expect("nr_pages", si.nr_pages, layout.nr_pages)?;
-            expect("flags", si.flags.into(), layout.flags.into())?;
-            expect("store_mfn", si.store_mfn, store)?;
-            expect("console_mfn", si.console_mfn, console)?;
-            expect("nr_pt_frames", si.nr_pt_frames, layout.nr_pt_frames())?;
-            expect("mod_start", si.mod_start, layout.mod_start)?;
-            expect("mod_len", si.mod_len, layout.mod_len)?;
-            expect("first_p2m_pfn", si.first_p2m_pfn, first_p2m)?;
-            expect("nr_p2m_frames", si.nr_p2m_frames, nr_p2m)?;
-            if si.cmd_line.last() != Some(&0) {
-                return Err(WalkError::StartInfo {
-                    field: "cmd_line",
-                    found: 1,
-                    expected: 0,
-                });
-            }
-            (si.pt_base, si.mfn_list)
         }
         GuestType::X86_32Pae | GuestType::X86_32 => {
             let (si, _) =
                 StartInfoX86_32::read_from_prefix(&buf).map_err(|_| WalkError::Overflow)?;
-            let name = layout.guest_type.xen_caps_name().as_bytes();
-            if si.magic.get(..name.len()) != Some(name) || si.magic.get(name.len()) != Some(&0) {
-                return Err(WalkError::StartInfo {
-                    field: "magic",
-                    found: 0,
-                    expected: 0,
-                });
+            StartInfoView {
+                magic: si.magic,
+                nr_pages: si.nr_pages.into(),
+                flags: si.flags.into(),
+                store_mfn: si.store_mfn.into(),
+                console_mfn: si.console_mfn.into(),
+                pt_base: si.pt_base.into(),
+                nr_pt_frames: si.nr_pt_frames.into(),
+                mfn_list: si.mfn_list.into(),
+                mod_start: si.mod_start.into(),
+                mod_len: si.mod_len.into(),
+                cmd_line_end: si.cmd_line.last().copied(),
+                first_p2m_pfn: si.first_p2m_pfn.into(),
+                nr_p2m_frames: si.nr_p2m_frames.into(),
             }
-            expect("nr_pages", si.nr_pages.into(), layout.nr_pages)?;
-            expect("flags", si.flags.into(), layout.flags.into())?;
-            expect("store_mfn", si.store_mfn.into(), store)?;
-            expect("console_mfn", si.console_mfn.into(), console)?;
-            expect(
-                "nr_pt_frames",
-                si.nr_pt_frames.into(),
-                layout.nr_pt_frames(),
-            )?;
-            expect("mod_start", si.mod_start.into(), layout.mod_start)?;
-            expect("mod_len", si.mod_len.into(), layout.mod_len)?;
-            if si.cmd_line.last() != Some(&0) {
-                return Err(WalkError::StartInfo {
-                    field: "cmd_line",
-                    found: 1,
-                    expected: 0,
-                });
-            }
-            (u64::from(si.pt_base), u64::from(si.mfn_list))
         }
     };
+    let name = layout.guest_type.xen_caps_name().as_bytes();
+    if si.magic.get(..name.len()) != Some(name) || si.magic.get(name.len()) != Some(&0) {
+        return Err(WalkError::StartInfo {
+            field: "magic",
+            found: 0,
+            expected: 0,
+        });
+    }
+    expect("nr_pages", si.nr_pages, layout.nr_pages)?;
+    expect("flags", si.flags, layout.flags.into())?;
+    expect("store_mfn", si.store_mfn, store)?;
+    expect("console_mfn", si.console_mfn, console)?;
+    expect("nr_pt_frames", si.nr_pt_frames, layout.nr_pt_frames())?;
+    expect("mod_start", si.mod_start, layout.mod_start)?;
+    expect("mod_len", si.mod_len, layout.mod_len)?;
+    expect("first_p2m_pfn", si.first_p2m_pfn, first_p2m)?;
+    expect("nr_p2m_frames", si.nr_p2m_frames, nr_p2m)?;
+    if si.cmd_line_end != Some(0) {
+        return Err(WalkError::StartInfo {
+            field: "cmd_line",
+            found: 1,
+            expected: 0,
+        });
+    }
+    let (pt_base, mfn_list) = (si.pt_base, si.mfn_list);
     // pt_base and mfn_list must lead, through the tables, to the tables and the list.
     let pt = w.translate(mem, pt_base)?.map(|(p, _)| p);
     expect("pt_base", pt.unwrap_or(u64::MAX), layout.pgtables.pfn)?;
     let list = w.translate(mem, mfn_list)?.map(|(p, _)| p);
     expect("mfn_list", list.unwrap_or(u64::MAX), layout.p2m.pfn)?;
     Ok(rep)
+}
+
+/// The start_info fields the walker checks, widened to u64 from either guest word size.
+struct StartInfoView {
+    magic: [u8; 32],
+    nr_pages: u64,
+    flags: u64,
+    store_mfn: u64,
+    console_mfn: u64,
+    pt_base: u64,
+    nr_pt_frames: u64,
+    mfn_list: u64,
+    mod_start: u64,
+    mod_len: u64,
+    cmd_line_end: Option<u8>,
+    first_p2m_pfn: u64,
+    nr_p2m_frames: u64,
 }
