@@ -10,7 +10,7 @@
 //!
 //! Decoders, chosen by speed measured on Debian's 6.1 payload (docs/decompress.md):
 //! gzip → `miniz_oxide` (no allocation), lz4 → `lz4_flex` block decoder (no allocation),
-//! xz and lzma → `lzma-rust2`, zstd → `ruzstd` (both need `alloc`), bzip2 → `bzip2-rs` (needs
+//! xz and lzma → `lzma-rust2` (the xz container and its checks read in [`xz`]), zstd → `ruzstd` (both need `alloc`), bzip2 → `bzip2-rs` (needs
 //! std: feature `bzip2`).
 
 use crate::limits;
@@ -265,7 +265,7 @@ fn decode_to(c: Compression, input: &[u8], out: &mut Output<'_>) -> Result<usize
         Compression::Gzip => gzip::decode(input, out),
         Compression::Lz4 => lz4::decode(body, out),
         #[cfg(feature = "alloc")]
-        Compression::Xz => lzma::decode_xz(body, out),
+        Compression::Xz => xz::decode(body, out),
         #[cfg(feature = "alloc")]
         Compression::Lzma => lzma::decode_lzma(body, out),
         #[cfg(feature = "alloc")]
@@ -316,6 +316,15 @@ impl Output<'_> {
             Output::Fixed(b) => b.len(),
             #[cfg(feature = "alloc")]
             Output::Growing { buf, .. } => buf.len(),
+        }
+    }
+
+    /// The most room there can ever be.
+    #[cfg(feature = "alloc")]
+    fn max_len(&self) -> usize {
+        match self {
+            Output::Fixed(b) => b.len(),
+            Output::Growing { buf, max } => buf.len().max(*max),
         }
     }
 
@@ -544,8 +553,11 @@ mod lz4 {
 }
 
 #[cfg(feature = "alloc")]
+mod xz;
+
+#[cfg(feature = "alloc")]
 mod lzma {
-    //! xz (with its BCJ filters) and legacy `.lzma`, by `lzma-rust2`'s sans-I/O decoders.
+    //! Legacy `.lzma`, by `lzma-rust2`'s sans-I/O decoder (xz is in [`super::xz`]).
     use super::{Compression, DecompressError, Output};
     use crate::limits::MAX_DECODER_MEMORY;
     use lzma_rust2::{Action, Status, StreamResult};
@@ -554,7 +566,7 @@ mod lzma {
         u32::try_from(MAX_DECODER_MEMORY / 1024).unwrap_or(u32::MAX)
     }
 
-    fn map_err(format: Compression, e: lzma_rust2::Error) -> DecompressError {
+    pub(super) fn map_err(format: Compression, e: lzma_rust2::Error) -> DecompressError {
         match e {
             lzma_rust2::Error::OutOfMemory(_) => DecompressError::OutOfMemory { format },
             lzma_rust2::Error::Eof => DecompressError::Truncated { format },
@@ -613,13 +625,6 @@ mod lzma {
                 return Err(DecompressError::Truncated { format });
             }
         }
-    }
-
-    pub(super) fn decode_xz(body: &[u8], out: &mut Output<'_>) -> Result<usize, DecompressError> {
-        let mut stream = lzma_rust2::XzStream::new_mem_limit(false, mem_limit_kb());
-        drive(Compression::Xz, body, out, |i, o| {
-            stream.process(i, o, Action::Finish)
-        })
     }
 
     pub(super) fn decode_lzma(body: &[u8], out: &mut Output<'_>) -> Result<usize, DecompressError> {
