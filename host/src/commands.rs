@@ -15,7 +15,9 @@ use crate::config::{Action, DomainConfig};
 use crate::create::{self, CreateRequest, CreateStep};
 use crate::plan::{Inputs, PlanError};
 use crate::xen::{DomainInfo, Xen};
-use crate::xenstore::{self, NewDomain, Ring, Uuid, XsConnection};
+use crate::xenstore::{self, NewDomain, Ring, Uuid, XsConnection, XsError};
+use pvbuild_core::kernel::Kernel;
+use pvbuild_core::layout::Layout;
 
 /// The domain of the xenstore and console backends.
 const BACKEND_DOMID: u16 = 0;
@@ -242,42 +244,136 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
     let kern = inputs.kernel()?;
     let nr_pages = cfg.memory_mib << (20 - 12);
     let layout = inputs.solve(&kern, nr_pages)?;
-    let cmdline = cfg.cmdline.clone().unwrap_or_default();
     let uuid = cfg.uuid.unwrap_or_else(Uuid::new_v4);
     log::info(format_args!(
         "parsed and planned in {:.3} s",
         started.elapsed().as_secs_f64()
     ));
 
-    let xen = Xen::open()?;
-    let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
-    if let Ok(Some(domid)) = xenstore::domid_by_name(&xs, &cfg.name) {
+    let host = Host::open()?;
+    let made = make_domain(
+        &host,
+        &Prepared {
+            cfg: &cfg,
+            inputs: &inputs,
+            kernel: &kern,
+            layout: &layout,
+            uuid,
+            paused: args.paused,
+            fail_at: args.fail_at,
+            started,
+        },
+    )?;
+    let domid = made.domid;
+    println!(
+        "pvbuild: created domain {} ({}) in {:.3} s{}",
+        made.domid,
+        cfg.name,
+        started.elapsed().as_secs_f64(),
+        if args.paused { ", paused" } else { "" }
+    );
+    if args.console {
+        crate::console::attach(u32::from(domid), crate::console::DEFAULT_TTY_TIMEOUT)?;
+    }
+    if args.wait || args.console {
+        wait_and_act(&host.xen, domid, &cfg, args.timeout_s)?;
+    }
+    Ok(domid)
+}
+
+/// Where a domain is made: the hypervisor, and a way to reach xenstore. `create` uses the
+/// real ones; the fault tests use [`crate::xen::fake::FakeXen`] and
+/// [`crate::xenstore::fake::FakeXenstore`].
+pub struct Host {
+    /// The hypervisor.
+    pub xen: Xen,
+    /// Opens a xenstore connection: one for the build, and one for the undo step, which may
+    /// run later (from a drop) and so owns its own.
+    pub xenstore: XsOpener,
+}
+
+/// Opens a xenstore connection.
+pub type XsOpener = std::sync::Arc<dyn Fn() -> Result<XsConnection, XsError> + Send + Sync>;
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("xen", &self.xen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// The real hypervisor and xenstored.
+    pub fn open() -> Result<Self, CommandError> {
+        Ok(Self {
+            xen: Xen::open()?,
+            xenstore: std::sync::Arc::new(XsConnection::open),
+        })
+    }
+}
+
+/// A domain parsed and planned, ready to be made: what [`make_domain`] takes.
+#[derive(Debug)]
+pub struct Prepared<'a> {
+    /// The resolved configuration.
+    pub cfg: &'a DomainConfig,
+    /// The kernel and ramdisk as read.
+    pub inputs: &'a Inputs,
+    /// The parsed kernel.
+    pub kernel: &'a Kernel<'a>,
+    /// The solved layout.
+    pub layout: &'a Layout,
+    /// The domain's UUID.
+    pub uuid: Uuid,
+    /// Leave the guest paused.
+    pub paused: bool,
+    /// Test-only: fail this step.
+    pub fail_at: Option<FailAt>,
+    /// When `create` started, for its progress lines.
+    pub started: Instant,
+}
+
+/// Makes the domain `p` describes on `host`: builds it, writes its xenstore entries,
+/// introduces it, unpauses it (unless asked not to). A failure at any point undoes what came
+/// before it, in reverse order, and nothing is left.
+pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, CommandError> {
+    let cfg = p.cfg;
+    let xen = &host.xen;
+    let xs = (host.xenstore)().map_err(|e| CommandError::Xs(e.to_string()))?;
+    // Unlike libxl, which goes on when the lookup fails, a name that cannot be checked is
+    // not used: two domains of one name would confuse every later command.
+    let existing = xenstore::domid_by_name(&xs, &cfg.name)
+        .map_err(|e| CommandError::Xs(format!("checking whether {:?} is in use: {e}", cfg.name)))?;
+    if let Some(domid) = existing {
         return Err(CommandError::Usage(format!(
             "a domain named {:?} already exists (domain {domid})",
             cfg.name
         )));
     }
-    let build_fail = match args.fail_at {
+    let build_fail = match p.fail_at {
         Some(FailAt::Build(s)) => Some(s),
         _ => None,
     };
+    let cmdline = cfg.cmdline.clone().unwrap_or_default();
     let req = CreateRequest {
-        kernel: &kern,
-        layout: &layout,
-        ramdisk: inputs.ramdisk.as_deref(),
+        kernel: p.kernel,
+        layout: p.layout,
+        ramdisk: p.inputs.ramdisk.as_deref(),
         cmdline: cmdline.as_bytes(),
         vcpus: cfg.vcpus,
-        handle: *uuid.as_bytes(),
+        handle: *p.uuid.as_bytes(),
         console_backend: BACKEND_DOMID,
         store_backend: BACKEND_DOMID,
         fail_at: build_fail,
     };
-    let mut building = create::create(&xen, &req)?;
+    let mut building = create::create(xen, &req)?;
     let made = building.created.clone();
     let domid = made.domid;
+    let uuid = p.uuid;
     log::info(format_args!(
         "domain {domid} built in {:.3} s",
-        started.elapsed().as_secs_f64()
+        p.started.elapsed().as_secs_f64()
     ));
 
     let new = NewDomain {
@@ -297,7 +393,7 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
             port: made.console_port,
         },
         backend_domid: u32::from(BACKEND_DOMID),
-        kernel: kernel_path.display().to_string(),
+        kernel: p.inputs.kernel_path.display().to_string(),
         ramdisk: cfg.ramdisk.as_ref().map(|p| p.display().to_string()),
         cmdline: cfg.cmdline.clone(),
         start_time: SystemTime::now(),
@@ -308,7 +404,7 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
             msg,
             undo_errors: building.abandon(),
         };
-    if args.fail_at == Some(FailAt::Xenstore) {
+    if p.fail_at == Some(FailAt::Xenstore) {
         return Err(after(
             building,
             "xenstore",
@@ -318,13 +414,14 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
     if let Err(e) = xenstore::write_new_domain(&xs, &new) {
         return Err(after(building, "xenstore", e.to_string()));
     }
+    let open = host.xenstore.clone();
     building.push_undo("remove xenstore entries", move |_| {
-        let xs = XsConnection::open().map_err(|e| e.to_string())?;
+        let xs = open().map_err(|e| e.to_string())?;
         xenstore::remove_domain(&xs, u32::from(domid), Some(&uuid), 0, true)
             .map_err(|e| e.to_string())
     });
-    if !args.paused {
-        if args.fail_at == Some(FailAt::Unpause) {
+    if !p.paused {
+        if p.fail_at == Some(FailAt::Unpause) {
             return Err(after(
                 building,
                 "unpause",
@@ -335,23 +432,7 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
             return Err(after(building, "unpause", e.to_string()));
         }
     }
-    let made = building.finish();
-    println!(
-        "pvbuild: created domain {} ({}) in {:.3} s{}",
-        made.domid,
-        cfg.name,
-        started.elapsed().as_secs_f64(),
-        if args.paused { ", paused" } else { "" }
-    );
-    drop(xs);
-
-    if args.console {
-        crate::console::attach(u32::from(domid), crate::console::DEFAULT_TTY_TIMEOUT)?;
-    }
-    if args.wait || args.console {
-        wait_and_act(&xen, domid, &cfg, args.timeout_s)?;
-    }
-    Ok(domid)
+    Ok(building.finish())
 }
 
 /// Waits for `domid` to shut down, prints the reason as xl does, and applies the config's
@@ -509,6 +590,9 @@ pub mod log {
         }
     }
 }
+
+#[cfg(test)]
+mod undo_tests;
 
 #[cfg(test)]
 mod tests {

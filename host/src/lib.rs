@@ -15,5 +15,6 @@ pub mod evtchn;
 pub mod plan;
 pub mod privcmd_mem;
 pub mod sys;
+pub mod trace;
 pub mod xen;
 pub mod xenstore;

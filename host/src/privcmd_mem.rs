@@ -92,9 +92,10 @@ impl<'x> PrivcmdMemory<'x> {
         self.ioctls
     }
 
-    /// Drops every mapping (they are made again on demand).
+    /// Drops every mapping (they are made again on demand), newest first: like every
+    /// teardown in pvbuild, in the reverse order of making.
     pub fn unmap_all(&mut self) {
-        self.maps.clear();
+        while self.maps.pop().is_some() {}
     }
 
     fn check(&self, first: u64, count: u64) -> Result<u64, MemError> {
@@ -107,6 +108,13 @@ impl<'x> PrivcmdMemory<'x> {
                 nr_pages,
             }),
         }
+    }
+}
+
+impl Drop for PrivcmdMemory<'_> {
+    fn drop(&mut self) {
+        // A `Vec` would drop its elements oldest first.
+        self.unmap_all();
     }
 }
 

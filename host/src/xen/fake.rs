@@ -25,6 +25,8 @@ use std::ptr::NonNull;
 use std::sync::{Mutex, MutexGuard};
 
 use nix::errno::Errno;
+
+use crate::trace::Trace;
 use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
 use nix::sys::mman::{self, MapFlags, ProtFlags};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
@@ -141,6 +143,22 @@ struct State {
     live_areas: usize,
     /// Mapping areas by start address: (pages, already populated by a first mmapbatch).
     areas: HashMap<u64, (usize, bool)>,
+    /// Where acquisitions and releases are reported, if a test asked.
+    trace: Option<Trace>,
+}
+
+impl State {
+    fn acquired(&self, what: impl FnOnce() -> String) {
+        if let Some(t) = &self.trace {
+            t.acquire(what());
+        }
+    }
+
+    fn released(&self, what: impl FnOnce() -> String) {
+        if let Some(t) = &self.trace {
+            t.release(what());
+        }
+    }
 }
 
 /// The fake host. See the module documentation.
@@ -277,11 +295,13 @@ impl State {
                     },
                 );
                 d.domain = id;
+                self.acquired(|| format!("domain {id}"));
                 Ok(0)
             }
             XEN_DOMCTL_DESTROYDOMAIN => {
                 self.domains.remove(&domid).ok_or(Errno::ESRCH)?;
                 self.owner.retain(|_, o| *o != domid);
+                self.released(|| format!("domain {domid}"));
                 Ok(0)
             }
             XEN_DOMCTL_PAUSEDOMAIN => {
@@ -625,6 +645,7 @@ impl FakeXen {
                 live_buffers: 0,
                 live_areas: 0,
                 areas: HashMap::new(),
+                trace: None,
             }),
             mem,
         })
@@ -642,6 +663,14 @@ impl FakeXen {
         let mut s = self.lock();
         let at = s.calls.len() + n;
         s.fail = Some((at, errno));
+    }
+
+    /// Reports every domain and mapping area handed out or given back from now on to
+    /// `trace`. Hypercall buffers are not reported: each carries one hypercall's arguments
+    /// and brackets that call (the one that creates a domain among them), so they nest with
+    /// nothing; [`FakeXen::live_buffers`] counts them.
+    pub fn set_trace(&self, trace: Trace) {
+        self.lock().trace = Some(trace);
     }
 
     /// Every ioctl seen so far, in order.
@@ -814,6 +843,7 @@ impl Backend for FakeXen {
             let mut s = self.lock();
             s.live_areas += 1;
             s.areas.insert(p.as_ptr() as u64, (pages.get(), false));
+            s.acquired(|| format!("area {:#x}", p.as_ptr() as u64));
         }
         Ok(p.cast())
     }
@@ -824,6 +854,7 @@ impl Backend for FakeXen {
         let mut s = self.lock();
         s.live_areas = s.live_areas.saturating_sub(1);
         s.areas.remove(&(area.as_ptr() as u64));
+        s.released(|| format!("area {:#x}", area.as_ptr() as u64));
     }
 
     fn alloc_buffer(&self, pages: NonZeroUsize) -> Result<NonNull<u8>, Errno> {
@@ -832,7 +863,8 @@ impl Backend for FakeXen {
         // SAFETY: the layout has a non-zero size.
         let p = unsafe { std::alloc::alloc_zeroed(layout) };
         let p = NonNull::new(p).ok_or(Errno::ENOMEM)?;
-        self.lock().live_buffers += 1;
+        let mut s = self.lock();
+        s.live_buffers += 1;
         Ok(p)
     }
 

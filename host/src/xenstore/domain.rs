@@ -390,7 +390,7 @@ pub fn write_new_domain(xs: &XsConnection, d: &NewDomain) -> Result<(), DomainXs
 /// Remove everything [`write_new_domain`] wrote for `domid`: `/local/domain/<domid>`, its
 /// `/vm/<uuid>` (read from the domain's `vm` node, or `uuid` when that is gone), `/libxl/<domid>`
 /// and the console backend directory, in one transaction; missing nodes are fine. With
-/// `release`, xenstored is then told to forget the domain (`XS_RELEASE`; ENOENT ignored).
+/// `release`, xenstored is first told to forget the domain (`XS_RELEASE`; ENOENT ignored).
 pub fn remove_domain(
     xs: &XsConnection,
     domid: u32,
@@ -402,6 +402,12 @@ pub fn remove_domain(
         return Err(DomainXsError::BadDomid(domid));
     }
     let dom = dom_path(domid);
+    // The reverse of `write_new_domain`: the introduction is undone before the entries go
+    // (and they go even if the release fails; its error is reported after).
+    let released = match release.then(|| xs.release(domid)) {
+        Some(Err(e)) if !e.is_not_found() => Err(e),
+        _ => Ok(()),
+    };
     xs.with_transaction(|t| {
         // The vm node is dom0-owned and read-only for the guest; still accept only a path of
         // the form libxl writes, so a corrupted value cannot make us remove something else.
@@ -435,12 +441,7 @@ pub fn remove_domain(
         }
         Ok(())
     })?;
-    if release {
-        match xs.release(domid) {
-            Err(e) if e.is_not_found() => {}
-            r => r?,
-        }
-    }
+    released?;
     Ok(())
 }
 

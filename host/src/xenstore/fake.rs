@@ -10,13 +10,14 @@
 //! The fake is privileged (it treats every connection as dom0): permissions are stored and
 //! returned, not enforced.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::conn::{Access, Perm, Transport, XsConnection};
 use super::wire::{self, Errno, MsgType, HEADER_LEN};
+use crate::trace::Trace;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Node {
@@ -52,6 +53,22 @@ struct State {
     fail_at: Option<(u64, Errno)>,
     commit_eagain: u32,
     raw_replies: VecDeque<Vec<u8>>,
+    /// Where domains' entries and introductions are reported, if a test asked.
+    trace: Option<Trace>,
+}
+
+/// What the store holds for the trace: each guest's `/local/domain/N` and each introduced
+/// domain.
+fn held(s: &State) -> BTreeSet<String> {
+    let dirs = s.tree.keys().filter_map(|k| {
+        let n = k.strip_prefix("/local/domain/")?;
+        (!n.contains('/') && n != "0").then(|| format!("xenstore entries of domain {n}"))
+    });
+    let introduced = s
+        .introduced
+        .keys()
+        .map(|d| format!("introduced domain {d}"));
+    dirs.chain(introduced).collect()
 }
 
 /// A fake xenstored shared by the connections made from it.
@@ -133,8 +150,15 @@ impl FakeXenstore {
                 fail_at: None,
                 commit_eagain: 0,
                 raw_replies: VecDeque::new(),
+                trace: None,
             })),
         }
+    }
+
+    /// Reports each guest's `/local/domain/N` appearing or going, and each domain introduced
+    /// or released, from now on to `trace`.
+    pub fn set_trace(&self, trace: Trace) {
+        self.lock().trace = Some(trace);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -516,7 +540,16 @@ impl State {
                     }
                     Err(errno)
                 }
-                _ => self.handle(conn, msg.msg_type, msg.tx_id, &msg.payload),
+                _ => {
+                    let before = self.trace.as_ref().map(|_| held(self));
+                    let r = self.handle(conn, msg.msg_type, msg.tx_id, &msg.payload);
+                    if let (Some(t), Some(before)) = (&self.trace, before) {
+                        let after = held(self);
+                        before.difference(&after).for_each(|w| t.release(w.clone()));
+                        after.difference(&before).for_each(|w| t.acquire(w.clone()));
+                    }
+                    r
+                }
             };
             let enc = match result {
                 Ok(p) => wire::encode_raw(msg.msg_type, msg.req_id, msg.tx_id, &p),

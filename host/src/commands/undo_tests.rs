@@ -1,0 +1,179 @@
+//! Every failure of `create` after the input is planned, at the unit level: the whole
+//! sequence ([`make_domain`]: the build, the xenstore entries, the introduction, the unpause)
+//! runs against [`FakeXen`] and [`FakeXenstore`], which share one [`Trace`] of what they hand
+//! out and take back. Each ioctl and each xenstore request is failed in turn; every time, the
+//! trace must show each resource given back in the exact reverse order it was acquired, and
+//! nothing held at the end (no domain, mapping, hypercall buffer, xenstore entry or
+//! introduction). The harness's `fail-inject` scenario does the same per step on real Xen.
+
+use std::sync::Arc;
+
+use nix::errno::Errno;
+
+use super::*;
+use crate::trace::{Event, Trace};
+use crate::xen::fake::{FakeConfig, FakeXen};
+use crate::xenstore::fake::FakeXenstore;
+use crate::xenstore::wire;
+
+const KERNEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../builder-core/tests/data/xen-pv64.elf"
+);
+const RAMDISK: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../builder-core/tests/data/initrd.gz"
+);
+
+/// One run of `make_domain` on fresh fakes, `arm` setting up the failure; returns the
+/// outcome, the fakes and the trace.
+fn run(
+    arm: impl FnOnce(&FakeXen, &FakeXenstore),
+) -> (
+    Result<create::Created, CommandError>,
+    Arc<FakeXen>,
+    FakeXenstore,
+    Trace,
+) {
+    let cfg = resolve(&CreateArgs {
+        name: Some("guest".into()),
+        kernel: Some(KERNEL.into()),
+        ramdisk: Some(RAMDISK.into()),
+        cmdline: Some("console=hvc0".into()),
+        memory_mib: Some(32),
+        vcpus: Some(2),
+        ..Default::default()
+    })
+    .unwrap();
+    let inputs = Inputs::load(KERNEL.as_ref(), Some(RAMDISK.as_ref())).unwrap();
+    let kernel = inputs.kernel().unwrap();
+    let layout = inputs.solve(&kernel, cfg.memory_mib << 8).unwrap();
+
+    let trace = Trace::new();
+    let xen = Arc::new(FakeXen::new(FakeConfig::default()).unwrap());
+    xen.set_trace(trace.clone());
+    let store = FakeXenstore::new();
+    store.set_trace(trace.clone());
+    arm(&xen, &store);
+    let opener = store.clone();
+    let host = Host {
+        xen: Xen::with_backend(xen.clone()),
+        xenstore: Arc::new(move || Ok(opener.connect())),
+    };
+    let r = make_domain(
+        &host,
+        &Prepared {
+            cfg: &cfg,
+            inputs: &inputs,
+            kernel: &kernel,
+            layout: &layout,
+            uuid: Uuid::from_bytes([9; 16]),
+            paused: false,
+            fail_at: None,
+            started: Instant::now(),
+        },
+    );
+    (r, xen, store, trace)
+}
+
+/// The failed run left nothing, and gave everything back in reverse order.
+fn assert_undone(what: &str, xen: &FakeXen, store: &FakeXenstore, trace: &Trace) {
+    assert_eq!(
+        trace.check_lifo(),
+        Ok(vec![]),
+        "{what}: {:?}",
+        trace.events()
+    );
+    assert_eq!(xen.domids(), Vec::<u16>::new(), "{what}: a domain was left");
+    assert_eq!(xen.live_areas(), 0, "{what}: a mapping was left");
+    assert_eq!(xen.live_buffers(), 0, "{what}: a hypercall buffer was left");
+    assert_eq!(
+        store.dump(),
+        FakeXenstore::new().dump(),
+        "{what}: xenstore changed"
+    );
+    assert!(store.introduced().is_empty(), "{what}: still introduced");
+    assert_eq!(
+        store.open_transactions(),
+        0,
+        "{what}: a transaction was left open"
+    );
+}
+
+#[test]
+fn a_good_run_holds_domain_entries_and_introduction_in_that_order() {
+    let (r, xen, store, trace) = run(|_, _| {});
+    let made = r.unwrap();
+    let d = made.domid;
+    assert_eq!(
+        trace.check_lifo(),
+        Ok(vec![
+            format!("domain {d}"),
+            format!("xenstore entries of domain {d}"),
+            format!("introduced domain {d}"),
+        ])
+    );
+    assert!(!xen.domain(d).unwrap().paused);
+    assert_eq!(xen.live_areas(), 0);
+    assert_eq!(xen.live_buffers(), 0);
+    assert!(store.introduced().contains_key(&u32::from(d)));
+}
+
+#[test]
+fn failing_each_ioctl_undoes_everything_in_reverse() {
+    let (r, xen, _, trace) = run(|_, _| {});
+    r.unwrap();
+    let n = xen.calls().len();
+    assert!(n > 10, "{n} ioctls");
+    // The build's mappings were acquired and released in between: the trace sees more than
+    // the three resources left.
+    assert!(trace.events().len() > 3, "{:?}", trace.events());
+    for i in 0..n {
+        let (r, xen, store, trace) = run(|x, _| x.fail_call(i, Errno::EIO));
+        let call = xen.calls().get(i).cloned();
+        match r {
+            Err(e) => {
+                let undo_failed = matches!(&e, CommandError::After { undo_errors, .. } if !undo_errors.is_empty())
+                    || matches!(&e, CommandError::Create(c) if !c.undo_errors.is_empty());
+                assert!(!undo_failed, "ioctl {i} ({call:?}): {e}");
+                assert_undone(&format!("ioctl {i} ({call:?}): {e}"), &xen, &store, &trace);
+            }
+            Ok(_) => panic!("ioctl {i} ({call:?}) failed and create went on"),
+        }
+    }
+}
+
+#[test]
+fn failing_each_xenstore_request_undoes_everything_in_reverse() {
+    let (r, _, store, _) = run(|_, _| {});
+    r.unwrap();
+    let n = store.requests();
+    assert!(n > 20, "{n} requests");
+    for i in 1..=n {
+        let (r, xen, store, trace) = run(|_, s| s.fail_request_in(i, wire::Errno::EIO));
+        let request = store.log().get(usize::try_from(i - 1).unwrap()).cloned();
+        match r {
+            Err(e) => assert_undone(
+                &format!("request {i} ({request:?}): {e}"),
+                &xen,
+                &store,
+                &trace,
+            ),
+            Ok(_) => panic!("request {i} ({request:?}) failed and create went on"),
+        }
+    }
+}
+
+#[test]
+fn the_trace_sees_a_misordered_teardown() {
+    // The oracle itself: a teardown that destroys the domain before removing its entries is
+    // caught (this is what `check_lifo` exists to refuse).
+    let (r, xen, store, trace) = run(|_, _| {});
+    let d = r.unwrap().domid;
+    Xen::with_backend(xen.clone()).destroy_domain(d).unwrap();
+    let xs = store.connect();
+    crate::xenstore::remove_domain(&xs, u32::from(d), None, 0, true).unwrap();
+    let err = trace.check_lifo().unwrap_err();
+    assert!(err.contains(&format!("released domain {d}")), "{err}");
+    assert!(matches!(trace.events().last(), Some(Event::Release(_))));
+}
