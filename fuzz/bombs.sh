@@ -2,7 +2,7 @@
 # Measures the worst time and memory `pvbuild plan` spends on hostile kernels and ramdisks
 # (the figures in docs/limits.md): decompression bombs at the 1 GiB limit in every payload
 # format, streams that lie about their size, and an oversized gzip ramdisk. Prints one line
-# per case: wall time, peak RSS, exit status and pvbuild's message.
+# per case: wall time, CPU time, peak RSS, exit status and pvbuild's message.
 #
 # Usage: fuzz/bombs.sh PVBUILD_BINARY [WORKDIR]   (WORKDIR default /tmp/pvbuild-bombs; the
 # inputs are made once, about 30 s of compression, and reused.)
@@ -62,10 +62,12 @@ run() { # label, args...
     local label=$1
     shift
     local rc=0
-    /usr/bin/time -o stats -f '%e %M' "$pvbuild" plan "$@" >/dev/null 2>msg || rc=$?
-    local secs kb
-    read -r secs kb < <(tail -1 stats)
-    printf '%-28s %6ss %6s MiB  rc %-3s %s\n' "$label" "$secs" "$((kb / 1024))" "$rc" \
+    /usr/bin/time -o stats -f '%e %U %S %M' "$pvbuild" plan "$@" >/dev/null 2>msg || rc=$?
+    local secs user sys kb
+    read -r secs user sys kb < <(tail -1 stats)
+    # Wall time, and CPU time (user + system), which other load on the machine changes less.
+    printf '%-28s %6ss %6ss CPU %6s MiB  rc %-3s %s\n' "$label" "$secs" \
+        "$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')" "$((kb / 1024))" "$rc" \
         "$(head -1 msg | cut -c1-150)"
 }
 for f in gz xz lzma zst lz4 bz2; do

@@ -183,6 +183,20 @@ for target, (cmd, trailer) in tools.items():
         seed(target, name, out)
         seed("probe", f"{target}-{name}", out)
 
+# --- xz container variants: every check type, BCJ filters, several blocks, sizes in block
+# headers (multi-threaded xz), a small dictionary: the paths of builder-core's xz reader ------
+if shutil.which("xz"):
+    xz_variants = {
+        "crc64": ["--check=crc64"], "sha256": ["--check=sha256"], "none": ["--check=none"],
+        "x86-start": ["--x86=start=16", "--lzma2"], "arm64": ["--arm64", "--lzma2"],
+        "blocks": ["--block-size=4096"], "mt-sizes": ["-T2", "--block-size=4096"],
+        "dict4k": ["--lzma2=dict=4KiB"],
+    }
+    for name, args in xz_variants.items():
+        out = subprocess.run(["xz", "-z", "-c"] + args, input=text, stdout=subprocess.PIPE,
+                             check=True).stdout
+        seed("decompress_xz", f"variant-{name}", out + struct.pack("<I", len(text)))
+
 # --- xl configs ----------------------------------------------------------------------------
 cfgs = sorted(glob.glob("/etc/xen/xl*")) + sorted(glob.glob(os.path.join(root, "tests", "**", "*.cfg*"), recursive=True))
 for p in cfgs:
