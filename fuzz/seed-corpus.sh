@@ -30,7 +30,7 @@ corpus = os.path.join(root, "fuzz", "corpus")
 targets = ["probe", "elf_kernel", "xen_notes", "xen_guest", "bzimage", "decompress_gzip",
            "decompress_xz", "decompress_zstd", "decompress_lz4", "decompress_bzip2",
            "decompress_lzma", "unpack_kernel", "xl_config", "xenstore_reply", "build_guest",
-           "build_elf"]
+           "build_elf", "bootloader_result"]
 counts = {}
 for t in targets:
     d = os.path.join(corpus, t)
@@ -248,6 +248,21 @@ replies = {
 }
 for name, m in replies.items():
     seed("xenstore_reply", name, m)
+
+# --- bootloader results (pygrub's simple0 output) and disk specs ----------------------------
+d = b"/run/pvbuild/bootloader.1/files/"
+for name, out in {
+    "pygrub": b"kernel " + d + b"boot_kernel.abc\0ramdisk " + d + b"boot_ramdisk.def\0args root=/dev/xvda1 ro quiet\0",
+    "kernel-only": b"kernel " + d + b"k\0",
+    "outside": b"kernel /etc/passwd\0",
+    "unknown": b"kernel " + d + b"k\0bogus line\0args\0",
+}.items():
+    seed("bootloader_result", name, out)
+for i, spec in enumerate([b"phy:/dev/vg/guest,xvda,w", b"file:/srv/g.img,xvda1,w",
+                          b"tap:qcow2:/srv/g.qcow2,xvda,w", b"/srv/g.img,raw,xvda,rw",
+                          b"format=raw, vdev=xvda, access=rw, target=/srv/a,b.img",
+                          b",,hdc,devtype=cdrom"]):
+    seed("bootloader_result", f"disk{i}", spec)
 
 # --- __xen_guest strings -------------------------------------------------------------------
 for i, s in enumerate([

@@ -6,12 +6,12 @@
 //! builds the domain, the xenstore entries are written and the guest is unpaused; a failure in
 //! any of these undoes what came before it, in reverse order.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use pvbuild_core::limits::MAX_GUEST_CMDLINE;
 
-use crate::config::{Action, DomainConfig};
+use crate::config::{Action, DiskFormat, DomainConfig};
 use crate::create::{self, CreateRequest, CreateStep};
 use crate::plan::{Inputs, PlanError};
 use crate::xen::{DomainInfo, Xen};
@@ -85,6 +85,14 @@ pub struct CreateArgs {
     pub timeout_s: u64,
     /// Test-only: fail this step.
     pub fail_at: Option<FailAt>,
+    /// `--bootloader` (overrides the config's).
+    pub bootloader: Option<String>,
+    /// `--bootloader-arg`, repeated (replace the config's `bootloader_args`).
+    pub bootloader_args: Vec<String>,
+    /// `--disk`: the first disk, as an xl disk spec (replaces the config's).
+    pub disk: Option<String>,
+    /// `--bootloader-timeout`, seconds (default [`crate::bootloader::DEFAULT_TIMEOUT`]).
+    pub bootloader_timeout_s: Option<u64>,
 }
 
 /// Why a domain command failed.
@@ -111,6 +119,9 @@ pub enum CommandError {
     /// The console.
     #[error("console: {0}")]
     Console(#[from] crate::console::ConsoleError),
+    /// The bootloader.
+    #[error("{0}")]
+    Bootloader(#[from] crate::bootloader::BootloaderError),
     /// A step after the build failed; what it made was undone.
     #[error("{step}: {msg}{}", undo_note(.undo_errors))]
     After {
@@ -159,6 +170,7 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
             on_crash: Action::Destroy,
             bootloader: None,
             bootloader_args: Vec::new(),
+            boot_disk: None,
         },
     };
     if let Some(n) = &args.name {
@@ -186,10 +198,44 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
             "a domain name is needed (--name or `name` in the config)".into(),
         ));
     }
-    if cfg.bootloader.is_some() && cfg.kernel.is_none() {
+    if let Some(b) = &args.bootloader {
+        cfg.bootloader = Some(b.clone());
+    }
+    if !args.bootloader_args.is_empty() {
+        cfg.bootloader_args = args.bootloader_args.clone();
+    }
+    if let Some(d) = &args.disk {
+        cfg.boot_disk = Some(
+            crate::config::parse_disk_spec(d)
+                .map_err(|m| CommandError::Usage(format!("--disk {d:?}: {m}")))?,
+        );
+    }
+    if cfg.kernel.is_none() && cfg.bootloader.is_none() {
         return Err(CommandError::Usage(
-            "bootloader is not supported yet: give the kernel".into(),
+            "no kernel given (--kernel or `kernel`, or a bootloader)".into(),
         ));
+    }
+    if cfg.bootloader.is_some() {
+        match &cfg.boot_disk {
+            None => {
+                return Err(CommandError::Usage(
+                    "cannot run the bootloader with no disk (`disk` in the config, or --disk)"
+                        .into(),
+                ))
+            }
+            Some(d) if d.format == DiskFormat::Empty || d.target.is_empty() => {
+                return Err(CommandError::Usage(
+                    "cannot run the bootloader: the first disk is empty".into(),
+                ))
+            }
+            Some(d) if d.format != DiskFormat::Raw => {
+                return Err(CommandError::Usage(format!(
+                "cannot run the bootloader on a {} disk: pvbuild reads raw images and devices only",
+                d.format.name()
+            )))
+            }
+            Some(_) => {}
+        }
     }
     if cfg.memory_mib == 0 || cfg.memory_mib > (1 << 24) {
         return Err(CommandError::Usage(format!(
@@ -204,17 +250,18 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
             crate::plan::MAX_VCPUS
         )));
     }
-    if cfg
-        .cmdline
-        .as_ref()
-        .is_some_and(|c| c.len() >= MAX_GUEST_CMDLINE)
-    {
+    check_cmdline(cfg.cmdline.as_deref())?;
+    Ok(cfg)
+}
+
+fn check_cmdline(cmdline: Option<&str>) -> Result<(), CommandError> {
+    if cmdline.is_some_and(|c| c.len() >= MAX_GUEST_CMDLINE) {
         return Err(CommandError::Usage(format!(
             "command line longer than {} bytes",
             MAX_GUEST_CMDLINE - 1
         )));
     }
-    Ok(cfg)
+    Ok(())
 }
 
 /// The xl shutdown reason names.
@@ -233,14 +280,49 @@ pub fn shutdown_reason_name(code: u32) -> &'static str {
 /// `pvbuild create`. Returns the new domain's id.
 pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
     let started = Instant::now();
-    let cfg = resolve(args)?;
+    let mut cfg = resolve(args)?;
+
+    // Everything from outside is parsed and the layout solved before Xen is touched: the
+    // bootloader too runs first, and what it extracts is read like any other kernel.
+    let extracted = match (&cfg.bootloader, &cfg.boot_disk) {
+        (Some(program), Some(disk)) => {
+            let x = crate::bootloader::run(&crate::bootloader::Request {
+                program,
+                extra_args: &cfg.bootloader_args,
+                disk: Path::new(&disk.target),
+                kernel: cfg.kernel.as_deref(),
+                ramdisk: cfg.ramdisk.as_deref(),
+                cmdline: cfg.cmdline.as_deref(),
+                interactive: args.console,
+                timeout: args
+                    .bootloader_timeout_s
+                    .map_or(crate::bootloader::DEFAULT_TIMEOUT, Duration::from_secs),
+                work_dir: None,
+            })?;
+            for w in &x.result.warnings {
+                eprintln!("warning: bootloader: {w}");
+            }
+            log::info(format_args!(
+                "bootloader chose {} in {:.3} s",
+                x.result.kernel.display(),
+                started.elapsed().as_secs_f64()
+            ));
+            // As libxl: the kernel, ramdisk and command line are the bootloader's.
+            cfg.kernel = Some(x.result.kernel.clone());
+            cfg.ramdisk = x.result.ramdisk.clone();
+            cfg.cmdline = x.result.args.clone();
+            check_cmdline(cfg.cmdline.as_deref())?;
+            Some(x)
+        }
+        _ => None,
+    };
     let kernel_path = cfg
         .kernel
         .clone()
         .ok_or_else(|| CommandError::Usage("no kernel given (--kernel or `kernel`)".into()))?;
-
-    // Everything from outside is parsed and the layout solved before Xen is touched.
     let inputs = Inputs::load(&kernel_path, cfg.ramdisk.as_deref())?;
+    // The extracted files are read: their private directory goes now, before Xen is touched.
+    drop(extracted);
     let kern = inputs.kernel()?;
     let nr_pages = cfg.memory_mib << (20 - 12);
     let layout = inputs.solve(&kern, nr_pages)?;
@@ -597,6 +679,46 @@ mod undo_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bootloader_runs_and_its_kernel_is_planned_before_xen_is_opened() {
+        use crate::bootloader::tests::{debian_kernel, pygrub_disk, scratch};
+        let work = scratch("create");
+        let img = pygrub_disk(&work, &debian_kernel(), b"ramdisk", "console=hvc0");
+        let args = CreateArgs {
+            name: Some("g".into()),
+            bootloader: Some("pygrub".into()),
+            disk: Some(format!("file:{},xvda,w", img.display())),
+            memory_mib: Some(256),
+            ..Default::default()
+        };
+        // This machine has no Xen: getting as far as opening it means the bootloader ran,
+        // and the kernel it extracted was read, parsed and laid out.
+        match create_cmd(&args) {
+            Err(CommandError::Xen(_)) => {}
+            other => panic!("{other:?}"),
+        }
+        // A bootloader that fails stops create before Xen.
+        let bad = CreateArgs {
+            bootloader: Some("/bin/false".into()),
+            ..args.clone()
+        };
+        assert!(matches!(create_cmd(&bad), Err(CommandError::Bootloader(_))));
+        // No disk, an empty one, a qcow2 one: refused up front.
+        for (disk, want) in [
+            (None, "no disk"),
+            (Some(",,hdc,devtype=cdrom".to_string()), "empty"),
+            (Some(format!("{},qcow2,xvda", img.display())), "qcow2"),
+        ] {
+            let a = CreateArgs {
+                disk,
+                ..args.clone()
+            };
+            let e = create_cmd(&a).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&work);
+    }
 
     #[test]
     fn fail_at_names_round_trip() {

@@ -502,12 +502,185 @@ pub struct DomainConfig {
     pub bootloader: Option<String>,
     /// `bootloader_args`.
     pub bootloader_args: Vec<String>,
+    /// The first entry of `disk`: what the bootloader reads. (pvbuild attaches no disks to
+    /// the guest yet; a warning says so.)
+    pub boot_disk: Option<DiskSpec>,
+}
+
+/// An image format a disk may have (`format=`, or a deprecated `raw:`/`qcow2:`... prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskFormat {
+    /// `raw` (the default).
+    Raw,
+    /// `qcow`.
+    Qcow,
+    /// `qcow2`.
+    Qcow2,
+    /// `vhd`.
+    Vhd,
+    /// `qed`.
+    Qed,
+    /// `empty`: a CD-ROM drive with nothing in it.
+    Empty,
+}
+
+impl DiskFormat {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "raw" => DiskFormat::Raw,
+            "qcow" => DiskFormat::Qcow,
+            "qcow2" => DiskFormat::Qcow2,
+            "vhd" => DiskFormat::Vhd,
+            "qed" => DiskFormat::Qed,
+            "empty" => DiskFormat::Empty,
+            _ => return None,
+        })
+    }
+
+    /// The name xl uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            DiskFormat::Raw => "raw",
+            DiskFormat::Qcow => "qcow",
+            DiskFormat::Qcow2 => "qcow2",
+            DiskFormat::Vhd => "vhd",
+            DiskFormat::Qed => "qed",
+            DiskFormat::Empty => "empty",
+        }
+    }
+}
+
+/// One `disk` entry, as far as pvbuild uses it (xl-disk-configuration(5)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskSpec {
+    /// The image or device (`target`); empty for an empty CD-ROM drive.
+    pub target: String,
+    /// Its format.
+    pub format: DiskFormat,
+    /// The guest's name for it (`vdev`), if given.
+    pub vdev: Option<String>,
+}
+
+/// Keys a disk spec may have besides `target`, `format` and `vdev` (their values are not
+/// used by pvbuild).
+const DISK_KEYS: &[&str] = &[
+    "access",
+    "devtype",
+    "backend",
+    "backendtype",
+    "script",
+    "discard",
+    "no-discard",
+    "direct-io-safe",
+    "trusted",
+    "untrusted",
+    "specification",
+    "transport",
+    "colo-host",
+    "colo-port",
+    "colo-export",
+    "active-disk",
+    "hidden-disk",
+    "cdrom",
+];
+
+/// Deprecated target prefixes (libxlu_disk_l.l); the ones naming a format set it.
+const DISK_PREFIXES: &[(&str, Option<DiskFormat>)] = &[
+    ("tap:", None),
+    ("tap2:", None),
+    ("tapdisk:", None),
+    ("aio:", None),
+    ("ioemu:", None),
+    ("file:", None),
+    ("phy:", None),
+    ("raw:", Some(DiskFormat::Raw)),
+    ("qcow:", Some(DiskFormat::Qcow)),
+    ("qcow2:", Some(DiskFormat::Qcow2)),
+    ("vhd:", Some(DiskFormat::Vhd)),
+];
+
+/// Parses one `disk` entry the way xl's disk spec parser reads it: `key=value` parameters,
+/// positional ones in the order target, format, vdev, access (format skipped after a
+/// deprecated `phy:`/`file:`/... prefix), and `target=`, which takes the rest of the string.
+pub fn parse_disk_spec(spec: &str) -> Result<DiskSpec, String> {
+    let mut target: Option<String> = None;
+    let mut format: Option<DiskFormat> = None;
+    let mut vdev: Option<String> = None;
+    let mut access = false;
+    let mut had_prefix = false;
+    let mut format_slot = false;
+    let mut rest = spec;
+    while !rest.trim_start().is_empty() {
+        let r = rest.trim_start();
+        if let Some(t) = r.strip_prefix("target=") {
+            target = Some(t.to_owned());
+            break;
+        }
+        let (param, next) = r.split_once(',').unwrap_or((r, ""));
+        rest = next;
+        let param = param.trim();
+        if let Some((key, value)) = param.split_once('=') {
+            match key {
+                "format" => {
+                    format = Some(
+                        DiskFormat::parse(value)
+                            .ok_or_else(|| format!("unknown format {value:?}"))?,
+                    )
+                }
+                "vdev" => vdev = Some(value.to_owned()),
+                k if DISK_KEYS.contains(&k) => {}
+                k => return Err(format!("unknown parameter {k:?}")),
+            }
+            continue;
+        }
+        if target.is_none() {
+            let mut t = param;
+            while let Some((p, f)) = DISK_PREFIXES.iter().find(|(p, _)| t.starts_with(p)) {
+                t = t.get(p.len()..).unwrap_or_default();
+                had_prefix = true;
+                if let Some(f) = f {
+                    format = Some(*f);
+                }
+            }
+            target = Some(t.to_owned());
+        } else if !had_prefix && !format_slot {
+            format_slot = true;
+            if param.is_empty() {
+                // An empty positional leaves the format unset.
+            } else if target.as_deref() == Some("") && DiskFormat::parse(param).is_none() {
+                // No target, and a vdev where the format goes: an empty drive (xl's
+                // `vdev_and_devtype`).
+                format = Some(DiskFormat::Empty);
+                vdev = Some(param.to_owned());
+            } else {
+                format = Some(
+                    DiskFormat::parse(param).ok_or_else(|| format!("unknown format {param:?}"))?,
+                );
+            }
+        } else if vdev.is_none() {
+            vdev = Some(param.to_owned());
+        } else if !access {
+            access = true;
+        } else {
+            return Err(format!("too many positional parameters at {param:?}"));
+        }
+    }
+    let target = target.unwrap_or_default();
+    let format = match format {
+        Some(f) => f,
+        None if target.is_empty() => DiskFormat::Empty,
+        None => DiskFormat::Raw,
+    };
+    Ok(DiskSpec {
+        target,
+        format,
+        vdev,
+    })
 }
 
 /// Keys xl accepts that pvbuild does not implement: a warning each, not an error.
 const XL_KEYS_IGNORED: &[&str] = &[
     "vif",
-    "disk",
     "vfb",
     "vkb",
     "pci",
@@ -735,6 +908,32 @@ impl DomainConfig {
                 "a PV domain needs kernel or bootloader".into(),
             ));
         }
+        let boot_disk = match cfg.get("disk") {
+            None => None,
+            Some(s) => {
+                let specs = match &s.value {
+                    Value::List(l) => l.clone(),
+                    Value::Atom(a) => vec![a.clone()],
+                };
+                for (i, spec) in specs.iter().enumerate() {
+                    parse_disk_spec(spec)
+                        .map_err(|m| value_err("disk", s, format!("entry {i}: {m}")))?;
+                }
+                warnings.push(Warning {
+                    line: s.line,
+                    msg: if bootloader.is_some() {
+                        "disk: pvbuild does not attach disks to the guest yet; the first is read by the bootloader only".into()
+                    } else {
+                        "disk: pvbuild does not attach disks to the guest yet, ignored".into()
+                    },
+                });
+                specs
+                    .first()
+                    .map(|d| parse_disk_spec(d))
+                    .transpose()
+                    .map_err(|m| value_err("disk", s, m))?
+            }
+        };
 
         // xl: cmdline wins over root/extra; otherwise "root=<root> <extra>".
         let cmdline_set = string("cmdline")?;
@@ -793,6 +992,7 @@ impl DomainConfig {
                 on_crash: action("on_crash", Action::Destroy)?,
                 bootloader,
                 bootloader_args,
+                boot_disk,
             },
             warnings,
         ))
@@ -819,6 +1019,7 @@ pub const SUPPORTED_KEYS: &[&str] = &[
     "bootloader",
     "bootloader_args",
     "uuid",
+    "disk",
 ];
 
 #[cfg(test)]
@@ -859,5 +1060,67 @@ mod tests {
         assert_eq!(parse_long("09"), None);
         assert_eq!(parse_long(""), None);
         assert_eq!(parse_long("99999999999999999999"), None);
+    }
+
+    #[test]
+    fn disk_specs_as_xl_reads_them() {
+        let d = |s: &str| parse_disk_spec(s).unwrap();
+        let spec = |t: &str, f, v: Option<&str>| DiskSpec {
+            target: t.into(),
+            format: f,
+            vdev: v.map(String::from),
+        };
+        assert_eq!(
+            d("phy:/dev/vg/guest,xvda,w"),
+            spec("/dev/vg/guest", DiskFormat::Raw, Some("xvda"))
+        );
+        assert_eq!(
+            d("file:/srv/g.img,xvda1,w"),
+            spec("/srv/g.img", DiskFormat::Raw, Some("xvda1"))
+        );
+        assert_eq!(
+            d("tap:aio:/srv/g.img,xvda,w"),
+            spec("/srv/g.img", DiskFormat::Raw, Some("xvda"))
+        );
+        assert_eq!(
+            d("tap:qcow2:/srv/g.qcow2,xvda,w"),
+            spec("/srv/g.qcow2", DiskFormat::Qcow2, Some("xvda"))
+        );
+        assert_eq!(
+            d("/srv/g.img,raw,xvda,rw"),
+            spec("/srv/g.img", DiskFormat::Raw, Some("xvda"))
+        );
+        assert_eq!(
+            d("/srv/g.img,qcow2,xvda"),
+            spec("/srv/g.img", DiskFormat::Qcow2, Some("xvda"))
+        );
+        assert_eq!(
+            d("format=raw, vdev=xvda, access=rw, target=/srv/a,b.img"),
+            spec("/srv/a,b.img", DiskFormat::Raw, Some("xvda"))
+        );
+        assert_eq!(d(",,hdc,devtype=cdrom").format, DiskFormat::Empty);
+        assert!(parse_disk_spec("/a,raw,xvda,w,extra").is_err());
+        assert!(parse_disk_spec("/a,bogusformat,xvda").is_err());
+        assert!(parse_disk_spec("/a,nosuchkey=1").is_err());
+    }
+
+    #[test]
+    fn the_first_disk_is_the_bootloaders() {
+        let (c, w) = DomainConfig::from_xl(
+            &parse(
+                b"name='g'\nbootloader='pygrub'\ndisk=['/srv/one.img,raw,xvda,w', 'phy:/dev/two,xvdb,w']\n",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(c.boot_disk.unwrap().target, "/srv/one.img");
+        assert!(
+            w.iter().any(|w| w.msg.contains("read by the bootloader")),
+            "{w:?}"
+        );
+        let e = DomainConfig::from_xl(
+            &parse(b"name='g'\nkernel='/k'\ndisk=['/a,bad,xvda']\n").unwrap(),
+        );
+        assert!(e.is_err());
     }
 }

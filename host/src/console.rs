@@ -278,7 +278,7 @@ pub fn console_attach(domid: u32, tty_timeout: Duration) -> Result<RelayEnd, Con
 
 /// A dup of stdin, put in raw mode (restored on drop) when it is a terminal; never raw mode
 /// for a file, pipe or `/dev/null`.
-fn stdin_input() -> Result<(File, Option<RawMode<'static>>), ConsoleError> {
+pub(crate) fn stdin_input() -> Result<(File, Option<RawMode<'static>>), ConsoleError> {
     let stdin = io::stdin();
     let dup_err = |e| ConsoleError::Open {
         what: "duplicate",

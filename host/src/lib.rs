@@ -7,6 +7,7 @@
 //! files), [`create`] (a whole domain build, undone on failure), [`plan`] (the core without
 //! Xen).
 
+pub mod bootloader;
 pub mod commands;
 pub mod config;
 pub mod console;

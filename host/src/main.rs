@@ -80,6 +80,19 @@ enum Command {
         /// Test only: make this step fail (to prove it is undone); `list` prints the steps.
         #[arg(long, hide = true)]
         fail_at: Option<String>,
+        /// Run this bootloader (e.g. pygrub) on the first disk to get the kernel, ramdisk
+        /// and command line.
+        #[arg(long)]
+        bootloader: Option<String>,
+        /// An argument for the bootloader (repeatable; replaces `bootloader_args`).
+        #[arg(long = "bootloader-arg", allow_hyphen_values = true)]
+        bootloader_arg: Vec<String>,
+        /// The first disk, as an xl disk spec (e.g. `/srv/guest.img` or `phy:/dev/vg/g,xvda,w`).
+        #[arg(long)]
+        disk: Option<String>,
+        /// Kill the bootloader after this many seconds when not attached with -c (default 60).
+        #[arg(long)]
+        bootloader_timeout: Option<u64>,
     },
     /// Destroy a domain (by id or name) and remove its xenstore entries.
     Destroy {
@@ -133,6 +146,10 @@ fn main() -> ExitCode {
             wait,
             timeout,
             fail_at,
+            bootloader,
+            bootloader_arg,
+            disk,
+            bootloader_timeout,
         } => {
             let fail_at = match fail_at.as_deref() {
                 None => None,
@@ -160,6 +177,10 @@ fn main() -> ExitCode {
                 wait,
                 timeout_s: timeout,
                 fail_at,
+                bootloader,
+                bootloader_args: bootloader_arg,
+                disk,
+                bootloader_timeout_s: bootloader_timeout,
             };
             match pvbuild::commands::create_cmd(&args) {
                 Ok(_) => ExitCode::SUCCESS,

@@ -57,8 +57,18 @@ fn xl_example_pvlinux() {
         "{msgs:?}"
     );
     assert!(
-        msgs.iter().any(|m| m.starts_with("disk: not supported")),
+        msgs.iter()
+            .any(|m| m.starts_with("disk: pvbuild does not attach disks")),
         "{msgs:?}"
+    );
+    let disk = d.boot_disk.unwrap();
+    assert_eq!(
+        (disk.target.as_str(), disk.format, disk.vdev.as_deref()),
+        (
+            "/dev/vg/guest-volume",
+            pvbuild::config::DiskFormat::Raw,
+            Some("xvda")
+        )
     );
 }
 

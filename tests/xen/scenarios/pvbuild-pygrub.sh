@@ -1,0 +1,93 @@
+# pvbuild-pygrub: `bootloader = "pygrub"` as an xl user writes it. The guest's disk is a
+# raw ext4 image (made here by mkfs.ext4 -d, no mount) holding Debian's kernel, the
+# harness ramdisk and a grub.cfg whose default entry (the second of two) carries the
+# command line. pvbuild runs Xen's real pygrub on the image before the domain exists,
+# boots what it extracted, and the guest's marker must show the grub.cfg's command
+# line: proof that kernel, ramdisk and arguments all came through the bootloader.
+# Then a grub.cfg whose menu waits 10 minutes for a choice: without -c nobody can
+# answer, so pvbuild must kill pygrub at --bootloader-timeout and leave no domain,
+# process or directory behind. (Not `timeout=-1`: pygrub 0.7 ends a -1 timeout after
+# one second, as `mytime >= timeout` holds at once.)
+# Metrics: pygrub_create_s (till the guest's marker), bootloader_s (pvbuild's own
+# "bootloader chose" line: from its start to pygrub's result).
+. "$HARNESS_REPO/tests/xen/dom0/lib.sh"
+name=pvbpygrub
+[ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
+mkfs=$(command -v mkfs.ext4 || echo /sbin/mkfs.ext4)
+[ -x "$mkfs" ] || fail "no mkfs.ext4 in dom0"
+cmdline="$HARNESS_GUEST_CMDLINE pvbuild.via=pygrub"
+
+# make_disk DIR TIMEOUT: DIR/disk.img with the kernel, the ramdisk and a grub.cfg.
+make_disk() {
+    mkdir -p "$1/root/boot/grub"
+    cp "$HARNESS_GUEST_KERNEL" "$1/root/boot/vmlinuz"
+    cp "$HARNESS_GUEST_RAMDISK" "$1/root/boot/initrd.gz"
+    cat > "$1/root/boot/grub/grub.cfg" <<CFG
+set default=1
+set timeout=$2
+menuentry 'wrong entry' {
+	linux /boot/vmlinuz pvbuild.via=wrong-entry
+	initrd /boot/initrd.gz
+}
+menuentry 'pvbuild' {
+	linux /boot/vmlinuz $cmdline
+	initrd /boot/initrd.gz
+}
+CFG
+    "$mkfs" -q -F -d "$1/root" "$1/disk.img" 48M || fail "mkfs.ext4 failed"
+}
+
+make_disk "$HARNESS_OUT/d1" 0
+cfg="$HARNESS_OUT/$name.cfg"
+cat > "$cfg" <<CFG
+name = "$name"
+type = "pv"
+bootloader = "pygrub"
+disk = [ 'file:$HARNESS_OUT/d1/disk.img,xvda,w' ]
+memory = $HARNESS_GUEST_MEMORY
+on_poweroff = "destroy"
+CFG
+log="$HARNESS_OUT/pvbuild-create.log"
+t0=$(now)
+"$HARNESS_PVBUILD" -v create --wait --timeout 300 "$cfg" > "$log" 2>&1 &
+pid=$!
+evidence "$log"
+create_done() { ! kill -0 "$pid" 2>/dev/null; }
+progress() { create_done || has_marker "$name"; }
+wait_for 240 progress || fail "neither did pvbuild create return nor the marker show within 240 s"
+if create_done && ! has_marker "$name"; then
+    wait "$pid"
+    fail "pvbuild create exited $? before the guest ran: $(tail -n 3 "$log" | tr -d '\r' | paste -sd ' ')"
+fi
+evidence "$(console_log "$name")"
+metric pygrub_create_s "$(elapsed "$t0")"
+bl=$(sed -n 's/.*bootloader chose .* in \([0-9.]*\) s.*/\1/p' "$log" | head -n 1)
+[ -n "$bl" ] && metric bootloader_s "$bl"
+want=$(expected_marker "$HARNESS_GUEST_KVER" "$cmdline")
+got=$(marker_line "$name")
+[ "$got" = "$want" ] || fail "marker is '$got', expected '$want' (the grub.cfg's default entry)"
+wait_for 120 domain_shut_down "$name" || fail "domain $name did not shut down within 120 s of its marker"
+wait_for 30 create_done || fail "pvbuild create still running 30 s after the guest shut down"
+wait "$pid" 2>/dev/null
+grep -qiE 'shut ?down.*poweroff' "$log" || fail "pvbuild did not report the poweroff: $(tail -n 2 "$log" | tr -d '\r' | paste -sd ' ')"
+# The extracted files were removed.
+left=$(ls -d "${TMPDIR:-/tmp}"/pvbuild-bootloader.* 2>/dev/null)
+[ -z "$left" ] || fail "bootloader directories left behind: $left"
+
+# A menu that waits 600 s and nobody attached: killed at the deadline.
+make_disk "$HARNESS_OUT/d2" 600
+sed "s|d1/disk.img|d2/disk.img|; s|name = \"$name\"|name = \"${name}2\"|" "$cfg" > "$cfg.2"
+before=$(xl list | wc -l)
+t1=$(now)
+"$HARNESS_PVBUILD" create --bootloader-timeout 20 "$cfg.2" > "$log.2" 2>&1
+rc=$?
+evidence "$log.2"
+metric timeout_refusal_s "$(elapsed "$t1")"
+[ $rc -ne 0 ] || fail "pvbuild create succeeded with a bootloader that never finishes"
+grep -q '^error: bootloader .* did not finish within 20 s' "$log.2" ||
+    fail "unexpected message: $(head -n 2 "$log.2" | tr -d '\r' | paste -sd ' ')"
+[ "$(xl list | wc -l)" = "$before" ] || fail "a domain was left behind: $(xl list | tail -n 1)"
+pgrep -f bin/pygrub > /dev/null && fail "pygrub is still running: $(pgrep -af bin/pygrub)"
+left=$(ls -d "${TMPDIR:-/tmp}"/pvbuild-bootloader.* 2>/dev/null)
+[ -z "$left" ] || fail "bootloader directories left behind: $left"
+pass
