@@ -56,6 +56,21 @@ domain_shut_down() { domain_gone "$1" || xl list "$1" 2>/dev/null | awk 'NR == 2
 # returns stripped (hvc output ends lines with CR LF).
 marker_line() { tr -d '\r' 2>/dev/null < "$(console_log "$1")" | grep -m 1 "PVBUILD-GUEST-OK"; }
 
+# check_marker_and_poweroff NAME CMDLINE PID LOG: domain NAME's marker must show
+# CMDLINE; it must then shut down, and the `pvbuild create --wait` running as PID
+# (output in LOG) must notice within 30 s and report the poweroff.
+check_marker_and_poweroff() {
+    _want=$(expected_marker "$HARNESS_GUEST_KVER" "$2")
+    _got=$(marker_line "$1")
+    [ "$_got" = "$_want" ] || fail "marker is '$_got', expected '$_want'"
+    wait_for 120 domain_shut_down "$1" || fail "domain $1 did not shut down within 120 s of its marker"
+    _pid=$3
+    _create_done() { ! kill -0 "$_pid" 2>/dev/null; }
+    wait_for 30 _create_done || fail "pvbuild create still running 30 s after the guest shut down"
+    wait "$_pid" 2>/dev/null
+    grep -qiE 'shut ?down.*poweroff' "$4" || fail "pvbuild did not report the shutdown reason (poweroff): $(tail -n 2 "$4" | tr -d '\r' | paste -sd ' ')"
+}
+
 # write_xl_cfg NAME KERNEL RAMDISK: an xl config for the harness's PV guest.
 write_xl_cfg() {
     cat <<CFG

@@ -32,12 +32,5 @@ fi
 evidence "$(console_log "$name")"
 wait_for 180 has_marker "$name" || fail "no PVBUILD-GUEST-OK marker in $(console_log "$name") within 180 s"
 metric marker_s "$(elapsed "$t0")"
-want=$(expected_marker "$HARNESS_GUEST_KVER" "$HARNESS_GUEST_CMDLINE")
-got=$(marker_line "$name")
-[ "$got" = "$want" ] || fail "marker is '$got', expected '$want'"
-wait_for 120 domain_shut_down "$name" || fail "domain $name did not shut down within 120 s of its marker"
-# pvbuild's report of the shutdown: give an attached create 30 s to notice it.
-wait_for 30 create_done || fail "pvbuild create still running 30 s after the guest shut down"
-wait "$pid" 2>/dev/null
-grep -qiE 'shut ?down.*poweroff' "$log" || fail "pvbuild did not report the shutdown reason (poweroff): $(tail -n 2 "$log" | tr -d '\r' | paste -sd ' ')"
+check_marker_and_poweroff "$name" "$HARNESS_GUEST_CMDLINE" "$pid" "$log"
 pass

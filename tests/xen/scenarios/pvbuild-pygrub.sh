@@ -63,13 +63,8 @@ evidence "$(console_log "$name")"
 metric pygrub_create_s "$(elapsed "$t0")"
 bl=$(sed -n 's/.*bootloader chose .* in \([0-9.]*\) s.*/\1/p' "$log" | head -n 1)
 [ -n "$bl" ] && metric bootloader_s "$bl"
-want=$(expected_marker "$HARNESS_GUEST_KVER" "$cmdline")
-got=$(marker_line "$name")
-[ "$got" = "$want" ] || fail "marker is '$got', expected '$want' (the grub.cfg's default entry)"
-wait_for 120 domain_shut_down "$name" || fail "domain $name did not shut down within 120 s of its marker"
-wait_for 30 create_done || fail "pvbuild create still running 30 s after the guest shut down"
-wait "$pid" 2>/dev/null
-grep -qiE 'shut ?down.*poweroff' "$log" || fail "pvbuild did not report the poweroff: $(tail -n 2 "$log" | tr -d '\r' | paste -sd ' ')"
+# The marker must carry the grub.cfg's default entry's command line.
+check_marker_and_poweroff "$name" "$cmdline" "$pid" "$log"
 # The extracted files were removed.
 left=$(ls -d "${TMPDIR:-/tmp}"/pvbuild-bootloader.* 2>/dev/null)
 [ -z "$left" ] || fail "bootloader directories left behind: $left"
