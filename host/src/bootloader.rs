@@ -412,8 +412,26 @@ impl Tail {
     }
 }
 
-/// Runs the bootloader `req` describes and returns what it chose.
+/// Runs the bootloader `req` describes and returns what it chose. When interactive, its
+/// terminal is relayed with this process's stdin (raw mode while it runs) and stdout.
 pub fn run(req: &Request<'_>) -> Result<Extracted, BootloaderError> {
+    if !req.interactive {
+        return run_with(req, None);
+    }
+    let (mut input, _raw) = crate::console::stdin_input().map_err(|e| BootloaderError::Io {
+        what: "opening",
+        path: "/dev/stdin".into(),
+        source: io::Error::other(e),
+    })?;
+    let mut out = io::stdout();
+    run_with(req, Some((&mut input, &mut out)))
+}
+
+/// The user's side of an interactive run: keystrokes in, the bootloader's display out.
+type UserIo<'u> = (&'u mut File, &'u mut dyn Write);
+
+/// [`run`], with the user's side given (`None`: nobody at the menu, so the deadline holds).
+fn run_with(req: &Request<'_>, user: Option<UserIo<'_>>) -> Result<Extracted, BootloaderError> {
     let program = find_program(req.program)?;
     let name = program.display().to_string();
     let parent = req
@@ -446,20 +464,19 @@ pub fn run(req: &Request<'_>) -> Result<Extracted, BootloaderError> {
     let child = spawn(&program, &arguments(req, &output, &outdir), pty.slave)
         .map_err(mk("starting", &program))?;
     let mut master = File::from(pty.master);
-    let deadline = (!req.interactive).then(|| Instant::now() + req.timeout);
-    let (status, tail) =
-        supervise(child, &mut master, req.interactive, deadline).map_err(|e| match e {
-            Supervised::Io(source) => BootloaderError::Io {
-                what: "relaying",
-                path: program.clone(),
-                source,
-            },
-            Supervised::Timeout(tail) => BootloaderError::Timeout {
-                program: name.clone(),
-                secs: req.timeout.as_secs(),
-                tail,
-            },
-        })?;
+    let deadline = user.is_none().then(|| Instant::now() + req.timeout);
+    let (status, tail) = supervise(child, &mut master, user, deadline).map_err(|e| match e {
+        Supervised::Io(source) => BootloaderError::Io {
+            what: "relaying",
+            path: program.clone(),
+            source,
+        },
+        Supervised::Timeout(tail) => BootloaderError::Timeout {
+            program: name.clone(),
+            secs: req.timeout.as_secs(),
+            tail,
+        },
+    })?;
     if !status.success() {
         let status = match (status.code(), status.signal()) {
             (Some(c), _) => format!("exited with status {c}"),
@@ -527,18 +544,14 @@ enum Supervised {
 fn supervise(
     mut child: Child,
     master: &mut File,
-    interactive: bool,
+    user: Option<UserIo<'_>>,
     deadline: Option<Instant>,
 ) -> Result<(std::process::ExitStatus, String), Supervised> {
     let mut tail = Tail::default();
-    let (mut input, _raw) = if interactive {
-        let (f, raw) =
-            crate::console::stdin_input().map_err(|e| Supervised::Io(io::Error::other(e)))?;
-        (Some(f), raw)
-    } else {
-        (None, None)
+    let (mut input, mut display) = match user {
+        Some((i, o)) => (Some(i), Some(o)),
+        None => (None, None),
     };
-    let mut stdout = io::stdout();
     let mut buf = [0u8; 4096];
     let kill = |child: &mut Child, tail: &Tail| {
         let pgid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
@@ -589,9 +602,9 @@ fn supervise(
                 Ok(n) => {
                     let data = buf.get(..n).unwrap_or_default();
                     tail.push(data);
-                    if interactive {
-                        stdout.write_all(data).map_err(Supervised::Io)?;
-                        stdout.flush().map_err(Supervised::Io)?;
+                    if let Some(d) = display.as_mut() {
+                        d.write_all(data).map_err(Supervised::Io)?;
+                        d.flush().map_err(Supervised::Io)?;
                     }
                 }
             }

@@ -197,6 +197,33 @@ echo done"#,
 }
 
 #[test]
+fn an_interactive_bootloader_gets_the_users_keys_and_shows_its_menu() {
+    // With someone at the menu (create -c): what the bootloader draws reaches the user, and
+    // what the user types reaches the bootloader, which boots the entry typed.
+    let work = scratch("interactive");
+    let p = script(
+        &work,
+        r#"echo "MENU: type an entry"
+read entry
+: > "$files/k"
+printf 'kernel %s\0args chosen=%s\0' "$files/k" "$entry" > "$out""#,
+    );
+    let prog = p.display().to_string();
+    let (keys_r, mut keys_w) = std::io::pipe().unwrap();
+    keys_w.write_all(b"second\n").unwrap();
+    let mut keys = File::from(OwnedFd::from(keys_r));
+    let mut screen: Vec<u8> = Vec::new();
+    let req = Request {
+        interactive: true,
+        ..request(&prog, &work, Duration::from_secs(1))
+    };
+    let x = run_with(&req, Some((&mut keys, &mut screen))).unwrap();
+    assert_eq!(x.result.args.as_deref(), Some("chosen=second"));
+    assert!(String::from_utf8_lossy(&screen).contains("MENU: type an entry"));
+    drop(keys_w);
+}
+
+#[test]
 fn a_failing_bootloader_is_reported_with_its_last_words() {
     let work = scratch("fail");
     let p = script(&work, "echo 'no bootable entry'; exit 3");
