@@ -279,9 +279,47 @@ pub fn shutdown_reason_name(code: u32) -> &'static str {
 
 /// `pvbuild create`. Returns the new domain's id.
 pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
-    let started = Instant::now();
-    let mut cfg = resolve(args)?;
+    let base = resolve(args)?;
+    // One UUID for every start of the guest, as xl keeps its config's across restarts.
+    let uuid = base.uuid.unwrap_or_else(Uuid::new_v4);
+    let mut host: Option<Host> = None;
+    let deadline =
+        (args.timeout_s != 0).then(|| Instant::now() + Duration::from_secs(args.timeout_s));
+    loop {
+        let started = Instant::now();
+        let (domid, cfg) = start(args, &base, uuid, &mut host, started)?;
+        if args.console {
+            crate::console::attach(u32::from(domid), crate::console::DEFAULT_TTY_TIMEOUT)?;
+        }
+        if !(args.wait || args.console) {
+            return Ok(domid);
+        }
+        let Some(h) = &host else { return Ok(domid) };
+        match wait_and_act(&h.xen, domid, &cfg, deadline.map(|d| (d, args.timeout_s)))? {
+            Next::Done => return Ok(domid),
+            Next::Restart => {
+                // xl: "Done. Rebooting now", after a pause of its own.
+                println!("pvbuild: restarting {} (domain {domid} is gone)", cfg.name);
+                std::thread::sleep(RESTART_PAUSE);
+            }
+        }
+    }
+}
 
+/// How long `create --wait` pauses before starting a guest again (xl sleeps 2 s).
+const RESTART_PAUSE: Duration = Duration::from_secs(2);
+
+/// One start of the guest: the bootloader (if any), the kernel read, parsed and laid out,
+/// then the domain made. Returns its id and the configuration it was made from (the
+/// bootloader's kernel, ramdisk and command line in place of the config's).
+fn start(
+    args: &CreateArgs,
+    base: &DomainConfig,
+    uuid: Uuid,
+    host: &mut Option<Host>,
+    started: Instant,
+) -> Result<(u16, DomainConfig), CommandError> {
+    let mut cfg = base.clone();
     // Everything from outside is parsed and the layout solved before Xen is touched: the
     // bootloader too runs first, and what it extracts is read like any other kernel.
     let extracted = match (&cfg.bootloader, &cfg.boot_disk) {
@@ -326,15 +364,17 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
     let kern = inputs.kernel()?;
     let nr_pages = cfg.memory_mib << (20 - 12);
     let layout = inputs.solve(&kern, nr_pages)?;
-    let uuid = cfg.uuid.unwrap_or_else(Uuid::new_v4);
     log::info(format_args!(
         "parsed and planned in {:.3} s",
         started.elapsed().as_secs_f64()
     ));
 
-    let host = Host::open()?;
+    let host = match host {
+        Some(h) => h,
+        None => host.insert(Host::open()?),
+    };
     let made = make_domain(
-        &host,
+        host,
         &Prepared {
             cfg: &cfg,
             inputs: &inputs,
@@ -346,7 +386,6 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
             started,
         },
     )?;
-    let domid = made.domid;
     println!(
         "pvbuild: created domain {} ({}) in {:.3} s{}",
         made.domid,
@@ -354,13 +393,7 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
         started.elapsed().as_secs_f64(),
         if args.paused { ", paused" } else { "" }
     );
-    if args.console {
-        crate::console::attach(u32::from(domid), crate::console::DEFAULT_TTY_TIMEOUT)?;
-    }
-    if args.wait || args.console {
-        wait_and_act(&host.xen, domid, &cfg, args.timeout_s)?;
-    }
-    Ok(domid)
+    Ok((made.domid, cfg))
 }
 
 /// Where a domain is made: the hypervisor, and a way to reach xenstore. `create` uses the
@@ -517,46 +550,73 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
     Ok(building.finish())
 }
 
-/// Waits for `domid` to shut down, prints the reason as xl does, and applies the config's
-/// action for it (`destroy` by default; the restart actions are reported and the domain
-/// destroyed, as pvbuild does not restart guests yet).
+/// What `create --wait` does after a guest shut down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Return.
+    Done,
+    /// Start the guest again.
+    Restart,
+}
+
+/// The action the config names for a shutdown `code`, and what it comes to here: whether the
+/// domain is destroyed, and whether the guest starts again. xl's `handle_domain_death`:
+/// `restart` destroys and starts again; `preserve` leaves the domain as it is; the coredump
+/// actions are their plain counterparts here (no dump is written, a warning says so);
+/// `rename-restart` and `soft-reset` are not supported and destroy.
+fn action_for(cfg: &DomainConfig, code: u32) -> (Action, bool, Next) {
+    let action = match code {
+        0 => cfg.on_poweroff,
+        1 => cfg.on_reboot,
+        3 => cfg.on_crash,
+        // watchdog has xl's `on_watchdog` (default destroy), which pvbuild does not read;
+        // suspend, soft_reset and unknown reasons: destroy.
+        _ => Action::Destroy,
+    };
+    match action {
+        Action::Preserve => (action, false, Next::Done),
+        Action::Restart | Action::CoredumpRestart => (action, true, Next::Restart),
+        _ => (action, true, Next::Done),
+    }
+}
+
+/// Waits for `domid` to shut down (until `deadline`, the end of `--timeout`'s seconds),
+/// prints the reason as xl does, and applies the config's action for it.
 fn wait_and_act(
     xen: &Xen,
     domid: u16,
     cfg: &DomainConfig,
-    timeout_s: u64,
-) -> Result<(), CommandError> {
-    let start = Instant::now();
+    deadline: Option<(Instant, u64)>,
+) -> Result<Next, CommandError> {
     let info: DomainInfo = loop {
         let info = xen.domain_info(domid)?;
         if info.shutdown() || info.dying() {
             break info;
         }
-        if timeout_s != 0 && start.elapsed() >= Duration::from_secs(timeout_s) {
-            return Err(CommandError::Timeout(domid, timeout_s));
+        if let Some((d, secs)) = deadline {
+            if Instant::now() >= d {
+                return Err(CommandError::Timeout(domid, secs));
+            }
         }
         std::thread::sleep(POLL_INTERVAL);
     };
     let code = info.shutdown_reason();
     let reason = shutdown_reason_name(code);
-    let action = match code {
-        0 => cfg.on_poweroff,
-        1 => cfg.on_reboot,
-        3 => cfg.on_crash,
-        _ => Action::Destroy,
-    };
     println!("pvbuild: domain {domid} ({}) shut down: {reason}", cfg.name);
+    let (action, destroy, next) = action_for(cfg, code);
     match action {
-        Action::Preserve => Ok(()),
-        other => {
-            if other != Action::Destroy {
-                eprintln!(
-                    "warning: action {other:?} for {reason} is not supported yet: destroying"
-                );
-            }
-            destroy_domid(xen, domid)
+        Action::CoredumpDestroy | Action::CoredumpRestart => {
+            eprintln!("warning: {action:?} for {reason}: pvbuild writes no core dump")
         }
+        Action::RenameRestart | Action::SoftReset => {
+            eprintln!("warning: action {action:?} for {reason} is not supported yet: destroying")
+        }
+        _ => {}
     }
+    if destroy {
+        destroy_domid(xen, domid)?;
+    }
+    Ok(next)
 }
 
 /// Destroys `domid` and removes its xenstore entries. As with libxl, xenstored is not asked
@@ -718,6 +778,30 @@ mod tests {
             assert!(e.contains(want), "{e}");
         }
         let _ = std::fs::remove_dir_all(&work);
+    }
+
+    #[test]
+    fn shutdown_actions_as_xl_applies_them() {
+        let mut cfg = resolve(&CreateArgs {
+            name: Some("g".into()),
+            kernel: Some("/k".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        // xl's defaults: poweroff destroys, reboot restarts, crash destroys.
+        assert_eq!(action_for(&cfg, 0), (Action::Destroy, true, Next::Done));
+        assert_eq!(action_for(&cfg, 1), (Action::Restart, true, Next::Restart));
+        assert_eq!(action_for(&cfg, 3), (Action::Destroy, true, Next::Done));
+        assert_eq!(action_for(&cfg, 4).2, Next::Done, "watchdog");
+        cfg.on_crash = Action::Preserve;
+        assert_eq!(action_for(&cfg, 3), (Action::Preserve, false, Next::Done));
+        cfg.on_poweroff = Action::CoredumpRestart;
+        assert_eq!(action_for(&cfg, 0).2, Next::Restart);
+        cfg.on_reboot = Action::RenameRestart;
+        assert_eq!(
+            action_for(&cfg, 1),
+            (Action::RenameRestart, true, Next::Done)
+        );
     }
 
     #[test]
