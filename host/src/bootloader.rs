@@ -109,6 +109,12 @@ pub enum BootloaderError {
         /// The end of what it printed.
         tail: String,
     },
+    /// A signal asked pvbuild to stop: the program was killed.
+    #[error("bootloader {program}: interrupted")]
+    Interrupted {
+        /// The program.
+        program: String,
+    },
     /// The program failed.
     #[error("bootloader {program} {status}{}", tail_note(.tail))]
     Failed {
@@ -476,6 +482,9 @@ fn run_with(req: &Request<'_>, user: Option<UserIo<'_>>) -> Result<Extracted, Bo
             secs: req.timeout.as_secs(),
             tail,
         },
+        Supervised::Interrupted => BootloaderError::Interrupted {
+            program: name.clone(),
+        },
     })?;
     if !status.success() {
         let status = match (status.code(), status.signal()) {
@@ -537,6 +546,7 @@ fn spawn(program: &Path, args: &[String], slave: OwnedFd) -> io::Result<Child> {
 enum Supervised {
     Io(io::Error),
     Timeout(String),
+    Interrupted,
 }
 
 /// Relays the bootloader's terminal until it closes, then reaps it; kills its process group
@@ -570,6 +580,10 @@ fn supervise(
     };
     // Relay until the pty closes (every holder of the slave is gone).
     'relay: loop {
+        if crate::interrupt::requested() {
+            kill(&mut child, &tail);
+            return Err(Supervised::Interrupted);
+        }
         let timeout = match deadline {
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
@@ -631,6 +645,10 @@ fn supervise(
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(kill(&mut child, &tail));
+        }
+        if crate::interrupt::requested() {
+            kill(&mut child, &tail);
+            return Err(Supervised::Interrupted);
         }
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -132,6 +132,9 @@ pub enum CommandError {
         /// Undo steps that failed.
         undo_errors: Vec<String>,
     },
+    /// A signal asked pvbuild to stop; what was made was undone.
+    #[error("interrupted")]
+    Interrupted,
     /// `--wait` ran out of time.
     #[error("domain {0} did not shut down within {1} s")]
     Timeout(u16, u64),
@@ -279,6 +282,9 @@ pub fn shutdown_reason_name(code: u32) -> &'static str {
 
 /// `pvbuild create`. Returns the new domain's id.
 pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
+    // From here a signal is a request to stop at the next safe point (crate::interrupt).
+    crate::interrupt::catch()
+        .map_err(|e| CommandError::Usage(format!("installing signal handlers: {e}")))?;
     let base = resolve(args)?;
     // One UUID for every start of the guest, as xl keeps its config's across restarts.
     let uuid = base.uuid.unwrap_or_else(Uuid::new_v4);
@@ -301,6 +307,9 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
                 // xl: "Done. Rebooting now", after a pause of its own.
                 println!("pvbuild: restarting {} (domain {domid} is gone)", cfg.name);
                 std::thread::sleep(RESTART_PAUSE);
+                if crate::interrupt::requested() {
+                    return Err(CommandError::Interrupted);
+                }
             }
         }
     }
@@ -368,6 +377,9 @@ fn start(
         "parsed and planned in {:.3} s",
         started.elapsed().as_secs_f64()
     ));
+    if crate::interrupt::requested() {
+        return Err(CommandError::Interrupted);
+    }
 
     let host = match host {
         Some(h) => h,
@@ -526,6 +538,9 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             "failure injected for testing".into(),
         ));
     }
+    if crate::interrupt::requested() {
+        return Err(after(building, "xenstore", "interrupted".into()));
+    }
     if let Err(e) = xenstore::write_new_domain(&xs, &new) {
         return Err(after(building, "xenstore", e.to_string()));
     }
@@ -542,6 +557,9 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
                 "unpause",
                 "failure injected for testing".into(),
             ));
+        }
+        if crate::interrupt::requested() {
+            return Err(after(building, "unpause", "interrupted".into()));
         }
         if let Err(e) = building.unpause() {
             return Err(after(building, "unpause", e.to_string()));
@@ -597,6 +615,10 @@ fn wait_and_act(
             if Instant::now() >= d {
                 return Err(CommandError::Timeout(domid, secs));
             }
+        }
+        if crate::interrupt::requested() {
+            // As when --wait was not given: the guest keeps running.
+            return Err(CommandError::Interrupted);
         }
         std::thread::sleep(POLL_INTERVAL);
     };

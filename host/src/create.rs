@@ -146,6 +146,9 @@ pub enum CreateFailure {
     /// The test-only failure switch fired.
     #[error("failure injected for testing")]
     Injected,
+    /// A signal (Ctrl-C, SIGTERM, SIGHUP) asked pvbuild to stop ([`crate::interrupt`]).
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// A failed [`create`], after its undo stack has run.
@@ -295,6 +298,8 @@ impl Run<'_> {
     ) -> Result<T, CreateError> {
         let r = if self.fail_at == Some(step) {
             Err(CreateFailure::Injected)
+        } else if crate::interrupt::requested() {
+            Err(CreateFailure::Interrupted)
         } else {
             f(self.xen)
         };

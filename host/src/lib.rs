@@ -13,6 +13,7 @@ pub mod config;
 pub mod console;
 pub mod create;
 pub mod evtchn;
+pub mod interrupt;
 pub mod plan;
 pub mod privcmd_mem;
 pub mod sys;

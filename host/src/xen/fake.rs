@@ -145,6 +145,17 @@ struct State {
     areas: HashMap<u64, (usize, bool)>,
     /// Where acquisitions and releases are reported, if a test asked.
     trace: Option<Trace>,
+    /// Run before the ioctl with this index has any effect (see [`FakeXen::at_call`]).
+    hook: Option<(usize, Hook)>,
+}
+
+/// Something a test runs when a chosen ioctl arrives.
+struct Hook(Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
 }
 
 impl State {
@@ -646,6 +657,7 @@ impl FakeXen {
                 live_areas: 0,
                 areas: HashMap::new(),
                 trace: None,
+                hook: None,
             }),
             mem,
         })
@@ -671,6 +683,14 @@ impl FakeXen {
     /// nothing; [`FakeXen::live_buffers`] counts them.
     pub fn set_trace(&self, trace: Trace) {
         self.lock().trace = Some(trace);
+    }
+
+    /// Runs `f` when the `n`-th ioctl from now on (0 = the next) arrives, on the thread that
+    /// issues it, before the ioctl has any effect (which it then has as usual).
+    pub fn at_call(&self, n: usize, f: impl FnOnce() + Send + 'static) {
+        let mut s = self.lock();
+        let at = s.calls.len() + n;
+        s.hook = Some((at, Hook(Box::new(f))));
     }
 
     /// Every ioctl seen so far, in order.
@@ -767,6 +787,19 @@ impl FakeXen {
 impl Backend for FakeXen {
     unsafe fn ioctl(&self, request: IoctlRequest, arg: *mut c_void) -> Result<i32, Errno> {
         let call = decode(request, arg);
+        let hook = {
+            let mut s = self.lock();
+            match s.hook.take() {
+                Some((at, h)) if at == s.calls.len() => Some(h),
+                other => {
+                    s.hook = other;
+                    None
+                }
+            }
+        };
+        if let Some(Hook(f)) = hook {
+            f();
+        }
         {
             let mut s = self.lock();
             let n = s.calls.len();

@@ -6,7 +6,8 @@
 # line: proof that kernel, ramdisk and arguments all came through the bootloader.
 # Then a grub.cfg whose menu waits 10 minutes for a choice: without -c nobody can
 # answer, so pvbuild must kill pygrub at --bootloader-timeout and leave no domain,
-# process or directory behind. (Not `timeout=-1`: pygrub 0.7 ends a -1 timeout after
+# process or directory behind; and so must Ctrl-C (SIGINT) while that menu waits.
+# (Not `timeout=-1`: pygrub 0.7 ends a -1 timeout after
 # one second, as `mytime >= timeout` holds at once.)
 # Metrics: pygrub_create_s (till the guest's marker), bootloader_s (pvbuild's own
 # "bootloader chose" line: from its start to pygrub's result).
@@ -85,4 +86,23 @@ grep -q '^error: bootloader .* did not finish within 20 s' "$log.2" ||
 pgrep -f bin/pygrub > /dev/null && fail "pygrub is still running: $(pgrep -af bin/pygrub)"
 left=$(ls -d "${TMPDIR:-/tmp}"/pvbuild-bootloader.* 2>/dev/null)
 [ -z "$left" ] || fail "bootloader directories left behind: $left"
+
+# Ctrl-C while pygrub's menu waits: pvbuild kills pygrub, removes its directory, exits.
+"$HARNESS_PVBUILD" create "$cfg.2" > "$log.3" 2>&1 &
+pid=$!
+evidence "$log.3"
+pygrub_runs() { pgrep -f bin/pygrub > /dev/null; }
+wait_for 60 pygrub_runs || fail "pygrub did not start within 60 s: $(head -n 2 "$log.3" | paste -sd ' ')"
+sleep 2
+kill -INT "$pid"
+create_done() { ! kill -0 "$pid" 2>/dev/null; }
+wait_for 20 create_done || fail "pvbuild create still running 20 s after SIGINT"
+wait "$pid"
+rc=$?
+[ $rc -ne 0 ] && grep -q '^error: bootloader .*: interrupted' "$log.3" ||
+    fail "after SIGINT: exit $rc, $(head -n 2 "$log.3" | tr -d '\r' | paste -sd ' ')"
+[ "$(xl list | wc -l)" = "$before" ] || fail "a domain was left behind after SIGINT: $(xl list | tail -n 1)"
+pgrep -f bin/pygrub > /dev/null && fail "pygrub is still running after SIGINT: $(pgrep -af bin/pygrub)"
+left=$(ls -d "${TMPDIR:-/tmp}"/pvbuild-bootloader.* 2>/dev/null)
+[ -z "$left" ] || fail "bootloader directories left behind after SIGINT: $left"
 pass
