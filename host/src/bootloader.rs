@@ -557,6 +557,36 @@ fn supervise(
     user: Option<UserIo<'_>>,
     deadline: Option<Instant>,
 ) -> Result<(std::process::ExitStatus, String), Supervised> {
+    let r = supervise_child(&mut child, master, user, deadline);
+    if let Err(Supervised::Io(_)) = &r {
+        // The relay broke (not the bootloader): it must not outlive its directory.
+        stop_group(&mut child);
+    }
+    r
+}
+
+/// Ends the bootloader's process group: SIGTERM, a second's grace, then SIGKILL; reaps it.
+fn stop_group(child: &mut Child) {
+    let pgid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    let _ = killpg(pgid, Signal::SIGTERM);
+    let grace = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < grace {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = killpg(pgid, Signal::SIGKILL);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn supervise_child(
+    child: &mut Child,
+    master: &mut File,
+    user: Option<UserIo<'_>>,
+    deadline: Option<Instant>,
+) -> Result<(std::process::ExitStatus, String), Supervised> {
     let mut tail = Tail::default();
     let (mut input, mut display) = match user {
         Some((i, o)) => (Some(i), Some(o)),
@@ -564,31 +594,20 @@ fn supervise(
     };
     let mut buf = [0u8; 4096];
     let kill = |child: &mut Child, tail: &Tail| {
-        let pgid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-        let _ = killpg(pgid, Signal::SIGTERM);
-        let grace = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < grace {
-            if matches!(child.try_wait(), Ok(Some(_))) {
-                return Supervised::Timeout(tail.text());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = killpg(pgid, Signal::SIGKILL);
-        let _ = child.kill();
-        let _ = child.wait();
+        stop_group(child);
         Supervised::Timeout(tail.text())
     };
     // Relay until the pty closes (every holder of the slave is gone).
     'relay: loop {
         if crate::interrupt::requested() {
-            kill(&mut child, &tail);
+            stop_group(child);
             return Err(Supervised::Interrupted);
         }
         let timeout = match deadline {
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Err(kill(&mut child, &tail));
+                    return Err(kill(child, &tail));
                 }
                 PollTimeout::try_from(left.min(Duration::from_secs(1))).unwrap_or(PollTimeout::MAX)
             }
@@ -644,10 +663,10 @@ fn supervise(
             Err(e) => return Err(Supervised::Io(e)),
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(kill(&mut child, &tail));
+            return Err(kill(child, &tail));
         }
         if crate::interrupt::requested() {
-            kill(&mut child, &tail);
+            stop_group(child);
             return Err(Supervised::Interrupted);
         }
         std::thread::sleep(Duration::from_millis(10));
