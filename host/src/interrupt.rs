@@ -73,5 +73,11 @@ mod tests {
         // Still alive, and the flag is set (other tests never read it: see `requested`).
         assert!(INTERRUPTED.load(Ordering::SeqCst));
         INTERRUPTED.store(false, Ordering::SeqCst);
+        // Give the test process its default dispositions back (Ctrl-C stops `cargo test`).
+        let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+        for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            // SAFETY: restoring the default disposition.
+            unsafe { sigaction(sig, &default) }.unwrap();
+        }
     }
 }
