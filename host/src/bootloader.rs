@@ -302,8 +302,8 @@ pub fn find_program(name: &str) -> Result<PathBuf, BootloaderError> {
                 .collect()
         })
         .unwrap_or_default();
-    dirs.sort();
-    dirs.reverse();
+    // Newest version first, by number (4.17 after 4.9).
+    dirs.sort_by_key(|d| std::cmp::Reverse(version_key(d)));
     dirs.extend(PRIVATE_BINDIRS.iter().map(PathBuf::from));
     if let Some(path) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&path));
@@ -312,6 +312,19 @@ pub fn find_program(name: &str) -> Result<PathBuf, BootloaderError> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .ok_or_else(not_found)
+}
+
+/// The numbers in a `/usr/lib/xen-4.17/bin` path's version, for ordering.
+fn version_key(dir: &Path) -> Vec<u64> {
+    let name = dir
+        .parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.trim_start_matches("xen-")
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
 
 /// What to run.

@@ -171,6 +171,7 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
             on_poweroff: Action::Destroy,
             on_reboot: Action::Restart,
             on_crash: Action::Destroy,
+            on_watchdog: Action::Destroy,
             bootloader: None,
             bootloader_args: Vec::new(),
             boot_disk: None,
@@ -589,7 +590,7 @@ fn action_for(cfg: &DomainConfig, code: u32) -> (Action, bool, Next) {
         0 => cfg.on_poweroff,
         1 => cfg.on_reboot,
         3 => cfg.on_crash,
-        // watchdog has xl's `on_watchdog` (default destroy), which pvbuild does not read;
+        4 => cfg.on_watchdog,
         // suspend, soft_reset and unknown reasons: destroy.
         _ => Action::Destroy,
     };
@@ -817,6 +818,8 @@ mod tests {
         assert_eq!(action_for(&cfg, 1), (Action::Restart, true, Next::Restart));
         assert_eq!(action_for(&cfg, 3), (Action::Destroy, true, Next::Done));
         assert_eq!(action_for(&cfg, 4).2, Next::Done, "watchdog");
+        cfg.on_watchdog = Action::Restart;
+        assert_eq!(action_for(&cfg, 4), (Action::Restart, true, Next::Restart));
         cfg.on_crash = Action::Preserve;
         assert_eq!(action_for(&cfg, 3), (Action::Preserve, false, Next::Done));
         cfg.on_poweroff = Action::CoredumpRestart;

@@ -498,6 +498,8 @@ pub struct DomainConfig {
     pub on_reboot: Action,
     /// `on_crash` (default destroy).
     pub on_crash: Action,
+    /// `on_watchdog` (default destroy).
+    pub on_watchdog: Action,
     /// `bootloader` (e.g. pygrub).
     pub bootloader: Option<String>,
     /// `bootloader_args`.
@@ -708,7 +710,6 @@ const XL_KEYS_IGNORED: &[&str] = &[
     "init_seclabel",
     "device_model_version",
     "device_model_override",
-    "on_watchdog",
     "on_soft_reset",
     "localtime",
     "rtc_timeoffset",
@@ -990,6 +991,7 @@ impl DomainConfig {
                 on_poweroff: action("on_poweroff", Action::Destroy)?,
                 on_reboot: action("on_reboot", Action::Restart)?,
                 on_crash: action("on_crash", Action::Destroy)?,
+                on_watchdog: action("on_watchdog", Action::Destroy)?,
                 bootloader,
                 bootloader_args,
                 boot_disk,
@@ -1016,6 +1018,7 @@ pub const SUPPORTED_KEYS: &[&str] = &[
     "on_poweroff",
     "on_reboot",
     "on_crash",
+    "on_watchdog",
     "bootloader",
     "bootloader_args",
     "uuid",

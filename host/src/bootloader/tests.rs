@@ -105,6 +105,21 @@ fn error_messages_show_text_not_terminal_codes() {
 }
 
 #[test]
+fn newer_xen_bin_directories_come_first() {
+    let mut dirs: Vec<PathBuf> = [
+        "/usr/lib/xen-4.9/bin",
+        "/usr/lib/xen-4.17/bin",
+        "/usr/lib/xen-4.17.1/bin",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect();
+    dirs.sort_by_key(|d| std::cmp::Reverse(version_key(d)));
+    assert_eq!(dirs[0], Path::new("/usr/lib/xen-4.17.1/bin"));
+    assert_eq!(dirs[2], Path::new("/usr/lib/xen-4.9/bin"));
+}
+
+#[test]
 fn the_arguments_are_libxls() {
     let extra = vec!["--entry=1".to_string()];
     let req = Request {
