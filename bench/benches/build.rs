@@ -6,34 +6,13 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use pvbuild_core::addr::{Mfn, Pfn, PAGE_SIZE};
 use pvbuild_core::build::{self, BuildConfig};
-use pvbuild_core::image::{GuestType, KernelParams, LoadKernel, PaeMode};
+use pvbuild_core::image::{KernelParams, LoadKernel};
 use pvbuild_core::layout::{self, LayoutRequest};
 use pvbuild_core::mem::{GuestMemory, InMemory};
 
-fn debian() -> Option<KernelParams> {
-    Some(KernelParams {
-        guest_type: GuestType::X86_64,
-        guest_os: "linux".try_into().ok()?,
-        guest_ver: "2.6".try_into().ok()?,
-        xen_ver: "xen-3.0".try_into().ok()?,
-        loader: "generic".try_into().ok()?,
-        pae: PaeMode::Yes,
-        bsd_symtab: false,
-        unmapped_initrd: true,
-        virt_base: 0xffffffff80000000,
-        virt_entry: 0xffffffff830791c0,
-        virt_hypercall: None,
-        virt_hv_start_low: Some(0xffff800000000000),
-        p2m_base: Some(0x8000000000),
-        elf_paddr_offset: 0,
-        f_supported: [0x8801],
-        f_required: [0x1],
-        phys_entry: None,
-        virt_offset: 0xffffffff80000000,
-        virt_kstart: 0xffffffff81000000,
-        virt_kend: 0xffffffff84a00000,
-    })
-}
+// Debian's parameters, shared with the build tests (the reference log's "ELF:" lines).
+#[path = "../../builder-core/tests/common/mod.rs"]
+mod common;
 
 /// A kernel whose load is free, so the bench measures the builder.
 struct NullKernel(KernelParams);
@@ -52,7 +31,7 @@ const NR_PAGES: u64 = 0x10000;
 const RAMDISK: u64 = 1_983_504;
 
 fn benches(c: &mut Criterion) {
-    let Some(params) = debian() else { return };
+    let params = common::debian_params();
     let req = LayoutRequest {
         nr_pages: NR_PAGES,
         ramdisk_len: Some(RAMDISK),

@@ -916,10 +916,15 @@ impl DomainConfig {
                     Value::List(l) => l.clone(),
                     Value::Atom(a) => vec![a.clone()],
                 };
-                for (i, spec) in specs.iter().enumerate() {
-                    parse_disk_spec(spec)
-                        .map_err(|m| value_err("disk", s, format!("entry {i}: {m}")))?;
-                }
+                // Every entry is checked, as xl does; the first is the bootloader's.
+                let parsed = specs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, spec)| {
+                        parse_disk_spec(spec)
+                            .map_err(|m| value_err("disk", s, format!("entry {i}: {m}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
                 warnings.push(Warning {
                     line: s.line,
                     msg: if bootloader.is_some() {
@@ -928,11 +933,7 @@ impl DomainConfig {
                         "disk: pvbuild does not attach disks to the guest yet, ignored".into()
                     },
                 });
-                specs
-                    .first()
-                    .map(|d| parse_disk_spec(d))
-                    .transpose()
-                    .map_err(|m| value_err("disk", s, m))?
+                parsed.into_iter().next()
             }
         };
 
