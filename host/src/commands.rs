@@ -13,9 +13,10 @@ use pvbuild_core::limits::MAX_GUEST_CMDLINE;
 
 use crate::config::{Action, DiskFormat, DomainConfig};
 use crate::create::{self, CreateRequest, CreateStep};
+use crate::devmodel::{self, DmLauncher, DmRequest};
 use crate::plan::{Inputs, PlanError};
 use crate::xen::{DomainInfo, Xen};
-use crate::xenstore::{self, NewDomain, Ring, Uuid, XsConnection, XsError};
+use crate::xenstore::{self, NewDomain, Ring, Uuid, Vbd, XsConnection, XsError};
 use pvbuild_core::kernel::Kernel;
 use pvbuild_core::layout::Layout;
 
@@ -32,6 +33,8 @@ pub enum FailAt {
     Build(CreateStep),
     /// Writing the xenstore entries and introducing the domain.
     Xenstore,
+    /// Starting the device model (whether or not the guest has disks that need it).
+    DeviceModel,
     /// Unpausing the guest.
     Unpause,
 }
@@ -41,6 +44,7 @@ impl FailAt {
     pub fn all() -> Vec<FailAt> {
         let mut v: Vec<FailAt> = CreateStep::ALL.iter().map(|s| FailAt::Build(*s)).collect();
         v.push(FailAt::Xenstore);
+        v.push(FailAt::DeviceModel);
         v.push(FailAt::Unpause);
         v
     }
@@ -49,6 +53,7 @@ impl FailAt {
         match self {
             FailAt::Build(s) => s.name(),
             FailAt::Xenstore => "xenstore",
+            FailAt::DeviceModel => "device-model",
             FailAt::Unpause => "unpause",
         }
     }
@@ -89,8 +94,10 @@ pub struct CreateArgs {
     pub bootloader: Option<String>,
     /// `--bootloader-arg`, repeated (replace the config's `bootloader_args`).
     pub bootloader_args: Vec<String>,
-    /// `--disk`: the first disk, as an xl disk spec (replaces the config's).
-    pub disk: Option<String>,
+    /// `--disk`, repeated: the guest's disks as xl disk specs (replace the config's).
+    pub disks: Vec<String>,
+    /// `--device-model`: the QEMU serving the disks (overrides `device_model_override`).
+    pub device_model: Option<PathBuf>,
     /// `--bootloader-timeout`, seconds (default [`crate::bootloader::DEFAULT_TIMEOUT`]).
     pub bootloader_timeout_s: Option<u64>,
 }
@@ -122,6 +129,12 @@ pub enum CommandError {
     /// The bootloader.
     #[error("{0}")]
     Bootloader(#[from] crate::bootloader::BootloaderError),
+    /// A `disk` entry that cannot be attached.
+    #[error("{0}")]
+    Disk(#[from] crate::disk::DiskError),
+    /// The device model.
+    #[error("{0}")]
+    DeviceModel(#[from] devmodel::DmError),
     /// A step after the build failed; what it made was undone.
     #[error("{step}: {msg}{}", undo_note(.undo_errors))]
     After {
@@ -174,7 +187,8 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
             on_watchdog: Action::Destroy,
             bootloader: None,
             bootloader_args: Vec::new(),
-            boot_disk: None,
+            disks: Vec::new(),
+            device_model: None,
         },
     };
     if let Some(n) = &args.name {
@@ -208,11 +222,18 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
     if !args.bootloader_args.is_empty() {
         cfg.bootloader_args = args.bootloader_args.clone();
     }
-    if let Some(d) = &args.disk {
-        cfg.boot_disk = Some(
-            crate::config::parse_disk_spec(d)
-                .map_err(|m| CommandError::Usage(format!("--disk {d:?}: {m}")))?,
-        );
+    if !args.disks.is_empty() {
+        cfg.disks = args
+            .disks
+            .iter()
+            .map(|d| {
+                crate::config::parse_disk_spec(d)
+                    .map_err(|m| CommandError::Usage(format!("--disk {d:?}: {m}")))
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(dm) = &args.device_model {
+        cfg.device_model = Some(dm.clone());
     }
     if cfg.kernel.is_none() && cfg.bootloader.is_none() {
         return Err(CommandError::Usage(
@@ -220,7 +241,7 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
         ));
     }
     if cfg.bootloader.is_some() {
-        match &cfg.boot_disk {
+        match cfg.boot_disk() {
             None => {
                 return Err(CommandError::Usage(
                     "cannot run the bootloader with no disk (`disk` in the config, or --disk)"
@@ -334,7 +355,7 @@ fn start(
     let mut cfg = base.clone();
     // Everything from outside is parsed and the layout solved before Xen is touched: the
     // bootloader too runs first, and what it extracts is read like any other kernel.
-    let extracted = match (&cfg.bootloader, &cfg.boot_disk) {
+    let extracted = match (&cfg.bootloader, cfg.boot_disk()) {
         (Some(program), Some(disk)) => {
             let x = crate::bootloader::run(&crate::bootloader::Request {
                 program,
@@ -376,6 +397,16 @@ fn start(
     let kern = inputs.kernel()?;
     let nr_pages = cfg.memory_mib << (20 - 12);
     let layout = inputs.solve(&kern, nr_pages)?;
+    // The disks too are checked before Xen is touched: their targets, and the QEMU that will
+    // serve them.
+    let disks = crate::disk::plan_disks(&cfg.disks)?;
+    if !disks.is_empty() {
+        devmodel::check_program(
+            cfg.device_model
+                .as_deref()
+                .unwrap_or(Path::new(devmodel::DEFAULT_QEMU)),
+        )?;
+    }
     log::info(format_args!(
         "parsed and planned in {:.3} s",
         started.elapsed().as_secs_f64()
@@ -395,6 +426,7 @@ fn start(
             inputs: &inputs,
             kernel: &kern,
             layout: &layout,
+            disks: &disks,
             uuid,
             paused: args.paused,
             fail_at: args.fail_at,
@@ -420,6 +452,8 @@ pub struct Host {
     /// Opens a xenstore connection: one for the build, and one for the undo step, which may
     /// run later (from a drop) and so owns its own.
     pub xenstore: XsOpener,
+    /// Starts a device model ([`devmodel::launch`]).
+    pub device_model: DmLauncher,
 }
 
 /// Opens a xenstore connection.
@@ -439,6 +473,7 @@ impl Host {
         Ok(Self {
             xen: Xen::open()?,
             xenstore: std::sync::Arc::new(XsConnection::open),
+            device_model: std::sync::Arc::new(devmodel::launch),
         })
     }
 }
@@ -454,6 +489,8 @@ pub struct Prepared<'a> {
     pub kernel: &'a Kernel<'a>,
     /// The solved layout.
     pub layout: &'a Layout,
+    /// The guest's disks, checked ([`crate::disk::plan_disks`]).
+    pub disks: &'a [Vbd],
     /// The domain's UUID.
     pub uuid: Uuid,
     /// Leave the guest paused.
@@ -527,6 +564,11 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         ramdisk: cfg.ramdisk.as_ref().map(|p| p.display().to_string()),
         cmdline: cfg.cmdline.clone(),
         start_time: SystemTime::now(),
+        disks: p.disks.to_vec(),
+        protocol: match p.layout.mode {
+            pvbuild_core::paging::PagingMode::FourLevel => "x86_64-abi",
+            _ => "x86_32-abi",
+        },
     };
     let after =
         |building: create::Building<'_>, step: &'static str, msg: String| CommandError::After {
@@ -548,11 +590,52 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         return Err(after(building, "xenstore", e.to_string()));
     }
     let open = host.xenstore.clone();
+    // Not released (XS_RELEASE) here: xenstored forgets the domain when it dies, and fires
+    // @releaseDomain then, which is how xenconsoled learns to unmap its console. Released
+    // first, the domain would still be alive at that event, xenconsoled would keep the
+    // mapping, and the destroyed domain would stay a zombie (seen in the harness's
+    // fail-inject at the device-model step). libxl's destroy does not release either.
     building.push_undo("remove xenstore entries", move |_| {
         let xs = open().map_err(|e| e.to_string())?;
-        xenstore::remove_domain(&xs, u32::from(domid), Some(&uuid), 0, true)
+        xenstore::remove_domain(&xs, u32::from(domid), Some(&uuid), 0, false)
             .map_err(|e| e.to_string())
     });
+    if p.fail_at == Some(FailAt::DeviceModel) {
+        return Err(after(
+            building,
+            "device-model",
+            "failure injected for testing".into(),
+        ));
+    }
+    if !p.disks.is_empty() {
+        if crate::interrupt::requested() {
+            return Err(after(building, "device-model", "interrupted".into()));
+        }
+        let mut req = DmRequest::new(
+            cfg.device_model.as_deref(),
+            u32::from(domid),
+            &cfg.name,
+            cfg.maxmem_mib,
+        );
+        let be = xenstore::qdisk_backend_dir(u32::from(BACKEND_DOMID), u32::from(domid));
+        req.backends = p
+            .disks
+            .iter()
+            .map(|v| format!("{be}/{}", v.devid))
+            .collect();
+        match (host.device_model)(&xs, &req) {
+            Ok(dm) => {
+                log::info(format_args!(
+                    "device model (pid {}) running for {} disk(s) after {:.3} s",
+                    dm.pid,
+                    p.disks.len(),
+                    p.started.elapsed().as_secs_f64()
+                ));
+                building.push_undo("stop the device model", move |_| dm.stop());
+            }
+            Err(e) => return Err(after(building, "device-model", e.to_string())),
+        }
+    }
     if !p.paused {
         if p.fail_at == Some(FailAt::Unpause) {
             return Err(after(
@@ -648,8 +731,14 @@ fn wait_and_act(
 /// to release the domain: it drops a dead domain's connection itself (`@releaseDomain`), and
 /// refuses (EINVAL) to release one it has already dropped.
 fn destroy_domid(xen: &Xen, domid: u16) -> Result<(), CommandError> {
-    xen.destroy_domain(domid)?;
     let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
+    // As libxl: the device model goes first (it holds the guest's pages mapped).
+    match devmodel::stop_for_domain(&xs, u32::from(domid)) {
+        Ok(Some(pid)) => log::info(format_args!("stopped device model {pid}")),
+        Ok(None) => {}
+        Err(e) => eprintln!("warning: domain {domid}: {e}"),
+    }
+    xen.destroy_domain(domid)?;
     xenstore::remove_domain(&xs, u32::from(domid), None, u32::from(BACKEND_DOMID), false)
         .map_err(|e| CommandError::Xs(e.to_string()))
 }
@@ -773,7 +862,7 @@ mod tests {
         let args = CreateArgs {
             name: Some("g".into()),
             bootloader: Some("pygrub".into()),
-            disk: Some(format!("file:{},xvda,w", img.display())),
+            disks: vec![format!("file:{},xvda,w", img.display())],
             memory_mib: Some(256),
             ..Default::default()
         };
@@ -790,13 +879,13 @@ mod tests {
         };
         assert!(matches!(create_cmd(&bad), Err(CommandError::Bootloader(_))));
         // No disk, an empty one, a qcow2 one: refused up front.
-        for (disk, want) in [
-            (None, "no disk"),
-            (Some(",,hdc,devtype=cdrom".to_string()), "empty"),
-            (Some(format!("{},qcow2,xvda", img.display())), "qcow2"),
+        for (disks, want) in [
+            (vec![], "no disk"),
+            (vec![",,hdc,devtype=cdrom".to_string()], "empty"),
+            (vec![format!("{},qcow2,xvda", img.display())], "qcow2"),
         ] {
             let a = CreateArgs {
-                disk,
+                disks,
                 ..args.clone()
             };
             let e = create_cmd(&a).unwrap_err().to_string();
@@ -837,7 +926,7 @@ mod tests {
             assert_eq!(FailAt::from_name(s.name()), Some(s));
         }
         assert_eq!(FailAt::from_name("nonsense"), None);
-        assert_eq!(FailAt::all().len(), CreateStep::ALL.len() + 2);
+        assert_eq!(FailAt::all().len(), CreateStep::ALL.len() + 3);
     }
 
     #[test]

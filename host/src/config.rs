@@ -29,6 +29,9 @@ pub const DEFAULT_MEMORY_MIB: u64 = 32;
 pub const MEMORY_MAX_MIB: u64 = 16 << 20;
 /// Largest `vcpus`/`maxvcpus` accepted (Xen's PV limit is lower; this bounds the input).
 pub const VCPUS_MAX: u32 = 512;
+/// Most `disk` entries accepted (a PV guest's xvd names reach far beyond; this bounds the
+/// input, and every disk is one more backend in the device model).
+pub const DISKS_MAX: usize = 64;
 
 /// A config that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -504,15 +507,25 @@ pub struct DomainConfig {
     pub bootloader: Option<String>,
     /// `bootloader_args`.
     pub bootloader_args: Vec<String>,
-    /// The first entry of `disk`: what the bootloader reads. (pvbuild attaches no disks to
-    /// the guest yet; a warning says so.)
-    pub boot_disk: Option<DiskSpec>,
+    /// `disk`: the guest's disks, in order; the first is what the bootloader reads.
+    pub disks: Vec<DiskSpec>,
+    /// `device_model_override`: the QEMU that serves the disks, instead of the default.
+    pub device_model: Option<PathBuf>,
+}
+
+impl DomainConfig {
+    /// The first disk: what a bootloader reads.
+    pub fn boot_disk(&self) -> Option<&DiskSpec> {
+        self.disks.first()
+    }
 }
 
 /// An image format a disk may have (`format=`, or a deprecated `raw:`/`qcow2:`... prefix).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The default is raw, as xl's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DiskFormat {
     /// `raw` (the default).
+    #[default]
     Raw,
     /// `qcow`.
     Qcow,
@@ -553,7 +566,7 @@ impl DiskFormat {
 }
 
 /// One `disk` entry, as far as pvbuild uses it (xl-disk-configuration(5)).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DiskSpec {
     /// The image or device (`target`); empty for an empty CD-ROM drive.
     pub target: String,
@@ -561,21 +574,24 @@ pub struct DiskSpec {
     pub format: DiskFormat,
     /// The guest's name for it (`vdev`), if given.
     pub vdev: Option<String>,
+    /// `access=r`/`ro` (or positional): the guest may only read it.
+    pub readonly: bool,
+    /// `devtype=cdrom`, or a `vdev` ending in `:cdrom`.
+    pub cdrom: bool,
+    /// `backendtype=`, if given (`phy`, `qdisk`, `tap`, `standalone`).
+    pub backendtype: Option<String>,
+    /// `backend=`: the backend domain, if given.
+    pub backend: Option<String>,
+    /// `script=`, if given.
+    pub script: Option<String>,
+    /// `discard` / `no-discard`, if given.
+    pub discard: Option<bool>,
+    /// `untrusted` (the default is trusted).
+    pub untrusted: bool,
 }
 
-/// Keys a disk spec may have besides `target`, `format` and `vdev` (their values are not
-/// used by pvbuild).
-const DISK_KEYS: &[&str] = &[
-    "access",
-    "devtype",
-    "backend",
-    "backendtype",
-    "script",
-    "discard",
-    "no-discard",
-    "direct-io-safe",
-    "trusted",
-    "untrusted",
+/// Keys a disk spec may have whose values pvbuild does not use.
+const DISK_KEYS_UNUSED: &[&str] = &[
     "specification",
     "transport",
     "colo-host",
@@ -583,7 +599,17 @@ const DISK_KEYS: &[&str] = &[
     "colo-export",
     "active-disk",
     "hidden-disk",
-    "cdrom",
+];
+
+/// Flags a disk spec may carry as bare words (libxlu_disk_l.l).
+const DISK_FLAGS: &[&str] = &[
+    "direct-io-safe",
+    "discard",
+    "no-discard",
+    "trusted",
+    "untrusted",
+    "colo",
+    "no-colo",
 ];
 
 /// Deprecated target prefixes (libxlu_disk_l.l); the ones naming a format set it.
@@ -609,6 +635,7 @@ pub fn parse_disk_spec(spec: &str) -> Result<DiskSpec, String> {
     let mut format: Option<DiskFormat> = None;
     let mut vdev: Option<String> = None;
     let mut access = false;
+    let mut d = DiskSpec::default();
     let mut had_prefix = false;
     let mut format_slot = false;
     let mut rest = spec;
@@ -630,8 +657,30 @@ pub fn parse_disk_spec(spec: &str) -> Result<DiskSpec, String> {
                     )
                 }
                 "vdev" => vdev = Some(value.to_owned()),
-                k if DISK_KEYS.contains(&k) => {}
+                "access" => d.readonly = parse_access(value)?,
+                "devtype" => match value {
+                    "cdrom" => d.cdrom = true,
+                    "disk" => d.cdrom = false,
+                    v => return Err(format!("unknown devtype {v:?}")),
+                },
+                "backendtype" => match value {
+                    "phy" | "qdisk" | "tap" | "standalone" => d.backendtype = Some(value.into()),
+                    v => return Err(format!("unknown backendtype {v:?}")),
+                },
+                "backend" => d.backend = Some(value.into()),
+                "script" => d.script = Some(value.into()),
+                k if DISK_KEYS_UNUSED.contains(&k) => {}
                 k => return Err(format!("unknown parameter {k:?}")),
+            }
+            continue;
+        }
+        if DISK_FLAGS.contains(&param) {
+            match param {
+                "discard" => d.discard = Some(true),
+                "no-discard" => d.discard = Some(false),
+                "trusted" => d.untrusted = false,
+                "untrusted" => d.untrusted = true,
+                _ => {}
             }
             continue;
         }
@@ -663,6 +712,7 @@ pub fn parse_disk_spec(spec: &str) -> Result<DiskSpec, String> {
             vdev = Some(param.to_owned());
         } else if !access {
             access = true;
+            d.readonly = parse_access(param)?;
         } else {
             return Err(format!("too many positional parameters at {param:?}"));
         }
@@ -673,11 +723,26 @@ pub fn parse_disk_spec(spec: &str) -> Result<DiskSpec, String> {
         None if target.is_empty() => DiskFormat::Empty,
         None => DiskFormat::Raw,
     };
+    // xl's `vdev_and_devtype`: "hdc:cdrom" names a CD-ROM drive.
+    if let Some(v) = vdev.as_deref().and_then(|v| v.strip_suffix(":cdrom")) {
+        vdev = Some(v.to_owned());
+        d.cdrom = true;
+    }
     Ok(DiskSpec {
         target,
         format,
         vdev,
+        ..d
     })
+}
+
+/// An `access` value: `r`/`ro` is read-only, `w`/`rw` read-write (xl's `setaccess`).
+fn parse_access(v: &str) -> Result<bool, String> {
+    match v {
+        "r" | "ro" => Ok(true),
+        "w" | "rw" => Ok(false),
+        v => Err(format!("unknown value for access: {v:?}")),
+    }
 }
 
 /// Keys xl accepts that pvbuild does not implement: a warning each, not an error.
@@ -709,7 +774,6 @@ const XL_KEYS_IGNORED: &[&str] = &[
     "seclabel",
     "init_seclabel",
     "device_model_version",
-    "device_model_override",
     "on_soft_reset",
     "localtime",
     "rtc_timeoffset",
@@ -909,33 +973,31 @@ impl DomainConfig {
                 "a PV domain needs kernel or bootloader".into(),
             ));
         }
-        let boot_disk = match cfg.get("disk") {
-            None => None,
+        let disks = match cfg.get("disk") {
+            None => Vec::new(),
             Some(s) => {
                 let specs = match &s.value {
                     Value::List(l) => l.clone(),
                     Value::Atom(a) => vec![a.clone()],
                 };
-                // Every entry is checked, as xl does; the first is the bootloader's.
-                let parsed = specs
+                if specs.len() > DISKS_MAX {
+                    return Err(value_err(
+                        "disk",
+                        s,
+                        format!("{} disks, at most {DISKS_MAX}", specs.len()),
+                    ));
+                }
+                specs
                     .iter()
                     .enumerate()
                     .map(|(i, spec)| {
                         parse_disk_spec(spec)
                             .map_err(|m| value_err("disk", s, format!("entry {i}: {m}")))
                     })
-                    .collect::<Result<Vec<_>, _>>()?;
-                warnings.push(Warning {
-                    line: s.line,
-                    msg: if bootloader.is_some() {
-                        "disk: pvbuild does not attach disks to the guest yet; the first is read by the bootloader only".into()
-                    } else {
-                        "disk: pvbuild does not attach disks to the guest yet, ignored".into()
-                    },
-                });
-                parsed.into_iter().next()
+                    .collect::<Result<Vec<_>, _>>()?
             }
         };
+        let device_model = string("device_model_override")?.map(|(p, _)| PathBuf::from(p));
 
         // xl: cmdline wins over root/extra; otherwise "root=<root> <extra>".
         let cmdline_set = string("cmdline")?;
@@ -995,7 +1057,8 @@ impl DomainConfig {
                 on_watchdog: action("on_watchdog", Action::Destroy)?,
                 bootloader,
                 bootloader_args,
-                boot_disk,
+                disks,
+                device_model,
             },
             warnings,
         ))
@@ -1024,6 +1087,7 @@ pub const SUPPORTED_KEYS: &[&str] = &[
     "bootloader_args",
     "uuid",
     "disk",
+    "device_model_override",
 ];
 
 #[cfg(test)]
@@ -1073,6 +1137,7 @@ mod tests {
             target: t.into(),
             format: f,
             vdev: v.map(String::from),
+            ..Default::default()
         };
         assert_eq!(
             d("phy:/dev/vg/guest,xvda,w"),
@@ -1103,6 +1168,30 @@ mod tests {
             spec("/srv/a,b.img", DiskFormat::Raw, Some("xvda"))
         );
         assert_eq!(d(",,hdc,devtype=cdrom").format, DiskFormat::Empty);
+        assert!(d(",,hdc,devtype=cdrom").cdrom);
+        let c = d("/iso,raw,hdc:cdrom,r");
+        assert!(c.cdrom && c.readonly);
+        assert_eq!(c.vdev.as_deref(), Some("hdc"));
+        assert!(d("/srv/g.img,raw,xvda,ro").readonly);
+        assert!(!d("/srv/g.img,raw,xvda,rw").readonly);
+        assert!(d("access=r,target=/x").readonly);
+        assert_eq!(d("target=/x,access=r").target, "/x,access=r");
+        let f = d("/srv/g.img,raw,xvda,w,no-discard,untrusted");
+        assert_eq!(
+            (f.discard, f.untrusted, f.readonly),
+            (Some(false), true, false)
+        );
+        let b = d("vdev=xvdb,backendtype=qdisk,backend=0,script=block,target=/x");
+        assert_eq!(
+            (
+                b.backendtype.as_deref(),
+                b.backend.as_deref(),
+                b.script.as_deref()
+            ),
+            (Some("qdisk"), Some("0"), Some("block"))
+        );
+        assert!(parse_disk_spec("/a,raw,xvda,x").is_err());
+        assert!(parse_disk_spec("/a,backendtype=floppy").is_err());
         assert!(parse_disk_spec("/a,raw,xvda,w,extra").is_err());
         assert!(parse_disk_spec("/a,bogusformat,xvda").is_err());
         assert!(parse_disk_spec("/a,nosuchkey=1").is_err());
@@ -1117,11 +1206,10 @@ mod tests {
             .unwrap(),
         )
         .unwrap();
-        assert_eq!(c.boot_disk.unwrap().target, "/srv/one.img");
-        assert!(
-            w.iter().any(|w| w.msg.contains("read by the bootloader")),
-            "{w:?}"
-        );
+        assert_eq!(c.boot_disk().unwrap().target, "/srv/one.img");
+        assert_eq!(c.disks.len(), 2);
+        assert_eq!(c.disks[1].vdev.as_deref(), Some("xvdb"));
+        assert!(w.is_empty(), "{w:?}");
         let e = DomainConfig::from_xl(
             &parse(b"name='g'\nkernel='/k'\ndisk=['/a,bad,xvda']\n").unwrap(),
         );

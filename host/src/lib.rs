@@ -12,6 +12,8 @@ pub mod commands;
 pub mod config;
 pub mod console;
 pub mod create;
+pub mod devmodel;
+pub mod disk;
 pub mod evtchn;
 pub mod interrupt;
 pub mod plan;

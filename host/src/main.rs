@@ -20,6 +20,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: `Create`'s many flags are not worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Parse, unpack, solve the layout and build into memory, then print the arrangement
@@ -87,9 +89,13 @@ enum Command {
         /// An argument for the bootloader (repeatable; replaces `bootloader_args`).
         #[arg(long = "bootloader-arg", allow_hyphen_values = true)]
         bootloader_arg: Vec<String>,
-        /// The first disk, as an xl disk spec (e.g. `/srv/guest.img` or `phy:/dev/vg/g,xvda,w`).
+        /// A disk for the guest, as an xl disk spec (e.g. `/srv/guest.img,raw,xvda,w`);
+        /// repeatable, replaces the config's `disk` list. The first is the bootloader's.
         #[arg(long)]
-        disk: Option<String>,
+        disk: Vec<String>,
+        /// The QEMU that serves the disks (default /usr/libexec/xen-qemu-system-i386).
+        #[arg(long)]
+        device_model: Option<PathBuf>,
         /// Kill the bootloader after this many seconds when not attached with -c (default 60).
         #[arg(long)]
         bootloader_timeout: Option<u64>,
@@ -149,6 +155,7 @@ fn main() -> ExitCode {
             bootloader,
             bootloader_arg,
             disk,
+            device_model,
             bootloader_timeout,
         } => {
             let fail_at = match fail_at.as_deref() {
@@ -179,7 +186,8 @@ fn main() -> ExitCode {
                 fail_at,
                 bootloader,
                 bootloader_args: bootloader_arg,
-                disk,
+                disks: disk,
+                device_model,
                 bootloader_timeout_s: bootloader_timeout,
             };
             match pvbuild::commands::create_cmd(&args) {

@@ -22,8 +22,9 @@ pub use conn::{
     MAX_DIRECTORY_ENTRIES, MAX_QUEUED_EVENTS, MAX_TRANSACTION_RETRIES, XENBUS_DEVICE,
 };
 pub use domain::{
-    console_backend_dir, dom_path, domid_by_name, libxl_path, list_domains, remove_domain,
-    start_time_string, vm_path, write_domain_entries, write_new_domain, DomainEntry, DomainXsError,
-    NewDomain, Op, Ring, DM_VERSION_PV, NAME_MAX, VCPUS_MAX, XENCONSOLE_LIMIT, XENCONSOLE_PROTOCOL,
+    console_backend_dir, device_model_dir, dom_path, domid_by_name, libxl_path, list_domains,
+    qdisk_backend_dir, remove_domain, start_time_string, vm_path, write_domain_entries,
+    write_new_domain, DomainEntry, DomainXsError, NewDomain, Op, Ring, Vbd, DM_VERSION_PV,
+    NAME_MAX, VCPUS_MAX, XENCONSOLE_LIMIT, XENCONSOLE_PROTOCOL,
 };
 pub use uuid::Uuid;

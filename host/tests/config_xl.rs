@@ -56,12 +56,7 @@ fn xl_example_pvlinux() {
         msgs.iter().any(|m| m.starts_with("vif: not supported")),
         "{msgs:?}"
     );
-    assert!(
-        msgs.iter()
-            .any(|m| m.starts_with("disk: pvbuild does not attach disks")),
-        "{msgs:?}"
-    );
-    let disk = d.boot_disk.unwrap();
+    let disk = d.boot_disk().unwrap();
     assert_eq!(
         (disk.target.as_str(), disk.format, disk.vdev.as_deref()),
         (

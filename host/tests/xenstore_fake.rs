@@ -15,7 +15,7 @@ use pvbuild::xenstore::fake::FakeXenstore;
 use pvbuild::xenstore::wire::{self, Errno, MsgType};
 use pvbuild::xenstore::{
     list_domains, remove_domain, write_new_domain, Access, DomainXsError, NewDomain, Perm, Ring,
-    Uuid, XsError,
+    Uuid, Vbd, XsError,
 };
 
 fn domain(domid: u32, name: &str) -> NewDomain {
@@ -40,6 +40,8 @@ fn domain(domid: u32, name: &str) -> NewDomain {
         ramdisk: Some("/tmp/initrd.gz".into()),
         cmdline: Some("console=hvc0 quiet".into()),
         start_time: UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456),
+        disks: vec![],
+        protocol: "x86_64-abi",
     }
 }
 
@@ -423,4 +425,83 @@ fn directory_part_reassembles_long_listings() {
     fake.push_raw_reply(wire::encode_raw(MsgType::DirectoryPart, 5, 0, b"42\0").unwrap());
     fake.push_raw_reply(wire::encode_raw(MsgType::DirectoryPart, 6, 0, b"42\0").unwrap());
     assert!(xs.directory("/big").is_err());
+}
+
+/// Backend keys QEMU writes once it serves the disk (in the recorded tree, not libxl's).
+const QEMU_BACKEND_KEYS: &[&str] = &[
+    "discard-alignment",
+    "discard-granularity",
+    "feature-discard",
+    "feature-flush-cache",
+    "hotplug-status",
+    "info",
+    "max-ring-page-order",
+    "sector-size",
+    "sectors",
+];
+
+#[test]
+fn vbd_entries_match_libxl() {
+    // tests/data/xl-qdisk: the tree libxl wrote for domain 1's qdisk disk on real Xen.
+    let recorded = include_str!("data/xl-qdisk/xenstore-vbd.txt");
+    let parse_perms =
+        |p: &str| -> Vec<Perm> { p.split(',').map(|x| Perm::parse(x).unwrap()).collect() };
+    let mut want = std::collections::BTreeMap::new();
+    for line in recorded.lines() {
+        // /path = "value"   (n0,r1)
+        let (path, rest) = line.split_once(" = \"").unwrap();
+        let (value, perms) = rest.rsplit_once("\"").unwrap();
+        let perms = perms.trim().trim_start_matches('(').trim_end_matches(')');
+        want.insert(path.to_owned(), (value.to_owned(), parse_perms(perms)));
+    }
+    let fake = FakeXenstore::new();
+    let xs = fake.connect();
+    let mut d = domain(1, "xldisk");
+    d.disks = vec![Vbd {
+        devid: 51712,
+        vdev: "xvda".into(),
+        params: "aio:/work/main/tests/xen/work/share/results/xl-disk/disk.img".into(),
+        readonly: false,
+        discard: true,
+        trusted: true,
+    }];
+    write_new_domain(&xs, &d).unwrap();
+    let got = fake.dump();
+    let ours = |p: &str| {
+        p.starts_with("/local/domain/1/device/vbd/")
+            || p.starts_with("/local/domain/0/backend/qdisk/")
+            || p.starts_with("/libxl/1/device/vbd/")
+    };
+    let mut compared = 0;
+    for (path, (value, perms)) in &want {
+        if !ours(path) {
+            continue;
+        }
+        let key = path.rsplit('/').next().unwrap();
+        if path.starts_with("/local/domain/0/backend/qdisk/1/51712/")
+            && (QEMU_BACKEND_KEYS.contains(&key) || key == "state")
+        {
+            continue;
+        }
+        assert_eq!(got.get(path), Some(value), "{path}");
+        assert_eq!(&fake.perms(path).unwrap(), perms, "perms of {path}");
+        compared += 1;
+    }
+    // Nothing of ours beyond what libxl wrote.
+    for path in got.keys().filter(|p| ours(p)) {
+        assert!(
+            want.contains_key(path),
+            "pvbuild writes {path}, libxl does not"
+        );
+    }
+    assert_eq!(compared, 37, "every libxl-written key compared");
+    // The backend's state, before QEMU moved it on, is Initialising.
+    assert_eq!(
+        got.get("/local/domain/0/backend/qdisk/1/51712/state")
+            .map(String::as_str),
+        Some("1")
+    );
+    // And it all goes with the domain, the emptied parents too.
+    remove_domain(&xs, 1, None, 0, false).unwrap();
+    assert_eq!(fake.dump(), FakeXenstore::new().dump());
 }

@@ -154,6 +154,16 @@ fn domain(domid: u32, name: &str, uuid: &str) -> NewDomain {
         ramdisk: None,
         cmdline: Some("console=hvc0".into()),
         start_time: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        // A disk, so its frontend, backend and libxl copy go through the real daemon too.
+        disks: vec![pvbuild::xenstore::Vbd {
+            devid: 51712,
+            vdev: "xvda".into(),
+            params: "aio:/srv/guest.img".into(),
+            readonly: false,
+            discard: true,
+            trusted: true,
+        }],
+        protocol: "x86_64-abi",
     }
 }
 

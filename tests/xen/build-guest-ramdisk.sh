@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# build-guest-ramdisk.sh OUT: the guest ramdisk (gzip'd newc cpio, reproducible):
-# busybox-static and guest/init (/dev/console comes from the kernel's built-in
-# initramfs), which prints
+# build-guest-ramdisk.sh OUT [KERNEL_RELEASE]: the guest ramdisk (gzip'd newc cpio,
+# reproducible): busybox-static and guest/init (/dev/console comes from the kernel's
+# built-in initramfs), which prints
 # "PVBUILD-GUEST-OK <kernel release> <cmdline>" on the console and powers off.
+# With KERNEL_RELEASE, that kernel's xen-blkfront module goes in as /lib/xen-blkfront.ko
+# (guest/init loads it when the command line asks for the disk check).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:?usage: build-guest-ramdisk.sh OUT}
+out=${1:?usage: build-guest-ramdisk.sh OUT [KERNEL_RELEASE]}
+kver=${2:-}
 busybox=$(command -v busybox || true)
 [ -n "$busybox" ] && file -L "$busybox" | grep -q 'statically linked' ||
     { echo "error: a static busybox is needed (apt-get install busybox-static)" >&2; exit 1; }
@@ -14,6 +17,17 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/bin" "$tmp/proc"
 cp "$busybox" "$tmp/bin/busybox"
 cp "$here/guest/init" "$tmp/init"
+if [ -n "$kver" ]; then
+    ko=$(find "/lib/modules/$kver/kernel/drivers/block" -name 'xen-blkfront.ko*' | head -n 1)
+    [ -n "$ko" ] || { echo "error: no xen-blkfront module in /lib/modules/$kver" >&2; exit 1; }
+    mkdir -p "$tmp/lib"
+    case $ko in
+    *.ko) cp "$ko" "$tmp/lib/xen-blkfront.ko" ;;
+    *.ko.xz) xz -dc "$ko" > "$tmp/lib/xen-blkfront.ko" ;;
+    *.ko.zst) zstd -qdc "$ko" > "$tmp/lib/xen-blkfront.ko" ;;
+    *.ko.gz) gzip -dc "$ko" > "$tmp/lib/xen-blkfront.ko" ;;
+    esac
+fi
 chmod 755 "$tmp/init" "$tmp/bin/busybox"
 find "$tmp" -exec touch -h -d @0 {} +
 (cd "$tmp" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) | gzip -9 -n > "$out.tmp"

@@ -132,7 +132,10 @@ if [ ! -s "$work/xen" ] || [ "$xen_gz" -nt "$work/xen" ]; then
     zcat "$xen_gz" > "$work/xen.tmp" && mv "$work/xen.tmp" "$work/xen"
 fi
 "$here/build-dom0-initrd.sh" "$work/dom0-initrd.gz" "$dom0_kver"
-"$here/build-guest-ramdisk.sh" "$share/guest-initrd.gz"
+# The guest's xen-blkfront comes from the guest kernel's modules, when this machine has them.
+blk_kver=
+[ -d "/lib/modules/$guest_kver" ] && blk_kver=$guest_kver
+"$here/build-guest-ramdisk.sh" "$share/guest-initrd.gz" $blk_kver
 t_images_end=$(now)
 
 guest_cmdline="console=hvc0 quiet"

@@ -1,7 +1,8 @@
 //! Every failure of `create` after the input is planned, at the unit level: the whole
-//! sequence ([`make_domain`]: the build, the xenstore entries, the introduction, the unpause)
-//! runs against [`FakeXen`] and [`FakeXenstore`], which share one [`Trace`] of what they hand
-//! out and take back. Each ioctl and each xenstore request is failed in turn; every time, the
+//! sequence ([`make_domain`]: the build, the xenstore entries (a disk's included), the
+//! introduction, the device model, the unpause) runs against [`FakeXen`], [`FakeXenstore`]
+//! and a fake device-model launcher, which share one [`Trace`] of what they hand out and take
+//! back. Each ioctl and each xenstore request is failed in turn; every time, the
 //! trace must show each resource given back in the exact reverse order it was acquired, and
 //! nothing held at the end (no domain, mapping, hypercall buffer, xenstore entry or
 //! introduction). The harness's `fail-inject` scenario does the same per step on real Xen.
@@ -26,8 +27,30 @@ const RAMDISK: &str = concat!(
 );
 
 /// One run of `make_domain` on fresh fakes, `arm` setting up the failure; returns the
-/// outcome, the fakes and the trace.
+/// outcome, the fakes and the trace. The guest has one disk.
 fn run(
+    arm: impl FnOnce(&FakeXen, &FakeXenstore),
+) -> (
+    Result<create::Created, CommandError>,
+    Arc<FakeXen>,
+    FakeXenstore,
+    Trace,
+) {
+    run_with(true, None, arm)
+}
+
+/// A disk image for the runs (its contents do not matter: the device model is a fake).
+fn image() -> String {
+    let p = std::env::temp_dir().join(format!("pvbuild-undo-{}.img", std::process::id()));
+    std::fs::write(&p, b"disk").unwrap();
+    p.display().to_string()
+}
+
+/// [`run`], with or without the disk, and with the device model failing to start when
+/// `dm_error` says so.
+fn run_with(
+    disk: bool,
+    dm_error: Option<&'static str>,
     arm: impl FnOnce(&FakeXen, &FakeXenstore),
 ) -> (
     Result<create::Created, CommandError>,
@@ -42,9 +65,15 @@ fn run(
         cmdline: Some("console=hvc0".into()),
         memory_mib: Some(32),
         vcpus: Some(2),
+        disks: if disk {
+            vec![format!("{},raw,xvda,w", image())]
+        } else {
+            vec![]
+        },
         ..Default::default()
     })
     .unwrap();
+    let disks = crate::disk::plan_disks(&cfg.disks).unwrap();
     let inputs = Inputs::load(KERNEL.as_ref(), Some(RAMDISK.as_ref())).unwrap();
     let kernel = inputs.kernel().unwrap();
     let layout = inputs.solve(&kernel, cfg.memory_mib << 8).unwrap();
@@ -54,11 +83,30 @@ fn run(
     xen.set_trace(trace.clone());
     let store = FakeXenstore::new();
     store.set_trace(trace.clone());
+    let dying = store.clone();
+    xen.on_destroy(move |d| dying.domain_died(u32::from(d)));
     arm(&xen, &store);
     let opener = store.clone();
+    let dm_trace = trace.clone();
     let host = Host {
         xen: Xen::with_backend(xen.clone()),
         xenstore: Arc::new(move || Ok(opener.connect())),
+        device_model: Arc::new(move |_, req: &devmodel::DmRequest| {
+            if let Some(tail) = dm_error {
+                return Err(devmodel::DmError::Exited {
+                    status: "exit status: 1".into(),
+                    log: req.log.display().to_string(),
+                    tail: tail.into(),
+                });
+            }
+            let what = format!("device model of domain {}", req.domid);
+            dm_trace.acquire(what.clone());
+            let t = dm_trace.clone();
+            Ok(devmodel::RunningDm::new(4242, move || {
+                t.release(what);
+                Ok(())
+            }))
+        }),
     };
     let r = make_domain(
         &host,
@@ -67,6 +115,7 @@ fn run(
             inputs: &inputs,
             kernel: &kernel,
             layout: &layout,
+            disks: &disks,
             uuid: Uuid::from_bytes([9; 16]),
             paused: false,
             fail_at: None,
@@ -101,7 +150,7 @@ fn assert_undone(what: &str, xen: &FakeXen, store: &FakeXenstore, trace: &Trace)
 }
 
 #[test]
-fn a_good_run_holds_domain_entries_and_introduction_in_that_order() {
+fn a_good_run_holds_domain_entries_device_model_and_introduction() {
     let (r, xen, store, trace) = run(|_, _| {});
     let made = r.unwrap();
     let d = made.domid;
@@ -110,8 +159,23 @@ fn a_good_run_holds_domain_entries_and_introduction_in_that_order() {
         Ok(vec![
             format!("domain {d}"),
             format!("xenstore entries of domain {d}"),
+            format!("device model of domain {d}"),
+            // Owned by the domain: xenstored drops it when the domain dies.
             format!("introduced domain {d}"),
         ])
+    );
+    // The disk's frontend and backend are there, as libxl writes them.
+    let xs = store.connect();
+    let be = format!("/local/domain/0/backend/qdisk/{d}/51712");
+    assert_eq!(
+        xs.read(&format!("{be}/params")).unwrap(),
+        format!("aio:{}", image())
+    );
+    assert_eq!(xs.read(&format!("{be}/mode")).unwrap(), "w");
+    assert_eq!(
+        xs.read(&format!("/local/domain/{d}/device/vbd/51712/backend"))
+            .unwrap(),
+        be
     );
     assert!(!xen.domain(d).unwrap().paused);
     assert_eq!(xen.live_areas(), 0);
@@ -214,4 +278,60 @@ fn an_interrupt_at_each_ioctl_undoes_everything_or_comes_too_late() {
     assert!(r.unwrap_err().to_string().contains("interrupted"));
     assert_undone("interrupted at once", &xen, &store, &trace);
     assert!(trace.events().is_empty(), "{:?}", trace.events());
+}
+
+#[test]
+fn a_device_model_that_fails_to_start_undoes_everything() {
+    let (r, xen, store, trace) = run_with(true, Some("qemu: no xen"), |_, _| {});
+    let e = r.unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("device-model: device model exited"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("qemu: no xen"), "{e}");
+    assert_undone("device model failed", &xen, &store, &trace);
+}
+
+#[test]
+fn no_disk_no_device_model() {
+    let (r, _, store, trace) = run_with(false, Some("must not be started"), |_, _| {});
+    let d = r.unwrap().domid;
+    assert_eq!(trace.check_lifo().unwrap().len(), 3, "{:?}", trace.events());
+    assert!(store
+        .connect()
+        .read_opt(&format!("/local/domain/{d}/device/vbd"))
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn a_failed_unpause_stops_the_device_model_before_the_entries_go() {
+    // The unpause is the last ioctl; failing it must release the device model first.
+    let (r, xen, _, _) = run(|_, _| {});
+    r.unwrap();
+    let last = xen.calls().len() - 1;
+    let (r, xen, store, trace) = run(|x, _| x.fail_call(last, Errno::EIO));
+    let e = r.unwrap_err();
+    assert!(e.to_string().starts_with("unpause"), "{e}");
+    assert_undone("unpause failed", &xen, &store, &trace);
+    // What was given back after the device model started.
+    let events = trace.events();
+    let dm = events
+        .iter()
+        .position(|e| matches!(e, Event::Acquire(w) if w.starts_with("device model")))
+        .unwrap();
+    let releases: Vec<String> = events[dm..]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Release(w) => Some(w.clone()),
+            Event::Acquire(_) | Event::AcquireOwned { .. } => None,
+        })
+        .collect();
+    assert!(
+        releases
+            .first()
+            .is_some_and(|w| w.starts_with("device model of domain")),
+        "{releases:?}"
+    );
 }

@@ -147,6 +147,18 @@ struct State {
     trace: Option<Trace>,
     /// Run before the ioctl with this index has any effect (see [`FakeXen::at_call`]).
     hook: Option<(usize, Hook)>,
+    /// Told of each domain destroyed, before it is gone (see [`FakeXen::on_destroy`]).
+    on_destroy: Option<DestroyHook>,
+}
+
+/// Who hears of a destroyed domain (the fake xenstored, as the real one hears
+/// `VIRQ_DOM_EXC`).
+struct DestroyHook(Box<dyn Fn(u16) + Send>);
+
+impl std::fmt::Debug for DestroyHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DestroyHook")
+    }
 }
 
 /// Something a test runs when a chosen ioctl arrives.
@@ -312,6 +324,10 @@ impl State {
             XEN_DOMCTL_DESTROYDOMAIN => {
                 self.domains.remove(&domid).ok_or(Errno::ESRCH)?;
                 self.owner.retain(|_, o| *o != domid);
+                // The dying domain's watchers let go of it before it is finally gone.
+                if let Some(h) = &self.on_destroy {
+                    (h.0)(domid);
+                }
                 self.released(|| format!("domain {domid}"));
                 Ok(0)
             }
@@ -657,6 +673,7 @@ impl FakeXen {
                 live_areas: 0,
                 areas: HashMap::new(),
                 trace: None,
+                on_destroy: None,
                 hook: None,
             }),
             mem,
@@ -683,6 +700,12 @@ impl FakeXen {
     /// nothing; [`FakeXen::live_buffers`] counts them.
     pub fn set_trace(&self, trace: Trace) {
         self.lock().trace = Some(trace);
+    }
+
+    /// Calls `f` with each domain destroyed from now on, before its release is reported
+    /// (wire it to [`crate::xenstore::fake::FakeXenstore::domain_died`]).
+    pub fn on_destroy(&self, f: impl Fn(u16) + Send + 'static) {
+        self.lock().on_destroy = Some(DestroyHook(Box::new(f)));
     }
 
     /// Runs `f` when the `n`-th ioctl from now on (0 = the next) arrives, on the thread that

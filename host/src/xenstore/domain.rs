@@ -68,6 +68,28 @@ pub struct NewDomain {
     pub cmdline: Option<String>,
     /// When the build started (`/vm/<uuid>/start_time`).
     pub start_time: SystemTime,
+    /// The guest's disks (qdisk backends, served by the device model).
+    pub disks: Vec<Vbd>,
+    /// The guest's native ring protocol (`x86_64-abi`/`x86_32-abi`), written to each disk's
+    /// frontend as libxl does for PV guests.
+    pub protocol: &'static str,
+}
+
+/// One virtual block device, as `libxl__device_disk_add` writes it for a qdisk backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vbd {
+    /// The device number (`virtual-device`, and the directory's name).
+    pub devid: u32,
+    /// The guest's name for it (`dev`), e.g. `xvda`.
+    pub vdev: String,
+    /// `params`: `<format>:<absolute path>` (`aio` for raw).
+    pub params: String,
+    /// `mode` `r` instead of `w`.
+    pub readonly: bool,
+    /// `discard-enable`.
+    pub discard: bool,
+    /// `trusted` in the frontend.
+    pub trusted: bool,
 }
 
 /// One step of writing the entries.
@@ -113,6 +135,18 @@ pub enum DomainXsError {
     /// A xenstore operation failed.
     #[error(transparent)]
     Xs(#[from] XsError),
+}
+
+/// The backend directory of a domain's qdisk disks:
+/// `/local/domain/<backend>/backend/qdisk/<domid>`.
+pub fn qdisk_backend_dir(backend_domid: u32, domid: u32) -> String {
+    format!("/local/domain/{backend_domid}/backend/qdisk/{domid}")
+}
+
+/// Where the device model of `domid` reports (`state`), under the toolstack domain:
+/// `/local/domain/0/device-model/<domid>`.
+pub fn device_model_dir(domid: u32) -> String {
+    format!("/local/domain/0/device-model/{domid}")
 }
 
 /// `/local/domain/<domid>`.
@@ -298,6 +332,67 @@ impl NewDomain {
         for (k, v) in &bents {
             ops.push(Op::Write(format!("{lx}/{k}"), v.clone()));
         }
+        for disk in &self.disks {
+            ops.extend(self.vbd_ops(disk));
+        }
+        ops
+    }
+
+    /// One disk's entries: `libxl__device_disk_add` for a qdisk backend, through
+    /// `libxl__device_generic_add` (libxl copy, frontend, backend).
+    fn vbd_ops(&self, v: &Vbd) -> Vec<Op> {
+        let d = self.domid;
+        let be = self.backend_domid;
+        let fe = format!("{}/device/vbd/{}", dom_path(d), v.devid);
+        let bp = format!("{}/{}", qdisk_backend_dir(be, d), v.devid);
+        let lx = format!("{}/device/vbd/{}", libxl_path(d), v.devid);
+        let frontend_perms = vec![Perm::new(d, Access::None), Perm::new(be, Access::Read)];
+        let backend_perms = vec![Perm::new(be, Access::None), Perm::new(d, Access::Read)];
+        let bool01 = |b: bool| if b { "1" } else { "0" }.to_owned();
+        let bents: Vec<(&str, String)> = vec![
+            ("frontend-id", d.to_string()),
+            ("online", "1".into()),
+            ("removable", "0".into()),
+            ("bootable", "1".into()),
+            ("state", XENBUS_STATE_INITIALISING.to_string()),
+            ("dev", v.vdev.clone()),
+            ("type", "qdisk".into()),
+            ("mode", if v.readonly { "r" } else { "w" }.into()),
+            ("device-type", "disk".into()),
+            ("discard-enable", bool01(v.discard)),
+            ("specification", "xen".into()),
+            ("params", v.params.clone()),
+        ];
+        let fents: Vec<(&str, String)> = vec![
+            ("backend-id", be.to_string()),
+            ("state", XENBUS_STATE_INITIALISING.to_string()),
+            ("virtual-device", v.devid.to_string()),
+            ("device-type", "disk".into()),
+            ("trusted", bool01(v.trusted)),
+            ("protocol", self.protocol.into()),
+        ];
+        let mut ops = vec![
+            Op::Rm(lx.clone()),
+            Op::Write(format!("{lx}/frontend"), fe.clone()),
+            Op::Write(format!("{lx}/backend"), bp.clone()),
+            Op::Rm(fe.clone()),
+            Op::MkdirPerms(fe.clone(), frontend_perms),
+            Op::Write(format!("{fe}/backend"), bp.clone()),
+        ];
+        for (k, val) in fents {
+            ops.push(Op::Write(format!("{fe}/{k}"), val));
+        }
+        ops.extend([
+            Op::Rm(bp.clone()),
+            Op::MkdirPerms(bp.clone(), backend_perms),
+            Op::Write(format!("{bp}/frontend"), fe),
+        ]);
+        for (k, val) in &bents {
+            ops.push(Op::Write(format!("{bp}/{k}"), val.clone()));
+        }
+        for (k, val) in bents {
+            ops.push(Op::Write(format!("{lx}/{k}"), val));
+        }
         ops
     }
 
@@ -426,15 +521,21 @@ pub fn remove_domain(
         }
         t.rm_if_present(&libxl_path(domid))?;
         t.rm_if_present(&console_backend_dir(backend_domid, domid))?;
-        // The backend parents are created implicitly by the first domain's console; drop them
+        t.rm_if_present(&qdisk_backend_dir(backend_domid, domid))?;
+        t.rm_if_present(&device_model_dir(domid))?;
+        // The backend parents are created implicitly by the first domain's devices; drop them
         // again when no other domain uses them, so nothing of ours outlives the domain.
+        // (`/local/domain/0/device-model` stays, as with libxl: other toolstacks' domains
+        // use it too.)
+        let backend = format!("/local/domain/{backend_domid}/backend");
         for dir in [
-            format!("/local/domain/{backend_domid}/backend/console"),
-            format!("/local/domain/{backend_domid}/backend"),
+            format!("{backend}/console"),
+            format!("{backend}/qdisk"),
+            backend,
         ] {
             match t.directory(&dir) {
                 Ok(children) if children.is_empty() => t.rm_if_present(&dir)?,
-                Ok(_) => break,
+                Ok(_) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
             }

@@ -71,6 +71,15 @@ fn held(s: &State) -> BTreeSet<String> {
     dirs.chain(introduced).collect()
 }
 
+/// Reports `w` acquired: an introduction as owned by its domain (xenstored drops it when the
+/// domain dies, see [`FakeXenstore::domain_died`]).
+fn acquired(t: &Trace, w: &str) {
+    match w.strip_prefix("introduced domain ") {
+        Some(d) => t.acquire_owned(w.to_owned(), format!("domain {d}")),
+        None => t.acquire(w.to_owned()),
+    }
+}
+
 /// A fake xenstored shared by the connections made from it.
 #[derive(Clone, Debug)]
 pub struct FakeXenstore {
@@ -193,6 +202,21 @@ impl FakeXenstore {
     /// A committed node's permissions.
     pub fn perms(&self, path: &str) -> Option<Vec<Perm>> {
         self.lock().tree.get(path).map(|n| n.perms.clone())
+    }
+
+    /// What xenstored does when Xen reports a domain dead (`VIRQ_DOM_EXC`): forgets the
+    /// domain if it was introduced, and fires `@releaseDomain`.
+    pub fn domain_died(&self, domid: u32) {
+        let mut s = self.lock();
+        let before = held(&s);
+        if s.introduced.remove(&domid).is_some() {
+            s.fire("@releaseDomain");
+        }
+        if let Some(t) = &s.trace {
+            before
+                .difference(&held(&s))
+                .for_each(|w| t.release(w.clone()));
+        }
     }
 
     /// Domains introduced and not released: domid -> (store mfn, store port).
@@ -546,7 +570,7 @@ impl State {
                     if let (Some(t), Some(before)) = (&self.trace, before) {
                         let after = held(self);
                         before.difference(&after).for_each(|w| t.release(w.clone()));
-                        after.difference(&before).for_each(|w| t.acquire(w.clone()));
+                        after.difference(&before).for_each(|w| acquired(t, w));
                     }
                     r
                 }

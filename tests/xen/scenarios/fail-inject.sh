@@ -12,18 +12,22 @@
 #     is "0" alone. Ignored: the empty parents /vm and /libxl themselves (see
 #     $ignore below), not what is under them.
 # Then a control run without --fail-at (and -p) must succeed, leave the domain
-# paused, and `pvbuild destroy` it; the same no-leftover checks hold after.
+# paused with its device model running, and `pvbuild destroy` it; the same
+# no-leftover checks hold after. Every run gives the guest a disk (a qdisk, so
+# the device-model step starts a real QEMU, and the unpause step's failure must
+# stop it again): no QEMU may outlive its run either.
 # FAIL names the first step that leaks (or misreports). The guest: the PV test
 # kernel with a 4 KiB module and 32 MiB (Debian's kernel and the harness ramdisk
 # at $HARNESS_GUEST_MEMORY MiB when the test kernel was not built).
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
 pvb=$HARNESS_PVBUILD
-# Not counted as leftovers: the empty top-level directories /vm and /libxl,
-# which the first domain's entries create and which stay when the last domain's
-# entries go (xl leaves them too). Everything under them is compared. No other
+# Not counted as leftovers: the empty directories /vm, /libxl and
+# /local/domain/0/device-model, which the first domain's entries (or device
+# model) create and which stay when the last domain's entries go (xl leaves them
+# too). Everything under them is compared. No other
 # node changed on its own in the runs this was written against.
-ignore='^/(vm|libxl) = ""$'
+ignore='^(/vm|/libxl|/local/domain/0/device-model) = ""$'
 
 if [ -n "$HARNESS_PV_TEST_KERNEL" ]; then
     kernel=$HARNESS_PV_TEST_KERNEL
@@ -36,6 +40,9 @@ else
     memory=$HARNESS_GUEST_MEMORY
     note "no PV test kernel: using Debian's kernel, $memory MiB"
 fi
+
+disk=$HARNESS_OUT/fi-disk.img
+truncate -s 4M "$disk" || fail "cannot make $disk"
 
 xs_snapshot() { xenstore-ls -f 2>&1 | grep -Ev "$ignore" | LC_ALL=C sort; }
 only_dom0() { [ "$(xl list 2>/dev/null | awk 'NR > 1 { n++; name = $1 } END { print n "," name }')" = "1,Domain-0" ]; }
@@ -74,6 +81,9 @@ leftovers() {
     _s=$(elapsed "$_t")
     slowest=$(awk -v a="$slowest" -v b="$_s" 'BEGIN { print (b > a) ? b : a }')
     case $_s in [0-4].*) ;; *) note "$1: the domain took $_s s to go" ;; esac
+    if pgrep -f -- '-xen-domid' > /dev/null 2>&1; then
+        fail "$1 leaks a device model: $(pgrep -af -- '-xen-domid' | head -n 1)"
+    fi
     _doms=$(xenstore-list /local/domain 2>&1 | paste -sd ' ')
     [ "$_doms" = 0 ] || fail "$1 leaks xenstore nodes: /local/domain lists '$_doms'"
     xs_snapshot > "$HARNESS_OUT/xenstore.after.$_tag"
@@ -100,7 +110,7 @@ for step in $steps; do
     case $step in *[!a-z0-9-]*) fail "step name '$step' is not a plain word" ;; esac
     log=$HARNESS_OUT/create.fail-at-$step.log
     "$pvb" create --fail-at "$step" --name "fi-$step" --kernel "$kernel" --ramdisk "$ramdisk" \
-        --memory "$memory" --cmdline x > "$log" 2>&1
+        --memory "$memory" --cmdline x --disk "$disk,raw,xvda,w" > "$log" 2>&1
     rc=$?
     [ $rc -ne 0 ] || fail "--fail-at $step: pvbuild create exited 0"
     nerr=$(grep -c '^error:' "$log")
@@ -116,11 +126,16 @@ evidence "$HARNESS_OUT/steps.results"
 
 # The control run: no --fail-at, paused; then pvbuild destroy.
 log=$HARNESS_OUT/create.control.log
-"$pvb" create -p --name fi-control --kernel "$kernel" --ramdisk "$ramdisk" --memory "$memory" --cmdline x > "$log" 2>&1 ||
+"$pvb" create -p --name fi-control --kernel "$kernel" --ramdisk "$ramdisk" --memory "$memory" --cmdline x \
+    --disk "$disk,raw,xvda,w" > "$log" 2>&1 ||
     fail "control: pvbuild create -p exited $?: $(head -n 2 "$log" | paste -sd ' ')"
 state=$(xl list fi-control 2>&1 | awk 'NR == 2 { print $5 }')
 case $state in *p*) ;; *) fail "control: fi-control is not paused after create -p: state '$state' ($(xl list fi-control 2>&1 | tail -n 1))" ;; esac
-[ "$(xenstore-read "/local/domain/$(xl domid fi-control)/name" 2>&1)" = fi-control ] || fail "control: no xenstore name for fi-control"
+ctl=$(xl domid fi-control)
+[ "$(xenstore-read "/local/domain/$ctl/name" 2>&1)" = fi-control ] || fail "control: no xenstore name for fi-control"
+[ "$(xenstore-read "/local/domain/0/device-model/$ctl/state" 2>&1)" = running ] || fail "control: the device model of fi-control is not running"
+dmpid=$(xenstore-read "/local/domain/$ctl/image/device-model-pid" 2>&1)
+kill -0 "$dmpid" 2>/dev/null || fail "control: no device model process ($dmpid)"
 "$pvb" destroy fi-control >> "$log" 2>&1 || fail "control: pvbuild destroy fi-control exited $?: $(tail -n 1 "$log")"
 leftovers "control (create -p, destroy)"
 metric slowest_teardown_s "$slowest"

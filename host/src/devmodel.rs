@@ -1,0 +1,478 @@
+//! The device model: a local QEMU running Xen's `xenpv` machine, which serves a PV guest's
+//! qdisk disks. Started and awaited as libxl's `libxl__spawn_local_dm` does for a PV domain:
+//! the same arguments and environment, the log at `/var/log/xen/qemu-dm-<name>.log`, its pid
+//! at `/local/domain/<domid>/image/device-model-pid` (where `xl destroy` looks for it too),
+//! and ready once it writes `running` to `/local/domain/0/device-model/<domid>/state`.
+//!
+//! Unlike libxl, which forks twice so QEMU is orphaned at once, pvbuild starts QEMU in a
+//! process group of its own (Ctrl-C at pvbuild's terminal does not reach it) and keeps
+//! nothing that would stop it when pvbuild exits.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::Pid;
+use thiserror::Error;
+
+use crate::xenstore::{device_model_dir, dom_path, XsConnection, XsError};
+
+/// Debian's QEMU with Xen support (package qemu-system-xen), the device model libxl runs.
+pub const DEFAULT_QEMU: &str = "/usr/libexec/xen-qemu-system-i386";
+/// How long QEMU may take to report `running` (libxl's `LIBXL_DEVICE_MODEL_START_TIMEOUT`).
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// The environment variable libxl reads to change [`START_TIMEOUT`] (seconds); pvbuild
+/// honours it too.
+pub const START_TIMEOUT_ENV: &str = "LIBXL_DEVICE_MODEL_START_TIMEOUT";
+/// How long a stopped QEMU gets between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How often the start and the stop look again.
+const POLL: Duration = Duration::from_millis(50);
+/// Most bytes of QEMU's log quoted in an error.
+const LOG_TAIL_BYTES: u64 = 400;
+
+/// What to start.
+#[derive(Clone, Debug)]
+pub struct DmRequest {
+    /// The QEMU binary.
+    pub program: PathBuf,
+    /// The guest.
+    pub domid: u32,
+    /// The guest's name (`-name`).
+    pub name: String,
+    /// The guest's maximum memory (`-m`).
+    pub maxmem_mib: u64,
+    /// Where QEMU's output goes.
+    pub log: PathBuf,
+    /// How long it may take to come up.
+    pub timeout: Duration,
+    /// Backend directories it must take (their `state` past Initialising) before it counts
+    /// as up: the guest's disks.
+    pub backends: Vec<String>,
+}
+
+impl DmRequest {
+    /// libxl's defaults for `domid`: [`DEFAULT_QEMU`] unless `program` is given, the log in
+    /// `/var/log/xen`, and [`START_TIMEOUT`] unless [`START_TIMEOUT_ENV`] says otherwise.
+    pub fn new(program: Option<&Path>, domid: u32, name: &str, maxmem_mib: u64) -> Self {
+        let timeout = std::env::var(START_TIMEOUT_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(START_TIMEOUT, Duration::from_secs);
+        Self {
+            program: program.map_or_else(|| PathBuf::from(DEFAULT_QEMU), Path::to_path_buf),
+            domid,
+            name: name.to_owned(),
+            maxmem_mib,
+            log: PathBuf::from(format!("/var/log/xen/qemu-dm-{name}.log")),
+            timeout,
+            backends: Vec::new(),
+        }
+    }
+}
+
+/// Why the device model could not be started (or stopped).
+#[derive(Debug, Error)]
+pub enum DmError {
+    /// The binary is missing or not executable.
+    #[error("device model {0}: {1} (install qemu-system-xen, or set device_model_override)")]
+    Program(PathBuf, String),
+    /// A xenstore step failed.
+    #[error("device model: {step}: {source}")]
+    Xenstore {
+        /// The step.
+        step: &'static str,
+        /// The error.
+        source: XsError,
+    },
+    /// Its log could not be opened.
+    #[error("device model log {0}: {1}")]
+    Log(PathBuf, std::io::Error),
+    /// It could not be started.
+    #[error("starting device model {0}: {1}")]
+    Spawn(PathBuf, std::io::Error),
+    /// It exited before it was ready.
+    #[error("device model exited ({status}) before it was running; {log}: {tail}")]
+    Exited {
+        /// How it ended.
+        status: String,
+        /// Its log.
+        log: String,
+        /// The end of the log.
+        tail: String,
+    },
+    /// It did not report `running` in time.
+    #[error("device model not running after {secs} s; {log}: {tail}")]
+    Timeout {
+        /// The limit.
+        secs: u64,
+        /// Its log.
+        log: String,
+        /// The end of the log.
+        tail: String,
+    },
+    /// It runs, but did not take a backend in time (QEMU logs why and keeps trying).
+    #[error("device model did not take {backend} within {secs} s; {log}: {tail}")]
+    Backend {
+        /// The backend directory.
+        backend: String,
+        /// The limit.
+        secs: u64,
+        /// Its log.
+        log: String,
+        /// The end of the log.
+        tail: String,
+    },
+    /// A signal asked pvbuild to stop.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// QEMU's arguments for a PV guest, exactly as libxl 4.17 passes them
+/// (`libxl__build_device_model_args_new` for `LIBXL_DOMAIN_TYPE_PV` with no vfb).
+pub fn qemu_args(domid: u32, name: &str, maxmem_mib: u64) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "-xen-domid".into(),
+        domid.to_string(),
+        "-no-shutdown".into(),
+    ];
+    for (id, sock) in [
+        ("libxl-cmd", "qmp-libxl"),
+        ("libxenstat-cmd", "qmp-libxenstat"),
+    ] {
+        a.extend([
+            "-chardev".into(),
+            format!("socket,id={id},path=/var/run/xen/{sock}-{domid},server=on,wait=off"),
+            "-mon".into(),
+            format!("chardev={id},mode=control"),
+        ]);
+    }
+    a.extend(
+        [
+            "-nodefaults",
+            "-no-user-config",
+            "-xen-attach",
+            "-name",
+            name,
+            "-vnc",
+            "none",
+            "-display",
+            "none",
+            "-nographic",
+            "-machine",
+            "xenpv",
+            "-m",
+        ]
+        .map(String::from),
+    );
+    a.push(maxmem_mib.to_string());
+    a
+}
+
+/// `/local/domain/<domid>/image/device-model-pid`.
+pub fn pid_path(domid: u32) -> String {
+    format!("{}/image/device-model-pid", dom_path(domid))
+}
+
+/// Checks, before any domain exists, that `program` is an executable file.
+pub fn check_program(program: &Path) -> Result<(), DmError> {
+    let err = |m: String| DmError::Program(program.to_path_buf(), m);
+    let meta = std::fs::metadata(program).map_err(|e| err(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(err("not a file".into()));
+    }
+    // (access(2) grants X_OK to root for any file with an execute bit; none, none.)
+    use std::os::unix::fs::PermissionsExt;
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err(err("not executable".into()));
+    }
+    nix::unistd::access(program, nix::unistd::AccessFlags::X_OK)
+        .map_err(|e| err(format!("not executable: {}", e.desc())))
+}
+
+/// A started device model, until [`RunningDm::stop`] (dropping it leaves QEMU running: a
+/// made domain keeps its device model after pvbuild exits).
+pub struct RunningDm {
+    /// QEMU's pid.
+    pub pid: u32,
+    stop: Box<dyn FnOnce() -> Result<(), String> + Send>,
+}
+
+impl std::fmt::Debug for RunningDm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningDm")
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningDm {
+    /// A device model with its own way of being stopped (the fakes of the fault tests).
+    pub fn new(pid: u32, stop: impl FnOnce() -> Result<(), String> + Send + 'static) -> Self {
+        Self {
+            pid,
+            stop: Box::new(stop),
+        }
+    }
+
+    /// Stops it and waits until it is gone.
+    pub fn stop(self) -> Result<(), String> {
+        (self.stop)()
+    }
+}
+
+/// Starts a device model: [`launch`] on the real host, a fake in the fault tests.
+pub type DmLauncher =
+    Arc<dyn Fn(&XsConnection, &DmRequest) -> Result<RunningDm, DmError> + Send + Sync>;
+
+/// The last bytes of `log`, on one line.
+fn log_tail(log: &Path) -> String {
+    let Ok(mut f) = File::open(log) else {
+        return "(no log)".into();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES)));
+    let mut buf = Vec::new();
+    let _ = f.take(LOG_TAIL_BYTES).read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let tail = lines
+        .get(lines.len().saturating_sub(3)..)
+        .map(|l| l.join(" | "))
+        .unwrap_or_default();
+    if tail.is_empty() {
+        "(empty log)".into()
+    } else {
+        tail.chars().filter(|c| !c.is_control()).collect()
+    }
+}
+
+/// Stops the process group `child` leads: SIGTERM, then SIGKILL after [`STOP_GRACE`]; reaps
+/// it.
+fn stop_child(mut child: Child) -> Result<(), String> {
+    let pgid = Pid::from_raw(i32::try_from(child.id()).map_err(|e| e.to_string())?);
+    let _ = killpg(pgid, Signal::SIGTERM);
+    let deadline = Instant::now() + STOP_GRACE;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(POLL),
+            Ok(None) => {
+                let _ = killpg(pgid, Signal::SIGKILL);
+                child.wait().map_err(|e| e.to_string())?;
+                break;
+            }
+            Err(e) => return Err(format!("waiting for the device model: {e}")),
+        }
+    }
+    // Anything else left in its group (QEMU starts no helpers; a wrapper script might).
+    let _ = killpg(pgid, Signal::SIGKILL);
+    Ok(())
+}
+
+/// Starts QEMU for `req.domid` and waits until it reports `running` and has taken every
+/// backend of `req.backends` (or exits, or the time is up, or a signal asks pvbuild to stop;
+/// QEMU is then stopped again). libxl waits for `running` alone: a disk QEMU cannot open is
+/// then missing from a guest that runs anyway; pvbuild refuses to start such a guest.
+pub fn launch(xs: &XsConnection, req: &DmRequest) -> Result<RunningDm, DmError> {
+    let xs_err = |step| move |source| DmError::Xenstore { step, source };
+    let dir = device_model_dir(req.domid);
+    let state_path = format!("{dir}/state");
+    xs.mkdir(&dir).map_err(xs_err("creating its directory"))?;
+    xs.rm(&state_path)
+        .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) })
+        .map_err(xs_err("clearing its state"))?;
+    if let Some(parent) = req.log.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| DmError::Log(req.log.clone(), e))?;
+    }
+    let log = File::create(&req.log).map_err(|e| DmError::Log(req.log.clone(), e))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| DmError::Log(req.log.clone(), e))?;
+    let child = Command::new(&req.program)
+        .args(qemu_args(req.domid, &req.name, req.maxmem_mib))
+        .env("XEN_QEMU_CONSOLE_LIMIT", "1048576")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .current_dir("/")
+        .process_group(0)
+        .spawn()
+        .map_err(|e| DmError::Spawn(req.program.clone(), e))?;
+    let pid = child.id();
+    match wait_running(xs, req, child, pid, &state_path) {
+        Ok(child) => Ok(RunningDm::new(pid, move || stop_child(child))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Records `pid` and waits for `running`; on any failure stops the child.
+fn wait_running(
+    xs: &XsConnection,
+    req: &DmRequest,
+    mut child: Child,
+    pid: u32,
+    state_path: &str,
+) -> Result<Child, DmError> {
+    let logname = req.log.display().to_string();
+    if let Err(source) = xs.write(&pid_path(req.domid), &pid.to_string()) {
+        let _ = stop_child(child);
+        return Err(DmError::Xenstore {
+            step: "recording its pid",
+            source,
+        });
+    }
+    let deadline = Instant::now() + req.timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                return Err(DmError::Exited {
+                    status: status.to_string(),
+                    log: logname,
+                    tail: log_tail(&req.log),
+                })
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = stop_child(child);
+                return Err(DmError::Spawn(req.program.clone(), e));
+            }
+        }
+        let now = match progress(xs, state_path, &req.backends) {
+            Ok(Progress::Ready) => return Ok(child),
+            Ok(p) => p,
+            Err(source) => {
+                let _ = stop_child(child);
+                return Err(DmError::Xenstore {
+                    step: "reading its state",
+                    source,
+                });
+            }
+        };
+        if crate::interrupt::requested() {
+            let _ = stop_child(child);
+            return Err(DmError::Interrupted);
+        }
+        if Instant::now() >= deadline {
+            // The log's end before the stop adds QEMU's "terminating on signal" to it.
+            let (secs, log, tail) = (req.timeout.as_secs(), logname, log_tail(&req.log));
+            let _ = stop_child(child);
+            return Err(match now {
+                Progress::Waiting(backend) => DmError::Backend {
+                    backend,
+                    secs,
+                    log,
+                    tail,
+                },
+                _ => DmError::Timeout { secs, log, tail },
+            });
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// How far a starting device model has come.
+enum Progress {
+    /// It has not said `running` yet.
+    Starting,
+    /// It runs, but has not taken this backend yet.
+    Waiting(String),
+    /// It runs and has taken every backend.
+    Ready,
+}
+
+/// Reads how far the device model has come: its `state`, then each backend's `state`
+/// (taken once past Initialising, 1).
+fn progress(xs: &XsConnection, state_path: &str, backends: &[String]) -> Result<Progress, XsError> {
+    if xs.read_opt(state_path)?.as_deref() != Some("running") {
+        return Ok(Progress::Starting);
+    }
+    for b in backends {
+        let taken = xs
+            .read_opt(&format!("{b}/state"))?
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .is_some_and(|s| s >= 2);
+        if !taken {
+            return Ok(Progress::Waiting(b.clone()));
+        }
+    }
+    Ok(Progress::Ready)
+}
+
+/// Whether `pid` is the device model of `domid`: its command line has `-xen-domid <domid>`
+/// (a pid read from xenstore may since have been reused by another process).
+fn is_device_model_of(pid: u32, domid: u32) -> bool {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let want = domid.to_string();
+    raw.split(|&b| b == 0)
+        .collect::<Vec<_>>()
+        .windows(2)
+        .any(|w| matches!(w, [flag, id] if *flag == b"-xen-domid" && *id == want.as_bytes()))
+}
+
+/// Whether `pid` still runs (a zombie does not).
+fn alive(pid: Pid) -> bool {
+    // Reap it if it is ours (a `create --wait` that restarted the guest).
+    let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Stops the device model of `domid` named in xenstore, if there is one and it is still that
+/// domain's: SIGTERM, SIGKILL after [`STOP_GRACE`]. Returns its pid when one was stopped.
+/// (What `pvbuild destroy` does, as libxl's `kill_device_model`.)
+pub fn stop_for_domain(xs: &XsConnection, domid: u32) -> Result<Option<u32>, String> {
+    let Some(pid) = xs
+        .read_opt(&pid_path(domid))
+        .map_err(|e| format!("reading the device model's pid: {e}"))?
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|&p| p > 1)
+    else {
+        return Ok(None);
+    };
+    if !is_device_model_of(pid, domid) {
+        return Ok(None);
+    }
+    let p = Pid::from_raw(i32::try_from(pid).map_err(|e| e.to_string())?);
+    match kill(p, Signal::SIGTERM) {
+        Ok(()) => {}
+        Err(Errno::ESRCH) => return Ok(None),
+        Err(e) => return Err(format!("stopping device model {pid}: {}", e.desc())),
+    }
+    let deadline = Instant::now() + STOP_GRACE;
+    while alive(p) {
+        if Instant::now() >= deadline {
+            let _ = kill(p, Signal::SIGKILL);
+            let hard = Instant::now() + STOP_GRACE;
+            while alive(p) {
+                if Instant::now() >= hard {
+                    return Err(format!("device model {pid} survives SIGKILL"));
+                }
+                std::thread::sleep(POLL);
+            }
+            break;
+        }
+        std::thread::sleep(POLL);
+    }
+    Ok(Some(pid))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,215 @@
+//! The device model's start and stop against real processes (shell scripts standing in for
+//! QEMU) and the fake xenstored. QEMU itself is started by the harness (`pvbuild-disk`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+use crate::xenstore::fake::FakeXenstore;
+
+/// A script standing in for QEMU, in a fresh directory; its log path beside it.
+fn script(body: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "pvbuild-dm-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("qemu");
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (p, dir.join("log").join("qemu-dm-g.log"))
+}
+
+fn request(program: PathBuf, log: PathBuf, timeout: Duration) -> DmRequest {
+    DmRequest {
+        program,
+        domid: 7,
+        name: "g".into(),
+        maxmem_mib: 256,
+        log,
+        timeout,
+        backends: vec![],
+    }
+}
+
+fn gone(pid: u32) -> bool {
+    matches!(kill(Pid::from_raw(pid as i32), None), Err(Errno::ESRCH))
+        || !alive(Pid::from_raw(pid as i32))
+}
+
+#[test]
+fn arguments_are_libxls() {
+    // What libxl 4.17 ran for `xl create` of a PV guest with a qdisk disk on the harness's
+    // Xen (tests/xen/scenarios/xl-disk.sh: qemu-ps.txt).
+    let want = "-xen-domid 1 -no-shutdown -chardev socket,id=libxl-cmd,path=/var/run/xen/qmp-libxl-1,server=on,wait=off -mon chardev=libxl-cmd,mode=control -chardev socket,id=libxenstat-cmd,path=/var/run/xen/qmp-libxenstat-1,server=on,wait=off -mon chardev=libxenstat-cmd,mode=control -nodefaults -no-user-config -xen-attach -name xldisk -vnc none -display none -nographic -machine xenpv -m 256";
+    assert_eq!(qemu_args(1, "xldisk", 256).join(" "), want);
+}
+
+#[test]
+fn a_model_that_exits_is_reported_with_its_log() {
+    let (p, log) = script("echo \"qemu: cannot open $2\" >&2; exit 3");
+    let store = FakeXenstore::new();
+    let xs = store.connect();
+    let e = launch(&xs, &request(p, log.clone(), Duration::from_secs(10))).unwrap_err();
+    match e {
+        DmError::Exited { status, tail, .. } => {
+            assert!(status.contains('3'), "{status}");
+            assert_eq!(tail, "qemu: cannot open 7");
+        }
+        e => panic!("{e}"),
+    }
+    // Its pid was recorded where libxl records it.
+    assert!(xs.read_opt(&pid_path(7)).unwrap().is_some());
+}
+
+#[test]
+fn a_model_that_never_comes_up_is_stopped_at_the_deadline() {
+    let (p, log) = script("echo starting; while :; do sleep 0.05; done");
+    let store = FakeXenstore::new();
+    let xs = store.connect();
+    let t0 = Instant::now();
+    let e = launch(&xs, &request(p, log, Duration::from_millis(400))).unwrap_err();
+    assert!(
+        matches!(&e, DmError::Timeout { tail, .. } if tail == "starting"),
+        "{e}"
+    );
+    assert!(t0.elapsed() < STOP_GRACE, "SIGTERM should have been enough");
+    let pid: u32 = xs.read(&pid_path(7)).unwrap().parse().unwrap();
+    assert!(gone(pid), "the stand-in still runs");
+}
+
+#[test]
+fn a_running_model_is_kept_until_stopped() {
+    let (p, log) = script("while :; do sleep 0.05; done");
+    let store = FakeXenstore::new();
+    let xs = store.connect();
+    let other = store.connect();
+    let writer = std::thread::spawn(move || {
+        while other.read_opt(&pid_path(7)).unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        other
+            .write(&format!("{}/state", device_model_dir(7)), "running")
+            .unwrap();
+    });
+    let dm = launch(&xs, &request(p, log, Duration::from_secs(10))).unwrap();
+    writer.join().unwrap();
+    let pid = dm.pid;
+    assert!(!gone(pid));
+    assert_eq!(xs.read(&pid_path(7)).unwrap(), pid.to_string());
+    dm.stop().unwrap();
+    assert!(gone(pid));
+}
+
+#[test]
+fn destroy_stops_only_the_domains_own_model() {
+    let (p, _) = script("while :; do sleep 0.05; done");
+    let mut child = Command::new(&p)
+        .args(qemu_args(7, "g", 64))
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let store = FakeXenstore::new();
+    let xs = store.connect();
+    // A pid that is not domain 7's device model (this test process) is left alone.
+    xs.write(&pid_path(7), &std::process::id().to_string())
+        .unwrap();
+    assert_eq!(stop_for_domain(&xs, 7), Ok(None));
+    // Nor is domain 7's model stopped for domain 8.
+    xs.write(&pid_path(8), &child.id().to_string()).unwrap();
+    assert_eq!(stop_for_domain(&xs, 8), Ok(None));
+    assert!(child.try_wait().unwrap().is_none());
+    xs.write(&pid_path(7), &child.id().to_string()).unwrap();
+    let pid = child.id();
+    assert_eq!(stop_for_domain(&xs, 7), Ok(Some(pid)));
+    // stop_for_domain reaped it (it is this process's child): gone, not a zombie.
+    assert!(gone(pid));
+    assert!(child.try_wait().is_err(), "already reaped");
+    // No pid recorded: nothing to do.
+    assert_eq!(stop_for_domain(&xs, 9), Ok(None));
+}
+
+#[test]
+fn a_missing_program_is_refused_up_front() {
+    assert!(matches!(
+        check_program(Path::new("/nonexistent/qemu")),
+        Err(DmError::Program(..))
+    ));
+    assert!(matches!(
+        check_program(Path::new("/etc/passwd")),
+        Err(DmError::Program(..))
+    ));
+    assert!(matches!(
+        check_program(Path::new("/etc")),
+        Err(DmError::Program(..))
+    ));
+    assert!(check_program(Path::new("/bin/sh")).is_ok());
+}
+
+#[test]
+fn a_model_is_up_once_it_took_every_backend() {
+    let (p, log) = script("while :; do sleep 0.05; done");
+    let store = FakeXenstore::new();
+    let xs = store.connect();
+    let other = store.connect();
+    let be = "/local/domain/0/backend/qdisk/7/51712".to_owned();
+    xs.write(&format!("{be}/state"), "1").unwrap();
+    let be2 = be.clone();
+    let writer = std::thread::spawn(move || {
+        // Once launch has cleared any stale state and started the model.
+        while other.read_opt(&pid_path(7)).unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        other
+            .write(&format!("{}/state", device_model_dir(7)), "running")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        other.write(&format!("{be2}/state"), "2").unwrap();
+    });
+    let mut req = request(p, log, Duration::from_secs(10));
+    req.backends = vec![be];
+    let t0 = Instant::now();
+    let dm = launch(&xs, &req).unwrap();
+    assert!(
+        t0.elapsed() >= Duration::from_millis(250),
+        "did not wait for the backend"
+    );
+    writer.join().unwrap();
+    dm.stop().unwrap();
+}
+
+#[test]
+fn a_backend_the_model_never_takes_is_named() {
+    let (p, log) = script(
+        "echo \"failed to create 'qdisk' device '51712'\" >&2; while :; do sleep 0.05; done",
+    );
+    let store = FakeXenstore::new();
+    let xs = store.connect();
+    let be = "/local/domain/0/backend/qdisk/7/51712".to_owned();
+    xs.write(&format!("{be}/state"), "1").unwrap();
+    let other = store.connect();
+    let writer = std::thread::spawn(move || {
+        while other.read_opt(&pid_path(7)).unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        other
+            .write(&format!("{}/state", device_model_dir(7)), "running")
+            .unwrap();
+    });
+    let mut req = request(p, log, Duration::from_millis(600));
+    req.backends = vec![be.clone()];
+    match launch(&xs, &req).unwrap_err() {
+        DmError::Backend { backend, tail, .. } => {
+            assert_eq!(backend, be);
+            assert!(tail.contains("failed to create 'qdisk'"), "{tail}");
+        }
+        e => panic!("{e}"),
+    }
+    writer.join().unwrap();
+    let pid: u32 = xs.read(&pid_path(7)).unwrap().parse().unwrap();
+    assert!(gone(pid));
+}

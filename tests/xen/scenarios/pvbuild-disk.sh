@@ -1,0 +1,128 @@
+# pvbuild-disk: `disk = [...]` as an xl user writes it, the guest gets the disk. pvbuild
+# writes the vbd frontend and qdisk backend entries libxl writes, starts the device model
+# (Debian's QEMU, `-machine xenpv`, libxl's arguments) and waits for it to report
+# `running` before it unpauses the guest. The guest (xen-blkfront) must read the image's
+# first line and write its own at byte 4096, which must be in the image after it powered
+# off; the device model and every entry must be gone once pvbuild destroyed the domain.
+# Then: a paused domain keeps its QEMU until `pvbuild destroy` stops it; a second disk,
+# qcow2; and four refusals that must leave nothing: a disk that does not exist (before any
+# domain), a device model that fails to start, one that never reports `running` (stopped
+# at LIBXL_DEVICE_MODEL_START_TIMEOUT), and a disk QEMU will not take (a read-only one:
+# Debian's QEMU 7.2 xen-block opens the format layer read-write over a read-only file and
+# fails with "Block node is read-only"; libxl would start the guest without that disk).
+# Metrics: disk_create_s (till the guest's marker), dm_ready_s (pvbuild's own
+# "device model ... running" line: from create's start to QEMU's `running`).
+. "$HARNESS_REPO/tests/xen/dom0/lib.sh"
+name=pvbdisk
+[ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
+pvb=$HARNESS_PVBUILD
+token="pvbuild-$$-$(date +%s)"
+img="$HARNESS_OUT/disk.img"
+printf 'PVBUILD-DISK-DATA %s\n' "$token" > "$img"
+truncate -s 16M "$img"
+cmdline="$HARNESS_GUEST_CMDLINE pvbuild.disk"
+
+no_qemu() { ! pgrep -f -- '-xen-domid' > /dev/null 2>&1; }
+no_leftovers() {
+    wait_for 30 no_qemu || fail "$1: a device model is still running: $(pgrep -af -- '-xen-domid' | head -n 1)"
+    _l=$(xenstore-ls -f /local/domain/0 2>/dev/null | grep -E '/backend/qdisk|/device-model/' | head -n 3 | paste -sd ' ')
+    [ -z "$_l" ] || fail "$1: xenstore entries left: $_l"
+    [ "$(xl list | awk 'NR > 1' | wc -l)" = 1 ] || fail "$1: a domain was left: $(xl list | tail -n 1)"
+}
+
+cfg="$HARNESS_OUT/$name.cfg"
+cat > "$cfg" <<CFG
+name = "$name"
+type = "pv"
+kernel = "$HARNESS_GUEST_KERNEL"
+ramdisk = "$HARNESS_GUEST_RAMDISK"
+extra = "$cmdline"
+memory = $HARNESS_GUEST_MEMORY
+disk = [ 'file:$img,xvda,w' ]
+on_poweroff = "destroy"
+CFG
+log="$HARNESS_OUT/pvbuild-create.log"
+t0=$(now)
+"$pvb" -v create --wait --timeout 300 "$cfg" > "$log" 2>&1 &
+pid=$!
+evidence "$log"
+create_done() { ! kill -0 "$pid" 2>/dev/null; }
+progress() { create_done || has_marker "$name"; }
+wait_for 240 progress || fail "neither did pvbuild create return nor the marker show within 240 s"
+if create_done && ! has_marker "$name"; then
+    wait "$pid"
+    fail "pvbuild create exited $? before the guest ran: $(grep -m 1 '^error' "$log" | tr -d '\r')"
+fi
+evidence "$(console_log "$name")"
+metric disk_create_s "$(elapsed "$t0")"
+dm=$(sed -n 's/.*device model (pid [0-9]*) running for .* after \([0-9.]*\) s.*/\1/p' "$log" | head -n 1)
+[ -n "$dm" ] && metric dm_ready_s "$dm"
+check_marker_and_poweroff "$name" "$cmdline" "$pid" "$log"
+clog() { tr -d '\r' < "$(console_log "$name")"; }
+clog | grep -q "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token" ||
+    fail "the guest did not read the disk: $(clog | grep -m 1 PVBUILD-DISK)"
+clog | grep -q "PVBUILD-DISK-WROTE" || fail "the guest did not write the disk: $(clog | grep -m 1 -E 'PVBUILD-DISK-WRITE|Segmentation')"
+clog | grep -q "Segmentation fault" && note "a guest process crashed (see the console log)"
+written=$(dd if="$img" bs=512 skip=8 count=1 2>/dev/null | tr -d '\0' | head -n 1)
+[ "$written" = "PVBUILD-DISK-WRITTEN $HARNESS_GUEST_KVER" ] || fail "the guest's write is not in the image: '$written'"
+no_leftovers "after the guest powered off"
+
+# Paused: QEMU runs and serves the backend; destroy stops it. A second disk, qcow2, is
+# served by the same QEMU.
+qcow="$HARNESS_OUT/second.qcow2"
+qemu-img create -q -f qcow2 "$qcow" 8M || fail "qemu-img create failed"
+"$pvb" create -p --name "${name}p" --kernel "$HARNESS_GUEST_KERNEL" --ramdisk "$HARNESS_GUEST_RAMDISK" \
+    --memory "$HARNESS_GUEST_MEMORY" --cmdline x --disk "$img,raw,xvda,w" \
+    --disk "format=qcow2,vdev=xvdb,target=$qcow" > "$log.p" 2>&1 ||
+    fail "create -p with two disks exited $?: $(grep -m 1 '^error' "$log.p")"
+evidence "$log.p"
+d=$(xl domid "${name}p")
+[ "$(xenstore-read "/local/domain/0/device-model/$d/state")" = running ] || fail "device model state is not 'running'"
+dmpid=$(xenstore-read "/local/domain/$d/image/device-model-pid")
+kill -0 "$dmpid" 2>/dev/null || fail "no device model process $dmpid"
+# QEMU took both backends (it writes their geometry): 16 MiB and 8 MiB in 512-byte sectors.
+be="/local/domain/0/backend/qdisk/$d"
+sectors() { xenstore-read "$be/$1/sectors" 2>/dev/null; }
+have_sectors() { [ -n "$(sectors 51712)" ] && [ -n "$(sectors 51728)" ]; }
+if ! wait_for 30 have_sectors; then
+    xenstore-ls -f "$be" > "$HARNESS_OUT/backends.txt" 2>&1
+    cp "/var/log/xen/qemu-dm-${name}p.log" "$HARNESS_OUT/" 2>/dev/null
+    evidence "$HARNESS_OUT/backends.txt"
+    evidence "$HARNESS_OUT/qemu-dm-${name}p.log"
+    fail "QEMU did not take both backends: $(tail -n 2 "$HARNESS_OUT/qemu-dm-${name}p.log" 2>&1 | paste -sd ' ')"
+fi
+[ "$(sectors 51712)" = 32768 ] && [ "$(sectors 51728)" = 16384 ] || fail "backend sizes $(sectors 51712) / $(sectors 51728)"
+"$pvb" destroy "${name}p" >> "$log.p" 2>&1 || fail "pvbuild destroy exited $?"
+kill -0 "$dmpid" 2>/dev/null && fail "device model $dmpid survived pvbuild destroy"
+no_leftovers "after pvbuild destroy"
+
+# Refused before any domain: a disk that is not there.
+"$pvb" create --name "${name}x" --kernel "$HARNESS_GUEST_KERNEL" --memory "$HARNESS_GUEST_MEMORY" \
+    --disk "$HARNESS_OUT/missing.img,raw,xvda,w" > "$log.x" 2>&1 && fail "a missing disk was accepted"
+grep -q '^error: disk 0: .*missing.img' "$log.x" || fail "unexpected message: $(head -n 1 "$log.x")"
+no_leftovers "missing disk"
+
+# A device model that cannot start, and one that never says `running`: undone.
+"$pvb" create --name "${name}f" --kernel "$HARNESS_GUEST_KERNEL" --ramdisk "$HARNESS_GUEST_RAMDISK" \
+    --memory "$HARNESS_GUEST_MEMORY" --disk "$img,raw,xvda,w" --device-model /bin/false > "$log.f" 2>&1 &&
+    fail "a failing device model was accepted"
+grep -q '^error: device-model: device model exited' "$log.f" || fail "unexpected message: $(head -n 1 "$log.f")"
+no_leftovers "failing device model"
+hang="$HARNESS_OUT/hang-qemu"
+printf '#!/bin/sh\nwhile :; do sleep 1; done\n' > "$hang"
+chmod 755 "$hang"
+t1=$(now)
+LIBXL_DEVICE_MODEL_START_TIMEOUT=5 "$pvb" create --name "${name}h" --kernel "$HARNESS_GUEST_KERNEL" \
+    --ramdisk "$HARNESS_GUEST_RAMDISK" --memory "$HARNESS_GUEST_MEMORY" --disk "$img,raw,xvda,w" --device-model "$hang" > "$log.h" 2>&1 &&
+    fail "a device model that never runs was accepted"
+metric dm_timeout_refusal_s "$(elapsed "$t1")"
+grep -q '^error: device-model: device model not running after 5 s' "$log.h" || fail "unexpected message: $(head -n 1 "$log.h")"
+no_leftovers "device model never running"
+LIBXL_DEVICE_MODEL_START_TIMEOUT=30 "$pvb" create --name "${name}r" --kernel "$HARNESS_GUEST_KERNEL" \
+    --ramdisk "$HARNESS_GUEST_RAMDISK" --memory "$HARNESS_GUEST_MEMORY" --disk "$img,raw,xvda,ro" > "$log.r" 2>&1 &&
+    fail "a disk QEMU cannot open was accepted"
+evidence "$log.r"
+grep -q "^error: device-model: device model did not take /local/domain/0/backend/qdisk/[0-9]*/51712 within 30 s; .*read-only" "$log.r" ||
+    fail "unexpected message: $(head -n 1 "$log.r")"
+no_leftovers "disk not taken"
+pass
