@@ -90,6 +90,11 @@ pub struct CreateArgs {
     pub timeout_s: u64,
     /// Test-only: fail this step.
     pub fail_at: Option<FailAt>,
+    /// Leave a monitor in the background when `create` returns at once (xl's default; `-e`
+    /// turns it off): it acts on the guest's shutdown as `--wait` does.
+    pub monitor: bool,
+    /// Be the background monitor of this domain (made by the same arguments).
+    pub adopt: Option<u16>,
     /// `--bootloader` (overrides the config's).
     pub bootloader: Option<String>,
     /// `--bootloader-arg`, repeated (replace the config's `bootloader_args`).
@@ -309,22 +314,60 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
     #[cfg(not(test))]
     crate::interrupt::catch()
         .map_err(|e| CommandError::Usage(format!("installing signal handlers: {e}")))?;
+    // The background monitor: the same arguments, but it starts nothing at first, attaches
+    // no console, waits without a deadline, and starts a restarted guest unpaused.
+    let monitor_args;
+    let args = match args.adopt {
+        Some(_) => {
+            monitor_args = CreateArgs {
+                console: false,
+                paused: false,
+                wait: true,
+                timeout_s: 0,
+                fail_at: None,
+                monitor: false,
+                ..args.clone()
+            };
+            &monitor_args
+        }
+        None => args,
+    };
     let base = resolve(args)?;
     // One UUID for every start of the guest, as xl keeps its config's across restarts.
     let uuid = base.uuid.unwrap_or_else(Uuid::new_v4);
     let mut host: Option<Host> = None;
     let deadline =
         (args.timeout_s != 0).then(|| Instant::now() + Duration::from_secs(args.timeout_s));
+    let mut adopted = args.adopt;
     loop {
         let started = Instant::now();
-        let (domid, cfg) = start(args, &base, uuid, &mut host, started)?;
+        let (domid, cfg) = match adopted.take() {
+            Some(d) => {
+                println!("pvbuild: monitoring domain {d} ({})", base.name);
+                (d, base.clone())
+            }
+            None => start(args, &base, uuid, &mut host, started)?,
+        };
         if args.console {
             crate::console::attach(u32::from(domid), crate::console::DEFAULT_TTY_TIMEOUT)?;
         }
         if !(args.wait || args.console) {
+            if args.monitor {
+                match spawn_monitor(domid, &cfg.name) {
+                    Ok((pid, log)) => log::info(format_args!(
+                        "monitor (pid {pid}) acts on the guest's shutdown; its log: {}",
+                        log.display()
+                    )),
+                    // The domain is made and running: say so, but do not fail create.
+                    Err(e) => eprintln!("warning: no monitor for domain {domid}: {e}"),
+                }
+            }
             return Ok(domid);
         }
-        let Some(h) = &host else { return Ok(domid) };
+        let h = match &host {
+            Some(h) => h,
+            None => host.insert(Host::open()?),
+        };
         match wait_and_act(&h.xen, domid, &cfg, deadline.map(|d| (d, args.timeout_s)))? {
             Next::Done => return Ok(domid),
             Next::Restart => {
@@ -337,6 +380,48 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
             }
         }
     }
+}
+
+/// Where the background monitor of domain `name` writes what it saw (xl's is
+/// `/var/log/xen/xl-NAME.log`).
+pub fn monitor_log(name: &str) -> PathBuf {
+    PathBuf::from(format!("/var/log/xen/pvbuild-{name}.log"))
+}
+
+/// Leaves a monitor for `domid` behind, as `xl create` forks one: this program again, with
+/// this run's arguments and `--adopt DOMID`, in a session of its own (no terminal), its output
+/// appended to [`monitor_log`]. Returns its pid and the log.
+fn spawn_monitor(domid: u16, name: &str) -> Result<(u32, PathBuf), String> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().map_err(|e| format!("finding pvbuild's binary: {e}"))?;
+    let log = monitor_log(name);
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(|e| format!("{}: {e}", log.display()))?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(std::env::args_os().skip(1))
+        .arg("--adopt")
+        .arg(domid.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    // SAFETY: the closure runs in the child between fork and exec and calls only setsid(2),
+    // which is async-signal-safe; it allocates nothing and touches no lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()?;
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|e| format!("starting it: {e}"))?;
+    // Not waited for: it outlives this process (and is then reaped by init).
+    Ok((child.id(), log))
 }
 
 /// How long `create --wait` pauses before starting a guest again (xl sleeps 2 s).
@@ -693,8 +778,24 @@ fn wait_and_act(
     deadline: Option<(Instant, u64)>,
 ) -> Result<Next, CommandError> {
     let info: DomainInfo = loop {
-        let info = xen.domain_info(domid)?;
-        if info.shutdown() || info.dying() {
+        let info = match xen.domain_info(domid) {
+            Ok(i) => i,
+            // Destroyed by someone else (`pvbuild destroy`, `xl destroy`): nothing to act on.
+            Err(crate::xen::XenError::NoSuchDomain { .. })
+            | Err(crate::xen::XenError::Call {
+                errno: nix::errno::Errno::ESRCH,
+                ..
+            }) => {
+                println!("pvbuild: domain {domid} ({}) is gone", cfg.name);
+                return Ok(Next::Done);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if info.dying() && !info.shutdown() {
+            println!("pvbuild: domain {domid} ({}) was destroyed", cfg.name);
+            return Ok(Next::Done);
+        }
+        if info.shutdown() {
             break info;
         }
         if let Some((d, secs)) = deadline {
@@ -738,7 +839,16 @@ fn destroy_domid(xen: &Xen, domid: u16) -> Result<(), CommandError> {
         Ok(None) => {}
         Err(e) => eprintln!("warning: domain {domid}: {e}"),
     }
-    xen.destroy_domain(domid)?;
+    match xen.destroy_domain(domid) {
+        Ok(()) => {}
+        // Destroyed meanwhile by someone else (a monitor and `pvbuild destroy` racing): the
+        // entries still go.
+        Err(crate::xen::XenError::Call {
+            errno: nix::errno::Errno::ESRCH,
+            ..
+        }) => {}
+        Err(e) => return Err(e.into()),
+    }
     xenstore::remove_domain(&xs, u32::from(domid), None, u32::from(BACKEND_DOMID), false)
         .map_err(|e| CommandError::Xs(e.to_string()))
 }

@@ -82,6 +82,12 @@ enum Command {
         /// Test only: make this step fail (to prove it is undone); `list` prints the steps.
         #[arg(long, hide = true)]
         fail_at: Option<String>,
+        /// Do not leave a monitor in the background to act on the guest's shutdown (xl's -e).
+        #[arg(short = 'e', long = "no-monitor")]
+        no_monitor: bool,
+        /// Internal: be the background monitor of this domain, made by the same arguments.
+        #[arg(long, hide = true)]
+        adopt: Option<u16>,
         /// Run this bootloader (e.g. pygrub) on the first disk to get the kernel, ramdisk
         /// and command line.
         #[arg(long)]
@@ -152,6 +158,8 @@ fn main() -> ExitCode {
             wait,
             timeout,
             fail_at,
+            no_monitor,
+            adopt,
             bootloader,
             bootloader_arg,
             disk,
@@ -184,6 +192,8 @@ fn main() -> ExitCode {
                 wait,
                 timeout_s: timeout,
                 fail_at,
+                monitor: !no_monitor,
+                adopt,
                 bootloader,
                 bootloader_args: bootloader_arg,
                 disks: disk,

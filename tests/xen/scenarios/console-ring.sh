@@ -49,7 +49,7 @@ mod_sum=$(gzip -c "$module" | tail -c 8 | od -An -tx4 -N4 | tr -d ' ')
 token=pvtk-token-$$
 cmdline="expect_nr_pages=$((memory * 256)) expect_mod_len=$mod_len expect_mod_sum=$mod_sum expect_cmdline_token=$token $token"
 note "command line: $cmdline"
-"$HARNESS_PVBUILD" create -p --name "$name" --kernel "$HARNESS_PV_TEST_KERNEL" --ramdisk "$module" \
+"$HARNESS_PVBUILD" create -p -e --name "$name" --kernel "$HARNESS_PV_TEST_KERNEL" --ramdisk "$module" \
     --memory "$memory" --cmdline "$cmdline" > "$out/create.log" 2>&1 ||
     fail "pvbuild create -p: $(tail -n 2 "$out/create.log" | paste -sd ' ')"
 domid=$(xl domid "$name") || fail "no domain $name after create"
