@@ -1005,6 +1005,22 @@ mod tests {
     }
 
     #[test]
+    fn waiting_on_a_domain_someone_destroyed_ends_quietly() {
+        use crate::xen::fake::{FakeConfig, FakeXen};
+        let xen = Xen::with_backend(std::sync::Arc::new(
+            FakeXen::new(FakeConfig::default()).unwrap(),
+        ));
+        let cfg = resolve(&CreateArgs {
+            name: Some("g".into()),
+            kernel: Some("/k".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        // No such domain (destroyed before the monitor looked): done, no action, no error.
+        assert_eq!(wait_and_act(&xen, 42, &cfg, None).unwrap(), Next::Done);
+    }
+
+    #[test]
     fn shutdown_actions_as_xl_applies_them() {
         let mut cfg = resolve(&CreateArgs {
             name: Some("g".into()),
