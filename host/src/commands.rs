@@ -16,7 +16,7 @@ use crate::create::{self, CreateRequest, CreateStep};
 use crate::devmodel::{self, DmLauncher, DmRequest};
 use crate::plan::{Inputs, PlanError};
 use crate::xen::{DomainInfo, Xen};
-use crate::xenstore::{self, NewDomain, Ring, Uuid, Vbd, XsConnection, XsError};
+use crate::xenstore::{self, NewDomain, Ring, Uuid, Vbd, VbdBackend, XsConnection, XsError};
 use pvbuild_core::kernel::Kernel;
 use pvbuild_core::layout::Layout;
 
@@ -484,8 +484,8 @@ fn start(
     let layout = inputs.solve(&kern, nr_pages)?;
     // The disks too are checked before Xen is touched: their targets, and the QEMU that will
     // serve them.
-    let disks = crate::disk::plan_disks(&cfg.disks)?;
-    if !disks.is_empty() {
+    let disks = crate::disk::plan_disks(&cfg.disks, crate::disk::blkback_available())?;
+    if disks.iter().any(|v| v.backend == VbdBackend::Qdisk) {
         devmodel::check_program(
             cfg.device_model
                 .as_deref()
@@ -692,7 +692,24 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             "failure injected for testing".into(),
         ));
     }
-    if !p.disks.is_empty() {
+    // blkback's disks: ready (InitWait) before the guest runs, as libxl waits for them.
+    let be_domid = u32::from(BACKEND_DOMID);
+    let phy: Vec<String> = p
+        .disks
+        .iter()
+        .filter(|v| matches!(v.backend, VbdBackend::Phy { .. }))
+        .map(|v| v.backend_path(be_domid, u32::from(domid)))
+        .collect();
+    if let Err(e) = crate::disk::wait_backends(&xs, &phy, crate::disk::BLKBACK_TIMEOUT) {
+        return Err(after(building, "disks", e.to_string()));
+    }
+    let qdisks: Vec<String> = p
+        .disks
+        .iter()
+        .filter(|v| v.backend == VbdBackend::Qdisk)
+        .map(|v| v.backend_path(be_domid, u32::from(domid)))
+        .collect();
+    if !qdisks.is_empty() {
         if crate::interrupt::requested() {
             return Err(after(building, "device-model", "interrupted".into()));
         }
@@ -702,18 +719,13 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             &cfg.name,
             cfg.maxmem_mib,
         );
-        let be = xenstore::qdisk_backend_dir(u32::from(BACKEND_DOMID), u32::from(domid));
-        req.backends = p
-            .disks
-            .iter()
-            .map(|v| format!("{be}/{}", v.devid))
-            .collect();
+        req.backends = qdisks.clone();
         match (host.device_model)(&xs, &req) {
             Ok(dm) => {
                 log::info(format_args!(
                     "device model (pid {}) running for {} disk(s) after {:.3} s",
                     dm.pid,
-                    p.disks.len(),
+                    qdisks.len(),
                     p.started.elapsed().as_secs_f64()
                 ));
                 building.push_undo("stop the device model", move |_| dm.stop());

@@ -1,11 +1,13 @@
 //! The guest's disks: which `disk` entries pvbuild attaches and how, their device numbers,
 //! and the checks made before any domain exists.
 //!
-//! Every disk is a qdisk: a backend served by the device model (QEMU's `xenpv` machine, see
-//! [`crate::devmodel`]), as libxl does for `backendtype=qdisk` and for the image formats
-//! only QEMU reads. libxl would give a raw file or block device to the kernel's blkback
-//! instead, through its `block` hotplug script; pvbuild runs no hotplug scripts, so it
-//! refuses `backendtype=phy`/`tap` and `script=` rather than pretend.
+//! A raw block device goes to the kernel's blkback (`backend/vbd`) when dom0 has it loaded,
+//! as libxl picks `phy` first; pvbuild writes the `physical-device` that libxl's `block`
+//! hotplug script would. Everything else (image files, the formats only QEMU reads, and
+//! devices when blkback is absent) is a qdisk, served by the device model (QEMU's `xenpv`
+//! machine, see [`crate::devmodel`]). libxl also gives raw *files* to blkback, through a loop
+//! device its hotplug script sets up; pvbuild runs no hotplug scripts, so it serves files
+//! through QEMU and refuses `backendtype=phy` on a file, `tap`, and `script=`.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +15,15 @@ use nix::unistd::{access, AccessFlags};
 use thiserror::Error;
 
 use crate::config::{DiskFormat, DiskSpec};
-use crate::xenstore::Vbd;
+use crate::xenstore::{Vbd, VbdBackend};
+
+/// Where the kernel's blkback registers once loaded (`xen-blkback`).
+pub const BLKBACK_SYSFS: &str = "/sys/bus/xen-backend/drivers/vbd";
+
+/// Whether dom0's kernel has blkback loaded.
+pub fn blkback_available() -> bool {
+    Path::new(BLKBACK_SYSFS).exists()
+}
 
 /// A `disk` entry that cannot be attached.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -54,6 +64,25 @@ pub enum DiskError {
         /// What it asked for.
         what: String,
     },
+    /// `backendtype=phy` with no blkback in dom0's kernel.
+    #[error("disk {0}: backendtype=phy needs the kernel's blkback (modprobe xen-blkback)")]
+    NoBlkback(usize),
+    /// A backend that did not get past Initialising in time.
+    #[error("{backend} not ready within {secs} s (state {state})")]
+    NotReady {
+        /// The backend directory.
+        backend: String,
+        /// The limit.
+        secs: u64,
+        /// Its last state.
+        state: String,
+    },
+    /// Reading a backend's state failed.
+    #[error("reading {0}: {1}")]
+    Xenstore(String, String),
+    /// A signal asked pvbuild to stop.
+    #[error("interrupted")]
+    Interrupted,
     /// The target cannot be used.
     #[error("disk {index}: {path}: {msg}")]
     Target {
@@ -172,9 +201,19 @@ pub fn qdisk_format(f: DiskFormat) -> &'static str {
     }
 }
 
+/// What [`check_target`] found.
+struct Target {
+    /// The absolute path.
+    abs: PathBuf,
+    /// (major, minor) of a block device.
+    block: Option<(u32, u32)>,
+}
+
 /// Checks that `path` is a regular file or a block device this process may open as the
-/// disk's mode asks, and returns its absolute path (QEMU runs elsewhere).
-fn check_target(index: usize, path: &str, readonly: bool) -> Result<PathBuf, DiskError> {
+/// disk's mode asks; returns its absolute path (the backends run elsewhere) and, for a
+/// block device, its numbers.
+fn check_target(index: usize, path: &str, readonly: bool) -> Result<Target, DiskError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let err = |msg: String| DiskError::Target {
         index,
         path: path.to_owned(),
@@ -182,7 +221,6 @@ fn check_target(index: usize, path: &str, readonly: bool) -> Result<PathBuf, Dis
     };
     let abs = std::fs::canonicalize(Path::new(path)).map_err(|e| err(e.to_string()))?;
     let meta = std::fs::metadata(&abs).map_err(|e| err(e.to_string()))?;
-    use std::os::unix::fs::FileTypeExt;
     let ft = meta.file_type();
     if !(ft.is_file() || ft.is_block_device()) {
         return Err(err("not a regular file or block device".into()));
@@ -203,23 +241,30 @@ fn check_target(index: usize, path: &str, readonly: bool) -> Result<PathBuf, Dis
             e.desc()
         ))
     })?;
-    // QEMU takes `params` up to its first ':' as the format; the path itself may hold more.
-    Ok(abs)
+    let block = ft.is_block_device().then(|| {
+        let rdev = meta.rdev();
+        (
+            u32::try_from(nix::sys::stat::major(rdev)).unwrap_or(u32::MAX),
+            u32::try_from(nix::sys::stat::minor(rdev)).unwrap_or(u32::MAX),
+        )
+    });
+    Ok(Target { abs, block })
 }
 
 /// The disks of `specs` as the guest gets them, checked: a vdev each, distinct device
-/// numbers, qdisk-servable options, and targets that exist and may be opened in their mode.
+/// numbers, options a backend here can serve, and targets that exist and may be opened in
+/// their mode. `blkback`: whether dom0's kernel serves block devices ([`blkback_available`]).
 /// Nothing here touches Xen: a bad entry is refused before any domain exists.
-pub fn plan_disks(specs: &[DiskSpec]) -> Result<Vec<Vbd>, DiskError> {
+pub fn plan_disks(specs: &[DiskSpec], blkback: bool) -> Result<Vec<Vbd>, DiskError> {
     let mut out: Vec<Vbd> = Vec::with_capacity(specs.len());
     for (index, d) in specs.iter().enumerate() {
         if d.cdrom || d.format == DiskFormat::Empty || d.target.is_empty() {
             return Err(DiskError::Cdrom(index));
         }
         let unsupported = |what: String| DiskError::Unsupported { index, what };
-        match d.backendtype.as_deref() {
-            None | Some("qdisk") => {}
-            Some(b) => return Err(unsupported(format!("backendtype={b}"))),
+        if !matches!(d.backendtype.as_deref(), None | Some("qdisk") | Some("phy")) {
+            let b = d.backendtype.clone().unwrap_or_default();
+            return Err(unsupported(format!("backendtype={b}")));
         }
         if let Some(s) = &d.script {
             return Err(unsupported(format!(
@@ -250,17 +295,74 @@ pub fn plan_disks(specs: &[DiskSpec]) -> Result<Vec<Vbd>, DiskError> {
         if discard && d.readonly {
             return Err(unsupported("discard on a read-only disk".into()));
         }
-        let abs = check_target(index, &d.target, d.readonly)?;
+        let t = check_target(index, &d.target, d.readonly)?;
+        let raw_block = t.block.filter(|_| d.format == DiskFormat::Raw);
+        let backend = match (d.backendtype.as_deref(), raw_block) {
+            (Some("phy"), None) => {
+                return Err(unsupported(
+                    "backendtype=phy on an image file or a non-raw format (blkback serves raw \
+                     block devices; pvbuild makes no loop devices)"
+                        .into(),
+                ))
+            }
+            (Some("phy"), Some(_)) if !blkback => return Err(DiskError::NoBlkback(index)),
+            (Some("phy"), Some((major, minor))) => VbdBackend::Phy { major, minor },
+            _ => VbdBackend::Qdisk,
+        };
+        let params = match backend {
+            VbdBackend::Qdisk => format!("{}:{}", qdisk_format(d.format), t.abs.display()),
+            VbdBackend::Phy { .. } => t.abs.display().to_string(),
+        };
         out.push(Vbd {
+            backend,
             devid,
             vdev,
-            params: format!("{}:{}", qdisk_format(d.format), abs.display()),
+            params,
             readonly: d.readonly,
             discard,
             trusted: !d.untrusted,
         });
     }
     Ok(out)
+}
+
+/// How long the kernel's blkback may take to take a disk (libxl's `LIBXL_INIT_TIMEOUT` is
+/// 10 s; an emulated dom0 is slower).
+pub const BLKBACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits until every backend directory of `backends` has its `state` past Initialising
+/// (blkback's InitWait, 2), as libxl waits for a vbd's backend; bounded by `timeout`, and by
+/// a signal.
+pub fn wait_backends(
+    xs: &crate::xenstore::XsConnection,
+    backends: &[String],
+    timeout: std::time::Duration,
+) -> Result<(), DiskError> {
+    let deadline = std::time::Instant::now() + timeout;
+    for b in backends {
+        loop {
+            let path = format!("{b}/state");
+            let state = xs
+                .read_opt(&path)
+                .map_err(|e| DiskError::Xenstore(path.clone(), e.to_string()))?
+                .unwrap_or_default();
+            if state.trim().parse::<u32>().is_ok_and(|s| s >= 2) {
+                break;
+            }
+            if crate::interrupt::requested() {
+                return Err(DiskError::Interrupted);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(DiskError::NotReady {
+                    backend: b.clone(),
+                    secs: timeout.as_secs(),
+                    state,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -325,7 +427,12 @@ mod tests {
             ))
             .unwrap(),
         ];
-        let v = plan_disks(&specs).unwrap();
+        let v = plan_disks(&specs, true).unwrap();
+        assert_eq!(
+            v[0].backend,
+            VbdBackend::Qdisk,
+            "an image file is a qdisk even with blkback"
+        );
         assert_eq!(v[0].devid, 51712);
         assert_eq!(v[0].params, format!("aio:{}", a.display()));
         assert!(!v[0].readonly && v[0].discard && v[0].trusted);
@@ -334,14 +441,68 @@ mod tests {
     }
 
     #[test]
+    fn a_raw_block_device_goes_to_blkback_when_it_is_there() {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        // Any block device this machine has and the test may open (loop devices usually).
+        let Some(dev) = std::fs::read_dir("/dev").ok().and_then(|d| {
+            d.flatten().map(|e| e.path()).find(|p| {
+                std::fs::metadata(p).is_ok_and(|m| m.file_type().is_block_device())
+                    && access(p.as_path(), AccessFlags::R_OK).is_ok()
+            })
+        }) else {
+            eprintln!("no readable block device: skipped");
+            return;
+        };
+        let rdev = std::fs::metadata(&dev).unwrap().rdev();
+        let (major, minor) = (
+            nix::sys::stat::major(rdev) as u32,
+            nix::sys::stat::minor(rdev) as u32,
+        );
+        let p = dev.display();
+        let spec = |s: String| [parse_disk_spec(&s).unwrap()];
+        // Only when asked for (blkback is not yet proven on the harness's Xen).
+        let v = plan_disks(&spec(format!("phy:{p},xvda,r")), true).unwrap();
+        assert_eq!(v[0].backend, VbdBackend::Qdisk);
+        let v = plan_disks(
+            &spec(format!("vdev=xvda,access=r,backendtype=phy,target={p}")),
+            true,
+        )
+        .unwrap();
+        assert_eq!(v[0].backend, VbdBackend::Phy { major, minor });
+        assert_eq!(v[0].params, p.to_string());
+        // Without blkback: QEMU serves it; asked for phy explicitly: refused, named.
+        let v = plan_disks(&spec(format!("phy:{p},xvda,r")), false).unwrap();
+        assert_eq!(v[0].backend, VbdBackend::Qdisk);
+        assert_eq!(
+            plan_disks(
+                &spec(format!("vdev=xvda,access=r,backendtype=phy,target={p}")),
+                false
+            ),
+            Err(DiskError::NoBlkback(0))
+        );
+        // backendtype=qdisk keeps it in QEMU even with blkback.
+        let v = plan_disks(
+            &spec(format!("vdev=xvda,access=r,backendtype=qdisk,target={p}")),
+            true,
+        )
+        .unwrap();
+        assert_eq!(v[0].backend, VbdBackend::Qdisk);
+    }
+
+    #[test]
     fn bad_entries_are_refused_with_their_reason() {
         let a = temp_image("c.img");
         let p = a.display();
-        let refuse = |spec: String| plan_disks(&[parse_disk_spec(&spec).unwrap()]).unwrap_err();
+        let refuse =
+            |spec: String| plan_disks(&[parse_disk_spec(&spec).unwrap()], true).unwrap_err();
         assert_eq!(refuse(format!("target={p}")), DiskError::NoVdev(0));
         assert!(matches!(
             refuse(format!("{p},raw,xvda0")),
             DiskError::BadVdev { .. }
+        ));
+        assert!(matches!(
+            refuse(format!("vdev=xvda,backendtype=tap,target={p}")),
+            DiskError::Unsupported { .. }
         ));
         assert!(matches!(
             refuse(format!("vdev=xvda,backendtype=phy,target={p}")),
@@ -377,7 +538,7 @@ mod tests {
             parse_disk_spec(&format!("{p},raw,d0p0,w")).unwrap(),
         ];
         assert!(matches!(
-            plan_disks(&two).unwrap_err(),
+            plan_disks(&two, true).unwrap_err(),
             DiskError::DuplicateVdev {
                 index: 1,
                 first: 0,

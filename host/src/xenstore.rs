@@ -23,8 +23,8 @@ pub use conn::{
 };
 pub use domain::{
     console_backend_dir, device_model_dir, dom_path, domid_by_name, libxl_path, list_domains,
-    qdisk_backend_dir, remove_domain, start_time_string, vm_path, write_domain_entries,
-    write_new_domain, DomainEntry, DomainXsError, NewDomain, Op, Ring, Vbd, DM_VERSION_PV,
-    NAME_MAX, VCPUS_MAX, XENCONSOLE_LIMIT, XENCONSOLE_PROTOCOL,
+    qdisk_backend_dir, remove_domain, start_time_string, vbd_backend_dir, vm_path,
+    write_domain_entries, write_new_domain, DomainEntry, DomainXsError, NewDomain, Op, Ring, Vbd,
+    VbdBackend, DM_VERSION_PV, NAME_MAX, VCPUS_MAX, XENCONSOLE_LIMIT, XENCONSOLE_PROTOCOL,
 };
 pub use uuid::Uuid;

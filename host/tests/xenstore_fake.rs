@@ -458,6 +458,7 @@ fn vbd_entries_match_libxl() {
     let xs = fake.connect();
     let mut d = domain(1, "xldisk");
     d.disks = vec![Vbd {
+        backend: pvbuild::xenstore::VbdBackend::Qdisk,
         devid: 51712,
         vdev: "xvda".into(),
         params: "aio:/work/main/tests/xen/work/share/results/xl-disk/disk.img".into(),

@@ -156,6 +156,7 @@ fn domain(domid: u32, name: &str, uuid: &str) -> NewDomain {
         start_time: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         // A disk, so its frontend, backend and libxl copy go through the real daemon too.
         disks: vec![pvbuild::xenstore::Vbd {
+            backend: pvbuild::xenstore::VbdBackend::Qdisk,
             devid: 51712,
             vdev: "xvda".into(),
             params: "aio:/srv/guest.img".into(),

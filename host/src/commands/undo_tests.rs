@@ -73,7 +73,7 @@ fn run_with(
         ..Default::default()
     })
     .unwrap();
-    let disks = crate::disk::plan_disks(&cfg.disks).unwrap();
+    let disks = crate::disk::plan_disks(&cfg.disks, false).unwrap();
     let inputs = Inputs::load(KERNEL.as_ref(), Some(RAMDISK.as_ref())).unwrap();
     let kernel = inputs.kernel().unwrap();
     let layout = inputs.solve(&kernel, cfg.memory_mib << 8).unwrap();

@@ -75,14 +75,31 @@ pub struct NewDomain {
     pub protocol: &'static str,
 }
 
-/// One virtual block device, as `libxl__device_disk_add` writes it for a qdisk backend.
+/// Who serves a virtual block device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VbdBackend {
+    /// QEMU's xen-block (`backend/qdisk`), in the device model.
+    Qdisk,
+    /// The kernel's blkback (`backend/vbd`), on this block device (major, minor).
+    Phy {
+        /// The device's major number.
+        major: u32,
+        /// Its minor number.
+        minor: u32,
+    },
+}
+
+/// One virtual block device, as `libxl__device_disk_add` writes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vbd {
+    /// Who serves it.
+    pub backend: VbdBackend,
     /// The device number (`virtual-device`, and the directory's name).
     pub devid: u32,
     /// The guest's name for it (`dev`), e.g. `xvda`.
     pub vdev: String,
-    /// `params`: `<format>:<absolute path>` (`aio` for raw).
+    /// `params`: `<format>:<absolute path>` (`aio` for raw) for a qdisk, the device's
+    /// absolute path for blkback.
     pub params: String,
     /// `mode` `r` instead of `w`.
     pub readonly: bool,
@@ -147,6 +164,23 @@ pub fn qdisk_backend_dir(backend_domid: u32, domid: u32) -> String {
 /// `/local/domain/0/device-model/<domid>`.
 pub fn device_model_dir(domid: u32) -> String {
     format!("/local/domain/0/device-model/{domid}")
+}
+
+/// The backend directory of a domain's blkback disks:
+/// `/local/domain/<backend>/backend/vbd/<domid>`.
+pub fn vbd_backend_dir(backend_domid: u32, domid: u32) -> String {
+    format!("/local/domain/{backend_domid}/backend/vbd/{domid}")
+}
+
+impl Vbd {
+    /// Its backend directory for guest `domid`, backend domain `be`.
+    pub fn backend_path(&self, be: u32, domid: u32) -> String {
+        let dir = match self.backend {
+            VbdBackend::Qdisk => qdisk_backend_dir(be, domid),
+            VbdBackend::Phy { .. } => vbd_backend_dir(be, domid),
+        };
+        format!("{dir}/{}", self.devid)
+    }
 }
 
 /// `/local/domain/<domid>`.
@@ -344,25 +378,38 @@ impl NewDomain {
         let d = self.domid;
         let be = self.backend_domid;
         let fe = format!("{}/device/vbd/{}", dom_path(d), v.devid);
-        let bp = format!("{}/{}", qdisk_backend_dir(be, d), v.devid);
+        let bp = v.backend_path(be, d);
         let lx = format!("{}/device/vbd/{}", libxl_path(d), v.devid);
         let frontend_perms = vec![Perm::new(d, Access::None), Perm::new(be, Access::Read)];
         let backend_perms = vec![Perm::new(be, Access::None), Perm::new(d, Access::Read)];
         let bool01 = |b: bool| if b { "1" } else { "0" }.to_owned();
-        let bents: Vec<(&str, String)> = vec![
+        let mut bents: Vec<(&str, String)> = vec![
             ("frontend-id", d.to_string()),
             ("online", "1".into()),
             ("removable", "0".into()),
             ("bootable", "1".into()),
             ("state", XENBUS_STATE_INITIALISING.to_string()),
             ("dev", v.vdev.clone()),
-            ("type", "qdisk".into()),
+            (
+                "type",
+                match v.backend {
+                    VbdBackend::Qdisk => "qdisk",
+                    VbdBackend::Phy { .. } => "phy",
+                }
+                .into(),
+            ),
             ("mode", if v.readonly { "r" } else { "w" }.into()),
             ("device-type", "disk".into()),
             ("discard-enable", bool01(v.discard)),
             ("specification", "xen".into()),
             ("params", v.params.clone()),
         ];
+        if let VbdBackend::Phy { major, minor } = v.backend {
+            // What libxl's `block` hotplug script writes for a block device (pvbuild runs no
+            // script: it knows the device): blkback opens the device these name.
+            bents.push(("physical-device", format!("{major:x}:{minor:x}")));
+            bents.push(("physical-device-path", v.params.clone()));
+        }
         let fents: Vec<(&str, String)> = vec![
             ("backend-id", be.to_string()),
             ("state", XENBUS_STATE_INITIALISING.to_string()),
@@ -522,6 +569,7 @@ pub fn remove_domain(
         t.rm_if_present(&libxl_path(domid))?;
         t.rm_if_present(&console_backend_dir(backend_domid, domid))?;
         t.rm_if_present(&qdisk_backend_dir(backend_domid, domid))?;
+        t.rm_if_present(&vbd_backend_dir(backend_domid, domid))?;
         t.rm_if_present(&device_model_dir(domid))?;
         // The backend parents are created implicitly by the first domain's devices; drop them
         // again when no other domain uses them, so nothing of ours outlives the domain.
@@ -531,6 +579,7 @@ pub fn remove_domain(
         for dir in [
             format!("{backend}/console"),
             format!("{backend}/qdisk"),
+            format!("{backend}/vbd"),
             backend,
         ] {
             match t.directory(&dir) {

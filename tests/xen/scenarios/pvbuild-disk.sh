@@ -62,7 +62,9 @@ clog() { tr -d '\r' < "$(console_log "$name")"; }
 clog | grep -q "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token" ||
     fail "the guest did not read the disk: $(clog | grep -m 1 PVBUILD-DISK)"
 clog | grep -q "PVBUILD-DISK-WROTE" || fail "the guest did not write the disk: $(clog | grep -m 1 -E 'PVBUILD-DISK-WRITE|Segmentation')"
-clog | grep -q "Segmentation fault" && note "a guest process crashed (see the console log)"
+if clog | grep -qE "Segmentation fault|PVBUILD-DISK-READ-RETRY|PVBUILD-GUEST-KMSG"; then
+    note "a guest process crashed: $(clog | grep -E 'Segmentation|RETRY|KMSG' | head -n 3 | paste -sd ' ')"
+fi
 written=$(dd if="$img" bs=512 skip=8 count=1 2>/dev/null | tr -d '\0' | head -n 1)
 [ "$written" = "PVBUILD-DISK-WRITTEN $HARNESS_GUEST_KVER" ] || fail "the guest's write is not in the image: '$written'"
 no_leftovers "after the guest powered off"
@@ -125,4 +127,5 @@ evidence "$log.r"
 grep -q "^error: device-model: device model did not take /local/domain/0/backend/qdisk/[0-9]*/51712 within 30 s; .*read-only" "$log.r" ||
     fail "unexpected message: $(head -n 1 "$log.r")"
 no_leftovers "disk not taken"
+
 pass

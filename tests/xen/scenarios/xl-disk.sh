@@ -26,4 +26,5 @@ cp /var/log/xen/qemu-dm-$name.log "$HARNESS_OUT/" 2>/dev/null
 tr -d '\r' < "$(console_log "$name")" | grep PVBUILD-DISK
 tr -d '\r' < "$(console_log "$name")" | grep -q "PVBUILD-DISK-READ PVBUILD-DISK-DATA xl-$$" || fail "the guest did not read the disk"
 dd if="$img" bs=512 skip=8 count=1 2>/dev/null | head -n 1 | grep -q "PVBUILD-DISK-WRITTEN $HARNESS_GUEST_KVER" || fail "the guest's write is not in the image"
+
 pass
