@@ -399,11 +399,7 @@ fn progress(xs: &XsConnection, state_path: &str, backends: &[String]) -> Result<
         return Ok(Progress::Starting);
     }
     for b in backends {
-        let taken = xs
-            .read_opt(&format!("{b}/state"))?
-            .and_then(|s| s.trim().parse::<u32>().ok())
-            .is_some_and(|s| s >= 2);
-        if !taken {
+        if !crate::disk::backend_taken(xs.read_opt(&format!("{b}/state"))?.as_deref()) {
             return Ok(Progress::Waiting(b.clone()));
         }
     }

@@ -330,6 +330,14 @@ pub fn plan_disks(specs: &[DiskSpec], blkback: bool) -> Result<Vec<Vbd>, DiskErr
 /// 10 s; an emulated dom0 is slower).
 pub const BLKBACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Whether a backend's `state` value says it took its device: past Initialising (1), i.e.
+/// InitWait (2) or later. The one test of readiness, for blkback's and QEMU's backends alike.
+pub fn backend_taken(state: Option<&str>) -> bool {
+    state
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .is_some_and(|s| s >= 2)
+}
+
 /// Waits until every backend directory of `backends` has its `state` past Initialising
 /// (blkback's InitWait, 2), as libxl waits for a vbd's backend; bounded by `timeout`, and by
 /// a signal.
@@ -346,7 +354,7 @@ pub fn wait_backends(
                 .read_opt(&path)
                 .map_err(|e| DiskError::Xenstore(path.clone(), e.to_string()))?
                 .unwrap_or_default();
-            if state.trim().parse::<u32>().is_ok_and(|s| s >= 2) {
+            if backend_taken(Some(&state)) {
                 break;
             }
             if crate::interrupt::requested() {

@@ -41,6 +41,13 @@ fn gone(pid: u32) -> bool {
         || !alive(Pid::from_raw(pid as i32))
 }
 
+/// Waits until `launch` cleared any stale state and started the model (its pid recorded).
+fn until_started(xs: &XsConnection) {
+    while xs.read_opt(&pid_path(7)).unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn arguments_are_libxls() {
     // What libxl 4.17 ran for `xl create` of a PV guest with a qdisk disk on the harness's
@@ -89,9 +96,7 @@ fn a_running_model_is_kept_until_stopped() {
     let xs = store.connect();
     let other = store.connect();
     let writer = std::thread::spawn(move || {
-        while other.read_opt(&pid_path(7)).unwrap().is_none() {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        until_started(&other);
         other
             .write(&format!("{}/state", device_model_dir(7)), "running")
             .unwrap();
@@ -161,9 +166,7 @@ fn a_model_is_up_once_it_took_every_backend() {
     let be2 = be.clone();
     let writer = std::thread::spawn(move || {
         // Once launch has cleared any stale state and started the model.
-        while other.read_opt(&pid_path(7)).unwrap().is_none() {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        until_started(&other);
         other
             .write(&format!("{}/state", device_model_dir(7)), "running")
             .unwrap();
@@ -193,9 +196,7 @@ fn a_backend_the_model_never_takes_is_named() {
     xs.write(&format!("{be}/state"), "1").unwrap();
     let other = store.connect();
     let writer = std::thread::spawn(move || {
-        while other.read_opt(&pid_path(7)).unwrap().is_none() {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        until_started(&other);
         other
             .write(&format!("{}/state", device_model_dir(7)), "running")
             .unwrap();
