@@ -219,6 +219,10 @@ bootloader = "pygrub"
 bootloader_args = [ "--kernel=/vmlinuz", "--ramdisk=/initrd.img" ]
 extra = "quiet" ; builder = "generic"
 ''')
+seed("xl_config", "vifs", b'''name = "net"
+kernel = "/boot/vmlinuz"
+vif = [ '', 'mac=00:16:3E:74:3d:76,bridge=xenbr1,script=vif-route,ip=10.0.0.2', 'devid=7,vifname=web0,mtu=9000,untrusted,model=e1000', 'type=vif,netdev=eth0,backend=0,trusted=1' ]
+''')
 
 # --- xenstore replies (xen/include/public/io/xs_wire.h) ------------------------------------
 def msg(t, payload, req=1, tx=0):

@@ -1,5 +1,5 @@
-//! The xl config file parser, the mapping of its keys to a domain configuration, and each
-//! disk's vdev to its device number.
+//! The xl config file parser, the mapping of its keys to a domain configuration, each disk's
+//! vdev to its device number, and the network interfaces with libxl's defaults applied.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -8,6 +8,14 @@ fuzz_target!(|data: &[u8]| {
         if let Ok((d, _)) = pvbuild::config::DomainConfig::from_xl(&cfg) {
             for v in d.disks.iter().filter_map(|disk| disk.vdev.as_deref()) {
                 let _ = pvbuild::disk::devid(v);
+            }
+            if let Ok(vifs) = pvbuild::vif::plan_vifs(&d.vifs, || [1, 2, 3]) {
+                for v in &vifs {
+                    // Every planned interface has a unicast MAC in libxl's format.
+                    let mac = pvbuild::config::Mac::parse(&v.mac).expect("planned MAC parses");
+                    assert!(!mac.is_multicast(), "multicast MAC {mac}");
+                    assert_eq!(mac.to_string(), v.mac);
+                }
             }
         }
     }

@@ -578,13 +578,20 @@ fn supervise(
     r
 }
 
-/// Ends the bootloader's process group: SIGTERM, a second's grace, then SIGKILL; reaps it.
+/// Ends the bootloader's process group: SIGTERM, up to a second's grace for the whole group
+/// (not just its leader: a child that ignores SIGTERM outlives a leader that obeys it), then
+/// SIGKILL for whatever is left; reaps the leader.
 fn stop_group(child: &mut Child) {
     let pgid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
     let _ = killpg(pgid, Signal::SIGTERM);
     let grace = Instant::now() + Duration::from_secs(1);
+    let mut leader_done = false;
     while Instant::now() < grace {
-        if matches!(child.try_wait(), Ok(Some(_))) {
+        if !leader_done {
+            leader_done = matches!(child.try_wait(), Ok(Some(_)));
+        }
+        // Signal 0: does any process of the group remain (the leader reaped or not)?
+        if leader_done && killpg(pgid, None).is_err() {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));

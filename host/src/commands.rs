@@ -15,8 +15,9 @@ use crate::config::{Action, DiskFormat, DomainConfig};
 use crate::create::{self, CreateRequest, CreateStep};
 use crate::devmodel::{self, DmLauncher, DmRequest};
 use crate::plan::{Inputs, PlanError};
+use crate::vif::{self, Hotplug, HotplugAction};
 use crate::xen::{DomainInfo, Xen};
-use crate::xenstore::{self, NewDomain, Ring, Uuid, Vbd, VbdBackend, XsConnection, XsError};
+use crate::xenstore::{self, NewDomain, Ring, Uuid, Vbd, VbdBackend, Vif, XsConnection, XsError};
 use pvbuild_core::kernel::Kernel;
 use pvbuild_core::layout::Layout;
 
@@ -35,6 +36,8 @@ pub enum FailAt {
     Xenstore,
     /// Starting the device model (whether or not the guest has disks that need it).
     DeviceModel,
+    /// Plugging the network interfaces in (whether or not the guest has any).
+    Vif,
     /// Unpausing the guest.
     Unpause,
 }
@@ -45,6 +48,7 @@ impl FailAt {
         let mut v: Vec<FailAt> = CreateStep::ALL.iter().map(|s| FailAt::Build(*s)).collect();
         v.push(FailAt::Xenstore);
         v.push(FailAt::DeviceModel);
+        v.push(FailAt::Vif);
         v.push(FailAt::Unpause);
         v
     }
@@ -54,6 +58,7 @@ impl FailAt {
             FailAt::Build(s) => s.name(),
             FailAt::Xenstore => "xenstore",
             FailAt::DeviceModel => "device-model",
+            FailAt::Vif => "vif",
             FailAt::Unpause => "unpause",
         }
     }
@@ -103,6 +108,9 @@ pub struct CreateArgs {
     pub disks: Vec<String>,
     /// `--device-model`: the QEMU serving the disks (overrides `device_model_override`).
     pub device_model: Option<PathBuf>,
+    /// `--vif`, repeated: the guest's network interfaces as xl vif specs (replace the
+    /// config's).
+    pub vifs: Vec<String>,
     /// `--bootloader-timeout`, seconds (default [`crate::bootloader::DEFAULT_TIMEOUT`]).
     pub bootloader_timeout_s: Option<u64>,
 }
@@ -137,6 +145,9 @@ pub enum CommandError {
     /// A `disk` entry that cannot be attached.
     #[error("{0}")]
     Disk(#[from] crate::disk::DiskError),
+    /// A `vif` entry that cannot be attached.
+    #[error("{0}")]
+    Vif(#[from] vif::VifError),
     /// The device model.
     #[error("{0}")]
     DeviceModel(#[from] devmodel::DmError),
@@ -194,6 +205,7 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
             bootloader_args: Vec::new(),
             disks: Vec::new(),
             device_model: None,
+            vifs: Vec::new(),
         },
     };
     if let Some(n) = &args.name {
@@ -239,6 +251,16 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
     }
     if let Some(dm) = &args.device_model {
         cfg.device_model = Some(dm.clone());
+    }
+    if !args.vifs.is_empty() {
+        cfg.vifs = args
+            .vifs
+            .iter()
+            .map(|v| {
+                crate::config::parse_vif_spec(v)
+                    .map_err(|m| CommandError::Usage(format!("--vif {v:?}: {m}")))
+            })
+            .collect::<Result<_, _>>()?;
     }
     if cfg.kernel.is_none() && cfg.bootloader.is_none() {
         return Err(CommandError::Usage(
@@ -332,9 +354,20 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
         }
         None => args,
     };
-    let base = resolve(args)?;
-    // One UUID for every start of the guest, as xl keeps its config's across restarts.
+    let mut base = resolve(args)?;
+    // The monitor keeps the identity of the guest it adopts: its UUID and its interfaces'
+    // MACs, from xenstore, so that a restart it makes looks like the same machine.
+    if let Some(d) = args.adopt {
+        adopt_identity(&mut base, d);
+    }
+    // One UUID and one set of MACs for every start of the guest, as xl keeps its config's
+    // (and the MACs libxl generated) across restarts.
     let uuid = base.uuid.unwrap_or_else(Uuid::new_v4);
+    for v in &mut base.vifs {
+        if v.mac.is_none() {
+            v.mac = Some(crate::config::Mac::random_xen(vif::random_bytes()));
+        }
+    }
     let mut host: Option<Host> = None;
     let deadline =
         (args.timeout_s != 0).then(|| Instant::now() + Duration::from_secs(args.timeout_s));
@@ -424,6 +457,31 @@ fn spawn_monitor(domid: u16, name: &str) -> Result<(u32, PathBuf), String> {
     Ok((child.id(), log))
 }
 
+/// Fills in what `domid`'s xenstore entries say about the guest a monitor adopts and its
+/// config leaves open: the UUID (`/local/domain/N/vm`) and the MAC of each interface without
+/// `mac=` (its backend's `mac`). Best effort: what cannot be read stays open.
+fn adopt_identity(cfg: &mut DomainConfig, domid: u16) {
+    let Ok(xs) = XsConnection::open() else {
+        return;
+    };
+    let read = |p: String| xs.read_opt(&p).ok().flatten();
+    if cfg.uuid.is_none() {
+        cfg.uuid =
+            read(format!("/local/domain/{domid}/vm")).and_then(|v| xenstore::uuid_of_vm_path(&v));
+    }
+    for (i, v) in cfg.vifs.iter_mut().enumerate() {
+        if v.mac.is_some() {
+            continue;
+        }
+        let devid = v
+            .devid
+            .unwrap_or_else(|| u32::try_from(i).unwrap_or(u32::MAX));
+        v.mac = vif::backend_mac(&xs, u32::from(domid), devid)
+            .ok()
+            .flatten();
+    }
+}
+
 /// How long `create --wait` pauses before starting a guest again (xl sleeps 2 s).
 const RESTART_PAUSE: Duration = Duration::from_secs(2);
 
@@ -492,6 +550,9 @@ fn start(
                 .unwrap_or(Path::new(devmodel::DEFAULT_QEMU)),
         )?;
     }
+    // And the network interfaces: netback, their scripts, their bridges.
+    let vifs = vif::plan_vifs(&cfg.vifs, vif::random_bytes)?;
+    vif::check_host(&vifs, Path::new(vif::NETBACK_SYSFS), &vif::sys_class_net())?;
     log::info(format_args!(
         "parsed and planned in {:.3} s",
         started.elapsed().as_secs_f64()
@@ -512,6 +573,7 @@ fn start(
             kernel: &kern,
             layout: &layout,
             disks: &disks,
+            vifs: &vifs,
             uuid,
             paused: args.paused,
             fail_at: args.fail_at,
@@ -539,7 +601,14 @@ pub struct Host {
     pub xenstore: XsOpener,
     /// Starts a device model ([`devmodel::launch`]).
     pub device_model: DmLauncher,
+    /// Plugs a network interface in or out ([`vif::run_hotplug`]).
+    pub hotplug: HotplugRunner,
 }
+
+/// Runs a hotplug script: the real one runs the script, the fault tests record the call.
+pub type HotplugRunner = std::sync::Arc<
+    dyn Fn(&XsConnection, &Hotplug, HotplugAction) -> Result<(), vif::VifError> + Send + Sync,
+>;
 
 /// Opens a xenstore connection.
 pub type XsOpener = std::sync::Arc<dyn Fn() -> Result<XsConnection, XsError> + Send + Sync>;
@@ -559,6 +628,7 @@ impl Host {
             xen: Xen::open()?,
             xenstore: std::sync::Arc::new(XsConnection::open),
             device_model: std::sync::Arc::new(devmodel::launch),
+            hotplug: std::sync::Arc::new(vif::run_hotplug),
         })
     }
 }
@@ -576,6 +646,8 @@ pub struct Prepared<'a> {
     pub layout: &'a Layout,
     /// The guest's disks, checked ([`crate::disk::plan_disks`]).
     pub disks: &'a [Vbd],
+    /// The guest's network interfaces, checked ([`vif::plan_vifs`]).
+    pub vifs: &'a [Vif],
     /// The domain's UUID.
     pub uuid: Uuid,
     /// Leave the guest paused.
@@ -650,6 +722,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         cmdline: cfg.cmdline.clone(),
         start_time: SystemTime::now(),
         disks: p.disks.to_vec(),
+        vifs: p.vifs.to_vec(),
         protocol: match p.layout.mode {
             pvbuild_core::paging::PagingMode::FourLevel => "x86_64-abi",
             _ => "x86_32-abi",
@@ -732,6 +805,77 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             }
             Err(e) => return Err(after(building, "device-model", e.to_string())),
         }
+    }
+    // The network interfaces, as libxl attaches them after the device model: netback takes
+    // each backend (InitWait), then its hotplug script plugs `vif<domid>.<devid>` in
+    // (`vif::run_hotplug`).
+    if p.fail_at == Some(FailAt::Vif) {
+        return Err(after(
+            building,
+            "vif",
+            "failure injected for testing".into(),
+        ));
+    }
+    if !p.vifs.is_empty() {
+        let hotplugs: Vec<Hotplug> = p
+            .vifs
+            .iter()
+            .map(|v| vif::hotplug_for(v, u32::from(domid)))
+            .collect();
+        // Pushed before the first script runs: a script that fails halfway is undone too,
+        // as libxl's destroy runs `offline` for every interface in xenstore.
+        let (open, run, unplug) = (
+            host.xenstore.clone(),
+            host.hotplug.clone(),
+            hotplugs.clone(),
+        );
+        building.push_undo("unplug the network interfaces", move |_| {
+            let xs = open().map_err(|e| e.to_string())?;
+            // In reverse: the last plugged in goes first.
+            let errors: Vec<String> = unplug
+                .iter()
+                .rev()
+                .filter_map(|h| run(&xs, h, HotplugAction::Offline).err())
+                .map(|e| e.to_string())
+                .collect();
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(errors.join("; "))
+            }
+        });
+        if crate::interrupt::requested() {
+            return Err(after(building, "vif", "interrupted".into()));
+        }
+        // All at once, as libxl plugs a guest's interfaces: under emulation each script takes
+        // seconds. Each on its own xenstore connection; the first failure is reported.
+        let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = hotplugs
+                .iter()
+                .map(|h| {
+                    let (open, run) = (host.xenstore.clone(), host.hotplug.clone());
+                    scope.spawn(move || {
+                        let xs = open().map_err(|e| e.to_string())?;
+                        run(&xs, h, HotplugAction::Online).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|t| {
+                    t.join()
+                        .unwrap_or_else(|_| Err("hotplug thread panicked".into()))
+                })
+                .collect()
+        });
+        if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+            return Err(after(building, "vif", e));
+        }
+        log::info(format_args!(
+            "{} network interface(s) plugged in after {:.3} s",
+            hotplugs.len(),
+            p.started.elapsed().as_secs_f64()
+        ));
     }
     if !p.paused {
         if p.fail_at == Some(FailAt::Unpause) {
@@ -861,6 +1005,11 @@ fn destroy_domid(xen: &Xen, domid: u16) -> Result<(), CommandError> {
         }) => {}
         Err(e) => return Err(e.into()),
     }
+    // As libxl: each interface's hotplug script unplugs it, then its entries go (and with
+    // them netback's interface).
+    for e in vif::unplug_all(&xs, u32::from(domid)) {
+        eprintln!("warning: domain {domid}: {e}");
+    }
     xenstore::remove_domain(&xs, u32::from(domid), None, u32::from(BACKEND_DOMID), false)
         .map_err(|e| CommandError::Xs(e.to_string()))
 }
@@ -886,6 +1035,60 @@ pub fn destroy_cmd(target: &str) -> Result<(), CommandError> {
     let domid = lookup(target)?;
     let xen = Xen::open()?;
     destroy_domid(&xen, domid)
+}
+
+/// `pvbuild network-attach DOMAIN KEY=VALUE...`: the words are one vif spec (as xl joins
+/// them). Returns what was attached, for the user.
+pub fn network_attach_cmd(target: &str, spec: &[String]) -> Result<String, CommandError> {
+    let spec_text = spec.join(",");
+    let parsed = crate::config::parse_vif_spec(&spec_text)
+        .map_err(|m| CommandError::Usage(format!("vif spec {spec_text:?}: {m}")))?;
+    let domid = lookup(target)?;
+    let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
+    let mut random = vif::random_bytes;
+    let v = vif::attach(
+        &xs,
+        u32::from(domid),
+        &parsed,
+        vif::AttachHost {
+            netback: Path::new(vif::NETBACK_SYSFS),
+            sys_class_net: &vif::sys_class_net(),
+            random: &mut random,
+            run: &vif::run_hotplug,
+        },
+    )?;
+    Ok(format!(
+        "pvbuild: domain {domid}: network interface {} ({}) on {}\n",
+        v.devid, v.mac, v.bridge
+    ))
+}
+
+/// `pvbuild network-detach DOMAIN DEVID|MAC`.
+pub fn network_detach_cmd(target: &str, which: &str) -> Result<(), CommandError> {
+    let domid = lookup(target)?;
+    let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
+    let devid = vif::find(&xs, u32::from(domid), which)?;
+    let closed = vif::detach(
+        &xs,
+        u32::from(domid),
+        devid,
+        vif::DETACH_TIMEOUT,
+        &vif::run_hotplug,
+    )?;
+    if !closed {
+        eprintln!(
+            "warning: domain {domid}: the guest did not close interface {devid} within {} s; removed anyway",
+            vif::DETACH_TIMEOUT.as_secs()
+        );
+    }
+    Ok(())
+}
+
+/// `pvbuild network-list DOMAIN`.
+pub fn network_list_cmd(target: &str) -> Result<String, CommandError> {
+    let domid = lookup_any(target)?;
+    let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
+    Ok(vif::list(&xs, u32::from(domid))?)
 }
 
 /// `pvbuild list`, in xl's format.
@@ -1064,7 +1267,7 @@ mod tests {
             assert_eq!(FailAt::from_name(s.name()), Some(s));
         }
         assert_eq!(FailAt::from_name("nonsense"), None);
-        assert_eq!(FailAt::all().len(), CreateStep::ALL.len() + 3);
+        assert_eq!(FailAt::all().len(), CreateStep::ALL.len() + 4);
     }
 
     #[test]

@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 use uuid::Uuid;
 
+mod vif;
+pub use vif::{parse_vif_spec, Mac, VifSpec, IFNAME_MAX, VIFS_MAX};
+
 /// Largest config file accepted, in bytes.
 pub const CONFIG_MAX_BYTES: usize = 1 << 20;
 /// Most items in one list.
@@ -511,6 +514,8 @@ pub struct DomainConfig {
     pub disks: Vec<DiskSpec>,
     /// `device_model_override`: the QEMU that serves the disks, instead of the default.
     pub device_model: Option<PathBuf>,
+    /// `vif`: the guest's network interfaces, in order.
+    pub vifs: Vec<VifSpec>,
 }
 
 impl DomainConfig {
@@ -747,7 +752,6 @@ fn parse_access(v: &str) -> Result<bool, String> {
 
 /// Keys xl accepts that pvbuild does not implement: a warning each, not an error.
 const XL_KEYS_IGNORED: &[&str] = &[
-    "vif",
     "vfb",
     "vkb",
     "pci",
@@ -811,6 +815,36 @@ pub struct Warning {
     pub line: usize,
     /// The message.
     pub msg: String,
+}
+
+/// A list of device specs (`disk`, `vif`): a list, or one string as xl also takes; at most
+/// `max` (`what` names them in the error); each parsed by `parse`, an error naming its entry.
+fn spec_list<T>(
+    cfg: &XlConfig,
+    key: &str,
+    what: &str,
+    max: usize,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, ConfigError> {
+    let Some(s) = cfg.get(key) else {
+        return Ok(Vec::new());
+    };
+    let specs = match &s.value {
+        Value::List(l) => l.clone(),
+        Value::Atom(a) => vec![a.clone()],
+    };
+    if specs.len() > max {
+        return Err(value_err(
+            key,
+            s,
+            format!("{} {what}, at most {max}", specs.len()),
+        ));
+    }
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| parse(spec).map_err(|m| value_err(key, s, format!("entry {i}: {m}"))))
+        .collect()
 }
 
 fn value_err(key: &str, s: &Setting, msg: impl Into<String>) -> ConfigError {
@@ -973,31 +1007,9 @@ impl DomainConfig {
                 "a PV domain needs kernel or bootloader".into(),
             ));
         }
-        let disks = match cfg.get("disk") {
-            None => Vec::new(),
-            Some(s) => {
-                let specs = match &s.value {
-                    Value::List(l) => l.clone(),
-                    Value::Atom(a) => vec![a.clone()],
-                };
-                if specs.len() > DISKS_MAX {
-                    return Err(value_err(
-                        "disk",
-                        s,
-                        format!("{} disks, at most {DISKS_MAX}", specs.len()),
-                    ));
-                }
-                specs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, spec)| {
-                        parse_disk_spec(spec)
-                            .map_err(|m| value_err("disk", s, format!("entry {i}: {m}")))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?
-            }
-        };
+        let disks = spec_list(cfg, "disk", "disks", DISKS_MAX, parse_disk_spec)?;
         let device_model = string("device_model_override")?.map(|(p, _)| PathBuf::from(p));
+        let vifs = spec_list(cfg, "vif", "interfaces", VIFS_MAX, parse_vif_spec)?;
 
         // xl: cmdline wins over root/extra; otherwise "root=<root> <extra>".
         let cmdline_set = string("cmdline")?;
@@ -1059,6 +1071,7 @@ impl DomainConfig {
                 bootloader_args,
                 disks,
                 device_model,
+                vifs,
             },
             warnings,
         ))
@@ -1088,6 +1101,7 @@ pub const SUPPORTED_KEYS: &[&str] = &[
     "uuid",
     "disk",
     "device_model_override",
+    "vif",
 ];
 
 #[cfg(test)]

@@ -20,5 +20,6 @@ pub mod plan;
 pub mod privcmd_mem;
 pub mod sys;
 pub mod trace;
+pub mod vif;
 pub mod xen;
 pub mod xenstore;

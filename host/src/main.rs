@@ -102,6 +102,10 @@ enum Command {
         /// The QEMU that serves the disks (default /usr/libexec/xen-qemu-system-i386).
         #[arg(long)]
         device_model: Option<PathBuf>,
+        /// A network interface, as an xl vif spec (e.g. `bridge=xenbr0,mac=00:16:3e:01:02:03`);
+        /// repeatable, replaces the config's `vif` list.
+        #[arg(long)]
+        vif: Vec<String>,
         /// Kill the bootloader after this many seconds when not attached with -c (default 60).
         #[arg(long)]
         bootloader_timeout: Option<u64>,
@@ -113,6 +117,25 @@ enum Command {
     },
     /// List domains.
     List,
+    /// Add a network interface to a running domain (as `xl network-attach`).
+    NetworkAttach {
+        /// Domain id or name.
+        domain: String,
+        /// The interface, as vif spec words (e.g. `bridge=xenbr0 mac=00:16:3e:01:02:03`).
+        spec: Vec<String>,
+    },
+    /// Remove a network interface from a domain (as `xl network-detach`).
+    NetworkDetach {
+        /// Domain id or name.
+        domain: String,
+        /// The interface: its device number or its MAC.
+        device: String,
+    },
+    /// List a domain's network interfaces (as `xl network-list`).
+    NetworkList {
+        /// Domain id or name.
+        domain: String,
+    },
     /// Attach to a domain's console (Ctrl-] detaches).
     Console {
         /// Domain id or name.
@@ -164,6 +187,7 @@ fn main() -> ExitCode {
             bootloader_arg,
             disk,
             device_model,
+            vif,
             bootloader_timeout,
         } => {
             let fail_at = match fail_at.as_deref() {
@@ -198,6 +222,7 @@ fn main() -> ExitCode {
                 bootloader_args: bootloader_arg,
                 disks: disk,
                 device_model,
+                vifs: vif,
                 bootloader_timeout_s: bootloader_timeout,
             };
             match pvbuild::commands::create_cmd(&args) {
@@ -210,6 +235,28 @@ fn main() -> ExitCode {
             Err(e) => fail(e),
         },
         Command::List => match pvbuild::commands::list_cmd() {
+            Ok(s) => {
+                print!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        Command::NetworkAttach { domain, spec } => {
+            match pvbuild::commands::network_attach_cmd(&domain, &spec) {
+                Ok(s) => {
+                    print!("{s}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::NetworkDetach { domain, device } => {
+            match pvbuild::commands::network_detach_cmd(&domain, &device) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        Command::NetworkList { domain } => match pvbuild::commands::network_list_cmd(&domain) {
             Ok(s) => {
                 print!("{s}");
                 ExitCode::SUCCESS

@@ -51,10 +51,11 @@ fn xl_example_pvlinux() {
         (Action::Destroy, Action::Restart, Action::Destroy)
     );
     assert_eq!(d.uuid, None);
-    let msgs: Vec<_> = warnings.iter().map(|w| w.msg.as_str()).collect();
+    // `vif = [ '' ]`: one interface with every default.
+    assert_eq!(d.vifs, vec![pvbuild::config::VifSpec::default()]);
     assert!(
-        msgs.iter().any(|m| m.starts_with("vif: not supported")),
-        "{msgs:?}"
+        warnings.iter().all(|w| !w.msg.starts_with("vif")),
+        "{warnings:?}"
     );
     let disk = d.boot_disk().unwrap();
     assert_eq!(
@@ -296,4 +297,29 @@ fn garbage_never_panics() {
         }
         let _ = parse(&t).and_then(|c| DomainConfig::from_xl(&c));
     }
+}
+
+#[test]
+fn vif_lists_are_parsed_and_bounded() {
+    let cfg =
+        |v: &str| parse(format!("name = \"n\"\nkernel = \"/k\"\nvif = {v}\n").as_bytes()).unwrap();
+    let (d, _) = DomainConfig::from_xl(&cfg("[ 'bridge=br1', 'mac=00:16:3e:00:00:02' ]")).unwrap();
+    assert_eq!(d.vifs.len(), 2);
+    assert_eq!(d.vifs[0].bridge.as_deref(), Some("br1"));
+    // One string is one interface, as xl takes it.
+    let (d, _) = DomainConfig::from_xl(&cfg("'bridge=br2'")).unwrap();
+    assert_eq!(d.vifs[0].bridge.as_deref(), Some("br2"));
+    let e = DomainConfig::from_xl(&cfg("[ '', 'mac=zz' ]"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("vif") && e.contains("entry 1: invalid mac"),
+        "{e}"
+    );
+    let many = format!(
+        "[ {} ]",
+        vec!["''"; pvbuild::config::VIFS_MAX + 1].join(", ")
+    );
+    let e = DomainConfig::from_xl(&cfg(&many)).unwrap_err().to_string();
+    assert!(e.contains("65 interfaces, at most 64"), "{e}");
 }

@@ -15,7 +15,7 @@ use pvbuild::xenstore::fake::FakeXenstore;
 use pvbuild::xenstore::wire::{self, Errno, MsgType};
 use pvbuild::xenstore::{
     list_domains, remove_domain, write_new_domain, Access, DomainXsError, NewDomain, Perm, Ring,
-    Uuid, Vbd, XsError,
+    Uuid, Vbd, Vif, XsError,
 };
 
 fn domain(domid: u32, name: &str) -> NewDomain {
@@ -42,6 +42,7 @@ fn domain(domid: u32, name: &str) -> NewDomain {
         start_time: UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456),
         disks: vec![],
         protocol: "x86_64-abi",
+        vifs: Vec::new(),
     }
 }
 
@@ -440,48 +441,35 @@ const QEMU_BACKEND_KEYS: &[&str] = &[
     "sectors",
 ];
 
-#[test]
-fn vbd_entries_match_libxl() {
-    // tests/data/xl-qdisk: the tree libxl wrote for domain 1's qdisk disk on real Xen.
-    let recorded = include_str!("data/xl-qdisk/xenstore-vbd.txt");
+/// A tree `xenstore-ls -fp` printed (`/path = "value"   (n0,r1)` lines): path to value
+/// and permissions.
+fn recorded_tree(text: &str) -> std::collections::BTreeMap<String, (String, Vec<Perm>)> {
     let parse_perms =
         |p: &str| -> Vec<Perm> { p.split(',').map(|x| Perm::parse(x).unwrap()).collect() };
     let mut want = std::collections::BTreeMap::new();
-    for line in recorded.lines() {
-        // /path = "value"   (n0,r1)
+    for line in text.lines() {
         let (path, rest) = line.split_once(" = \"").unwrap();
-        let (value, perms) = rest.rsplit_once("\"").unwrap();
+        let (value, perms) = rest.rsplit_once('"').unwrap();
         let perms = perms.trim().trim_start_matches('(').trim_end_matches(')');
         want.insert(path.to_owned(), (value.to_owned(), parse_perms(perms)));
     }
-    let fake = FakeXenstore::new();
-    let xs = fake.connect();
-    let mut d = domain(1, "xldisk");
-    d.disks = vec![Vbd {
-        backend: pvbuild::xenstore::VbdBackend::Qdisk,
-        devid: 51712,
-        vdev: "xvda".into(),
-        params: "aio:/work/main/tests/xen/work/share/results/xl-disk/disk.img".into(),
-        readonly: false,
-        discard: true,
-        trusted: true,
-    }];
-    write_new_domain(&xs, &d).unwrap();
+    want
+}
+
+/// Compares what `fake` holds under the paths `ours` selects with the recorded tree: every
+/// recorded node that `ours` selects and `skip` does not must be there with its value and
+/// permissions, and nothing else may be. Returns how many nodes were compared.
+fn compare_with_recorded(
+    fake: &FakeXenstore,
+    recorded: &str,
+    ours: impl Fn(&str) -> bool,
+    skip: impl Fn(&str) -> bool,
+) -> usize {
+    let want = recorded_tree(recorded);
     let got = fake.dump();
-    let ours = |p: &str| {
-        p.starts_with("/local/domain/1/device/vbd/")
-            || p.starts_with("/local/domain/0/backend/qdisk/")
-            || p.starts_with("/libxl/1/device/vbd/")
-    };
     let mut compared = 0;
     for (path, (value, perms)) in &want {
-        if !ours(path) {
-            continue;
-        }
-        let key = path.rsplit('/').next().unwrap();
-        if path.starts_with("/local/domain/0/backend/qdisk/1/51712/")
-            && (QEMU_BACKEND_KEYS.contains(&key) || key == "state")
-        {
+        if !ours(path) || skip(path) {
             continue;
         }
         assert_eq!(got.get(path), Some(value), "{path}");
@@ -495,12 +483,123 @@ fn vbd_entries_match_libxl() {
             "pvbuild writes {path}, libxl does not"
         );
     }
+    compared
+}
+
+#[test]
+fn vbd_entries_match_libxl() {
+    // tests/data/xl-qdisk: the tree libxl wrote for domain 1's qdisk disk on real Xen.
+    let fake = FakeXenstore::new();
+    let xs = fake.connect();
+    let mut d = domain(1, "xldisk");
+    d.disks = vec![Vbd {
+        backend: pvbuild::xenstore::VbdBackend::Qdisk,
+        devid: 51712,
+        vdev: "xvda".into(),
+        params: "aio:/work/main/tests/xen/work/share/results/xl-disk/disk.img".into(),
+        readonly: false,
+        discard: true,
+        trusted: true,
+    }];
+    write_new_domain(&xs, &d).unwrap();
+    let compared = compare_with_recorded(
+        &fake,
+        include_str!("data/xl-qdisk/xenstore-vbd.txt"),
+        |p| {
+            p.starts_with("/local/domain/1/device/vbd/")
+                || p.starts_with("/local/domain/0/backend/qdisk/")
+                || p.starts_with("/libxl/1/device/vbd/")
+        },
+        |p| {
+            let key = p.rsplit('/').next().unwrap();
+            p.starts_with("/local/domain/0/backend/qdisk/1/51712/")
+                && (QEMU_BACKEND_KEYS.contains(&key) || key == "state")
+        },
+    );
     assert_eq!(compared, 37, "every libxl-written key compared");
+    let got = fake.dump();
     // The backend's state, before QEMU moved it on, is Initialising.
     assert_eq!(
         got.get("/local/domain/0/backend/qdisk/1/51712/state")
             .map(String::as_str),
         Some("1")
+    );
+    // And it all goes with the domain, the emptied parents too.
+    remove_domain(&xs, 1, None, 0, false).unwrap();
+    assert_eq!(fake.dump(), FakeXenstore::new().dump());
+}
+
+#[test]
+fn vif_entries_match_libxl() {
+    // tests/data/xl-vif: the tree libxl wrote for domain 1's interface on real Xen.
+    let fake = FakeXenstore::new();
+    let xs = fake.connect();
+    let mut d = domain(1, "xlvif");
+    d.vifs = vec![Vif {
+        devid: 0,
+        mac: "00:16:3e:12:34:56".into(),
+        bridge: "xenbr0".into(),
+        script: "/etc/xen/scripts/vif-bridge".into(),
+        ip: None,
+        gatewaydev: None,
+        vifname: None,
+        rate: None,
+        mtu: 1500,
+        trusted: true,
+    }];
+    write_new_domain(&xs, &d).unwrap();
+    let be = "/local/domain/0/backend/vif/1/0/";
+    // Written by netback (state, features) and by the hotplug script (hotplug-status) once
+    // they ran; pvbuild's own values of state and hotplug-status are checked below.
+    let theirs = |p: &str| {
+        let key = p.rsplit('/').next().unwrap();
+        p.starts_with(be)
+            && (key.starts_with("feature-")
+                || key == "multi-queue-max-queues"
+                || key == "state"
+                || key == "hotplug-status")
+    };
+    let compared = compare_with_recorded(
+        &fake,
+        include_str!("data/xl-vif/xenstore-vif.txt"),
+        |p| {
+            p.starts_with("/local/domain/1/device/vif")
+                || p.starts_with("/local/domain/0/backend/vif")
+                || p.starts_with("/libxl/1/device/vif")
+        },
+        theirs,
+    );
+    assert_eq!(compared, 33, "every libxl-written key compared");
+    let got = fake.dump();
+    // Before netback and the script ran: Initialising, and an empty hotplug-status (which
+    // makes netback wait for the script).
+    assert_eq!(
+        got.get(&format!("{be}state")).map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(
+        got.get(&format!("{be}hotplug-status")).map(String::as_str),
+        Some("")
+    );
+    // Optional keys appear only when set, as libxl writes them.
+    let fake = FakeXenstore::new();
+    let xs = fake.connect();
+    d.vifs[0].vifname = Some("web0".into());
+    d.vifs[0].mtu = 9000;
+    d.vifs[0].ip = Some("10.0.0.2".into());
+    write_new_domain(&xs, &d).unwrap();
+    let got = fake.dump();
+    for (k, v) in [("vifname", "web0"), ("mtu", "9000"), ("ip", "10.0.0.2")] {
+        assert_eq!(
+            got.get(&format!("{be}{k}")).map(String::as_str),
+            Some(v),
+            "{k}"
+        );
+    }
+    assert_eq!(
+        got.get("/local/domain/1/device/vif/0/mtu")
+            .map(String::as_str),
+        Some("9000")
     );
     // And it all goes with the domain, the emptied parents too.
     remove_domain(&xs, 1, None, 0, false).unwrap();

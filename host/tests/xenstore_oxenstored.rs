@@ -165,6 +165,7 @@ fn domain(domid: u32, name: &str, uuid: &str) -> NewDomain {
             trusted: true,
         }],
         protocol: "x86_64-abi",
+        vifs: Vec::new(),
     }
 }
 

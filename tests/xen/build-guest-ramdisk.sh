@@ -3,8 +3,9 @@
 # reproducible): busybox-static and guest/init (/dev/console comes from the kernel's
 # built-in initramfs), which prints
 # "PVBUILD-GUEST-OK <kernel release> <cmdline>" on the console and powers off.
-# With KERNEL_RELEASE, that kernel's xen-blkfront module goes in as /lib/xen-blkfront.ko
-# (guest/init loads it when the command line asks for the disk check).
+# With KERNEL_RELEASE, that kernel's xen-blkfront and xen-netfront modules go in as
+# /lib/xen-blkfront.ko and /lib/xen-netfront.ko (guest/init loads them when the command
+# line asks for the disk or network check).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: build-guest-ramdisk.sh OUT [KERNEL_RELEASE]}
@@ -18,15 +19,18 @@ mkdir -p "$tmp/bin" "$tmp/proc"
 cp "$busybox" "$tmp/bin/busybox"
 cp "$here/guest/init" "$tmp/init"
 if [ -n "$kver" ]; then
-    ko=$(find "/lib/modules/$kver/kernel/drivers/block" -name 'xen-blkfront.ko*' | head -n 1)
-    [ -n "$ko" ] || { echo "error: no xen-blkfront module in /lib/modules/$kver" >&2; exit 1; }
     mkdir -p "$tmp/lib"
-    case $ko in
-    *.ko) cp "$ko" "$tmp/lib/xen-blkfront.ko" ;;
-    *.ko.xz) xz -dc "$ko" > "$tmp/lib/xen-blkfront.ko" ;;
-    *.ko.zst) zstd -qdc "$ko" > "$tmp/lib/xen-blkfront.ko" ;;
-    *.ko.gz) gzip -dc "$ko" > "$tmp/lib/xen-blkfront.ko" ;;
-    esac
+    for mod in block/xen-blkfront net/xen-netfront; do
+        base=${mod#*/}
+        ko=$(find "/lib/modules/$kver/kernel/drivers/${mod%/*}" -name "$base.ko*" | head -n 1)
+        [ -n "$ko" ] || { echo "error: no $base module in /lib/modules/$kver" >&2; exit 1; }
+        case $ko in
+        *.ko) cp "$ko" "$tmp/lib/$base.ko" ;;
+        *.ko.xz) xz -dc "$ko" > "$tmp/lib/$base.ko" ;;
+        *.ko.zst) zstd -qdc "$ko" > "$tmp/lib/$base.ko" ;;
+        *.ko.gz) gzip -dc "$ko" > "$tmp/lib/$base.ko" ;;
+        esac
+    done
 fi
 chmod 755 "$tmp/init" "$tmp/bin/busybox"
 find "$tmp" -exec touch -h -d @0 {} +

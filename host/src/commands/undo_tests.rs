@@ -70,10 +70,16 @@ fn run_with(
         } else {
             vec![]
         },
+        vifs: if disk {
+            vec!["mac=00:16:3e:00:00:01".into()]
+        } else {
+            vec![]
+        },
         ..Default::default()
     })
     .unwrap();
     let disks = crate::disk::plan_disks(&cfg.disks, false).unwrap();
+    let vifs = vif::plan_vifs(&cfg.vifs, || [0; 3]).unwrap();
     let inputs = Inputs::load(KERNEL.as_ref(), Some(RAMDISK.as_ref())).unwrap();
     let kernel = inputs.kernel().unwrap();
     let layout = inputs.solve(&kernel, cfg.memory_mib << 8).unwrap();
@@ -88,6 +94,8 @@ fn run_with(
     arm(&xen, &store);
     let opener = store.clone();
     let dm_trace = trace.clone();
+    let vif_trace = trace.clone();
+    let plugged = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let host = Host {
         xen: Xen::with_backend(xen.clone()),
         xenstore: Arc::new(move || Ok(opener.connect())),
@@ -107,6 +115,32 @@ fn run_with(
                 Ok(())
             }))
         }),
+        // The hotplug script: plugging in holds the interface, unplugging gives back what was
+        // plugged in (offline also runs for an interface whose online never ran, as libxl's).
+        hotplug: Arc::new(move |xs, h: &Hotplug, action| {
+            let what = format!("network interface {}", vif::devname(h.domid, h.devid));
+            let mut held = plugged.lock().unwrap();
+            match action {
+                HotplugAction::Online => {
+                    // What the real runner waits for first: the backend exists.
+                    let be = format!("/local/domain/0/backend/vif/{}/{}", h.domid, h.devid);
+                    xs.read(&format!("{be}/state"))
+                        .map_err(|e| vif::VifError::Backend {
+                            vif: what.clone(),
+                            msg: e.to_string(),
+                        })?;
+                    vif_trace.acquire(what.clone());
+                    held.push(what);
+                }
+                HotplugAction::Offline => {
+                    if let Some(i) = held.iter().position(|w| *w == what) {
+                        held.remove(i);
+                        vif_trace.release(what);
+                    }
+                }
+            }
+            Ok(())
+        }),
     };
     let r = make_domain(
         &host,
@@ -116,6 +150,7 @@ fn run_with(
             kernel: &kernel,
             layout: &layout,
             disks: &disks,
+            vifs: &vifs,
             uuid: Uuid::from_bytes([9; 16]),
             paused: false,
             fail_at: None,
@@ -160,6 +195,7 @@ fn a_good_run_holds_domain_entries_device_model_and_introduction() {
             format!("domain {d}"),
             format!("xenstore entries of domain {d}"),
             format!("device model of domain {d}"),
+            format!("network interface vif{d}.0"),
             // Owned by the domain: xenstored drops it when the domain dies.
             format!("introduced domain {d}"),
         ])
@@ -306,8 +342,9 @@ fn no_disk_no_device_model() {
 }
 
 #[test]
-fn a_failed_unpause_stops_the_device_model_before_the_entries_go() {
-    // The unpause is the last ioctl; failing it must release the device model first.
+fn a_failed_unpause_unplugs_and_stops_the_device_model_before_the_entries_go() {
+    // The unpause is the last ioctl; failing it must unplug the interface, then stop the
+    // device model, before anything else goes.
     let (r, xen, _, _) = run(|_, _| {});
     r.unwrap();
     let last = xen.calls().len() - 1;
@@ -329,9 +366,9 @@ fn a_failed_unpause_stops_the_device_model_before_the_entries_go() {
         })
         .collect();
     assert!(
-        releases
-            .first()
-            .is_some_and(|w| w.starts_with("device model of domain")),
+        releases.len() > 2
+            && releases[0].starts_with("network interface vif")
+            && releases[1].starts_with("device model of domain"),
         "{releases:?}"
     );
 }

@@ -118,6 +118,20 @@ fn destroy_stops_only_the_domains_own_model() {
         .process_group(0)
         .spawn()
         .unwrap();
+    // spawn() returns once the child is past the point of no return of its exec, which can
+    // be before the kernel has set up its new arguments: wait until /proc shows them.
+    let t = Instant::now();
+    while !std::fs::read(format!("/proc/{}/cmdline", child.id()))
+        .unwrap_or_default()
+        .windows(10)
+        .any(|w| w == b"-xen-domid")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the child never exec'd"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let store = FakeXenstore::new();
     let xs = store.connect();
     // A pid that is not domain 7's device model (this test process) is left alone.

@@ -73,6 +73,49 @@ pub struct NewDomain {
     /// The guest's native ring protocol (`x86_64-abi`/`x86_32-abi`), written to each disk's
     /// frontend as libxl does for PV guests.
     pub protocol: &'static str,
+    /// The guest's network interfaces (netback backends).
+    pub vifs: Vec<Vif>,
+}
+
+/// `LIBXL_DEVICE_NIC_MTU_DEFAULT`: the MTU libxl writes to the backend only when it differs.
+pub const NIC_MTU_DEFAULT: u32 = 1500;
+
+/// One virtual network interface, as `libxl__device_nic_add` writes it for a PV guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vif {
+    /// The device number (`handle`, and the directory's name).
+    pub devid: u32,
+    /// `mac`, as `LIBXL_MAC_FMT` prints it.
+    pub mac: String,
+    /// `bridge`.
+    pub bridge: String,
+    /// `script`: the hotplug script's absolute path.
+    pub script: String,
+    /// `ip`, if given.
+    pub ip: Option<String>,
+    /// `gatewaydev`, if given.
+    pub gatewaydev: Option<String>,
+    /// `vifname`, if given.
+    pub vifname: Option<String>,
+    /// `rate`, if given (`<bytes per interval>,<interval usecs>`).
+    pub rate: Option<String>,
+    /// The MTU.
+    pub mtu: u32,
+    /// `trusted` in the frontend.
+    pub trusted: bool,
+}
+
+impl Vif {
+    /// Its backend directory for guest `domid`, backend domain `be`.
+    pub fn backend_path(&self, be: u32, domid: u32) -> String {
+        format!("{}/{}", vif_backend_dir(be, domid), self.devid)
+    }
+}
+
+/// The backend directory of a domain's network interfaces:
+/// `/local/domain/<backend>/backend/vif/<domid>`.
+pub fn vif_backend_dir(backend_domid: u32, domid: u32) -> String {
+    format!("/local/domain/{backend_domid}/backend/vif/{domid}")
 }
 
 /// Who serves a virtual block device.
@@ -146,6 +189,9 @@ pub enum DomainXsError {
         /// avail_vcpus.
         avail: u32,
     },
+    /// The domain already has a device of this number.
+    #[error("device {0} already exists")]
+    DevidTaken(u32),
     /// Domain 0 cannot be (re)made.
     #[error("domain id {0} is not a guest domain id")]
     BadDomid(u32),
@@ -196,6 +242,13 @@ pub fn libxl_path(domid: u32) -> String {
 /// `/vm/<uuid>`.
 pub fn vm_path(uuid: &Uuid) -> String {
     format!("/vm/{}", uuid.hyphenated())
+}
+
+/// The UUID of a domain's `vm` node (`/vm/<uuid>`): only a path of the form [`vm_path`]
+/// writes, so a corrupted value names nothing.
+pub fn uuid_of_vm_path(vm: &str) -> Option<Uuid> {
+    vm.strip_prefix("/vm/")
+        .and_then(|u| Uuid::parse_str(u).ok())
 }
 
 /// The primary console's backend directory, `/local/domain/<be>/backend/console/<domid>`.
@@ -369,6 +422,9 @@ impl NewDomain {
         for disk in &self.disks {
             ops.extend(self.vbd_ops(disk));
         }
+        for vif in &self.vifs {
+            ops.extend(vif_ops(self.domid, self.backend_domid, vif));
+        }
         ops
     }
 
@@ -377,11 +433,6 @@ impl NewDomain {
     fn vbd_ops(&self, v: &Vbd) -> Vec<Op> {
         let d = self.domid;
         let be = self.backend_domid;
-        let fe = format!("{}/device/vbd/{}", dom_path(d), v.devid);
-        let bp = v.backend_path(be, d);
-        let lx = format!("{}/device/vbd/{}", libxl_path(d), v.devid);
-        let frontend_perms = vec![Perm::new(d, Access::None), Perm::new(be, Access::Read)];
-        let backend_perms = vec![Perm::new(be, Access::None), Perm::new(d, Access::Read)];
         let bool01 = |b: bool| if b { "1" } else { "0" }.to_owned();
         let mut bents: Vec<(&str, String)> = vec![
             ("frontend-id", d.to_string()),
@@ -418,29 +469,13 @@ impl NewDomain {
             ("trusted", bool01(v.trusted)),
             ("protocol", self.protocol.into()),
         ];
-        let mut ops = vec![
-            Op::Rm(lx.clone()),
-            Op::Write(format!("{lx}/frontend"), fe.clone()),
-            Op::Write(format!("{lx}/backend"), bp.clone()),
-            Op::Rm(fe.clone()),
-            Op::MkdirPerms(fe.clone(), frontend_perms),
-            Op::Write(format!("{fe}/backend"), bp.clone()),
-        ];
-        for (k, val) in fents {
-            ops.push(Op::Write(format!("{fe}/{k}"), val));
-        }
-        ops.extend([
-            Op::Rm(bp.clone()),
-            Op::MkdirPerms(bp.clone(), backend_perms),
-            Op::Write(format!("{bp}/frontend"), fe),
-        ]);
-        for (k, val) in &bents {
-            ops.push(Op::Write(format!("{bp}/{k}"), val.clone()));
-        }
-        for (k, val) in bents {
-            ops.push(Op::Write(format!("{lx}/{k}"), val));
-        }
-        ops
+        generic_device_ops(
+            (d, be),
+            ("vbd", v.devid),
+            v.backend_path(be, d),
+            (fents, Vec::new()),
+            bents,
+        )
     }
 
     fn validate(&self) -> Result<(), DomainXsError> {
@@ -456,6 +491,115 @@ impl NewDomain {
         }
         Ok(())
     }
+}
+
+/// One interface's entries: `libxl__set_xenstore_nic` through
+/// `libxl__device_generic_add` (libxl copy, frontend with its read-only `mtu`, backend).
+/// `hotplug-status` starts empty so that netback waits for the hotplug script before it
+/// connects.
+pub fn vif_ops(d: u32, be: u32, v: &Vif) -> Vec<Op> {
+    let mut bents: Vec<(&str, String)> = vec![
+        ("frontend-id", d.to_string()),
+        ("online", "1".into()),
+        ("state", XENBUS_STATE_INITIALISING.to_string()),
+        ("script", v.script.clone()),
+    ];
+    if let Some(n) = &v.vifname {
+        bents.push(("vifname", n.clone()));
+    }
+    bents.push(("mac", v.mac.clone()));
+    for (k, val) in [
+        ("ip", &v.ip),
+        ("gatewaydev", &v.gatewaydev),
+        ("rate", &v.rate),
+    ] {
+        if let Some(val) = val {
+            bents.push((k, val.clone()));
+        }
+    }
+    if v.mtu != NIC_MTU_DEFAULT {
+        bents.push(("mtu", v.mtu.to_string()));
+    }
+    bents.extend([
+        ("bridge", v.bridge.clone()),
+        ("handle", v.devid.to_string()),
+        ("type", "vif".into()),
+        ("hotplug-status", String::new()),
+    ]);
+    let fents: Vec<(&str, String)> = vec![
+        ("backend-id", be.to_string()),
+        ("state", XENBUS_STATE_INITIALISING.to_string()),
+        ("handle", v.devid.to_string()),
+        ("mac", v.mac.clone()),
+        ("trusted", if v.trusted { "1" } else { "0" }.into()),
+    ];
+    // `ro_front`: the guest may read its MTU but not change it.
+    let ro_fents = vec![("mtu", v.mtu.to_string())];
+    generic_device_ops(
+        (d, be),
+        ("vif", v.devid),
+        v.backend_path(be, d),
+        (fents, ro_fents),
+        bents,
+    )
+}
+
+/// Key and value pairs of one directory, in writing order.
+type Entries<'a> = Vec<(&'a str, String)>;
+
+/// One device's entries as `libxl__device_generic_add` writes them, in its order: libxl's
+/// copy (`/libxl/<guest>/device/<kind>/<devid>`: `frontend`, `backend` and the backend's
+/// entries), the frontend (`/local/domain/<guest>/device/<kind>/<devid>`: owned by the guest,
+/// readable by the backend; its `ro_fents` owned by the backend, readable by the guest), then
+/// the backend directory `bp` (owned by the backend, readable by the guest). Each directory
+/// is removed first.
+fn generic_device_ops(
+    (guest, backend): (u32, u32),
+    (kind, devid): (&str, u32),
+    bp: String,
+    (fents, ro_fents): (Entries<'_>, Entries<'_>),
+    bents: Entries<'_>,
+) -> Vec<Op> {
+    let fe = format!("{}/device/{kind}/{devid}", dom_path(guest));
+    let lx = format!("{}/device/{kind}/{devid}", libxl_path(guest));
+    let frontend_perms = vec![
+        Perm::new(guest, Access::None),
+        Perm::new(backend, Access::Read),
+    ];
+    let backend_perms = vec![
+        Perm::new(backend, Access::None),
+        Perm::new(guest, Access::Read),
+    ];
+    let mut ops = vec![
+        Op::Rm(lx.clone()),
+        Op::Write(format!("{lx}/frontend"), fe.clone()),
+        Op::Write(format!("{lx}/backend"), bp.clone()),
+        Op::Rm(fe.clone()),
+        Op::MkdirPerms(fe.clone(), frontend_perms),
+        Op::Write(format!("{fe}/backend"), bp.clone()),
+    ];
+    for (k, val) in fents {
+        ops.push(Op::Write(format!("{fe}/{k}"), val));
+    }
+    for (k, val) in ro_fents {
+        ops.push(Op::WritePerms(
+            format!("{fe}/{k}"),
+            val,
+            backend_perms.clone(),
+        ));
+    }
+    ops.extend([
+        Op::Rm(bp.clone()),
+        Op::MkdirPerms(bp.clone(), backend_perms),
+        Op::Write(format!("{bp}/frontend"), fe),
+    ]);
+    for (k, val) in &bents {
+        ops.push(Op::Write(format!("{bp}/{k}"), val.clone()));
+    }
+    for (k, val) in bents {
+        ops.push(Op::Write(format!("{lx}/{k}"), val));
+    }
+    ops
 }
 
 fn apply(t: &Transaction<'_>, op: &Op) -> Result<(), XsError> {
@@ -529,6 +673,64 @@ pub fn write_new_domain(xs: &XsConnection, d: &NewDomain) -> Result<(), DomainXs
     Ok(())
 }
 
+/// Adds one interface to running domain `domid` (`xl network-attach`): its entries
+/// ([`vif_ops`]) in one transaction, retried on EAGAIN; refuses a device number the domain
+/// already has.
+pub fn add_vif(
+    xs: &XsConnection,
+    domid: u32,
+    backend_domid: u32,
+    v: &Vif,
+) -> Result<(), DomainXsError> {
+    if !valid_guest_domid(domid) {
+        return Err(DomainXsError::BadDomid(domid));
+    }
+    let ops = vif_ops(domid, backend_domid, v);
+    let fe = format!("{}/device/vif/{}", dom_path(domid), v.devid);
+    xs.with_transaction(|t| {
+        if t.read_opt(&format!("{fe}/backend"))?.is_some() {
+            return Ok(Err(DomainXsError::DevidTaken(v.devid)));
+        }
+        for op in &ops {
+            apply(t, op)?;
+        }
+        Ok(Ok(()))
+    })?
+}
+
+/// Removes one device of `domid` (`kind` `vif` or `vbd`, backend directory `bp`): its
+/// frontend, backend and libxl copy, in one transaction; missing nodes are fine.
+pub fn remove_device(
+    xs: &XsConnection,
+    domid: u32,
+    kind: &str,
+    devid: u32,
+    bp: &str,
+) -> Result<(), DomainXsError> {
+    if !valid_guest_domid(domid) {
+        return Err(DomainXsError::BadDomid(domid));
+    }
+    xs.with_transaction(|t| {
+        t.rm_if_present(&format!("{}/device/{kind}/{devid}", dom_path(domid)))?;
+        t.rm_if_present(bp)?;
+        t.rm_if_present(&format!("{}/device/{kind}/{devid}", libxl_path(domid)))?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// The device numbers of `domid`'s interfaces (its frontends), sorted.
+pub fn vif_devids(xs: &XsConnection, domid: u32) -> Result<Vec<u32>, XsError> {
+    let dir = format!("{}/device/vif", dom_path(domid));
+    let mut ids: Vec<u32> = match xs.directory(&dir) {
+        Ok(c) => c.iter().filter_map(|c| c.parse().ok()).collect(),
+        Err(e) if e.is_not_found() => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 /// Remove everything [`write_new_domain`] wrote for `domid`: `/local/domain/<domid>`, its
 /// `/vm/<uuid>` (read from the domain's `vm` node, or `uuid` when that is gone), `/libxl/<domid>`
 /// and the console backend directory, in one transaction; missing nodes are fine. With
@@ -555,7 +757,7 @@ pub fn remove_domain(
         // the form libxl writes, so a corrupted value cannot make us remove something else.
         let from_store = t
             .read_opt(&format!("{dom}/vm"))?
-            .and_then(|v| v.strip_prefix("/vm/").and_then(|u| Uuid::parse_str(u).ok()));
+            .and_then(|v| uuid_of_vm_path(&v));
         let mut vms: Vec<Uuid> = from_store.into_iter().collect();
         if let Some(u) = uuid {
             if !vms.contains(u) {
@@ -570,6 +772,7 @@ pub fn remove_domain(
         t.rm_if_present(&console_backend_dir(backend_domid, domid))?;
         t.rm_if_present(&qdisk_backend_dir(backend_domid, domid))?;
         t.rm_if_present(&vbd_backend_dir(backend_domid, domid))?;
+        t.rm_if_present(&vif_backend_dir(backend_domid, domid))?;
         t.rm_if_present(&device_model_dir(domid))?;
         // The backend parents are created implicitly by the first domain's devices; drop them
         // again when no other domain uses them, so nothing of ours outlives the domain.
@@ -580,6 +783,7 @@ pub fn remove_domain(
             format!("{backend}/console"),
             format!("{backend}/qdisk"),
             format!("{backend}/vbd"),
+            format!("{backend}/vif"),
             backend,
         ] {
             match t.directory(&dir) {

@@ -14,16 +14,39 @@ for name in $HARNESS_SCENARIOS; do
     mkdir -p "$out"
     echo "start $name $(date +%s.%N)" >> "$share/progress.log"
     echo "HARNESS-SCENARIO-START $name"
+    # A scenario may ask for more time than the default with a line
+    # "# harness-timeout: SECONDS" (never less).
+    limit=$HARNESS_SCENARIO_TIMEOUT
+    own=$(sed -n 's/^# harness-timeout: \([0-9][0-9]*\)$/\1/p' "$scen_dir/$name.sh" 2>/dev/null | head -n 1)
+    [ -n "$own" ] && [ "$own" -gt "$limit" ] && limit=$own
     if [ -r "$scen_dir/$name.sh" ]; then
-        (cd "$out" && HARNESS_OUT="$out" timeout -k 5 "$HARNESS_SCENARIO_TIMEOUT" sh "$scen_dir/$name.sh") > "$out/log" 2>&1
+        # A watchdog keeps what dom0 was doing 15 s before the timeout (processes, their
+        # state and kernel wait channel), so that a hung scenario says where it hung.
+        (
+            sleep $((limit > 30 ? limit - 15 : 15))
+            # Shell builtins only: if the hang is in reading the root filesystem (9p), an
+            # exec'd `ps` would hang too. Each line: wchan, then /proc/PID/stat (pid, comm,
+            # state, ppid, ...).
+            for p in /proc/[0-9]*; do
+                w=
+                read -r w < "$p/wchan" 2>/dev/null
+                read -r st < "$p/stat" 2>/dev/null || continue
+                echo "${w:--} $st"
+            done > "$out/ps-before-timeout.txt" 2>&1
+            echo "harness: dom0's processes 15 s before the timeout: ps-before-timeout.txt" >> "$out/log"
+        ) &
+        watchdog=$!
+        (cd "$out" && HARNESS_OUT="$out" timeout -k 5 "$limit" sh "$scen_dir/$name.sh") > "$out/log" 2>&1
         rc=$?
+        kill "$watchdog" 2>/dev/null
+        wait "$watchdog" 2>/dev/null
     else
         echo "FAIL: no scenario script $scen_dir/$name.sh" > "$out/log"
         rc=1
     fi
     verdict=$(grep -E '^(PASS$|FAIL: )' "$out/log" | tail -n 1)
     if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-        verdict="FAIL: timed out after $HARNESS_SCENARIO_TIMEOUT s${verdict:+ (last verdict line: $verdict)}"
+        verdict="FAIL: timed out after $limit s${verdict:+ (last verdict line: $verdict)}"
     elif [ -z "$verdict" ]; then
         verdict="FAIL: exited $rc without a verdict line: $(tail -n 1 "$out/log")"
     elif [ "$verdict" = PASS ] && [ $rc -ne 0 ]; then

@@ -1,3 +1,4 @@
+# harness-timeout: 1200
 # fail-inject (issue 3, scenario 4): make each step of `pvbuild create` fail in
 # turn (the test-only switch `--fail-at STEP`; `--fail-at list` prints the steps,
 # one a line, in order). After each:
@@ -15,7 +16,9 @@
 # paused with its device model running, and `pvbuild destroy` it; the same
 # no-leftover checks hold after. Every run gives the guest a disk (a qdisk, so
 # the device-model step starts a real QEMU, and the unpause step's failure must
-# stop it again): no QEMU may outlive its run either.
+# stop it again): no QEMU may outlive its run either. And a network interface on
+# dom0's bridge (netback, libxl's vif-bridge script): no vif<domid>.0 may outlive
+# its run.
 # FAIL names the first step that leaks (or misreports). The guest: the PV test
 # kernel with a 4 KiB module and 32 MiB (Debian's kernel and the harness ramdisk
 # at $HARNESS_GUEST_MEMORY MiB when the test kernel was not built).
@@ -41,6 +44,7 @@ else
     note "no PV test kernel: using Debian's kernel, $memory MiB"
 fi
 
+setup_bridge
 disk=$HARNESS_OUT/fi-disk.img
 truncate -s 4M "$disk" || fail "cannot make $disk"
 
@@ -84,7 +88,9 @@ leftovers() {
     if pgrep -f -- '-xen-domid' > /dev/null 2>&1; then
         fail "$1 leaks a device model: $(pgrep -af -- '-xen-domid' | head -n 1)"
     fi
-    _doms=$(xenstore-list /local/domain 2>&1 | paste -sd ' ')
+    _vifs=$(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^vif[0-9]/ { print $2 }' | paste -sd ' ')
+    [ -z "$_vifs" ] || fail "$1 leaks backend interfaces: $_vifs"
+    _doms=$(xs_domains)
     [ "$_doms" = 0 ] || fail "$1 leaks xenstore nodes: /local/domain lists '$_doms'"
     xs_snapshot > "$HARNESS_OUT/xenstore.after.$_tag"
     if ! cmp -s "$HARNESS_OUT/xenstore.before" "$HARNESS_OUT/xenstore.after.$_tag"; then
@@ -110,7 +116,7 @@ for step in $steps; do
     case $step in *[!a-z0-9-]*) fail "step name '$step' is not a plain word" ;; esac
     log=$HARNESS_OUT/create.fail-at-$step.log
     "$pvb" create --fail-at "$step" --name "fi-$step" --kernel "$kernel" --ramdisk "$ramdisk" \
-        --memory "$memory" --cmdline x --disk "$disk,raw,xvda,w" > "$log" 2>&1
+        --memory "$memory" --cmdline x --disk "$disk,raw,xvda,w" --vif bridge=xenbr0 > "$log" 2>&1
     rc=$?
     [ $rc -ne 0 ] || fail "--fail-at $step: pvbuild create exited 0"
     nerr=$(grep -c '^error:' "$log")
@@ -127,7 +133,7 @@ evidence "$HARNESS_OUT/steps.results"
 # The control run: no --fail-at, paused; then pvbuild destroy.
 log=$HARNESS_OUT/create.control.log
 "$pvb" create -p --name fi-control --kernel "$kernel" --ramdisk "$ramdisk" --memory "$memory" --cmdline x \
-    --disk "$disk,raw,xvda,w" > "$log" 2>&1 ||
+    --disk "$disk,raw,xvda,w" --vif bridge=xenbr0 > "$log" 2>&1 ||
     fail "control: pvbuild create -p exited $?: $(head -n 2 "$log" | paste -sd ' ')"
 state=$(xl list fi-control 2>&1 | awk 'NR == 2 { print $5 }')
 case $state in *p*) ;; *) fail "control: fi-control is not paused after create -p: state '$state' ($(xl list fi-control 2>&1 | tail -n 1))" ;; esac
@@ -136,6 +142,8 @@ ctl=$(xl domid fi-control)
 [ "$(xenstore-read "/local/domain/0/device-model/$ctl/state" 2>&1)" = running ] || fail "control: the device model of fi-control is not running"
 dmpid=$(xenstore-read "/local/domain/$ctl/image/device-model-pid" 2>&1)
 kill -0 "$dmpid" 2>/dev/null || fail "control: no device model process ($dmpid)"
+[ "$(xenstore-read "/local/domain/0/backend/vif/$ctl/0/hotplug-status" 2>&1)" = connected ] || fail "control: the interface's hotplug-status is not connected"
+ip -o link show master xenbr0 2>/dev/null | grep -q "vif$ctl.0" || fail "control: vif$ctl.0 is not on xenbr0"
 "$pvb" destroy fi-control >> "$log" 2>&1 || fail "control: pvbuild destroy fi-control exited $?: $(tail -n 1 "$log")"
 leftovers "control (create -p, destroy)"
 metric slowest_teardown_s "$slowest"

@@ -67,7 +67,7 @@ case $line in *"$caps"*) ;; *) fail "the error does not carry Xen's capability l
 xl_list > "$HARNESS_OUT/xl-list.after"
 cmp -s "$HARNESS_OUT/xl-list.before" "$HARNESS_OUT/xl-list.after" ||
     fail "xl list changed across the refused create: $(diff "$HARNESS_OUT/xl-list.before" "$HARNESS_OUT/xl-list.after" | grep '^[<>]' | paste -sd ' ')"
-doms=$(xenstore-list /local/domain 2>&1 | paste -sd ' ')
+doms=$(xs_domains)
 [ "$doms" = 0 ] || fail "xenstore /local/domain lists '$doms' after the refused create"
 probe after
 id_after=$probe_id
