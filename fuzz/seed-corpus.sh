@@ -30,7 +30,7 @@ corpus = os.path.join(root, "fuzz", "corpus")
 targets = ["probe", "elf_kernel", "xen_notes", "xen_guest", "bzimage", "decompress_gzip",
            "decompress_xz", "decompress_zstd", "decompress_lz4", "decompress_bzip2",
            "decompress_lzma", "unpack_kernel", "xl_config", "xenstore_reply", "build_guest",
-           "build_elf", "bootloader_result"]
+           "build_elf", "bootloader_result", "console_ring"]
 counts = {}
 for t in targets:
     d = os.path.join(corpus, t)
@@ -267,6 +267,19 @@ for i, spec in enumerate([b"phy:/dev/vg/guest,xvda,w", b"file:/srv/g.img,xvda1,w
                           b"format=raw, vdev=xvda, access=rw, target=/srv/a,b.img",
                           b",,hdc,devtype=cdrom"]):
     seed("bootloader_result", f"disk{i}", spec)
+
+# --- console rings (fuzz_targets/console_ring.rs: out_cons, out_prod, then the page) -------
+text = b"[    0.000000] Linux version 6.1.0 (debian-kernel@lists.debian.org)\r\n" * 40
+ring = lambda body: b"\0" * 1024 + body  # the out ring starts after the 1 KiB in ring
+for name, (cons, prod, body) in {
+    "empty": (0, 0, b""),
+    "boot": (0, 300, ring(text[:300])),
+    "wrapped": (0xFFFFFF00, 0x100, ring(text[:2048])),
+    "full": (4096, 6144, ring(text[:2048])),
+    "hostile": (5, 0xFFFF0000, ring(text[:2048])),
+    "backwards": (1000, 10, ring(text[:100])),
+}.items():
+    seed("console_ring", name, struct.pack("<II", cons, prod) + body)
 
 # --- __xen_guest strings -------------------------------------------------------------------
 for i, s in enumerate([

@@ -12,7 +12,10 @@ fuzz_target!(|data: &[u8]| {
         if let Some(rd) = &r.ramdisk {
             assert_eq!(rd.parent(), Some(dir));
         }
-        assert!(r.args.as_ref().is_none_or(|a| a.len() < pvbuild::bootloader::ITEM_MAX));
+        assert!(r
+            .args
+            .as_ref()
+            .is_none_or(|a| a.len() < pvbuild::bootloader::ITEM_MAX));
     }
     if let Ok(s) = std::str::from_utf8(data) {
         let _ = pvbuild::config::parse_disk_spec(s);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build-guest-ramdisk.sh OUT [KERNEL_RELEASE]: the guest ramdisk (gzip'd newc cpio,
-# reproducible): busybox-static and guest/init (/dev/console comes from the kernel's
-# built-in initramfs), which prints
+# reproducible): busybox-static, guest/init and guest/stress (the crash soak's workload;
+# /dev/console comes from the kernel's built-in initramfs); init prints
 # "PVBUILD-GUEST-OK <kernel release> <cmdline>" on the console and powers off.
 # With KERNEL_RELEASE, that kernel's xen-blkfront and xen-netfront modules go in as
 # /lib/xen-blkfront.ko and /lib/xen-netfront.ko (guest/init loads them when the command
@@ -18,6 +18,7 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/bin" "$tmp/proc"
 cp "$busybox" "$tmp/bin/busybox"
 cp "$here/guest/init" "$tmp/init"
+cp "$here/guest/stress" "$tmp/stress"
 if [ -n "$kver" ]; then
     mkdir -p "$tmp/lib"
     for mod in block/xen-blkfront net/xen-netfront; do
@@ -32,7 +33,7 @@ if [ -n "$kver" ]; then
         esac
     done
 fi
-chmod 755 "$tmp/init" "$tmp/bin/busybox"
+chmod 755 "$tmp/init" "$tmp/stress" "$tmp/bin/busybox"
 find "$tmp" -exec touch -h -d @0 {} +
 (cd "$tmp" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) | gzip -9 -n > "$out.tmp"
 mv "$out.tmp" "$out"
