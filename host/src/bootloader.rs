@@ -35,8 +35,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
 use thiserror::Error;
 
 /// The most of the result file that is read.
@@ -578,27 +576,9 @@ fn supervise(
     r
 }
 
-/// Ends the bootloader's process group: SIGTERM, up to a second's grace for the whole group
-/// (not just its leader: a child that ignores SIGTERM outlives a leader that obeys it), then
-/// SIGKILL for whatever is left; reaps the leader.
+/// Ends the bootloader's process group, a second's grace ([`procgroup::stop_group`]).
 fn stop_group(child: &mut Child) {
-    let pgid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-    let _ = killpg(pgid, Signal::SIGTERM);
-    let grace = Instant::now() + Duration::from_secs(1);
-    let mut leader_done = false;
-    while Instant::now() < grace {
-        if !leader_done {
-            leader_done = matches!(child.try_wait(), Ok(Some(_)));
-        }
-        // Signal 0: does any process of the group remain (the leader reaped or not)?
-        if leader_done && killpg(pgid, None).is_err() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = killpg(pgid, Signal::SIGKILL);
-    let _ = child.kill();
-    let _ = child.wait();
+    crate::procgroup::stop_group(child, Duration::from_secs(1));
 }
 
 fn supervise_child(

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 use thiserror::Error;
@@ -258,26 +258,10 @@ fn log_tail(log: &Path) -> String {
     }
 }
 
-/// Stops the process group `child` leads: SIGTERM, then SIGKILL after [`STOP_GRACE`]; reaps
-/// it.
+/// Stops the process group `child` leads: SIGTERM, then SIGKILL after [`STOP_GRACE`] for
+/// whatever of the group is left; reaps it ([`crate::procgroup::stop_group`]).
 fn stop_child(mut child: Child) -> Result<(), String> {
-    let pgid = Pid::from_raw(i32::try_from(child.id()).map_err(|e| e.to_string())?);
-    let _ = killpg(pgid, Signal::SIGTERM);
-    let deadline = Instant::now() + STOP_GRACE;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(POLL),
-            Ok(None) => {
-                let _ = killpg(pgid, Signal::SIGKILL);
-                child.wait().map_err(|e| e.to_string())?;
-                break;
-            }
-            Err(e) => return Err(format!("waiting for the device model: {e}")),
-        }
-    }
-    // Anything else left in its group (QEMU starts no helpers; a wrapper script might).
-    let _ = killpg(pgid, Signal::SIGKILL);
+    crate::procgroup::stop_group(&mut child, STOP_GRACE);
     Ok(())
 }
 

@@ -18,6 +18,7 @@ pub mod evtchn;
 pub mod interrupt;
 pub mod plan;
 pub mod privcmd_mem;
+pub mod procgroup;
 pub mod sys;
 pub mod trace;
 pub mod vif;

@@ -389,13 +389,8 @@ impl Hotplug {
             }
         };
         let Some(status) = status else {
-            if let Ok(pgid) = i32::try_from(child.id()) {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pgid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            let _ = child.wait();
+            // Past libxl's limit the whole group goes at once (libxl kills it too).
+            crate::procgroup::stop_group(&mut child, Duration::ZERO);
             return Err(fail(format!("still running after {} s", timeout.as_secs())));
         };
         if status.success() {

@@ -26,6 +26,9 @@ usage() {
     exit 2
 }
 
+# opt_in FILE: the scenario has a "# harness-opt-in" header line (it runs only when named).
+opt_in() { head -n 5 "$1" | grep -qx '# harness-opt-in'; }
+
 scenarios=()
 build=1
 scenario_timeout=${HARNESS_SCENARIO_TIMEOUT:-600}
@@ -56,7 +59,7 @@ while [ $# -gt 0 ]; do
         ;;
     --list)
         for f in "$here"/scenarios/*.sh; do
-            if head -n 5 "$f" | grep -qx '# harness-opt-in'; then
+            if opt_in "$f"; then
                 echo "$(basename "$f" .sh) (opt-in: runs only when named)"
             else
                 basename "$f" .sh
@@ -72,7 +75,7 @@ done
 # the header, such as the soak-crashes diagnosis), which run only when named.
 if [ ${#scenarios[@]} -eq 0 ]; then
     for f in "$here"/scenarios/*.sh; do
-        head -n 5 "$f" | grep -qx '# harness-opt-in' && continue
+        opt_in "$f" && continue
         scenarios+=("$(basename "$f" .sh)")
     done
 fi

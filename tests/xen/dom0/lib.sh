@@ -55,7 +55,8 @@ wait_for() {
 has_marker() { grep -q "PVBUILD-GUEST-OK" "$(console_log "$1")" 2>/dev/null; }
 # What xenstore lists under /local/domain, space-separated: "0" once every guest is gone.
 xs_domains() { xenstore-list /local/domain 2>&1 | paste -sd ' '; }
-domain_gone() { ! xl domid "$1" >/dev/null 2>&1; }
+# Bounded: a dom0 daemon that crashed must not hang a wait (soak-crashes saw it).
+domain_gone() { ! timeout 20 xl domid "$1" >/dev/null 2>&1; }
 # Xen's state letters from `xl list`: s = shut down (and not yet destroyed).
 domain_shut_down() { domain_gone "$1" || xl list "$1" 2>/dev/null | awk 'NR == 2 { exit !($5 ~ /s/) }'; }
 

@@ -57,8 +57,6 @@ dom0_wait() {
 }
 
 # guest_phase PHASE NAME: waits for guest NAME's stress and marker, then tallies it.
-# xl and xenstore calls are bounded: a dom0 daemon that crashed must not hang the soak.
-domain_gone() { ! timeout 20 xl domid "$1" >/dev/null 2>&1; }
 guest_phase() {
     _log=$(console_log "$2")
     evidence "$_log"
