@@ -6,8 +6,10 @@
 //! hotplug script would. Everything else (image files, the formats only QEMU reads, and
 //! devices when blkback is absent) is a qdisk, served by the device model (QEMU's `xenpv`
 //! machine, see [`crate::devmodel`]). libxl also gives raw *files* to blkback, through a loop
-//! device its hotplug script sets up; pvbuild runs no hotplug scripts, so it serves files
-//! through QEMU and refuses `backendtype=phy` on a file, `tap`, and `script=`.
+//! device its `block` hotplug script sets up; pvbuild runs no block script (it makes no loop
+//! devices), so it serves files through QEMU and refuses `backendtype=phy` on a file, `tap`,
+//! and `script=`. The harness's `pvbuild-phy` boots a guest from a loop device through
+//! blkback.
 
 use std::path::{Path, PathBuf};
 
@@ -55,9 +57,7 @@ pub enum DiskError {
     #[error("disk {0}: empty drives and CD-ROMs are not supported for PV guests")]
     Cdrom(usize),
     /// Something pvbuild does not do (yet): named.
-    #[error(
-        "disk {index}: {what} is not supported (pvbuild serves every disk through QEMU's qdisk)"
-    )]
+    #[error("disk {index}: {what} is not supported")]
     Unsupported {
         /// The entry.
         index: usize,
@@ -268,7 +268,7 @@ pub fn plan_disks(specs: &[DiskSpec], blkback: bool) -> Result<Vec<Vbd>, DiskErr
         }
         if let Some(s) = &d.script {
             return Err(unsupported(format!(
-                "script={s} (pvbuild runs no hotplug scripts)"
+                "script={s} (pvbuild runs no block hotplug scripts)"
             )));
         }
         if let Some(b) = &d.backend {
@@ -307,6 +307,8 @@ pub fn plan_disks(specs: &[DiskSpec], blkback: bool) -> Result<Vec<Vbd>, DiskErr
             }
             (Some("phy"), Some(_)) if !blkback => return Err(DiskError::NoBlkback(index)),
             (Some("phy"), Some((major, minor))) => VbdBackend::Phy { major, minor },
+            // libxl's choice for a raw block device when nothing is asked for: blkback.
+            (None, Some((major, minor))) if blkback => VbdBackend::Phy { major, minor },
             _ => VbdBackend::Qdisk,
         };
         let params = match backend {
@@ -468,9 +470,10 @@ mod tests {
         );
         let p = dev.display();
         let spec = |s: String| [parse_disk_spec(&s).unwrap()];
-        // Only when asked for (blkback is not yet proven on the harness's Xen).
+        // By default, as libxl (the harness's pvbuild-phy boots a guest this way), and when
+        // asked for.
         let v = plan_disks(&spec(format!("phy:{p},xvda,r")), true).unwrap();
-        assert_eq!(v[0].backend, VbdBackend::Qdisk);
+        assert_eq!(v[0].backend, VbdBackend::Phy { major, minor });
         let v = plan_disks(
             &spec(format!("vdev=xvda,access=r,backendtype=phy,target={p}")),
             true,

@@ -1,0 +1,109 @@
+# pvbuild-phy: a raw block device goes to the dom0 kernel's blkback (backend/vbd), as
+# libxl picks `phy` first. dom0 loads xen-blkback and attaches an image to a loop device;
+# `disk = [ 'phy:/dev/loopN,xvda,w' ]` as an xl user writes it must then be served by
+# blkback, with no device model: the guest (xen-blkfront) reads the image's first line
+# and writes its own at byte 4096, which must be in the image after it powered off.
+# After the teardown blkback must have let go of the device (no vbd backend in sysfs or
+# xenstore, `losetup -d` succeeds). A paused domain with the device read-only
+# (`access=r`) gets a backend that reaches InitWait with mode r; `pvbuild destroy` removes
+# it. `backendtype=phy` on an image file is refused before any domain exists.
+# xen-blkback is unloaded again at the end, so later scenarios see dom0 as before.
+# Metrics: phy_create_s (till the guest's marker).
+. "$HARNESS_REPO/tests/xen/dom0/lib.sh"
+name=pvbphy
+[ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
+pvb=$HARNESS_PVBUILD
+loaded_here=
+if [ ! -d /sys/bus/xen-backend/drivers/vbd ]; then
+    modprobe xen-blkback || fail "modprobe xen-blkback failed"
+    loaded_here=1
+fi
+modprobe loop 2>/dev/null
+blkback_there() { [ -d /sys/bus/xen-backend/drivers/vbd ]; }
+wait_for 10 blkback_there || fail "xen-blkback loaded but /sys/bus/xen-backend/drivers/vbd is missing"
+loop=
+cleanup() {
+    [ -n "$loop" ] && losetup -d "$loop" 2>/dev/null
+    [ -n "$loaded_here" ] && modprobe -r xen-blkback 2>/dev/null
+}
+trap cleanup EXIT
+
+token="pvbuild-phy-$$-$(date +%s)"
+img="$HARNESS_OUT/phy.img"
+printf 'PVBUILD-DISK-DATA %s\n' "$token" > "$img"
+truncate -s 16M "$img"
+loop=$(losetup -f --show "$img") || fail "losetup failed"
+[ -b "$loop" ] || fail "no block device $loop"
+cmdline="$HARNESS_GUEST_CMDLINE pvbuild.disk"
+
+# no_vbds WHEN: no vbd backend left in sysfs or xenstore, no device model, one domain.
+no_vbds() {
+    _gone() { ! ls /sys/bus/xen-backend/devices 2>/dev/null | grep -q '^vbd-'; }
+    wait_for 30 _gone || fail "$1: blkback still has $(ls /sys/bus/xen-backend/devices | grep '^vbd-' | paste -sd ' ')"
+    _l=$(xenstore-ls -f /local/domain/0 2>/dev/null | grep -E '/backend/(vbd|qdisk)|/device-model/' | head -n 3 | paste -sd ' ')
+    [ -z "$_l" ] || fail "$1: xenstore entries left: $_l"
+    pgrep -f -- '-xen-domid' > /dev/null && fail "$1: a device model runs: $(pgrep -af -- '-xen-domid' | head -n 1)"
+    [ "$(xs_domains)" = 0 ] || fail "$1: /local/domain lists $(xs_domains)"
+    [ "$(xl list | awk 'NR > 1' | wc -l)" = 1 ] || fail "$1: a domain was left: $(xl list | tail -n 1)"
+}
+
+cfg="$HARNESS_OUT/$name.cfg"
+cat > "$cfg" <<CFG
+name = "$name"
+type = "pv"
+kernel = "$HARNESS_GUEST_KERNEL"
+ramdisk = "$HARNESS_GUEST_RAMDISK"
+extra = "$cmdline"
+memory = $HARNESS_GUEST_MEMORY
+disk = [ 'phy:$loop,xvda,w' ]
+on_poweroff = "destroy"
+CFG
+log="$HARNESS_OUT/pvbuild-create.log"
+t0=$(now)
+"$pvb" -v create --wait --timeout 300 "$cfg" > "$log" 2>&1 &
+pid=$!
+evidence "$log"
+create_done() { ! kill -0 "$pid" 2>/dev/null; }
+progress() { create_done || has_marker "$name"; }
+wait_for 240 progress || fail "neither did pvbuild create return nor the marker show within 240 s"
+if create_done && ! has_marker "$name"; then
+    wait "$pid"
+    fail "pvbuild create exited $? before the guest ran: $(grep -m 1 '^error' "$log" | tr -d '\r')"
+fi
+evidence "$(console_log "$name")"
+metric phy_create_s "$(elapsed "$t0")"
+check_marker_and_poweroff "$name" "$cmdline" "$pid" "$log"
+grep -q "device model" "$log" && fail "a device model was started for a blkback disk: $(grep -m 1 'device model' "$log")"
+clog() { tr -d '\r' < "$(console_log "$name")"; }
+clog | grep -q "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token" ||
+    fail "the guest did not read the disk: $(clog | grep -m 1 PVBUILD-DISK)"
+clog | grep -q "PVBUILD-DISK-WROTE" || fail "the guest did not write the disk: $(clog | grep -m 1 -E 'PVBUILD-DISK-WRITE|Segmentation')"
+no_vbds "after the guest powered off"
+written=$(dd if="$loop" bs=512 skip=8 count=1 iflag=direct 2>/dev/null | tr -d '\0' | head -n 1)
+[ "$written" = "PVBUILD-DISK-WRITTEN $HARNESS_GUEST_KVER" ] || fail "the guest's write is not on the device: '$written'"
+
+# Paused, read-only: blkback takes the device (InitWait) with mode r; destroy removes it.
+"$pvb" create -p --name "${name}p" --kernel "$HARNESS_GUEST_KERNEL" --ramdisk "$HARNESS_GUEST_RAMDISK" \
+    --memory "$HARNESS_GUEST_MEMORY" --cmdline x --disk "vdev=xvda,access=r,target=$loop" > "$log.p" 2>&1 ||
+    fail "create -p with a read-only phy disk exited $?: $(grep -m 1 '^error' "$log.p")"
+evidence "$log.p"
+d=$(xl domid "${name}p")
+be="/local/domain/0/backend/vbd/$d/51712"
+state=$(xenstore-read "$be/state" 2>/dev/null)
+[ "${state:-0}" -ge 2 ] || fail "blkback's state is '$state', not past Initialising"
+[ "$(xenstore-read "$be/mode")" = r ] || fail "mode is $(xenstore-read "$be/mode")"
+[ -e "/sys/bus/xen-backend/devices/vbd-$d-51712" ] || fail "no vbd-$d-51712 in blkback's sysfs"
+"$pvb" destroy "${name}p" >> "$log.p" 2>&1 || fail "pvbuild destroy exited $?"
+wait_for 30 domain_gone "${name}p" || fail "${name}p still exists after pvbuild destroy"
+no_vbds "after pvbuild destroy"
+
+# Refused before any domain: backendtype=phy on an image file.
+"$pvb" create --name "${name}x" --kernel "$HARNESS_GUEST_KERNEL" --memory "$HARNESS_GUEST_MEMORY" \
+    --disk "vdev=xvda,backendtype=phy,target=$img" > "$log.x" 2>&1 && fail "backendtype=phy on a file was accepted"
+grep -q '^error: disk 0: backendtype=phy on an image file' "$log.x" || fail "unexpected message: $(head -n 1 "$log.x")"
+no_vbds "phy on a file"
+
+# blkback let go of the device: it can be detached.
+losetup -d "$loop" || fail "losetup -d $loop failed: the device is still held"
+loop=
+pass
