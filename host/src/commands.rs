@@ -167,6 +167,15 @@ pub enum CommandError {
     /// `--wait` ran out of time.
     #[error("domain {0} did not shut down within {1} s")]
     Timeout(u16, u64),
+    /// A shutdown or reboot request the guest did not take.
+    #[error("{0}")]
+    Control(#[from] crate::control::ControlError),
+}
+
+impl From<crate::xenstore::XsError> for CommandError {
+    fn from(e: crate::xenstore::XsError) -> Self {
+        CommandError::Xs(e.to_string())
+    }
 }
 
 fn undo_note(errors: &[String]) -> String {
@@ -1035,6 +1044,137 @@ pub fn destroy_cmd(target: &str) -> Result<(), CommandError> {
     let domid = lookup(target)?;
     let xen = Xen::open()?;
     destroy_domid(&xen, domid)
+}
+
+/// `pvbuild shutdown` / `pvbuild reboot`: which domains, and what to do.
+#[derive(Debug, Clone)]
+pub struct ControlArgs {
+    /// The domain (id or name); `None` with `all`.
+    pub domain: Option<String>,
+    /// Every domain but dom0 (and those already shut down or dying), as `xl shutdown -a`.
+    pub all: bool,
+    /// Wait until each has shut down or is gone, as `xl shutdown -w`.
+    pub wait: bool,
+    /// With `wait`: give up after this many seconds (0: wait as long as it takes, as xl).
+    pub timeout_s: u64,
+    /// Power off or reboot.
+    pub request: crate::control::Request,
+}
+
+/// `pvbuild shutdown` / `pvbuild reboot`: asks each guest through its PV control node (as
+/// libxl: the guest must acknowledge within 60 s), then with `wait` waits until each has
+/// shut down or is gone. What becomes of a shut-down domain is up to whoever watches it (its
+/// monitor or `create --wait`, by the config's `on_poweroff` / `on_reboot`).
+pub fn control_cmd(args: &ControlArgs) -> Result<(), CommandError> {
+    #[cfg(not(test))]
+    crate::interrupt::catch()
+        .map_err(|e| CommandError::Usage(format!("installing signal handlers: {e}")))?;
+    match (&args.domain, args.all) {
+        (Some(_), true) => {
+            return Err(CommandError::Usage(
+                "give a domain or -a (--all), not both".into(),
+            ))
+        }
+        (None, false) => return Err(CommandError::Usage("give a domain or -a (--all)".into())),
+        _ => {}
+    }
+    let xen = Xen::open()?;
+    let domids: Vec<u16> = match (&args.domain, args.all) {
+        (None, _) => xen
+            .list_domains()?
+            .iter()
+            .filter(|d| d.domid != 0 && !d.shutdown() && !d.dying())
+            .map(|d| d.domid)
+            .collect(),
+        (Some(t), _) => {
+            let d = lookup_any(t)?;
+            if d == 0 {
+                return Err(CommandError::Usage(
+                    "domain 0 is not shut down or rebooted by pvbuild".into(),
+                ));
+            }
+            match xen.domain_info(d) {
+                Ok(_) => {}
+                Err(crate::xen::XenError::NoSuchDomain { .. }) => {
+                    return Err(CommandError::Usage(format!("no domain {d}")))
+                }
+                Err(e) => return Err(e.into()),
+            }
+            vec![d]
+        }
+    };
+    let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
+    let word = args.request.word();
+    for &d in &domids {
+        println!(
+            "pvbuild: asking domain {d} ({}) to {word}",
+            domain_name(&xs, d)
+        );
+        crate::control::request(&xs, u32::from(d), args.request, crate::control::ACK_TIMEOUT)?;
+    }
+    if !args.wait {
+        return Ok(());
+    }
+    let timeout = (args.timeout_s != 0).then(|| Duration::from_secs(args.timeout_s));
+    let deadline = timeout.map(|t| Instant::now() + t);
+    for &d in &domids {
+        let left = deadline.map(|dl| dl.saturating_duration_since(Instant::now()));
+        let name = domain_name(&xs, d);
+        // Xen tells xenstored of every shutdown and death, and xenstored fires
+        // `@releaseDomain`; the wait looks at the domain again on each firing.
+        let waited = xenstore::wait_watched(&xs, &["@releaseDomain"], left, || {
+            match xen.domain_info(d) {
+                Ok(i) if i.shutdown() => Ok(Some(format!(
+                    "shut down: {}",
+                    shutdown_reason_name(i.shutdown_reason())
+                ))),
+                Ok(i) if i.dying() => Ok(Some("was destroyed".to_owned())),
+                Ok(_) => Ok(None),
+                Err(crate::xen::XenError::NoSuchDomain { .. }) => Ok(Some("is gone".to_owned())),
+                Err(e) => Err(CommandError::from(e)),
+            }
+        });
+        match waited? {
+            xenstore::Waited::Done(what) => println!("pvbuild: domain {d} ({name}) {what}"),
+            xenstore::Waited::Interrupted => return Err(CommandError::Interrupted),
+            xenstore::Waited::TimedOut => {
+                return Err(CommandError::Timeout(d, args.timeout_s));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `pvbuild pause DOMAIN` / `pvbuild unpause DOMAIN`, as xl's.
+pub fn pause_cmd(target: &str, pause: bool) -> Result<(), CommandError> {
+    let domid = lookup_any(target)?;
+    if domid == 0 {
+        return Err(CommandError::Usage(
+            "domain 0 is not paused or unpaused by pvbuild".into(),
+        ));
+    }
+    let xen = Xen::open()?;
+    let r = if pause {
+        xen.pause_domain(domid)
+    } else {
+        xen.unpause_domain(domid)
+    };
+    match r {
+        Ok(()) => Ok(()),
+        Err(crate::xen::XenError::Call {
+            errno: nix::errno::Errno::ESRCH,
+            ..
+        }) => Err(CommandError::Usage(format!("no domain {domid}"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The name xenstore gives `domid`, or `?`.
+fn domain_name(xs: &XsConnection, domid: u16) -> String {
+    xs.read_opt(&format!("{}/name", xenstore::dom_path(u32::from(domid))))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "?".to_owned())
 }
 
 /// `pvbuild network-attach DOMAIN KEY=VALUE...`: the words are one vif spec (as xl joins

@@ -22,7 +22,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 use thiserror::Error;
 
-use crate::xenstore::{device_model_dir, dom_path, XsConnection, XsError};
+use crate::xenstore::{device_model_dir, dom_path, Waited, XsConnection, XsError};
 
 /// Debian's QEMU with Xen support (package qemu-system-xen), the device model libxl runs.
 pub const DEFAULT_QEMU: &str = "/usr/libexec/xen-qemu-system-i386";
@@ -317,42 +317,49 @@ fn wait_running(
             source,
         });
     }
-    let deadline = Instant::now() + req.timeout;
-    loop {
+    // Woken by watches on its state and on each backend's state; the child's exit is seen
+    // at the latest one wait slice later.
+    let watched: Vec<String> = std::iter::once(state_path.to_owned())
+        .chain(req.backends.iter().map(|b| format!("{b}/state")))
+        .collect();
+    let paths: Vec<&str> = watched.iter().map(String::as_str).collect();
+    let mut now = Progress::Starting;
+    let waited = crate::xenstore::wait_watched(xs, &paths, Some(req.timeout), || {
         match child.try_wait() {
-            Ok(Some(status)) => {
-                return Err(DmError::Exited {
-                    status: status.to_string(),
-                    log: logname,
-                    tail: log_tail(&req.log),
-                })
-            }
+            Ok(Some(status)) => return Ok(Some(Err(Ended::Exited(status)))),
             Ok(None) => {}
-            Err(e) => {
-                let _ = stop_child(child);
-                return Err(DmError::Spawn(req.program.clone(), e));
-            }
+            Err(e) => return Ok(Some(Err(Ended::Wait(e)))),
         }
-        let now = match progress(xs, state_path, &req.backends) {
-            Ok(Progress::Ready) => return Ok(child),
-            Ok(p) => p,
-            Err(source) => {
-                let _ = stop_child(child);
-                return Err(DmError::Xenstore {
-                    step: "reading its state",
-                    source,
-                });
-            }
-        };
-        if crate::interrupt::requested() {
+        now = progress(xs, state_path, &req.backends)?;
+        Ok::<_, XsError>(matches!(now, Progress::Ready).then_some(Ok(())))
+    });
+    match waited {
+        Ok(Waited::Done(Ok(()))) => Ok(child),
+        Ok(Waited::Done(Err(Ended::Exited(status)))) => Err(DmError::Exited {
+            status: status.to_string(),
+            log: logname,
+            tail: log_tail(&req.log),
+        }),
+        Ok(Waited::Done(Err(Ended::Wait(e)))) => {
             let _ = stop_child(child);
-            return Err(DmError::Interrupted);
+            Err(DmError::Spawn(req.program.clone(), e))
         }
-        if Instant::now() >= deadline {
+        Err(source) => {
+            let _ = stop_child(child);
+            Err(DmError::Xenstore {
+                step: "reading its state",
+                source,
+            })
+        }
+        Ok(Waited::Interrupted) => {
+            let _ = stop_child(child);
+            Err(DmError::Interrupted)
+        }
+        Ok(Waited::TimedOut) => {
             // The log's end before the stop adds QEMU's "terminating on signal" to it.
             let (secs, log, tail) = (req.timeout.as_secs(), logname, log_tail(&req.log));
             let _ = stop_child(child);
-            return Err(match now {
+            Err(match now {
                 Progress::Waiting(backend) => DmError::Backend {
                     backend,
                     secs,
@@ -360,10 +367,17 @@ fn wait_running(
                     tail,
                 },
                 _ => DmError::Timeout { secs, log, tail },
-            });
+            })
         }
-        std::thread::sleep(POLL);
     }
+}
+
+/// Why a device model stopped starting other than by timing out.
+enum Ended {
+    /// It exited.
+    Exited(std::process::ExitStatus),
+    /// Waiting for it failed.
+    Wait(std::io::Error),
 }
 
 /// How far a starting device model has come.

@@ -341,35 +341,35 @@ pub fn backend_taken(state: Option<&str>) -> bool {
 }
 
 /// Waits until every backend directory of `backends` has its `state` past Initialising
-/// (blkback's InitWait, 2), as libxl waits for a vbd's backend; bounded by `timeout`, and by
-/// a signal.
+/// (blkback's InitWait, 2), as libxl waits for a vbd's backend: woken by a watch on each
+/// `state` ([`crate::xenstore::wait_watched`]), bounded by `timeout` for all of them together,
+/// and by a signal.
 pub fn wait_backends(
     xs: &crate::xenstore::XsConnection,
     backends: &[String],
     timeout: std::time::Duration,
 ) -> Result<(), DiskError> {
+    use crate::xenstore::{wait_watched, Waited};
     let deadline = std::time::Instant::now() + timeout;
     for b in backends {
-        loop {
-            let path = format!("{b}/state");
-            let state = xs
-                .read_opt(&path)
-                .map_err(|e| DiskError::Xenstore(path.clone(), e.to_string()))?
-                .unwrap_or_default();
-            if backend_taken(Some(&state)) {
-                break;
-            }
-            if crate::interrupt::requested() {
-                return Err(DiskError::Interrupted);
-            }
-            if std::time::Instant::now() >= deadline {
+        let path = format!("{b}/state");
+        let mut last = String::new();
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let waited = wait_watched(xs, &[&path], Some(left), || {
+            last = xs.read_opt(&path)?.unwrap_or_default();
+            Ok(backend_taken(Some(&last)).then_some(()))
+        })
+        .map_err(|e: crate::xenstore::XsError| DiskError::Xenstore(path.clone(), e.to_string()))?;
+        match waited {
+            Waited::Done(()) => {}
+            Waited::Interrupted => return Err(DiskError::Interrupted),
+            Waited::TimedOut => {
                 return Err(DiskError::NotReady {
                     backend: b.clone(),
                     secs: timeout.as_secs(),
-                    state,
-                });
+                    state: last,
+                })
             }
-            std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
     Ok(())

@@ -11,6 +11,7 @@ pub mod bootloader;
 pub mod commands;
 pub mod config;
 pub mod console;
+pub mod control;
 pub mod create;
 pub mod devmodel;
 pub mod disk;

@@ -115,6 +115,20 @@ enum Command {
         /// Domain id or name.
         domain: String,
     },
+    /// Ask a guest to power off (as `xl shutdown`): it must acknowledge within 60 s.
+    Shutdown(ControlOpts),
+    /// Ask a guest to reboot (as `xl reboot`): it must acknowledge within 60 s.
+    Reboot(ControlOpts),
+    /// Pause a domain's vcpus (as `xl pause`).
+    Pause {
+        /// Domain id or name.
+        domain: String,
+    },
+    /// Unpause a domain (as `xl unpause`).
+    Unpause {
+        /// Domain id or name.
+        domain: String,
+    },
     /// List domains.
     List,
     /// Add a network interface to a running domain (as `xl network-attach`).
@@ -141,6 +155,36 @@ enum Command {
         /// Domain id or name.
         domain: String,
     },
+}
+
+/// The options of `shutdown` and `reboot` (xl's `-a`, `-w`).
+#[derive(clap::Args, Debug)]
+struct ControlOpts {
+    /// Domain id or name.
+    domain: Option<String>,
+    /// Every domain but dom0 (and those already shut down).
+    #[arg(short = 'a', long = "all")]
+    all: bool,
+    /// Wait until each domain has shut down or is gone.
+    #[arg(short = 'w', long = "wait")]
+    wait: bool,
+    /// With --wait: give up after this many seconds (0: no limit).
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    timeout: u64,
+}
+
+fn control(o: ControlOpts, request: pvbuild::control::Request) -> ExitCode {
+    let args = pvbuild::commands::ControlArgs {
+        domain: o.domain,
+        all: o.all,
+        wait: o.wait,
+        timeout_s: o.timeout,
+        request,
+    };
+    match pvbuild::commands::control_cmd(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -230,6 +274,16 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
+        Command::Shutdown(o) => control(o, pvbuild::control::Request::Poweroff),
+        Command::Reboot(o) => control(o, pvbuild::control::Request::Reboot),
+        Command::Pause { domain } => match pvbuild::commands::pause_cmd(&domain, true) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        },
+        Command::Unpause { domain } => match pvbuild::commands::pause_cmd(&domain, false) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        },
         Command::Destroy { domain } => match pvbuild::commands::destroy_cmd(&domain) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(e),

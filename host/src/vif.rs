@@ -701,18 +701,16 @@ pub fn detach(
         Ok(())
     })
     .map_err(|e| xs_err(&e))?;
-    let deadline = Instant::now() + timeout;
-    let closed = loop {
-        let state = xs.read_opt(&state_path).map_err(|e| xs_err(&e))?;
-        // Closed (6), or gone with its device.
-        if state.as_deref().is_none_or(|s| s.trim() == "6") {
-            break true;
-        }
-        if Instant::now() >= deadline || crate::interrupt::requested() {
-            break false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // Closed (6), or gone with its device; woken by a watch on the state.
+    let closed = crate::xenstore::wait_watched(xs, &[&state_path], Some(timeout), || {
+        let state = xs.read_opt(&state_path)?;
+        Ok(state
+            .as_deref()
+            .is_none_or(|s| s.trim() == "6")
+            .then_some(()))
+    })
+    .map_err(|e: crate::xenstore::XsError| xs_err(&e))?
+        == crate::xenstore::Waited::Done(());
     let unplugged = match hotplug_in_xenstore(xs, domid, devid).map_err(|e| xs_err(&e))? {
         Some(h) => run(xs, &h, HotplugAction::Offline),
         None => Ok(()),

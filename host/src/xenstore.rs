@@ -10,11 +10,13 @@
 //!   `xenstore_rs::unix::XsUnix`.
 //! - [`write_new_domain`], [`remove_domain`], [`list_domains`]: what libxl writes for a new PV
 //!   domain, its undo, and the reader behind `pvbuild list`.
+//! - [`wait_watched`]: every wait for xenstore to change, woken by a watch.
 //! - [`fake`]: an in-process fake xenstored for tests (fault injection included).
 
 mod conn;
 mod domain;
 pub mod fake;
+mod wait;
 pub mod wire;
 
 pub use conn::{
@@ -30,3 +32,4 @@ pub use domain::{
     XENCONSOLE_PROTOCOL,
 };
 pub use uuid::Uuid;
+pub use wait::{wait_watched, Waited, SLICE as WAIT_SLICE};

@@ -1,0 +1,90 @@
+# harness-timeout: 900
+# pvbuild-control: the commands an xl user runs against a running guest. A guest made by
+# `pvbuild create` (with its monitor, as `xl create`) idles (pvbuild.idle: its ramdisk
+# waits for the toolstack, and its /sbin/poweroff and /sbin/reboot print
+# PVBUILD-GUEST-ASKED before they act). Then:
+# - `pvbuild pause` / `pvbuild unpause`: `xl list` shows the p flag, then not;
+# - `pvbuild reboot -w`: the guest's kernel takes the request from control/shutdown, runs
+#   /sbin/reboot, the domain shuts down with reason reboot; the monitor starts the guest
+#   again (on_reboot defaults to restart) under a new domain id;
+# - `pvbuild shutdown -w`: the same with poweroff, and the monitor destroys the domain
+#   (on_poweroff destroy), leaving nothing;
+# - the guest never reached its own idle timeout, and `pvbuild shutdown` of a domain that
+#   does not exist, of dom0, and without a domain are one-line errors.
+# Metrics: reboot_ack_s (from `pvbuild reboot -w` till it returned: request, the guest's
+# acknowledgement and its shutdown), shutdown_ack_s (the same for `pvbuild shutdown -w`).
+. "$HARNESS_REPO/tests/xen/dom0/lib.sh"
+name=pvbctl
+[ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
+pvb=$HARNESS_PVBUILD
+cmdline="$HARNESS_GUEST_CMDLINE pvbuild.idle=400"
+clog() { tr -d '\r' < "$(console_log "$name")" 2>/dev/null; }
+count() { clog | grep -c "$1"; }
+idles() { [ "$(count PVBUILD-GUEST-IDLE)" -ge "$1" ]; }
+cat > "$HARNESS_OUT/$name.cfg" <<CFG
+name = "$name"
+type = "pv"
+kernel = "$HARNESS_GUEST_KERNEL"
+ramdisk = "$HARNESS_GUEST_RAMDISK"
+extra = "$cmdline"
+memory = $HARNESS_GUEST_MEMORY
+on_poweroff = "destroy"
+CFG
+log="$HARNESS_OUT/pvbuild-create.log"
+"$pvb" create "$HARNESS_OUT/$name.cfg" > "$log" 2>&1 || fail "pvbuild create exited $?: $(grep -m 1 '^error' "$log")"
+evidence "$log"
+evidence "$(console_log "$name")"
+evidence "/var/log/xen/pvbuild-$name.log"
+d1=$(xl domid "$name") || fail "no domain $name after create"
+wait_for 240 idles 1 || fail "the guest did not reach its idle wait: $(clog | tail -n 2 | paste -sd ' ')"
+
+# pause / unpause
+state() { xl list "$name" 2>/dev/null | awk 'NR == 2 { print $5 }'; }
+"$pvb" pause "$name" || fail "pvbuild pause exited $?"
+case $(state) in *p*) ;; *) fail "after pvbuild pause the state is '$(state)'" ;; esac
+"$pvb" unpause "$name" || fail "pvbuild unpause exited $?"
+case $(state) in *p*) fail "after pvbuild unpause the state is '$(state)'" ;; esac
+
+# reboot -w: acknowledged, shut down with reason reboot, restarted by the monitor.
+t0=$(now)
+timeout 200 "$pvb" reboot -w "$name" > "$HARNESS_OUT/reboot.log" 2>&1 ||
+    fail "pvbuild reboot -w exited $?: $(tail -n 2 "$HARNESS_OUT/reboot.log" | paste -sd ' ')"
+metric reboot_ack_s "$(elapsed "$t0")"
+evidence "$HARNESS_OUT/reboot.log"
+grep -q "^pvbuild: domain $d1 ($name) \(shut down: reboot\|was destroyed\|is gone\)" "$HARNESS_OUT/reboot.log" ||
+    fail "pvbuild reboot -w did not report the shutdown: $(paste -sd ' ' < "$HARNESS_OUT/reboot.log")"
+[ "$(count 'PVBUILD-GUEST-ASKED reboot')" = 1 ] || fail "the guest did not run /sbin/reboot: $(clog | tail -n 3 | paste -sd ' ')"
+wait_for 240 idles 2 || fail "the monitor did not start the guest again: $(tail -n 3 "/var/log/xen/pvbuild-$name.log" 2>&1 | paste -sd ' ')"
+d2=$(xl domid "$name") || fail "no domain $name after the restart"
+[ "$d2" != "$d1" ] || fail "the restarted guest has the old domain id $d1"
+grep -q "domain $d1 ($name) shut down: reboot" "/var/log/xen/pvbuild-$name.log" ||
+    fail "the monitor did not see the reboot: $(tail -n 3 "/var/log/xen/pvbuild-$name.log" | paste -sd ' ')"
+
+# shutdown -w: acknowledged, poweroff, destroyed by the monitor.
+t1=$(now)
+timeout 200 "$pvb" shutdown -w "$name" > "$HARNESS_OUT/shutdown.log" 2>&1 ||
+    fail "pvbuild shutdown -w exited $?: $(tail -n 2 "$HARNESS_OUT/shutdown.log" | paste -sd ' ')"
+metric shutdown_ack_s "$(elapsed "$t1")"
+evidence "$HARNESS_OUT/shutdown.log"
+grep -q "^pvbuild: domain $d2 ($name) \(shut down: poweroff\|was destroyed\|is gone\)" "$HARNESS_OUT/shutdown.log" ||
+    fail "pvbuild shutdown -w did not report the shutdown: $(paste -sd ' ' < "$HARNESS_OUT/shutdown.log")"
+[ "$(count 'PVBUILD-GUEST-ASKED poweroff')" = 1 ] || fail "the guest did not run /sbin/poweroff"
+wait_for 60 domain_gone "$name" || fail "the monitor did not destroy the powered-off guest: $(xl list | tail -n 1)"
+no_monitor() { ! pgrep -f -- "--adopt" > /dev/null; }
+wait_for 30 no_monitor || fail "the monitor still runs: $(pgrep -af -- --adopt | head -n 1)"
+[ "$(xs_domains)" = 0 ] || fail "/local/domain lists $(xs_domains)"
+[ "$(count PVBUILD-GUEST-IDLE-TIMEOUT)" = 0 ] || fail "the guest reached its own idle timeout"
+
+# Refusals: one line each, non-zero exit.
+refuse() {
+    _want=$1
+    shift
+    "$pvb" "$@" > "$HARNESS_OUT/refuse.log" 2>&1 && fail "pvbuild $* succeeded"
+    [ "$(wc -l < "$HARNESS_OUT/refuse.log")" = 1 ] && grep -q "^error: $_want" "$HARNESS_OUT/refuse.log" ||
+        fail "pvbuild $*: $(paste -sd ' ' < "$HARNESS_OUT/refuse.log")"
+}
+refuse "no domain named \"nosuch\"" shutdown -w nosuch
+refuse "domain 0 is not shut down" shutdown 0
+refuse "give a domain or -a" reboot
+refuse "no domain 4000" pause 4000
+pass
