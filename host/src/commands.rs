@@ -1169,6 +1169,30 @@ pub fn pause_cmd(target: &str, pause: bool) -> Result<(), CommandError> {
     }
 }
 
+/// `pvbuild mem-set DOMAIN SIZE`, as `xl mem-set`: the guest's balloon target. Returns what
+/// was set, for the user.
+pub fn mem_set_cmd(target: &str, size: &str) -> Result<String, CommandError> {
+    let kib = crate::memory::parse_size_kib(size).ok_or_else(|| {
+        CommandError::Usage(crate::memory::MemError::BadSize(size.into()).to_string())
+    })?;
+    let domid = lookup_any(target)?;
+    if domid == 0 {
+        return Err(CommandError::Usage(
+            "dom0's memory is not managed by pvbuild".into(),
+        ));
+    }
+    let xen = Xen::open()?;
+    let xs = XsConnection::open()?;
+    let set = crate::memory::set_target(&xs, &xen, domid, kib)
+        .map_err(|e| CommandError::Usage(e.to_string()))?;
+    Ok(format!(
+        "pvbuild: domain {domid} ({}): memory target {} KiB ({} MiB)\n",
+        domain_name(&xs, domid),
+        set,
+        set / 1024
+    ))
+}
+
 /// The name xenstore gives `domid`, or `?`.
 fn domain_name(xs: &XsConnection, domid: u16) -> String {
     xs.read_opt(&format!("{}/name", xenstore::dom_path(u32::from(domid))))

@@ -17,6 +17,7 @@ pub mod devmodel;
 pub mod disk;
 pub mod evtchn;
 pub mod interrupt;
+pub mod memory;
 pub mod plan;
 pub mod privcmd_mem;
 pub mod procgroup;

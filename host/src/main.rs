@@ -129,6 +129,14 @@ enum Command {
         /// Domain id or name.
         domain: String,
     },
+    /// Set a guest's memory target: its balloon driver gives memory back or takes it again
+    /// (as `xl mem-set`; up to the config's maxmem).
+    MemSet {
+        /// Domain id or name.
+        domain: String,
+        /// The size: a number with an optional unit b, k, m (the default), g or t.
+        size: String,
+    },
     /// List domains.
     List,
     /// Add a network interface to a running domain (as `xl network-attach`).
@@ -282,6 +290,13 @@ fn main() -> ExitCode {
         },
         Command::Unpause { domain } => match pvbuild::commands::pause_cmd(&domain, false) {
             Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        },
+        Command::MemSet { domain, size } => match pvbuild::commands::mem_set_cmd(&domain, &size) {
+            Ok(s) => {
+                print!("{s}");
+                ExitCode::SUCCESS
+            }
             Err(e) => fail(e),
         },
         Command::Destroy { domain } => match pvbuild::commands::destroy_cmd(&domain) {

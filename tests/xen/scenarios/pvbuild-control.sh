@@ -9,9 +9,12 @@
 #   again (on_reboot defaults to restart) under a new domain id;
 # - `pvbuild shutdown -w`: the same with poweroff, and the monitor destroys the domain
 #   (on_poweroff destroy), leaving nothing;
+# - `pvbuild mem-set`: the guest's balloon driver gives memory back (xl list's Mem falls to
+#   the target) and takes it again; above maxmem is refused;
 # - the guest never reached its own idle timeout, and `pvbuild shutdown` of a domain that
 #   does not exist, of dom0, and without a domain are one-line errors.
-# Metrics: reboot_ack_s (from `pvbuild reboot -w` till it returned: request, the guest's
+# Metrics: balloon_down_s / balloon_up_s (from mem-set till xl list shows the new size),
+# reboot_ack_s (from `pvbuild reboot -w` till it returned: request, the guest's
 # acknowledgement and its shutdown), shutdown_ack_s (the same for `pvbuild shutdown -w`).
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 name=pvbctl
@@ -36,6 +39,14 @@ evidence "$log"
 evidence "$(console_log "$name")"
 evidence "/var/log/xen/pvbuild-$name.log"
 d1=$(xl domid "$name") || fail "no domain $name after create"
+# refuse WANT ARGS...: `pvbuild ARGS` fails with one line starting "error: WANT".
+refuse() {
+    _want=$1
+    shift
+    "$pvb" "$@" > "$HARNESS_OUT/refuse.log" 2>&1 && fail "pvbuild $* succeeded"
+    [ "$(wc -l < "$HARNESS_OUT/refuse.log")" = 1 ] && grep -q "^error: $_want" "$HARNESS_OUT/refuse.log" ||
+        fail "pvbuild $*: $(paste -sd ' ' < "$HARNESS_OUT/refuse.log")"
+}
 wait_for 240 idles 1 || fail "the guest did not reach its idle wait: $(clog | tail -n 2 | paste -sd ' ')"
 
 # pause / unpause
@@ -44,6 +55,25 @@ state() { xl list "$name" 2>/dev/null | awk 'NR == 2 { print $5 }'; }
 case $(state) in *p*) ;; *) fail "after pvbuild pause the state is '$(state)'" ;; esac
 "$pvb" unpause "$name" || fail "pvbuild unpause exited $?"
 case $(state) in *p*) fail "after pvbuild unpause the state is '$(state)'" ;; esac
+
+# mem-set: the guest's balloon driver gives half its memory back, then takes it again;
+# above maxmem is refused.
+mem() { xl list "$name" 2>/dev/null | awk 'NR == 2 { print $3 }'; }
+full=$(mem)
+"$pvb" mem-set "$name" 128m > "$HARNESS_OUT/memset.log" 2>&1 || fail "pvbuild mem-set 128m exited $?: $(cat "$HARNESS_OUT/memset.log")"
+evidence "$HARNESS_OUT/memset.log"
+[ "$(xenstore-read "/local/domain/$d1/memory/target")" = 131072 ] || fail "memory/target is $(xenstore-read "/local/domain/$d1/memory/target")"
+down() { [ "$(mem)" -le 130 ]; }
+t=$(now)
+wait_for 120 down || fail "the guest still has $(mem) MiB 120 s after mem-set 128m (it had $full)"
+metric balloon_down_s "$(elapsed "$t")"
+note "xl list Mem: $full MiB before, $(mem) MiB after mem-set 128m"
+"$pvb" mem-set "$name" "$HARNESS_GUEST_MEMORY" >> "$HARNESS_OUT/memset.log" 2>&1 || fail "pvbuild mem-set back exited $?"
+up() { [ "$(mem)" -ge $((full - 4)) ]; }
+t=$(now)
+wait_for 120 up || fail "the guest has $(mem) MiB 120 s after mem-set back to $HARNESS_GUEST_MEMORY (it had $full)"
+metric balloon_up_s "$(elapsed "$t")"
+refuse "domain $d1: target 270336 KiB is above the guest's maximum" mem-set "$name" 264m
 
 # reboot -w: acknowledged, shut down with reason reboot, restarted by the monitor.
 t0=$(now)
@@ -75,14 +105,7 @@ wait_for 30 no_monitor || fail "the monitor still runs: $(pgrep -af -- --adopt |
 [ "$(xs_domains)" = 0 ] || fail "/local/domain lists $(xs_domains)"
 [ "$(count PVBUILD-GUEST-IDLE-TIMEOUT)" = 0 ] || fail "the guest reached its own idle timeout"
 
-# Refusals: one line each, non-zero exit.
-refuse() {
-    _want=$1
-    shift
-    "$pvb" "$@" > "$HARNESS_OUT/refuse.log" 2>&1 && fail "pvbuild $* succeeded"
-    [ "$(wc -l < "$HARNESS_OUT/refuse.log")" = 1 ] && grep -q "^error: $_want" "$HARNESS_OUT/refuse.log" ||
-        fail "pvbuild $*: $(paste -sd ' ' < "$HARNESS_OUT/refuse.log")"
-}
+# Refusals.
 refuse "no domain named \"nosuch\"" shutdown -w nosuch
 refuse "domain 0 is not shut down" shutdown 0
 refuse "give a domain or -a" reboot
