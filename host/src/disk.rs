@@ -83,6 +83,24 @@ pub enum DiskError {
     /// A signal asked pvbuild to stop.
     #[error("interrupted")]
     Interrupted,
+    /// `block-attach` of a device number the domain already has.
+    #[error("domain {domid} already has disk {vdev} (device {devid})")]
+    Taken {
+        /// The domain.
+        domid: u32,
+        /// The vdev asked for.
+        vdev: String,
+        /// Its device number.
+        devid: u32,
+    },
+    /// `block-detach` of a disk the domain does not have.
+    #[error("domain {domid} has no disk {what}")]
+    NoDevice {
+        /// The domain.
+        domid: u32,
+        /// What was asked for.
+        what: String,
+    },
     /// The target cannot be used.
     #[error("disk {index}: {path}: {msg}")]
     Target {
@@ -375,6 +393,152 @@ pub fn wait_backends(
     Ok(())
 }
 
+/// How long a guest has to close a disk being detached before it is removed anyway (libxl's
+/// `LIBXL_DESTROY_TIMEOUT`).
+pub const DETACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether `domid`'s device model runs (it wrote `running`): a qdisk added to the domain
+/// later is taken by it, as QEMU's xen-bus watches its backend directory.
+pub fn device_model_running(
+    xs: &crate::xenstore::XsConnection,
+    domid: u32,
+) -> Result<bool, DiskError> {
+    let path = format!("{}/state", crate::xenstore::device_model_dir(domid));
+    Ok(xs
+        .read_opt(&path)
+        .map_err(|e| DiskError::Xenstore(path.clone(), e.to_string()))?
+        .as_deref()
+        == Some("running"))
+}
+
+/// `xl block-attach`: one disk spec, planned and checked as `create` plans its disks, added
+/// to running domain `domid` (its entries in one transaction) and waited for until its
+/// backend took it (blkback's InitWait, or the device model's). A qdisk needs the domain's
+/// device model running (`dm_running`); pvbuild starts none for an attach. On any failure
+/// the entries are removed again.
+pub fn attach(
+    xs: &crate::xenstore::XsConnection,
+    domid: u32,
+    spec: &DiskSpec,
+    blkback: bool,
+    dm_running: bool,
+    protocol: &str,
+    timeout: std::time::Duration,
+) -> Result<Vbd, DiskError> {
+    let xs_err =
+        |what: &str, e: &dyn std::fmt::Display| DiskError::Xenstore(what.into(), e.to_string());
+    let mut planned = plan_disks(std::slice::from_ref(spec), blkback)?;
+    let Some(v) = planned.pop() else {
+        return Err(DiskError::NoVdev(0));
+    };
+    let existing = crate::xenstore::vbd_devids(xs, domid).map_err(|e| xs_err("its disks", &e))?;
+    if existing.contains(&v.devid) {
+        return Err(DiskError::Taken {
+            domid,
+            vdev: v.vdev,
+            devid: v.devid,
+        });
+    }
+    if v.backend == VbdBackend::Qdisk && !dm_running {
+        return Err(DiskError::Unsupported {
+            index: 0,
+            what: format!(
+                "attaching {} (a disk QEMU serves) to a domain without a running device \
+                 model (pvbuild starts none for an attach; block devices go to blkback)",
+                v.params
+            ),
+        });
+    }
+    let bp = v.backend_path(0, domid);
+    crate::xenstore::add_vbd(xs, domid, 0, protocol, &v).map_err(|e| match e {
+        crate::xenstore::DomainXsError::DevidTaken(devid) => DiskError::Taken {
+            domid,
+            vdev: v.vdev.clone(),
+            devid,
+        },
+        e => xs_err("adding its entries", &e),
+    })?;
+    if let Err(e) = wait_backends(xs, std::slice::from_ref(&bp), timeout) {
+        let _ = crate::xenstore::remove_device(xs, domid, "vbd", v.devid, &bp);
+        return Err(e);
+    }
+    Ok(v)
+}
+
+/// The disk of `domid` that `which` names: its vdev (`xvdb`) or its device number.
+pub fn find(
+    xs: &crate::xenstore::XsConnection,
+    domid: u32,
+    which: &str,
+) -> Result<(u32, String), DiskError> {
+    let ids = crate::xenstore::vbd_devids(xs, domid)
+        .map_err(|e| DiskError::Xenstore("its disks".into(), e.to_string()))?;
+    let want = which.parse::<u32>().ok().or_else(|| devid(which));
+    match want.filter(|d| ids.contains(d)) {
+        Some(d) => {
+            let fe = format!(
+                "{}/device/vbd/{d}/backend",
+                crate::xenstore::dom_path(domid)
+            );
+            let bp = xs
+                .read_opt(&fe)
+                .map_err(|e| DiskError::Xenstore(fe.clone(), e.to_string()))?
+                .filter(|b| is_our_vbd_backend(b, domid, d))
+                .ok_or_else(|| DiskError::NoDevice {
+                    domid,
+                    what: format!("{which} (its frontend names no backend of ours)"),
+                })?;
+            Ok((d, bp))
+        }
+        None => Err(DiskError::NoDevice {
+            domid,
+            what: which.to_owned(),
+        }),
+    }
+}
+
+/// Whether `path` (read from a guest-writable frontend) is dom0's vbd or qdisk backend of
+/// `domid`'s device `devid`: nothing else is ever removed on its word.
+fn is_our_vbd_backend(path: &str, domid: u32, devid: u32) -> bool {
+    path == format!("{}/{devid}", crate::xenstore::vbd_backend_dir(0, domid))
+        || path == format!("{}/{devid}", crate::xenstore::qdisk_backend_dir(0, domid))
+}
+
+/// `xl block-detach`, as `libxl__initiate_device_generic_remove`: the backend is told to go
+/// (`online` 0, `state` Closing), the guest's blkfront closes its side, which closes the
+/// backend (Closed); past `timeout` (a guest that does not answer) it goes on anyway. Then the
+/// entries are removed, which makes blkback (or QEMU) drop the device. Returns whether the
+/// backend closed in time.
+pub fn detach(
+    xs: &crate::xenstore::XsConnection,
+    domid: u32,
+    devid: u32,
+    bp: &str,
+    timeout: std::time::Duration,
+) -> Result<bool, DiskError> {
+    let state_path = format!("{bp}/state");
+    let xs_err = |e: &dyn std::fmt::Display| DiskError::Xenstore(state_path.clone(), e.to_string());
+    xs.with_transaction(|t| {
+        t.write(&format!("{bp}/online"), "0")?;
+        t.write(&state_path, "5")?;
+        Ok(())
+    })
+    .map_err(|e| xs_err(&e))?;
+    let closed = crate::xenstore::wait_watched(xs, &[&state_path], Some(timeout), || {
+        let state = xs.read_opt(&state_path)?;
+        Ok::<_, crate::xenstore::XsError>(
+            state
+                .as_deref()
+                .is_none_or(|s| s.trim() == "6")
+                .then_some(()),
+        )
+    })
+    .map_err(|e| xs_err(&e))?
+        == crate::xenstore::Waited::Done(());
+    crate::xenstore::remove_device(xs, domid, "vbd", devid, bp).map_err(|e| xs_err(&e))?;
+    Ok(closed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,5 +720,152 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// A backend that moves its state as a real one does: to InitWait (2) once written, and
+    /// to Closed (6) once told Closing (5). Runs until `stop` is set.
+    fn fake_backend(
+        store: &crate::xenstore::fake::FakeXenstore,
+        bp: String,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> std::thread::JoinHandle<()> {
+        let xs = store.connect();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                match xs.read_opt(&format!("{bp}/state")).unwrap().as_deref() {
+                    Some("1") => xs.write(&format!("{bp}/state"), "2").unwrap(),
+                    Some("5") => xs.write(&format!("{bp}/state"), "6").unwrap(),
+                    _ => {}
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
+    }
+
+    #[test]
+    fn attach_and_detach_a_qdisk_of_a_domain_with_a_device_model() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        use std::time::Duration;
+        let store = crate::xenstore::fake::FakeXenstore::new();
+        let xs = store.connect();
+        let img = temp_image("hot.img");
+        let spec = parse_disk_spec(&format!("{},raw,xvdb,w", img.display())).unwrap();
+        let bp = "/local/domain/0/backend/qdisk/4/51728".to_owned();
+        // Without a device model: refused, nothing written.
+        let e = attach(
+            &xs,
+            4,
+            &spec,
+            true,
+            false,
+            "x86_64-abi",
+            Duration::from_secs(5),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("without a running device model"),
+            "{e}"
+        );
+        assert_eq!(xs.read_opt(&format!("{bp}/state")).unwrap(), None);
+        // Nobody takes it: NotReady, and the entries are gone again.
+        let e = attach(
+            &xs,
+            4,
+            &spec,
+            true,
+            true,
+            "x86_64-abi",
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(matches!(e, DiskError::NotReady { .. }), "{e}");
+        assert_eq!(xs.read_opt(&format!("{bp}/state")).unwrap(), None);
+        assert_eq!(
+            xs.read_opt("/local/domain/4/device/vbd/51728/backend")
+                .unwrap(),
+            None
+        );
+        // A backend that takes it.
+        let stop = Arc::new(AtomicBool::new(false));
+        let be = fake_backend(&store, bp.clone(), stop.clone());
+        let v = attach(
+            &xs,
+            4,
+            &spec,
+            true,
+            true,
+            "x86_64-abi",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!((v.devid, v.backend), (51728, VbdBackend::Qdisk));
+        assert_eq!(
+            xs.read("/local/domain/4/device/vbd/51728/protocol")
+                .unwrap(),
+            "x86_64-abi"
+        );
+        // Twice: refused by its device number, by vdev or number.
+        let e = attach(
+            &xs,
+            4,
+            &spec,
+            true,
+            true,
+            "x86_64-abi",
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert!(matches!(e, DiskError::Taken { devid: 51728, .. }), "{e}");
+        assert_eq!(find(&xs, 4, "xvdb").unwrap(), (51728, bp.clone()));
+        assert_eq!(find(&xs, 4, "51728").unwrap(), (51728, bp.clone()));
+        assert!(matches!(
+            find(&xs, 4, "xvdc"),
+            Err(DiskError::NoDevice { .. })
+        ));
+        // Detach: closed in time, everything removed.
+        assert!(detach(&xs, 4, 51728, &bp, Duration::from_secs(10)).unwrap());
+        stop.store(true, Ordering::SeqCst);
+        be.join().unwrap();
+        assert_eq!(xs.read_opt(&format!("{bp}/state")).unwrap(), None);
+        assert_eq!(xenstore_devids(&xs, 4), Vec::<u32>::new());
+    }
+
+    fn xenstore_devids(xs: &crate::xenstore::XsConnection, domid: u32) -> Vec<u32> {
+        crate::xenstore::vbd_devids(xs, domid).unwrap()
+    }
+
+    #[test]
+    fn a_frontend_naming_another_backend_is_not_followed() {
+        let store = crate::xenstore::fake::FakeXenstore::new();
+        let xs = store.connect();
+        // The guest owns its frontend: it may point `backend` anywhere.
+        xs.write(
+            "/local/domain/4/device/vbd/51728/backend",
+            "/local/domain/0/name",
+        )
+        .unwrap();
+        assert!(matches!(
+            find(&xs, 4, "xvdb"),
+            Err(DiskError::NoDevice { .. })
+        ));
+    }
+
+    #[test]
+    fn detach_goes_on_when_the_guest_does_not_close() {
+        let store = crate::xenstore::fake::FakeXenstore::new();
+        let xs = store.connect();
+        let bp = "/local/domain/0/backend/vbd/4/51728";
+        xs.write(&format!("{bp}/state"), "4").unwrap();
+        xs.write("/local/domain/4/device/vbd/51728/backend", bp)
+            .unwrap();
+        let closed = detach(&xs, 4, 51728, bp, std::time::Duration::from_millis(300)).unwrap();
+        assert!(!closed);
+        assert_eq!(xs.read_opt(&format!("{bp}/state")).unwrap(), None);
+        assert_eq!(
+            xs.read_opt("/local/domain/4/device/vbd/51728/backend")
+                .unwrap(),
+            None
+        );
     }
 }

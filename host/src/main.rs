@@ -158,6 +158,27 @@ enum Command {
         /// Domain id or name.
         domain: String,
     },
+    /// Add a disk to a running domain (as `xl block-attach`): a block device goes to blkback;
+    /// an image file needs the domain's device model running.
+    BlockAttach {
+        /// Domain id or name.
+        domain: String,
+        /// The disk, as disk spec words (e.g. `phy:/dev/loop0,xvdb,w`).
+        #[arg(required = true)]
+        spec: Vec<String>,
+    },
+    /// Remove a disk from a domain (as `xl block-detach`).
+    BlockDetach {
+        /// Domain id or name.
+        domain: String,
+        /// The disk: its vdev (`xvdb`) or device number.
+        device: String,
+    },
+    /// List a domain's disks (as `xl block-list`).
+    BlockList {
+        /// Domain id or name.
+        domain: String,
+    },
     /// Attach to a domain's console (Ctrl-] detaches).
     Console {
         /// Domain id or name.
@@ -293,6 +314,28 @@ fn main() -> ExitCode {
             Err(e) => fail(e),
         },
         Command::MemSet { domain, size } => match pvbuild::commands::mem_set_cmd(&domain, &size) {
+            Ok(s) => {
+                print!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        Command::BlockAttach { domain, spec } => {
+            match pvbuild::commands::block_attach_cmd(&domain, &spec) {
+                Ok(s) => {
+                    print!("{s}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::BlockDetach { domain, device } => {
+            match pvbuild::commands::block_detach_cmd(&domain, &device) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        Command::BlockList { domain } => match pvbuild::commands::block_list_cmd(&domain) {
             Ok(s) => {
                 print!("{s}");
                 ExitCode::SUCCESS

@@ -58,6 +58,8 @@ pub enum Step {
     MaxVcpus,
     /// `XEN_DOMCTL_set_address_size`.
     SetAddressSize,
+    /// `XEN_DOMCTL_get_address_size`.
+    GetAddressSize,
     /// `XEN_DOMCTL_setvcpucontext`.
     SetVcpuContext,
     /// `XEN_DOMCTL_hypercall_init`.
@@ -101,6 +103,7 @@ impl Step {
             Step::MaxMem => "setting max memory",
             Step::MaxVcpus => "setting max vcpus",
             Step::SetAddressSize => "setting the address size",
+            Step::GetAddressSize => "reading the address size",
             Step::SetVcpuContext => "setting the vcpu context",
             Step::HypercallInit => "initialising the hypercall page",
             Step::PopulatePhysmap => "populating memory",
@@ -701,6 +704,19 @@ impl Xen {
             &XenDomctlAddressSize { size: bits },
         )
         .map(drop)
+    }
+
+    /// The guest's address size (64 for x86-64 PV, 32 for PAE).
+    pub fn address_size(&self, domid: u16) -> Result<u32, XenError> {
+        let out = self.domctl(
+            Step::GetAddressSize,
+            domid,
+            XEN_DOMCTL_GET_ADDRESS_SIZE,
+            &XenDomctlAddressSize { size: 0 },
+        )?;
+        XenDomctlAddressSize::read_from_prefix(out.u.as_bytes())
+            .map(|(r, _)| r.size)
+            .map_err(|_| range(Step::GetAddressSize, "reply size", 0))
     }
 
     /// Sets vcpu `vcpu`'s initial context.

@@ -134,6 +134,7 @@ fn checks() -> Vec<Check> {
         XEN_DOMCTL_MAX_VCPUS => "XEN_DOMCTL_max_vcpus",
         XEN_DOMCTL_HYPERCALL_INIT => "XEN_DOMCTL_hypercall_init",
         XEN_DOMCTL_SET_ADDRESS_SIZE => "XEN_DOMCTL_set_address_size",
+        XEN_DOMCTL_GET_ADDRESS_SIZE => "XEN_DOMCTL_get_address_size",
         XEN_SYSCTL_PHYSINFO => "XEN_SYSCTL_physinfo",
         XEN_SYSCTL_GETDOMAININFOLIST => "XEN_SYSCTL_getdomaininfolist",
         XEN_DOMINF_DYING => "XEN_DOMINF_dying",

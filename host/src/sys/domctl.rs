@@ -34,6 +34,8 @@ pub const XEN_DOMCTL_MAX_VCPUS: u32 = 15;
 pub const XEN_DOMCTL_HYPERCALL_INIT: u32 = 22;
 /// `XEN_DOMCTL_set_address_size`.
 pub const XEN_DOMCTL_SET_ADDRESS_SIZE: u32 = 35;
+/// `XEN_DOMCTL_get_address_size`.
+pub const XEN_DOMCTL_GET_ADDRESS_SIZE: u32 = 36;
 
 /// `XEN_SYSCTL_physinfo`.
 pub const XEN_SYSCTL_PHYSINFO: u32 = 3;

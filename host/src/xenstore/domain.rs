@@ -420,62 +420,12 @@ impl NewDomain {
             ops.push(Op::Write(format!("{lx}/{k}"), v.clone()));
         }
         for disk in &self.disks {
-            ops.extend(self.vbd_ops(disk));
+            ops.extend(vbd_ops(self.domid, self.backend_domid, self.protocol, disk));
         }
         for vif in &self.vifs {
             ops.extend(vif_ops(self.domid, self.backend_domid, vif));
         }
         ops
-    }
-
-    /// One disk's entries: `libxl__device_disk_add` for a qdisk backend, through
-    /// `libxl__device_generic_add` (libxl copy, frontend, backend).
-    fn vbd_ops(&self, v: &Vbd) -> Vec<Op> {
-        let d = self.domid;
-        let be = self.backend_domid;
-        let bool01 = |b: bool| if b { "1" } else { "0" }.to_owned();
-        let mut bents: Vec<(&str, String)> = vec![
-            ("frontend-id", d.to_string()),
-            ("online", "1".into()),
-            ("removable", "0".into()),
-            ("bootable", "1".into()),
-            ("state", XENBUS_STATE_INITIALISING.to_string()),
-            ("dev", v.vdev.clone()),
-            (
-                "type",
-                match v.backend {
-                    VbdBackend::Qdisk => "qdisk",
-                    VbdBackend::Phy { .. } => "phy",
-                }
-                .into(),
-            ),
-            ("mode", if v.readonly { "r" } else { "w" }.into()),
-            ("device-type", "disk".into()),
-            ("discard-enable", bool01(v.discard)),
-            ("specification", "xen".into()),
-            ("params", v.params.clone()),
-        ];
-        if let VbdBackend::Phy { major, minor } = v.backend {
-            // What libxl's `block` hotplug script writes for a block device (pvbuild runs no
-            // script: it knows the device): blkback opens the device these name.
-            bents.push(("physical-device", format!("{major:x}:{minor:x}")));
-            bents.push(("physical-device-path", v.params.clone()));
-        }
-        let fents: Vec<(&str, String)> = vec![
-            ("backend-id", be.to_string()),
-            ("state", XENBUS_STATE_INITIALISING.to_string()),
-            ("virtual-device", v.devid.to_string()),
-            ("device-type", "disk".into()),
-            ("trusted", bool01(v.trusted)),
-            ("protocol", self.protocol.into()),
-        ];
-        generic_device_ops(
-            (d, be),
-            ("vbd", v.devid),
-            v.backend_path(be, d),
-            (fents, Vec::new()),
-            bents,
-        )
     }
 
     fn validate(&self) -> Result<(), DomainXsError> {
@@ -673,6 +623,55 @@ pub fn write_new_domain(xs: &XsConnection, d: &NewDomain) -> Result<(), DomainXs
     Ok(())
 }
 
+/// One disk's entries: `libxl__device_disk_add` (a qdisk or a blkback backend), through
+/// `libxl__device_generic_add` (libxl copy, frontend, backend). `protocol`: the guest's ring
+/// ABI (`x86_64-abi`).
+pub fn vbd_ops(d: u32, be: u32, protocol: &str, v: &Vbd) -> Vec<Op> {
+    let bool01 = |b: bool| if b { "1" } else { "0" }.to_owned();
+    let mut bents: Vec<(&str, String)> = vec![
+        ("frontend-id", d.to_string()),
+        ("online", "1".into()),
+        ("removable", "0".into()),
+        ("bootable", "1".into()),
+        ("state", XENBUS_STATE_INITIALISING.to_string()),
+        ("dev", v.vdev.clone()),
+        (
+            "type",
+            match v.backend {
+                VbdBackend::Qdisk => "qdisk",
+                VbdBackend::Phy { .. } => "phy",
+            }
+            .into(),
+        ),
+        ("mode", if v.readonly { "r" } else { "w" }.into()),
+        ("device-type", "disk".into()),
+        ("discard-enable", bool01(v.discard)),
+        ("specification", "xen".into()),
+        ("params", v.params.clone()),
+    ];
+    if let VbdBackend::Phy { major, minor } = v.backend {
+        // What libxl's `block` hotplug script writes for a block device (pvbuild runs no
+        // script: it knows the device): blkback opens the device these name.
+        bents.push(("physical-device", format!("{major:x}:{minor:x}")));
+        bents.push(("physical-device-path", v.params.clone()));
+    }
+    let fents: Vec<(&str, String)> = vec![
+        ("backend-id", be.to_string()),
+        ("state", XENBUS_STATE_INITIALISING.to_string()),
+        ("virtual-device", v.devid.to_string()),
+        ("device-type", "disk".into()),
+        ("trusted", bool01(v.trusted)),
+        ("protocol", protocol.into()),
+    ];
+    generic_device_ops(
+        (d, be),
+        ("vbd", v.devid),
+        v.backend_path(be, d),
+        (fents, Vec::new()),
+        bents,
+    )
+}
+
 /// Adds one interface to running domain `domid` (`xl network-attach`): its entries
 /// ([`vif_ops`]) in one transaction, retried on EAGAIN; refuses a device number the domain
 /// already has.
@@ -685,17 +684,52 @@ pub fn add_vif(
     if !valid_guest_domid(domid) {
         return Err(DomainXsError::BadDomid(domid));
     }
-    let ops = vif_ops(domid, backend_domid, v);
-    let fe = format!("{}/device/vif/{}", dom_path(domid), v.devid);
+    add_device(xs, domid, "vif", v.devid, &vif_ops(domid, backend_domid, v))
+}
+
+/// Adds one disk to running domain `domid` (`xl block-attach`): its entries ([`vbd_ops`]) in
+/// one transaction, retried on EAGAIN; refuses a device number the domain already has.
+pub fn add_vbd(
+    xs: &XsConnection,
+    domid: u32,
+    backend_domid: u32,
+    protocol: &str,
+    v: &Vbd,
+) -> Result<(), DomainXsError> {
+    if !valid_guest_domid(domid) {
+        return Err(DomainXsError::BadDomid(domid));
+    }
+    add_device(
+        xs,
+        domid,
+        "vbd",
+        v.devid,
+        &vbd_ops(domid, backend_domid, protocol, v),
+    )
+}
+
+fn add_device(
+    xs: &XsConnection,
+    domid: u32,
+    kind: &str,
+    devid: u32,
+    ops: &[Op],
+) -> Result<(), DomainXsError> {
+    let fe = format!("{}/device/{kind}/{devid}", dom_path(domid));
     xs.with_transaction(|t| {
         if t.read_opt(&format!("{fe}/backend"))?.is_some() {
-            return Ok(Err(DomainXsError::DevidTaken(v.devid)));
+            return Ok(Err(DomainXsError::DevidTaken(devid)));
         }
-        for op in &ops {
+        for op in ops {
             apply(t, op)?;
         }
         Ok(Ok(()))
     })?
+}
+
+/// The device numbers of `domid`'s disks (its vbd frontends), sorted.
+pub fn vbd_devids(xs: &XsConnection, domid: u32) -> Result<Vec<u32>, XsError> {
+    device_ids(xs, domid, "vbd")
 }
 
 /// Removes one device of `domid` (`kind` `vif` or `vbd`, backend directory `bp`): its
@@ -721,7 +755,11 @@ pub fn remove_device(
 
 /// The device numbers of `domid`'s interfaces (its frontends), sorted.
 pub fn vif_devids(xs: &XsConnection, domid: u32) -> Result<Vec<u32>, XsError> {
-    let dir = format!("{}/device/vif", dom_path(domid));
+    device_ids(xs, domid, "vif")
+}
+
+fn device_ids(xs: &XsConnection, domid: u32, kind: &str) -> Result<Vec<u32>, XsError> {
+    let dir = format!("{}/device/{kind}", dom_path(domid));
     let mut ids: Vec<u32> = match xs.directory(&dir) {
         Ok(c) => c.iter().filter_map(|c| c.parse().ok()).collect(),
         Err(e) if e.is_not_found() => Vec::new(),

@@ -5,7 +5,8 @@
 # first line and write its own at byte 4096, which must be in the image after it powered
 # off; the device model and every entry must be gone once pvbuild destroyed the domain.
 # Then: a paused domain keeps its QEMU until `pvbuild destroy` stops it; a second disk,
-# qcow2; and four refusals that must leave nothing: a disk that does not exist (before any
+# qcow2; a third added by `pvbuild block-attach` while QEMU runs and removed by
+# `block-detach`; and four refusals that must leave nothing: a disk that does not exist (before any
 # domain), a device model that fails to start, one that never reports `running` (stopped
 # at LIBXL_DEVICE_MODEL_START_TIMEOUT), and a disk QEMU will not take (a read-only one:
 # Debian's QEMU 7.2 xen-block opens the format layer read-write over a read-only file and
@@ -94,6 +95,18 @@ if ! wait_for 30 have_sectors; then
     fail "QEMU did not take both backends: $(tail -n 2 "$HARNESS_OUT/qemu-dm-${name}p.log" 2>&1 | paste -sd ' ')"
 fi
 [ "$(sectors 51712)" = 32768 ] && [ "$(sectors 51728)" = 16384 ] || fail "backend sizes $(sectors 51712) / $(sectors 51728)"
+# block-attach while QEMU runs: its xen-bus takes the new qdisk backend (4 MiB, 8192 sectors);
+# block-detach removes it.
+third="$HARNESS_OUT/third.img"
+truncate -s 4M "$third"
+"$pvb" block-attach "${name}p" "$third,raw,xvdc,w" > "$log.a" 2>&1 ||
+    fail "block-attach to a domain with a device model exited $?: $(head -n 1 "$log.a")"
+evidence "$log.a"
+grep -q "disk xvdc (device 51744) served by the device model" "$log.a" || fail "attach said: $(cat "$log.a")"
+wait_for 30 eval '[ -n "$(sectors 51744)" ]' || fail "QEMU did not take the attached disk"
+[ "$(sectors 51744)" = 8192 ] || fail "attached disk's size $(sectors 51744)"
+"$pvb" block-detach "${name}p" xvdc >> "$log.a" 2>&1 || fail "block-detach exited $?: $(tail -n 1 "$log.a")"
+[ -z "$(xenstore-ls "$be/51744" 2>/dev/null)" ] || fail "backend $be/51744 is left after the detach"
 "$pvb" destroy "${name}p" >> "$log.p" 2>&1 || fail "pvbuild destroy exited $?"
 kill -0 "$dmpid" 2>/dev/null && fail "device model $dmpid survived pvbuild destroy"
 no_leftovers "after pvbuild destroy"

@@ -6,9 +6,13 @@
 # After the teardown blkback must have let go of the device (no vbd backend in sysfs or
 # xenstore, `losetup -d` succeeds). A paused domain with the device read-only
 # (`access=r`) gets a backend that reaches InitWait with mode r; `pvbuild destroy` removes
-# it. `backendtype=phy` on an image file is refused before any domain exists.
+# it. A running guest without disks gets the device by `pvbuild block-attach` (listed by
+# `block-list`), reads and writes it, and loses it by `block-detach`; attaching an image
+# file to a domain without a device model, or xvdb twice, is refused.
+# `backendtype=phy` on an image file is refused before any domain exists.
 # xen-blkback is unloaded again at the end, so later scenarios see dom0 as before.
-# Metrics: phy_create_s (till the guest's marker).
+# Metrics: phy_create_s (till the guest's marker), attach_s / detach_s (block-attach and
+# block-detach of the running guest, till each returned).
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 name=pvbphy
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
@@ -96,6 +100,50 @@ state=$(xenstore-read "$be/state" 2>/dev/null)
 "$pvb" destroy "${name}p" >> "$log.p" 2>&1 || fail "pvbuild destroy exited $?"
 wait_for 30 domain_gone "${name}p" || fail "${name}p still exists after pvbuild destroy"
 no_vbds "after pvbuild destroy"
+
+# Hot-plug: a running guest without disks gets the device by `block-attach` (blkback), reads
+# and writes it, and loses it by `block-detach`; an image file cannot be attached to a
+# domain without a device model.
+printf 'PVBUILD-DISK-DATA %s-hot\n' "$token" | dd of="$loop" bs=512 count=1 conv=sync,fsync 2>/dev/null
+dd if=/dev/zero of="$loop" bs=512 seek=8 count=1 conv=fsync 2>/dev/null
+h=${name}h
+"$pvb" create --name "$h" --kernel "$HARNESS_GUEST_KERNEL" --ramdisk "$HARNESS_GUEST_RAMDISK" \
+    --memory "$HARNESS_GUEST_MEMORY" --cmdline "$HARNESS_GUEST_CMDLINE pvbuild.diskhotplug" > "$log.h" 2>&1 ||
+    fail "create $h exited $?: $(grep -m 1 '^error' "$log.h")"
+evidence "$log.h"
+evidence "$(console_log "$h")"
+hclog() { tr -d '\r' < "$(console_log "$h")" 2>/dev/null; }
+hc() { hclog | grep -q "$1"; }
+wait_for 240 hc PVBUILD-DISK-WAITING || fail "$h never waited for its disk: $(hclog | tail -n 2 | paste -sd ' ')"
+dh=$(xl domid "$h")
+t2=$(now)
+"$pvb" block-attach "$h" "phy:$loop,xvdb,w" > "$HARNESS_OUT/attach.log" 2>&1 ||
+    fail "block-attach exited $?: $(paste -sd ' ' < "$HARNESS_OUT/attach.log")"
+metric attach_s "$(elapsed "$t2")"
+evidence "$HARNESS_OUT/attach.log"
+grep -q "disk xvdb (device 51728) served by blkback" "$HARNESS_OUT/attach.log" || fail "attach said: $(cat "$HARNESS_OUT/attach.log")"
+"$pvb" block-list "$h" > "$HARNESS_OUT/block-list.txt" 2>&1 || fail "block-list exited $?"
+evidence "$HARNESS_OUT/block-list.txt"
+grep -q "^51728 .*/backend/vbd/$dh/51728" "$HARNESS_OUT/block-list.txt" || fail "block-list: $(paste -sd ' ' < "$HARNESS_OUT/block-list.txt")"
+wait_for 120 hc PVBUILD-DISK-WROTE || fail "$h did not write the attached disk: $(hclog | grep PVBUILD-DISK | paste -sd ' ')"
+hc "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token-hot" || fail "$h read: $(hclog | grep -m 1 PVBUILD-DISK-READ)"
+"$pvb" block-attach "$h" "$img,raw,xvdc,w" > "$HARNESS_OUT/attach-file.log" 2>&1 && fail "an image file was attached to a domain without a device model"
+grep -q "^error: disk 0: attaching .* without a running device model" "$HARNESS_OUT/attach-file.log" ||
+    fail "unexpected message: $(head -n 1 "$HARNESS_OUT/attach-file.log")"
+"$pvb" block-attach "$h" "phy:$loop,xvdb,w" > "$HARNESS_OUT/attach-again.log" 2>&1 && fail "xvdb was attached twice"
+grep -q "^error: domain $dh already has disk xvdb" "$HARNESS_OUT/attach-again.log" || fail "unexpected message: $(head -n 1 "$HARNESS_OUT/attach-again.log")"
+t3=$(now)
+"$pvb" block-detach "$h" xvdb > "$HARNESS_OUT/detach.log" 2>&1 || fail "block-detach exited $?: $(cat "$HARNESS_OUT/detach.log")"
+metric detach_s "$(elapsed "$t3")"
+grep -q warning "$HARNESS_OUT/detach.log" && fail "the guest did not close the disk: $(cat "$HARNESS_OUT/detach.log")"
+wait_for 120 hc PVBUILD-DISK-DETACHED || fail "$h still sees xvdb: $(hclog | grep PVBUILD-DISK | tail -n 1)"
+[ -z "$(xenstore-ls "/local/domain/0/backend/vbd/$dh" 2>/dev/null)" ] || fail "backend/vbd/$dh is left after the detach"
+# (By id: the guest powers off right after it saw the disk go, and its monitor destroys it.)
+[ "$("$pvb" block-list "$dh" | wc -l)" = 1 ] || fail "block-list after the detach: $("$pvb" block-list "$dh" 2>&1 | paste -sd ' ')"
+written=$(dd if="$loop" bs=512 skip=8 count=1 iflag=direct 2>/dev/null | tr -d '\0' | head -n 1)
+[ "$written" = "PVBUILD-DISK-WRITTEN $HARNESS_GUEST_KVER" ] || fail "the hot-plugged guest's write is not on the device: '$written'"
+wait_for 120 domain_gone "$h" || fail "$h did not power off and go after the detach"
+no_vbds "after the hot-plug guest"
 
 # Refused before any domain: backendtype=phy on an image file.
 "$pvb" create --name "${name}x" --kernel "$HARNESS_GUEST_KERNEL" --memory "$HARNESS_GUEST_MEMORY" \
