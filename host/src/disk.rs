@@ -516,25 +516,8 @@ pub fn detach(
     bp: &str,
     timeout: std::time::Duration,
 ) -> Result<bool, DiskError> {
-    let state_path = format!("{bp}/state");
-    let xs_err = |e: &dyn std::fmt::Display| DiskError::Xenstore(state_path.clone(), e.to_string());
-    xs.with_transaction(|t| {
-        t.write(&format!("{bp}/online"), "0")?;
-        t.write(&state_path, "5")?;
-        Ok(())
-    })
-    .map_err(|e| xs_err(&e))?;
-    let closed = crate::xenstore::wait_watched(xs, &[&state_path], Some(timeout), || {
-        let state = xs.read_opt(&state_path)?;
-        Ok::<_, crate::xenstore::XsError>(
-            state
-                .as_deref()
-                .is_none_or(|s| s.trim() == "6")
-                .then_some(()),
-        )
-    })
-    .map_err(|e| xs_err(&e))?
-        == crate::xenstore::Waited::Done(());
+    let xs_err = |e: &dyn std::fmt::Display| DiskError::Xenstore(bp.to_owned(), e.to_string());
+    let closed = crate::xenstore::close_backend(xs, bp, timeout).map_err(|e| xs_err(&e))?;
     crate::xenstore::remove_device(xs, domid, "vbd", devid, bp).map_err(|e| xs_err(&e))?;
     Ok(closed)
 }
@@ -752,33 +735,26 @@ mod tests {
         let img = temp_image("hot.img");
         let spec = parse_disk_spec(&format!("{},raw,xvdb,w", img.display())).unwrap();
         let bp = "/local/domain/0/backend/qdisk/4/51728".to_owned();
+        let attach_to = |dm: bool, secs: f64| {
+            attach(
+                &xs,
+                4,
+                &spec,
+                true,
+                dm,
+                "x86_64-abi",
+                Duration::from_secs_f64(secs),
+            )
+        };
         // Without a device model: refused, nothing written.
-        let e = attach(
-            &xs,
-            4,
-            &spec,
-            true,
-            false,
-            "x86_64-abi",
-            Duration::from_secs(5),
-        )
-        .unwrap_err();
+        let e = attach_to(false, 5.0).unwrap_err();
         assert!(
             e.to_string().contains("without a running device model"),
             "{e}"
         );
         assert_eq!(xs.read_opt(&format!("{bp}/state")).unwrap(), None);
         // Nobody takes it: NotReady, and the entries are gone again.
-        let e = attach(
-            &xs,
-            4,
-            &spec,
-            true,
-            true,
-            "x86_64-abi",
-            Duration::from_millis(300),
-        )
-        .unwrap_err();
+        let e = attach_to(true, 0.3).unwrap_err();
         assert!(matches!(e, DiskError::NotReady { .. }), "{e}");
         assert_eq!(xs.read_opt(&format!("{bp}/state")).unwrap(), None);
         assert_eq!(
@@ -789,16 +765,7 @@ mod tests {
         // A backend that takes it.
         let stop = Arc::new(AtomicBool::new(false));
         let be = fake_backend(&store, bp.clone(), stop.clone());
-        let v = attach(
-            &xs,
-            4,
-            &spec,
-            true,
-            true,
-            "x86_64-abi",
-            Duration::from_secs(10),
-        )
-        .unwrap();
+        let v = attach_to(true, 10.0).unwrap();
         assert_eq!((v.devid, v.backend), (51728, VbdBackend::Qdisk));
         assert_eq!(
             xs.read("/local/domain/4/device/vbd/51728/protocol")
@@ -806,16 +773,7 @@ mod tests {
             "x86_64-abi"
         );
         // Twice: refused by its device number, by vdev or number.
-        let e = attach(
-            &xs,
-            4,
-            &spec,
-            true,
-            true,
-            "x86_64-abi",
-            Duration::from_secs(1),
-        )
-        .unwrap_err();
+        let e = attach_to(true, 1.0).unwrap_err();
         assert!(matches!(e, DiskError::Taken { devid: 51728, .. }), "{e}");
         assert_eq!(find(&xs, 4, "xvdb").unwrap(), (51728, bp.clone()));
         assert_eq!(find(&xs, 4, "51728").unwrap(), (51728, bp.clone()));

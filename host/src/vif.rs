@@ -695,22 +695,7 @@ pub fn detach(
             what: devid.to_string(),
         });
     }
-    xs.with_transaction(|t| {
-        t.write(&format!("{bp}/online"), "0")?;
-        t.write(&state_path, "5")?;
-        Ok(())
-    })
-    .map_err(|e| xs_err(&e))?;
-    // Closed (6), or gone with its device; woken by a watch on the state.
-    let closed = crate::xenstore::wait_watched(xs, &[&state_path], Some(timeout), || {
-        let state = xs.read_opt(&state_path)?;
-        Ok(state
-            .as_deref()
-            .is_none_or(|s| s.trim() == "6")
-            .then_some(()))
-    })
-    .map_err(|e: crate::xenstore::XsError| xs_err(&e))?
-        == crate::xenstore::Waited::Done(());
+    let closed = crate::xenstore::close_backend(xs, &bp, timeout).map_err(|e| xs_err(&e))?;
     let unplugged = match hotplug_in_xenstore(xs, domid, devid).map_err(|e| xs_err(&e))? {
         Some(h) => run(xs, &h, HotplugAction::Offline),
         None => Ok(()),

@@ -732,6 +732,33 @@ pub fn vbd_devids(xs: &XsConnection, domid: u32) -> Result<Vec<u32>, XsError> {
     device_ids(xs, domid, "vbd")
 }
 
+/// The first half of libxl's `libxl__initiate_device_generic_remove`: backend `bp` is told
+/// to go (`online` 0, `state` Closing, in one transaction), and the wait (at most `timeout`,
+/// woken by a watch) is for it to reach Closed (6), which it does once the guest's frontend
+/// closed its side, or to vanish with its device. Returns whether it did in time.
+pub fn close_backend(
+    xs: &XsConnection,
+    bp: &str,
+    timeout: std::time::Duration,
+) -> Result<bool, XsError> {
+    let state_path = format!("{bp}/state");
+    xs.with_transaction(|t| {
+        t.write(&format!("{bp}/online"), "0")?;
+        t.write(&state_path, "5")?;
+        Ok(())
+    })?;
+    let waited = super::wait_watched(xs, &[&state_path], Some(timeout), || {
+        let state = xs.read_opt(&state_path)?;
+        Ok::<_, XsError>(
+            state
+                .as_deref()
+                .is_none_or(|s| s.trim() == "6")
+                .then_some(()),
+        )
+    })?;
+    Ok(waited == super::Waited::Done(()))
+}
+
 /// Removes one device of `domid` (`kind` `vif` or `vbd`, backend directory `bp`): its
 /// frontend, backend and libxl copy, in one transaction; missing nodes are fine.
 pub fn remove_device(

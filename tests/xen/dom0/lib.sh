@@ -79,6 +79,36 @@ check_marker_and_poweroff() {
     grep -qiE 'shut ?down.*poweroff' "$4" || fail "pvbuild did not report the shutdown reason (poweroff): $(tail -n 2 "$4" | tr -d '\r' | paste -sd ' ')"
 }
 
+# pv_cfg NAME CMDLINE [LINE...]: an xl config for pvbuild: the harness's kernel and ramdisk,
+# CMDLINE as `extra`, the harness's memory, each LINE as given, on_poweroff = "destroy".
+pv_cfg() {
+    _n=$1
+    _c=$2
+    shift 2
+    printf 'name = "%s"\ntype = "pv"\nkernel = "%s"\nramdisk = "%s"\nextra = "%s"\nmemory = %s\n' \
+        "$_n" "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK" "$_c" "$HARNESS_GUEST_MEMORY"
+    for _l in "$@"; do printf '%s\n' "$_l"; done
+    echo 'on_poweroff = "destroy"'
+}
+
+# create_wait_up NAME CFG LOG READY WHAT: starts `pvbuild -v create --wait --timeout 300 CFG`
+# in the background (output in LOG, its pid in $pid) and waits up to 240 s until READY NAME
+# holds (WHAT names it for the failure) or pvbuild exited; fails if pvbuild exited before the
+# guest's marker showed.
+create_wait_up() {
+    "$HARNESS_PVBUILD" -v create --wait --timeout 300 "$2" > "$3" 2>&1 &
+    pid=$!
+    evidence "$3"
+    _cwu_done() { ! kill -0 "$pid" 2>/dev/null; }
+    _cwu_progress() { _cwu_done || "$4" "$1"; }
+    wait_for 240 _cwu_progress || fail "neither did pvbuild create return nor $5 within 240 s"
+    if _cwu_done && ! has_marker "$1"; then
+        wait "$pid"
+        fail "pvbuild create exited $? before the guest ran: $(grep -m 1 '^error' "$3" | tr -d '\r')"
+    fi
+    evidence "$(console_log "$1")"
+}
+
 # write_xl_cfg NAME KERNEL RAMDISK: an xl config for the harness's PV guest.
 write_xl_cfg() {
     cat <<CFG

@@ -75,15 +75,22 @@ wait_for 120 up || fail "the guest has $(mem) MiB 120 s after mem-set back to $H
 metric balloon_up_s "$(elapsed "$t")"
 refuse "domain $d1: target 270336 KiB is above the guest's maximum" mem-set "$name" 264m
 
+# ask COMMAND DOMID REASON WORD: `pvbuild COMMAND -w` the guest; it must return with the
+# shutdown (REASON) of domain DOMID reported, the guest must have run /sbin/WORD once, and
+# the time it took is the metric COMMAND_ack_s.
+ask() {
+    _t=$(now)
+    timeout 200 "$pvb" "$1" -w "$name" > "$HARNESS_OUT/$1.log" 2>&1 ||
+        fail "pvbuild $1 -w exited $?: $(tail -n 2 "$HARNESS_OUT/$1.log" | paste -sd ' ')"
+    metric "$1_ack_s" "$(elapsed "$_t")"
+    evidence "$HARNESS_OUT/$1.log"
+    grep -q "^pvbuild: domain $2 ($name) \(shut down: $3\|was destroyed\|is gone\)" "$HARNESS_OUT/$1.log" ||
+        fail "pvbuild $1 -w did not report the shutdown: $(paste -sd ' ' < "$HARNESS_OUT/$1.log")"
+    [ "$(count "PVBUILD-GUEST-ASKED $4")" = 1 ] || fail "the guest did not run /sbin/$4: $(clog | tail -n 3 | paste -sd ' ')"
+}
+
 # reboot -w: acknowledged, shut down with reason reboot, restarted by the monitor.
-t0=$(now)
-timeout 200 "$pvb" reboot -w "$name" > "$HARNESS_OUT/reboot.log" 2>&1 ||
-    fail "pvbuild reboot -w exited $?: $(tail -n 2 "$HARNESS_OUT/reboot.log" | paste -sd ' ')"
-metric reboot_ack_s "$(elapsed "$t0")"
-evidence "$HARNESS_OUT/reboot.log"
-grep -q "^pvbuild: domain $d1 ($name) \(shut down: reboot\|was destroyed\|is gone\)" "$HARNESS_OUT/reboot.log" ||
-    fail "pvbuild reboot -w did not report the shutdown: $(paste -sd ' ' < "$HARNESS_OUT/reboot.log")"
-[ "$(count 'PVBUILD-GUEST-ASKED reboot')" = 1 ] || fail "the guest did not run /sbin/reboot: $(clog | tail -n 3 | paste -sd ' ')"
+ask reboot "$d1" reboot reboot
 wait_for 240 idles 2 || fail "the monitor did not start the guest again: $(tail -n 3 "/var/log/xen/pvbuild-$name.log" 2>&1 | paste -sd ' ')"
 d2=$(xl domid "$name") || fail "no domain $name after the restart"
 [ "$d2" != "$d1" ] || fail "the restarted guest has the old domain id $d1"
@@ -91,14 +98,7 @@ grep -q "domain $d1 ($name) shut down: reboot" "/var/log/xen/pvbuild-$name.log" 
     fail "the monitor did not see the reboot: $(tail -n 3 "/var/log/xen/pvbuild-$name.log" | paste -sd ' ')"
 
 # shutdown -w: acknowledged, poweroff, destroyed by the monitor.
-t1=$(now)
-timeout 200 "$pvb" shutdown -w "$name" > "$HARNESS_OUT/shutdown.log" 2>&1 ||
-    fail "pvbuild shutdown -w exited $?: $(tail -n 2 "$HARNESS_OUT/shutdown.log" | paste -sd ' ')"
-metric shutdown_ack_s "$(elapsed "$t1")"
-evidence "$HARNESS_OUT/shutdown.log"
-grep -q "^pvbuild: domain $d2 ($name) \(shut down: poweroff\|was destroyed\|is gone\)" "$HARNESS_OUT/shutdown.log" ||
-    fail "pvbuild shutdown -w did not report the shutdown: $(paste -sd ' ' < "$HARNESS_OUT/shutdown.log")"
-[ "$(count 'PVBUILD-GUEST-ASKED poweroff')" = 1 ] || fail "the guest did not run /sbin/poweroff"
+ask shutdown "$d2" poweroff poweroff
 wait_for 60 domain_gone "$name" || fail "the monitor did not destroy the powered-off guest: $(xl list | tail -n 1)"
 no_monitor() { ! pgrep -f -- "--adopt" > /dev/null; }
 wait_for 30 no_monitor || fail "the monitor still runs: $(pgrep -af -- --adopt | head -n 1)"

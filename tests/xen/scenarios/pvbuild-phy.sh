@@ -52,29 +52,10 @@ no_vbds() {
 }
 
 cfg="$HARNESS_OUT/$name.cfg"
-cat > "$cfg" <<CFG
-name = "$name"
-type = "pv"
-kernel = "$HARNESS_GUEST_KERNEL"
-ramdisk = "$HARNESS_GUEST_RAMDISK"
-extra = "$cmdline"
-memory = $HARNESS_GUEST_MEMORY
-disk = [ 'phy:$loop,xvda,w' ]
-on_poweroff = "destroy"
-CFG
+pv_cfg "$name" "$cmdline" "disk = [ 'phy:$loop,xvda,w' ]" > "$cfg"
 log="$HARNESS_OUT/pvbuild-create.log"
 t0=$(now)
-"$pvb" -v create --wait --timeout 300 "$cfg" > "$log" 2>&1 &
-pid=$!
-evidence "$log"
-create_done() { ! kill -0 "$pid" 2>/dev/null; }
-progress() { create_done || has_marker "$name"; }
-wait_for 240 progress || fail "neither did pvbuild create return nor the marker show within 240 s"
-if create_done && ! has_marker "$name"; then
-    wait "$pid"
-    fail "pvbuild create exited $? before the guest ran: $(grep -m 1 '^error' "$log" | tr -d '\r')"
-fi
-evidence "$(console_log "$name")"
+create_wait_up "$name" "$cfg" "$log" has_marker "the marker show"
 metric phy_create_s "$(elapsed "$t0")"
 check_marker_and_poweroff "$name" "$cmdline" "$pid" "$log"
 grep -q "device model" "$log" && fail "a device model was started for a blkback disk: $(grep -m 1 'device model' "$log")"

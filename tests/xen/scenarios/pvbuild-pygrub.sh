@@ -50,17 +50,7 @@ on_poweroff = "destroy"
 CFG
 log="$HARNESS_OUT/pvbuild-create.log"
 t0=$(now)
-"$HARNESS_PVBUILD" -v create --wait --timeout 300 "$cfg" > "$log" 2>&1 &
-pid=$!
-evidence "$log"
-create_done() { ! kill -0 "$pid" 2>/dev/null; }
-progress() { create_done || has_marker "$name"; }
-wait_for 240 progress || fail "neither did pvbuild create return nor the marker show within 240 s"
-if create_done && ! has_marker "$name"; then
-    wait "$pid"
-    fail "pvbuild create exited $? before the guest ran: $(tail -n 3 "$log" | tr -d '\r' | paste -sd ' ')"
-fi
-evidence "$(console_log "$name")"
+create_wait_up "$name" "$cfg" "$log" has_marker "the marker show"
 metric pygrub_create_s "$(elapsed "$t0")"
 bl=$(sed -n 's/.*bootloader chose .* in \([0-9.]*\) s.*/\1/p' "$log" | head -n 1)
 [ -n "$bl" ] && metric bootloader_s "$bl"

@@ -28,29 +28,10 @@ no_leftovers() {
 }
 
 cfg="$HARNESS_OUT/$name.cfg"
-cat > "$cfg" <<CFG
-name = "$name"
-type = "pv"
-kernel = "$HARNESS_GUEST_KERNEL"
-ramdisk = "$HARNESS_GUEST_RAMDISK"
-extra = "$cmdline"
-memory = $HARNESS_GUEST_MEMORY
-vif = [ 'mac=00:16:3e:aa:bb:01,bridge=xenbr0,rate=10Mb/s' ]
-on_poweroff = "destroy"
-CFG
+pv_cfg "$name" "$cmdline" "vif = [ 'mac=00:16:3e:aa:bb:01,bridge=xenbr0,rate=10Mb/s' ]" > "$cfg"
 log="$HARNESS_OUT/pvbuild-create.log"
 t0=$(now)
-"$pvb" -v create --wait --timeout 300 "$cfg" > "$log" 2>&1 &
-pid=$!
-evidence "$log"
-create_done() { ! kill -0 "$pid" 2>/dev/null; }
-progress() { create_done || has_net_up "$name"; }
-wait_for 240 progress || fail "neither did pvbuild create return nor the guest's network come up within 240 s"
-if create_done && ! has_marker "$name"; then
-    wait "$pid"
-    fail "pvbuild create exited $? before the guest ran: $(grep -m 1 '^error' "$log" | tr -d '\r')"
-fi
-evidence "$(console_log "$name")"
+create_wait_up "$name" "$cfg" "$log" has_net_up "the guest's network come up"
 domid=$(xl domid "$name")
 ip -d link show "vif$domid.0" > "$HARNESS_OUT/vif-link.txt" 2>&1
 grep -q "master xenbr0" "$HARNESS_OUT/vif-link.txt" || fail "vif$domid.0 is not on xenbr0: $(head -n 2 "$HARNESS_OUT/vif-link.txt" | paste -sd ' ')"
