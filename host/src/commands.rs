@@ -694,7 +694,9 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         layout: p.layout,
         ramdisk: p.inputs.ramdisk.as_deref(),
         cmdline: cmdline.as_bytes(),
-        vcpus: cfg.vcpus,
+        // The domain gets `maxvcpus` vcpus, as libxl gives it; `cpu/N/availability` says
+        // how many of them the guest brings up.
+        vcpus: cfg.max_vcpus,
         handle: *p.uuid.as_bytes(),
         console_backend: BACKEND_DOMID,
         store_backend: BACKEND_DOMID,
@@ -1193,6 +1195,67 @@ pub fn mem_set_cmd(target: &str, size: &str) -> Result<String, CommandError> {
     ))
 }
 
+/// `pvbuild vcpu-set DOMAIN COUNT`, as `xl vcpu-set` for a PV guest
+/// (`libxl__set_vcpuonline_xenstore`): vcpus `0..COUNT` are marked `online` and the rest
+/// `offline` in `cpu/N/availability`, one transaction; the guest's kernel watches those and
+/// takes the vcpus down (and marks them present again, for its userspace to bring up). More
+/// than the domain's `maxvcpus` is refused, and more than the host has physical CPUs unless
+/// `ignore_host` (xl's `--ignore-host`).
+pub fn vcpu_set_cmd(target: &str, count: &str, ignore_host: bool) -> Result<String, CommandError> {
+    let n: u32 = count
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| CommandError::Usage(format!("vcpu count {count:?}: a number from 1")))?;
+    let domid = lookup_any(target)?;
+    if domid == 0 {
+        return Err(CommandError::Usage(
+            "dom0's vcpus are not managed by pvbuild".into(),
+        ));
+    }
+    let xen = Xen::open()?;
+    let info = match xen.domain_info(domid) {
+        Ok(i) => i,
+        Err(crate::xen::XenError::NoSuchDomain { .. }) => {
+            return Err(CommandError::Usage(format!("no domain {domid}")))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let max = info.max_vcpu_id.saturating_add(1);
+    if n > max {
+        return Err(CommandError::Usage(format!(
+            "domain {domid}: {n} vcpus asked for, but its maximum (maxvcpus) is {max}"
+        )));
+    }
+    let host_cpus = xen.physinfo()?.nr_cpus;
+    if n > host_cpus && !ignore_host {
+        return Err(CommandError::Usage(format!(
+            "domain {domid}: {n} vcpus asked for on a host with {host_cpus} physical CPUs \
+             (--ignore-host to overcommit)"
+        )));
+    }
+    let xs = XsConnection::open()?;
+    xenstore::set_vcpus_online(&xs, u32::from(domid), n, max)?;
+    Ok(format!(
+        "pvbuild: domain {domid} ({}): {n} of {max} vcpus online\n",
+        domain_name(&xs, domid)
+    ))
+}
+
+/// `v` for a terminal: control characters as `?`, at most `max` characters (then `...`).
+fn printable(v: &str, max: usize) -> String {
+    let mut out: String = v
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if v.chars().count() > max {
+        out.push_str("...");
+    }
+    out
+}
+
 /// The name xenstore gives `domid`, or `?`.
 fn domain_name(xs: &XsConnection, domid: u16) -> String {
     xs.read_opt(&format!("{}/name", xenstore::dom_path(u32::from(domid))))
@@ -1314,8 +1377,12 @@ pub fn block_list_cmd(target: &str) -> Result<String, CommandError> {
     );
     for devid in xenstore::vbd_devids(&xs, id)? {
         let fe = format!("{}/device/vbd/{devid}", xenstore::dom_path(id));
+        // The frontend is the guest's to write: what it holds is shown, never obeyed by the
+        // terminal (control characters become `?`, and long values are cut).
         let read = |p: String| -> Result<String, CommandError> {
-            Ok(xs.read_opt(&p)?.unwrap_or_else(|| "-".into()))
+            Ok(xs
+                .read_opt(&p)?
+                .map_or_else(|| "-".into(), |v| printable(&v, 80)))
         };
         out.push_str(&format!(
             "{devid:<6} {:<3} {:<7} {:<6} {:<7} {:<8} {}\n",
@@ -1424,6 +1491,14 @@ mod undo_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guest_written_values_are_shown_not_obeyed() {
+        assert_eq!(printable("4", 80), "4");
+        assert_eq!(printable("\u{1b}]0;owned\u{7}x", 80), "?]0;owned?x");
+        assert_eq!(printable("a\nb\r", 80), "a?b?");
+        assert_eq!(printable(&"z".repeat(100), 5), "zzzzz...");
+    }
 
     #[test]
     fn the_bootloader_runs_and_its_kernel_is_planned_before_xen_is_opened() {

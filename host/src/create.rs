@@ -183,7 +183,8 @@ pub struct CreateRequest<'a, K> {
     pub ramdisk: Option<&'a [u8]>,
     /// The command line.
     pub cmdline: &'a [u8],
-    /// Number of vcpus.
+    /// Number of vcpus the domain has (the config's `maxvcpus`; xenstore's
+    /// `cpu/N/availability` says which the guest brings up).
     pub vcpus: u32,
     /// The domain's UUID.
     pub handle: [u8; 16],

@@ -507,8 +507,11 @@ fn is_our_vbd_backend(path: &str, domid: u32, devid: u32) -> bool {
 /// `xl block-detach`, as `libxl__initiate_device_generic_remove`: the backend is told to go
 /// (`online` 0, `state` Closing), the guest's blkfront closes its side, which closes the
 /// backend (Closed); past `timeout` (a guest that does not answer) it goes on anyway. Then the
-/// entries are removed, which makes blkback (or QEMU) drop the device. Returns whether the
-/// backend closed in time.
+/// entries are removed, which makes blkback drop the device. QEMU drops a closed, offline
+/// device by itself and removes its backend directory (and until then rewrites its `state`,
+/// which would bring back what was removed): for a QEMU-served disk the wait (at most
+/// `timeout` more) is for that directory to go before the rest is removed. Returns whether
+/// the backend closed in time.
 pub fn detach(
     xs: &crate::xenstore::XsConnection,
     domid: u32,
@@ -518,6 +521,14 @@ pub fn detach(
 ) -> Result<bool, DiskError> {
     let xs_err = |e: &dyn std::fmt::Display| DiskError::Xenstore(bp.to_owned(), e.to_string());
     let closed = crate::xenstore::close_backend(xs, bp, timeout).map_err(|e| xs_err(&e))?;
+    if bp.starts_with(&crate::xenstore::qdisk_backend_dir(0, domid)) {
+        let state = format!("{bp}/state");
+        // Gone, or past the wait: removed below either way.
+        let _ = crate::xenstore::wait_watched(xs, &[&state], Some(timeout), || {
+            Ok::<_, crate::xenstore::XsError>(xs.read_opt(&state)?.is_none().then_some(()))
+        })
+        .map_err(|e| xs_err(&e))?;
+    }
     crate::xenstore::remove_device(xs, domid, "vbd", devid, bp).map_err(|e| xs_err(&e))?;
     Ok(closed)
 }
@@ -705,8 +716,9 @@ mod tests {
         ));
     }
 
-    /// A backend that moves its state as a real one does: to InitWait (2) once written, and
-    /// to Closed (6) once told Closing (5). Runs until `stop` is set.
+    /// A backend that moves its state as QEMU's does: to InitWait (2) once written, and to
+    /// Closed (6) once told Closing (5), after which it removes its directory. Runs until
+    /// `stop` is set.
     fn fake_backend(
         store: &crate::xenstore::fake::FakeXenstore,
         bp: String,
@@ -717,7 +729,11 @@ mod tests {
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 match xs.read_opt(&format!("{bp}/state")).unwrap().as_deref() {
                     Some("1") => xs.write(&format!("{bp}/state"), "2").unwrap(),
-                    Some("5") => xs.write(&format!("{bp}/state"), "6").unwrap(),
+                    Some("5") => {
+                        xs.write(&format!("{bp}/state"), "6").unwrap();
+                        // As QEMU: an offline, closed device goes, its directory with it.
+                        xs.rm(&bp).unwrap();
+                    }
                     _ => {}
                 }
                 std::thread::sleep(std::time::Duration::from_millis(5));

@@ -137,6 +137,16 @@ enum Command {
         /// The size: a number with an optional unit b, k, m (the default), g or t.
         size: String,
     },
+    /// Set how many of a guest's vcpus are online (as `xl vcpu-set`; up to its maxvcpus).
+    VcpuSet {
+        /// Domain id or name.
+        domain: String,
+        /// How many vcpus.
+        count: String,
+        /// Allow more vcpus than the host has physical CPUs.
+        #[arg(short = 'I', long = "ignore-host")]
+        ignore_host: bool,
+    },
     /// List domains.
     List,
     /// Add a network interface to a running domain (as `xl network-attach`).
@@ -336,6 +346,17 @@ fn main() -> ExitCode {
             }
         }
         Command::BlockList { domain } => match pvbuild::commands::block_list_cmd(&domain) {
+            Ok(s) => {
+                print!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        Command::VcpuSet {
+            domain,
+            count,
+            ignore_host,
+        } => match pvbuild::commands::vcpu_set_cmd(&domain, &count, ignore_host) {
             Ok(s) => {
                 print!("{s}");
                 ExitCode::SUCCESS

@@ -605,3 +605,27 @@ fn vif_entries_match_libxl() {
     remove_domain(&xs, 1, None, 0, false).unwrap();
     assert_eq!(fake.dump(), FakeXenstore::new().dump());
 }
+
+#[test]
+fn vcpu_availability_as_libxl_sets_it() {
+    let store = FakeXenstore::new();
+    let xs = store.connect();
+    let d = domain(6, "vcpus");
+    write_new_domain(&xs, &d).unwrap();
+    let avail = |i: u32| {
+        xs.read(&format!("/local/domain/6/cpu/{i}/availability"))
+            .unwrap()
+    };
+    // As created: maxvcpus 2, vcpus 1.
+    assert_eq!(
+        (avail(0).as_str(), avail(1).as_str()),
+        ("online", "offline")
+    );
+    pvbuild::xenstore::set_vcpus_online(&xs, 6, 2, 2).unwrap();
+    assert_eq!((avail(0).as_str(), avail(1).as_str()), ("online", "online"));
+    pvbuild::xenstore::set_vcpus_online(&xs, 6, 1, 2).unwrap();
+    assert_eq!(
+        (avail(0).as_str(), avail(1).as_str()),
+        ("online", "offline")
+    );
+}

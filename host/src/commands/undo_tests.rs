@@ -58,7 +58,7 @@ fn run_with(
     FakeXenstore,
     Trace,
 ) {
-    let cfg = resolve(&CreateArgs {
+    let mut cfg = resolve(&CreateArgs {
         name: Some("guest".into()),
         kernel: Some(KERNEL.into()),
         ramdisk: Some(RAMDISK.into()),
@@ -78,6 +78,8 @@ fn run_with(
         ..Default::default()
     })
     .unwrap();
+    // As `maxvcpus = 3` in a config: two of three vcpus online.
+    cfg.max_vcpus = 3;
     let disks = crate::disk::plan_disks(&cfg.disks, false).unwrap();
     let vifs = vif::plan_vifs(&cfg.vifs, || [0; 3]).unwrap();
     let inputs = Inputs::load(KERNEL.as_ref(), Some(RAMDISK.as_ref())).unwrap();
@@ -214,6 +216,17 @@ fn a_good_run_holds_domain_entries_device_model_and_introduction() {
         be
     );
     assert!(!xen.domain(d).unwrap().paused);
+    // maxvcpus vcpus in Xen (as libxl), vcpus of them online in xenstore.
+    assert_eq!(xen.domain(d).unwrap().create_max_vcpus, 3);
+    assert_eq!(xen.domain(d).unwrap().vcpus, 3);
+    let avail = |i: u32| {
+        xs.read(&format!("/local/domain/{d}/cpu/{i}/availability"))
+            .unwrap()
+    };
+    assert_eq!(
+        [avail(0), avail(1), avail(2)],
+        ["online", "online", "offline"]
+    );
     assert_eq!(xen.live_areas(), 0);
     assert_eq!(xen.live_buffers(), 0);
     assert!(store.introduced().contains_key(&u32::from(d)));

@@ -759,6 +759,24 @@ pub fn close_backend(
     Ok(waited == super::Waited::Done(()))
 }
 
+/// Marks vcpus `0..online` of `domid` `online` and the rest up to `max` `offline` in
+/// `cpu/N/availability`, in one transaction (libxl's `libxl__set_vcpuonline_xenstore`).
+pub fn set_vcpus_online(
+    xs: &XsConnection,
+    domid: u32,
+    online: u32,
+    max: u32,
+) -> Result<(), XsError> {
+    let dom = dom_path(domid);
+    xs.with_transaction(|t| {
+        for i in 0..max {
+            let v = if i < online { "online" } else { "offline" };
+            t.write(&format!("{dom}/cpu/{i}/availability"), v)?;
+        }
+        Ok(())
+    })
+}
+
 /// Removes one device of `domid` (`kind` `vif` or `vbd`, backend directory `bp`): its
 /// frontend, backend and libxl copy, in one transaction; missing nodes are fine.
 pub fn remove_device(

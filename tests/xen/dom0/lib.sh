@@ -96,11 +96,14 @@ pv_cfg() {
 # holds (WHAT names it for the failure) or pvbuild exited; fails if pvbuild exited before the
 # guest's marker showed.
 create_wait_up() {
+    # The nested functions see their own (empty) positional parameters: keep ours.
+    _cwu_name=$1
+    _cwu_ready=$4
     "$HARNESS_PVBUILD" -v create --wait --timeout 300 "$2" > "$3" 2>&1 &
     pid=$!
     evidence "$3"
     _cwu_done() { ! kill -0 "$pid" 2>/dev/null; }
-    _cwu_progress() { _cwu_done || "$4" "$1"; }
+    _cwu_progress() { _cwu_done || "$_cwu_ready" "$_cwu_name"; }
     wait_for 240 _cwu_progress || fail "neither did pvbuild create return nor $5 within 240 s"
     if _cwu_done && ! has_marker "$1"; then
         wait "$pid"

@@ -11,9 +11,12 @@
 #   (on_poweroff destroy), leaving nothing;
 # - `pvbuild mem-set`: the guest's balloon driver gives memory back (xl list's Mem falls to
 #   the target) and takes it again; above maxmem is refused;
+# - `pvbuild vcpu-set` (the guest has vcpus = 1, maxvcpus = 2): 2 brings the second vcpu
+#   up (`xl list` counts 2), 1 takes it down again; 3 is refused;
 # - the guest never reached its own idle timeout, and `pvbuild shutdown` of a domain that
 #   does not exist, of dom0, and without a domain are one-line errors.
-# Metrics: balloon_down_s / balloon_up_s (from mem-set till xl list shows the new size),
+# Metrics: vcpu_up_s / vcpu_down_s (from vcpu-set till xl list counts the vcpus),
+# balloon_down_s / balloon_up_s (from mem-set till xl list shows the new size),
 # reboot_ack_s (from `pvbuild reboot -w` till it returned: request, the guest's
 # acknowledgement and its shutdown), shutdown_ack_s (the same for `pvbuild shutdown -w`).
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
@@ -31,6 +34,8 @@ kernel = "$HARNESS_GUEST_KERNEL"
 ramdisk = "$HARNESS_GUEST_RAMDISK"
 extra = "$cmdline"
 memory = $HARNESS_GUEST_MEMORY
+vcpus = 1
+maxvcpus = 2
 on_poweroff = "destroy"
 CFG
 log="$HARNESS_OUT/pvbuild-create.log"
@@ -88,6 +93,22 @@ ask() {
         fail "pvbuild $1 -w did not report the shutdown: $(paste -sd ' ' < "$HARNESS_OUT/$1.log")"
     [ "$(count "PVBUILD-GUEST-ASKED $4")" = 1 ] || fail "the guest did not run /sbin/$4: $(clog | tail -n 3 | paste -sd ' ')"
 }
+
+# vcpu-set: the second vcpu made available comes up (the guest brings it up as udev would)
+# and goes down again; more than maxvcpus is refused.
+vcpus() { xl list "$name" 2>/dev/null | awk 'NR == 2 { print $4 }'; }
+vcpus_are() { [ "$(vcpus)" = "$1" ]; }
+vcpus_are 1 || fail "the guest starts with $(vcpus) vcpus online, not 1"
+"$pvb" vcpu-set "$name" 2 > "$HARNESS_OUT/vcpuset.log" 2>&1 || fail "pvbuild vcpu-set 2 exited $?: $(cat "$HARNESS_OUT/vcpuset.log")"
+evidence "$HARNESS_OUT/vcpuset.log"
+t=$(now)
+wait_for 60 vcpus_are 2 || fail "2 vcpus asked for, $(vcpus) online after 60 s: $(clog | grep -m 2 -E 'CPU-UP|cpu1' | paste -sd ' ')"
+metric vcpu_up_s "$(elapsed "$t")"
+"$pvb" vcpu-set "$name" 1 >> "$HARNESS_OUT/vcpuset.log" 2>&1 || fail "pvbuild vcpu-set 1 exited $?"
+t=$(now)
+wait_for 60 vcpus_are 1 || fail "1 vcpu asked for, $(vcpus) online after 60 s"
+metric vcpu_down_s "$(elapsed "$t")"
+refuse "domain $d1: 3 vcpus asked for, but its maximum (maxvcpus) is 2" vcpu-set "$name" 3
 
 # reboot -w: acknowledged, shut down with reason reboot, restarted by the monitor.
 ask reboot "$d1" reboot reboot
