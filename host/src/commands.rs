@@ -1025,20 +1025,16 @@ fn destroy_domid(xen: &Xen, domid: u16) -> Result<(), CommandError> {
         .map_err(|e| CommandError::Xs(e.to_string()))
 }
 
-/// A domain named by id or by name.
+/// A guest named by id or by name, for the commands that change it: dom0 is refused however
+/// it is named (`0` or `Domain-0`).
 fn lookup(target: &str) -> Result<u16, CommandError> {
-    if let Ok(id) = target.parse::<u16>() {
-        if id == 0 {
-            return Err(CommandError::Usage("domain 0 cannot be destroyed".into()));
-        }
-        return Ok(id);
+    let id = lookup_any(target)?;
+    if id == 0 {
+        return Err(CommandError::Usage(format!(
+            "{target:?} is domain 0: pvbuild does not act on dom0"
+        )));
     }
-    let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
-    match xenstore::domid_by_name(&xs, target).map_err(|e| CommandError::Xs(e.to_string()))? {
-        Some(id) => u16::try_from(id)
-            .map_err(|_| CommandError::Usage(format!("domain id {id} out of range"))),
-        None => Err(CommandError::Usage(format!("no domain named {target:?}"))),
-    }
+    Ok(id)
 }
 
 /// `pvbuild destroy DOMAIN`.
@@ -1460,10 +1456,17 @@ pub fn console_cmd(target: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// A domain named by id or by name, dom0 included: for the commands that only read, or that
+/// check dom0 themselves.
 fn lookup_any(target: &str) -> Result<u16, CommandError> {
-    match target.parse::<u16>() {
-        Ok(id) => Ok(id),
-        Err(_) => lookup(target),
+    if let Ok(id) = target.parse::<u16>() {
+        return Ok(id);
+    }
+    let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
+    match xenstore::domid_by_name(&xs, target).map_err(|e| CommandError::Xs(e.to_string()))? {
+        Some(id) => u16::try_from(id)
+            .map_err(|_| CommandError::Usage(format!("domain id {id} out of range"))),
+        None => Err(CommandError::Usage(format!("no domain named {target:?}"))),
     }
 }
 
@@ -1491,6 +1494,14 @@ mod undo_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dom0_is_refused_by_the_commands_that_change_a_guest() {
+        let e = lookup("0").unwrap_err().to_string();
+        assert!(e.contains("pvbuild does not act on dom0"), "{e}");
+        assert_eq!(lookup_any("0").unwrap(), 0);
+        assert_eq!(lookup("7").unwrap(), 7);
+    }
 
     #[test]
     fn guest_written_values_are_shown_not_obeyed() {
