@@ -220,7 +220,23 @@ fn control(o: ControlOpts, request: pvbuild::control::Request) -> ExitCode {
         timeout_s: o.timeout,
         request,
     };
-    match pvbuild::commands::control_cmd(&args) {
+    done(pvbuild::commands::control_cmd(&args))
+}
+
+/// A command's output printed, or its error.
+fn printed<E: std::fmt::Display>(r: Result<String, E>) -> ExitCode {
+    match r {
+        Ok(s) => {
+            print!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// Success, or the command's error.
+fn done<E: std::fmt::Display>(r: Result<(), E>) -> ExitCode {
+    match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
@@ -315,91 +331,35 @@ fn main() -> ExitCode {
         }
         Command::Shutdown(o) => control(o, pvbuild::control::Request::Poweroff),
         Command::Reboot(o) => control(o, pvbuild::control::Request::Reboot),
-        Command::Pause { domain } => match pvbuild::commands::pause_cmd(&domain, true) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(e),
-        },
-        Command::Unpause { domain } => match pvbuild::commands::pause_cmd(&domain, false) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(e),
-        },
-        Command::MemSet { domain, size } => match pvbuild::commands::mem_set_cmd(&domain, &size) {
-            Ok(s) => {
-                print!("{s}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        },
+        Command::Pause { domain } => done(pvbuild::commands::pause_cmd(&domain, true)),
+        Command::Unpause { domain } => done(pvbuild::commands::pause_cmd(&domain, false)),
+        Command::MemSet { domain, size } => printed(pvbuild::commands::mem_set_cmd(&domain, &size)),
         Command::BlockAttach { domain, spec } => {
-            match pvbuild::commands::block_attach_cmd(&domain, &spec) {
-                Ok(s) => {
-                    print!("{s}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(e),
-            }
+            printed(pvbuild::commands::block_attach_cmd(&domain, &spec))
         }
         Command::BlockDetach { domain, device } => {
-            match pvbuild::commands::block_detach_cmd(&domain, &device) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(e),
-            }
+            done(pvbuild::commands::block_detach_cmd(&domain, &device))
         }
-        Command::BlockList { domain } => match pvbuild::commands::block_list_cmd(&domain) {
-            Ok(s) => {
-                print!("{s}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        },
+        Command::BlockList { domain } => printed(pvbuild::commands::block_list_cmd(&domain)),
         Command::VcpuSet {
             domain,
             count,
             ignore_host,
-        } => match pvbuild::commands::vcpu_set_cmd(&domain, &count, ignore_host) {
-            Ok(s) => {
-                print!("{s}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        },
-        Command::Destroy { domain } => match pvbuild::commands::destroy_cmd(&domain) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(e),
-        },
-        Command::List => match pvbuild::commands::list_cmd() {
-            Ok(s) => {
-                print!("{s}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        },
+        } => printed(pvbuild::commands::vcpu_set_cmd(
+            &domain,
+            &count,
+            ignore_host,
+        )),
+        Command::Destroy { domain } => done(pvbuild::commands::destroy_cmd(&domain)),
+        Command::List => printed(pvbuild::commands::list_cmd()),
         Command::NetworkAttach { domain, spec } => {
-            match pvbuild::commands::network_attach_cmd(&domain, &spec) {
-                Ok(s) => {
-                    print!("{s}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(e),
-            }
+            printed(pvbuild::commands::network_attach_cmd(&domain, &spec))
         }
         Command::NetworkDetach { domain, device } => {
-            match pvbuild::commands::network_detach_cmd(&domain, &device) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(e),
-            }
+            done(pvbuild::commands::network_detach_cmd(&domain, &device))
         }
-        Command::NetworkList { domain } => match pvbuild::commands::network_list_cmd(&domain) {
-            Ok(s) => {
-                print!("{s}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        },
-        Command::Console { domain } => match pvbuild::commands::console_cmd(&domain) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(e),
-        },
+        Command::NetworkList { domain } => printed(pvbuild::commands::network_list_cmd(&domain)),
+        Command::Console { domain } => done(pvbuild::commands::console_cmd(&domain)),
         Command::Plan {
             ramdisk,
             cmdline,
