@@ -30,7 +30,7 @@ corpus = os.path.join(root, "fuzz", "corpus")
 targets = ["probe", "elf_kernel", "xen_notes", "xen_guest", "bzimage", "decompress_gzip",
            "decompress_xz", "decompress_zstd", "decompress_lz4", "decompress_bzip2",
            "decompress_lzma", "unpack_kernel", "xl_config", "xenstore_reply", "build_guest",
-           "build_elf", "bootloader_result", "console_ring"]
+           "build_elf", "bootloader_result", "console_ring", "mem_size"]
 counts = {}
 for t in targets:
     d = os.path.join(corpus, t)
@@ -280,6 +280,11 @@ for name, (cons, prod, body) in {
     "backwards": (1000, 10, ring(text[:100])),
 }.items():
     seed("console_ring", name, struct.pack("<II", cons, prod) + body)
+
+# --- memory sizes in xl's syntax (fuzz_targets/mem_size.rs) --------------------------------
+for i, s in enumerate([b"256", b"128m", b"131072k", b"2G", b"1t", b"1048576b", b" 512M ",
+                       b"18446744073709551615t", b"12q", b"m", b"-5"]):
+    seed("mem_size", f"size{i}", s)
 
 # --- __xen_guest strings -------------------------------------------------------------------
 for i, s in enumerate([

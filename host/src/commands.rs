@@ -1167,9 +1167,9 @@ pub fn pause_cmd(target: &str, pause: bool) -> Result<(), CommandError> {
     }
 }
 
-/// `pvbuild mem-set DOMAIN SIZE`, as `xl mem-set`: the guest's balloon target. Returns what
-/// was set, for the user.
-pub fn mem_set_cmd(target: &str, size: &str) -> Result<String, CommandError> {
+/// The size and the guest (not dom0) that `mem-set` and `mem-max` are given, and the
+/// connections they need.
+fn memory_args(target: &str, size: &str) -> Result<(u64, u16, Xen, XsConnection), CommandError> {
     let kib = crate::memory::parse_size_kib(size).ok_or_else(|| {
         CommandError::Usage(crate::memory::MemError::BadSize(size.into()).to_string())
     })?;
@@ -1179,8 +1179,13 @@ pub fn mem_set_cmd(target: &str, size: &str) -> Result<String, CommandError> {
             "dom0's memory is not managed by pvbuild".into(),
         ));
     }
-    let xen = Xen::open()?;
-    let xs = XsConnection::open()?;
+    Ok((kib, domid, Xen::open()?, XsConnection::open()?))
+}
+
+/// `pvbuild mem-set DOMAIN SIZE`, as `xl mem-set`: the guest's balloon target. Returns what
+/// was set, for the user.
+pub fn mem_set_cmd(target: &str, size: &str) -> Result<String, CommandError> {
+    let (kib, domid, xen, xs) = memory_args(target, size)?;
     let set = crate::memory::set_target(&xs, &xen, domid, kib)
         .map_err(|e| CommandError::Usage(e.to_string()))?;
     Ok(format!(
@@ -1188,6 +1193,18 @@ pub fn mem_set_cmd(target: &str, size: &str) -> Result<String, CommandError> {
         domain_name(&xs, domid),
         set,
         set / 1024
+    ))
+}
+
+/// `pvbuild mem-max DOMAIN SIZE`, as `xl mem-max`: how much memory Xen lets the guest hold
+/// (the size plus libxl's 1 MiB slack), not less than its current target.
+pub fn mem_max_cmd(target: &str, size: &str) -> Result<String, CommandError> {
+    let (kib, domid, xen, xs) = memory_args(target, size)?;
+    let limit = crate::memory::set_max(&xs, &xen, domid, kib)
+        .map_err(|e| CommandError::Usage(e.to_string()))?;
+    Ok(format!(
+        "pvbuild: domain {domid} ({}): maximum memory {kib} KiB (Xen's limit {limit} KiB)\n",
+        domain_name(&xs, domid),
     ))
 }
 

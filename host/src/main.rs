@@ -137,6 +137,14 @@ enum Command {
         /// The size: a number with an optional unit b, k, m (the default), g or t.
         size: String,
     },
+    /// Set how much memory Xen lets a guest hold, not below its target (as `xl mem-max`;
+    /// the guest's maxmem in xenstore stays as it was).
+    MemMax {
+        /// Domain id or name.
+        domain: String,
+        /// The size: a number with an optional unit b, k, m (the default), g or t.
+        size: String,
+    },
     /// Set how many of a guest's vcpus are online (as `xl vcpu-set`; up to its maxvcpus).
     VcpuSet {
         /// Domain id or name.
@@ -334,6 +342,7 @@ fn main() -> ExitCode {
         Command::Pause { domain } => done(pvbuild::commands::pause_cmd(&domain, true)),
         Command::Unpause { domain } => done(pvbuild::commands::pause_cmd(&domain, false)),
         Command::MemSet { domain, size } => printed(pvbuild::commands::mem_set_cmd(&domain, &size)),
+        Command::MemMax { domain, size } => printed(pvbuild::commands::mem_max_cmd(&domain, &size)),
         Command::BlockAttach { domain, spec } => {
             printed(pvbuild::commands::block_attach_cmd(&domain, &spec))
         }

@@ -7,6 +7,10 @@
 //! address), sets Xen's limit for the domain to the target plus videoram plus
 //! `LIBXL_MAXMEM_CONSTANT` (so the guest cannot take more than it was given), and writes the
 //! target (and `/vm/<uuid>/memory` in MiB, as libxl does).
+//!
+//! `xl mem-max` (`libxl_domain_setmaxmem`) only moves Xen's limit: to the size asked plus
+//! `LIBXL_MAXMEM_CONSTANT`, never below the current target; `memory/static-max` is left as it
+//! is, as libxl leaves it.
 
 use thiserror::Error;
 
@@ -40,6 +44,19 @@ pub enum MemError {
         target_kib: u64,
         /// `memory/static-max`.
         max_kib: u64,
+    },
+    /// A maximum below the current target (libxl: "memory_static_max must be greater than
+    /// or equal to memory_dynamic_max").
+    #[error(
+        "domain {domid}: maximum {max_kib} KiB is below the memory target of {target_kib} KiB"
+    )]
+    BelowTarget {
+        /// The domain.
+        domid: u32,
+        /// The asked maximum.
+        max_kib: u64,
+        /// `memory/target`.
+        target_kib: u64,
     },
     /// Xen refused the new limit.
     #[error("domain {domid}: setting Xen's memory limit to {kib} KiB: {msg}")]
@@ -177,6 +194,35 @@ pub fn set_target(
     }
 }
 
+/// Sets Xen's memory limit for `domid` to `max_kib` plus the slack libxl adds (as
+/// `xl mem-max`), once `max_kib` is found to be no less than the guest's `memory/target`.
+/// Returns the limit given to Xen, in KiB.
+pub fn set_max(xs: &XsConnection, xen: &Xen, domid: u16, max_kib: u64) -> Result<u64, MemError> {
+    let id = u32::from(domid);
+    let target = xs
+        .with_transaction(|t| read_kib(t, id, "memory/target"))
+        .map_err(|e| MemError::Xs(id, e))??
+        .ok_or_else(|| MemError::Node {
+            domid: id,
+            node: format!("{}/memory/target", dom_path(id)),
+            what: "missing (not a domain a toolstack built?)".into(),
+        })?;
+    if max_kib < target {
+        return Err(MemError::BelowTarget {
+            domid: id,
+            max_kib,
+            target_kib: target,
+        });
+    }
+    let limit = max_kib.saturating_add(MAXMEM_SLACK_KIB);
+    xen.max_mem(domid, limit).map_err(|e| MemError::MaxMem {
+        domid: id,
+        kib: limit,
+        msg: e.to_string(),
+    })?;
+    Ok(limit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,5 +335,41 @@ mod tests {
         let e = set_target(&xs, &xen, d, 1024).unwrap_err();
         assert!(e.to_string().contains("memory/target: missing"), "{e}");
         assert_eq!(f.domain(d).unwrap().max_kib, 262144 + MAXMEM_SLACK_KIB);
+    }
+
+    #[test]
+    fn mem_max_moves_only_xens_limit_and_not_below_the_target() {
+        let (f, xen, store, d) = guest();
+        let xs = store.connect();
+        let home = dom_path(u32::from(d));
+        assert_eq!(set_target(&xs, &xen, d, 131072).unwrap(), 131072);
+        assert_eq!(
+            set_max(&xs, &xen, d, 204800).unwrap(),
+            204800 + MAXMEM_SLACK_KIB
+        );
+        assert_eq!(f.domain(d).unwrap().max_kib, 204800 + MAXMEM_SLACK_KIB);
+        // Above the config's maxmem is Xen's business, as with libxl; static-max stays.
+        set_max(&xs, &xen, d, 524288).unwrap();
+        assert_eq!(f.domain(d).unwrap().max_kib, 524288 + MAXMEM_SLACK_KIB);
+        assert_eq!(
+            xs.read(&format!("{home}/memory/static-max")).unwrap(),
+            "262144"
+        );
+        assert_eq!(xs.read(&format!("{home}/memory/target")).unwrap(), "131072");
+        // Below the target: refused, the limit unchanged.
+        assert!(matches!(
+            set_max(&xs, &xen, d, 131068),
+            Err(MemError::BelowTarget {
+                max_kib: 131068,
+                target_kib: 131072,
+                ..
+            })
+        ));
+        assert_eq!(f.domain(d).unwrap().max_kib, 524288 + MAXMEM_SLACK_KIB);
+        set_max(&xs, &xen, d, 131072).unwrap();
+        assert_eq!(f.domain(d).unwrap().max_kib, 131072 + MAXMEM_SLACK_KIB);
+        xs.rm(&format!("{home}/memory")).unwrap();
+        let e = set_max(&xs, &xen, d, 262144).unwrap_err();
+        assert!(e.to_string().contains("memory/target: missing"), "{e}");
     }
 }

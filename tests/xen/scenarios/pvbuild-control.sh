@@ -11,6 +11,8 @@
 #   (on_poweroff destroy), leaving nothing;
 # - `pvbuild mem-set`: the guest's balloon driver gives memory back (xl list's Mem falls to
 #   the target) and takes it again; above maxmem is refused;
+# - `pvbuild mem-max`: below the target is refused; at 200m a balloon asked for more stops
+#   at Xen's new limit;
 # - `pvbuild vcpu-set` (the guest has vcpus = 1, maxvcpus = 2): 2 brings the second vcpu
 #   up (`xl list` counts 2), 1 takes it down again; 3 is refused;
 # - the guest never reached its own idle timeout, and `pvbuild shutdown` of a domain that
@@ -73,6 +75,17 @@ t=$(now)
 wait_for 120 down || fail "the guest still has $(mem) MiB 120 s after mem-set 128m (it had $full)"
 metric balloon_down_s "$(elapsed "$t")"
 note "xl list Mem: $full MiB before, $(mem) MiB after mem-set 128m"
+# mem-max moves Xen's limit only: below the target is refused; at 200m, the guest's balloon
+# asked (in xenstore, behind pvbuild's back) for its full size again stops at the limit.
+refuse "domain $d1: maximum 65536 KiB is below the memory target of 131072 KiB" mem-max "$name" 64m
+"$pvb" mem-max "$name" 200m >> "$HARNESS_OUT/memset.log" 2>&1 || fail "pvbuild mem-max 200m exited $?: $(tail -n 1 "$HARNESS_OUT/memset.log")"
+[ "$(xenstore-read "/local/domain/$d1/memory/target")" = 131072 ] || fail "mem-max changed memory/target"
+xenstore-write "/local/domain/$d1/memory/target" $((HARNESS_GUEST_MEMORY * 1024))
+at_limit() { [ "$(mem)" -ge 195 ]; }
+wait_for 120 at_limit || fail "the guest has $(mem) MiB 120 s after mem-max 200m and a full-size target"
+sleep 5
+[ "$(mem)" -le 202 ] || fail "the guest holds $(mem) MiB, above its mem-max of 200m"
+note "xl list Mem: $(mem) MiB with mem-max 200m and a target of $HARNESS_GUEST_MEMORY MiB"
 "$pvb" mem-set "$name" "$HARNESS_GUEST_MEMORY" >> "$HARNESS_OUT/memset.log" 2>&1 || fail "pvbuild mem-set back exited $?"
 up() { [ "$(mem)" -ge $((full - 4)) ]; }
 t=$(now)
