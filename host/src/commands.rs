@@ -1324,9 +1324,15 @@ pub fn network_detach_cmd(target: &str, which: &str) -> Result<(), CommandError>
     Ok(())
 }
 
-/// `pvbuild block-attach DOMAIN SPEC...`: the words are one disk spec (as xl joins them).
-/// Returns what was attached, for the user.
-pub fn block_attach_cmd(target: &str, spec: &[String]) -> Result<String, CommandError> {
+/// `pvbuild block-attach [--device-model QEMU] DOMAIN SPEC...`: the words are one disk spec
+/// (as xl joins them). A disk QEMU serves, for a domain that has no device model, starts one
+/// first (`device_model`, or Debian's), as libxl does. Returns what was attached, for the
+/// user.
+pub fn block_attach_cmd(
+    target: &str,
+    spec: &[String],
+    device_model: Option<&std::path::Path>,
+) -> Result<String, CommandError> {
     let spec_text = spec.join(",");
     let parsed = crate::config::parse_disk_spec(&spec_text)
         .map_err(|m| CommandError::Usage(format!("disk spec {spec_text:?}: {m}")))?;
@@ -1343,8 +1349,28 @@ pub fn block_attach_cmd(target: &str, spec: &[String]) -> Result<String, Command
     };
     let xs = XsConnection::open()?;
     let id = u32::from(domid);
-    let dm = crate::disk::device_model_running(&xs, id)?;
-    let v = crate::disk::attach(
+    // QEMU's `-m` is the guest's maximum, as libxl passes it.
+    let maxmem_mib = xs
+        .read_opt(&format!(
+            "{}/memory/static-max",
+            crate::xenstore::dom_path(id)
+        ))
+        .map_err(|e| CommandError::Xs(e.to_string()))?
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024);
+    let req = DmRequest::new(device_model, id, &domain_name(&xs, domid), maxmem_mib);
+    let start = || {
+        if crate::interrupt::requested() {
+            return Err(crate::disk::DiskError::Interrupted);
+        }
+        devmodel::launch(&xs, &req).map_err(|e| crate::disk::DiskError::DeviceModel(e.to_string()))
+    };
+    let dm = if crate::disk::device_model_running(&xs, id)? {
+        crate::disk::AttachDm::Running
+    } else {
+        crate::disk::AttachDm::Start(&start)
+    };
+    let (v, started) = crate::disk::attach(
         &xs,
         id,
         &parsed,
@@ -1353,9 +1379,10 @@ pub fn block_attach_cmd(target: &str, spec: &[String]) -> Result<String, Command
         protocol,
         crate::disk::BLKBACK_TIMEOUT,
     )?;
-    let by = match v.backend {
-        VbdBackend::Phy { .. } => "blkback",
-        VbdBackend::Qdisk => "the device model",
+    let by = match (v.backend, started) {
+        (VbdBackend::Phy { .. }, _) => "blkback".to_owned(),
+        (VbdBackend::Qdisk, None) => "the device model".to_owned(),
+        (VbdBackend::Qdisk, Some(pid)) => format!("a device model started for it (pid {pid})"),
     };
     Ok(format!(
         "pvbuild: domain {domid}: disk {} (device {}) served by {by}\n",

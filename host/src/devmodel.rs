@@ -181,6 +181,14 @@ pub fn pid_path(domid: u32) -> String {
     format!("{}/image/device-model-pid", dom_path(domid))
 }
 
+/// Removes what a device model of `domid` leaves in xenstore (its directory under dom0's
+/// `device-model` and its pid), once it is stopped: for a device model started by an
+/// attach that failed, whose domain stays.
+pub fn remove_entries(xs: &XsConnection, domid: u32) {
+    let _ = xs.rm(&device_model_dir(domid));
+    let _ = xs.rm(&pid_path(domid));
+}
+
 /// Checks, before any domain exists, that `program` is an executable file.
 pub fn check_program(program: &Path) -> Result<(), DmError> {
     let err = |m: String| DmError::Program(program.to_path_buf(), m);

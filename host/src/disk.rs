@@ -80,6 +80,9 @@ pub enum DiskError {
     /// Reading a backend's state failed.
     #[error("reading {0}: {1}")]
     Xenstore(String, String),
+    /// The device model started for an attach did not come up.
+    #[error("device-model: {0}")]
+    DeviceModel(String),
     /// A signal asked pvbuild to stop.
     #[error("interrupted")]
     Interrupted,
@@ -411,20 +414,43 @@ pub fn device_model_running(
         == Some("running"))
 }
 
+/// The device model an attach may need: a qdisk goes to the domain's QEMU.
+#[derive(Clone, Copy)]
+pub enum AttachDm<'a> {
+    /// It runs (wrote `running`): its xen-bus takes a new backend.
+    Running,
+    /// None runs; a qdisk is refused.
+    Refuse,
+    /// None runs; a qdisk starts one with this first, as libxl's `libxl__dm_check_start`
+    /// does for a PV domain.
+    Start(&'a dyn Fn() -> Result<crate::devmodel::RunningDm, DiskError>),
+}
+
+impl std::fmt::Debug for AttachDm<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Running => "Running",
+            Self::Refuse => "Refuse",
+            Self::Start(_) => "Start",
+        })
+    }
+}
+
 /// `xl block-attach`: one disk spec, planned and checked as `create` plans its disks, added
 /// to running domain `domid` (its entries in one transaction) and waited for until its
 /// backend took it (blkback's InitWait, or the device model's). A qdisk needs the domain's
-/// device model running (`dm_running`); pvbuild starts none for an attach. On any failure
-/// the entries are removed again.
+/// device model: see [`AttachDm`]. On any failure the entries are removed again, and a
+/// device model started for this disk is stopped and its entries removed. Returns the disk
+/// and the pid of the device model started for it, if one was.
 pub fn attach(
     xs: &crate::xenstore::XsConnection,
     domid: u32,
     spec: &DiskSpec,
     blkback: bool,
-    dm_running: bool,
+    dm: AttachDm<'_>,
     protocol: &str,
     timeout: std::time::Duration,
-) -> Result<Vbd, DiskError> {
+) -> Result<(Vbd, Option<u32>), DiskError> {
     let xs_err =
         |what: &str, e: &dyn std::fmt::Display| DiskError::Xenstore(what.into(), e.to_string());
     let mut planned = plan_disks(std::slice::from_ref(spec), blkback)?;
@@ -439,30 +465,54 @@ pub fn attach(
             devid: v.devid,
         });
     }
-    if v.backend == VbdBackend::Qdisk && !dm_running {
-        return Err(DiskError::Unsupported {
-            index: 0,
-            what: format!(
-                "attaching {} (a disk QEMU serves) to a domain without a running device \
-                 model (pvbuild starts none for an attach; block devices go to blkback)",
-                v.params
-            ),
+    let started = match (v.backend, dm) {
+        (VbdBackend::Qdisk, AttachDm::Refuse) => {
+            return Err(DiskError::Unsupported {
+                index: 0,
+                what: format!(
+                    "attaching {} (a disk QEMU serves) to a domain without a running device \
+                     model",
+                    v.params
+                ),
+            })
+        }
+        (VbdBackend::Qdisk, AttachDm::Start(start)) => match start() {
+            Ok(dm) => Some(dm),
+            Err(e) => {
+                // What a start that failed wrote (its directory, its pid) goes too.
+                crate::devmodel::remove_entries(xs, domid);
+                return Err(e);
+            }
+        },
+        _ => None,
+    };
+    // Undoes the device model started for this disk (stopped, its entries removed).
+    let undo_dm = |started: Option<crate::devmodel::RunningDm>| {
+        if let Some(dm) = started {
+            let _ = dm.stop();
+            crate::devmodel::remove_entries(xs, domid);
+        }
+    };
+    let bp = v.backend_path(0, domid);
+    if let Err(e) = crate::xenstore::add_vbd(xs, domid, 0, protocol, &v) {
+        undo_dm(started);
+        return Err(match e {
+            crate::xenstore::DomainXsError::DevidTaken(devid) => DiskError::Taken {
+                domid,
+                vdev: v.vdev.clone(),
+                devid,
+            },
+            e => xs_err("adding its entries", &e),
         });
     }
-    let bp = v.backend_path(0, domid);
-    crate::xenstore::add_vbd(xs, domid, 0, protocol, &v).map_err(|e| match e {
-        crate::xenstore::DomainXsError::DevidTaken(devid) => DiskError::Taken {
-            domid,
-            vdev: v.vdev.clone(),
-            devid,
-        },
-        e => xs_err("adding its entries", &e),
-    })?;
     if let Err(e) = wait_backends(xs, std::slice::from_ref(&bp), timeout) {
         let _ = crate::xenstore::remove_device(xs, domid, "vbd", v.devid, &bp);
+        undo_dm(started);
         return Err(e);
     }
-    Ok(v)
+    // A device model that serves the disk stays, as one `create` starts does.
+    let pid = started.map(|dm| dm.pid);
+    Ok((v, pid))
 }
 
 /// The disk of `domid` that `which` names: its vdev (`xvdb`) or its device number.
@@ -751,7 +801,7 @@ mod tests {
         let img = temp_image("hot.img");
         let spec = parse_disk_spec(&format!("{},raw,xvdb,w", img.display())).unwrap();
         let bp = "/local/domain/0/backend/qdisk/4/51728".to_owned();
-        let attach_to = |dm: bool, secs: f64| {
+        let attach_to = |dm: AttachDm<'_>, secs: f64| {
             attach(
                 &xs,
                 4,
@@ -761,16 +811,17 @@ mod tests {
                 "x86_64-abi",
                 Duration::from_secs_f64(secs),
             )
+            .map(|(v, _)| v)
         };
         // Without a device model: refused, nothing written.
-        let e = attach_to(false, 5.0).unwrap_err();
+        let e = attach_to(AttachDm::Refuse, 5.0).unwrap_err();
         assert!(
             e.to_string().contains("without a running device model"),
             "{e}"
         );
         assert_eq!(xs.read_opt(&format!("{bp}/state")).unwrap(), None);
         // Nobody takes it: NotReady, and the entries are gone again.
-        let e = attach_to(true, 0.3).unwrap_err();
+        let e = attach_to(AttachDm::Running, 0.3).unwrap_err();
         assert!(matches!(e, DiskError::NotReady { .. }), "{e}");
         assert_eq!(xs.read_opt(&format!("{bp}/state")).unwrap(), None);
         assert_eq!(
@@ -781,7 +832,7 @@ mod tests {
         // A backend that takes it.
         let stop = Arc::new(AtomicBool::new(false));
         let be = fake_backend(&store, bp.clone(), stop.clone());
-        let v = attach_to(true, 10.0).unwrap();
+        let v = attach_to(AttachDm::Running, 10.0).unwrap();
         assert_eq!((v.devid, v.backend), (51728, VbdBackend::Qdisk));
         assert_eq!(
             xs.read("/local/domain/4/device/vbd/51728/protocol")
@@ -789,7 +840,7 @@ mod tests {
             "x86_64-abi"
         );
         // Twice: refused by its device number, by vdev or number.
-        let e = attach_to(true, 1.0).unwrap_err();
+        let e = attach_to(AttachDm::Running, 1.0).unwrap_err();
         assert!(matches!(e, DiskError::Taken { devid: 51728, .. }), "{e}");
         assert_eq!(find(&xs, 4, "xvdb").unwrap(), (51728, bp.clone()));
         assert_eq!(find(&xs, 4, "51728").unwrap(), (51728, bp.clone()));
@@ -803,6 +854,79 @@ mod tests {
         be.join().unwrap();
         assert_eq!(xs.read_opt(&format!("{bp}/state")).unwrap(), None);
         assert_eq!(xenstore_devids(&xs, 4), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn an_attach_starts_the_device_model_and_stops_it_again_when_the_disk_fails() {
+        use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+        use std::sync::Arc;
+        use std::time::Duration;
+        let store = crate::xenstore::fake::FakeXenstore::new();
+        let xs = store.connect();
+        let img = temp_image("started.img");
+        let spec = parse_disk_spec(&format!("{},raw,xvdb,w", img.display())).unwrap();
+        let bp = "/local/domain/0/backend/qdisk/4/51728".to_owned();
+        let dm_dir = crate::xenstore::device_model_dir(4);
+        let (starts, stops) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        // A fake launch: what `devmodel::launch` leaves in xenstore, and a stop that counts.
+        let start = || {
+            starts.fetch_add(1, Ordering::SeqCst);
+            xs.write(&format!("{dm_dir}/state"), "running").unwrap();
+            xs.write(&crate::devmodel::pid_path(4), "4242").unwrap();
+            let stops = stops.clone();
+            Ok(crate::devmodel::RunningDm::new(4242, move || {
+                stops.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }))
+        };
+        let attach_with = |dm: AttachDm<'_>, secs: f64| {
+            attach(
+                &xs,
+                4,
+                &spec,
+                true,
+                dm,
+                "x86_64-abi",
+                Duration::from_secs_f64(secs),
+            )
+        };
+        // A device model that does not come up: its error, no disk entries, and nothing of
+        // what its start wrote (as `launch`: the directory, then the pid) is left.
+        let fail = || {
+            xs.mkdir(&dm_dir).unwrap();
+            xs.write(&crate::devmodel::pid_path(4), "4241").unwrap();
+            Err(DiskError::DeviceModel("device model exited (1)".into()))
+        };
+        let e = attach_with(AttachDm::Start(&fail), 1.0).unwrap_err();
+        assert_eq!(e.to_string(), "device-model: device model exited (1)");
+        assert_eq!(xenstore_devids(&xs, 4), Vec::<u32>::new());
+        assert_eq!(xs.read_opt(&dm_dir).unwrap(), None);
+        assert_eq!(xs.read_opt(&crate::devmodel::pid_path(4)).unwrap(), None);
+        // Started, but the disk is not taken: the device model is stopped, its entries go.
+        let e = attach_with(AttachDm::Start(&start), 0.3).unwrap_err();
+        assert!(matches!(e, DiskError::NotReady { .. }), "{e}");
+        assert_eq!(
+            (starts.load(Ordering::SeqCst), stops.load(Ordering::SeqCst)),
+            (1, 1)
+        );
+        assert_eq!(xs.read_opt(&format!("{dm_dir}/state")).unwrap(), None);
+        assert_eq!(xs.read_opt(&crate::devmodel::pid_path(4)).unwrap(), None);
+        assert_eq!(xenstore_devids(&xs, 4), Vec::<u32>::new());
+        // Started and taken: it stays, and its pid is reported.
+        let done = Arc::new(AtomicBool::new(false));
+        let be = fake_backend(&store, bp.clone(), done.clone());
+        let (v, pid) = attach_with(AttachDm::Start(&start), 10.0).unwrap();
+        done.store(true, Ordering::SeqCst);
+        be.join().unwrap();
+        assert_eq!((v.devid, pid), (51728, Some(4242)));
+        assert_eq!(
+            (starts.load(Ordering::SeqCst), stops.load(Ordering::SeqCst)),
+            (2, 1)
+        );
+        assert_eq!(
+            xs.read_opt(&format!("{dm_dir}/state")).unwrap().as_deref(),
+            Some("running")
+        );
     }
 
     fn xenstore_devids(xs: &crate::xenstore::XsConnection, domid: u32) -> Vec<u32> {

@@ -177,8 +177,12 @@ enum Command {
         domain: String,
     },
     /// Add a disk to a running domain (as `xl block-attach`): a block device goes to blkback;
-    /// an image file needs the domain's device model running.
+    /// an image file to the domain's device model, started for it if it has none.
     BlockAttach {
+        /// The QEMU to start when the disk needs one and the domain has none (default
+        /// Debian's, as libxl's).
+        #[arg(long, value_name = "QEMU")]
+        device_model: Option<std::path::PathBuf>,
         /// Domain id or name.
         domain: String,
         /// The disk, as disk spec words (e.g. `phy:/dev/loop0,xvdb,w`).
@@ -343,9 +347,15 @@ fn main() -> ExitCode {
         Command::Unpause { domain } => done(pvbuild::commands::pause_cmd(&domain, false)),
         Command::MemSet { domain, size } => printed(pvbuild::commands::mem_set_cmd(&domain, &size)),
         Command::MemMax { domain, size } => printed(pvbuild::commands::mem_max_cmd(&domain, &size)),
-        Command::BlockAttach { domain, spec } => {
-            printed(pvbuild::commands::block_attach_cmd(&domain, &spec))
-        }
+        Command::BlockAttach {
+            device_model,
+            domain,
+            spec,
+        } => printed(pvbuild::commands::block_attach_cmd(
+            &domain,
+            &spec,
+            device_model.as_deref(),
+        )),
         Command::BlockDetach { domain, device } => {
             done(pvbuild::commands::block_detach_cmd(&domain, &device))
         }

@@ -6,13 +6,15 @@
 # off; the device model and every entry must be gone once pvbuild destroyed the domain.
 # Then: a paused domain keeps its QEMU until `pvbuild destroy` stops it; a second disk,
 # qcow2; a third added by `pvbuild block-attach` while QEMU runs and removed by
-# `block-detach`; and four refusals that must leave nothing: a disk that does not exist (before any
+# `block-detach`; a guest without a device model gets an image file by `block-attach`, which
+# starts QEMU for it (gone with the guest); and four refusals that must leave nothing: a disk that does not exist (before any
 # domain), a device model that fails to start, one that never reports `running` (stopped
 # at LIBXL_DEVICE_MODEL_START_TIMEOUT), and a disk QEMU will not take (a read-only one:
 # Debian's QEMU 7.2 xen-block opens the format layer read-write over a read-only file and
 # fails with "Block node is read-only"; libxl would start the guest without that disk).
 # Metrics: disk_create_s (till the guest's marker), dm_ready_s (pvbuild's own
-# "device model ... running" line: from create's start to QEMU's `running`).
+# "device model ... running" line: from create's start to QEMU's `running`), attach_dm_start_s
+# (block-attach that started QEMU, till it returned).
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 name=pvbdisk
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
@@ -91,6 +93,42 @@ wait_for 30 eval '[ -n "$(sectors 51744)" ]' || fail "QEMU did not take the atta
 "$pvb" destroy "${name}p" >> "$log.p" 2>&1 || fail "pvbuild destroy exited $?"
 kill -0 "$dmpid" 2>/dev/null && fail "device model $dmpid survived pvbuild destroy"
 no_leftovers "after pvbuild destroy"
+
+# Hot-plug into a domain without a device model: block-attach starts QEMU for the image file
+# (as libxl's libxl__dm_check_start), the guest reads and writes it, block-detach takes it
+# away; the guest powers off and its monitor stops that QEMU with the domain.
+printf 'PVBUILD-DISK-DATA %s-hot\n' "$token" | dd of="$img" bs=512 count=1 conv=notrunc,sync 2>/dev/null
+dd if=/dev/zero of="$img" bs=512 seek=8 count=1 conv=notrunc 2>/dev/null
+a=${name}a
+"$pvb" create --name "$a" --kernel "$HARNESS_GUEST_KERNEL" --ramdisk "$HARNESS_GUEST_RAMDISK" \
+    --memory "$HARNESS_GUEST_MEMORY" --cmdline "$HARNESS_GUEST_CMDLINE pvbuild.diskhotplug" > "$log.a2" 2>&1 ||
+    fail "create $a exited $?: $(grep -m 1 '^error' "$log.a2")"
+evidence "$log.a2"
+evidence "$(console_log "$a")"
+aclog() { tr -d '\r' < "$(console_log "$a")" 2>/dev/null; }
+ac() { aclog | grep -q "$1"; }
+wait_for 240 ac PVBUILD-DISK-WAITING || fail "$a never waited for its disk: $(aclog | tail -n 2 | paste -sd ' ')"
+no_qemu || fail "a device model runs before the attach: $(pgrep -af -- '-xen-domid' | head -n 1)"
+da=$(xl domid "$a")
+t2=$(now)
+"$pvb" block-attach "$a" "$img,raw,xvdb,w" > "$HARNESS_OUT/attach-dm.log" 2>&1 ||
+    fail "block-attach that starts a device model exited $?: $(paste -sd ' ' < "$HARNESS_OUT/attach-dm.log")"
+metric attach_dm_start_s "$(elapsed "$t2")"
+evidence "$HARNESS_OUT/attach-dm.log"
+grep -q "disk xvdb (device 51728) served by a device model started for it (pid [0-9]*)" "$HARNESS_OUT/attach-dm.log" ||
+    fail "attach said: $(cat "$HARNESS_OUT/attach-dm.log")"
+adm=$(xenstore-read "/local/domain/$da/image/device-model-pid")
+kill -0 "$adm" 2>/dev/null || fail "no device model process $adm"
+[ "$(xenstore-read "/local/domain/0/device-model/$da/state")" = running ] || fail "device model state is not 'running'"
+wait_for 120 ac PVBUILD-DISK-WROTE || fail "$a did not write the attached disk: $(aclog | grep PVBUILD-DISK | paste -sd ' ')"
+ac "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token-hot" || fail "$a read: $(aclog | grep -m 1 PVBUILD-DISK-READ)"
+"$pvb" block-detach "$a" xvdb > "$HARNESS_OUT/detach-dm.log" 2>&1 || fail "block-detach exited $?: $(cat "$HARNESS_OUT/detach-dm.log")"
+wait_for 120 ac PVBUILD-DISK-DETACHED || fail "$a still sees xvdb: $(aclog | grep PVBUILD-DISK | tail -n 1)"
+wait_for 120 domain_gone "$a" || fail "$a did not power off and go after the detach"
+no_leftovers "after the guest whose attach started a device model"
+kill -0 "$adm" 2>/dev/null && fail "device model $adm survived its guest"
+written=$(dd if="$img" bs=512 skip=8 count=1 2>/dev/null | tr -d '\0' | head -n 1)
+[ "$written" = "PVBUILD-DISK-WRITTEN $HARNESS_GUEST_KVER" ] || fail "the hot-plugged guest's write is not in the image: '$written'"
 
 # Refused before any domain: a disk that is not there.
 "$pvb" create --name "${name}x" --kernel "$HARNESS_GUEST_KERNEL" --memory "$HARNESS_GUEST_MEMORY" \

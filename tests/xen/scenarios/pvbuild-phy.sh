@@ -8,7 +8,8 @@
 # (`access=r`) gets a backend that reaches InitWait with mode r; `pvbuild destroy` removes
 # it. A running guest without disks gets the device by `pvbuild block-attach` (listed by
 # `block-list`), reads and writes it, and loses it by `block-detach`; attaching an image
-# file to a domain without a device model, or xvdb twice, is refused.
+# file with a device model that cannot start (nothing of it or the disk is left), or xvdb
+# twice, is refused.
 # `backendtype=phy` on an image file is refused before any domain exists.
 # xen-blkback is unloaded again at the end, so later scenarios see dom0 as before.
 # Metrics: phy_create_s (till the guest's marker), attach_s / detach_s (block-attach and
@@ -83,8 +84,8 @@ wait_for 30 domain_gone "${name}p" || fail "${name}p still exists after pvbuild 
 no_vbds "after pvbuild destroy"
 
 # Hot-plug: a running guest without disks gets the device by `block-attach` (blkback), reads
-# and writes it, and loses it by `block-detach`; an image file cannot be attached to a
-# domain without a device model.
+# and writes it, and loses it by `block-detach`; an image file whose device model cannot
+# start is refused, leaving nothing.
 printf 'PVBUILD-DISK-DATA %s-hot\n' "$token" | dd of="$loop" bs=512 count=1 conv=sync,fsync 2>/dev/null
 dd if=/dev/zero of="$loop" bs=512 seek=8 count=1 conv=fsync 2>/dev/null
 h=${name}h
@@ -108,9 +109,14 @@ evidence "$HARNESS_OUT/block-list.txt"
 grep -q "^51728 .*/backend/vbd/$dh/51728" "$HARNESS_OUT/block-list.txt" || fail "block-list: $(paste -sd ' ' < "$HARNESS_OUT/block-list.txt")"
 wait_for 120 hc PVBUILD-DISK-WROTE || fail "$h did not write the attached disk: $(hclog | grep PVBUILD-DISK | paste -sd ' ')"
 hc "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token-hot" || fail "$h read: $(hclog | grep -m 1 PVBUILD-DISK-READ)"
-"$pvb" block-attach "$h" "$img,raw,xvdc,w" > "$HARNESS_OUT/attach-file.log" 2>&1 && fail "an image file was attached to a domain without a device model"
-grep -q "^error: disk 0: attaching .* without a running device model" "$HARNESS_OUT/attach-file.log" ||
+"$pvb" block-attach --device-model /bin/false "$h" "$img,raw,xvdc,w" > "$HARNESS_OUT/attach-file.log" 2>&1 &&
+    fail "an image file was attached with a device model that cannot start"
+grep -q "^error: device-model: device model exited" "$HARNESS_OUT/attach-file.log" ||
     fail "unexpected message: $(head -n 1 "$HARNESS_OUT/attach-file.log")"
+_l=$(xenstore-ls -f "/local/domain/0" 2>/dev/null | grep -E "/backend/qdisk/$dh|/device-model/$dh" | head -n 3 | paste -sd ' ')
+[ -z "$_l" ] || fail "the failed attach left: $_l"
+xenstore-read "/local/domain/$dh/image/device-model-pid" > /dev/null 2>&1 && fail "the failed attach left a device-model-pid"
+xenstore-read "/local/domain/$dh/device/vbd/51744/backend" > /dev/null 2>&1 && fail "the failed attach left a frontend"
 "$pvb" block-attach "$h" "phy:$loop,xvdb,w" > "$HARNESS_OUT/attach-again.log" 2>&1 && fail "xvdb was attached twice"
 grep -q "^error: domain $dh already has disk xvdb" "$HARNESS_OUT/attach-again.log" || fail "unexpected message: $(head -n 1 "$HARNESS_OUT/attach-again.log")"
 t3=$(now)
