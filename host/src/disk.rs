@@ -791,6 +791,17 @@ mod tests {
         })
     }
 
+    /// [`attach`] of `spec` to domain 4 (a 64-bit guest, blkback loaded), waiting `secs`.
+    fn attach_to_4(
+        xs: &crate::xenstore::XsConnection,
+        spec: &DiskSpec,
+        dm: AttachDm<'_>,
+        secs: f64,
+    ) -> Result<(Vbd, Option<u32>), DiskError> {
+        let wait = std::time::Duration::from_secs_f64(secs);
+        attach(xs, 4, spec, true, dm, "x86_64-abi", wait)
+    }
+
     #[test]
     fn attach_and_detach_a_qdisk_of_a_domain_with_a_device_model() {
         use std::sync::atomic::{AtomicBool, Ordering};
@@ -801,18 +812,8 @@ mod tests {
         let img = temp_image("hot.img");
         let spec = parse_disk_spec(&format!("{},raw,xvdb,w", img.display())).unwrap();
         let bp = "/local/domain/0/backend/qdisk/4/51728".to_owned();
-        let attach_to = |dm: AttachDm<'_>, secs: f64| {
-            attach(
-                &xs,
-                4,
-                &spec,
-                true,
-                dm,
-                "x86_64-abi",
-                Duration::from_secs_f64(secs),
-            )
-            .map(|(v, _)| v)
-        };
+        let attach_to =
+            |dm: AttachDm<'_>, secs: f64| attach_to_4(&xs, &spec, dm, secs).map(|(v, _)| v);
         // Without a device model: refused, nothing written.
         let e = attach_to(AttachDm::Refuse, 5.0).unwrap_err();
         assert!(
@@ -860,7 +861,6 @@ mod tests {
     fn an_attach_starts_the_device_model_and_stops_it_again_when_the_disk_fails() {
         use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
         use std::sync::Arc;
-        use std::time::Duration;
         let store = crate::xenstore::fake::FakeXenstore::new();
         let xs = store.connect();
         let img = temp_image("started.img");
@@ -879,17 +879,7 @@ mod tests {
                 Ok(())
             }))
         };
-        let attach_with = |dm: AttachDm<'_>, secs: f64| {
-            attach(
-                &xs,
-                4,
-                &spec,
-                true,
-                dm,
-                "x86_64-abi",
-                Duration::from_secs_f64(secs),
-            )
-        };
+        let attach_with = |dm: AttachDm<'_>, secs: f64| attach_to_4(&xs, &spec, dm, secs);
         // A device model that does not come up: its error, no disk entries, and nothing of
         // what its start wrote (as `launch`: the directory, then the pid) is left.
         let fail = || {

@@ -53,6 +53,26 @@ wait_for() {
 }
 
 has_marker() { grep -q "PVBUILD-GUEST-OK" "$(console_log "$1")" 2>/dev/null; }
+# console_text NAME: the guest's console log without carriage returns.
+console_text() { tr -d '\r' < "$(console_log "$1")" 2>/dev/null; }
+# console_has NAME PATTERN: whether the guest's console shows PATTERN.
+console_has() { console_text "$1" | grep -q "$2"; }
+
+# disk_hotplug_guest NAME TARGET TOKEN LOG: puts TOKEN's data line at the start of TARGET (an
+# image or a block device) and clears the guest's line at byte 4096, then starts a guest
+# NAME without disks (`pvbuild.diskhotplug`, with its monitor) and waits until it waits for
+# xvdb.
+disk_hotplug_guest() {
+    printf 'PVBUILD-DISK-DATA %s\n' "$3" | dd of="$2" bs=512 count=1 conv=notrunc,sync,fsync 2>/dev/null
+    dd if=/dev/zero of="$2" bs=512 seek=8 count=1 conv=notrunc,fsync 2>/dev/null
+    "$HARNESS_PVBUILD" create --name "$1" --kernel "$HARNESS_GUEST_KERNEL" --ramdisk "$HARNESS_GUEST_RAMDISK" \
+        --memory "$HARNESS_GUEST_MEMORY" --cmdline "$HARNESS_GUEST_CMDLINE pvbuild.diskhotplug" > "$4" 2>&1 ||
+        fail "create $1 exited $?: $(grep -m 1 '^error' "$4")"
+    evidence "$4"
+    evidence "$(console_log "$1")"
+    wait_for 240 console_has "$1" PVBUILD-DISK-WAITING ||
+        fail "$1 never waited for its disk: $(console_text "$1" | tail -n 2 | paste -sd ' ')"
+}
 # What xenstore lists under /local/domain, space-separated: "0" once every guest is gone.
 xs_domains() { xenstore-list /local/domain 2>&1 | paste -sd ' '; }
 # Bounded: a dom0 daemon that crashed must not hang a wait (soak-crashes saw it).

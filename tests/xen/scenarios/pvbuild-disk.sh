@@ -97,17 +97,8 @@ no_leftovers "after pvbuild destroy"
 # Hot-plug into a domain without a device model: block-attach starts QEMU for the image file
 # (as libxl's libxl__dm_check_start), the guest reads and writes it, block-detach takes it
 # away; the guest powers off and its monitor stops that QEMU with the domain.
-printf 'PVBUILD-DISK-DATA %s-hot\n' "$token" | dd of="$img" bs=512 count=1 conv=notrunc,sync 2>/dev/null
-dd if=/dev/zero of="$img" bs=512 seek=8 count=1 conv=notrunc 2>/dev/null
 a=${name}a
-"$pvb" create --name "$a" --kernel "$HARNESS_GUEST_KERNEL" --ramdisk "$HARNESS_GUEST_RAMDISK" \
-    --memory "$HARNESS_GUEST_MEMORY" --cmdline "$HARNESS_GUEST_CMDLINE pvbuild.diskhotplug" > "$log.a2" 2>&1 ||
-    fail "create $a exited $?: $(grep -m 1 '^error' "$log.a2")"
-evidence "$log.a2"
-evidence "$(console_log "$a")"
-aclog() { tr -d '\r' < "$(console_log "$a")" 2>/dev/null; }
-ac() { aclog | grep -q "$1"; }
-wait_for 240 ac PVBUILD-DISK-WAITING || fail "$a never waited for its disk: $(aclog | tail -n 2 | paste -sd ' ')"
+disk_hotplug_guest "$a" "$img" "$token-hot" "$log.a2"
 no_qemu || fail "a device model runs before the attach: $(pgrep -af -- '-xen-domid' | head -n 1)"
 da=$(xl domid "$a")
 t2=$(now)
@@ -120,10 +111,10 @@ grep -q "disk xvdb (device 51728) served by a device model started for it (pid [
 adm=$(xenstore-read "/local/domain/$da/image/device-model-pid")
 kill -0 "$adm" 2>/dev/null || fail "no device model process $adm"
 [ "$(xenstore-read "/local/domain/0/device-model/$da/state")" = running ] || fail "device model state is not 'running'"
-wait_for 120 ac PVBUILD-DISK-WROTE || fail "$a did not write the attached disk: $(aclog | grep PVBUILD-DISK | paste -sd ' ')"
-ac "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token-hot" || fail "$a read: $(aclog | grep -m 1 PVBUILD-DISK-READ)"
+wait_for 120 console_has "$a" PVBUILD-DISK-WROTE || fail "$a did not write the attached disk: $(console_text "$a" | grep PVBUILD-DISK | paste -sd ' ')"
+console_has "$a" "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token-hot" || fail "$a read: $(console_text "$a" | grep -m 1 PVBUILD-DISK-READ)"
 "$pvb" block-detach "$a" xvdb > "$HARNESS_OUT/detach-dm.log" 2>&1 || fail "block-detach exited $?: $(cat "$HARNESS_OUT/detach-dm.log")"
-wait_for 120 ac PVBUILD-DISK-DETACHED || fail "$a still sees xvdb: $(aclog | grep PVBUILD-DISK | tail -n 1)"
+wait_for 120 console_has "$a" PVBUILD-DISK-DETACHED || fail "$a still sees xvdb: $(console_text "$a" | grep PVBUILD-DISK | tail -n 1)"
 wait_for 120 domain_gone "$a" || fail "$a did not power off and go after the detach"
 no_leftovers "after the guest whose attach started a device model"
 kill -0 "$adm" 2>/dev/null && fail "device model $adm survived its guest"

@@ -86,17 +86,8 @@ no_vbds "after pvbuild destroy"
 # Hot-plug: a running guest without disks gets the device by `block-attach` (blkback), reads
 # and writes it, and loses it by `block-detach`; an image file whose device model cannot
 # start is refused, leaving nothing.
-printf 'PVBUILD-DISK-DATA %s-hot\n' "$token" | dd of="$loop" bs=512 count=1 conv=sync,fsync 2>/dev/null
-dd if=/dev/zero of="$loop" bs=512 seek=8 count=1 conv=fsync 2>/dev/null
 h=${name}h
-"$pvb" create --name "$h" --kernel "$HARNESS_GUEST_KERNEL" --ramdisk "$HARNESS_GUEST_RAMDISK" \
-    --memory "$HARNESS_GUEST_MEMORY" --cmdline "$HARNESS_GUEST_CMDLINE pvbuild.diskhotplug" > "$log.h" 2>&1 ||
-    fail "create $h exited $?: $(grep -m 1 '^error' "$log.h")"
-evidence "$log.h"
-evidence "$(console_log "$h")"
-hclog() { tr -d '\r' < "$(console_log "$h")" 2>/dev/null; }
-hc() { hclog | grep -q "$1"; }
-wait_for 240 hc PVBUILD-DISK-WAITING || fail "$h never waited for its disk: $(hclog | tail -n 2 | paste -sd ' ')"
+disk_hotplug_guest "$h" "$loop" "$token-hot" "$log.h"
 dh=$(xl domid "$h")
 t2=$(now)
 "$pvb" block-attach "$h" "phy:$loop,xvdb,w" > "$HARNESS_OUT/attach.log" 2>&1 ||
@@ -107,8 +98,8 @@ grep -q "disk xvdb (device 51728) served by blkback" "$HARNESS_OUT/attach.log" |
 "$pvb" block-list "$h" > "$HARNESS_OUT/block-list.txt" 2>&1 || fail "block-list exited $?"
 evidence "$HARNESS_OUT/block-list.txt"
 grep -q "^51728 .*/backend/vbd/$dh/51728" "$HARNESS_OUT/block-list.txt" || fail "block-list: $(paste -sd ' ' < "$HARNESS_OUT/block-list.txt")"
-wait_for 120 hc PVBUILD-DISK-WROTE || fail "$h did not write the attached disk: $(hclog | grep PVBUILD-DISK | paste -sd ' ')"
-hc "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token-hot" || fail "$h read: $(hclog | grep -m 1 PVBUILD-DISK-READ)"
+wait_for 120 console_has "$h" PVBUILD-DISK-WROTE || fail "$h did not write the attached disk: $(console_text "$h" | grep PVBUILD-DISK | paste -sd ' ')"
+console_has "$h" "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token-hot" || fail "$h read: $(console_text "$h" | grep -m 1 PVBUILD-DISK-READ)"
 "$pvb" block-attach --device-model /bin/false "$h" "$img,raw,xvdc,w" > "$HARNESS_OUT/attach-file.log" 2>&1 &&
     fail "an image file was attached with a device model that cannot start"
 grep -q "^error: device-model: device model exited" "$HARNESS_OUT/attach-file.log" ||
@@ -123,7 +114,7 @@ t3=$(now)
 "$pvb" block-detach "$h" xvdb > "$HARNESS_OUT/detach.log" 2>&1 || fail "block-detach exited $?: $(cat "$HARNESS_OUT/detach.log")"
 metric detach_s "$(elapsed "$t3")"
 grep -q warning "$HARNESS_OUT/detach.log" && fail "the guest did not close the disk: $(cat "$HARNESS_OUT/detach.log")"
-wait_for 120 hc PVBUILD-DISK-DETACHED || fail "$h still sees xvdb: $(hclog | grep PVBUILD-DISK | tail -n 1)"
+wait_for 120 console_has "$h" PVBUILD-DISK-DETACHED || fail "$h still sees xvdb: $(console_text "$h" | grep PVBUILD-DISK | tail -n 1)"
 [ -z "$(xenstore-ls "/local/domain/0/backend/vbd/$dh" 2>/dev/null)" ] || fail "backend/vbd/$dh is left after the detach"
 # (By id: the guest powers off right after it saw the disk go, and its monitor destroys it.)
 [ "$("$pvb" block-list "$dh" | wc -l)" = 1 ] || fail "block-list after the detach: $("$pvb" block-list "$dh" 2>&1 | paste -sd ' ')"
