@@ -1167,6 +1167,19 @@ pub fn pause_cmd(target: &str, pause: bool) -> Result<(), CommandError> {
     }
 }
 
+/// `pvbuild sysrq DOMAIN KEY`, as `xl sysrq`: the guest's kernel handles the magic SysRq key.
+pub fn sysrq_cmd(target: &str, key: &str) -> Result<(), CommandError> {
+    let key = crate::control::sysrq_key(key).ok_or_else(|| {
+        CommandError::Usage(format!(
+            "sysrq key {key:?}: one printable character (h lists the guest's keys)"
+        ))
+    })?;
+    let domid = lookup(target)?;
+    let xs = XsConnection::open()?;
+    crate::control::sysrq(&xs, u32::from(domid), key)
+        .map_err(|e| CommandError::Usage(e.to_string()))
+}
+
 /// The size and the guest (not dom0) that `mem-set` and `mem-max` are given, and the
 /// connections they need.
 fn memory_args(target: &str, size: &str) -> Result<(u64, u16, Xen, XsConnection), CommandError> {

@@ -116,6 +116,41 @@ pub fn request(
     }
 }
 
+/// The node a SysRq key goes to.
+pub fn sysrq_path(domid: u32) -> String {
+    format!("/local/domain/{domid}/control/sysrq")
+}
+
+/// Whether `key` is one a guest can be sent: one printable ASCII character (xl: "sysrq must
+/// be just one character").
+pub fn sysrq_key(key: &str) -> Option<char> {
+    let mut chars = key.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) if c.is_ascii_graphic() => Some(c),
+        _ => None,
+    }
+}
+
+/// `xl sysrq` (libxl's `libxl_send_sysrq`): writes the magic SysRq `key` to `domid`'s
+/// `control/sysrq`; the guest's xenbus driver clears the node and hands the key to its
+/// kernel's SysRq handler. As with libxl, nothing is waited for.
+pub fn sysrq(xs: &XsConnection, domid: u32, key: char) -> Result<(), ControlError> {
+    let xs_err = |step, source| ControlError::Xenstore {
+        domid,
+        step,
+        source,
+    };
+    if xs
+        .read_opt(&crate::xenstore::dom_path(domid))
+        .map_err(|e| xs_err("reading its home", e))?
+        .is_none()
+    {
+        return Err(ControlError::NoDomain(domid));
+    }
+    xs.write(&sysrq_path(domid), &key.to_string())
+        .map_err(|e| xs_err("writing control/sysrq", e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +232,21 @@ mod tests {
         });
         request(&xs, 5, Request::Poweroff, Duration::from_secs(10)).unwrap();
         t.join().unwrap();
+    }
+
+    #[test]
+    fn a_sysrq_key_is_one_printable_character_written_to_control_sysrq() {
+        assert_eq!(sysrq_key("h"), Some('h'));
+        assert_eq!(sysrq_key("9"), Some('9'));
+        for bad in ["", "hs", " ", "\n", "\u{e9}"] {
+            assert_eq!(sysrq_key(bad), None, "{bad:?}");
+        }
+        let store = crate::xenstore::fake::FakeXenstore::new();
+        let xs = store.connect();
+        assert!(matches!(sysrq(&xs, 7, 'h'), Err(ControlError::NoDomain(7))));
+        assert_eq!(xs.read_opt(&sysrq_path(7)).unwrap(), None);
+        xs.write("/local/domain/7/name", "g").unwrap();
+        sysrq(&xs, 7, 'h').unwrap();
+        assert_eq!(xs.read(&sysrq_path(7)).unwrap(), "h");
     }
 }

@@ -124,6 +124,13 @@ enum Command {
         /// Domain id or name.
         domain: String,
     },
+    /// Send a magic SysRq key to a guest's kernel (as `xl sysrq`).
+    Sysrq {
+        /// Domain id or name.
+        domain: String,
+        /// The key (one character; `h` makes the guest list them on its console).
+        key: String,
+    },
     /// Unpause a domain (as `xl unpause`).
     Unpause {
         /// Domain id or name.
@@ -345,6 +352,7 @@ fn main() -> ExitCode {
         Command::Reboot(o) => control(o, pvbuild::control::Request::Reboot),
         Command::Pause { domain } => done(pvbuild::commands::pause_cmd(&domain, true)),
         Command::Unpause { domain } => done(pvbuild::commands::pause_cmd(&domain, false)),
+        Command::Sysrq { domain, key } => done(pvbuild::commands::sysrq_cmd(&domain, &key)),
         Command::MemSet { domain, size } => printed(pvbuild::commands::mem_set_cmd(&domain, &size)),
         Command::MemMax { domain, size } => printed(pvbuild::commands::mem_max_cmd(&domain, &size)),
         Command::BlockAttach {

@@ -4,6 +4,7 @@
 # waits for the toolstack, and its /sbin/poweroff and /sbin/reboot print
 # PVBUILD-GUEST-ASKED before they act). Then:
 # - `pvbuild pause` / `pvbuild unpause`: `xl list` shows the p flag, then not;
+# - `pvbuild sysrq`: the guest's kernel runs the key (h: its help line on the console);
 # - `pvbuild reboot -w`: the guest's kernel takes the request from control/shutdown, runs
 #   /sbin/reboot, the domain shuts down with reason reboot; the monitor starts the guest
 #   again (on_reboot defaults to restart) under a new domain id;
@@ -62,6 +63,13 @@ state() { xl list "$name" 2>/dev/null | awk 'NR == 2 { print $5 }'; }
 case $(state) in *p*) ;; *) fail "after pvbuild pause the state is '$(state)'" ;; esac
 "$pvb" unpause "$name" || fail "pvbuild unpause exited $?"
 case $(state) in *p*) fail "after pvbuild unpause the state is '$(state)'" ;; esac
+
+# sysrq: the guest's kernel takes the key from control/sysrq, clears it, and runs it (h: its
+# help line, which the kernel prints at a raised console level); more than one key is refused.
+"$pvb" sysrq "$name" h || fail "pvbuild sysrq exited $?"
+wait_for 30 eval 'clog | grep -q "sysrq: HELP"' || fail "the guest did not show its SysRq help: $(clog | tail -n 2 | paste -sd ' ')"
+[ -z "$(xenstore-read "/local/domain/$d1/control/sysrq")" ] || fail "control/sysrq is '$(xenstore-read "/local/domain/$d1/control/sysrq")'"
+refuse 'sysrq key "hs": one printable character' sysrq "$name" hs
 
 # mem-set: the guest's balloon driver gives half its memory back, then takes it again;
 # above maxmem is refused.
