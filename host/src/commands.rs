@@ -1180,6 +1180,16 @@ pub fn sysrq_cmd(target: &str, key: &str) -> Result<(), CommandError> {
         .map_err(|e| CommandError::Usage(e.to_string()))
 }
 
+/// `pvbuild rename DOMAIN NEW_NAME`, as `xl rename`: the domain's name in xenstore (its own
+/// and its `/vm` entry's), refused if another domain has it.
+pub fn rename_cmd(target: &str, new_name: &str) -> Result<(), CommandError> {
+    let domid = lookup(target)?;
+    let xs = XsConnection::open()?;
+    let old = domain_name(&xs, domid);
+    xenstore::rename_domain(&xs, u32::from(domid), &old, new_name)
+        .map_err(|e| CommandError::Usage(format!("domain {domid}: {e}")))
+}
+
 /// The size and the guest (not dom0) that `mem-set` and `mem-max` are given, and the
 /// connections they need.
 fn memory_args(target: &str, size: &str) -> Result<(u64, u16, Xen, XsConnection), CommandError> {

@@ -124,6 +124,13 @@ enum Command {
         /// Domain id or name.
         domain: String,
     },
+    /// Rename a domain (as `xl rename`).
+    Rename {
+        /// Domain id or name.
+        domain: String,
+        /// Its new name.
+        new_name: String,
+    },
     /// Send a magic SysRq key to a guest's kernel (as `xl sysrq`).
     Sysrq {
         /// Domain id or name.
@@ -353,6 +360,9 @@ fn main() -> ExitCode {
         Command::Pause { domain } => done(pvbuild::commands::pause_cmd(&domain, true)),
         Command::Unpause { domain } => done(pvbuild::commands::pause_cmd(&domain, false)),
         Command::Sysrq { domain, key } => done(pvbuild::commands::sysrq_cmd(&domain, &key)),
+        Command::Rename { domain, new_name } => {
+            done(pvbuild::commands::rename_cmd(&domain, &new_name))
+        }
         Command::MemSet { domain, size } => printed(pvbuild::commands::mem_set_cmd(&domain, &size)),
         Command::MemMax { domain, size } => printed(pvbuild::commands::mem_max_cmd(&domain, &size)),
         Command::BlockAttach {

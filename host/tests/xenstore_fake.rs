@@ -14,8 +14,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use pvbuild::xenstore::fake::FakeXenstore;
 use pvbuild::xenstore::wire::{self, Errno, MsgType};
 use pvbuild::xenstore::{
-    list_domains, remove_domain, write_new_domain, Access, DomainXsError, NewDomain, Perm, Ring,
-    Uuid, Vbd, Vif, XsError,
+    list_domains, remove_domain, rename_domain, write_new_domain, Access, DomainXsError, NewDomain,
+    Perm, Ring, Uuid, Vbd, Vif, XsError,
 };
 
 fn domain(domid: u32, name: &str) -> NewDomain {
@@ -628,4 +628,37 @@ fn vcpu_availability_as_libxl_sets_it() {
         (avail(0).as_str(), avail(1).as_str()),
         ("online", "offline")
     );
+}
+
+#[test]
+fn a_rename_rewrites_both_names_and_refuses_a_taken_or_stale_one() {
+    let fake = FakeXenstore::new();
+    let xs = fake.connect();
+    write_new_domain(&xs, &domain(5, "guest")).unwrap();
+    write_new_domain(&xs, &domain(6, "other")).unwrap();
+    let vm = xs.read("/local/domain/5/vm").unwrap();
+    rename_domain(&xs, 5, "guest", "renamed").unwrap();
+    assert_eq!(xs.read("/local/domain/5/name").unwrap(), "renamed");
+    assert_eq!(xs.read(&format!("{vm}/name")).unwrap(), "renamed");
+    // Another domain's name, dom0's among them: refused, nothing changed.
+    for taken in ["other", "Domain-0"] {
+        let err = rename_domain(&xs, 5, "renamed", taken).unwrap_err();
+        assert!(matches!(err, DomainXsError::NameTaken { .. }), "{err}");
+    }
+    // Not (any more) named what it was looked up by.
+    let err = rename_domain(&xs, 5, "guest", "third").unwrap_err();
+    assert!(matches!(err, DomainXsError::Renamed { .. }), "{err}");
+    // Invalid names and dom0 itself.
+    for bad in ["", "a\nb"] {
+        let err = rename_domain(&xs, 5, "renamed", bad).unwrap_err();
+        assert!(matches!(err, DomainXsError::BadName(_)), "{err}");
+    }
+    assert!(matches!(
+        rename_domain(&xs, 0, "Domain-0", "x"),
+        Err(DomainXsError::BadDomid(0))
+    ));
+    assert_eq!(xs.read("/local/domain/5/name").unwrap(), "renamed");
+    assert_eq!(xs.read(&format!("{vm}/name")).unwrap(), "renamed");
+    // Its own name again is fine (as libxl).
+    rename_domain(&xs, 5, "renamed", "renamed").unwrap();
 }

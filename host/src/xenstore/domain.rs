@@ -189,6 +189,16 @@ pub enum DomainXsError {
         /// avail_vcpus.
         avail: u32,
     },
+    /// The domain's name changed between the lookup and the rename (libxl: "racing ?").
+    #[error("domain {domid} is named {found:?}, not {expected:?} (renamed meanwhile?)")]
+    Renamed {
+        /// The domain.
+        domid: u32,
+        /// The name it was looked up by.
+        expected: String,
+        /// The name it has.
+        found: String,
+    },
     /// The domain already has a device of this number.
     #[error("device {0} already exists")]
     DevidTaken(u32),
@@ -757,6 +767,46 @@ pub fn close_backend(
         )
     })?;
     Ok(waited == super::Waited::Done(()))
+}
+
+/// Renames `domid` from `old` to `new` (libxl's `libxl__domain_rename`, as `xl rename`): in
+/// one transaction, refusing a name another domain has or a domain no longer named `old`,
+/// `/local/domain/<domid>/name` and `/vm/<uuid>/name` are rewritten.
+pub fn rename_domain(
+    xs: &XsConnection,
+    domid: u32,
+    old: &str,
+    new: &str,
+) -> Result<(), DomainXsError> {
+    if !valid_guest_domid(domid) {
+        return Err(DomainXsError::BadDomid(domid));
+    }
+    check_name(new)?;
+    let dom = dom_path(domid);
+    xs.with_transaction(|t| {
+        if let Some(other) = name_owner(t, new, domid)? {
+            return Ok(Err(DomainXsError::NameTaken {
+                name: new.to_owned(),
+                domid: other,
+            }));
+        }
+        let found = t.read_opt(&format!("{dom}/name"))?.unwrap_or_default();
+        if found != old {
+            return Ok(Err(DomainXsError::Renamed {
+                domid,
+                expected: old.to_owned(),
+                found,
+            }));
+        }
+        t.write(&format!("{dom}/name"), new)?;
+        if let Some(uuid) = t
+            .read_opt(&format!("{dom}/vm"))?
+            .and_then(|v| uuid_of_vm_path(&v))
+        {
+            t.write(&format!("{}/name", vm_path(&uuid)), new)?;
+        }
+        Ok(Ok(()))
+    })?
 }
 
 /// Marks vcpus `0..online` of `domid` `online` and the rest up to `max` `offline` in

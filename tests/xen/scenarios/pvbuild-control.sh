@@ -5,6 +5,7 @@
 # PVBUILD-GUEST-ASKED before they act). Then:
 # - `pvbuild pause` / `pvbuild unpause`: `xl list` shows the p flag, then not;
 # - `pvbuild sysrq`: the guest's kernel runs the key (h: its help line on the console);
+# - `pvbuild rename`: xl and /vm know the new name; dom0's name is refused;
 # - `pvbuild reboot -w`: the guest's kernel takes the request from control/shutdown, runs
 #   /sbin/reboot, the domain shuts down with reason reboot; the monitor starts the guest
 #   again (on_reboot defaults to restart) under a new domain id;
@@ -70,6 +71,16 @@ case $(state) in *p*) fail "after pvbuild unpause the state is '$(state)'" ;; es
 wait_for 30 eval 'clog | grep -q "sysrq: HELP"' || fail "the guest did not show its SysRq help: $(clog | tail -n 2 | paste -sd ' ')"
 [ -z "$(xenstore-read "/local/domain/$d1/control/sysrq")" ] || fail "control/sysrq is '$(xenstore-read "/local/domain/$d1/control/sysrq")'"
 refuse 'sysrq key "hs": one printable character' sysrq "$name" hs
+
+# rename: xl and xenstore know the domain by its new name (its /vm entry too); a name another
+# domain has is refused; renamed back for the rest.
+vmname() { xenstore-read "$(xenstore-read "/local/domain/$d1/vm")/name"; }
+"$pvb" rename "$name" "$name-r" || fail "pvbuild rename exited $?"
+[ "$(xl domid "$name-r" 2>/dev/null)" = "$d1" ] || fail "xl does not know $name-r: $(xl list | tail -n 1)"
+[ "$(vmname)" = "$name-r" ] || fail "/vm/.../name is $(vmname)"
+refuse "domain $d1: a domain named \"Domain-0\" already exists" rename "$name-r" Domain-0
+"$pvb" rename "$d1" "$name" || fail "pvbuild rename back exited $?"
+[ "$(xl domid "$name" 2>/dev/null)" = "$d1" ] && [ "$(vmname)" = "$name" ] || fail "rename back: $(xl list | tail -n 1)"
 
 # mem-set: the guest's balloon driver gives half its memory back, then takes it again;
 # above maxmem is refused.
