@@ -131,6 +131,15 @@ fn read_kib(
     })
 }
 
+/// A memory node every domain a toolstack built has, missing from `domid`'s.
+fn missing_node(domid: u32, node: &str) -> MemError {
+    MemError::Node {
+        domid,
+        node: format!("{}/{node}", dom_path(domid)),
+        what: "missing (not a domain a toolstack built?)".into(),
+    }
+}
+
 /// Sets `domid`'s memory target to `asked_kib` (as `xl mem-set`); returns the target written.
 pub fn set_target(
     xs: &XsConnection,
@@ -139,22 +148,17 @@ pub fn set_target(
     asked_kib: u64,
 ) -> Result<u64, MemError> {
     let id = u32::from(domid);
-    let missing = |node: &str| MemError::Node {
-        domid: id,
-        node: format!("{}/{node}", dom_path(id)),
-        what: "missing (not a domain a toolstack built?)".into(),
-    };
     let outcome = xs.with_transaction(|t| {
         // The current target is not needed (no relative sizes), but a domain without one
         // is not one a toolstack built, as for libxl.
         match read_kib(t, id, "memory/target")? {
             Ok(Some(_)) => {}
-            Ok(None) => return Ok(Err(missing("memory/target"))),
+            Ok(None) => return Ok(Err(missing_node(id, "memory/target"))),
             Err(e) => return Ok(Err(e)),
         }
         let max = match read_kib(t, id, "memory/static-max")? {
             Ok(Some(v)) => v,
-            Ok(None) => return Ok(Err(missing("memory/static-max"))),
+            Ok(None) => return Ok(Err(missing_node(id, "memory/static-max"))),
             Err(e) => return Ok(Err(e)),
         };
         let videoram = match read_kib(t, id, "memory/videoram")? {
@@ -202,11 +206,7 @@ pub fn set_max(xs: &XsConnection, xen: &Xen, domid: u16, max_kib: u64) -> Result
     let target = xs
         .with_transaction(|t| read_kib(t, id, "memory/target"))
         .map_err(|e| MemError::Xs(id, e))??
-        .ok_or_else(|| MemError::Node {
-            domid: id,
-            node: format!("{}/memory/target", dom_path(id)),
-            what: "missing (not a domain a toolstack built?)".into(),
-        })?;
+        .ok_or_else(|| missing_node(id, "memory/target"))?;
     if max_kib < target {
         return Err(MemError::BelowTarget {
             domid: id,
