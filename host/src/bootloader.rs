@@ -15,15 +15,30 @@
 //!   needs no domid to run it, so a failing or hostile bootloader leaves nothing to destroy,
 //!   and the kernel it extracts is parsed and planned before Xen is touched, like any other.
 //!   With `create -c` the menu is on pvbuild's own terminal.
-//! - **A deadline.** Without `-c` nobody can answer the menu, so a bootloader that has not
-//!   finished within the timeout (default [`DEFAULT_TIMEOUT`]) is killed (its whole process
-//!   group) and the create fails; libxl waits forever.
+//! - **A deadline.** A bootloader that has not finished within the timeout (default
+//!   [`DEFAULT_TIMEOUT`], `--bootloader-timeout`) is killed (its whole process group) and the
+//!   create fails; libxl waits forever. The deadline holds with `-c` too (a user who wants to
+//!   linger at the menu gives a longer timeout), and after the bootloader closed its terminal.
 //! - **The result is not trusted.** libxl maps and then `unlink`s whatever paths the output
 //!   names, as root. Here the kernel and ramdisk must be regular files (not symlinks) directly
 //!   inside the private output directory pvbuild made for this run; anything else is refused.
 //!   The output file is read through a bound ([`RESULT_MAX`]), the bootloader's terminal output
 //!   is kept only as a bounded tail for error messages ([`LOG_KEEP`]), and the whole directory
 //!   is removed when the run is dropped.
+//! - **Restricted by default.** libxl runs pygrub as root unless `LIBXL_BOOTLOADER_RESTRICT`
+//!   or `LIBXL_BOOTLOADER_USER` is set (or the config names `bootloader_user`); since XSA-443
+//!   pygrub is security-supported only in that restricted mode. pvbuild restricts it unless the
+//!   config says `bootloader_restrict = 0` (and neither variable is set, as libxl's variables
+//!   take precedence): it passes libxl's `--runas=UID --quiet`, and pygrub then unshares its
+//!   namespaces, chroots into an empty read-only tmpfs holding only the disk, drops to that
+//!   user and limits what it may write. The user is `bootloader_user` /
+//!   `LIBXL_BOOTLOADER_USER`, else `xen-qemuuser-shared`, else `xen-qemuuser-range-base`
+//!   itself (libxl adds the domid to the range's base; pvbuild runs the bootloader before there
+//!   is a domid, and domid 0's slot is never a guest's); never root ([`runas_uid`]).
+//! - **Bounded files.** The bootloader runs with `RLIMIT_FSIZE` at the bound
+//!   ([`DEFAULT_MAX_FILE`], `--bootloader-max-size`), and the kernel and ramdisk it names are
+//!   opened without following links (`O_NOFOLLOW`), checked with `fstat` (a regular file, no
+//!   larger than the bound) and read through that descriptor, never by name again.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -45,6 +60,13 @@ pub const ITEM_MAX: usize = 2 * 4096;
 pub const LOG_KEEP: usize = 16 * 1024;
 /// How long a bootloader may run when nobody is at its menu.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most a bootloader may write into one file, and the largest kernel or ramdisk taken
+/// from it: pygrub's own bound in restricted mode (`LIMIT_FSIZE`, 128 MiB).
+pub const DEFAULT_MAX_FILE: u64 = 128 << 20;
+/// The user libxl shares between device models, and pvbuild's first choice for the bootloader.
+pub const USER_SHARED: &str = "xen-qemuuser-shared";
+/// The base of libxl's per-domain device-model users.
+pub const USER_RANGE_BASE: &str = "xen-qemuuser-range-base";
 /// Where Xen's tools install pygrub, newest first after sorting (`libxl__private_bindir_path`).
 const PRIVATE_BINDIRS: &[&str] = &["/usr/libexec/xen/bin", "/usr/lib/xen/bin"];
 
@@ -78,6 +100,18 @@ pub enum ResultError {
     NotUtf8 {
         /// `kernel`, `ramdisk` or `args`.
         what: &'static str,
+    },
+    /// The named file is larger than the bound.
+    #[error("its {what} {path:?} is {size} bytes, more than the bound of {max} bytes (--bootloader-max-size)")]
+    TooBig {
+        /// `kernel` or `ramdisk`.
+        what: &'static str,
+        /// The path it named.
+        path: String,
+        /// Its size.
+        size: u64,
+        /// The bound.
+        max: u64,
     },
 }
 
@@ -123,6 +157,9 @@ pub enum BootloaderError {
         /// The end of what it printed.
         tail: String,
     },
+    /// No unprivileged user to run the bootloader as.
+    #[error("bootloader: cannot run it restricted: {0}")]
+    Restrict(String),
     /// Its result was refused.
     #[error("bootloader {program}: {source}")]
     Result {
@@ -261,20 +298,103 @@ pub fn parse_result(out: &[u8], dir: &Path) -> Result<BootResult, ResultError> {
     })
 }
 
-/// Checks that the files a result names are regular files, not symlinks.
-pub fn check_files(r: &BootResult) -> Result<(), ResultError> {
-    let files =
-        std::iter::once(("kernel", &r.kernel)).chain(r.ramdisk.iter().map(|p| ("ramdisk", p)));
-    for (what, path) in files {
-        let regular = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file());
-        if !regular {
-            return Err(ResultError::NotRegular {
-                what,
-                path: path.display().to_string(),
-            });
-        }
+/// Opens one file a result names: without following a link (`O_NOFOLLOW`), without blocking
+/// on a FIFO (`O_NONBLOCK`), then `fstat`: a regular file no larger than `max`.
+fn open_result_file(path: &Path, what: &'static str, max: u64) -> Result<File, ResultError> {
+    let not_regular = || ResultError::NotRegular {
+        what,
+        path: path.display().to_string(),
+    };
+    let file = File::options()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|_| not_regular())?;
+    let meta = file.metadata().map_err(|_| not_regular())?;
+    if !meta.file_type().is_file() {
+        return Err(not_regular());
     }
-    Ok(())
+    if meta.len() > max {
+        return Err(ResultError::TooBig {
+            what,
+            path: path.display().to_string(),
+            size: meta.len(),
+            max,
+        });
+    }
+    Ok(file)
+}
+
+/// The files a result names, opened by [`open_result_file`].
+#[derive(Debug)]
+pub struct ResultFiles {
+    /// The kernel.
+    pub kernel: File,
+    /// The ramdisk, if the result names one.
+    pub ramdisk: Option<File>,
+}
+
+/// Opens the files a result names (see [`open_result_file`]).
+pub fn open_files(r: &BootResult, max: u64) -> Result<ResultFiles, ResultError> {
+    Ok(ResultFiles {
+        kernel: open_result_file(&r.kernel, "kernel", max)?,
+        ramdisk: r
+            .ramdisk
+            .as_deref()
+            .map(|p| open_result_file(p, "ramdisk", max))
+            .transpose()?,
+    })
+}
+
+/// The uid to run the bootloader as, or `None` to run it as root, by libxl's rules for its
+/// variables and pvbuild's default (restricted). `restrict` and `user` are the config's
+/// `bootloader_restrict` and `bootloader_user`; `env` reads the environment; `lookup` finds a
+/// user's uid by name.
+pub fn runas_uid(
+    restrict: Option<bool>,
+    user: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+    lookup: impl Fn(&str) -> Option<u32>,
+) -> Result<Option<u32>, BootloaderError> {
+    let env_user = env("LIBXL_BOOTLOADER_USER");
+    // libxl: the variables take precedence over the config; a user implies restriction.
+    let restricted = env("LIBXL_BOOTLOADER_RESTRICT").is_some()
+        || env_user.is_some()
+        || restrict.unwrap_or(true);
+    if !restricted {
+        return Ok(None);
+    }
+    let named = env_user.as_deref().or(user);
+    let uid = match named {
+        Some(name) => lookup(name).ok_or_else(|| {
+            BootloaderError::Restrict(format!("no user {name:?} (bootloader_user)"))
+        })?,
+        None => lookup(USER_SHARED)
+            .or_else(|| lookup(USER_RANGE_BASE))
+            .ok_or_else(|| {
+                BootloaderError::Restrict(format!(
+                    "neither {USER_SHARED} nor {USER_RANGE_BASE} exists: create one \
+                     (useradd --system --no-create-home {USER_SHARED}), name another with \
+                     bootloader_user or LIBXL_BOOTLOADER_USER, or run it as root with \
+                     bootloader_restrict = 0"
+                ))
+            })?,
+    };
+    if uid == 0 {
+        return Err(BootloaderError::Restrict(format!(
+            "the user {} is root",
+            named.unwrap_or(USER_SHARED)
+        )));
+    }
+    Ok(Some(uid))
+}
+
+/// A user's uid from the system's user database.
+pub fn system_uid(name: &str) -> Option<u32> {
+    nix::unistd::User::from_name(name)
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw())
 }
 
 /// Finds the bootloader program: a path as given, else in Xen's private bin directories
@@ -340,10 +460,14 @@ pub struct Request<'a> {
     pub ramdisk: Option<&'a Path>,
     /// See `kernel`.
     pub cmdline: Option<&'a str>,
-    /// Put the bootloader on this process's terminal (`create -c`): no deadline.
+    /// Put the bootloader on this process's terminal (`create -c`).
     pub interactive: bool,
-    /// The deadline when not interactive.
+    /// The deadline (interactive or not).
     pub timeout: Duration,
+    /// Run it restricted as this uid (libxl's `--runas=UID --quiet`); `None`: as root.
+    pub runas: Option<u32>,
+    /// The largest file it may write, and the largest kernel or ramdisk taken from it.
+    pub max_file: u64,
     /// Where to make the private output directory (default: the system's temporary directory).
     pub work_dir: Option<&'a Path>,
 }
@@ -388,6 +512,8 @@ impl Drop for PrivateDir {
 pub struct Extracted {
     /// The result, checked.
     pub result: BootResult,
+    /// Its kernel and ramdisk, open.
+    pub files: ResultFiles,
     /// The end of what the bootloader printed on its terminal.
     pub tail: String,
     _dir: PrivateDir,
@@ -404,6 +530,10 @@ pub fn arguments(req: &Request<'_>, output: &Path, dir: &Path) -> Vec<String> {
     }
     if let Some(c) = req.cmdline.filter(|c| !c.is_empty()) {
         a.push(format!("--args={c}"));
+    }
+    if let Some(uid) = req.runas {
+        a.push(format!("--runas={uid}"));
+        a.push("--quiet".into());
     }
     a.push(format!("--output={}", output.display()));
     a.push("--output-format=simple0".into());
@@ -447,7 +577,7 @@ pub fn run(req: &Request<'_>) -> Result<Extracted, BootloaderError> {
 /// The user's side of an interactive run: keystrokes in, the bootloader's display out.
 type UserIo<'u> = (&'u mut File, &'u mut dyn Write);
 
-/// [`run`], with the user's side given (`None`: nobody at the menu, so the deadline holds).
+/// [`run`], with the user's side given (`None`: nobody at the menu).
 fn run_with(req: &Request<'_>, user: Option<UserIo<'_>>) -> Result<Extracted, BootloaderError> {
     let program = find_program(req.program)?;
     let name = program.display().to_string();
@@ -473,15 +603,22 @@ fn run_with(req: &Request<'_>, user: Option<UserIo<'_>>) -> Result<Extracted, Bo
         .open(&output)
         .map_err(mk("creating", &output))?;
 
-    let pty = nix::pty::openpty(None, None).map_err(|e| BootloaderError::Io {
+    let (master, slave) = open_pty().map_err(|e| BootloaderError::Io {
         what: "opening",
         path: "a pty".into(),
-        source: e.into(),
+        source: e,
     })?;
-    let child = spawn(&program, &arguments(req, &output, &outdir), pty.slave)
-        .map_err(mk("starting", &program))?;
-    let mut master = File::from(pty.master);
-    let deadline = user.is_none().then(|| Instant::now() + req.timeout);
+    let child = spawn(
+        &program,
+        &arguments(req, &output, &outdir),
+        slave,
+        req.max_file,
+    )
+    .map_err(mk("starting", &program))?;
+    let mut master = File::from(master);
+    // A deadline whether or not someone is at the menu: a bootloader that stops answering
+    // must not hold the create forever (`--bootloader-timeout` for a longer stay).
+    let deadline = Instant::now() + req.timeout;
     let (status, tail) = supervise(child, &mut master, user, deadline).map_err(|e| match e {
         Supervised::Io(source) => BootloaderError::Io {
             what: "relaying",
@@ -513,23 +650,51 @@ fn run_with(req: &Request<'_>, user: Option<UserIo<'_>>) -> Result<Extracted, Bo
     File::open(&output)
         .and_then(|f| f.take(RESULT_MAX + 1).read_to_end(&mut out))
         .map_err(mk("reading", &output))?;
-    let result = parse_result(&out, &outdir)
-        .and_then(|r| check_files(&r).map(|()| r))
+    let (result, files) = parse_result(&out, &outdir)
+        .and_then(|r| open_files(&r, req.max_file).map(|f| (r, f)))
         .map_err(|source| BootloaderError::Result {
             program: name,
             source,
         })?;
     Ok(Extracted {
         result,
+        files,
         tail,
         _dir: dir,
     })
 }
 
+/// A pty, both ends close-on-exec (so no other child pvbuild starts inherits them; the
+/// bootloader gets the slave as its stdin, stdout and stderr, which `dup2` leaves open).
+fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
+    use nix::fcntl::OFlag;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+    nix::pty::grantpt(&master)?;
+    nix::pty::unlockpt(&master)?;
+    let name = nix::pty::ptsname_r(&master)?;
+    let slave = File::options()
+        .read(true)
+        .write(true)
+        .custom_flags(nix::libc::O_NOCTTY | nix::libc::O_CLOEXEC)
+        .open(name)?;
+    // SAFETY: `into_raw_fd` gives up the PtyMaster's ownership of a valid open descriptor,
+    // which the OwnedFd then owns alone.
+    let master = unsafe {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        OwnedFd::from_raw_fd(master.into_raw_fd())
+    };
+    Ok((master, OwnedFd::from(slave)))
+}
+
 /// Starts `program` with `args` on the pty whose slave is `slave`: its stdin, stdout and
 /// stderr, and its controlling terminal (libxl's `login_tty`), in a session of its own, with
-/// only `TERM=vt100` in its environment.
-fn spawn(program: &Path, args: &[String], slave: OwnedFd) -> io::Result<Child> {
+/// only `TERM=vt100` in its environment, and at most `max_file` bytes in any file it writes
+/// (`RLIMIT_FSIZE`'s soft limit).
+fn spawn(program: &Path, args: &[String], slave: OwnedFd, max_file: u64) -> io::Result<Child> {
+    // The hard limit leaves room for pygrub's own `setrlimit(RLIMIT_FSIZE, 128 MiB)` in
+    // restricted mode, which fails where raising a hard limit is not permitted; what the
+    // bootloader writes past `max_file` is refused by `open_result_file` all the same.
+    let hard_fsize = max_file.max(DEFAULT_MAX_FILE);
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env_clear()
@@ -537,11 +702,17 @@ fn spawn(program: &Path, args: &[String], slave: OwnedFd) -> io::Result<Child> {
         .stdin(Stdio::from(slave.try_clone()?))
         .stdout(Stdio::from(slave.try_clone()?))
         .stderr(Stdio::from(slave));
-    // SAFETY: the closure runs in the child between fork and exec and calls only setsid(2)
-    // and ioctl(2), both async-signal-safe; it allocates nothing and touches no lock.
+    // SAFETY: the closure runs in the child between fork and exec and calls only setsid(2),
+    // ioctl(2) and setrlimit(2), all async-signal-safe; it allocates nothing and touches no
+    // lock.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             nix::unistd::setsid()?;
+            nix::sys::resource::setrlimit(
+                nix::sys::resource::Resource::RLIMIT_FSIZE,
+                max_file,
+                hard_fsize,
+            )?;
             // SAFETY: TIOCSCTTY takes an int argument; fd 0 is the pty slave set up above.
             if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) == -1 {
                 return Err(io::Error::last_os_error());
@@ -566,7 +737,7 @@ fn supervise(
     mut child: Child,
     master: &mut File,
     user: Option<UserIo<'_>>,
-    deadline: Option<Instant>,
+    deadline: Instant,
 ) -> Result<(std::process::ExitStatus, String), Supervised> {
     let r = supervise_child(&mut child, master, user, deadline);
     if let Err(Supervised::Io(_)) = &r {
@@ -585,7 +756,7 @@ fn supervise_child(
     child: &mut Child,
     master: &mut File,
     user: Option<UserIo<'_>>,
-    deadline: Option<Instant>,
+    deadline: Instant,
 ) -> Result<(std::process::ExitStatus, String), Supervised> {
     let mut tail = Tail::default();
     let (mut input, mut display) = match user {
@@ -603,16 +774,12 @@ fn supervise_child(
             stop_group(child);
             return Err(Supervised::Interrupted);
         }
-        let timeout = match deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(kill(child, &tail));
-                }
-                PollTimeout::try_from(left.min(Duration::from_secs(1))).unwrap_or(PollTimeout::MAX)
-            }
-            None => PollTimeout::NONE,
-        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(kill(child, &tail));
+        }
+        let timeout =
+            PollTimeout::try_from(left.min(Duration::from_secs(1))).unwrap_or(PollTimeout::MAX);
         let (master_ready, input_ready) = {
             let mut fds = vec![PollFd::new(master.as_fd(), PollFlags::POLLIN)];
             if let Some(i) = &input {
@@ -655,22 +822,45 @@ fn supervise_child(
             }
         }
     }
-    // The terminal is closed; the program should be exiting.
+    // The terminal is closed; the program should be exiting. Wait for that on a pidfd (no
+    // polling loop), until the deadline, waking at least every 250 ms for an interrupt.
+    let pidfd = pidfd_open(child.id()).map_err(Supervised::Io)?;
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return Ok((status, tail.text())),
             Ok(None) => {}
             Err(e) => return Err(Supervised::Io(e)),
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(kill(child, &tail));
-        }
         if crate::interrupt::requested() {
             stop_group(child);
             return Err(Supervised::Interrupted);
         }
-        std::thread::sleep(Duration::from_millis(10));
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(kill(child, &tail));
+        }
+        let slice =
+            PollTimeout::try_from(left.min(Duration::from_millis(250))).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, slice) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Supervised::Io(e.into())),
+        }
     }
+}
+
+/// A pidfd for process `pid` (Linux 5.3): readable once the process has exited.
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid = nix::libc::pid_t::try_from(pid).map_err(io::Error::other)?;
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor or -1; no
+    // memory is passed.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = std::os::fd::RawFd::try_from(fd).map_err(io::Error::other)?;
+    // SAFETY: `fd` was just returned by pidfd_open and is owned by nothing else.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
 }
 
 #[cfg(test)]

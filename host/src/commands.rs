@@ -113,6 +113,12 @@ pub struct CreateArgs {
     pub vifs: Vec<String>,
     /// `--bootloader-timeout`, seconds (default [`crate::bootloader::DEFAULT_TIMEOUT`]).
     pub bootloader_timeout_s: Option<u64>,
+    /// `--bootloader-max-size`, bytes (default [`crate::bootloader::DEFAULT_MAX_FILE`]).
+    pub bootloader_max_file: Option<u64>,
+    /// `--bootloader-user` (overrides the config's `bootloader_user`).
+    pub bootloader_user: Option<String>,
+    /// `--bootloader-as-root`: `bootloader_restrict = 0`.
+    pub bootloader_as_root: bool,
 }
 
 /// Why a domain command failed.
@@ -212,6 +218,8 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
             on_watchdog: Action::Destroy,
             bootloader: None,
             bootloader_args: Vec::new(),
+            bootloader_restrict: None,
+            bootloader_user: None,
             disks: Vec::new(),
             device_model: None,
             vifs: Vec::new(),
@@ -247,6 +255,12 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
     }
     if !args.bootloader_args.is_empty() {
         cfg.bootloader_args = args.bootloader_args.clone();
+    }
+    if let Some(u) = &args.bootloader_user {
+        cfg.bootloader_user = Some(u.clone());
+    }
+    if args.bootloader_as_root {
+        cfg.bootloader_restrict = Some(false);
     }
     if !args.disks.is_empty() {
         cfg.disks = args
@@ -509,6 +523,12 @@ fn start(
     // bootloader too runs first, and what it extracts is read like any other kernel.
     let extracted = match (&cfg.bootloader, cfg.boot_disk()) {
         (Some(program), Some(disk)) => {
+            let runas = crate::bootloader::runas_uid(
+                cfg.bootloader_restrict,
+                cfg.bootloader_user.as_deref(),
+                |v| std::env::var(v).ok(),
+                crate::bootloader::system_uid,
+            )?;
             let x = crate::bootloader::run(&crate::bootloader::Request {
                 program,
                 extra_args: &cfg.bootloader_args,
@@ -520,6 +540,10 @@ fn start(
                 timeout: args
                     .bootloader_timeout_s
                     .map_or(crate::bootloader::DEFAULT_TIMEOUT, Duration::from_secs),
+                runas,
+                max_file: args
+                    .bootloader_max_file
+                    .unwrap_or(crate::bootloader::DEFAULT_MAX_FILE),
                 work_dir: None,
             })?;
             for w in &x.result.warnings {
@@ -543,9 +567,18 @@ fn start(
         .kernel
         .clone()
         .ok_or_else(|| CommandError::Usage("no kernel given (--kernel or `kernel`)".into()))?;
-    let inputs = Inputs::load(&kernel_path, cfg.ramdisk.as_deref())?;
-    // The extracted files are read: their private directory goes now, before Xen is touched.
-    drop(extracted);
+    // The bootloader's files are read through the descriptors it was checked by; the config's
+    // by name.
+    let inputs = match extracted {
+        Some(x) => {
+            let kernel = (x.files.kernel, x.result.kernel.as_path());
+            let ramdisk = x.files.ramdisk.zip(x.result.ramdisk.as_deref());
+            // Read: the private directory goes with the rest of `x` at the end of this arm,
+            // before Xen is touched.
+            Inputs::load_opened(kernel, ramdisk)?
+        }
+        None => Inputs::load(&kernel_path, cfg.ramdisk.as_deref())?,
+    };
     let kern = inputs.kernel()?;
     let nr_pages = cfg.memory_mib << (20 - 12);
     let layout = inputs.solve(&kern, nr_pages)?;
@@ -1586,6 +1619,9 @@ mod tests {
         let args = CreateArgs {
             name: Some("g".into()),
             bootloader: Some("pygrub".into()),
+            // Restricted runs need a user this test machine may not have (see the bootloader's
+            // own tests for them).
+            bootloader_as_root: true,
             disks: vec![format!("file:{},xvda,w", img.display())],
             memory_mib: Some(256),
             ..Default::default()

@@ -510,6 +510,11 @@ pub struct DomainConfig {
     pub bootloader: Option<String>,
     /// `bootloader_args`.
     pub bootloader_args: Vec<String>,
+    /// `bootloader_restrict`: `Some(false)` runs the bootloader as root (pvbuild restricts it
+    /// by default; see [`crate::bootloader::runas_uid`]).
+    pub bootloader_restrict: Option<bool>,
+    /// `bootloader_user`: the user to run the bootloader as.
+    pub bootloader_user: Option<String>,
     /// `disk`: the guest's disks, in order; the first is what the bootloader reads.
     pub disks: Vec<DiskSpec>,
     /// `device_model_override`: the QEMU that serves the disks, instead of the default.
@@ -1002,6 +1007,13 @@ impl DomainConfig {
                     .collect()
             }
         };
+        let bootloader_restrict = number("bootloader_restrict", 0, 1)?.map(|v| v != 0);
+        let bootloader_user = match string("bootloader_user")? {
+            Some((u, s)) if u.is_empty() => {
+                return Err(value_err("bootloader_user", s, "empty user"))
+            }
+            other => other.map(|(u, _)| u),
+        };
         if kernel.is_none() && bootloader.is_none() {
             return Err(ConfigError::Invalid(
                 "a PV domain needs kernel or bootloader".into(),
@@ -1069,6 +1081,8 @@ impl DomainConfig {
                 on_watchdog: action("on_watchdog", Action::Destroy)?,
                 bootloader,
                 bootloader_args,
+                bootloader_restrict,
+                bootloader_user,
                 disks,
                 device_model,
                 vifs,
@@ -1098,6 +1112,8 @@ pub const SUPPORTED_KEYS: &[&str] = &[
     "on_watchdog",
     "bootloader",
     "bootloader_args",
+    "bootloader_restrict",
+    "bootloader_user",
     "uuid",
     "disk",
     "device_model_override",

@@ -106,9 +106,20 @@ enum Command {
         /// repeatable, replaces the config's `vif` list.
         #[arg(long)]
         vif: Vec<String>,
-        /// Kill the bootloader after this many seconds when not attached with -c (default 60).
+        /// Kill the bootloader after this many seconds, with or without -c (default 60).
         #[arg(long)]
         bootloader_timeout: Option<u64>,
+        /// The largest kernel or ramdisk the bootloader may extract, in xl's size syntax
+        /// (default 128m, pygrub's own bound).
+        #[arg(long, value_name = "SIZE")]
+        bootloader_max_size: Option<String>,
+        /// Run the bootloader as this user (overrides `bootloader_user`).
+        #[arg(long, value_name = "USER")]
+        bootloader_user: Option<String>,
+        /// Run the bootloader as root, unrestricted (`bootloader_restrict = 0`); the
+        /// LIBXL_BOOTLOADER_RESTRICT and LIBXL_BOOTLOADER_USER variables still restrict it.
+        #[arg(long)]
+        bootloader_as_root: bool,
     },
     /// Destroy a domain (by id or name) and remove its xenstore entries.
     Destroy {
@@ -314,7 +325,21 @@ fn main() -> ExitCode {
             device_model,
             vif,
             bootloader_timeout,
+            bootloader_max_size,
+            bootloader_user,
+            bootloader_as_root,
         } => {
+            let bootloader_max_file = match bootloader_max_size.as_deref() {
+                None => None,
+                Some(s) => match pvbuild::memory::parse_size_kib(s) {
+                    Some(kib) if kib > 0 => Some(kib.saturating_mul(1024)),
+                    _ => {
+                        return fail(format!(
+                            "--bootloader-max-size: {s:?} is not a size (such as 64m or 1g)"
+                        ))
+                    }
+                },
+            };
             let fail_at = match fail_at.as_deref() {
                 None => None,
                 Some("list") => {
@@ -349,6 +374,9 @@ fn main() -> ExitCode {
                 device_model,
                 vifs: vif,
                 bootloader_timeout_s: bootloader_timeout,
+                bootloader_max_file,
+                bootloader_user,
+                bootloader_as_root,
             };
             match pvbuild::commands::create_cmd(&args) {
                 Ok(_) => ExitCode::SUCCESS,

@@ -96,17 +96,18 @@ pub struct Plan {
     pub vcpus: u32,
 }
 
-/// Reads at most `limit` bytes of `path`; a longer file (or an endless one, such as
-/// `/dev/zero`) is refused without reading more than one byte past the limit.
-fn read(path: &Path, limit: u64) -> Result<Vec<u8>, PlanError> {
+/// Reads an open file whole, up to `limit` bytes (`path` names it in messages); a longer file
+/// (or an endless one, such as `/dev/zero`) is refused without reading more than one byte past
+/// the limit.
+fn read_opened(file: std::fs::File, path: &Path, limit: u64) -> Result<Vec<u8>, PlanError> {
     use std::io::Read as _;
     let err = |source| PlanError::Read {
         path: path.to_path_buf(),
         source,
     };
     let mut buf = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(limit.saturating_add(1)).read_to_end(&mut buf))
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut buf)
         .map_err(err)?;
     if buf.len() as u64 > limit {
         return Err(PlanError::Argument(format!(
@@ -135,7 +136,24 @@ pub struct Inputs {
 impl Inputs {
     /// Read and unpack `kernel` and `ramdisk`.
     pub fn load(kernel: &Path, ramdisk: Option<&Path>) -> Result<Self, PlanError> {
-        let kfile = read(kernel, pvbuild_core::limits::MAX_KERNEL_FILE)?;
+        let open = |path: &Path| {
+            std::fs::File::open(path).map_err(|source| PlanError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let kfile = open(kernel)?;
+        let rfile = ramdisk.map(|r| open(r).map(|f| (f, r))).transpose()?;
+        Self::load_opened((kfile, kernel), rfile)
+    }
+
+    /// [`Inputs::load`] of files already open (the bootloader's, opened without following
+    /// links): each with the path that names it in messages.
+    pub fn load_opened(
+        (kfile, kernel): (std::fs::File, &Path),
+        ramdisk: Option<(std::fs::File, &Path)>,
+    ) -> Result<Self, PlanError> {
+        let kfile = read_opened(kfile, kernel, pvbuild_core::limits::MAX_KERNEL_FILE)?;
         let image = decompress::unpack_kernel(&kfile)
             .map_err(|e| PlanError::Kernel {
                 path: kernel.to_path_buf(),
@@ -143,8 +161,8 @@ impl Inputs {
             })?
             .into_owned();
         let (ramdisk, ramdisk_len) = match ramdisk {
-            Some(path) => {
-                let file = read(path, pvbuild_core::limits::MAX_RAMDISK)?;
+            Some((rfile, path)) => {
+                let file = read_opened(rfile, path, pvbuild_core::limits::MAX_RAMDISK)?;
                 let unpacked = decompress::unpack_ramdisk(&file)
                     .map_err(|e| PlanError::Ramdisk {
                         path: path.to_path_buf(),

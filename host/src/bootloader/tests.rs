@@ -131,6 +131,8 @@ fn the_arguments_are_libxls() {
         cmdline: Some("console=hvc0"),
         interactive: false,
         timeout: DEFAULT_TIMEOUT,
+        runas: None,
+        max_file: DEFAULT_MAX_FILE,
         work_dir: None,
     };
     assert_eq!(
@@ -144,6 +146,78 @@ fn the_arguments_are_libxls() {
             "--entry=1",
             "/var/disk.img",
         ]
+    );
+    // Restricted: libxl's make_bootloader_args puts these two after --args.
+    let req = Request {
+        runas: Some(1234),
+        ..req
+    };
+    assert_eq!(
+        arguments(&req, Path::new("/o/result"), Path::new("/o/files"))[2..4],
+        ["--runas=1234", "--quiet"]
+    );
+}
+
+#[test]
+fn restricted_unless_opted_out_with_libxls_variables_first() {
+    let users = |name: &str| match name {
+        "xen-qemuuser-shared" => Some(900),
+        "xen-qemuuser-range-base" => Some(1000),
+        "alice" => Some(1500),
+        "root" => Some(0),
+        _ => None,
+    };
+    let only_base = |name: &str| (name == "xen-qemuuser-range-base").then_some(1000);
+    let none = |_: &str| None;
+    let no_env = |_: &str| None;
+    let env_restrict = |v: &str| (v == "LIBXL_BOOTLOADER_RESTRICT").then(|| "1".to_string());
+    let env_user = |v: &str| (v == "LIBXL_BOOTLOADER_USER").then(|| "alice".to_string());
+    // pvbuild's default: restricted, as the shared user, else the range's base.
+    assert_eq!(runas_uid(None, None, no_env, users).unwrap(), Some(900));
+    assert_eq!(
+        runas_uid(None, None, no_env, only_base).unwrap(),
+        Some(1000)
+    );
+    assert_eq!(
+        runas_uid(Some(true), None, no_env, users).unwrap(),
+        Some(900)
+    );
+    // The opt-out, unless a variable says otherwise (libxl: the environment wins).
+    assert_eq!(runas_uid(Some(false), None, no_env, users).unwrap(), None);
+    assert_eq!(
+        runas_uid(Some(false), None, env_restrict, users).unwrap(),
+        Some(900)
+    );
+    assert_eq!(
+        runas_uid(Some(false), None, env_user, users).unwrap(),
+        Some(1500)
+    );
+    // A named user; the variable's name wins over the config's.
+    assert_eq!(
+        runas_uid(None, Some("alice"), no_env, users).unwrap(),
+        Some(1500)
+    );
+    assert_eq!(
+        runas_uid(None, Some("nobody-here"), env_user, users).unwrap(),
+        Some(1500)
+    );
+    // No such user, no user at all, or root: refused, never run as root silently.
+    for (restrict, user, lookup) in [
+        (
+            None,
+            Some("nobody-here"),
+            &users as &dyn Fn(&str) -> Option<u32>,
+        ),
+        (None, None, &none),
+        (None, Some("root"), &users),
+    ] {
+        let e = runas_uid(restrict, user, no_env, lookup).unwrap_err();
+        assert!(matches!(e, BootloaderError::Restrict(_)), "{e}");
+    }
+    let msg = runas_uid(None, None, no_env, none).unwrap_err().to_string();
+    assert!(
+        msg.contains("bootloader_restrict = 0") && msg.contains("useradd"),
+        "{msg}"
     );
 }
 
@@ -176,6 +250,8 @@ fn request<'a>(program: &'a str, work: &'a Path, timeout: Duration) -> Request<'
         cmdline: None,
         interactive: false,
         timeout,
+        runas: None,
+        max_file: DEFAULT_MAX_FILE,
         work_dir: Some(work),
     }
 }
@@ -314,6 +390,21 @@ fn hostile_results_are_refused() {
             "printf 'kernel %s\\0' \"$files/missing\" > \"$out\"",
             "not a regular file",
         ),
+        (
+            "mkfifo \"$files/k\"; printf 'kernel %s\\0' \"$files/k\" > \"$out\"",
+            "not a regular file",
+        ),
+        (
+            // It can raise its file-size limit to the hard limit (pygrub sets its own 128 MiB).
+            "ulimit -f 1000; head -c 300000 /dev/zero > \"$files/k\"; \
+             printf 'kernel %s\\0' \"$files/k\" > \"$out\"",
+            "more than the bound of 200000 bytes",
+        ),
+        (
+            "ulimit -f 1000; : > \"$files/k\"; head -c 300000 /dev/zero > \"$files/r\"; \
+             printf 'kernel %s\\0ramdisk %s\\0' \"$files/k\" \"$files/r\" > \"$out\"",
+            "its ramdisk",
+        ),
         ("head -c 70000 /dev/zero > \"$out\"", "larger than"),
         ("printf 'args x\\0' > \"$out\"", "gave no kernel"),
         (":", "gave no kernel"),
@@ -322,7 +413,11 @@ fn hostile_results_are_refused() {
         let work = scratch(&format!("hostile{i}"));
         let p = script(&work, body);
         let prog = p.display().to_string();
-        let e = run(&request(&prog, &work, Duration::from_secs(20))).unwrap_err();
+        let req = Request {
+            max_file: 200_000,
+            ..request(&prog, &work, Duration::from_secs(20))
+        };
+        let e = run(&req).unwrap_err();
         assert!(matches!(e, BootloaderError::Result { .. }), "{body}: {e}");
         assert!(e.to_string().contains(want), "{body}: {e}");
         assert_cleaned(&work);
@@ -334,6 +429,73 @@ fn hostile_results_are_refused() {
     ))
     .unwrap_err();
     assert!(matches!(e, BootloaderError::NotFound(_)), "{e}");
+}
+
+#[test]
+fn what_a_bootloader_writes_is_bounded() {
+    // RLIMIT_FSIZE: a write past the bound fails (the shell's head dies of SIGXFSZ).
+    let work = scratch("fsize");
+    let p = script(
+        &work,
+        "head -c 300000 /dev/zero > \"$files/k\" || exit 7\nprintf 'kernel %s\\0' \"$files/k\" > \"$out\"",
+    );
+    let prog = p.display().to_string();
+    let req = Request {
+        max_file: 200_000,
+        ..request(&prog, &work, Duration::from_secs(20))
+    };
+    let e = run(&req).unwrap_err();
+    assert!(e.to_string().contains("exited with status 7"), "{e}");
+    assert_cleaned(&work);
+}
+
+#[test]
+fn the_deadline_holds_with_someone_at_the_menu() {
+    let work = scratch("interactive-hang");
+    let p = script(&work, "echo menu; sleep 1000");
+    let prog = p.display().to_string();
+    let (keys_r, _keys_w) = std::io::pipe().unwrap();
+    let mut keys = File::from(OwnedFd::from(keys_r));
+    let mut screen: Vec<u8> = Vec::new();
+    let req = Request {
+        interactive: true,
+        ..request(&prog, &work, Duration::from_secs(1))
+    };
+    let t = Instant::now();
+    let e = run_with(&req, Some((&mut keys, &mut screen))).unwrap_err();
+    assert!(matches!(e, BootloaderError::Timeout { secs: 1, .. }), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_cleaned(&work);
+}
+
+/// Voluntary context switches of the calling thread so far.
+fn thread_wakeups() -> i64 {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_THREAD)
+        .unwrap()
+        .voluntary_context_switches()
+}
+
+#[test]
+fn a_bootloader_that_closed_its_terminal_is_waited_for_without_spinning() {
+    // It closes the pty and lives on: pvbuild waits on a pidfd until the deadline, waking a
+    // few times a second at most (a 10 ms polling loop woke a hundred times a second).
+    let work = scratch("closed-tty");
+    let p = script(&work, "exec 0<&- 1>&- 2>&-; sleep 1000");
+    let prog = p.display().to_string();
+    let before = thread_wakeups();
+    let t = Instant::now();
+    let e = run(&request(&prog, &work, Duration::from_secs(3))).unwrap_err();
+    let woke = thread_wakeups() - before;
+    assert!(matches!(e, BootloaderError::Timeout { secs: 3, .. }), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // 3 s of waiting at 4 wakeups a second, then the group's stop (a second's grace, polled
+    // every 20 ms); a 10 ms loop alone wakes 300 times in those 3 s.
+    assert!(
+        woke < 150,
+        "the wait woke {woke} times in {:?}",
+        t.elapsed()
+    );
+    assert_cleaned(&work);
 }
 
 /// Debian's kernel (CI installs linux-image-amd64).
@@ -380,6 +542,105 @@ pub(crate) fn pygrub_disk(work: &Path, kernel: &Path, ramdisk: &[u8], args: &str
     img
 }
 
+/// Runs `f` while watching every process whose command line names pygrub and `disk`; returns
+/// `f`'s result and the real uids those processes had (sampled every few milliseconds).
+fn pygrub_uids<T>(disk: &Path, f: impl FnOnce() -> T) -> (T, std::collections::BTreeSet<u32>) {
+    let disk = disk.display().to_string();
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeSet::new();
+            while !stop.load(Ordering::Relaxed) {
+                for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+                    let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                    let cmd = String::from_utf8_lossy(&cmd);
+                    if !cmd.contains("bin/pygrub") || !cmd.contains(disk.as_str()) {
+                        continue;
+                    }
+                    let status =
+                        std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+                    let uid: Option<u32> = status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Uid:"))
+                        .and_then(|v| v.split_whitespace().next()?.parse().ok());
+                    seen.extend(uid);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            seen
+        })
+    };
+    let r = f();
+    stop.store(true, Ordering::Relaxed);
+    (r, watcher.join().unwrap())
+}
+
+/// `nobody`'s uid: an unprivileged user every Debian machine has.
+fn nobody() -> u32 {
+    system_uid("nobody").expect("user nobody")
+}
+
+#[test]
+fn real_pygrub_runs_restricted_as_the_user_it_is_given() {
+    let work = scratch("pygrub-restricted");
+    let kernel = debian_kernel();
+    let img = pygrub_disk(
+        &work,
+        &kernel,
+        b"a small ramdisk",
+        "console=hvc0 restricted",
+    );
+    let runs = work.join("runs");
+    let uid = nobody();
+    let req = Request {
+        disk: &img,
+        runas: Some(uid),
+        work_dir: Some(&runs),
+        ..request("pygrub", &runs, Duration::from_secs(60))
+    };
+    let (x, uids) = pygrub_uids(&img, || run(&req));
+    let x = x.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(x.result.args.as_deref(), Some("console=hvc0 restricted"));
+    let mut k = Vec::new();
+    (&x.files.kernel).read_to_end(&mut k).unwrap();
+    assert!(k == std::fs::read(&kernel).unwrap());
+    // The part of pygrub that read the disk ran as that user (its parent stays root to
+    // clean up, as in libxl).
+    assert!(uids.contains(&uid), "pygrub ran as {uids:?}, not {uid}");
+    drop(x);
+    assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 0);
+
+    // A kernel larger than the bound is refused cleanly, restricted (pygrub writes it under
+    // its own 128 MiB limit, the fstat check refuses it) or not (the file-size limit stops
+    // pygrub's write).
+    let max_file = std::fs::metadata(&kernel).unwrap().len() / 2;
+    for runas in [Some(uid), None] {
+        let req = Request {
+            runas,
+            max_file,
+            ..req.clone()
+        };
+        let e = run(&req).unwrap_err();
+        match runas {
+            Some(_) => assert!(
+                matches!(
+                    e,
+                    BootloaderError::Result {
+                        source: ResultError::TooBig { what: "kernel", .. },
+                        ..
+                    }
+                ),
+                "{e}"
+            ),
+            None => assert!(matches!(e, BootloaderError::Failed { .. }), "{e}"),
+        }
+        assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 0);
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
+
 #[test]
 fn real_pygrub_extracts_debians_kernel_from_a_real_ext4_image() {
     let work = scratch("pygrub");
@@ -394,11 +655,14 @@ fn real_pygrub_extracts_debians_kernel_from_a_real_ext4_image() {
         work_dir: Some(&runs),
         ..request("pygrub", &runs, Duration::from_secs(60))
     };
-    let x = run(&req).unwrap_or_else(|e| panic!("{e}"));
+    let (x, uids) = pygrub_uids(&img, || run(&req));
+    let x = x.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         x.result.args.as_deref(),
         Some("console=hvc0 pvbuild=pygrub")
     );
+    // Unrestricted (runas None): root throughout.
+    assert_eq!(uids.into_iter().collect::<Vec<_>>(), [0]);
     assert!(std::fs::read(&x.result.kernel).unwrap() == std::fs::read(&kernel).unwrap());
     assert!(std::fs::read(x.result.ramdisk.as_ref().unwrap()).unwrap() == ramdisk);
     drop(x);

@@ -9,6 +9,12 @@
 # process or directory behind; and so must Ctrl-C (SIGINT) while that menu waits.
 # (Not `timeout=-1`: pygrub 0.7 ends a -1 timeout after
 # one second, as `mytime >= timeout` holds at once.)
+# pygrub runs restricted by default (issue 13, XSA-443): the first boot runs it as the
+# unprivileged user xen-qemuuser-shared (made here, as an administrator would), and a watcher
+# samples the uid of every pygrub process: the one that reads the disk must be that user's,
+# not root's. A kernel larger than --bootloader-max-size is refused cleanly (no domain, no
+# process, no directory). The menu tests run pygrub unrestricted (--bootloader-as-root):
+# restricted, it is --quiet and shows no menu.
 # Metrics: pygrub_create_s (till the guest's marker), bootloader_s (pvbuild's own
 # "bootloader chose" line: from its start to pygrub's result).
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
@@ -39,6 +45,18 @@ CFG
 }
 
 make_disk "$HARNESS_OUT/d1" 0
+# The unprivileged user pygrub drops to (dom0's root is an overlay: this stays in this run).
+id -u xen-qemuuser-shared > /dev/null 2>&1 ||
+    useradd --system --no-create-home --shell /usr/sbin/nologin xen-qemuuser-shared ||
+    fail "useradd xen-qemuuser-shared failed"
+bl_uid=$(id -u xen-qemuuser-shared)
+# watch_pygrub FILE: until killed, appends the real uid of each pygrub process seen to FILE.
+watch_pygrub() {
+    while :; do
+        ps -eo uid=,args= | awk '/bin\/pygrub/ && !/awk/ { print $1 }' >> "$1"
+        sleep 0.2
+    done
+}
 cfg="$HARNESS_OUT/$name.cfg"
 cat > "$cfg" <<CFG
 name = "$name"
@@ -49,9 +67,18 @@ memory = $HARNESS_GUEST_MEMORY
 on_poweroff = "destroy"
 CFG
 log="$HARNESS_OUT/pvbuild-create.log"
+uids="$HARNESS_OUT/pygrub-uids.txt"
+: > "$uids"
+watch_pygrub "$uids" &
+watcher=$!
 t0=$(now)
 create_wait_up "$name" "$cfg" "$log" has_marker "the marker show"
 metric pygrub_create_s "$(elapsed "$t0")"
+kill "$watcher" 2>/dev/null
+wait "$watcher" 2>/dev/null
+seen=$(sort -un "$uids" | paste -sd ' ')
+note "pygrub processes ran as uids: $seen (xen-qemuuser-shared is $bl_uid)"
+grep -qx "$bl_uid" "$uids" || fail "pygrub never ran as xen-qemuuser-shared ($bl_uid): uids seen: ${seen:-none}"
 bl=$(sed -n 's/.*bootloader chose .* in \([0-9.]*\) s.*/\1/p' "$log" | head -n 1)
 [ -n "$bl" ] && metric bootloader_s "$bl"
 # The marker must carry the grub.cfg's default entry's command line.
@@ -60,10 +87,24 @@ check_marker_and_poweroff "$name" "$cmdline" "$pid" "$log"
 left=$(ls -d "${TMPDIR:-/tmp}"/pvbuild-bootloader.* 2>/dev/null)
 [ -z "$left" ] || fail "bootloader directories left behind: $left"
 
-# A menu that waits 600 s and nobody attached: killed at the deadline.
+# A kernel larger than the bound: refused after pygrub, before any domain.
+before=$(xl list | wc -l)
+"$HARNESS_PVBUILD" create --bootloader-max-size 4m "$cfg" > "$log.big" 2>&1
+rc=$?
+evidence "$log.big"
+[ $rc -ne 0 ] || fail "pvbuild create took a kernel larger than --bootloader-max-size 4m"
+grep -q '^error: bootloader .*its kernel .* more than the bound of 4194304 bytes' "$log.big" ||
+    fail "oversized kernel: unexpected message: $(head -n 2 "$log.big" | tr -d '\r' | paste -sd ' ')"
+[ "$(xl list | wc -l)" = "$before" ] || fail "a domain was left behind by the oversized kernel: $(xl list | tail -n 1)"
+pgrep -f bin/pygrub > /dev/null && fail "pygrub is still running: $(pgrep -af bin/pygrub)"
+left=$(ls -d "${TMPDIR:-/tmp}"/pvbuild-bootloader.* 2>/dev/null)
+[ -z "$left" ] || fail "bootloader directories left behind by the oversized kernel: $left"
+
+# A menu that waits 600 s and nobody attached: killed at the deadline. Unrestricted: a
+# restricted pygrub is --quiet and boots the default entry at once.
 make_disk "$HARNESS_OUT/d2" 600
 sed "s|d1/disk.img|d2/disk.img|; s|name = \"$name\"|name = \"${name}2\"|" "$cfg" > "$cfg.2"
-before=$(xl list | wc -l)
+echo 'bootloader_restrict = 0' >> "$cfg.2"
 t1=$(now)
 "$HARNESS_PVBUILD" create --bootloader-timeout 20 "$cfg.2" > "$log.2" 2>&1
 rc=$?
