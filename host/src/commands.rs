@@ -717,6 +717,9 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             cfg.name
         )));
     }
+    // The `block` script's sharing check, which libxl runs for blkback's disks: before the
+    // domain exists.
+    crate::disk::check_sharing(&xs, p.disks, None)?;
     let build_fail = match p.fail_at {
         Some(FailAt::Build(s)) => Some(s),
         _ => None,

@@ -19,6 +19,8 @@ use thiserror::Error;
 use crate::config::{DiskFormat, DiskSpec};
 use crate::xenstore::{Vbd, VbdBackend};
 
+pub mod sharing;
+
 /// Where the kernel's blkback registers once loaded (`xen-blkback`).
 pub const BLKBACK_SYSFS: &str = "/sys/bus/xen-backend/drivers/vbd";
 
@@ -103,6 +105,17 @@ pub enum DiskError {
         domid: u32,
         /// What was asked for.
         what: String,
+    },
+    /// A block device that dom0 or another guest has in a conflicting mode (the `block`
+    /// script's sharing check: [`sharing`]).
+    #[error("disk {index}: {path}: {msg}")]
+    Shared {
+        /// The entry.
+        index: usize,
+        /// The device.
+        path: String,
+        /// Who has it, and how.
+        msg: String,
     },
     /// The target cannot be used.
     #[error("disk {index}: {path}: {msg}")]
@@ -349,6 +362,29 @@ pub fn plan_disks(specs: &[DiskSpec], blkback: bool) -> Result<Vec<Vbd>, DiskErr
     Ok(out)
 }
 
+/// The sharing check ([`sharing::check`]) of every disk of `disks` on a block device, for
+/// domain `own` (`None`: one not made yet). blkback's disks carry their numbers; a block
+/// device QEMU serves is checked by the numbers its path has now.
+pub fn check_sharing(
+    xs: &crate::xenstore::XsConnection,
+    disks: &[Vbd],
+    own: Option<u32>,
+) -> Result<(), DiskError> {
+    for (index, v) in disks.iter().enumerate() {
+        let dev = match v.backend {
+            VbdBackend::Phy { major, minor } => Some((major, minor)),
+            VbdBackend::Qdisk => v
+                .params
+                .split_once(':')
+                .and_then(|(_, path)| check_target(index, path, true).ok()?.block),
+        };
+        if let Some(dev) = dev {
+            sharing::check(xs, index, &v.params, dev, v.readonly, own)?;
+        }
+    }
+    Ok(())
+}
+
 /// How long the kernel's blkback may take to take a disk (libxl's `LIBXL_INIT_TIMEOUT` is
 /// 10 s; an emulated dom0 is slower).
 pub const BLKBACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -457,6 +493,7 @@ pub fn attach(
     let Some(v) = planned.pop() else {
         return Err(DiskError::NoVdev(0));
     };
+    check_sharing(xs, std::slice::from_ref(&v), Some(domid))?;
     let existing = crate::xenstore::vbd_devids(xs, domid).map_err(|e| xs_err("its disks", &e))?;
     if existing.contains(&v.devid) {
         return Err(DiskError::Taken {

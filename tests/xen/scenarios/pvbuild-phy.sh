@@ -11,6 +11,10 @@
 # file with a device model that cannot start (nothing of it or the disk is left), or xvdb
 # twice, is refused.
 # `backendtype=phy` on an image file is refused before any domain exists.
+# The `block` script's sharing check (issue 13), which pvbuild runs itself: the device is
+# refused read-write while the paused domain has it read-only, and a second loop device
+# with a file system mounted (read-only) in dom0 is refused read-write; neither leaves a
+# domain.
 # xen-blkback is unloaded again at the end, so later scenarios see dom0 as before.
 # Metrics: phy_create_s (till the guest's marker), attach_s / detach_s (block-attach and
 # block-detach of the running guest, till each returned).
@@ -27,7 +31,11 @@ modprobe loop 2>/dev/null
 blkback_there() { [ -d /sys/bus/xen-backend/drivers/vbd ]; }
 wait_for 10 blkback_there || fail "xen-blkback loaded but /sys/bus/xen-backend/drivers/vbd is missing"
 loop=
+loop2=
+mnt=
 cleanup() {
+    [ -n "$mnt" ] && umount "$mnt" 2>/dev/null
+    [ -n "$loop2" ] && losetup -d "$loop2" 2>/dev/null
     [ -n "$loop" ] && losetup -d "$loop" 2>/dev/null
     [ -n "$loaded_here" ] && modprobe -r xen-blkback 2>/dev/null
 }
@@ -79,6 +87,12 @@ state=$(xenstore-read "$be/state" 2>/dev/null)
 [ "${state:-0}" -ge 2 ] || fail "blkback's state is '$state', not past Initialising"
 [ "$(xenstore-read "$be/mode")" = r ] || fail "mode is $(xenstore-read "$be/mode")"
 [ -e "/sys/bus/xen-backend/devices/vbd-$d-51712" ] || fail "no vbd-$d-51712 in blkback's sysfs"
+# Sharing: read-write beside that read-only guest is refused, before any domain.
+"$pvb" create -p --name "${name}s" --kernel "$HARNESS_GUEST_KERNEL" --memory "$HARNESS_GUEST_MEMORY" \
+    --cmdline x --disk "phy:$loop,xvda,w" > "$log.s" 2>&1 && fail "a device another guest has was given read-write"
+evidence "$log.s"
+grep -q "^error: disk 0: $loop: domain $d has it read-only" "$log.s" || fail "sharing: unexpected message: $(head -n 1 "$log.s")"
+domain_gone "${name}s" || fail "the refused create left domain ${name}s"
 "$pvb" destroy "${name}p" >> "$log.p" 2>&1 || fail "pvbuild destroy exited $?"
 wait_for 30 domain_gone "${name}p" || fail "${name}p still exists after pvbuild destroy"
 no_vbds "after pvbuild destroy"
@@ -122,6 +136,23 @@ written=$(dd if="$loop" bs=512 skip=8 count=1 iflag=direct 2>/dev/null | tr -d '
 [ "$written" = "PVBUILD-DISK-WRITTEN $HARNESS_GUEST_KVER" ] || fail "the hot-plugged guest's write is not on the device: '$written'"
 wait_for 120 domain_gone "$h" || fail "$h did not power off and go after the detach"
 no_vbds "after the hot-plug guest"
+
+# Sharing: a device mounted in dom0 (even read-only) is refused read-write.
+img2="$HARNESS_OUT/mounted.img"
+truncate -s 8M "$img2"
+mkfs=$(command -v mkfs.ext2 || echo /sbin/mkfs.ext2)
+"$mkfs" -q -F "$img2" || fail "mkfs.ext2 failed"
+loop2=$(losetup -f --show "$img2") || fail "losetup of a second device failed"
+mnt="$HARNESS_OUT/mnt"
+mkdir -p "$mnt"
+mount -o ro "$loop2" "$mnt" || { mnt=; fail "mount -o ro $loop2 failed"; }
+"$pvb" create -p --name "${name}m" --kernel "$HARNESS_GUEST_KERNEL" --memory "$HARNESS_GUEST_MEMORY" \
+    --cmdline x --disk "phy:$loop2,xvda,w" > "$log.m" 2>&1 && fail "a device mounted in dom0 was given read-write"
+evidence "$log.m"
+grep -q "^error: disk 0: $loop2: it is mounted in dom0 (at $mnt)" "$log.m" || fail "mounted: unexpected message: $(head -n 1 "$log.m")"
+no_vbds "the mounted device refused"
+umount "$mnt" && mnt=
+losetup -d "$loop2" && loop2=
 
 # Refused before any domain: backendtype=phy on an image file.
 "$pvb" create --name "${name}x" --kernel "$HARNESS_GUEST_KERNEL" --memory "$HARNESS_GUEST_MEMORY" \
