@@ -176,6 +176,9 @@ pub enum CommandError {
     /// A shutdown or reboot request the guest did not take.
     #[error("{0}")]
     Control(#[from] crate::control::ControlError),
+    /// The domain's device lock.
+    #[error("{0}")]
+    Lock(#[from] crate::domlock::LockError),
 }
 
 impl From<crate::xenstore::XsError> for CommandError {
@@ -1343,6 +1346,8 @@ pub fn network_attach_cmd(target: &str, spec: &[String]) -> Result<String, Comma
     let parsed = crate::config::parse_vif_spec(&spec_text)
         .map_err(|m| CommandError::Usage(format!("vif spec {spec_text:?}: {m}")))?;
     let domid = lookup(target)?;
+    // One device change at a time for this domain (see `domlock`).
+    let _lock = crate::domlock::DomainLock::acquire(u32::from(domid))?;
     let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
     let mut random = vif::random_bytes;
     let v = vif::attach(
@@ -1365,6 +1370,8 @@ pub fn network_attach_cmd(target: &str, spec: &[String]) -> Result<String, Comma
 /// `pvbuild network-detach DOMAIN DEVID|MAC`.
 pub fn network_detach_cmd(target: &str, which: &str) -> Result<(), CommandError> {
     let domid = lookup(target)?;
+    // One device change at a time for this domain (see `domlock`).
+    let _lock = crate::domlock::DomainLock::acquire(u32::from(domid))?;
     let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
     let devid = vif::find(&xs, u32::from(domid), which)?;
     let closed = vif::detach(
@@ -1396,6 +1403,8 @@ pub fn block_attach_cmd(
     let parsed = crate::config::parse_disk_spec(&spec_text)
         .map_err(|m| CommandError::Usage(format!("disk spec {spec_text:?}: {m}")))?;
     let domid = lookup(target)?;
+    // One device change at a time for this domain (see `domlock`).
+    let _lock = crate::domlock::DomainLock::acquire(u32::from(domid))?;
     let xen = Xen::open()?;
     let protocol = match xen.address_size(domid) {
         Ok(32) => "x86_32-abi",
@@ -1452,6 +1461,8 @@ pub fn block_attach_cmd(
 /// `pvbuild block-detach DOMAIN VDEV|DEVID`.
 pub fn block_detach_cmd(target: &str, which: &str) -> Result<(), CommandError> {
     let domid = lookup(target)?;
+    // One device change at a time for this domain (see `domlock`).
+    let _lock = crate::domlock::DomainLock::acquire(u32::from(domid))?;
     let xs = XsConnection::open()?;
     let id = u32::from(domid);
     let (devid, bp) = crate::disk::find(&xs, id, which)?;

@@ -15,6 +15,7 @@ pub mod control;
 pub mod create;
 pub mod devmodel;
 pub mod disk;
+pub mod domlock;
 pub mod evtchn;
 pub mod interrupt;
 pub mod memory;

@@ -7,7 +7,8 @@
 # Then: a paused domain keeps its QEMU until `pvbuild destroy` stops it; a second disk,
 # qcow2; a third added by `pvbuild block-attach` while QEMU runs and removed by
 # `block-detach`; a guest without a device model gets an image file by `block-attach`, which
-# starts QEMU for it (gone with the guest); and four refusals that must leave nothing: a disk that does not exist (before any
+# starts QEMU for it (gone with the guest), while a second `block-attach` at the same moment
+# waits on the domain's lock and is served by that QEMU (never two); and four refusals that must leave nothing: a disk that does not exist (before any
 # domain), a device model that fails to start, one that never reports `running` (stopped
 # at LIBXL_DEVICE_MODEL_START_TIMEOUT), and a disk QEMU will not take (a read-only one:
 # Debian's QEMU 7.2 xen-block opens the format layer read-write over a read-only file and
@@ -101,13 +102,27 @@ a=${name}a
 disk_hotplug_guest "$a" "$img" "$token-hot" "$log.a2"
 no_qemu || fail "a device model runs before the attach: $(pgrep -af -- '-xen-domid' | head -n 1)"
 da=$(xl domid "$a")
+# A second attach at the same moment (issue 13: per-domain lock): one of the two starts the
+# device model, the other waits for it and is served by it; never two QEMUs.
+extra="$HARNESS_OUT/extra.img"
+truncate -s 4M "$extra"
+"$pvb" block-attach "$a" "$extra,raw,xvdc,w" > "$HARNESS_OUT/attach-dm2.log" 2>&1 &
+second=$!
 t2=$(now)
 "$pvb" block-attach "$a" "$img,raw,xvdb,w" > "$HARNESS_OUT/attach-dm.log" 2>&1 ||
     fail "block-attach that starts a device model exited $?: $(paste -sd ' ' < "$HARNESS_OUT/attach-dm.log")"
 metric attach_dm_start_s "$(elapsed "$t2")"
 evidence "$HARNESS_OUT/attach-dm.log"
-grep -q "disk xvdb (device 51728) served by a device model started for it (pid [0-9]*)" "$HARNESS_OUT/attach-dm.log" ||
+wait "$second" || fail "the concurrent block-attach exited $?: $(paste -sd ' ' < "$HARNESS_OUT/attach-dm2.log")"
+evidence "$HARNESS_OUT/attach-dm2.log"
+grep -q "disk xvdb (device 51728) served by " "$HARNESS_OUT/attach-dm.log" ||
     fail "attach said: $(cat "$HARNESS_OUT/attach-dm.log")"
+grep -q "disk xvdc (device 51744) served by " "$HARNESS_OUT/attach-dm2.log" ||
+    fail "the concurrent attach said: $(cat "$HARNESS_OUT/attach-dm2.log")"
+starts=$(cat "$HARNESS_OUT/attach-dm.log" "$HARNESS_OUT/attach-dm2.log" | grep -c "a device model started for it (pid [0-9]*)")
+[ "$starts" = 1 ] || fail "$starts of the two concurrent attaches started a device model"
+qemus=$(pgrep -f -- "-xen-domid $da " | wc -l)
+[ "$qemus" = 1 ] || fail "$qemus device models run for domain $da: $(pgrep -af -- "-xen-domid $da " | paste -sd ' ')"
 adm=$(xenstore-read "/local/domain/$da/image/device-model-pid")
 kill -0 "$adm" 2>/dev/null || fail "no device model process $adm"
 [ "$(xenstore-read "/local/domain/0/device-model/$da/state")" = running ] || fail "device model state is not 'running'"
