@@ -355,13 +355,19 @@ pub fn shutdown_reason_name(code: u32) -> &'static str {
     }
 }
 
-/// `pvbuild create`. Returns the new domain's id.
-pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
-    // From here a signal is a request to stop at the next safe point (crate::interrupt).
-    // (Not in unit tests: Ctrl-C must still stop `cargo test`; they set the flag per thread.)
+/// From here a signal is a request to stop at the next safe point ([`crate::interrupt`]), so
+/// that what a command made is undone. (Not in unit tests: Ctrl-C must still stop `cargo
+/// test`; they set the flag per thread.)
+fn catch_signals() -> Result<(), CommandError> {
     #[cfg(not(test))]
     crate::interrupt::catch()
         .map_err(|e| CommandError::Usage(format!("installing signal handlers: {e}")))?;
+    Ok(())
+}
+
+/// `pvbuild create`. Returns the new domain's id.
+pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
+    catch_signals()?;
     // The background monitor: the same arguments, but it starts nothing at first, attaches
     // no console, waits without a deadline, and starts a restarted guest unpaused.
     let monitor_args;
@@ -1103,9 +1109,7 @@ pub struct ControlArgs {
 /// shut down or is gone. What becomes of a shut-down domain is up to whoever watches it (its
 /// monitor or `create --wait`, by the config's `on_poweroff` / `on_reboot`).
 pub fn control_cmd(args: &ControlArgs) -> Result<(), CommandError> {
-    #[cfg(not(test))]
-    crate::interrupt::catch()
-        .map_err(|e| CommandError::Usage(format!("installing signal handlers: {e}")))?;
+    catch_signals()?;
     match (&args.domain, args.all) {
         (Some(_), true) => {
             return Err(CommandError::Usage(
@@ -1345,6 +1349,7 @@ pub fn network_attach_cmd(target: &str, spec: &[String]) -> Result<String, Comma
     let spec_text = spec.join(",");
     let parsed = crate::config::parse_vif_spec(&spec_text)
         .map_err(|m| CommandError::Usage(format!("vif spec {spec_text:?}: {m}")))?;
+    catch_signals()?;
     let domid = lookup(target)?;
     // One device change at a time for this domain (see `domlock`).
     let _lock = crate::domlock::DomainLock::acquire(u32::from(domid))?;
@@ -1369,6 +1374,7 @@ pub fn network_attach_cmd(target: &str, spec: &[String]) -> Result<String, Comma
 
 /// `pvbuild network-detach DOMAIN DEVID|MAC`.
 pub fn network_detach_cmd(target: &str, which: &str) -> Result<(), CommandError> {
+    catch_signals()?;
     let domid = lookup(target)?;
     // One device change at a time for this domain (see `domlock`).
     let _lock = crate::domlock::DomainLock::acquire(u32::from(domid))?;
@@ -1402,6 +1408,7 @@ pub fn block_attach_cmd(
     let spec_text = spec.join(",");
     let parsed = crate::config::parse_disk_spec(&spec_text)
         .map_err(|m| CommandError::Usage(format!("disk spec {spec_text:?}: {m}")))?;
+    catch_signals()?;
     let domid = lookup(target)?;
     // One device change at a time for this domain (see `domlock`).
     let _lock = crate::domlock::DomainLock::acquire(u32::from(domid))?;
@@ -1460,6 +1467,7 @@ pub fn block_attach_cmd(
 
 /// `pvbuild block-detach DOMAIN VDEV|DEVID`.
 pub fn block_detach_cmd(target: &str, which: &str) -> Result<(), CommandError> {
+    catch_signals()?;
     let domid = lookup(target)?;
     // One device change at a time for this domain (see `domlock`).
     let _lock = crate::domlock::DomainLock::acquire(u32::from(domid))?;

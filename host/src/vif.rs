@@ -384,6 +384,13 @@ impl Hotplug {
             match child.try_wait() {
                 Ok(Some(s)) => break Some(s),
                 Ok(None) if Instant::now() >= deadline => break None,
+                // Ctrl-C while plugging in: the script's group goes (it does not get the
+                // terminal's signal: it is in a group of its own), and the caller undoes what
+                // was plugged. Unplugging is that undo: it runs to its end (or its timeout).
+                Ok(None) if action == HotplugAction::Online && crate::interrupt::requested() => {
+                    crate::procgroup::stop_group(&mut child, Duration::from_secs(1));
+                    return Err(fail("interrupted".into()));
+                }
                 Ok(None) => std::thread::sleep(Duration::from_millis(20)),
                 Err(e) => return Err(fail(e.to_string())),
             }

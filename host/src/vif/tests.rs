@@ -224,6 +224,30 @@ fn a_hanging_script_is_killed_with_its_children() {
 }
 
 #[test]
+fn ctrl_c_stops_a_plugging_script_but_not_an_unplugging_one() {
+    let d = temp_dir("interrupt");
+    let s = script(&d, "sleep 1; echo done > \"$(dirname \"$0\")/ran\"");
+    let h = hotplug(s, 0);
+    crate::interrupt::set_for_test(true);
+    let t = Instant::now();
+    let e = h
+        .run(HotplugAction::Online, Duration::from_secs(30), None)
+        .unwrap_err();
+    assert!(e.to_string().ends_with("interrupted"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(
+        !d.join("ran").exists(),
+        "the plugging script ran to its end"
+    );
+    // The undo (offline) runs to its end, interrupt or not.
+    h.run(HotplugAction::Offline, Duration::from_secs(30), None)
+        .unwrap();
+    crate::interrupt::set_for_test(false);
+    assert!(d.join("ran").exists(), "the unplugging script was stopped");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
 fn host_checks() {
     let d = temp_dir("host");
     let netback = d.join("netback");

@@ -8,7 +8,8 @@
 # qcow2; a third added by `pvbuild block-attach` while QEMU runs and removed by
 # `block-detach`; a guest without a device model gets an image file by `block-attach`, which
 # starts QEMU for it (gone with the guest), while a second `block-attach` at the same moment
-# waits on the domain's lock and is served by that QEMU (never two); and four refusals that must leave nothing: a disk that does not exist (before any
+# waits on the domain's lock and is served by that QEMU (never two), after an attach
+# interrupted by SIGINT while QEMU started left nothing; and four refusals that must leave nothing: a disk that does not exist (before any
 # domain), a device model that fails to start, one that never reports `running` (stopped
 # at LIBXL_DEVICE_MODEL_START_TIMEOUT), and a disk QEMU will not take (a read-only one:
 # Debian's QEMU 7.2 xen-block opens the format layer read-write over a read-only file and
@@ -102,6 +103,22 @@ a=${name}a
 disk_hotplug_guest "$a" "$img" "$token-hot" "$log.a2"
 no_qemu || fail "a device model runs before the attach: $(pgrep -af -- '-xen-domid' | head -n 1)"
 da=$(xl domid "$a")
+# Ctrl-C while block-attach starts the device model (issue 13): the attach is undone, no
+# QEMU and no entry left.
+"$pvb" block-attach "$a" "$img,raw,xvdb,w" > "$HARNESS_OUT/attach-int.log" 2>&1 &
+intr=$!
+qemu_of_a() { pgrep -f -- "-xen-domid $da " > /dev/null; }
+wait_for 30 qemu_of_a || fail "block-attach started no device model within 30 s: $(paste -sd ' ' < "$HARNESS_OUT/attach-int.log")"
+kill -INT "$intr"
+wait "$intr" && fail "block-attach succeeded despite SIGINT"
+evidence "$HARNESS_OUT/attach-int.log"
+grep -q "^error: .*interrupted" "$HARNESS_OUT/attach-int.log" || fail "after SIGINT: $(head -n 2 "$HARNESS_OUT/attach-int.log" | paste -sd ' ')"
+no_qemu_of_a() { ! qemu_of_a; }
+wait_for 10 no_qemu_of_a || fail "the interrupted attach left QEMU running: $(pgrep -af -- "-xen-domid $da " | head -n 1)"
+_l=$(xenstore-ls -f "/local/domain/0" 2>/dev/null | grep -E "/backend/qdisk/$da|/device-model/$da" | head -n 3 | paste -sd ' ')
+[ -z "$_l" ] || fail "the interrupted attach left: $_l"
+xenstore-read "/local/domain/$da/device/vbd/51728/backend" > /dev/null 2>&1 && fail "the interrupted attach left a frontend"
+
 # A second attach at the same moment (issue 13: per-domain lock): one of the two starts the
 # device model, the other waits for it and is served by it; never two QEMUs.
 extra="$HARNESS_OUT/extra.img"
