@@ -111,7 +111,8 @@ pv_cfg() {
     echo 'on_poweroff = "destroy"'
 }
 
-# create_wait_up NAME CFG LOG READY WHAT: starts `pvbuild -v create --wait --timeout 300 CFG`
+# create_wait_up NAME CFG LOG READY WHAT: starts `pvbuild -v create --wait --timeout 300
+# $CREATE_EXTRA CFG`
 # in the background (output in LOG, its pid in $pid) and waits up to 240 s until READY NAME
 # holds (WHAT names it for the failure) or pvbuild exited; fails if pvbuild exited before the
 # guest's marker showed.
@@ -119,7 +120,8 @@ create_wait_up() {
     # The nested functions see their own (empty) positional parameters: keep ours.
     _cwu_name=$1
     _cwu_ready=$4
-    "$HARNESS_PVBUILD" -v create --wait --timeout 300 "$2" > "$3" 2>&1 &
+    # shellcheck disable=SC2086
+    "$HARNESS_PVBUILD" -v create --wait --timeout 300 ${CREATE_EXTRA:-} "$2" > "$3" 2>&1 &
     pid=$!
     evidence "$3"
     _cwu_done() { ! kill -0 "$pid" 2>/dev/null; }
