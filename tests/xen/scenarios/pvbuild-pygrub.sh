@@ -91,7 +91,7 @@ left=$(ls -d "${TMPDIR:-/tmp}"/pvbuild-bootloader.* 2>/dev/null)
 
 # A kernel larger than the bound: refused after pygrub, before any domain.
 before=$(xl list | wc -l)
-"$HARNESS_PVBUILD" create --bootloader-max-size 4m "$cfg" > "$log.big" 2>&1
+"$HARNESS_PVBUILD" create --bootloader-timeout 200 --bootloader-max-size 4m "$cfg" > "$log.big" 2>&1
 rc=$?
 evidence "$log.big"
 [ $rc -ne 0 ] || fail "pvbuild create took a kernel larger than --bootloader-max-size 4m"
