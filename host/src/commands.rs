@@ -201,7 +201,7 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
         Some(path) => {
             let (cfg, warnings) = DomainConfig::load(path)?;
             for w in warnings {
-                eprintln!("warning: {}:{}: {}", path.display(), w.line, w.msg);
+                crate::say_err!("warning: {}:{}: {}", path.display(), w.line, w.msg);
             }
             cfg
         }
@@ -408,7 +408,7 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
         let started = Instant::now();
         let (domid, cfg) = match adopted.take() {
             Some(d) => {
-                println!("pvbuild: monitoring domain {d} ({})", base.name);
+                crate::say!("pvbuild: monitoring domain {d} ({})", base.name);
                 (d, base.clone())
             }
             None => start(args, &base, uuid, &mut host, started)?,
@@ -424,7 +424,7 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
                         log.display()
                     )),
                     // The domain is made and running: say so, but do not fail create.
-                    Err(e) => eprintln!("warning: no monitor for domain {domid}: {e}"),
+                    Err(e) => crate::say_err!("warning: no monitor for domain {domid}: {e}"),
                 }
             }
             return Ok(domid);
@@ -437,7 +437,7 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
             Next::Done => return Ok(domid),
             Next::Restart => {
                 // xl: "Done. Rebooting now", after a pause of its own.
-                println!("pvbuild: restarting {} (domain {domid} is gone)", cfg.name);
+                crate::say!("pvbuild: restarting {} (domain {domid} is gone)", cfg.name);
                 std::thread::sleep(RESTART_PAUSE);
                 if crate::interrupt::requested() {
                     return Err(CommandError::Interrupted);
@@ -556,7 +556,7 @@ fn start(
                 work_dir: None,
             })?;
             for w in &x.result.warnings {
-                eprintln!("warning: bootloader: {w}");
+                crate::say_err!("warning: bootloader: {w}");
             }
             log::info(format_args!(
                 "bootloader chose {} in {:.3} s",
@@ -631,7 +631,7 @@ fn start(
             started,
         },
     )?;
-    println!(
+    crate::say!(
         "pvbuild: created domain {} ({}) in {:.3} s{}",
         made.domid,
         cfg.name,
@@ -998,13 +998,13 @@ fn wait_and_act(
                 errno: nix::errno::Errno::ESRCH,
                 ..
             }) => {
-                println!("pvbuild: domain {domid} ({}) is gone", cfg.name);
+                crate::say!("pvbuild: domain {domid} ({}) is gone", cfg.name);
                 return Ok(Next::Done);
             }
             Err(e) => return Err(e.into()),
         };
         if info.dying() && !info.shutdown() {
-            println!("pvbuild: domain {domid} ({}) was destroyed", cfg.name);
+            crate::say!("pvbuild: domain {domid} ({}) was destroyed", cfg.name);
             return Ok(Next::Done);
         }
         if info.shutdown() {
@@ -1023,14 +1023,16 @@ fn wait_and_act(
     };
     let code = info.shutdown_reason();
     let reason = shutdown_reason_name(code);
-    println!("pvbuild: domain {domid} ({}) shut down: {reason}", cfg.name);
+    crate::say!("pvbuild: domain {domid} ({}) shut down: {reason}", cfg.name);
     let (action, destroy, next) = action_for(cfg, code);
     match action {
         Action::CoredumpDestroy | Action::CoredumpRestart => {
-            eprintln!("warning: {action:?} for {reason}: pvbuild writes no core dump")
+            crate::say_err!("warning: {action:?} for {reason}: pvbuild writes no core dump")
         }
         Action::RenameRestart | Action::SoftReset => {
-            eprintln!("warning: action {action:?} for {reason} is not supported yet: destroying")
+            crate::say_err!(
+                "warning: action {action:?} for {reason} is not supported yet: destroying"
+            )
         }
         _ => {}
     }
@@ -1049,7 +1051,7 @@ fn destroy_domid(xen: &Xen, domid: u16) -> Result<(), CommandError> {
     match devmodel::stop_for_domain(&xs, u32::from(domid)) {
         Ok(Some(pid)) => log::info(format_args!("stopped device model {pid}")),
         Ok(None) => {}
-        Err(e) => eprintln!("warning: domain {domid}: {e}"),
+        Err(e) => crate::say_err!("warning: domain {domid}: {e}"),
     }
     match xen.destroy_domain(domid) {
         Ok(()) => {}
@@ -1064,7 +1066,7 @@ fn destroy_domid(xen: &Xen, domid: u16) -> Result<(), CommandError> {
     // As libxl: each interface's hotplug script unplugs it, then its entries go (and with
     // them netback's interface).
     for e in vif::unplug_all(&xs, u32::from(domid)) {
-        eprintln!("warning: domain {domid}: {e}");
+        crate::say_err!("warning: domain {domid}: {e}");
     }
     xenstore::remove_domain(&xs, u32::from(domid), None, u32::from(BACKEND_DOMID), false)
         .map_err(|e| CommandError::Xs(e.to_string()))
@@ -1147,7 +1149,7 @@ pub fn control_cmd(args: &ControlArgs) -> Result<(), CommandError> {
     let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
     let word = args.request.word();
     for &d in &domids {
-        println!(
+        crate::say!(
             "pvbuild: asking domain {d} ({}) to {word}",
             domain_name(&xs, d)
         );
@@ -1176,7 +1178,7 @@ pub fn control_cmd(args: &ControlArgs) -> Result<(), CommandError> {
             }
         });
         match waited? {
-            xenstore::Waited::Done(what) => println!("pvbuild: domain {d} ({name}) {what}"),
+            xenstore::Waited::Done(what) => crate::say!("pvbuild: domain {d} ({name}) {what}"),
             xenstore::Waited::Interrupted => return Err(CommandError::Interrupted),
             xenstore::Waited::TimedOut => {
                 return Err(CommandError::Timeout(d, args.timeout_s));
@@ -1388,7 +1390,7 @@ pub fn network_detach_cmd(target: &str, which: &str) -> Result<(), CommandError>
         &vif::run_hotplug,
     )?;
     if !closed {
-        eprintln!(
+        crate::say_err!(
             "warning: domain {domid}: the guest did not close interface {devid} within {} s; removed anyway",
             vif::DETACH_TIMEOUT.as_secs()
         );
@@ -1476,7 +1478,7 @@ pub fn block_detach_cmd(target: &str, which: &str) -> Result<(), CommandError> {
     let (devid, bp) = crate::disk::find(&xs, id, which)?;
     let closed = crate::disk::detach(&xs, id, devid, &bp, crate::disk::DETACH_TIMEOUT)?;
     if !closed {
-        eprintln!(
+        crate::say_err!(
             "warning: domain {domid}: the guest did not close disk {which} within {} s; removed anyway",
             crate::disk::DETACH_TIMEOUT.as_secs()
         );
@@ -1605,7 +1607,7 @@ pub mod log {
     /// Print at `-v` and above.
     pub fn info(args: std::fmt::Arguments<'_>) {
         if LEVEL.load(Ordering::Relaxed) >= 1 {
-            eprintln!("pvbuild: {args}");
+            crate::say_err!("pvbuild: {args}");
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod domlock;
 pub mod evtchn;
 pub mod interrupt;
 pub mod memory;
+pub mod out;
 pub mod plan;
 pub mod privcmd_mem;
 pub mod procgroup;

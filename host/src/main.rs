@@ -263,11 +263,20 @@ fn control(o: ControlOpts, request: pvbuild::control::Request) -> ExitCode {
 /// A command's output printed, or its error.
 fn printed<E: std::fmt::Display>(r: Result<String, E>) -> ExitCode {
     match r {
-        Ok(s) => {
-            print!("{s}");
-            ExitCode::SUCCESS
-        }
+        Ok(s) => write_out(&s),
         Err(e) => fail(e),
+    }
+}
+
+/// Writes `s` to stdout. A reader that went away (`pvbuild plan K | head -1`) ends pvbuild
+/// quietly with status 1; any other failure (a full disk) is an error: never a panic.
+fn write_out(s: &str) -> ExitCode {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(1),
+        Err(e) => fail(format!("writing the output: {e}")),
     }
 }
 
@@ -279,8 +288,10 @@ fn done<E: std::fmt::Display>(r: Result<(), E>) -> ExitCode {
     }
 }
 
+/// `error: MSG` on stderr (a closed stderr loses it, never panics), status 1.
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {msg}");
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "error: {msg}");
     ExitCode::from(1)
 }
 
@@ -289,17 +300,19 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                print!("{e}");
-                return ExitCode::SUCCESS;
-            }
-            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                return fail("no command given (try `pvbuild --help`)");
-            }
-            // One line: clap's first, without its own "error: " prefix.
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad arguments");
-            return fail(first.strip_prefix("error: ").unwrap_or(first));
+            // clap's own text (help, or the whole usage error with its suggestions), to
+            // stdout for help and version, stderr otherwise; status 0 for help and version,
+            // 2 for a usage error, as clap and xl give.
+            let code = if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                0
+            } else {
+                2
+            };
+            return match e.print() {
+                Ok(()) => ExitCode::from(code),
+                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(1),
+                Err(err) => fail(format!("writing the output: {err}")),
+            };
         }
     };
     pvbuild::commands::log::set_level(cli.verbose);
@@ -343,10 +356,11 @@ fn main() -> ExitCode {
             let fail_at = match fail_at.as_deref() {
                 None => None,
                 Some("list") => {
-                    for s in pvbuild::commands::FailAt::all() {
-                        println!("{}", s.name());
-                    }
-                    return ExitCode::SUCCESS;
+                    let names: String = pvbuild::commands::FailAt::all()
+                        .iter()
+                        .map(|s| format!("{}\n", s.name()))
+                        .collect();
+                    return write_out(&names);
                 }
                 Some(n) => match pvbuild::commands::FailAt::from_name(n) {
                     Some(s) => Some(s),
@@ -441,14 +455,11 @@ fn main() -> ExitCode {
                 vcpus,
             };
             match pvbuild::plan::plan(&args) {
-                Ok(p) => {
-                    if json {
-                        println!("{}", pvbuild::plan::render_json(&p));
-                    } else {
-                        print!("{}", pvbuild::plan::render_text(&p));
-                    }
-                    ExitCode::SUCCESS
-                }
+                Ok(p) => write_out(&if json {
+                    format!("{}\n", pvbuild::plan::render_json(&p))
+                } else {
+                    pvbuild::plan::render_text(&p)
+                }),
                 Err(e) => fail(e),
             }
         }

@@ -57,10 +57,17 @@ fn tmpdir(name: &str) -> PathBuf {
     d
 }
 
+/// Whether the reference's kernel is installed (tests/xen/install-deps.sh installs it). In
+/// CI (`CI=true`) a missing kernel fails the test instead of skipping it.
 fn kernel_present() -> bool {
     if Path::new(KERNEL).exists() {
         return true;
     }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{KERNEL} is not installed (run tests/xen/install-deps.sh): the reference values are \
+         for that kernel"
+    );
     eprintln!("SKIPPED: {KERNEL} is not installed (the reference values are for that kernel)");
     false
 }
@@ -207,16 +214,41 @@ fn bad_input_is_one_error_line_and_status_1() {
             "0".into(),
             junk.display().to_string(),
         ],
-        vec![
-            "plan".into(),
-            "--memory".into(),
-            "lots".into(),
-            junk.display().to_string(),
-        ],
-        vec!["plan".into()],
-        vec!["frobnicate".into()],
-        vec![],
     ];
+    // Usage errors: clap's whole message (what is missing, its suggestions, the usage line),
+    // status 2, as clap and xl give.
+    let usage: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "plan".into(),
+                "--memory".into(),
+                "lots".into(),
+                junk.display().to_string(),
+            ],
+            "invalid value 'lots'",
+        ),
+        (vec!["plan".into()], "<KERNEL>"),
+        (
+            vec!["plan".into(), "--memroy".into(), "5".into(), "k".into()],
+            "a similar argument exists: '--memory'",
+        ),
+        (
+            vec!["frobnicate".into()],
+            "unrecognized subcommand 'frobnicate'",
+        ),
+        (vec![], "Usage: pvbuild"),
+    ];
+    for (args, want) in usage {
+        let out = pvbuild().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(
+            err.contains("Usage: pvbuild") || err.contains("try '--help'"),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
     for args in cases {
         let out = pvbuild().args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{args:?}");
@@ -243,4 +275,37 @@ fn bad_input_is_one_error_line_and_status_1() {
         assert_eq!(String::from_utf8(out.stderr).unwrap().lines().count(), 1);
     }
     std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn output_that_cannot_be_written_is_an_error_not_a_panic() {
+    // A full disk: --help to /dev/full.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = pvbuild().arg("--help").stdout(full).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: writing the output: "), "{err}");
+    // A reader that went away: stdout a pipe whose read end is closed.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = pvbuild().arg("--version").stdout(writer).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    if kernel_present() {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = pvbuild()
+            .args(["plan", KERNEL])
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(!err.contains("panicked"), "{err}");
+    }
 }

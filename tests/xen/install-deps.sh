@@ -13,6 +13,18 @@ packages="qemu-system-x86 xen-hypervisor-4.17-amd64 xen-utils-4.17 linux-image-a
 busybox-static libxen-dev cpio gzip xz-utils zstd lz4 bzip2 file coreutils binutils cpp gcc
 e2fsprogs procps qemu-system-xen qemu-utils iproute2"
 
+# The kernel the shared reference log was made with (`xl -vvv create` of it:
+# ../shared/reference/xl-vvv-debian-VERSION.log beside the checkout): host/tests/plan_debian.rs
+# compares `pvbuild plan` of that very kernel with the log, so it is installed beside the
+# newest one (the harness boots the newest).
+here=$(cd "$(dirname "$0")" && pwd)
+for ref in "$here"/../../../shared/reference/xl-vvv-debian-*.log; do
+    [ -r "$ref" ] || continue
+    ver=$(basename "$ref" .log)
+    ver=${ver#xl-vvv-debian-}
+    packages="$packages linux-image-$ver"
+done
+
 if [ "$(id -u)" -ne 0 ]; then
     echo "error: run as root (apt-get install)" >&2
     exit 1
