@@ -1,12 +1,14 @@
 #!/bin/sh
 # Stage 2 of dom0: PID 1 inside the overlay of this machine's root; $1 is the
-# writable share (the host's tests/xen/work/share, mounted at the same path).
+# writable share (the host's tests/xen/work/share, mounted at the same path), $2 the checkout.
 # Mounts the kernel filesystems, starts the Xen daemons as a Debian dom0 does
 # (oxenstored, xen-init-dom0, xenconsoled --log=guest), runs the selected
 # scenarios (run-scenarios.sh) and powers the machine off.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C LC_ALL=C
 share=$1
+# The checkout, for the binds below (config.env, read later, sets HARNESS_REPO itself).
+HARNESS_REPO_HINT=$2
 
 fatal() {
     echo "HARNESS-DOM0-FATAL stage2: $*"
@@ -22,10 +24,25 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 # xenconsoled hands out ptys: devpts is required.
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
-mount -t tmpfs -o mode=0755 tmpfs /run
+# The host's /tmp and /run are only read-only views here: give dom0 its own. A checkout (or
+# work directory) under one of them, as where a newcomer clones it to try it, would be hidden
+# by the new tmpfs: the host's directory is kept aside first, and the checkout and the share
+# are bound back at their own paths.
+for dir in /run /tmp; do
+    aside=/.harness-host$dir
+    mkdir -p "$aside" && mount --rbind "$dir" "$aside" || fatal "cannot keep the host's $dir aside"
+    mount -t tmpfs -o mode=1777 tmpfs "$dir" || fatal "cannot mount a tmpfs on $dir"
+    for p in "$HARNESS_REPO_HINT" "$share"; do
+        case $p in
+        "$dir"/*)
+            mountpoint -q "$p" 2>/dev/null && continue
+            mkdir -p "$p" && mount --rbind "$aside${p#"$dir"}" "$p" || fatal "cannot bind $p back"
+            ;;
+        esac
+    done
+done
+chmod 0755 /run
 mount -t tmpfs tmpfs /dev/shm
-# The host's /tmp and /run are only read-only views here: give dom0 its own.
-mount -t tmpfs tmpfs /tmp
 mount -t xenfs xenfs /proc/xen || fatal "mount xenfs"
 mkdir -p /run/xen /run/xenstored /run/lock /var/log/xen /var/lib/xen /var/lib/xenstored
 
