@@ -3,7 +3,7 @@
 
 use crate::bin::{BinError, BinImage};
 use crate::elf::{Elf, ElfError};
-use crate::image::{KernelParams, LoadKernel};
+use crate::image::{FeatureError, KernelParams, LoadKernel};
 
 /// Why a kernel image was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +14,8 @@ pub enum KernelError {
     Elf(ElfError),
     /// A refused 'bin' image.
     Bin(BinError),
+    /// A kernel that cannot run as an unprivileged PV guest (its required features).
+    Features(FeatureError),
 }
 
 impl From<ElfError> for KernelError {
@@ -34,6 +36,7 @@ impl core::fmt::Display for KernelError {
             KernelError::UnknownFormat => f.write_str("not an ELF or 'bin' kernel image"),
             KernelError::Elf(e) => write!(f, "ELF: {e}"),
             KernelError::Bin(e) => write!(f, "bin: {e}"),
+            KernelError::Features(e) => write!(f, "{e}"),
         }
     }
 }
@@ -71,8 +74,18 @@ impl<'a> Kernel<'a> {
 }
 
 /// Parse an uncompressed kernel, probing as libxenguest does: the 'bin' loader first (a
-/// valid header table in the first 8 KiB), then ELF.
+/// valid header table in the first 8 KiB), then ELF. A kernel whose required features rule
+/// out an unprivileged PV guest is refused here
+/// ([`KernelParams::check_pv_domu_features`]), before any domain exists.
 pub fn parse_kernel(image: &[u8]) -> Result<Kernel<'_>, KernelError> {
+    let k = parse_any(image)?;
+    k.params
+        .check_pv_domu_features()
+        .map_err(KernelError::Features)?;
+    Ok(k)
+}
+
+fn parse_any(image: &[u8]) -> Result<Kernel<'_>, KernelError> {
     if crate::bin::find_table(image).is_some() {
         let bin = BinImage::parse(image)?;
         return Ok(Kernel {

@@ -22,7 +22,9 @@ pub fn debian_kernel_path() -> PathBuf {
                 .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
         })
         .max()
-        .unwrap_or_else(|| panic!("no /boot/vmlinuz-*: install linux-image-amd64 (the tests need a real kernel)"))
+        .unwrap_or_else(|| {
+            panic!("no /boot/vmlinuz-*: install linux-image-amd64 (the tests need a real kernel)")
+        })
 }
 
 /// Debian's kernel, unpacked (an xz bzImage's ELF payload), read once.
