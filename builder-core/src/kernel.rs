@@ -2,6 +2,7 @@
 //! loaded. Compressed files are unpacked first (`decompress::unpack_kernel`).
 
 use crate::bin::{BinError, BinImage};
+use crate::bsdsym::BsdSymtab;
 use crate::elf::{Elf, ElfError};
 use crate::image::{FeatureError, KernelParams, LoadKernel};
 
@@ -53,6 +54,8 @@ pub struct Kernel<'a> {
     image: &'a [u8],
     kind: Kind<'a>,
     params: KernelParams,
+    /// The symbol table to load after the image (`BSD_SYMTAB`).
+    bsd_symtab: Option<BsdSymtab>,
 }
 
 impl<'a> Kernel<'a> {
@@ -92,6 +95,7 @@ fn parse_any(image: &[u8]) -> Result<Kernel<'_>, KernelError> {
             image,
             params: bin.params(),
             kind: Kind::Bin(bin),
+            bsd_symtab: None,
         });
     }
     if !image.starts_with(b"\x7fELF") {
@@ -99,10 +103,16 @@ fn parse_any(image: &[u8]) -> Result<Kernel<'_>, KernelError> {
     }
     let elf = Elf::parse(image)?;
     let params = elf.params()?;
+    let bsd_symtab = if params.bsd_symtab {
+        Some(elf.bsd_symtab()?)
+    } else {
+        None
+    };
     Ok(Kernel {
         image,
         kind: Kind::Elf(elf),
         params,
+        bsd_symtab,
     })
 }
 
@@ -115,7 +125,22 @@ impl LoadKernel for Kernel<'_> {
 
     fn load(&self, dest: &mut [u8]) -> Result<(), KernelError> {
         match &self.kind {
-            Kind::Elf(e) => Ok(e.load(dest)?),
+            Kind::Elf(e) => match &self.bsd_symtab {
+                None => Ok(e.load(dest)?),
+                // The segments, then the symbol table after them (`elf_load_binary`).
+                Some(b) => {
+                    let image_len = usize::try_from(e.pend() - e.pstart())
+                        .map_err(|_| ElfError::AddressOverflow)?;
+                    let got = dest.len() as u64;
+                    let segs = dest.get_mut(..image_len).ok_or(ElfError::DestSize {
+                        expected: b.pend - e.pstart(),
+                        got,
+                    })?;
+                    e.load(segs)?;
+                    b.load(e, dest).map_err(ElfError::BsdSymtab)?;
+                    Ok(())
+                }
+            },
             Kind::Bin(b) => Ok(b.load(self.image, dest)?),
         }
     }

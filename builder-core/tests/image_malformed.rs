@@ -363,6 +363,17 @@ fn features_a_pv_domu_cannot_have_are_refused() {
     );
 }
 
+#[test]
+fn bsd_symtab_on_a_32_bit_kernel_is_refused() {
+    // libelf's 32-bit BSD_SYMTAB layout puts the tables at +260 after reserving 192 bytes of
+    // headers (see bsdsym.rs): refused rather than overrunning virt_kend.
+    let s = b"GUEST_OS=linux,XEN_VER=xen-3.0,VIRT_BASE=0xC0000000,PAE=yes,BSD_SYMTAB";
+    assert_eq!(
+        elf_err(&elf32(&[], Some(s))),
+        ElfError::BsdSymtab(pvbuild_core::bsdsym::BsdSymError::Elf32)
+    );
+}
+
 /// An ELF32 i386 image with one LOAD and the given notes.
 fn elf32(notes: &[Vec<u8>], xen_guest: Option<&[u8]>) -> Vec<u8> {
     let notes: Vec<u8> = notes.concat();
