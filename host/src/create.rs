@@ -419,6 +419,8 @@ pub fn create<'x, K: LoadKernel>(
             store_evtchn: store_port,
             console_evtchn: console_port,
             shared_info_mfn,
+            // No PAE L3 exchange (XENMEM_exchange): a PAE guest without extended-cr3 whose L3
+            // lands above 4 GiB is refused by the build, and undone.
             relocated: &[],
         };
         // `mem` drops at the end of this step: no mapping of the new page tables survives
