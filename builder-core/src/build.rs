@@ -4,9 +4,12 @@
 //! a kernel that cannot fit) before it creates a domain:
 //!
 //! 1. [`plan`]: the pure layout ([`crate::layout::solve`]).
-//! 2. The host creates the domain and populates memory; a PAE guest without extended-cr3
-//!    whose L3 frame ([`crate::paging::l3_below_4g_pfn`]) landed above 4 GiB gets it
-//!    exchanged for one below, and names it in [`BuildConfig::relocated`].
+//! 2. The host creates the domain and populates memory. libxenguest would exchange the L3
+//!    frame of a PAE guest without extended-cr3 that landed above 4 GiB
+//!    ([`crate::paging::l3_below_4g_pfn`]) for one below (`move_l3_below_4G`,
+//!    `XENMEM_exchange`) and name it in [`BuildConfig::relocated`]. pvbuild's host does not
+//!    do that exchange (the Xen it runs on has no 32-bit PV at all): it always passes no
+//!    relocation, and [`build`] refuses such a guest ([`BuildError::L3AboveFourGiB`]).
 //! 3. [`build`]: loads the kernel and ramdisk, writes the page tables, the p2m list and
 //!    start_info (`xc_dom_build_image` + `xc_dom_boot_image`), and returns what the host
 //!    still has to hand to Xen ([`BuildOutput`]): the table to pin, the hypercall page, the
@@ -34,7 +37,8 @@ pub struct BuildConfig<'a> {
     pub console_evtchn: u32,
     /// Machine frame of the domain's shared_info page.
     pub shared_info_mfn: Mfn,
-    /// Pfns whose frames the host exchanged after populating memory (the PAE L3).
+    /// Pfns whose frames the host exchanged after populating memory (the PAE L3). pvbuild's
+    /// host does no exchange and always passes none (see the module comment).
     pub relocated: &'a [Pfn],
 }
 
@@ -88,7 +92,8 @@ pub enum BuildError<K, M> {
         /// The segment's length (0 if none).
         segment: u64,
     },
-    /// The PAE L3 is above 4 GiB and the guest lacks extended-cr3.
+    /// The PAE L3 is above 4 GiB and the guest lacks extended-cr3 (pvbuild does not move it
+    /// below: the guest is refused).
     L3AboveFourGiB {
         /// The L3's pfn.
         pfn: Pfn,
@@ -238,7 +243,8 @@ pub fn build<L: LoadKernel, M: GuestMemory>(
     })
 }
 
-/// Whether a PAE mode needs its L3 below 4 GiB (for hosts deciding on relocation).
+/// Whether a PAE mode needs its L3 below 4 GiB (for a host deciding on relocation; pvbuild's
+/// host does none, so such a guest whose L3 lands above 4 GiB is refused by [`build`]).
 pub fn needs_l3_below_4g(params: &KernelParams) -> bool {
     PagingMode::of(params.guest_type) == PagingMode::Pae && params.pae == PaeMode::Yes
 }

@@ -296,6 +296,8 @@ pub enum ElfError {
         /// HYPERCALL_PAGE as a virtual address.
         virt_hypercall: u64,
     },
+    /// The `BSD_SYMTAB` symbol table cannot be loaded.
+    BsdSymtab(crate::bsdsym::BsdSymError),
     /// The destination given to `load` is not the size of the image.
     DestSize {
         /// `virt_kend - virt_kstart`.
@@ -315,6 +317,7 @@ impl core::fmt::Display for ElfError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match *self {
             ElfError::Truncated => f.write_str("ELF header truncated"),
+            ElfError::BsdSymtab(e) => write!(f, "{e}"),
             ElfError::BadMagic => f.write_str("not an ELF image"),
             ElfError::UnsupportedClass(c) => write!(f, "unsupported ELF class {c}"),
             ElfError::NotLittleEndian => f.write_str("ELF image is not little endian"),
@@ -678,6 +681,21 @@ impl<'a> Elf<'a> {
         self.phdrs().filter(Phdr::is_loadable)
     }
 
+    /// Number of section headers (`e_shnum`).
+    pub fn shnum(&self) -> u16 {
+        self.shnum
+    }
+
+    /// The raw bytes of section header `i` (at least one header of the class's size).
+    pub fn shdr_bytes(&self, i: u16) -> Option<&'a [u8]> {
+        let raw = self.table_entry(self.shoff, self.shentsize, self.shnum, i)?;
+        let len = match self.class {
+            Class::Elf32 => core::mem::size_of::<Shdr32>(),
+            Class::Elf64 => core::mem::size_of::<Shdr64>(),
+        };
+        raw.get(..len)
+    }
+
     /// Section header `i`.
     pub fn shdr(&self, i: u16) -> Option<Shdr> {
         let raw = self.table_entry(self.shoff, self.shentsize, self.shnum, i)?;
@@ -772,11 +790,23 @@ impl<'a> Elf<'a> {
         }
     }
 
-    /// Parse the Xen parameters and apply libelf's checks and defaults.
+    /// Parse the Xen parameters and apply libelf's checks and defaults. With `BSD_SYMTAB`
+    /// the image ends after its symbol table ([`crate::bsdsym`]), before libelf's checks
+    /// of the entry point and hypercall page against it, as `elf_xen_addr_calc_check`.
     pub fn params(&self) -> Result<KernelParams, ElfError> {
         let parms = self.xen_parms()?;
         let guest_type = self.guest_type(parms.pae);
-        finish(parms, guest_type, self.pstart, self.pend, self.entry)
+        let pend = if parms.bsd_symtab {
+            self.bsd_symtab()?.pend
+        } else {
+            self.pend
+        };
+        finish(parms, guest_type, self.pstart, pend, self.entry)
+    }
+
+    /// Where the `BSD_SYMTAB` tables go ([`crate::bsdsym::locate`]).
+    pub fn bsd_symtab(&self) -> Result<crate::bsdsym::BsdSymtab, ElfError> {
+        crate::bsdsym::locate(self).map_err(ElfError::BsdSymtab)
     }
 
     /// Copy the loadable segments into `dest`, which covers the load range

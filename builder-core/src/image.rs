@@ -147,6 +147,65 @@ impl KernelParams {
     }
 }
 
+/// A kernel whose features rule it out as an unprivileged PV guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureError {
+    /// `FEATURES` requires `dom0`: libxenguest's `xc_dom_parse_elf_kernel`, "Kernel does not
+    /// support unprivileged (DomU) operation".
+    RequiresDom0,
+    /// `FEATURES` requires `auto_translated_physmap`: libxenguest's `bootearly` for a PV
+    /// container, "PV Autotranslate guests no longer supported".
+    RequiresAutoTranslate,
+    /// A required (active) feature outside the kernel's supported set: `xc_dom_parse_image`,
+    /// "unsupported feature requested".
+    Unsupported {
+        /// The `XENFEAT_*` bit.
+        bit: u32,
+    },
+}
+
+impl core::fmt::Display for FeatureError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FeatureError::RequiresDom0 => f.write_str(
+                "the kernel requires feature dom0: it does not support unprivileged (domU) operation",
+            ),
+            FeatureError::RequiresAutoTranslate => f.write_str(
+                "the kernel requires feature auto_translated_physmap: PV autotranslate guests are no longer supported",
+            ),
+            FeatureError::Unsupported { bit } => match crate::notes::feature_name(*bit) {
+                Some(n) => write!(f, "the kernel requires feature {n} but does not support it"),
+                None => write!(f, "the kernel requires feature bit {bit} but does not support it"),
+            },
+        }
+    }
+}
+
+impl KernelParams {
+    /// libxenguest's feature checks for a PV domU, in its order: a kernel requiring `dom0`
+    /// is refused (`xc_dom_parse_elf_kernel`); the active features (what the kernel
+    /// requires; the toolstack requests none, as xl requests none) must be in the supported
+    /// set (`xc_dom_parse_image`); a PV kernel requiring `auto_translated_physmap` is
+    /// refused (`bootearly`). A `!name` in `FEATURES` marks the feature supported as well as
+    /// required, so the second check only fires for parameters not from libelf's parser.
+    pub fn check_pv_domu_features(&self) -> Result<(), FeatureError> {
+        if self.requires(xenfeat::DOM0) {
+            return Err(FeatureError::RequiresDom0);
+        }
+        for (i, (req, sup)) in self.f_required.iter().zip(&self.f_supported).enumerate() {
+            let missing = req & !sup;
+            if missing != 0 {
+                let bit = (i as u32) * 32 + missing.trailing_zeros();
+                return Err(FeatureError::Unsupported { bit });
+            }
+        }
+        if self.requires(xenfeat::AUTO_TRANSLATED_PHYSMAP) {
+            return Err(FeatureError::RequiresAutoTranslate);
+        }
+        Ok(())
+    }
+}
+
 fn feature_bit(map: &[u32; XENFEAT_NR_SUBMAPS], bit: u32) -> bool {
     let idx = (bit / 32) as usize;
     map.get(idx).is_some_and(|w| w & (1 << (bit % 32)) != 0)

@@ -2,8 +2,9 @@
 //! loaded. Compressed files are unpacked first (`decompress::unpack_kernel`).
 
 use crate::bin::{BinError, BinImage};
+use crate::bsdsym::BsdSymtab;
 use crate::elf::{Elf, ElfError};
-use crate::image::{KernelParams, LoadKernel};
+use crate::image::{FeatureError, KernelParams, LoadKernel};
 
 /// Why a kernel image was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +15,8 @@ pub enum KernelError {
     Elf(ElfError),
     /// A refused 'bin' image.
     Bin(BinError),
+    /// A kernel that cannot run as an unprivileged PV guest (its required features).
+    Features(FeatureError),
 }
 
 impl From<ElfError> for KernelError {
@@ -34,6 +37,7 @@ impl core::fmt::Display for KernelError {
             KernelError::UnknownFormat => f.write_str("not an ELF or 'bin' kernel image"),
             KernelError::Elf(e) => write!(f, "ELF: {e}"),
             KernelError::Bin(e) => write!(f, "bin: {e}"),
+            KernelError::Features(e) => write!(f, "{e}"),
         }
     }
 }
@@ -50,6 +54,8 @@ pub struct Kernel<'a> {
     image: &'a [u8],
     kind: Kind<'a>,
     params: KernelParams,
+    /// The symbol table to load after the image (`BSD_SYMTAB`).
+    bsd_symtab: Option<BsdSymtab>,
 }
 
 impl<'a> Kernel<'a> {
@@ -71,14 +77,25 @@ impl<'a> Kernel<'a> {
 }
 
 /// Parse an uncompressed kernel, probing as libxenguest does: the 'bin' loader first (a
-/// valid header table in the first 8 KiB), then ELF.
+/// valid header table in the first 8 KiB), then ELF. A kernel whose required features rule
+/// out an unprivileged PV guest is refused here
+/// ([`KernelParams::check_pv_domu_features`]), before any domain exists.
 pub fn parse_kernel(image: &[u8]) -> Result<Kernel<'_>, KernelError> {
+    let k = parse_any(image)?;
+    k.params
+        .check_pv_domu_features()
+        .map_err(KernelError::Features)?;
+    Ok(k)
+}
+
+fn parse_any(image: &[u8]) -> Result<Kernel<'_>, KernelError> {
     if crate::bin::find_table(image).is_some() {
         let bin = BinImage::parse(image)?;
         return Ok(Kernel {
             image,
             params: bin.params(),
             kind: Kind::Bin(bin),
+            bsd_symtab: None,
         });
     }
     if !image.starts_with(b"\x7fELF") {
@@ -86,10 +103,16 @@ pub fn parse_kernel(image: &[u8]) -> Result<Kernel<'_>, KernelError> {
     }
     let elf = Elf::parse(image)?;
     let params = elf.params()?;
+    let bsd_symtab = if params.bsd_symtab {
+        Some(elf.bsd_symtab()?)
+    } else {
+        None
+    };
     Ok(Kernel {
         image,
         kind: Kind::Elf(elf),
         params,
+        bsd_symtab,
     })
 }
 
@@ -102,7 +125,22 @@ impl LoadKernel for Kernel<'_> {
 
     fn load(&self, dest: &mut [u8]) -> Result<(), KernelError> {
         match &self.kind {
-            Kind::Elf(e) => Ok(e.load(dest)?),
+            Kind::Elf(e) => match &self.bsd_symtab {
+                None => Ok(e.load(dest)?),
+                // The segments, then the symbol table after them (`elf_load_binary`).
+                Some(b) => {
+                    let image_len = usize::try_from(e.pend() - e.pstart())
+                        .map_err(|_| ElfError::AddressOverflow)?;
+                    let got = dest.len() as u64;
+                    let segs = dest.get_mut(..image_len).ok_or(ElfError::DestSize {
+                        expected: b.pend - e.pstart(),
+                        got,
+                    })?;
+                    e.load(segs)?;
+                    b.load(e, dest).map_err(ElfError::BsdSymtab)?;
+                    Ok(())
+                }
+            },
             Kind::Bin(b) => Ok(b.load(self.image, dest)?),
         }
     }

@@ -21,6 +21,7 @@ extern crate alloc;
 
 pub mod addr;
 pub mod bin;
+pub mod bsdsym;
 pub mod build;
 pub mod bzimage;
 pub mod decompress;

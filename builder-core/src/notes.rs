@@ -284,6 +284,14 @@ const FEATURE_NAMES: [(u32, &[u8]); 7] = [
     (11, b"dom0"),
 ];
 
+/// libelf's name of feature bit `bit`, if it has one.
+pub fn feature_name(bit: u32) -> Option<&'static str> {
+    FEATURE_NAMES
+        .iter()
+        .find(|(b, _)| *b == bit)
+        .and_then(|(_, n)| core::str::from_utf8(n).ok())
+}
+
 fn feature_set(map: &mut [u32; XENFEAT_NR_SUBMAPS], bit: u32) {
     if let Some(w) = map.get_mut((bit / 32) as usize) {
         *w |= 1 << (bit % 32);

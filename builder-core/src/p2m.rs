@@ -4,9 +4,11 @@
 //! The list holds one guest word per pfn: the machine frame backing it (`uint64_t` for
 //! 64-bit guests, `uint32_t` for 32-bit ones), copied from the p2m the host got when it
 //! populated memory. Today's Xen fills its machine-to-phys table itself when memory is
-//! populated, so the only m2p updates a build needs are for frames the host exchanged after
-//! that: the PAE L3 that must live below 4 GiB. Those come as one batch of
+//! populated, so the only m2p updates a build could need are for frames a host exchanged
+//! after that: the PAE L3 that must live below 4 GiB. Those would come as one batch of
 //! `MMU_MACHPHYS_UPDATE` requests ([`MmuUpdate`]), sent in a single `mmu_update` hypercall.
+//! pvbuild's host does no such exchange (a PAE guest whose L3 lands above 4 GiB is refused,
+//! see [`crate::build`]), so its builds have none.
 
 use zerocopy::{Immutable, IntoBytes, KnownLayout};
 

@@ -182,7 +182,8 @@ pub enum PagingError<E> {
     },
     /// A machine frame too large for the entry format (2-level entries hold 20 bits).
     MfnTooLarge(u64),
-    /// A PAE guest without extended-cr3 whose L3 frame lies above 4 GiB and was not moved.
+    /// A PAE guest without extended-cr3 whose L3 frame lies above 4 GiB (pvbuild never moves
+    /// it: refused).
     L3AboveFourGiB {
         /// The L3's pfn.
         pfn: Pfn,
@@ -208,8 +209,8 @@ pub fn entry_prot(layout: &Layout, l: usize, pfn: u64) -> PteFlags {
 }
 
 /// The pfn a PAE guest's L3 lives in, if the guest needs it below 4 GiB (PAE without
-/// extended-cr3): the host must check that frame and, if above 4 GiB, exchange it for one
-/// below before [`write_tables`] (libxenguest's `move_l3_below_4G`).
+/// extended-cr3). libxenguest exchanges that frame for one below 4 GiB when it lands above
+/// (`move_l3_below_4G`); pvbuild does not: [`crate::build::build`] refuses the guest.
 pub fn l3_below_4g_pfn(layout: &Layout, pae: PaeMode) -> Option<Pfn> {
     if layout.mode == PagingMode::Pae && pae == PaeMode::Yes {
         layout.top_table_pfn().ok()

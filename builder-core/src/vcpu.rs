@@ -236,9 +236,10 @@ pub fn boot_context(layout: &Layout, pae: PaeMode, top_mfn: Mfn) -> Result<VcpuC
             c.user_regs.ss = FLAT_KERNEL_SS_X86_64;
             c.user_regs.cs = FLAT_KERNEL_CS_X86_64;
             c.kernel_ss = u64::from(c.user_regs.ss);
-            // libxenguest writes `kernel_sp = user_regs.esp`: the low 32 bits of rsp (the
-            // union member). Kept bit-for-bit; the kernel switches stacks itself.
-            c.kernel_sp = c.user_regs.rsp & 0xffff_ffff;
+            // libxenguest writes `kernel_sp = user_regs.esp`; in the tools' x86_64 view
+            // (xen/foreign/x86_64.h, `__DECL_REG`) `esp` and `rsp` are one 64-bit union
+            // member, so that is the whole of rsp.
+            c.kernel_sp = c.user_regs.rsp;
             Ok(VcpuContext::X86_64(c))
         }
         GuestType::X86_32Pae | GuestType::X86_32 => {

@@ -50,6 +50,10 @@ fn debian() -> KernelParams {
 fn pae() -> KernelParams {
     let mut k = debian();
     k.guest_type = GuestType::X86_32Pae;
+    // `PAE=yes` of a legacy `__xen_guest` string, without `[extended-cr3]` (libelf's
+    // XEN_PAE_YES): the one mode whose L3 must sit below 4 GiB. Debian's kernel says
+    // extended-cr3 (PAE_MODE note "yes").
+    k.pae = PaeMode::Yes;
     k.virt_base = 0xc000_0000;
     k.virt_kstart = 0xc100_0000;
     k.virt_kend = 0xc180_0000;

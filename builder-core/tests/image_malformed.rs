@@ -13,7 +13,7 @@
 use pvbuild_core::bin::{self, BinError};
 use pvbuild_core::bzimage::{self, BzImageError};
 use pvbuild_core::elf::{Elf, ElfError};
-use pvbuild_core::image::{GuestType, LoadKernel, PaeMode};
+use pvbuild_core::image::{FeatureError, GuestType, LoadKernel, PaeMode};
 use pvbuild_core::kernel::{parse_kernel, KernelError};
 use pvbuild_core::notes::NoteError;
 
@@ -316,6 +316,62 @@ fn note_semantics() {
     n[4] = note(2, &(PADDR + 0x1000).to_le_bytes());
     let p = parse_kernel(&elf64(&n, &[])).unwrap().params().clone();
     assert_eq!((p.virt_base, p.virt_kstart), (0, PADDR));
+}
+
+fn feature_err(image: &[u8]) -> FeatureError {
+    match parse_kernel(image) {
+        Err(KernelError::Features(e)) => e,
+        other => panic!("expected a feature refusal, got {other:?}"),
+    }
+}
+
+fn with_note(ty: u32, desc: &[u8]) -> Vec<u8> {
+    let mut n = base_notes();
+    n.push(note(ty, desc));
+    elf64(&n, &[])
+}
+
+#[test]
+fn features_a_pv_domu_cannot_have_are_refused() {
+    // xc_dom_parse_elf_kernel: a kernel requiring dom0 ("!dom0" in FEATURES).
+    let e = feature_err(&with_note(10, b"!writable_page_tables|!dom0\0"));
+    assert_eq!(e, FeatureError::RequiresDom0);
+    assert_eq!(
+        KernelError::Features(e).to_string(),
+        "the kernel requires feature dom0: it does not support unprivileged (domU) operation"
+    );
+    // Supporting dom0 is fine: in FEATURES without '!', or as SUPPORTED_FEATURES bit 11
+    // (Debian's kernel has 0x8801 there).
+    assert!(parse_kernel(&with_note(10, b"dom0|!writable_page_tables\0")).is_ok());
+    assert!(parse_kernel(&with_note(17, &(1u32 << 11).to_le_bytes())).is_ok());
+    // SUPPORTED_FEATURES can only add supported bits, never required ones.
+    assert!(parse_kernel(&with_note(17, &u32::MAX.to_le_bytes())).is_ok());
+
+    // bootearly: a PV kernel requiring auto_translated_physmap.
+    let e = feature_err(&with_note(10, b"!auto_translated_physmap\0"));
+    assert_eq!(e, FeatureError::RequiresAutoTranslate);
+    assert!(KernelError::Features(e)
+        .to_string()
+        .contains("auto_translated_physmap"));
+    assert!(parse_kernel(&with_note(10, b"auto_translated_physmap\0")).is_ok());
+
+    // The legacy __xen_guest string goes through the same checks.
+    let s = b"GUEST_OS=linux,XEN_VER=xen-3.0,VIRT_BASE=0xC0000000,PAE=yes,FEATURES=!dom0";
+    assert_eq!(
+        feature_err(&elf32(&[], Some(s))),
+        FeatureError::RequiresDom0
+    );
+}
+
+#[test]
+fn bsd_symtab_on_a_32_bit_kernel_is_refused() {
+    // libelf's 32-bit BSD_SYMTAB layout puts the tables at +260 after reserving 192 bytes of
+    // headers (see bsdsym.rs): refused rather than overrunning virt_kend.
+    let s = b"GUEST_OS=linux,XEN_VER=xen-3.0,VIRT_BASE=0xC0000000,PAE=yes,BSD_SYMTAB";
+    assert_eq!(
+        elf_err(&elf32(&[], Some(s))),
+        ElfError::BsdSymtab(pvbuild_core::bsdsym::BsdSymError::Elf32)
+    );
 }
 
 /// An ELF32 i386 image with one LOAD and the given notes.

@@ -739,6 +739,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         layout: p.layout,
         ramdisk: p.inputs.ramdisk.as_deref(),
         cmdline: cmdline.as_bytes(),
+        max_memkb: cfg.maxmem_mib << 10,
         // The domain gets `maxvcpus` vcpus, as libxl gives it; `cpu/N/availability` says
         // how many of them the guest brings up.
         vcpus: cfg.max_vcpus,

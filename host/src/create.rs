@@ -7,7 +7,9 @@
 //!    domain exists, as `xc_dom_compat_check` does);
 //! 2. create the domain, set its vcpus, its memory limit (the guest's memory plus libxl's
 //!    1 MiB slack) and its address size;
-//! 3. allocate the xenstore and console event channels;
+//! 3. allocate the xenstore and console event channels, and set the guest's memory map to
+//!    one RAM entry of `maxmem` (`libxl__arch_domain_create`'s `xc_domain_set_memmap_limit`:
+//!    what lets the guest balloon up past `memory`);
 //! 4. populate its memory (2 MiB extents, then 4 KiB);
 //! 5. build the image into it through privcmd mappings ([`pvbuild_core::build::build`]);
 //! 6. apply the machine-to-phys updates the build asks for, drop every mapping of the new
@@ -50,6 +52,8 @@ pub enum CreateStep {
     AddressSize,
     /// The xenstore and console event channels.
     EventChannels,
+    /// `XENMEM_set_memory_map`: the guest's E820, up to its maxmem.
+    MemoryMap,
     /// Populating memory.
     Populate,
     /// Getting the shared_info frame.
@@ -72,13 +76,14 @@ pub enum CreateStep {
 
 impl CreateStep {
     /// Every step, in order.
-    pub const ALL: [CreateStep; 15] = [
+    pub const ALL: [CreateStep; 16] = [
         CreateStep::Compat,
         CreateStep::CreateDomain,
         CreateStep::MaxVcpus,
         CreateStep::MaxMem,
         CreateStep::AddressSize,
         CreateStep::EventChannels,
+        CreateStep::MemoryMap,
         CreateStep::Populate,
         CreateStep::DomainInfo,
         CreateStep::Build,
@@ -99,6 +104,7 @@ impl CreateStep {
             CreateStep::MaxMem => "max-mem",
             CreateStep::AddressSize => "address-size",
             CreateStep::EventChannels => "event-channels",
+            CreateStep::MemoryMap => "memory-map",
             CreateStep::Populate => "populate",
             CreateStep::DomainInfo => "domain-info",
             CreateStep::Build => "build",
@@ -183,6 +189,9 @@ pub struct CreateRequest<'a, K> {
     pub ramdisk: Option<&'a [u8]>,
     /// The command line.
     pub cmdline: &'a [u8],
+    /// The guest's maximum memory in KiB (the config's `maxmem`, libxl's `max_memkb`): its
+    /// memory map covers this much, so it may balloon up to it.
+    pub max_memkb: u64,
     /// Number of vcpus the domain has (the config's `maxvcpus`; xenstore's
     /// `cpu/N/availability` says which the guest brings up).
     pub vcpus: u32,
@@ -383,6 +392,17 @@ pub fn create<'x, K: LoadKernel>(
             x.evtchn_alloc_unbound(domid, req.console_backend)?,
         ))
     })?;
+    // libxl: `xc_domain_set_memmap_limit(max_memkb + slack_memkb)`, slack_memkb being 0 for
+    // a PV guest (libxl__domain_build_info_setdefault).
+    run.step(CreateStep::MemoryMap, |x| {
+        if req.max_memkb < layout.nr_pages.saturating_mul(4) {
+            return Err(CreateFailure::Invalid(format!(
+                "maxmem of {} KiB is below the guest's memory of {:#x} pages",
+                req.max_memkb, layout.nr_pages
+            )));
+        }
+        Ok(x.set_memmap_limit(domid, req.max_memkb)?)
+    })?;
     let p2m = run.step(CreateStep::Populate, |x| {
         Ok(x.populate_physmap(domid, layout.nr_pages)?)
     })?;
@@ -399,6 +419,8 @@ pub fn create<'x, K: LoadKernel>(
             store_evtchn: store_port,
             console_evtchn: console_port,
             shared_info_mfn,
+            // No PAE L3 exchange (XENMEM_exchange): a PAE guest without extended-cr3 whose L3
+            // lands above 4 GiB is refused by the build, and undone.
             relocated: &[],
         };
         // `mem` drops at the end of this step: no mapping of the new page tables survives

@@ -240,7 +240,8 @@ pub fn plan(args: &PlanArgs) -> Result<Plan, PlanError> {
     let mut bytes = vec![0u8; bytes_len];
     let mut mem =
         InMemory::new(&mut bytes, &p2m).map_err(|e| PlanError::Build(format!("{e:?}")))?;
-    // A PAE guest's L3 must be below 4 GiB: the plan's frames all are.
+    // No PAE L3 exchange (pvbuild does none, see pvbuild_core::build): the plan's frames
+    // for the top tables are below 4 GiB.
     let cfg = BuildConfig {
         ramdisk,
         cmdline: args.cmdline.as_bytes(),

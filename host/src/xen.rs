@@ -66,6 +66,8 @@ pub enum Step {
     HypercallInit,
     /// `XENMEM_populate_physmap`.
     PopulatePhysmap,
+    /// `XENMEM_set_memory_map`.
+    SetMemoryMap,
     /// `mmu_update` (machine-to-phys entries).
     MmuUpdate,
     /// `mmuext_op` pinning a page table.
@@ -107,6 +109,7 @@ impl Step {
             Step::SetVcpuContext => "setting the vcpu context",
             Step::HypercallInit => "initialising the hypercall page",
             Step::PopulatePhysmap => "populating memory",
+            Step::SetMemoryMap => "setting the memory map",
             Step::MmuUpdate => "updating machine-to-phys entries",
             Step::PinTable => "pinning the page table",
             Step::EvtchnAllocUnbound => "allocating an event channel",
@@ -681,6 +684,52 @@ impl Xen {
             &XenDomctlMaxMem { max_memkb: kib },
         )
         .map(drop)
+    }
+
+    /// Sets the pseudo-physical memory map a PV guest reads with `XENMEM_memory_map`
+    /// (`xc_domain_set_memory_map`): at most [`E820MAX`] entries, the array and the
+    /// argument each in a hypercall buffer.
+    pub fn set_memory_map(&self, domid: u16, entries: &[E820Entry]) -> Result<(), XenError> {
+        let step = Step::SetMemoryMap;
+        if entries.is_empty() || entries.len() > E820MAX {
+            return Err(range(step, "memory map entries", entries.len() as u64));
+        }
+        let list = HcBuf::from_slice(&*self.backend, entries, step, domid)?;
+        let arg = XenForeignMemoryMap {
+            domid,
+            _pad: [0; 3],
+            map: XenMemoryMap {
+                nr_entries: entries.len() as u32,
+                _pad: 0,
+                buffer: list.addr(),
+            },
+        };
+        let buf = HcBuf::with(&*self.backend, &arg, step, domid)?;
+        // SAFETY: argument 1 is a live buffer holding one xen_foreign_memory_map whose
+        // handle is the live buffer `list` of `nr_entries` entries.
+        unsafe {
+            self.hypercall(
+                HYPERVISOR_MEMORY_OP,
+                [XENMEM_SET_MEMORY_MAP, buf.addr(), 0, 0, 0],
+            )
+        }
+        .map_err(call_err(step, domid))
+        .map(drop)
+    }
+
+    /// Limits a PV guest's memory map to `kib` KiB: one `E820_RAM` entry from 0, as
+    /// libxl's `libxl__arch_domain_create` does through `xc_domain_set_memmap_limit` with
+    /// `max_memkb + slack_memkb`. The guest's balloon driver may grow it up to that size.
+    pub fn set_memmap_limit(&self, domid: u16, kib: u64) -> Result<(), XenError> {
+        let bytes = kib
+            .checked_mul(1024)
+            .ok_or_else(|| range(Step::SetMemoryMap, "memory map limit (KiB)", kib))?;
+        let ram = E820Entry {
+            addr: 0.into(),
+            size: bytes.into(),
+            r#type: E820_RAM.into(),
+        };
+        self.set_memory_map(domid, &[ram])
     }
 
     /// Sets the domain's number of vcpus.

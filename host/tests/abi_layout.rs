@@ -99,6 +99,9 @@ fn checks() -> Vec<Check> {
             extent_start, nr_extents, extent_order, mem_flags, domid
         }
         MmuUpdate => "struct mmu_update" { ptr, val }
+        E820Entry => "struct e820entry" { addr, size, r#type as "type" }
+        XenMemoryMap => "struct xen_memory_map" { nr_entries, buffer }
+        XenForeignMemoryMap => "struct xen_foreign_memory_map" { domid, map }
         MmuextOp => "struct mmuext_op" { cmd, arg1, arg2 }
         EvtchnAllocUnbound => "struct evtchn_alloc_unbound" { dom, remote_dom, port }
         EvtchnClose => "struct evtchn_close" { port }
@@ -167,6 +170,9 @@ fn checks() -> Vec<Check> {
         XENMEM_INCREASE_RESERVATION => "XENMEM_increase_reservation",
         XENMEM_DECREASE_RESERVATION => "XENMEM_decrease_reservation",
         XENMEM_POPULATE_PHYSMAP => "XENMEM_populate_physmap",
+        XENMEM_SET_MEMORY_MAP => "XENMEM_set_memory_map",
+        E820_RAM => "E820_RAM",
+        E820MAX => "E820MAX",
         MMU_NORMAL_PT_UPDATE => "MMU_NORMAL_PT_UPDATE",
         MMU_MACHPHYS_UPDATE => "MMU_MACHPHYS_UPDATE",
         MMUEXT_PIN_L1_TABLE => "MMUEXT_PIN_L1_TABLE",
@@ -202,6 +208,7 @@ const PRELUDE: &str = r#"
 #include <xen/grant_table.h>
 #include <xen/version.h>
 #include <xen/sys/privcmd.h>
+#include <xenctrl.h>
 int main(void) {
 "#;
 

@@ -1,31 +1,48 @@
-//! Shared by the build tests: the parameters libelf logged for Debian's 6.1.0-56 kernel
-//! (/work/shared/reference/xl-vvv-debian-6.1.0-56-amd64.log, "ELF: addresses:" and the notes).
-#![allow(dead_code, clippy::unwrap_used)]
+//! Shared by the build tests: kernels as the parser returns them for real images.
+//!
+//! `debian_params` parses Debian's own kernel (the newest `/boot/vmlinuz-*`, whatever version
+//! the machine has: CI installs linux-image-amd64), so every fixture is what a real kernel
+//! gives, never hand-written values. Without a kernel in /boot the tests fail, they do not
+//! skip.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use pvbuild_core::image::{GuestType, KernelParams, PaeMode};
+use std::path::PathBuf;
+use std::sync::OnceLock;
 
-/// The parameters libelf logged for Debian's kernel ("ELF: addresses:" and the notes).
+use pvbuild_core::image::{KernelParams, LoadKernel};
+use pvbuild_core::kernel::parse_kernel;
+
+/// The newest `/boot/vmlinuz-*`.
+pub fn debian_kernel_path() -> PathBuf {
+    std::fs::read_dir("/boot")
+        .unwrap_or_else(|e| panic!("/boot: {e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
+        .max()
+        .unwrap_or_else(|| {
+            panic!("no /boot/vmlinuz-*: install linux-image-amd64 (the tests need a real kernel)")
+        })
+}
+
+/// Debian's kernel, unpacked (an xz bzImage's ELF payload), read once.
+pub fn debian_kernel_image() -> &'static [u8] {
+    static IMAGE: OnceLock<Vec<u8>> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let path = debian_kernel_path();
+        let file = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        pvbuild_core::decompress::unpack_kernel(&file)
+            .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()))
+            .into_owned()
+    })
+}
+
+/// What the parser returns for Debian's kernel.
 pub fn debian_params() -> KernelParams {
-    KernelParams {
-        guest_type: GuestType::X86_64,
-        guest_os: "linux".try_into().unwrap(),
-        guest_ver: "2.6".try_into().unwrap(),
-        xen_ver: "xen-3.0".try_into().unwrap(),
-        loader: "generic".try_into().unwrap(),
-        pae: PaeMode::Yes,
-        bsd_symtab: false,
-        unmapped_initrd: true,
-        virt_base: 0xffffffff80000000,
-        virt_entry: 0xffffffff830791c0,
-        virt_hypercall: None,
-        virt_hv_start_low: Some(0xffff800000000000),
-        p2m_base: Some(0x8000000000),
-        elf_paddr_offset: 0,
-        f_supported: [0x8801],
-        f_required: [0x1],
-        phys_entry: Some(0x1000850),
-        virt_offset: 0xffffffff80000000,
-        virt_kstart: 0xffffffff81000000,
-        virt_kend: 0xffffffff84a00000,
-    }
+    parse_kernel(debian_kernel_image())
+        .unwrap_or_else(|e| panic!("{}: {e:?}", debian_kernel_path().display()))
+        .params()
+        .clone()
 }

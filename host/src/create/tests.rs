@@ -62,6 +62,7 @@ fn request<'a>(k: &'a Kernel<'a>, l: &'a Layout, rd: &'a [u8]) -> CreateRequest<
         layout: l,
         ramdisk: Some(rd),
         cmdline: b"console=hvc0 quiet",
+        max_memkb: MIB << 10,
         vcpus: 1,
         handle: [7; 16],
         console_backend: 0,
@@ -142,6 +143,35 @@ fn builds_debian_kernel_and_the_walker_agrees() {
     assert_eq!(b.finish(), c);
     assert!(!f.domain(c.domid).unwrap().paused);
     assert_eq!((f.live_areas(), f.live_buffers()), (0, 0));
+}
+
+#[test]
+fn the_memory_map_reaches_maxmem_as_libxl_sets_it() {
+    // libxl__arch_domain_create → xc_domain_set_memmap_limit(max_memkb + slack_memkb, 0 for
+    // PV): one entry {addr 0, size max_memkb << 10, E820_RAM (1, xenctrl.h)}.
+    let k = kernel::parse_kernel(image()).unwrap();
+    let rd = ramdisk();
+    let l = plan(&k, &rd);
+    let (f, x) = fake();
+    let mut req = request(&k, &l, &rd);
+    req.max_memkb = 3 * (MIB << 10);
+    let b = create(&x, &req).unwrap();
+    let dom = f.domain(b.created.domid).unwrap();
+    assert_eq!(dom.e820, vec![(0, 3 * (MIB << 20), 1)]);
+    // Memory itself is still `memory`: the map only allows growth.
+    assert_eq!(dom.p2m.len() as u64, MIB << 8);
+    assert!(f
+        .calls()
+        .contains(&Call::MemoryOp(crate::sys::memory::XENMEM_SET_MEMORY_MAP)));
+    b.finish();
+
+    // A maxmem below memory is refused before the map is set.
+    let (f, x) = fake();
+    let mut req = request(&k, &l, &rd);
+    req.max_memkb = (MIB << 10) - 4;
+    let err = create(&x, &req).unwrap_err();
+    assert_eq!(err.step, CreateStep::MemoryMap);
+    assert_nothing_left(&f);
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use core::mem::size_of;
 
+use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `XENMEM_increase_reservation`.
@@ -10,6 +11,59 @@ pub const XENMEM_INCREASE_RESERVATION: u64 = 0;
 pub const XENMEM_DECREASE_RESERVATION: u64 = 1;
 /// `XENMEM_populate_physmap`.
 pub const XENMEM_POPULATE_PHYSMAP: u64 = 6;
+/// `XENMEM_set_memory_map`: the toolstack sets a PV domain's pseudo-physical memory map.
+pub const XENMEM_SET_MEMORY_MAP: u64 = 13;
+/// `E820_RAM` (xenctrl.h).
+pub const E820_RAM: u32 = 1;
+/// `E820MAX` (xenctrl.h): the most entries libxc hands Xen (and Xen accepts for a PV map).
+pub const E820MAX: usize = 128;
+
+/// `struct e820entry` (xenctrl.h): `__attribute__((packed))` in C, 20 bytes. The fields
+/// are little-endian byte arrays here, so the struct has the C layout (alignment 1, no
+/// padding) without `repr(packed)`.
+#[repr(C)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct E820Entry {
+    /// Start of the range.
+    pub addr: U64,
+    /// Its length in bytes.
+    pub size: U64,
+    /// `E820_*`.
+    pub r#type: U32,
+}
+const _: () = assert!(size_of::<E820Entry>() == 20);
+
+/// `struct xen_memory_map`.
+#[repr(C)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenMemoryMap {
+    /// Entries in `buffer`.
+    pub nr_entries: u32,
+    /// Implicit C padding, made explicit.
+    pub _pad: u32,
+    /// `XEN_GUEST_HANDLE(void)`: the `struct e820entry` array.
+    pub buffer: u64,
+}
+const _: () = assert!(size_of::<XenMemoryMap>() == 16);
+
+/// `struct xen_foreign_memory_map`: the argument of `XENMEM_set_memory_map`.
+#[repr(C)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenForeignMemoryMap {
+    /// Target domain.
+    pub domid: u16,
+    /// Implicit C padding, made explicit.
+    pub _pad: [u16; 3],
+    /// The map.
+    pub map: XenMemoryMap,
+}
+const _: () = assert!(size_of::<XenForeignMemoryMap>() == 24);
 
 /// `struct xen_memory_reservation`.
 #[repr(C)]

@@ -128,6 +128,8 @@ pub struct FakeDomain {
     pub grant_frame: u64,
     /// Machine frame of its shared_info.
     pub shared_info: u64,
+    /// Its memory map (`XENMEM_set_memory_map`): `(addr, size, type)` per entry.
+    pub e820: Vec<(u64, u64, u32)>,
 }
 
 #[derive(Debug)]
@@ -315,6 +317,7 @@ impl State {
                         evtchns: Vec::new(),
                         grant_frame,
                         shared_info,
+                        e820: Vec::new(),
                     },
                 );
                 d.domain = id;
@@ -546,6 +549,22 @@ impl State {
                 // SAFETY: argument 1 is a reservation per the contract.
                 let r: XenMemoryReservation = unsafe { rd(a1) }?;
                 self.populate(&r)
+            }
+            HYPERVISOR_MEMORY_OP if a0 == XENMEM_SET_MEMORY_MAP => {
+                // SAFETY: argument 1 is a xen_foreign_memory_map per the contract.
+                let m: XenForeignMemoryMap = unsafe { rd(a1) }?;
+                // Xen's checks, in its order (arch_memory_op).
+                if m.map.nr_entries as usize > E820MAX {
+                    return Err(Errno::EINVAL);
+                }
+                let mut map = Vec::new();
+                for i in 0..u64::from(m.map.nr_entries) {
+                    // SAFETY: the contract covers `nr_entries` 20-byte entries at `buffer`.
+                    let e: E820Entry = unsafe { rd(m.map.buffer + i * 20) }?;
+                    map.push((e.addr.get(), e.size.get(), e.r#type.get()));
+                }
+                self.dom(m.domid).map_err(|_| Errno::ESRCH)?.e820 = map;
+                Ok(0)
             }
             HYPERVISOR_MMU_UPDATE => self.mmu_update(a0, a1, a2, a3 as u16),
             HYPERVISOR_MMUEXT_OP => {

@@ -13,6 +13,10 @@
 #   (on_poweroff destroy), leaving nothing;
 # - `pvbuild mem-set`: the guest's balloon driver gives memory back (xl list's Mem falls to
 #   the target) and takes it again; above maxmem is refused;
+# - maxmem above memory (memory + 128 MiB): the guest's E820 (its boot log, "Xen: [mem ...]
+#   usable") ends at maxmem, as the memory map libxl sets (XENMEM_set_memory_map) makes it,
+#   not at memory + the kernel's 8 MiB default; a target above memory grows the guest past
+#   `memory` in `xl list`;
 # - `pvbuild mem-max`: below the target is refused; at 200m a balloon asked for more stops
 #   at Xen's new limit;
 # - `pvbuild vcpu-set` (the guest has vcpus = 1, maxvcpus = 2): 2 brings the second vcpu
@@ -21,16 +25,19 @@
 #   does not exist, of dom0, and without a domain are one-line errors.
 # Metrics: vcpu_up_s / vcpu_down_s (from vcpu-set till xl list counts the vcpus),
 # balloon_down_s / balloon_up_s (from mem-set till xl list shows the new size),
+# balloon_past_memory_s (from mem-set memory + 64 MiB till xl list shows it),
 # reboot_ack_s (from `pvbuild reboot -w` till it returned: request, the guest's
 # acknowledgement and its shutdown), shutdown_ack_s (the same for `pvbuild shutdown -w`).
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 name=pvbctl
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
 pvb=$HARNESS_PVBUILD
-cmdline="$HARNESS_GUEST_CMDLINE pvbuild.idle=400"
+# loglevel=7 (after the harness's quiet): the kernel's boot-time E820 lines reach the console.
+cmdline="$HARNESS_GUEST_CMDLINE pvbuild.idle=400 loglevel=7"
 clog() { tr -d '\r' < "$(console_log "$name")" 2>/dev/null; }
 count() { clog | grep -c "$1"; }
 idles() { [ "$(count PVBUILD-GUEST-IDLE)" -ge "$1" ]; }
+maxmem=$((HARNESS_GUEST_MEMORY + 128))
 cat > "$HARNESS_OUT/$name.cfg" <<CFG
 name = "$name"
 type = "pv"
@@ -38,6 +45,7 @@ kernel = "$HARNESS_GUEST_KERNEL"
 ramdisk = "$HARNESS_GUEST_RAMDISK"
 extra = "$cmdline"
 memory = $HARNESS_GUEST_MEMORY
+maxmem = $maxmem
 vcpus = 1
 maxvcpus = 2
 on_poweroff = "destroy"
@@ -110,7 +118,23 @@ up() { [ "$(mem)" -ge $((full - 4)) ]; }
 t=$(now)
 wait_for 120 up || fail "the guest has $(mem) MiB 120 s after mem-set back to $HARNESS_GUEST_MEMORY (it had $full)"
 metric balloon_up_s "$(elapsed "$t")"
-refuse "domain $d1: target 270336 KiB is above the guest's maximum" mem-set "$name" 264m
+# Past memory, up to maxmem: the guest's pseudo-physical map must reach maxmem (Linux's
+# xen_memory_setup reads it with XENMEM_memory_map; without one it assumes memory + 8 MiB,
+# and the balloon cannot grow further). The kernel prints the map at boot.
+map_end=$(printf '0x%016x' $((maxmem * 1024 * 1024 - 1)))
+clog | grep -q "Xen: \[mem 0x[0-9a-f]*-$map_end\] usable" ||
+    fail "the guest's E820 does not end at maxmem ($map_end): $(clog | grep 'Xen: \[mem' | paste -sd ' ')"
+note "guest E820: $(clog | grep 'Xen: \[mem' | grep usable | tail -n 1 | sed 's/^.*Xen: //')"
+[ "$(xenstore-read "/local/domain/$d1/memory/static-max")" = $((maxmem * 1024)) ] ||
+    fail "memory/static-max is $(xenstore-read "/local/domain/$d1/memory/static-max")"
+grow=$((HARNESS_GUEST_MEMORY + 64))
+"$pvb" mem-set "$name" "${grow}m" >> "$HARNESS_OUT/memset.log" 2>&1 || fail "pvbuild mem-set ${grow}m exited $?: $(tail -n 1 "$HARNESS_OUT/memset.log")"
+past() { [ "$(mem)" -ge $((grow - 4)) ]; }
+t=$(now)
+wait_for 120 past || fail "the guest has $(mem) MiB 120 s after mem-set ${grow}m (memory $HARNESS_GUEST_MEMORY, maxmem $maxmem)"
+metric balloon_past_memory_s "$(elapsed "$t")"
+note "xl list Mem: $(mem) MiB after mem-set ${grow}m (memory = $HARNESS_GUEST_MEMORY, maxmem = $maxmem)"
+refuse "domain $d1: target $(((maxmem + 8) * 1024)) KiB is above the guest's maximum" mem-set "$name" "$((maxmem + 8))m"
 
 # ask COMMAND DOMID REASON WORD: `pvbuild COMMAND -w` the guest; it must return with the
 # shutdown (REASON) of domain DOMID reported, the guest must have run /sbin/WORD once, and
