@@ -1083,3 +1083,40 @@ fn two_level_control_and_corruptions() {
         },
     );
 }
+
+#[test]
+fn pae_below_3gib_keeps_libxenguest_s_extra_l2() {
+    // count_pgtables: a PAE mapping ending below 0xc0000000 gets its L2 range stretched to
+    // the top of the address space ("PAE: extra l2 page table for l3#3"): here L2s for L3
+    // slots 1 (the region), 2 and 3 (both empty).
+    let mut k = pae();
+    k.virt_base = 0x4000_0000;
+    k.virt_kstart = 0x4100_0000;
+    k.virt_kend = 0x4180_0000;
+    k.virt_entry = 0x4100_1000;
+    k.virt_hypercall = Some(0x4100_2000);
+    let mut g = Built::new(k, 0x6000, None, 0x4_0000);
+    let rep = g.check().unwrap();
+    let l1s = (rep.v_end - 0x4000_0000) / (2 << 20);
+    assert_eq!(rep.bootstrap_tables, 1 + 3 + l1s);
+    let l3_slot3 = g.read(g.slot_off(g.top(), 3), 8);
+    assert_eq!(l3_slot3 & 0xfff, UPPER);
+    let l2 = g.pfn_of((l3_slot3 & 0x000f_ffff_ffff_f000) >> 12);
+    assert!(g.bytes[l2 as usize * 4096..][..4096]
+        .iter()
+        .all(|&b| b == 0));
+    // The same L2 made to map a page at 0xc0000000: unexplained.
+    let e = g.pte(3, L1);
+    let n = g.nr();
+    let l1 = n - 1;
+    let t = g.pte(l1, UPPER);
+    g.set_slot(l2, 0, t);
+    g.set_slot(l1, 0, e);
+    fails(
+        g,
+        WalkError::Unexpected {
+            vaddr: 0xc000_0000,
+            pfn: 3,
+        },
+    );
+}
