@@ -87,6 +87,10 @@ pub mod defs {
     /// _PAGE_ACCESSED|_PAGE_DIRTY|_PAGE_USER` (the PAE L3 too: "64bit Xen runs 32bit PV guests
     /// with the PAE entries in an L3 pagetable").
     pub const UPPER_FLAGS: u64 = PTE_P | PTE_RW | PTE_A | PTE_D | PTE_US;
+    // libxenguest maps nothing large, global, uncached or non-executable: an entry with PS, G,
+    // PWT, PCD or NX set is not one it wrote (checked by exact comparison with the above).
+    const _: () =
+        assert!((L1_FLAGS | UPPER_FLAGS) & (PTE_PSE | PTE_G | PTE_PWT | PTE_PCD | PTE_NX) == 0);
 
     /// `__HYPERVISOR_VIRT_START` of 64-bit guests (xen/include/public/arch-x86/xen-x86_64.h).
     pub const HYPERVISOR_VIRT_START_X86_64: u64 = 0xFFFF_8000_0000_0000;
