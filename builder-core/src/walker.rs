@@ -33,6 +33,11 @@
 //! 5. requires every other present entry to be absent: a mapping or a table the protocol does
 //!    not explain is an error; and checks the module (`mod_start`, `mod_len`) lies in the guest.
 //!
+//! It checks a guest as the builder leaves it, before Xen pins the top table: pinning
+//! (`alloc_l4_table` / `init_xen_l4_slots` in xen/arch/x86/mm.c, and the compat L2 slots of a
+//! 32-bit guest) writes Xen's own entries into the guest's top-level page, which this checker
+//! would then report as entries in Xen's part of the address space.
+//!
 //! Needs the `alloc` feature (the m2p inverse and the walk's findings are vectors).
 
 use alloc::vec;
