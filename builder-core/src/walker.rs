@@ -36,7 +36,8 @@
 //! It checks a guest as the builder leaves it, before Xen pins the top table: pinning
 //! (`alloc_l4_table` / `init_xen_l4_slots` in xen/arch/x86/mm.c, and the compat L2 slots of a
 //! 32-bit guest) writes Xen's own entries into the guest's top-level page, which this checker
-//! would then report as entries in Xen's part of the address space.
+//! would then report as entries in Xen's part of the address space, and validation rewrites
+//! the guest's entries through `adjust_guest_l*e`.
 //!
 //! Needs the `alloc` feature (the m2p inverse and the walk's findings are vectors).
 
