@@ -12,7 +12,8 @@
 //! Reading order, following a build:
 //! [`addr`] → [`probe`] → [`bzimage`] / [`decompress`] → [`elf`] / [`notes`] → [`image`] →
 //! [`layout`] → [`paging`] → [`p2m`] → [`start_info`] → [`vcpu`] → [`build`]; [`walker`] checks
-//! the result the way the MMU would see it.
+//! the result independently, from what the guest is handed (cr3, rsi), the way the MMU and the
+//! kernel will see it.
 #![no_std]
 #![forbid(unsafe_code)]
 

@@ -250,8 +250,10 @@ pub fn plan(args: &PlanArgs) -> Result<Plan, PlanError> {
         shared_info_mfn: Mfn::default(),
         relocated: &[],
     };
-    build::build(&kern, &layout, &cfg, &mut mem).map_err(|e| PlanError::Build(e.to_string()))?;
-    let walk = walker::check(&layout, &mut mem).map_err(|e| PlanError::Walk(format!("{e:?}")))?;
+    let out = build::build(&kern, &layout, &cfg, &mut mem)
+        .map_err(|e| PlanError::Build(e.to_string()))?;
+    let boot = walker::Boot::new(pvbuild_core::image::LoadKernel::params(&kern), &out.vcpu);
+    let walk = walker::check(&boot, &mut mem).map_err(|e| PlanError::Walk(e.to_string()))?;
     Ok(Plan {
         layout,
         ramdisk_unpacked: ramdisk.map(|r| r.len() as u64),
@@ -336,8 +338,13 @@ pub fn render_text(p: &Plan) -> String {
     );
     let _ = writeln!(
         out,
-        "checked          : {} pages mapped ({} page-table frames read-only), {} p2m entries",
-        p.walk.pages_checked, p.walk.readonly_pages, p.walk.p2m_entries
+        "checked          : {} tables from cr3 ({} bootstrap), {} slots, {} pages mapped ({} page-table frames read-only), {} p2m entries",
+        p.walk.tables,
+        p.walk.bootstrap_tables,
+        p.walk.slots_scanned,
+        p.walk.pages_mapped,
+        p.walk.readonly_pages,
+        p.walk.p2m_entries
     );
     out
 }

@@ -63,8 +63,8 @@ pub fn build_and_check(image: &[u8], data: &[u8]) {
         shared_info_mfn: Mfn::default(),
         relocated: &[],
     };
-    if build::build(&kern, &layout, &cfg, &mut mem).is_ok() {
-        if let Err(e) = walker::check(&layout, &mut mem) {
+    if let Ok(out) = build::build(&kern, &layout, &cfg, &mut mem) {
+        if let Err(e) = walker::check(&walker::Boot::new(params, &out.vcpu), &mut mem) {
             panic!("a build that succeeded fails the walker: {e:?}\nlayout: {layout:#?}");
         }
     }

@@ -132,7 +132,9 @@ fn builds_debian_kernel_and_the_walker_agrees() {
         .map(|p| Mfn::new(dom.p2m[&p]).unwrap())
         .collect();
     let mut mem = PrivcmdMemory::new(&x, c.domid, p2m);
-    pvbuild_core::walker::check(&l, &mut mem).unwrap();
+    let vcpu = pvbuild_core::vcpu::VcpuContext::X86_64(**ctx);
+    let boot = pvbuild_core::walker::Boot::new(LoadKernel::params(&k), &vcpu);
+    pvbuild_core::walker::check(&boot, &mut mem).unwrap();
     let rseg = l.ramdisk.unwrap();
     let got = mem
         .pages_mut(Pfn::new(rseg.pfn).unwrap(), rseg.pages)
