@@ -1,0 +1,199 @@
+# harness-timeout: 900
+# built-memory (issue 12, "The proof: built memory, compared with xl's"): the same
+# guest is built twice, paused, and the two domains are compared as Xen holds
+# them, read from dom0 by tests/xen/memdump/memdump.c (compiled here with gcc
+# against libxen-dev: Xen's own libraries and headers, nothing of pvbuild's).
+#
+# Cases, in this order (the issue's order of proof):
+#   sound:  xl create -p twice (same config, two names), Debian's kernel + the
+#           harness ramdisk: the two must compare EQUAL with no allow-list at
+#           all, or the normalisation is wrong;
+#   pvtk:   xl vs pvbuild, the project's PV test kernel + a 300001-byte module, 32 MiB;
+#   debian: xl vs pvbuild, $HARNESS_GUEST_KERNEL + $HARNESS_GUEST_RAMDISK,
+#           $HARNESS_GUEST_MEMORY MiB, $HARNESS_GUEST_CMDLINE;
+#   grub:   xl vs pvbuild, Debian's PV GRUB (/usr/lib/grub-xen/grub-x86_64-xen.bin), 128 MiB.
+# Both builders get the same xl config file (`xl create -p CFG`, `pvbuild create -p CFG`)
+# but for the name.
+#
+# What is compared (memdump.c's header says how each is read):
+#   - domain info (tot_pages, max_pages, vcpus, flags, ...), every field of vcpu 0's
+#     vcpu_guest_context (XEN_DOMCTL_getvcpucontext), the state of event channels 0..7;
+#   - every guest page in pfn order: its Xen type (L1..L4, pinned), page tables
+#     entry by entry (flags exactly, frame as pfn), the p2m list, start_info field by
+#     field, every other page as "zero" or a 64-bit hash of its 4096 bytes; Xen's M2P
+#     checked against the guest's p2m;
+#   - shared_info (time fields aside) and grant-table frame 0 (xc_dom_gnttab_seed's
+#     console and xenstore entries);
+#   - the domain's xenstore trees (`xenstore-ls -f` of /local/domain/D, /vm/UUID and
+#     /libxl/D), sorted.
+#
+# Why each normalisation is sound (it removes only what must differ between two
+# domains built from one config):
+#   - machine frame numbers (cr3, page-table entries, p2m entries, start_info's
+#     store and console frames, grant frames, gdt_frames) are written as the pfn the
+#     domain's own p2m maps to that mfn: the mfns Xen hands out differ per domain,
+#     the pfn is what the builder chose. A frame outside the p2m prints as
+#     "mfn-not-in-p2m" (only Xen's own L4 slots, filled by Xen when the table is
+#     pinned, point there; the soundness case shows they are equal);
+#   - start_info.shared_info is checked to be this domain's shared_info frame
+#     (XEN_DOMCTL_getdomaininfo), not printed: Xen allocates that page;
+#   - dominfo: cpu_time (time), handle (the uuid) and shared_info_frame (above) are
+#     left out;
+#   - shared_info: the vcpu_time_info records and wc_* (wallclock) are left out: time;
+#   - xenstore: the domid (in paths and the `domid` value), the uuid, the name, the
+#     store and console frame numbers (replaced by STORE_MFN/CONSOLE_MFN only when
+#     they equal start_info's, so a wrong ring-ref still shows), console/tty (the pty
+#     xenconsoled opened) and /vm/UUID/start_time (time) are replaced by placeholders;
+#     lines are sorted (xenstore nodes are unordered).
+#
+# The verdict: the sound case must have no difference at all. In the xl-vs-pvbuild
+# cases every changed line must match an entry of the allow-list below, each entry
+# naming a deliberate or pending difference documented in docs/conformance.md; any
+# other difference is a FAIL (after all cases ran, so one run shows everything).
+# For a differing ordinary page, `cmp -l` of the two pages (first 24 bytes) is kept
+# in CASE.page-PFN.cmp. Files: CASE.{xl,pvbuild,xl2}.dump / .xs, CASE.dump.diff,
+# CASE.xs.diff, CASE.unexplained.
+. "$HARNESS_REPO/tests/xen/dom0/lib.sh"
+[ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
+[ -n "$HARNESS_PV_TEST_KERNEL" ] && [ -r "$HARNESS_PV_TEST_KERNEL" ] || fail "the PV test kernel was not built"
+grub=/usr/lib/grub-xen/grub-x86_64-xen.bin
+[ -r "$grub" ] || fail "no $grub (package grub-xen-host; tests/xen/install-deps.sh installs it)"
+t_all=$(now)
+
+# ---- the allow-list -----------------------------------------------------------
+# One entry a line: CASES|ERE|WHAT. A changed line (either side) of case C is
+# explained when C is in CASES (comma-separated) and the line matches ERE. Each entry
+# is a difference written down in docs/conformance.md (section named in WHAT).
+allow_list='debian,pvtk,grub|^vcpu0\.kernel_sp 0x|pending fix: pvbuild sets kernel_sp to the low 32 bits of rsp (docs/conformance.md "kernel_sp")'
+
+# ---- the dumper ---------------------------------------------------------------
+md=$HARNESS_OUT/memdump
+t0=$(now)
+gcc -O2 -Wall -o "$md" "$HARNESS_REPO/tests/xen/memdump/memdump.c" -lxenctrl -lxenforeignmemory -lxenguest \
+    > "$HARNESS_OUT/gcc.log" 2>&1 || fail "memdump.c did not compile: $(head -n 3 "$HARNESS_OUT/gcc.log" | paste -sd ' ')"
+metric compile_memdump_s "$(elapsed "$t0")"
+
+# cfg NAME KERNEL RAMDISK MEMORY CMDLINE: the xl config both builders read
+# (RAMDISK and CMDLINE may be empty: no line).
+cfg() {
+    printf 'name = "%s"\ntype = "pv"\nkernel = "%s"\n' "$1" "$2"
+    [ -z "$3" ] || printf 'ramdisk = "%s"\n' "$3"
+    printf 'memory = %s\nvcpus = 1\n' "$4"
+    [ -z "$5" ] || printf 'extra = "%s"\n' "$5"
+    printf 'on_poweroff = "destroy"\non_reboot = "destroy"\non_crash = "destroy"\n'
+}
+
+# build TOOL NAME CFG LOG: create the domain paused with xl or pvbuild.
+build() {
+    case $1 in
+    xl) xl create -p "$3" > "$4" 2>&1 ;;
+    pvbuild) "$HARNESS_PVBUILD" create -p "$3" > "$4" 2>&1 ;;
+    esac || fail "$1 create -p $3 exited $?: $(grep -v '^libxl: debug' "$4" | tail -n 2 | paste -sd ' ')"
+    xl domid "$2" > /dev/null 2>&1 || fail "$1 create -p left no domain $2"
+}
+
+# snapshot NAME BASE: BASE.dump (memdump) and BASE.xs (normalised xenstore trees).
+snapshot() {
+    _d=$(xl domid "$1") || fail "no domain $1"
+    "$md" dump "$_d" > "$2.dump" 2> "$2.dump.err" || fail "memdump dump $1 (d$_d) exited $?: $(head -n 2 "$2.dump.err" | paste -sd ' ')"
+    "$md" frames "$_d" > "$2.frames" 2>> "$2.dump.err" || fail "memdump frames $1 exited $?"
+    _store=$(sed -n 2p "$2.frames" | cut -d' ' -f1)
+    _cons=$(sed -n 2p "$2.frames" | cut -d' ' -f2)
+    _vm=$(xenstore-read "/local/domain/$_d/vm" 2>/dev/null)
+    _uuid=${_vm##*/}
+    {
+        xenstore-ls -f "/local/domain/$_d" 2>&1
+        [ -z "$_vm" ] || xenstore-ls -f "$_vm" 2>&1
+        xenstore-ls -f "/libxl/$_d" 2>/dev/null
+    } | sed -e "s|^/local/domain/$_d/|/local/domain/DOMID/|" -e "s|^/local/domain/$_d |/local/domain/DOMID |" \
+        -e "s|^/libxl/$_d/|/libxl/DOMID/|" -e "s|^\(/local/domain/DOMID/domid\) = \"$_d\"|\1 = \"DOMID\"|" \
+        -e "s|\"$_store\"|\"STORE_MFN\"|" -e "s|\"$_cons\"|\"CONSOLE_MFN\"|" \
+        -e "s|= \"$1\"\$|= \"NAME\"|" -e "s|\(/console/tty\) = \"/dev/pts/[0-9]*\"|\1 = \"PTS\"|" \
+        -e "s|\(/start_time\) = \".*\"|\1 = \"TIME\"|" |
+        { if [ -n "$_uuid" ]; then sed "s|$_uuid|UUID|g"; else cat; fi; } | LC_ALL=C sort > "$2.xs"
+    [ -s "$2.xs" ] || fail "no xenstore tree for $1 (d$_d)"
+}
+
+# page_cmps CASE A_NAME B_NAME: cmp -l of up to 6 ordinary pages whose hashes differ.
+page_cmps() {
+    _da=$(xl domid "$2") _db=$(xl domid "$3")
+    grep '^[<>] page 0x[0-9a-f]* [^ ]* hash ' "$HARNESS_OUT/$1.dump.diff" | awk '{ print $3 }' | sort -u | head -n 6 |
+        while read -r _pfn; do
+            "$md" page "$_da" "$_pfn" > "$HARNESS_OUT/$1.a.page" 2>/dev/null
+            "$md" page "$_db" "$_pfn" > "$HARNESS_OUT/$1.b.page" 2>/dev/null
+            {
+                echo "page $_pfn: cmp -l (offset from 1, octal bytes: $2 then $3), first 24 of $(cmp -l "$HARNESS_OUT/$1.a.page" "$HARNESS_OUT/$1.b.page" 2>/dev/null | wc -l) differing bytes"
+                cmp -l "$HARNESS_OUT/$1.a.page" "$HARNESS_OUT/$1.b.page" 2>&1 | head -n 24
+            } > "$HARNESS_OUT/$1.page-$_pfn.cmp"
+            evidence "$HARNESS_OUT/$1.page-$_pfn.cmp"
+        done
+    rm -f "$HARNESS_OUT/$1.a.page" "$HARNESS_OUT/$1.b.page"
+}
+
+# The differences found that no allow-list entry explains: "case: lines; ..."
+unexplained=
+used_entries=
+
+# compare CASE TOOL_A TOOL_B KERNEL RAMDISK MEMORY CMDLINE
+compare() {
+    _case=$1 _ta=$2 _tb=$3
+    _a=bm-$_case-a _b=bm-$_case-b
+    _sa=$_ta _sb=$_tb
+    [ "$_ta" != "$_tb" ] || _sb=${_tb}2
+    cfg "$_a" "$4" "$5" "$6" "$7" > "$HARNESS_OUT/$_case.$_sa.cfg"
+    cfg "$_b" "$4" "$5" "$6" "$7" > "$HARNESS_OUT/$_case.$_sb.cfg"
+    _t=$(now)
+    build "$_ta" "$_a" "$HARNESS_OUT/$_case.$_sa.cfg" "$HARNESS_OUT/$_case.$_sa.create.log"
+    metric "${_case}_${_sa}_create_s" "$(elapsed "$_t")"
+    _t=$(now)
+    snapshot "$_a" "$HARNESS_OUT/$_case.$_sa"
+    metric "${_case}_${_sa}_dump_s" "$(elapsed "$_t")"
+    _t=$(now)
+    build "$_tb" "$_b" "$HARNESS_OUT/$_case.$_sb.cfg" "$HARNESS_OUT/$_case.$_sb.create.log"
+    metric "${_case}_${_sb}_create_s" "$(elapsed "$_t")"
+    _t=$(now)
+    snapshot "$_b" "$HARNESS_OUT/$_case.$_sb"
+    metric "${_case}_${_sb}_dump_s" "$(elapsed "$_t")"
+    diff "$HARNESS_OUT/$_case.$_sa.dump" "$HARNESS_OUT/$_case.$_sb.dump" > "$HARNESS_OUT/$_case.dump.diff"
+    diff "$HARNESS_OUT/$_case.$_sa.xs" "$HARNESS_OUT/$_case.$_sb.xs" > "$HARNESS_OUT/$_case.xs.diff"
+    page_cmps "$_case" "$_a" "$_b"
+    xl destroy "$_a" > /dev/null 2>&1
+    xl destroy "$_b" > /dev/null 2>&1
+    wait_for 60 domain_gone "$_a" || fail "$_case: $_a still exists 60 s after xl destroy"
+    wait_for 60 domain_gone "$_b" || fail "$_case: $_b still exists 60 s after xl destroy"
+    # The changed lines, "< " (A) and "> " (B) kept; then those no entry explains.
+    cat "$HARNESS_OUT/$_case.dump.diff" "$HARNESS_OUT/$_case.xs.diff" | grep '^[<>] ' > "$HARNESS_OUT/$_case.changed"
+    cp "$HARNESS_OUT/$_case.changed" "$HARNESS_OUT/$_case.unexplained"
+    if [ "$_case" != sound ]; then
+        printf '%s\n' "$allow_list" | while IFS='|' read -r _cases _re _what; do
+            case ",$_cases," in *",$_case,"*) ;; *) continue ;; esac
+            if cut -c3- "$HARNESS_OUT/$_case.changed" | grep -Eq "$_re"; then
+                note "$_case: allowed difference ($_what): $(grep -E "^[<>] ($_re)" "$HARNESS_OUT/$_case.changed" | head -n 2 | paste -sd '|')"
+            fi
+            grep -Ev "^[<>] ($_re)" "$HARNESS_OUT/$_case.unexplained" > "$HARNESS_OUT/$_case.unexplained.tmp"
+            mv "$HARNESS_OUT/$_case.unexplained.tmp" "$HARNESS_OUT/$_case.unexplained"
+        done
+    fi
+    _n=$(wc -l < "$HARNESS_OUT/$_case.unexplained")
+    _lines=$(wc -l < "$HARNESS_OUT/$_case.$_sa.dump")
+    if [ "$_n" -gt 0 ]; then
+        evidence "$HARNESS_OUT/$_case.unexplained"
+        note "$_case ($_ta vs $_tb): $_n unexplained changed lines, first: $(head -n 2 "$HARNESS_OUT/$_case.unexplained" | paste -sd '|')"
+        unexplained="${unexplained:+$unexplained; }$_case: $_n lines ($(head -n 1 "$HARNESS_OUT/$_case.unexplained"))"
+    else
+        note "$_case ($_ta vs $_tb): equal but for the allow-list ($(wc -l < "$HARNESS_OUT/$_case.changed") changed lines allowed; $_lines dump lines, $(wc -l < "$HARNESS_OUT/$_case.$_sa.xs") xenstore lines)"
+    fi
+}
+
+mod=$HARNESS_OUT/pvtk-module.bin
+{ printf 'PVTESTMOD\n'; head -c 300001 /dev/urandom; } > "$mod" || fail "cannot write $mod"
+
+compare sound xl xl "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK" "$HARNESS_GUEST_MEMORY" "$HARNESS_GUEST_CMDLINE"
+# An unsound comparison proves nothing: stop here.
+[ -z "$unexplained" ] || fail "two guests built by xl differ, the normalisation is wrong: $unexplained"
+compare pvtk xl pvbuild "$HARNESS_PV_TEST_KERNEL" "$mod" 32 "built-memory token"
+compare debian xl pvbuild "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK" "$HARNESS_GUEST_MEMORY" "$HARNESS_GUEST_CMDLINE"
+compare grub xl pvbuild "$grub" "" 128 ""
+metric total_s "$(elapsed "$t_all")"
+[ -z "$unexplained" ] || fail "pvbuild's guest differs from xl's beyond the allow-list (< xl, > pvbuild): $unexplained"
+pass
