@@ -373,11 +373,9 @@ static void dump_vcpu(void)
 #undef R
     for (unsigned i = 0; i < 256; i++) {
         const struct trap_info *t = (const void *)&c->trap_ctxt[i];
-        if (t->vector || t->flags || t->cs || t->address)
-            printf("vcpu0.trap_ctxt[%u] vector %u flags %#x cs %#x address %#lx\n", i, t->vector, t->flags,
-                   t->cs, t->address);
+        printf("vcpu0.trap_ctxt[%u] vector %u flags %#x cs %#x address %#lx\n", i, t->vector, t->flags, t->cs,
+               t->address);
     }
-    printf("vcpu0.trap_ctxt other entries zero\n");
     printf("vcpu0.ldt_base %#" PRIx64 "\n", (uint64_t)c->ldt_base);
     printf("vcpu0.ldt_ents %#" PRIx64 "\n", (uint64_t)c->ldt_ents);
     for (unsigned i = 0; i < 16; i++)
@@ -437,11 +435,23 @@ static void dump_evtchn(void)
             printf("evtchn.%u error %d\n", port, errno);
             continue;
         }
+        /*
+         * The builder allocates the store and console channels unbound, remote dom0;
+         * xenstored and xenconsoled bind them when they see the domain (then the
+         * state is interdomain, with a port number of dom0's, which differs per
+         * domain). Either state with dom0 as the remote is printed the same:
+         * whether a daemon has bound the channel yet is a race, not the builder's doing.
+         */
+        if ((st.status == EVTCHNSTAT_unbound && st.u.unbound.dom == 0) ||
+            (st.status == EVTCHNSTAT_interdomain && st.u.interdomain.dom == 0)) {
+            printf("evtchn.%u to dom0 (unbound or bound by dom0) vcpu %u\n", port, st.vcpu);
+            continue;
+        }
         printf("evtchn.%u status %u vcpu %u", port, st.status, st.vcpu);
         if (st.status == EVTCHNSTAT_unbound)
-            printf(" remote %s", st.u.unbound.dom == 0 ? "dom0" : st.u.unbound.dom == domid ? "self" : "other");
+            printf(" remote %s", st.u.unbound.dom == domid ? "self" : "other");
         else if (st.status == EVTCHNSTAT_interdomain)
-            printf(" remote %s port %u", st.u.interdomain.dom == 0 ? "dom0" : "other", st.u.interdomain.port);
+            printf(" remote other");
         else if (st.status == EVTCHNSTAT_virq)
             printf(" virq %u", st.u.virq);
         printf("\n");
@@ -510,7 +520,12 @@ static void dump_pages(void)
                 run_add(pfn, text);
                 continue;
             }
-            unsigned k = (t & XEN_DOMCTL_PFINFO_LTAB_MASK) >> XEN_DOMCTL_PFINFO_LTAB_SHIFT;
+            /* L1..L4 (pinned or not); XTAB, XALLOC and BROKEN have bit 31 set too. */
+            uint64_t lt = t & XEN_DOMCTL_PFINFO_LTAB_MASK;
+            unsigned k = (lt == XEN_DOMCTL_PFINFO_XTAB || lt == XEN_DOMCTL_PFINFO_XALLOC ||
+                          lt == XEN_DOMCTL_PFINFO_BROKEN)
+                             ? 0
+                             : (t & XEN_DOMCTL_PFINFO_LTABTYPE_MASK) >> XEN_DOMCTL_PFINFO_LTAB_SHIFT;
             int64_t p2m_idx = p2m_index[pfn];
             if (k >= 1 && k <= 4) {
                 run_flush();
@@ -581,7 +596,13 @@ static void dump_gnttab(void)
         if (!g[i].flags && !g[i].domid && !g[i].frame)
             continue;
         shown++;
-        printf("gnttab[%u] flags %#x domid %u frame %s\n", i, g[i].flags, g[i].domid, fr(g[i].frame, b, sizeof(b)));
+        /*
+         * GTF_reading/GTF_writing are Xen's record that a backend maps the grant now
+         * (xenconsoled maps the console's when it sees the domain): a race, not the
+         * builder's doing, so masked; xc_dom_gnttab_seed writes GTF_permit_access.
+         */
+        printf("gnttab[%u] flags %#x domid %u frame %s\n", i, g[i].flags & ~(GTF_reading | GTF_writing), g[i].domid,
+               fr(g[i].frame, b, sizeof(b)));
     }
     printf("gnttab other entries of frame 0 zero (%u shown)\n", shown);
     xenforeignmemory_unmap_resource(fmem, res);
