@@ -195,7 +195,15 @@ guest_cmdline="console=hvc0 quiet"
 
 # ---- boot -------------------------------------------------------------------
 boot_timeout=${HARNESS_BOOT_TIMEOUT:-240}
-total_timeout=$((boot_timeout + ${#scenarios[@]} * (scenario_timeout + 15) + 30))
+# Each scenario's own "# harness-timeout: SECONDS" counts (run-scenarios.sh grants it), or the
+# whole run would be cut before a long scenario's own limit.
+total_timeout=$((boot_timeout + 30))
+for s in "${scenarios[@]}"; do
+    own=$(sed -n 's/^# harness-timeout: \([0-9][0-9]*\)$/\1/p' "$here/scenarios/$s.sh" 2>/dev/null | head -n 1)
+    limit=$scenario_timeout
+    [ -n "$own" ] && [ "$own" -gt "$limit" ] && limit=$own
+    total_timeout=$((total_timeout + limit + 15))
+done
 # A dom0 boot under TCG occasionally stalls (seen: the kernel stopping after "sched_clock:
 # Marking stable" with no further output). A boot that stalls or misses its deadline before any
 # scenario started is retried, up to HARNESS_BOOT_ATTEMPTS times; each attempt's serial log is

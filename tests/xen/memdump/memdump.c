@@ -7,7 +7,8 @@
  * pvbuild's code. Every machine frame number is written as the pfn the
  * domain's own p2m maps to it, so the dumps of two domains are comparable.
  *
- *   memdump dump DOMID        the dump, on stdout (sections below)
+ *   memdump dump DOMID [FILE] the dump, on stdout (sections below); with FILE, also
+ *                             "STORE_MFN CONSOLE_MFN" (decimal) into FILE
  *   memdump page DOMID PFN    the raw 4096 bytes of guest page PFN, on stdout
  *   memdump frames DOMID      "STORE_MFN CONSOLE_MFN" from start_info
  *
@@ -48,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <xenctrl.h>
@@ -608,10 +610,22 @@ static void dump_gnttab(void)
     xenforeignmemory_unmap_resource(fmem, res);
 }
 
+static void phase(const char *what)
+{
+    static struct timespec last;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (last.tv_sec)
+        fprintf(stderr, "memdump: d%u: %s %.2f s\n", domid, what,
+                (now.tv_sec - last.tv_sec) + (now.tv_nsec - last.tv_nsec) / 1e9);
+    last = now;
+}
+
 int main(int argc, char **argv)
 {
+    phase("start");
     if (argc < 3) {
-        fprintf(stderr, "usage: memdump dump|frames DOMID | memdump page DOMID PFN\n");
+        fprintf(stderr, "usage: memdump dump DOMID [FRAMES-FILE] | frames DOMID | page DOMID PFN\n");
         return 2;
     }
     domid = strtoul(argv[2], NULL, 0);
@@ -634,13 +648,27 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "dump"))
         return 2;
+    /* Where the time goes, on stderr (the harness runs under TCG on a shared host). */
+    phase("setup");
     dump_dominfo();
     dump_vcpu();
     dump_evtchn();
     printf("p2m %" PRIu64 " pages at va %#lx, %" PRIu64 " frames\n", nr_pages, si.mfn_list, nr_p2m_frames);
+    phase("dominfo, vcpu, evtchn");
     dump_m2p();
+    phase("m2p");
     dump_pages();
+    phase("pages");
     dump_shared_info();
     dump_gnttab();
+    phase("shared_info, gnttab");
+    /* With a third argument: start_info's store and console frames, decimal, into that
+     * file (the scenario normalises xenstore's ring-ref values with them). */
+    if (argc == 4) {
+        FILE *f = fopen(argv[3], "w");
+        if (!f || fprintf(f, "%lu %lu\n", (unsigned long)si.store_mfn, (unsigned long)si.console.domU.mfn) < 0 ||
+            fclose(f))
+            die("write the frames file");
+    }
     return 0;
 }
