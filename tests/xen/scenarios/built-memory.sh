@@ -1,8 +1,9 @@
 # harness-timeout: 900
 # built-memory (issue 12, "The proof: built memory, compared with xl's"): the same
 # guest is built twice, paused, and the two domains are compared as Xen holds
-# them, read from dom0 by tests/xen/memdump/memdump.c (compiled here with gcc
-# against libxen-dev: Xen's own libraries and headers, nothing of pvbuild's).
+# them, read from dom0 by tests/xen/memdump/memdump.c (built by run.sh with the
+# host's gcc against libxen-dev: Xen's own libraries and headers, nothing of pvbuild's;
+# gcc in dom0 when run.sh did not build it).
 #
 # Cases, in this order (the issue's order of proof):
 #   sound:  xl create -p twice (same config, two names), Debian's kernel + the
@@ -82,6 +83,12 @@ else
     metric compile_memdump_in_dom0_s "$(elapsed "$t0")"
 fi
 
+# The work files live in dom0's tmpfs (the share is uncached 9p, slow under a loaded
+# host) and are copied to $HARNESS_OUT once, when the scenario exits, whatever the verdict.
+W=/tmp/built-memory
+rm -rf "$W" && mkdir -p "$W" || fail "cannot make $W"
+trap 'cp "$W"/* "$HARNESS_OUT"/ 2>/dev/null' EXIT
+
 # cfg NAME KERNEL RAMDISK MEMORY CMDLINE: the xl config both builders read
 # (RAMDISK and CMDLINE may be empty: no line).
 cfg() {
@@ -128,17 +135,17 @@ snapshot() {
 # page_cmps CASE A_NAME B_NAME: cmp -l of up to 6 ordinary pages whose hashes differ.
 page_cmps() {
     _da=$(xl domid "$2") _db=$(xl domid "$3")
-    grep '^[<>] page 0x[0-9a-f]* [^ ]* hash ' "$HARNESS_OUT/$1.dump.diff" | awk '{ print $3 }' | sort -u | head -n 6 |
+    grep '^[<>] page 0x[0-9a-f]* [^ ]* hash ' "$W/$1.dump.diff" | awk '{ print $3 }' | sort -u | head -n 6 |
         while read -r _pfn; do
-            "$md" page "$_da" "$_pfn" > "$HARNESS_OUT/$1.a.page" 2>/dev/null
-            "$md" page "$_db" "$_pfn" > "$HARNESS_OUT/$1.b.page" 2>/dev/null
+            "$md" page "$_da" "$_pfn" > "$W/$1.a.page" 2>/dev/null
+            "$md" page "$_db" "$_pfn" > "$W/$1.b.page" 2>/dev/null
             {
-                echo "page $_pfn: cmp -l (offset from 1, octal bytes: $2 then $3), first 24 of $(cmp -l "$HARNESS_OUT/$1.a.page" "$HARNESS_OUT/$1.b.page" 2>/dev/null | wc -l) differing bytes"
-                cmp -l "$HARNESS_OUT/$1.a.page" "$HARNESS_OUT/$1.b.page" 2>&1 | head -n 24
-            } > "$HARNESS_OUT/$1.page-$_pfn.cmp"
+                echo "page $_pfn: cmp -l (offset from 1, octal bytes: $2 then $3), first 24 of $(cmp -l "$W/$1.a.page" "$W/$1.b.page" 2>/dev/null | wc -l) differing bytes"
+                cmp -l "$W/$1.a.page" "$W/$1.b.page" 2>&1 | head -n 24
+            } > "$W/$1.page-$_pfn.cmp"
             evidence "$HARNESS_OUT/$1.page-$_pfn.cmp"
         done
-    rm -f "$HARNESS_OUT/$1.a.page" "$HARNESS_OUT/$1.b.page"
+    rm -f "$W/$1.a.page" "$W/$1.b.page"
 }
 
 # The differences found that no allow-list entry explains: "case: lines; ..."
@@ -151,23 +158,23 @@ compare() {
     _a=bm-$_case-a _b=bm-$_case-b
     _sa=$_ta _sb=$_tb
     [ "$_ta" != "$_tb" ] || _sb=${_tb}2
-    cfg "$_a" "$4" "$5" "$6" "$7" > "$HARNESS_OUT/$_case.$_sa.cfg"
-    cfg "$_b" "$4" "$5" "$6" "$7" > "$HARNESS_OUT/$_case.$_sb.cfg"
+    cfg "$_a" "$4" "$5" "$6" "$7" > "$W/$_case.$_sa.cfg"
+    cfg "$_b" "$4" "$5" "$6" "$7" > "$W/$_case.$_sb.cfg"
     _t=$(now)
-    build "$_ta" "$_a" "$HARNESS_OUT/$_case.$_sa.cfg" "$HARNESS_OUT/$_case.$_sa.create.log"
+    build "$_ta" "$_a" "$W/$_case.$_sa.cfg" "$W/$_case.$_sa.create.log"
     metric "${_case}_${_sa}_create_s" "$(elapsed "$_t")"
     _t=$(now)
-    snapshot "$_a" "$HARNESS_OUT/$_case.$_sa"
+    snapshot "$_a" "$W/$_case.$_sa"
     metric "${_case}_${_sa}_dump_s" "$(elapsed "$_t")"
     _t=$(now)
-    build "$_tb" "$_b" "$HARNESS_OUT/$_case.$_sb.cfg" "$HARNESS_OUT/$_case.$_sb.create.log"
+    build "$_tb" "$_b" "$W/$_case.$_sb.cfg" "$W/$_case.$_sb.create.log"
     metric "${_case}_${_sb}_create_s" "$(elapsed "$_t")"
     _t=$(now)
-    snapshot "$_b" "$HARNESS_OUT/$_case.$_sb"
+    snapshot "$_b" "$W/$_case.$_sb"
     metric "${_case}_${_sb}_dump_s" "$(elapsed "$_t")"
     _t=$(now)
-    diff "$HARNESS_OUT/$_case.$_sa.dump" "$HARNESS_OUT/$_case.$_sb.dump" > "$HARNESS_OUT/$_case.dump.diff"
-    diff "$HARNESS_OUT/$_case.$_sa.xs" "$HARNESS_OUT/$_case.$_sb.xs" > "$HARNESS_OUT/$_case.xs.diff"
+    diff "$W/$_case.$_sa.dump" "$W/$_case.$_sb.dump" > "$W/$_case.dump.diff"
+    diff "$W/$_case.$_sa.xs" "$W/$_case.$_sb.xs" > "$W/$_case.xs.diff"
     page_cmps "$_case" "$_a" "$_b"
     metric "${_case}_diff_s" "$(elapsed "$_t")"
     _t=$(now)
@@ -180,35 +187,35 @@ compare() {
     metric "${_case}_destroy_s" "$(elapsed "$_t")"
     _t=$(now)
     # The changed lines, "< " (A) and "> " (B) kept; then those no entry explains.
-    cat "$HARNESS_OUT/$_case.dump.diff" "$HARNESS_OUT/$_case.xs.diff" | grep '^[<>] ' > "$HARNESS_OUT/$_case.changed"
-    cp "$HARNESS_OUT/$_case.changed" "$HARNESS_OUT/$_case.unexplained"
+    cat "$W/$_case.dump.diff" "$W/$_case.xs.diff" | grep '^[<>] ' > "$W/$_case.changed"
+    cp "$W/$_case.changed" "$W/$_case.unexplained"
     if [ "$_case" != sound ]; then
         printf '%s\n' "$allow_list" | while IFS='|' read -r _cases _re _what; do
             case ",$_cases," in *",$_case,"*) ;; *) continue ;; esac
-            if grep -Eq "^[<>] ($_re)" "$HARNESS_OUT/$_case.changed"; then
-                note "$_case: allowed difference ($_what): $(grep -E "^[<>] ($_re)" "$HARNESS_OUT/$_case.changed" | head -n 2 | paste -sd '|')"
+            if grep -Eq "^[<>] ($_re)" "$W/$_case.changed"; then
+                note "$_case: allowed difference ($_what): $(grep -E "^[<>] ($_re)" "$W/$_case.changed" | head -n 2 | paste -sd '|')"
             else
                 note "$_case: allow-list entry unused (difference gone?): $_what"
             fi
-            grep -Ev "^[<>] ($_re)" "$HARNESS_OUT/$_case.unexplained" > "$HARNESS_OUT/$_case.unexplained.tmp"
-            mv "$HARNESS_OUT/$_case.unexplained.tmp" "$HARNESS_OUT/$_case.unexplained"
+            grep -Ev "^[<>] ($_re)" "$W/$_case.unexplained" > "$W/$_case.unexplained.tmp"
+            mv "$W/$_case.unexplained.tmp" "$W/$_case.unexplained"
         done
     fi
     metric "${_case}_allow_list_s" "$(elapsed "$_t")"
-    _n=$(wc -l < "$HARNESS_OUT/$_case.unexplained")
-    _lines=$(wc -l < "$HARNESS_OUT/$_case.$_sa.dump")
+    _n=$(wc -l < "$W/$_case.unexplained")
+    _lines=$(wc -l < "$W/$_case.$_sa.dump")
     if [ "$_n" -gt 0 ]; then
         evidence "$HARNESS_OUT/$_case.unexplained"
-        note "$_case ($_ta vs $_tb): $_n unexplained changed lines, first: $(head -n 2 "$HARNESS_OUT/$_case.unexplained" | paste -sd '|')"
-        unexplained="${unexplained:+$unexplained; }$_case: $_n lines ($(head -n 1 "$HARNESS_OUT/$_case.unexplained"))"
+        note "$_case ($_ta vs $_tb): $_n unexplained changed lines, first: $(head -n 2 "$W/$_case.unexplained" | paste -sd '|')"
+        unexplained="${unexplained:+$unexplained; }$_case: $_n lines ($(head -n 1 "$W/$_case.unexplained"))"
     elif [ "$_case" = sound ]; then
-        note "$_case ($_ta vs $_tb): equal ($_lines dump lines, $(wc -l < "$HARNESS_OUT/$_case.$_sa.xs") xenstore lines)"
+        note "$_case ($_ta vs $_tb): equal ($_lines dump lines, $(wc -l < "$W/$_case.$_sa.xs") xenstore lines)"
     else
-        note "$_case ($_ta vs $_tb): equal but for the allow-list ($(wc -l < "$HARNESS_OUT/$_case.changed") changed lines allowed; $_lines dump lines, $(wc -l < "$HARNESS_OUT/$_case.$_sa.xs") xenstore lines)"
+        note "$_case ($_ta vs $_tb): equal but for the allow-list ($(wc -l < "$W/$_case.changed") changed lines allowed; $_lines dump lines, $(wc -l < "$W/$_case.$_sa.xs") xenstore lines)"
     fi
 }
 
-mod=$HARNESS_OUT/pvtk-module.bin
+mod=$W/pvtk-module.bin
 { printf 'PVTESTMOD\n'; head -c 300001 /dev/urandom; } > "$mod" || fail "cannot write $mod"
 
 compare sound xl xl "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK" "$HARNESS_GUEST_MEMORY" "$HARNESS_GUEST_CMDLINE"
