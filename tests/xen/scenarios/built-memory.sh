@@ -111,6 +111,10 @@ build() {
 # snapshot NAME BASE: BASE.dump (memdump) and BASE.xs (normalised xenstore trees).
 snapshot() {
     _d=$(xl domid "$1") || fail "no domain $1"
+    # xenconsoled maps the console ring and binds its channel when it notices the domain,
+    # then writes console/tty: wait for that, so both domains are read in the same state.
+    _tty() { xenstore-read "/local/domain/$_d/console/tty" > /dev/null 2>&1; }
+    wait_for 60 _tty || fail "xenconsoled did not take $1's console (no console/tty) within 60 s"
     "$md" dump "$_d" "$2.frames" > "$2.dump" 2> "$2.dump.err" ||
         fail "memdump dump $1 (d$_d) exited $?: $(grep -v ' s$' "$2.dump.err" | head -n 2 | paste -sd ' ')"
     read -r _store _cons < "$2.frames" || fail "memdump wrote no frames for $1"
