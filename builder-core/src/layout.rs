@@ -32,7 +32,10 @@ pub const PGTAB_SLACK_PAGES: u64 = (512 * 1024) / PAGE_SIZE;
 pub const VIRT_END_ALIGN_MASK: u64 = (1 << 22) - 1;
 /// `SIF_MOD_START_PFN`: `mod_start` is a pfn.
 pub const SIF_MOD_START_PFN: u32 = 1 << 3;
-/// `SIF_VIRT_P2M_4TOOLS`: the tools understand a virtually mapped p2m (always set).
+/// `SIF_VIRT_P2M_4TOOLS`: the tools understand a virtually mapped p2m. libxenguest's
+/// `xc_dom_allocate` sets it, but libxl's `libxl__build_pv` then overwrites `dom->flags` with
+/// its own `flags = 0`, so a guest built by xl never has it; pvbuild, built as xl builds,
+/// never sets it either (the built-memory scenario compares start_info with xl's).
 pub const SIF_VIRT_P2M_4TOOLS: u32 = 1 << 4;
 /// Start of the 64-bit hypervisor area (`HYPERVISOR_VIRT_START`, x86_64).
 pub const HV_START_X86_64: u64 = 0xffff_8000_0000_0000;
@@ -605,7 +608,8 @@ pub fn solve(params: &KernelParams, req: &LayoutRequest) -> Result<Layout, Layou
         virt_pgtab_end,
     )?;
 
-    let mut flags = SIF_VIRT_P2M_4TOOLS;
+    // libxl__build_pv's `dom->flags = flags` (0): see SIF_VIRT_P2M_4TOOLS.
+    let mut flags = 0;
     let (mut mod_start, mut mod_len) = (0, 0);
     if let Some(seg) = ramdisk {
         mod_start = seg.vstart;

@@ -151,6 +151,12 @@ else
     k=$repo/tests/pv-test-kernel/target/x86_64-unknown-none/release/pv-test-kernel
     [ -f "$k" ] && cp "$k" "$share/bin/pv-test-kernel" && pv_test_kernel=$share/bin/pv-test-kernel
 fi
+# The built-memory scenario's oracle (C against libxen-dev's libraries): built here, as gcc
+# under TCG in dom0 takes over a minute. Always rebuilt (a second), with or without --no-build.
+if ! gcc -O2 -Wall -o "$share/bin/memdump" "$here/memdump/memdump.c" -lxenctrl -lxenforeignmemory -lxenguest \
+    > "$work/build-memdump.log" 2>&1; then
+    say "memdump did not build (built-memory will compile it in dom0): $(head -n 3 "$work/build-memdump.log" | paste -sd ' ')"
+fi
 t_build_end=$(now)
 
 t_images=$(now)
@@ -189,7 +195,15 @@ guest_cmdline="console=hvc0 quiet"
 
 # ---- boot -------------------------------------------------------------------
 boot_timeout=${HARNESS_BOOT_TIMEOUT:-240}
-total_timeout=$((boot_timeout + ${#scenarios[@]} * (scenario_timeout + 15) + 30))
+# Each scenario's own "# harness-timeout: SECONDS" counts (run-scenarios.sh grants it), or the
+# whole run would be cut before a long scenario's own limit.
+total_timeout=$((boot_timeout + 30))
+for s in "${scenarios[@]}"; do
+    own=$(sed -n 's/^# harness-timeout: \([0-9][0-9]*\)$/\1/p' "$here/scenarios/$s.sh" 2>/dev/null | head -n 1)
+    limit=$scenario_timeout
+    [ -n "$own" ] && [ "$own" -gt "$limit" ] && limit=$own
+    total_timeout=$((total_timeout + limit + 15))
+done
 # A dom0 boot under TCG occasionally stalls (seen: the kernel stopping after "sched_clock:
 # Marking stable" with no further output). A boot that stalls or misses its deadline before any
 # scenario started is retried, up to HARNESS_BOOT_ATTEMPTS times; each attempt's serial log is
