@@ -363,8 +363,10 @@ impl Xen {
     ) -> Result<(CpuMap, CpuMap), XenError> {
         let step = Step::GetVcpuAffinity;
         let empty = CpuMap::empty(width);
-        let hard: HcBuf<'_, u8> = HcBuf::zeroed(&*self.backend, empty.as_bytes().len(), step, domid)?;
-        let soft: HcBuf<'_, u8> = HcBuf::zeroed(&*self.backend, empty.as_bytes().len(), step, domid)?;
+        let hard: HcBuf<'_, u8> =
+            HcBuf::zeroed(&*self.backend, empty.as_bytes().len(), step, domid)?;
+        let soft: HcBuf<'_, u8> =
+            HcBuf::zeroed(&*self.backend, empty.as_bytes().len(), step, domid)?;
         let nr_bits = empty.width().div_ceil(8) * 8;
         let req = XenDomctlVcpuaffinity {
             vcpu,
