@@ -9,9 +9,10 @@
 #   `cpu_weight` and `cap` is in it (`xl list -c`, `xl cpupool-list`'s domain count), with
 #   `xl sched-credit -d` equal to xl's;
 # - refusals, each one line `error: ...` naming the key, leaving no domain: a hard affinity
-#   outside the pool, a pool that does not exist, `cpu_weight` in a pool whose scheduler has
-#   none (null, else rtds: libxl silently ignores it there, shown), `pci`, `seclabel`,
-#   a name with `/..`;
+#   outside the pool, a pool that does not exist, node syntax, `pci`, `seclabel`,
+#   `dm_restrict`, a name with `/..`; and `cpu_weight` in a pool whose scheduler has none
+#   where this Xen can make one (null, rtds, arinc653: Debian's 4.17 cannot; libxl silently
+#   ignores the weight there);
 # - at the end cpu 1 is back in Pool-0 and nothing is left.
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
@@ -31,13 +32,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# cfg NAME LINES...: a paused-guest config (never unpaused: 64 MiB is enough).
+# cfg NAME LINES...: a paused-guest config (never unpaused).
 cfg() {
     _n=$1
     shift
     {
-        printf 'name = "%s"\ntype = "pv"\nkernel = "%s"\nramdisk = "%s"\nmemory = 64\n' \
-            "$_n" "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK"
+        printf 'name = "%s"\ntype = "pv"\nkernel = "%s"\nramdisk = "%s"\nmemory = %s\n' \
+            "$_n" "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK" "$HARNESS_GUEST_MEMORY"
         for _l in "$@"; do printf '%s\n' "$_l"; done
     } > "$HARNESS_OUT/$_n.cfg"
     echo "$HARNESS_OUT/$_n.cfg"
@@ -161,12 +162,15 @@ grep -q "^error: .*name" "$HARNESS_OUT/refuse-slash.log" || fail "refusing ../pv
 [ ! -e /var/log/pvbslash.log ] && [ ! -e /var/log/xen/../pvbuild-pvbslash.log ] || fail "a log escaped /var/log/xen"
 note "refused: $(cat "$HARNESS_OUT/refuse-slash.log")"
 
-# 4. A pool whose scheduler has no weight: pvbuild refuses cpu_weight, xl ignores it.
+# 4. A pool whose scheduler has no weight: pvbuild refuses cpu_weight (libxl ignores it).
+# Debian's Xen 4.17 is built with credit and credit2 only (null, rtds and arinc653 default
+# to off in a release build's Kconfig): when no such pool can be made the refusal is covered
+# by the unit tests on the fake hypervisor only, and the note says so.
 for d in pvbpooled xlpooled; do xl destroy "$d" || fail "xl destroy $d exited $?"; done
 xl cpupool-destroy "$pool" >> "$HARNESS_OUT/cpupool.log" 2>&1 || fail "xl cpupool-destroy $pool: $(tail -n 1 "$HARNESS_OUT/cpupool.log")"
 pools=""
 nsched=""
-for s in null rtds; do
+for s in null rtds arinc653; do
     printf 'name = "pvb%s"\nsched = "%s"\ncpus = ["1"]\n' "$s" "$s" > "$HARNESS_OUT/pvb$s.cfg"
     if xl cpupool-create "$HARNESS_OUT/pvb$s.cfg" >> "$HARNESS_OUT/cpupool.log" 2>&1; then
         nsched=$s
@@ -174,13 +178,16 @@ for s in null rtds; do
         break
     fi
 done
-[ -n "$nsched" ] || fail "neither a null nor an rtds cpupool could be made: $(tail -n 2 "$HARNESS_OUT/cpupool.log" | paste -sd ' ')"
-refuse pvbweight "runs the $nsched scheduler, which has no weight or cap" "pool = \"pvb$nsched\"" 'cpu_weight = 512'
-xl_create xlweight "pool = \"pvb$nsched\"" 'cpu_weight = 512'
-note "xl create with cpu_weight in a $nsched pool: exit 0, domain $(xl domid xlweight 2>/dev/null) made (libxl ignores the weight)"
-xl destroy xlweight || fail "xl destroy xlweight exited $?"
-xl cpupool-destroy "pvb$nsched" >> "$HARNESS_OUT/cpupool.log" 2>&1 || fail "xl cpupool-destroy pvb$nsched: $(tail -n 1 "$HARNESS_OUT/cpupool.log")"
-pools=""
+if [ -n "$nsched" ]; then
+    refuse pvbweight "runs the $nsched scheduler, which has no weight or cap" "pool = \"pvb$nsched\"" 'cpu_weight = 512'
+    xl_create xlweight "pool = \"pvb$nsched\"" 'cpu_weight = 512'
+    note "xl create with cpu_weight in a $nsched pool: exit 0, domain $(xl domid xlweight 2>/dev/null) made (libxl ignores the weight)"
+    xl destroy xlweight || fail "xl destroy xlweight exited $?"
+    xl cpupool-destroy "pvb$nsched" >> "$HARNESS_OUT/cpupool.log" 2>&1 || fail "xl cpupool-destroy pvb$nsched: $(tail -n 1 "$HARNESS_OUT/cpupool.log")"
+    pools=""
+else
+    note "this Xen makes no null, rtds or arinc653 cpupool (xl cpupool-create: $(grep -c 'Could not create cpupool' "$HARNESS_OUT/cpupool.log") refusals): cpu_weight outside credit/credit2 is refused in unit tests only"
+fi
 
 # 5. Back as it was.
 xl cpupool-cpu-add Pool-0 1 >> "$HARNESS_OUT/cpupool.log" 2>&1 || fail "xl cpupool-cpu-add Pool-0 1: $(tail -n 1 "$HARNESS_OUT/cpupool.log")"
