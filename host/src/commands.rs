@@ -151,6 +151,9 @@ pub enum CommandError {
     /// The device model.
     #[error("{0}")]
     DeviceModel(#[from] devmodel::DmError),
+    /// The config's pool, cpus or scheduler parameters, which this host cannot honour.
+    #[error("{0}")]
+    Placement(#[from] crate::placement::PlacementError),
     /// A step after the build failed; what it made was undone.
     #[error("{step}: {msg}{}", undo_note(.undo_errors))]
     After {
@@ -701,8 +704,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         },
         &cfg.placement,
         cfg.max_vcpus,
-    )
-    .map_err(|e| CommandError::Usage(e.to_string()))?;
+    )?;
     let cmdline = cfg.cmdline.clone().unwrap_or_default();
     let req = CreateRequest {
         kernel: p.kernel,
