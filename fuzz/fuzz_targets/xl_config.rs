@@ -6,6 +6,17 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(cfg) = pvbuild::config::parse(data) {
         if let Ok((d, _)) = pvbuild::config::DomainConfig::from_xl(&cfg) {
+            for a in [&d.placement.hard, &d.placement.soft].into_iter().flatten() {
+                for vcpu in 0..d.max_vcpus.min(8) {
+                    if let Some(s) = a.for_vcpu(vcpu) {
+                        for width in [2, pvbuild::xen::CPUS_MAX] {
+                            if let Ok(m) = s.resolve(width) {
+                                assert!(m.cpus().all(|c| c < width));
+                            }
+                        }
+                    }
+                }
+            }
             for v in d.disks.iter().filter_map(|disk| disk.vdev.as_deref()) {
                 let _ = pvbuild::disk::devid(v);
             }

@@ -157,6 +157,9 @@ pub enum CommandError {
     /// The device model.
     #[error("{0}")]
     DeviceModel(#[from] devmodel::DmError),
+    /// The config's pool, cpus or scheduler parameters, which this host cannot honour.
+    #[error("{0}")]
+    Placement(#[from] crate::placement::PlacementError),
     /// A step after the build failed; what it made was undone.
     #[error("{step}: {msg}{}", undo_note(.undo_errors))]
     After {
@@ -226,6 +229,7 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
             disks: Vec::new(),
             device_model: None,
             vifs: Vec::new(),
+            placement: Default::default(),
         },
     };
     if let Some(n) = &args.name {
@@ -253,6 +257,8 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
             "a domain name is needed (--name or `name` in the config)".into(),
         ));
     }
+    xenstore::check_domain_name(&cfg.name)
+        .map_err(|why| CommandError::Usage(format!("invalid domain name: {why}")))?;
     if let Some(b) = &args.bootloader {
         cfg.bootloader = Some(b.clone());
     }
@@ -733,6 +739,17 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         Some(FailAt::Build(s)) => Some(s),
         _ => None,
     };
+    // The pool, the cpus and the scheduler's weight and cap, checked against the host before
+    // any domain exists: a config the host cannot honour leaves nothing behind.
+    let placed = crate::placement::resolve(
+        xen,
+        |id| {
+            xs.read_opt(&crate::placement::pool_name_path(id))
+                .map_err(|e| e.to_string())
+        },
+        &cfg.placement,
+        cfg.max_vcpus,
+    )?;
     let cmdline = cfg.cmdline.clone().unwrap_or_default();
     let req = CreateRequest {
         kernel: p.kernel,
@@ -746,6 +763,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         handle: *p.uuid.as_bytes(),
         console_backend: BACKEND_DOMID,
         store_backend: BACKEND_DOMID,
+        placement: &placed,
         fail_at: build_fail,
     };
     let mut building = create::create(xen, &req)?;

@@ -7,8 +7,10 @@
 //! `#` comments run to the end of the line. A later assignment replaces an earlier one; `+=`
 //! appends to a list. Unlike libxlutil, the first syntax error ends the parse (with its line).
 //!
-//! [`DomainConfig::from_xl`] maps the supported keys to a typed config; keys xl knows but
-//! pvbuild does not implement, and unknown keys, become warnings.
+//! [`DomainConfig::from_xl`] maps the supported keys to a typed config. Keys that ask for
+//! isolation pvbuild cannot give ([`REFUSED_KEYS`]: XSM labels, passthrough, a restricted or
+//! stub-domain device model) refuse the whole config with an error naming the key; other keys
+//! xl knows but pvbuild does not implement, and unknown keys, become warnings.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -16,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 use uuid::Uuid;
+
+use crate::placement::{Affinity, CpuSpec, Placement};
 
 mod vif;
 pub use vif::{parse_vif_spec, Mac, VifSpec, IFNAME_MAX, VIFS_MAX};
@@ -67,6 +71,16 @@ pub enum ConfigError {
         line: usize,
         /// What is wrong.
         msg: String,
+    },
+    /// A key that asks for isolation pvbuild cannot give: the config is refused.
+    #[error("config line {line}: key '{key}' is not supported by pvbuild: {why}")]
+    Refused {
+        /// The key.
+        key: String,
+        /// Its line.
+        line: usize,
+        /// What it asks for and pvbuild lacks.
+        why: &'static str,
     },
     /// A required setting is missing, or settings contradict.
     #[error("config: {0}")]
@@ -521,6 +535,8 @@ pub struct DomainConfig {
     pub device_model: Option<PathBuf>,
     /// `vif`: the guest's network interfaces, in order.
     pub vifs: Vec<VifSpec>,
+    /// `pool`, `cpus`, `cpus_soft`, `cpu_weight`, `cap`.
+    pub placement: Placement,
 }
 
 impl DomainConfig {
@@ -759,7 +775,6 @@ fn parse_access(v: &str) -> Result<bool, String> {
 const XL_KEYS_IGNORED: &[&str] = &[
     "vfb",
     "vkb",
-    "pci",
     "channel",
     "usb",
     "usbctrl",
@@ -770,18 +785,7 @@ const XL_KEYS_IGNORED: &[&str] = &[
     "vsnd",
     "vdispl",
     "virtio",
-    "dtdev",
     "rdm",
-    "iomem",
-    "ioports",
-    "irqs",
-    "cpus",
-    "cpus_soft",
-    "cpu_weight",
-    "cap",
-    "pool",
-    "seclabel",
-    "init_seclabel",
     "device_model_version",
     "on_soft_reset",
     "localtime",
@@ -812,6 +816,91 @@ const XL_KEYS_IGNORED: &[&str] = &[
     "altp2m",
     "vpmu",
 ];
+
+/// Keys that ask for isolation or access control pvbuild does not implement: a config with
+/// one is refused (an error naming the key), never started with less than it asks. The
+/// list keys (`pci`, `iomem`, `ioports`, `irqs`, `dtdev`) are accepted empty, and
+/// `dm_restrict` and `device_model_stubdomain_override` when 0: those ask for nothing.
+pub const REFUSED_KEYS: &[(&str, &str)] = &[
+    (
+        "seclabel",
+        "XSM/FLASK labels are not implemented (the domain would run unlabelled)",
+    ),
+    (
+        "init_seclabel",
+        "XSM/FLASK labels are not implemented (the domain would run unlabelled)",
+    ),
+    ("pci", "PCI passthrough is not implemented"),
+    ("iomem", "I/O memory passthrough is not implemented"),
+    ("ioports", "I/O port passthrough is not implemented"),
+    ("irqs", "IRQ passthrough is not implemented"),
+    ("dtdev", "device-tree passthrough is not implemented"),
+    (
+        "dm_restrict",
+        "a restricted device model (own user, chroot, no rights over other domains) is not implemented; the device model would run as root",
+    ),
+    (
+        "device_model_user",
+        "running the device model as another user is not implemented; it would run as root",
+    ),
+    (
+        "device_model_stubdomain_override",
+        "stub-domain device models are not implemented; the device model would run in dom0",
+    ),
+];
+
+/// Keys of [`REFUSED_KEYS`] that are lists: an empty one asks for nothing.
+const REFUSED_LIST_KEYS: &[&str] = &["pci", "iomem", "ioports", "irqs", "dtdev"];
+/// Keys of [`REFUSED_KEYS`] that are xl booleans: 0 asks for nothing.
+const REFUSED_BOOL_KEYS: &[&str] = &["dm_restrict", "device_model_stubdomain_override"];
+
+/// Refuses the config if it asks for what [`REFUSED_KEYS`] lists.
+fn refuse_keys(cfg: &XlConfig) -> Result<(), ConfigError> {
+    for key in cfg.keys() {
+        let Some((k, why)) = REFUSED_KEYS.iter().find(|(k, _)| *k == key) else {
+            continue;
+        };
+        let Some(s) = cfg.get(key) else { continue };
+        let asks = match &s.value {
+            Value::List(l) if REFUSED_LIST_KEYS.contains(k) => !l.is_empty(),
+            Value::Atom(a) if REFUSED_BOOL_KEYS.contains(k) => match parse_long(a) {
+                Some(0) => false,
+                Some(1) => true,
+                _ => return Err(value_err(key, s, format!("{a:?} is not 0 or 1"))),
+            },
+            _ => true,
+        };
+        if asks {
+            return Err(ConfigError::Refused {
+                key: (*k).to_owned(),
+                line: s.line,
+                why,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `cpus` / `cpus_soft`: a string (every vcpu) or a list (one entry per vcpu), in xl's
+/// cpu-list syntax.
+fn affinity(cfg: &XlConfig, key: &str) -> Result<Option<Affinity>, ConfigError> {
+    let Some(s) = cfg.get(key) else {
+        return Ok(None);
+    };
+    let spec = |t: &str| CpuSpec::parse(t).map_err(|m| value_err(key, s, m));
+    Ok(match &s.value {
+        Value::Atom(a) => Some(Affinity::All(spec(a)?)),
+        Value::List(l) if l.is_empty() => None,
+        Value::List(l) => Some(Affinity::PerVcpu(
+            l.iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    CpuSpec::parse(t).map_err(|m| value_err(key, s, format!("entry {i}: {m}")))
+                })
+                .collect::<Result<_, _>>()?,
+        )),
+    })
+}
 
 /// What [`DomainConfig::from_xl`] noticed but did not refuse.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -930,9 +1019,10 @@ impl DomainConfig {
             }
         };
 
+        refuse_keys(cfg)?;
         for key in cfg.keys() {
             let line = cfg.get(key).map_or(0, |s| s.line);
-            if SUPPORTED_KEYS.contains(&key) {
+            if SUPPORTED_KEYS.contains(&key) || REFUSED_KEYS.iter().any(|(k, _)| *k == key) {
                 continue;
             }
             let msg = if XL_KEYS_IGNORED.contains(&key) {
@@ -971,8 +1061,10 @@ impl DomainConfig {
         }
 
         let name = match string("name")? {
-            Some((n, _)) if !n.is_empty() => n,
-            Some((_, s)) => return Err(value_err("name", s, "empty name")),
+            Some((n, s)) => match crate::xenstore::check_domain_name(&n) {
+                Ok(()) => n,
+                Err(why) => return Err(value_err("name", s, why)),
+            },
             None => return Err(ConfigError::Invalid("domain name must be specified".into())),
         };
         let uuid = match string("uuid")? {
@@ -1064,6 +1156,18 @@ impl DomainConfig {
             )));
         }
 
+        let pool = match string("pool")? {
+            Some((p, s)) if p.is_empty() => return Err(value_err("pool", s, "empty pool name")),
+            other => other.map(|(p, _)| p),
+        };
+        let placement = Placement {
+            pool,
+            hard: affinity(cfg, "cpus")?,
+            soft: affinity(cfg, "cpus_soft")?,
+            weight: number("cpu_weight", 1, 65535)?.and_then(|v| u16::try_from(v).ok()),
+            cap: number("cap", 0, 65535)?.and_then(|v| u16::try_from(v).ok()),
+        };
+
         Ok((
             Self {
                 name,
@@ -1086,6 +1190,7 @@ impl DomainConfig {
                 disks,
                 device_model,
                 vifs,
+                placement,
             },
             warnings,
         ))
@@ -1118,6 +1223,11 @@ pub const SUPPORTED_KEYS: &[&str] = &[
     "disk",
     "device_model_override",
     "vif",
+    "pool",
+    "cpus",
+    "cpus_soft",
+    "cpu_weight",
+    "cap",
 ];
 
 #[cfg(test)]

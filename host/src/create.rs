@@ -5,8 +5,9 @@
 //!
 //! 1. check the kernel's guest type against the hypervisor's capability list (before any
 //!    domain exists, as `xc_dom_compat_check` does);
-//! 2. create the domain, set its vcpus, its memory limit (the guest's memory plus libxl's
-//!    1 MiB slack) and its address size;
+//! 2. create the domain (in its cpupool), set its vcpus, their placement (affinity, the
+//!    scheduler's weight and cap: [`crate::placement::apply`]), its memory limit (the guest's
+//!    memory plus libxl's 1 MiB slack) and its address size;
 //! 3. allocate the xenstore and console event channels, and set the guest's memory map to
 //!    one RAM entry of `maxmem` (`libxl__arch_domain_create`'s `xc_domain_set_memmap_limit`:
 //!    what lets the guest balloon up past `memory`);
@@ -46,6 +47,8 @@ pub enum CreateStep {
     CreateDomain,
     /// `XEN_DOMCTL_max_vcpus`.
     MaxVcpus,
+    /// vcpu affinity and scheduler parameters ([`crate::placement::apply`]).
+    Placement,
     /// `XEN_DOMCTL_max_mem`.
     MaxMem,
     /// `XEN_DOMCTL_set_address_size`.
@@ -80,6 +83,7 @@ impl CreateStep {
         CreateStep::Compat,
         CreateStep::CreateDomain,
         CreateStep::MaxVcpus,
+        CreateStep::Placement,
         CreateStep::MaxMem,
         CreateStep::AddressSize,
         CreateStep::EventChannels,
@@ -101,6 +105,7 @@ impl CreateStep {
             CreateStep::Compat => "compat",
             CreateStep::CreateDomain => "create-domain",
             CreateStep::MaxVcpus => "max-vcpus",
+            CreateStep::Placement => "placement",
             CreateStep::MaxMem => "max-mem",
             CreateStep::AddressSize => "address-size",
             CreateStep::EventChannels => "event-channels",
@@ -149,6 +154,9 @@ pub enum CreateFailure {
     /// A value out of range for the request.
     #[error("{0}")]
     Invalid(String),
+    /// The placement could not be applied.
+    #[error(transparent)]
+    Placement(#[from] crate::placement::PlacementError),
     /// The test-only failure switch fired.
     #[error("failure injected for testing")]
     Injected,
@@ -201,6 +209,9 @@ pub struct CreateRequest<'a, K> {
     pub console_backend: u16,
     /// Domain serving xenstore (dom0).
     pub store_backend: u16,
+    /// The cpupool, vcpu affinity and scheduler parameters, resolved against the host
+    /// ([`crate::placement::Resolved::NONE`]: Xen's defaults).
+    pub placement: &'a crate::placement::Resolved,
     /// Test-only: make this step fail, to prove everything before it is undone.
     pub fail_at: Option<CreateStep>,
 }
@@ -365,6 +376,7 @@ pub fn create<'x, K: LoadKernel>(
     let domid = run.step(CreateStep::CreateDomain, |x| {
         let mut cfg = DomainConfig::pv(req.vcpus, x.max_grant_version()?);
         cfg.handle = req.handle;
+        cfg.cpupool_id = req.placement.pool_id;
         Ok(x.create_domain(&cfg, None)?)
     })?;
     run.undo.push((
@@ -373,6 +385,9 @@ pub fn create<'x, K: LoadKernel>(
     ));
 
     run.step(CreateStep::MaxVcpus, |x| Ok(x.max_vcpus(domid, req.vcpus)?))?;
+    run.step(CreateStep::Placement, |x| {
+        Ok(crate::placement::apply(x, domid, req.placement)?)
+    })?;
     run.step(CreateStep::MaxMem, |x| {
         let kib = layout
             .nr_pages

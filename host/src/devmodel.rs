@@ -278,6 +278,10 @@ fn stop_child(mut child: Child) -> Result<(), String> {
 /// QEMU is then stopped again). libxl waits for `running` alone: a disk QEMU cannot open is
 /// then missing from a guest that runs anyway; pvbuild refuses to start such a guest.
 pub fn launch(xs: &XsConnection, req: &DmRequest) -> Result<RunningDm, DmError> {
+    // The name is part of the log's path: one that would leave /var/log/xen is refused
+    // (a domain another toolstack named).
+    crate::xenstore::check_domain_name(&req.name)
+        .map_err(|why| DmError::Log(req.log.clone(), std::io::Error::other(why)))?;
     let xs_err = |step| move |source| DmError::Xenstore { step, source };
     let dir = device_model_dir(req.domid);
     let state_path = format!("{dir}/state");

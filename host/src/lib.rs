@@ -4,8 +4,8 @@
 //! Layers, bottom up: [`sys`] (ABI structs, ioctl numbers, the one raw `ioctl`), [`xen`]
 //! (safe hypercall wrappers over hypercall buffers), [`privcmd_mem`] (the core's
 //! `GuestMemory` over foreign mappings), [`xenstore`], [`console`], [`config`] (xl config
-//! files), [`create`] (a whole domain build, undone on failure), [`plan`] (the core without
-//! Xen).
+//! files), [`placement`] (cpupool, vcpu affinity, scheduler weight and cap), [`create`] (a
+//! whole domain build, undone on failure), [`plan`] (the core without Xen).
 
 pub mod bootloader;
 pub mod commands;
@@ -20,6 +20,7 @@ pub mod evtchn;
 pub mod interrupt;
 pub mod memory;
 pub mod out;
+pub mod placement;
 pub mod plan;
 pub mod privcmd_mem;
 pub mod procgroup;

@@ -12,6 +12,9 @@
 //! the [`Step`] that failed, the domain where there is one, and the errno.
 
 pub mod fake;
+mod sched;
+
+pub use sched::{CpuMap, CpupoolInfo, SchedCredit, Scheduler, CPUS_MAX};
 
 use std::ffi::c_void;
 use std::fmt;
@@ -88,6 +91,16 @@ pub enum Step {
     XenVersion,
     /// `XENVER_capabilities`.
     Capabilities,
+    /// `XEN_DOMCTL_setvcpuaffinity`.
+    SetVcpuAffinity,
+    /// `XEN_DOMCTL_getvcpuaffinity`.
+    GetVcpuAffinity,
+    /// `XEN_DOMCTL_scheduler_op` getinfo.
+    SchedGet,
+    /// `XEN_DOMCTL_scheduler_op` putinfo.
+    SchedSet,
+    /// `XEN_SYSCTL_cpupool_op` info.
+    CpupoolInfo,
 }
 
 impl Step {
@@ -120,6 +133,11 @@ impl Step {
             Step::MapForeign => "mapping guest pages",
             Step::XenVersion => "getting the Xen version",
             Step::Capabilities => "getting Xen's capabilities",
+            Step::SetVcpuAffinity => "setting vcpu affinity",
+            Step::GetVcpuAffinity => "reading vcpu affinity",
+            Step::SchedGet => "reading scheduler parameters",
+            Step::SchedSet => "setting scheduler parameters",
+            Step::CpupoolInfo => "listing cpupools",
         }
     }
 }
@@ -322,6 +340,8 @@ pub struct DomainConfig {
     pub max_grant_version: u32,
     /// `XEN_DOMCTL_CDF_*` (0 for plain PV).
     pub flags: u32,
+    /// The CPU pool the domain is created in (0: `Pool-0`, libxl's default).
+    pub cpupool_id: u32,
 }
 
 impl DomainConfig {
@@ -336,6 +356,7 @@ impl DomainConfig {
             max_maptrack_frames: -1,
             max_grant_version,
             flags: 0,
+            cpupool_id: 0,
         }
     }
 }
@@ -361,6 +382,8 @@ pub struct DomainInfo {
     pub max_vcpu_id: u32,
     /// UUID.
     pub handle: [u8; 16],
+    /// The CPU pool the domain is in.
+    pub cpupool: u32,
 }
 
 impl DomainInfo {
@@ -375,6 +398,7 @@ impl DomainInfo {
             nr_online_vcpus: r.nr_online_vcpus,
             max_vcpu_id: r.max_vcpu_id,
             handle: r.handle,
+            cpupool: r.cpupool,
         }
     }
     /// The domain is dying.
@@ -557,7 +581,7 @@ impl Xen {
             max_maptrack_frames: cfg.max_maptrack_frames,
             grant_opts: cfg.max_grant_version & 0xf,
             vmtrace_size: 0,
-            cpupool_id: 0,
+            cpupool_id: cfg.cpupool_id,
             arch: XenArchDomainconfig::default(),
         };
         let domid = requested.unwrap_or(0);

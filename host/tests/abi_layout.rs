@@ -16,6 +16,7 @@ use pvbuild::sys::grant::*;
 use pvbuild::sys::hypercall::*;
 use pvbuild::sys::memory::*;
 use pvbuild::sys::privcmd::*;
+use pvbuild::sys::sched::*;
 use pvbuild::sys::vcpu::*;
 
 /// One value to compare: a key, the C expression that computes it, Rust's value.
@@ -95,6 +96,16 @@ fn checks() -> Vec<Check> {
             cpu_khz, capabilities, arch_capabilities, pad, total_pages, free_pages, scrub_pages,
             outstanding_pages, max_mfn, hw_cap
         }
+        XenctlBitmap => "struct xenctl_bitmap" { bitmap, nr_bits }
+        XenDomctlVcpuaffinity => "struct xen_domctl_vcpuaffinity" {
+            vcpu, flags, cpumap_hard, cpumap_soft
+        }
+        XenDomctlSchedCredit => "struct xen_domctl_sched_credit" { weight, cap }
+        XenDomctlSchedCredit => "struct xen_domctl_sched_credit2" { weight, cap }
+        XenDomctlSchedulerOp => "struct xen_domctl_scheduler_op" { sched_id, cmd, u }
+        XenSysctlCpupoolOp => "struct xen_sysctl_cpupool_op" {
+            op, cpupool_id, sched_id, domid, cpu, n_dom, cpumap
+        }
         XenMemoryReservation => "struct xen_memory_reservation" {
             extent_start, nr_extents, extent_order, mem_flags, domid
         }
@@ -140,6 +151,22 @@ fn checks() -> Vec<Check> {
         XEN_DOMCTL_GET_ADDRESS_SIZE => "XEN_DOMCTL_get_address_size",
         XEN_SYSCTL_PHYSINFO => "XEN_SYSCTL_physinfo",
         XEN_SYSCTL_GETDOMAININFOLIST => "XEN_SYSCTL_getdomaininfolist",
+        XEN_DOMCTL_SETVCPUAFFINITY => "XEN_DOMCTL_setvcpuaffinity",
+        XEN_DOMCTL_GETVCPUAFFINITY => "XEN_DOMCTL_getvcpuaffinity",
+        XEN_DOMCTL_SCHEDULER_OP => "XEN_DOMCTL_scheduler_op",
+        XEN_SYSCTL_CPUPOOL_OP => "XEN_SYSCTL_cpupool_op",
+        XEN_SYSCTL_CPUPOOL_OP_INFO => "XEN_SYSCTL_CPUPOOL_OP_INFO",
+        XEN_VCPUAFFINITY_HARD => "XEN_VCPUAFFINITY_HARD",
+        XEN_VCPUAFFINITY_SOFT => "XEN_VCPUAFFINITY_SOFT",
+        XEN_SCHEDULER_CREDIT => "XEN_SCHEDULER_CREDIT",
+        XEN_SCHEDULER_CREDIT2 => "XEN_SCHEDULER_CREDIT2",
+        XEN_SCHEDULER_ARINC653 => "XEN_SCHEDULER_ARINC653",
+        XEN_SCHEDULER_RTDS => "XEN_SCHEDULER_RTDS",
+        XEN_SCHEDULER_NULL => "XEN_SCHEDULER_NULL",
+        XEN_DOMCTL_SCHEDOP_PUTINFO => "XEN_DOMCTL_SCHEDOP_putinfo",
+        XEN_DOMCTL_SCHEDOP_GETINFO => "XEN_DOMCTL_SCHEDOP_getinfo",
+        std::mem::size_of_val(&XenDomctlSchedulerOp::default().u)
+            => "sizeof(((struct xen_domctl_scheduler_op *)0)->u)",
         XEN_DOMINF_DYING => "XEN_DOMINF_dying",
         XEN_DOMINF_HVM_GUEST => "XEN_DOMINF_hvm_guest",
         XEN_DOMINF_SHUTDOWN => "XEN_DOMINF_shutdown",

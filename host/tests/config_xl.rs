@@ -323,3 +323,139 @@ fn vif_lists_are_parsed_and_bounded() {
     let e = DomainConfig::from_xl(&cfg(&many)).unwrap_err().to_string();
     assert!(e.contains("65 interfaces, at most 64"), "{e}");
 }
+
+const BASE: &str = "name = 'g'\nkernel = '/k'\nvcpus = 2\n";
+
+#[test]
+fn placement_keys_are_read_as_xl_reads_them() {
+    use pvbuild::placement::Affinity;
+    let (d, w) = DomainConfig::load_bytes(
+        format!(
+            "{BASE}pool = 'batch'\ncpus = \"0-3,5,^1\"\ncpus_soft = ['2', \"3\"]\n\
+             cpu_weight = 512\ncap = 0x32\n"
+        )
+        .as_bytes(),
+    );
+    let d = d.unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    let p = &d.placement;
+    assert_eq!(p.pool.as_deref(), Some("batch"));
+    match &p.hard {
+        Some(Affinity::All(s)) => {
+            assert_eq!(
+                s.resolve(8).unwrap().cpus().collect::<Vec<_>>(),
+                [0, 2, 3, 5]
+            );
+        }
+        other => panic!("cpus: {other:?}"),
+    }
+    match &p.soft {
+        Some(Affinity::PerVcpu(l)) => {
+            let got: Vec<String> = l
+                .iter()
+                .map(|s| s.resolve(4).unwrap().to_string())
+                .collect();
+            assert_eq!(got, ["2", "3"]);
+        }
+        other => panic!("cpus_soft: {other:?}"),
+    }
+    assert_eq!((p.weight, p.cap), (Some(512), Some(50)));
+    // A number is a cpu list of one cpu, as xl's string read of it.
+    let (d, _) = DomainConfig::load_bytes(format!("{BASE}cpus = 1\n").as_bytes());
+    assert!(matches!(d.unwrap().placement.hard, Some(Affinity::All(_))));
+}
+
+#[test]
+fn bad_placement_values_name_the_key() {
+    for (tail, key, want) in [
+        ("cpus = 'nodes:0'", "cpus", "NUMA node"),
+        ("cpus = '3-1'", "cpus", "invalid cpu range"),
+        ("cpus_soft = ['1', 'x']", "cpus_soft", "entry 1"),
+        ("cpus = '^all'", "cpus", "can't combine"),
+        ("cpu_weight = 0", "cpu_weight", "outside 1..=65535"),
+        ("cpu_weight = 70000", "cpu_weight", "outside"),
+        ("cap = '-1'", "cap", "outside 0..=65535"),
+        ("pool = ''", "pool", "empty pool name"),
+        ("pool = ['a']", "pool", "not a list"),
+    ] {
+        match err(&format!("{BASE}{tail}\n")) {
+            ConfigError::Value { key: k, line, msg } => {
+                assert_eq!((k.as_str(), line), (key, 4), "{tail}");
+                assert!(msg.contains(want), "{tail}: {msg}");
+            }
+            other => panic!("{tail}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn isolation_keys_pvbuild_cannot_honour_refuse_the_config() {
+    for (tail, key) in [
+        ("seclabel = 'system_u:system_r:domU_t'", "seclabel"),
+        (
+            "init_seclabel = 'system_u:system_r:domU_t_building'",
+            "init_seclabel",
+        ),
+        ("pci = ['0000:00:1f.3']", "pci"),
+        ("iomem = ['fe000,2']", "iomem"),
+        ("ioports = ['2f8-2ff']", "ioports"),
+        ("irqs = [3]", "irqs"),
+        ("dtdev = ['/soc/ethernet']", "dtdev"),
+        ("dm_restrict = 1", "dm_restrict"),
+        ("device_model_user = 'xen-qemuuser-g'", "device_model_user"),
+        (
+            "device_model_stubdomain_override = 1",
+            "device_model_stubdomain_override",
+        ),
+    ] {
+        let e = err(&format!("{BASE}{tail}\n"));
+        match &e {
+            ConfigError::Refused { key: k, line, .. } => {
+                assert_eq!((k.as_str(), *line), (key, 4), "{tail}")
+            }
+            other => panic!("{tail}: {other:?}"),
+        }
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "config line 4: key '{key}' is not supported by pvbuild: "
+            )),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+    // Refused even after other errors would be found, whatever the order of the keys.
+    assert!(matches!(
+        err("pci = ['00:02.0']\nname = 'g'\n"),
+        ConfigError::Refused { .. }
+    ));
+    // What asks for nothing is accepted: empty lists, the booleans at 0.
+    let (d, w) = DomainConfig::load_bytes(
+        format!(
+            "{BASE}pci = []\nirqs = []\ndm_restrict = 0\ndevice_model_stubdomain_override = 0\n"
+        )
+        .as_bytes(),
+    );
+    d.unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    assert!(matches!(
+        err(&format!("{BASE}dm_restrict = 2\n")),
+        ConfigError::Value { .. }
+    ));
+}
+
+#[test]
+fn names_that_would_escape_var_log_xen_are_refused() {
+    for bad in ["../../etc/x", "a/b", "..", ".", "a..b", "x\ty"] {
+        let text = format!("name = {bad:?}\nkernel = '/k'\n");
+        match err(&text) {
+            ConfigError::Value { key, .. } => assert_eq!(key, "name", "{bad:?}"),
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    for good in ["guest-1", "a.b", "My Guest", "x_y.z"] {
+        let (d, _) =
+            DomainConfig::load_bytes(format!("name = {good:?}\nkernel = '/k'\n").as_bytes());
+        assert_eq!(d.unwrap().name, good);
+    }
+}

@@ -649,7 +649,7 @@ fn a_rename_rewrites_both_names_and_refuses_a_taken_or_stale_one() {
     let err = rename_domain(&xs, 5, "guest", "third").unwrap_err();
     assert!(matches!(err, DomainXsError::Renamed { .. }), "{err}");
     // Invalid names and dom0 itself.
-    for bad in ["", "a\nb"] {
+    for bad in ["", "a\nb", "../../etc/evil", "a/b", "..", "x..y"] {
         let err = rename_domain(&xs, 5, "renamed", bad).unwrap_err();
         assert!(matches!(err, DomainXsError::BadName(_)), "{err}");
     }

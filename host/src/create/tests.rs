@@ -67,9 +67,12 @@ fn request<'a>(k: &'a Kernel<'a>, l: &'a Layout, rd: &'a [u8]) -> CreateRequest<
         handle: [7; 16],
         console_backend: 0,
         store_backend: 0,
+        placement: &NO_PLACEMENT,
         fail_at: None,
     }
 }
+
+static NO_PLACEMENT: crate::placement::Resolved = crate::placement::Resolved::NONE;
 
 fn fake() -> (Arc<FakeXen>, Xen) {
     let f = Arc::new(FakeXen::new(FakeConfig::default()).unwrap());
@@ -278,4 +281,62 @@ fn step_names_round_trip() {
         assert_eq!(CreateStep::from_name(s.name()), Some(s));
     }
     assert_eq!(CreateStep::from_name("nope"), None);
+}
+
+#[test]
+fn placement_puts_the_domain_in_its_pool_before_its_memory() {
+    use crate::placement::{resolve, Affinity, CpuSpec, Placement};
+    use crate::sys::sched::{XEN_SCHEDULER_CREDIT, XEN_SCHEDULER_CREDIT2};
+    use crate::xen::fake::FakePool;
+    let k = kernel::parse_kernel(image()).unwrap();
+    let rd = ramdisk();
+    let l = plan(&k, &rd);
+    let f = Arc::new(
+        FakeXen::new(FakeConfig {
+            nr_cpus: 4,
+            pools: vec![
+                FakePool {
+                    id: 0,
+                    sched_id: XEN_SCHEDULER_CREDIT2,
+                    cpus: 0b0011,
+                },
+                FakePool {
+                    id: 3,
+                    sched_id: XEN_SCHEDULER_CREDIT,
+                    cpus: 0b1100,
+                },
+            ],
+            ..FakeConfig::default()
+        })
+        .unwrap(),
+    );
+    let x = Xen::with_backend(f.clone());
+    let p = Placement {
+        pool: Some("batch".into()),
+        hard: Some(Affinity::PerVcpu(vec![CpuSpec::parse("3").unwrap()])),
+        soft: Some(Affinity::All(CpuSpec::parse("2-3").unwrap())),
+        weight: Some(512),
+        cap: Some(50),
+    };
+    let names = |id: u32| Ok((id == 3).then(|| "batch".to_owned()));
+    let placed = resolve(&x, names, &p, 2).unwrap();
+    let mut req = request(&k, &l, &rd);
+    req.vcpus = 2;
+    req.placement = &placed;
+    let b = create(&x, &req).unwrap();
+    let dom = f.domain(b.created.domid).unwrap();
+    assert_eq!(dom.cpupool, 3);
+    // vcpu 0: hard 3, soft 2-3; vcpu 1: hard left at every cpu, soft 2-3.
+    assert_eq!(dom.affinity.get(&0), Some(&(0b1000, 0b1100)));
+    assert_eq!(dom.affinity.get(&1), Some(&(0b1111, 0b1100)));
+    assert_eq!(dom.sched, (512, 50));
+    // The placement came before the memory limit, as libxl__build_pre sets affinity first.
+    let calls = f.calls();
+    let at = |c: Call| calls.iter().position(|&x| x == c).unwrap();
+    assert!(
+        at(Call::Domctl(crate::sys::sched::XEN_DOMCTL_SETVCPUAFFINITY))
+            < at(Call::Domctl(crate::sys::domctl::XEN_DOMCTL_MAX_MEM))
+    );
+    drop(b);
+    assert_nothing_left(&f);
 }

@@ -37,6 +37,7 @@ use crate::sys::grant::*;
 use crate::sys::hypercall::*;
 use crate::sys::memory::*;
 use crate::sys::privcmd::*;
+use crate::sys::sched::*;
 use crate::sys::vcpu::VcpuGuestContext;
 use crate::sys::{Backend, PAGE_SIZE};
 
@@ -53,6 +54,21 @@ pub struct FakeConfig {
     pub version: (u16, u16),
     /// Whether `IOCTL_PRIVCMD_MMAP_RESOURCE` works (otherwise `EOPNOTSUPP`, as on old Xen).
     pub resource_mapping: bool,
+    /// Physical cpus (at most 64).
+    pub nr_cpus: u32,
+    /// The CPU pools: the first is `Pool-0`.
+    pub pools: Vec<FakePool>,
+}
+
+/// A CPU pool of the fake host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakePool {
+    /// Its id.
+    pub id: u32,
+    /// Its scheduler, `XEN_SCHEDULER_*`.
+    pub sched_id: u32,
+    /// Its cpus, one bit each.
+    pub cpus: u64,
 }
 
 impl Default for FakeConfig {
@@ -64,6 +80,13 @@ impl Default for FakeConfig {
             capabilities: "xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64".into(),
             version: (4, 17),
             resource_mapping: true,
+            nr_cpus: 2,
+            // Xen 4.17's default scheduler.
+            pools: vec![FakePool {
+                id: 0,
+                sched_id: XEN_SCHEDULER_CREDIT2,
+                cpus: 0b11,
+            }],
         }
     }
 }
@@ -130,6 +153,12 @@ pub struct FakeDomain {
     pub shared_info: u64,
     /// Its memory map (`XENMEM_set_memory_map`): `(addr, size, type)` per entry.
     pub e820: Vec<(u64, u64, u32)>,
+    /// The CPU pool it was created in.
+    pub cpupool: u32,
+    /// Per vcpu: (hard, soft) affinity, one bit per cpu (all cpus until set).
+    pub affinity: BTreeMap<u32, (u64, u64)>,
+    /// Credit/credit2 weight and cap.
+    pub sched: (u16, u16),
 }
 
 #[derive(Debug)]
@@ -221,6 +250,34 @@ unsafe fn wr<T: IntoBytes + Immutable>(addr: u64, v: &T) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Reads a `xenctl_bitmap` into a mask of its first 64 bits.
+///
+/// # Safety
+/// `b.bitmap` must be valid for `nr_bits / 8` bytes (the [`Backend::ioctl`] contract).
+unsafe fn rd_map(b: &XenctlBitmap) -> Result<u64, Errno> {
+    let mut mask = 0u64;
+    for i in 0..u64::from(b.nr_bits.div_ceil(8)).min(8) {
+        // SAFETY: within the bitmap, per the contract.
+        let byte: u8 = unsafe { rd(b.bitmap + i) }?;
+        mask |= u64::from(byte) << (8 * i);
+    }
+    Ok(mask)
+}
+
+/// Writes `mask` into a `xenctl_bitmap`, zero beyond its 64 bits, as Xen's
+/// `bitmap_to_xenctl_bitmap`.
+///
+/// # Safety
+/// As [`rd_map`], for writing.
+unsafe fn wr_map(b: &XenctlBitmap, mask: u64) -> Result<(), Errno> {
+    for i in 0..u64::from(b.nr_bits.div_ceil(8)) {
+        let byte = if i < 8 { (mask >> (8 * i)) as u8 } else { 0 };
+        // SAFETY: within the bitmap, per the contract.
+        unsafe { wr(b.bitmap + i, &byte) }?;
+    }
+    Ok(())
+}
+
 fn payload<T: FromBytes>(u: &[u64]) -> Result<T, Errno> {
     T::read_from_prefix(u.as_bytes())
         .map(|(t, _)| t)
@@ -255,6 +312,48 @@ impl State {
         self.domains.get_mut(&domid).ok_or(Errno::ESRCH)
     }
 
+    fn pool(&self, id: u32) -> Option<&FakePool> {
+        self.cfg.pools.iter().find(|p| p.id == id)
+    }
+
+    fn all_cpus(&self) -> u64 {
+        1u64.checked_shl(self.cfg.nr_cpus.min(64))
+            .map_or(u64::MAX, |b| b - 1)
+    }
+
+    /// Xen's `vcpu_set_affinity` checks: the vcpu exists, the hard affinity meets the pool.
+    fn set_affinity(&mut self, domid: u16, a: &XenDomctlVcpuaffinity) -> R {
+        let all = self.all_cpus();
+        let dom = self.domains.get(&domid).ok_or(Errno::ESRCH)?;
+        if a.vcpu >= dom.create_max_vcpus {
+            return Err(Errno::EINVAL);
+        }
+        let pool = self.pool(dom.cpupool).map_or(0, |p| p.cpus) & all;
+        let (mut hard, mut soft) = dom.affinity.get(&a.vcpu).copied().unwrap_or((all, all));
+        if a.flags & XEN_VCPUAFFINITY_HARD != 0 {
+            // SAFETY: the Backend::ioctl contract covers the handles inside the domctl.
+            let h = unsafe { rd_map(&a.cpumap_hard) }? & all;
+            if h & pool == 0 {
+                return Err(Errno::EINVAL);
+            }
+            hard = h;
+        }
+        if a.flags & XEN_VCPUAFFINITY_SOFT != 0 {
+            // SAFETY: as above.
+            soft = unsafe { rd_map(&a.cpumap_soft) }? & all;
+        }
+        if a.flags & XEN_VCPUAFFINITY_HARD != 0 {
+            // SAFETY: as above.
+            unsafe { wr_map(&a.cpumap_hard, hard & pool) }?;
+        }
+        if a.flags & XEN_VCPUAFFINITY_SOFT != 0 {
+            // SAFETY: as above.
+            unsafe { wr_map(&a.cpumap_soft, soft & hard & pool) }?;
+        }
+        self.dom(domid)?.affinity.insert(a.vcpu, (hard, soft));
+        Ok(0)
+    }
+
     fn owns(&self, domid: u16, mfn: u64) -> bool {
         self.owner.get(&mfn) == Some(&domid)
     }
@@ -272,6 +371,7 @@ impl State {
             shared_info_frame: d.shared_info,
             nr_online_vcpus: u32::from(d.vcpu0.is_some()),
             max_vcpu_id: d.vcpus.saturating_sub(1),
+            cpupool: d.cpupool,
             ..Default::default()
         }
     }
@@ -287,6 +387,9 @@ impl State {
                 let version = c.grant_opts & 0xf;
                 if c.max_vcpus == 0 || version == 0 || version > 2 || c.flags != 0 {
                     return Err(Errno::EINVAL);
+                }
+                if self.pool(c.cpupool_id).is_none() {
+                    return Err(Errno::ENOENT);
                 }
                 let id = if domid > 0 && domid < DOMID_FIRST_RESERVED {
                     if self.domains.contains_key(&domid) {
@@ -318,6 +421,9 @@ impl State {
                         grant_frame,
                         shared_info,
                         e820: Vec::new(),
+                        cpupool: c.cpupool_id,
+                        affinity: BTreeMap::new(),
+                        sched: (256, 0),
                     },
                 );
                 d.domain = id;
@@ -405,6 +511,54 @@ impl State {
                 }
                 Ok(0)
             }
+            XEN_DOMCTL_SETVCPUAFFINITY => {
+                let a: XenDomctlVcpuaffinity = payload(&d.u)?;
+                self.set_affinity(domid, &a)
+            }
+            XEN_DOMCTL_GETVCPUAFFINITY => {
+                let a: XenDomctlVcpuaffinity = payload(&d.u)?;
+                let all = self.all_cpus();
+                let dom = self.dom(domid)?;
+                if a.vcpu >= dom.create_max_vcpus {
+                    return Err(Errno::EINVAL);
+                }
+                let (hard, soft) = dom.affinity.get(&a.vcpu).copied().unwrap_or((all, all));
+                // SAFETY: the Backend::ioctl contract covers the handles inside the domctl.
+                unsafe { wr_map(&a.cpumap_hard, hard) }?;
+                // SAFETY: as above.
+                unsafe { wr_map(&a.cpumap_soft, soft) }?;
+                Ok(0)
+            }
+            XEN_DOMCTL_SCHEDULER_OP => {
+                let mut op: XenDomctlSchedulerOp = payload(&d.u)?;
+                let pool = self.dom(domid)?.cpupool;
+                let sched = self.pool(pool).map_or(0, |p| p.sched_id);
+                // Xen's sched_adjust: the scheduler named must be the domain's.
+                if op.sched_id != sched
+                    || !matches!(sched, XEN_SCHEDULER_CREDIT | XEN_SCHEDULER_CREDIT2)
+                {
+                    return Err(Errno::EINVAL);
+                }
+                let c: XenDomctlSchedCredit = payload(&op.u)?;
+                let dom = self.dom(domid)?;
+                match op.cmd {
+                    XEN_DOMCTL_SCHEDOP_GETINFO => {
+                        let (weight, cap) = dom.sched;
+                        set_payload(&mut op.u, &XenDomctlSchedCredit { weight, cap })?;
+                        set_payload(&mut d.u, &op)?;
+                    }
+                    XEN_DOMCTL_SCHEDOP_PUTINFO => {
+                        if c.weight != 0 {
+                            dom.sched.0 = c.weight;
+                        }
+                        if sched == XEN_SCHEDULER_CREDIT2 || c.cap != u16::MAX {
+                            dom.sched.1 = c.cap;
+                        }
+                    }
+                    _ => return Err(Errno::EINVAL),
+                }
+                Ok(0)
+            }
             XEN_DOMCTL_HYPERCALL_INIT => {
                 let h: XenDomctlHypercallInit = payload(&d.u)?;
                 if !self.owns(domid, h.gmfn) {
@@ -424,10 +578,10 @@ impl State {
         match s.cmd {
             XEN_SYSCTL_PHYSINFO => {
                 let p = XenSysctlPhysinfo {
-                    nr_cpus: 2,
+                    nr_cpus: self.cfg.nr_cpus,
                     threads_per_core: 1,
-                    cores_per_socket: 2,
-                    max_cpu_id: 1,
+                    cores_per_socket: self.cfg.nr_cpus,
+                    max_cpu_id: self.cfg.nr_cpus.saturating_sub(1),
                     nr_nodes: 1,
                     capabilities: XEN_SYSCTL_PHYSCAP_PV
                         | XEN_SYSCTL_PHYSCAP_GNTTAB_V1
@@ -438,6 +592,28 @@ impl State {
                     ..Default::default()
                 };
                 set_payload(&mut s.u, &p)?;
+                Ok(0)
+            }
+            XEN_SYSCTL_CPUPOOL_OP => {
+                let mut op: XenSysctlCpupoolOp = payload(&s.u)?;
+                if op.op != XEN_SYSCTL_CPUPOOL_OP_INFO {
+                    return Err(Errno::ENOSYS);
+                }
+                let all = self.all_cpus();
+                let p = self
+                    .cfg
+                    .pools
+                    .iter()
+                    .filter(|p| p.id >= op.cpupool_id)
+                    .min_by_key(|p| p.id)
+                    .cloned()
+                    .ok_or(Errno::ENOENT)?;
+                // SAFETY: the contract covers the cpumap handle.
+                unsafe { wr_map(&op.cpumap, p.cpus & all) }?;
+                op.cpupool_id = p.id;
+                op.sched_id = p.sched_id;
+                op.n_dom = self.domains.values().filter(|d| d.cpupool == p.id).count() as u32;
+                set_payload(&mut s.u, &op)?;
                 Ok(0)
             }
             XEN_SYSCTL_GETDOMAININFOLIST => {
