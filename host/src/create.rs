@@ -79,7 +79,7 @@ pub enum CreateStep {
 
 impl CreateStep {
     /// Every step, in order.
-    pub const ALL: [CreateStep; 16] = [
+    pub const ALL: [CreateStep; 17] = [
         CreateStep::Compat,
         CreateStep::CreateDomain,
         CreateStep::MaxVcpus,
