@@ -11,7 +11,7 @@
 //!
 //! Reading order, following a build:
 //! [`addr`] → [`probe`] → [`bzimage`] / [`decompress`] → [`elf`] / [`notes`] → [`image`] →
-//! [`layout`] → [`paging`] → [`p2m`] → [`start_info`] → [`vcpu`] → [`build`]; [`walker`] checks
+//! [`layout`] → [`module`] → [`paging`] → [`p2m`] → [`start_info`] → [`vcpu`] → [`build`]; [`walker`] checks
 //! the result the way the MMU would see it.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -30,6 +30,7 @@ pub mod kernel;
 pub mod layout;
 pub mod limits;
 pub mod mem;
+pub mod module;
 pub mod notes;
 pub mod p2m;
 pub mod paging;
