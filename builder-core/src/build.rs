@@ -16,7 +16,7 @@ use crate::addr::{Mfn, Pfn, PAGE_SIZE};
 use crate::image::{KernelParams, LoadKernel, PaeMode};
 use crate::layout::{self, Layout, LayoutError, LayoutRequest, Segment};
 use crate::mem::GuestMemory;
-use crate::module::{self, Loaded, LoadError, ModuleError};
+use crate::module::{self, LoadError, Loaded, ModuleError};
 use crate::p2m::{self, M2pBatch, P2mError};
 use crate::paging::{self, PagingError, PagingMode};
 use crate::start_info::{self, SharedInfoPage, StartInfoError, StartInfoInput};
@@ -185,15 +185,16 @@ pub fn build_with<L: LoadKernel, M: GuestMemory>(
                 });
             }
             let first = seg.first_pfn().map_err(BuildError::Layout)?;
-            let loaded = module::load(blob, &plan, first, seg.pages, mem, ramdisk_read)
-                .map_err(|e| match e {
+            let loaded = module::load(blob, &plan, first, seg.pages, mem, ramdisk_read).map_err(
+                |e| match e {
                     LoadError::Memory(m) => BuildError::Memory(m),
                     LoadError::SegmentTooSmall { need, have } => BuildError::Ramdisk {
                         len: need,
                         segment: have,
                     },
                     LoadError::Overflow => BuildError::Layout(LayoutError::Overflow),
-                })?;
+                },
+            )?;
             Some(loaded)
         }
         (None, None) => None,

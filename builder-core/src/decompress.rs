@@ -463,7 +463,9 @@ mod gzip {
         if flags & FHCRC != 0 {
             // zlib (which libxenguest inflates with) checks the header's CRC16: the low
             // half of the CRC32 of the header bytes before it.
-            let crc = input.get(pos..pos.checked_add(2).ok_or(TRUNCATED)?).ok_or(TRUNCATED)?;
+            let crc = input
+                .get(pos..pos.checked_add(2).ok_or(TRUNCATED)?)
+                .ok_or(TRUNCATED)?;
             let header = input.get(..pos).ok_or(TRUNCATED)?;
             let want = u16::from_le_bytes([
                 crc.first().copied().unwrap_or(0),
@@ -523,9 +525,7 @@ mod gzip {
                 }
                 .into());
             }
-            let buf = out
-                .window(base, end - base)
-                .map_err(GunzipError::Output)?;
+            let buf = out.window(base, end - base).map_err(GunzipError::Output)?;
             let pos = total - base;
             let src = deflate.get(consumed..).unwrap_or_default();
             let (status, used, n) = decompress(&mut state, src, buf, pos, flags);

@@ -196,7 +196,10 @@ impl<M: GuestMemory> Segment<'_, M> {
         if page.checked_add(count).is_none_or(|end| end > self.pages) {
             return Err(LoadError::Overflow);
         }
-        let first = self.first.checked_add(page).map_err(|_| LoadError::Overflow)?;
+        let first = self
+            .first
+            .checked_add(page)
+            .map_err(|_| LoadError::Overflow)?;
         let view = self
             .mem
             .pages_mut(first, count)
@@ -220,7 +223,11 @@ impl<M: GuestMemory> Segment<'_, M> {
         let end = self.len()?;
         let page = PAGE_SIZE as usize;
         let zero_from = keep.max(data.len());
-        let mut at = if data.is_empty() { zero_from / page * page } else { 0 };
+        let mut at = if data.is_empty() {
+            zero_from / page * page
+        } else {
+            0
+        };
         while at < end {
             let len = decompress::WINDOW.min(end - at);
             let dst = self.bytes(at, len)?;

@@ -200,8 +200,16 @@ mod tests {
         m.pages_mut(Pfn::new(50).unwrap(), 1).unwrap().fill(9);
         let digest = m.finish_payload();
         assert_eq!(digest, <[u8; 32]>::from(expect.finalize()));
-        assert!(m.pages_mut(Pfn::new(8).unwrap(), 1).unwrap().iter().all(|&b| b == 0));
-        assert!(m.pages_mut(Pfn::new(50).unwrap(), 1).unwrap().iter().all(|&b| b == 9));
+        assert!(m
+            .pages_mut(Pfn::new(8).unwrap(), 1)
+            .unwrap()
+            .iter()
+            .all(|&b| b == 0));
+        assert!(m
+            .pages_mut(Pfn::new(50).unwrap(), 1)
+            .unwrap()
+            .iter()
+            .all(|&b| b == 9));
         assert_ne!(m.mfn(Pfn::new(0).unwrap()).unwrap().get(), 0);
     }
 }
