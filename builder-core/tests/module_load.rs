@@ -2,6 +2,14 @@
 //! unzipped when it fits `ISIZE + 16` bytes, else the raw blob; never refused for its
 //! contents. The gzip streams come from the `gzip` tool (an oracle outside this crate).
 
+// Test code: a panic is a test failure.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use pvbuild_core::addr::{Mfn, Pfn, PAGE_SIZE};
 use pvbuild_core::decompress::DecompressError;
 use pvbuild_core::mem::InMemory;

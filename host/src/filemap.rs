@@ -112,12 +112,12 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut
     }
     // Not ours: put back what was there and let the fault happen again.
     match PREVIOUS.get() {
-        // SAFETY: restoring a sigaction the kernel gave us earlier.
         Some(prev) => {
+            // SAFETY: restoring a sigaction the kernel gave us earlier.
             unsafe { libc::sigaction(sig, prev, std::ptr::null_mut()) };
         }
-        // SAFETY: the default action, always valid.
         None => {
+            // SAFETY: the default action, always valid.
             unsafe { libc::signal(sig, libc::SIG_DFL) };
         }
     }
