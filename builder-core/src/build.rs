@@ -19,6 +19,7 @@ use crate::addr::{Mfn, Pfn, PAGE_SIZE};
 use crate::image::{KernelParams, LoadKernel, PaeMode};
 use crate::layout::{self, Layout, LayoutError, LayoutRequest, Segment};
 use crate::mem::GuestMemory;
+use crate::module::{self, LoadError, Loaded, ModuleError};
 use crate::p2m::{self, M2pBatch, P2mError};
 use crate::paging::{self, PagingError, PagingMode};
 use crate::start_info::{self, SharedInfoPage, StartInfoError, StartInfoInput};
@@ -27,7 +28,8 @@ use crate::vcpu::{self, VcpuContext, VcpuError};
 /// What the build needs besides the kernel and the layout.
 #[derive(Debug, Clone, Copy)]
 pub struct BuildConfig<'a> {
-    /// The ramdisk's contents, decompressed (must fit the layout's ramdisk segment).
+    /// The ramdisk file's contents, as read: the build unzips it or not as libxenguest does
+    /// ([`crate::module`]); its segment must be the one the layout gave it.
     pub ramdisk: Option<&'a [u8]>,
     /// The kernel command line.
     pub cmdline: &'a [u8],
@@ -67,6 +69,8 @@ pub struct BuildOutput {
     pub shared_info: SharedInfoPage,
     /// m2p updates for relocated frames, one batch.
     pub m2p_updates: M2pBatch,
+    /// How the ramdisk was loaded (unzipped or as it is), if there is one.
+    pub ramdisk: Option<Loaded>,
 }
 
 /// Why a build failed; `K` is the kernel loader's error, `M` the memory backend's.
@@ -85,6 +89,8 @@ pub enum BuildError<K, M> {
     },
     /// The kernel failed to load.
     Kernel(K),
+    /// The ramdisk file is empty or too large.
+    Module(ModuleError),
     /// The ramdisk is larger than its segment, or given without a segment (or vice versa).
     Ramdisk {
         /// Bytes given (0 if none).
@@ -140,6 +146,19 @@ pub fn build<L: LoadKernel, M: GuestMemory>(
     cfg: &BuildConfig<'_>,
     mem: &mut M,
 ) -> Result<BuildOutput, BuildError<L::Error, M::Error>> {
+    build_with(kernel, layout, cfg, mem, &mut |_| {})
+}
+
+/// [`build`], telling `ramdisk_read(n)` as the ramdisk's bytes below `n` have been read (a
+/// host that maps the file can drop those pages of its mapping as the load goes on; they
+/// may be read again after a failed unzip).
+pub fn build_with<L: LoadKernel, M: GuestMemory>(
+    kernel: &L,
+    layout: &Layout,
+    cfg: &BuildConfig<'_>,
+    mem: &mut M,
+    ramdisk_read: &mut dyn FnMut(usize),
+) -> Result<BuildOutput, BuildError<L::Error, M::Error>> {
     if mem.nr_pages() != layout.nr_pages {
         return Err(BuildError::MemorySize {
             layout: layout.nr_pages,
@@ -159,30 +178,38 @@ pub fn build<L: LoadKernel, M: GuestMemory>(
         .ok_or(BuildError::Layout(LayoutError::Overflow))?;
     kernel.load(dest).map_err(BuildError::Kernel)?;
 
-    // Ramdisk: cleared, then its bytes.
-    match (layout.ramdisk, cfg.ramdisk) {
-        (Some(seg), Some(data)) => {
+    // Ramdisk: as `xc_dom_build_module`, straight into its pages.
+    let ramdisk = match (layout.ramdisk, cfg.ramdisk) {
+        (Some(seg), Some(blob)) => {
+            let plan = module::plan(blob).map_err(BuildError::Module)?;
             let seg_len = seg.vend - seg.vstart;
-            if data.len() as u64 > seg_len {
+            if plan.segment_len() > seg_len {
                 return Err(BuildError::Ramdisk {
-                    len: data.len() as u64,
+                    len: plan.segment_len(),
                     segment: seg_len,
                 });
             }
-            let dest = seg_bytes(mem, &seg)?;
-            dest.fill(0);
-            if let Some(d) = dest.get_mut(..data.len()) {
-                d.copy_from_slice(data);
-            }
+            let first = seg.first_pfn().map_err(BuildError::Layout)?;
+            let loaded = module::load(blob, &plan, first, seg.pages, mem, ramdisk_read).map_err(
+                |e| match e {
+                    LoadError::Memory(m) => BuildError::Memory(m),
+                    LoadError::SegmentTooSmall { need, have } => BuildError::Ramdisk {
+                        len: need,
+                        segment: have,
+                    },
+                    LoadError::Overflow => BuildError::Layout(LayoutError::Overflow),
+                },
+            )?;
+            Some(loaded)
         }
-        (None, None) => {}
+        (None, None) => None,
         (seg, data) => {
             return Err(BuildError::Ramdisk {
                 len: data.map_or(0, |d| d.len() as u64),
                 segment: seg.map_or(0, |s| s.vend - s.vstart),
             })
         }
-    }
+    };
 
     // The special pages, the p2m segment and the table frames start out zero.
     seg_bytes(mem, &layout.p2m)?.fill(0);
@@ -240,6 +267,7 @@ pub fn build<L: LoadKernel, M: GuestMemory>(
         vcpu,
         shared_info: start_info::shared_info_page(),
         m2p_updates,
+        ramdisk,
     })
 }
 
@@ -264,6 +292,7 @@ impl<K: core::fmt::Debug, M: core::fmt::Debug> core::fmt::Display for BuildError
                 "guest memory has {memory:#x} pages, the layout {layout:#x}"
             ),
             BuildError::Kernel(e) => write!(f, "loading the kernel: {e:?}"),
+            BuildError::Module(e) => write!(f, "ramdisk: {e}"),
             BuildError::Ramdisk { len, segment } => write!(
                 f,
                 "ramdisk of {len:#x} bytes does not match its segment of {segment:#x} bytes"

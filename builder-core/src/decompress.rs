@@ -361,6 +361,55 @@ impl Output<'_> {
     }
 }
 
+/// Output reached a window at a time: guest pages, which a host maps a run at a time and
+/// which need not all be addressable at once.
+pub trait WindowedOutput {
+    /// Why a window could not be had (a failed mapping).
+    type Error;
+    /// The output bytes `[offset, offset + len)`. `offset` is a multiple of 4096; bytes
+    /// written through an earlier window keep their values.
+    fn window(&mut self, offset: usize, len: usize) -> Result<&mut [u8], Self::Error>;
+}
+
+/// Why [`gunzip_member`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GunzipError<E> {
+    /// The stream is not a gzip member that fits the room (zlib would not return
+    /// `Z_STREAM_END`).
+    Stream(DecompressError),
+    /// The output could not be reached.
+    Output(E),
+}
+
+impl<E> From<DecompressError> for GunzipError<E> {
+    fn from(e: DecompressError) -> Self {
+        GunzipError::Stream(e)
+    }
+}
+
+/// Bytes of output before the write position that each window repeats: deflate's largest
+/// back-reference distance.
+const HISTORY: usize = 32 << 10;
+/// Bytes of output each window of [`gunzip_member`] spans (history included).
+pub const WINDOW: usize = 16 << 20;
+
+/// Decode the first gzip member of `input` straight into `out`, at most `limit` bytes, as
+/// libxenguest's `xc_dom_do_gunzip` does with zlib (`inflateInit2(MAX_WBITS + 32)`, then one
+/// `inflate(Z_FINISH)` into `limit` bytes): success when the member ends, its header CRC16
+/// (if any), CRC32 and ISIZE check, and its output fits `limit`; whatever follows the member
+/// is not read. Output goes through windows of [`WINDOW`] bytes, each repeating the last
+/// 32 KiB of the one before (deflate's history), so no copy of the output is kept anywhere
+/// else. `consumed_input(n)` is called as the bytes of `input` below `n` have been read.
+/// Returns the number of bytes written.
+pub fn gunzip_member<O: WindowedOutput>(
+    input: &[u8],
+    limit: usize,
+    out: &mut O,
+    consumed_input: &mut dyn FnMut(usize),
+) -> Result<usize, GunzipError<O::Error>> {
+    gzip::decode_windowed(input, limit, out, consumed_input)
+}
+
 mod gzip {
     //! RFC 1952 framing around a raw deflate stream decoded by `miniz_oxide`.
     use super::{Compression, DecompressError, Output};
@@ -412,6 +461,19 @@ mod gzip {
             }
         }
         if flags & FHCRC != 0 {
+            // zlib (which libxenguest inflates with) checks the header's CRC16: the low
+            // half of the CRC32 of the header bytes before it.
+            let crc = input
+                .get(pos..pos.checked_add(2).ok_or(TRUNCATED)?)
+                .ok_or(TRUNCATED)?;
+            let header = input.get(..pos).ok_or(TRUNCATED)?;
+            let want = u16::from_le_bytes([
+                crc.first().copied().unwrap_or(0),
+                crc.get(1).copied().unwrap_or(0),
+            ]);
+            if (crc32fast::hash(header) & 0xffff) as u16 != want {
+                return Err(corrupt("header CRC16 mismatch"));
+            }
             pos = pos.checked_add(2).ok_or(TRUNCATED)?;
         }
         if pos > input.len() {
@@ -419,6 +481,81 @@ mod gzip {
         }
         Ok(pos)
     }
+
+    /// The CRC32 and ISIZE words of the member trailer at `at`.
+    fn trailer(input: &[u8], at: usize) -> Result<(u32, u32), DecompressError> {
+        let trailer = input
+            .get(at..at.checked_add(8).ok_or(TRUNCATED)?)
+            .ok_or(TRUNCATED)?;
+        let word = |i: usize| {
+            trailer
+                .get(i..i + 4)
+                .and_then(|w| <[u8; 4]>::try_from(w).ok())
+                .map(u32::from_le_bytes)
+                .unwrap_or(0)
+        };
+        Ok((word(0), word(4)))
+    }
+
+    /// Decode the first gzip member of `input` into `out` as zlib's `inflate(Z_FINISH)` does
+    /// for `xc_dom_do_gunzip` (see [`super::gunzip_member`]).
+    pub(super) fn decode_windowed<O: super::WindowedOutput>(
+        input: &[u8],
+        limit: usize,
+        out: &mut O,
+        consumed_input: &mut dyn FnMut(usize),
+    ) -> Result<usize, super::GunzipError<O::Error>> {
+        use super::{GunzipError, HISTORY, WINDOW};
+        let start = header_len(input)?;
+        let deflate = input.get(start..).ok_or(TRUNCATED)?;
+        let mut state = DecompressorOxide::new();
+        let flags = inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+        let mut crc = crc32fast::Hasher::new();
+        let (mut consumed, mut total) = (0usize, 0usize);
+        loop {
+            // Each window starts up to HISTORY bytes (page-aligned) before the output so
+            // far: deflate's back-references reach that far, and miniz reads them from the
+            // buffer it writes.
+            let base = total.saturating_sub(HISTORY) & !(WINDOW_ALIGN - 1);
+            let end = base.saturating_add(WINDOW).min(limit);
+            if end <= total {
+                return Err(DecompressError::OutputOverflow {
+                    format: FMT,
+                    capacity: limit,
+                }
+                .into());
+            }
+            let buf = out.window(base, end - base).map_err(GunzipError::Output)?;
+            let pos = total - base;
+            let src = deflate.get(consumed..).unwrap_or_default();
+            let (status, used, n) = decompress(&mut state, src, buf, pos, flags);
+            crc.update(buf.get(pos..pos.saturating_add(n)).unwrap_or_default());
+            consumed = consumed.saturating_add(used);
+            total = total.saturating_add(n);
+            consumed_input(start.saturating_add(consumed));
+            match status {
+                TINFLStatus::Done => break,
+                TINFLStatus::HasMoreOutput => {}
+                TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress => {
+                    return Err(TRUNCATED.into())
+                }
+                TINFLStatus::Failed | TINFLStatus::BadParam | TINFLStatus::Adler32Mismatch => {
+                    return Err(corrupt("invalid deflate data").into())
+                }
+            }
+        }
+        let (want_crc, want_size) = trailer(input, start.checked_add(consumed).ok_or(TRUNCATED)?)?;
+        if crc.finalize() != want_crc {
+            return Err(corrupt("CRC32 mismatch").into());
+        }
+        if want_size != (total as u64 & 0xffff_ffff) as u32 {
+            return Err(corrupt("ISIZE does not match the decoded size").into());
+        }
+        Ok(total)
+    }
+
+    /// Windows start on page boundaries (the output is guest pages).
+    const WINDOW_ALIGN: usize = 4096;
 
     /// Decode one gzip member into `out`, checking its CRC32 and ISIZE.
     pub(super) fn decode(input: &[u8], out: &mut Output<'_>) -> Result<usize, DecompressError> {
@@ -452,23 +589,13 @@ mod gzip {
                 }
             }
         }
-        let trailer_at = start.checked_add(consumed).ok_or(TRUNCATED)?;
-        let trailer = input
-            .get(trailer_at..trailer_at.checked_add(8).ok_or(TRUNCATED)?)
-            .ok_or(TRUNCATED)?;
-        let word = |i: usize| {
-            trailer
-                .get(i..i + 4)
-                .and_then(|w| <[u8; 4]>::try_from(w).ok())
-                .map(u32::from_le_bytes)
-                .unwrap_or(0)
-        };
+        let (want_crc, want_size) = trailer(input, start.checked_add(consumed).ok_or(TRUNCATED)?)?;
         let decoded = out.buf().get(..written).ok_or(TRUNCATED)?;
-        if crc32fast::hash(decoded) != word(0) {
+        if crc32fast::hash(decoded) != want_crc {
             return Err(corrupt("CRC32 mismatch"));
         }
         // ISIZE is the size modulo 2^32.
-        if word(4) != (written as u64 & 0xffff_ffff) as u32 {
+        if want_size != (written as u64 & 0xffff_ffff) as u32 {
             return Err(corrupt("ISIZE does not match the decoded size"));
         }
         Ok(written)
@@ -756,7 +883,7 @@ mod bzip2 {
 }
 
 #[cfg(feature = "alloc")]
-pub use unpack::{unpack_kernel, unpack_ramdisk, UnpackError};
+pub use unpack::{unpack_kernel, UnpackError};
 
 #[cfg(feature = "alloc")]
 mod unpack {
@@ -924,29 +1051,6 @@ mod unpack {
                 _ => Err(UnpackError::UnknownFormat),
             },
         }
-    }
-
-    /// A ramdisk as libxenguest loads it (`xc_dom_build_module`): a gzip ramdisk is
-    /// decompressed (`xc_dom_check_gzip` / `xc_dom_do_gunzip`: gzip is the only format
-    /// libxenguest unpacks for modules; others, such as an xz or zstd initramfs, are loaded as
-    /// they are and unpacked by the kernel), anything else is used as is. Bounded by
-    /// [`limits::MAX_RAMDISK`] on both sides.
-    ///
-    /// Unlike `xc_dom_check_gzip`, which loads a gzip whose ISIZE "looks insane" as it is,
-    /// a gzip ramdisk declaring more than the limit is refused.
-    pub fn unpack_ramdisk(bytes: &[u8]) -> Result<Cow<'_, [u8]>, UnpackError> {
-        let size = bytes.len() as u64;
-        if size > limits::MAX_RAMDISK {
-            return Err(UnpackError::FileTooLarge {
-                size,
-                limit: limits::MAX_RAMDISK,
-            });
-        }
-        // xc_dom_check_gzip: at least 6 bytes (magic and ISIZE) and the gzip magic.
-        if bytes.len() >= 6 && bytes.starts_with(b"\x1f\x8b") {
-            return Ok(decode_owned(Compression::Gzip, bytes, limits::MAX_RAMDISK)?);
-        }
-        Ok(Cow::Borrowed(bytes))
     }
 
     #[cfg(test)]

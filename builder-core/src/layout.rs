@@ -278,19 +278,7 @@ pub const GZIP_MODULE_SLACK: u64 = 16;
 /// they show in its log, where a gzip ramdisk's segment ends 16 bytes after its unpacked
 /// size (the reference log's module0 of 0x1e4410 bytes holds 0x1e4400 unpacked bytes).
 pub fn module_segment_len(blob: &[u8]) -> u64 {
-    let len = blob.len() as u64;
-    if blob.len() < 6 || !blob.starts_with(&[0x1f, 0x8b]) {
-        return len;
-    }
-    let isize = blob
-        .get(blob.len() - 4..)
-        .and_then(|t| <[u8; 4]>::try_from(t).ok())
-        .map(u32::from_le_bytes)
-        .map_or(0, u64::from);
-    if isize > crate::limits::MAX_DECOMPRESSED_KERNEL {
-        return len;
-    }
-    len.max(isize + GZIP_MODULE_SLACK)
+    crate::module::segment_len(blob)
 }
 
 /// The bump allocator of `struct xc_dom_image`.

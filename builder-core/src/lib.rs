@@ -11,9 +11,9 @@
 //!
 //! Reading order, following a build:
 //! [`addr`] → [`probe`] → [`bzimage`] / [`decompress`] → [`elf`] / [`notes`] → [`image`] →
-//! [`layout`] → [`paging`] → [`p2m`] → [`start_info`] → [`vcpu`] → [`build`]; [`walker`] checks
-//! the result independently, from what the guest is handed (cr3, rsi), the way the MMU and the
-//! kernel will see it.
+//! [`layout`] → [`module`] → [`paging`] → [`p2m`] → [`start_info`] → [`vcpu`] → [`build`];
+//! [`walker`] checks the result independently, from what the guest is handed (cr3, rsi), the
+//! way the MMU and the kernel will see it.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -32,6 +32,7 @@ pub mod kernel;
 pub mod layout;
 pub mod limits;
 pub mod mem;
+pub mod module;
 pub mod notes;
 pub mod p2m;
 pub mod paging;

@@ -754,7 +754,8 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
     let req = CreateRequest {
         kernel: p.kernel,
         layout: p.layout,
-        ramdisk: p.inputs.ramdisk.as_deref(),
+        ramdisk: p.inputs.ramdisk(),
+        inputs: Some(p.inputs),
         cmdline: cmdline.as_bytes(),
         max_memkb: cfg.maxmem_mib << 10,
         // The domain gets `maxvcpus` vcpus, as libxl gives it; `cpu/N/availability` says

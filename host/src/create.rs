@@ -193,8 +193,12 @@ pub struct CreateRequest<'a, K> {
     pub kernel: &'a K,
     /// Its planned layout (`nr_pages` is the guest's memory).
     pub layout: &'a Layout,
-    /// The unpacked ramdisk.
+    /// The ramdisk file's bytes (unzipped, or not, into the guest as libxenguest does).
     pub ramdisk: Option<&'a [u8]>,
+    /// The files `kernel` and `ramdisk` were mapped from, if they were: the ramdisk's pages
+    /// are dropped from dom0 as they are loaded, and a file that changed size while mapped
+    /// fails the build.
+    pub inputs: Option<&'a crate::plan::Inputs>,
     /// The command line.
     pub cmdline: &'a [u8],
     /// The guest's maximum memory in KiB (the config's `maxmem`, libxl's `max_memkb`): its
@@ -440,8 +444,17 @@ pub fn create<'x, K: LoadKernel>(
         };
         // `mem` drops at the end of this step: no mapping of the new page tables survives
         // to the pin (Xen refuses to make a writably mapped frame a page table).
-        build::build(req.kernel, layout, &cfg, &mut mem)
-            .map_err(|e| CreateFailure::Build(e.to_string()))
+        let out = build::build_with(req.kernel, layout, &cfg, &mut mem, &mut |n| {
+            if let Some(i) = req.inputs {
+                i.ramdisk_read(n);
+            }
+        })
+        .map_err(|e| CreateFailure::Build(e.to_string()))?;
+        if let Some(i) = req.inputs {
+            i.check_files()
+                .map_err(|e| CreateFailure::Build(e.to_string()))?;
+        }
+        Ok(out)
     })?;
 
     run.step(CreateStep::MachPhys, |x| {

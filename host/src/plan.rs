@@ -9,14 +9,19 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use std::borrow::Cow;
+
 use pvbuild_core::addr::{Mfn, PAGE_SIZE};
 use pvbuild_core::build::{self, BuildConfig};
 use pvbuild_core::decompress;
 use pvbuild_core::kernel;
 use pvbuild_core::layout::{self, Layout, LayoutRequest, Segment};
-use pvbuild_core::mem::InMemory;
+use pvbuild_core::module::{self, Loaded};
 use pvbuild_core::walker;
 use serde_json::{json, Value};
+
+use crate::filemap::{FileMap, FileMapError};
+use crate::plan_mem::PlanMemory;
 
 /// Largest `--memory` the in-memory build accepts, in MiB (the image is held in this
 /// process; a real domain has no such limit).
@@ -88,63 +93,61 @@ pub enum PlanError {
 pub struct Plan {
     /// The layout.
     pub layout: Layout,
-    /// Ramdisk bytes after unpacking (what the guest gets), if any.
-    pub ramdisk_unpacked: Option<u64>,
+    /// How the ramdisk was loaded (unzipped or as it is), if there is one.
+    pub ramdisk_loaded: Option<Loaded>,
+    /// SHA-256 of the ramdisk's whole segment as built (its bytes, then zeros to the
+    /// segment's last page), if there is one.
+    pub ramdisk_sha256: Option<[u8; 32]>,
     /// What the walker covered.
     pub walk: walker::WalkReport,
     /// Number of vcpus asked for.
     pub vcpus: u32,
 }
 
-/// Reads an open file whole, up to `limit` bytes (`path` names it in messages); a longer file
-/// (or an endless one, such as `/dev/zero`) is refused without reading more than one byte past
-/// the limit.
-fn read_opened(file: std::fs::File, path: &Path, limit: u64) -> Result<Vec<u8>, PlanError> {
-    use std::io::Read as _;
-    let err = |source| PlanError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut buf = Vec::new();
-    file.take(limit.saturating_add(1))
-        .read_to_end(&mut buf)
-        .map_err(err)?;
-    if buf.len() as u64 > limit {
-        return Err(PlanError::Argument(format!(
-            "{} is larger than the limit of {limit} bytes",
-            path.display()
-        )));
-    }
-    Ok(buf)
+fn map(path: &Path, limit: u64) -> Result<FileMap, PlanError> {
+    FileMap::open(path, limit).map_err(map_error)
 }
 
-/// A kernel and ramdisk read, unpacked and checked: what a build takes from files. Shared by
+/// [`map`] of a file already open (`path` names it in messages).
+fn map_opened(file: std::fs::File, path: &Path, limit: u64) -> Result<FileMap, PlanError> {
+    FileMap::from_file(file, path, limit).map_err(map_error)
+}
+
+fn map_error(e: FileMapError) -> PlanError {
+    match e {
+        FileMapError::Io { path, source } => PlanError::Read { path, source },
+        other => PlanError::Argument(other.to_string()),
+    }
+}
+
+/// A kernel and ramdisk mapped, unpacked and checked: what a build takes from files. Shared by
 /// `pvbuild plan` and `pvbuild create`, so both refuse bad input the same way, and before any
 /// hypervisor call.
-#[derive(Debug, Clone)]
+///
+/// Both files are mapped ([`FileMap`]), not read into the heap. An uncompressed kernel is
+/// used in place; a compressed one is unpacked into memory (its parse needs the whole ELF,
+/// as libxenguest's does). The ramdisk is kept as the file's bytes: the build unzips it (or
+/// not) straight into the guest's pages ([`pvbuild_core::module`]).
+#[derive(Debug)]
 pub struct Inputs {
     /// The kernel file, for messages.
     pub kernel_path: PathBuf,
-    /// The kernel after unpacking (an ELF or 'bin' image).
-    pub image: Vec<u8>,
-    /// The ramdisk after unpacking (gzip undone as libxenguest does), if any.
-    pub ramdisk: Option<Vec<u8>>,
+    kernel_file: FileMap,
+    /// The kernel after unpacking, when it was compressed.
+    unpacked: Option<Vec<u8>>,
+    ramdisk: Option<FileMap>,
     /// Length of the ramdisk's segment as libxenguest sizes it.
     pub ramdisk_len: Option<u64>,
 }
 
 impl Inputs {
-    /// Read and unpack `kernel` and `ramdisk`.
+    /// Map and unpack `kernel`, map and check `ramdisk`.
     pub fn load(kernel: &Path, ramdisk: Option<&Path>) -> Result<Self, PlanError> {
-        let open = |path: &Path| {
-            std::fs::File::open(path).map_err(|source| PlanError::Read {
-                path: path.to_path_buf(),
-                source,
-            })
-        };
-        let kfile = open(kernel)?;
-        let rfile = ramdisk.map(|r| open(r).map(|f| (f, r))).transpose()?;
-        Self::load_opened((kfile, kernel), rfile)
+        let kernel_file = map(kernel, pvbuild_core::limits::MAX_KERNEL_FILE)?;
+        let ramdisk = ramdisk
+            .map(|path| map(path, pvbuild_core::limits::MAX_RAMDISK).map(|f| (f, path)))
+            .transpose()?;
+        Self::from_maps((kernel_file, kernel), ramdisk)
     }
 
     /// [`Inputs::load`] of files already open (the bootloader's, opened without following
@@ -153,38 +156,84 @@ impl Inputs {
         (kfile, kernel): (std::fs::File, &Path),
         ramdisk: Option<(std::fs::File, &Path)>,
     ) -> Result<Self, PlanError> {
-        let kfile = read_opened(kfile, kernel, pvbuild_core::limits::MAX_KERNEL_FILE)?;
-        let image = decompress::unpack_kernel(&kfile)
-            .map_err(|e| PlanError::Kernel {
-                path: kernel.to_path_buf(),
-                msg: e.to_string(),
-            })?
-            .into_owned();
+        let kernel_file = map_opened(kfile, kernel, pvbuild_core::limits::MAX_KERNEL_FILE)?;
+        let ramdisk = ramdisk
+            .map(|(f, path)| {
+                map_opened(f, path, pvbuild_core::limits::MAX_RAMDISK).map(|f| (f, path))
+            })
+            .transpose()?;
+        Self::from_maps((kernel_file, kernel), ramdisk)
+    }
+
+    /// Unpack the mapped kernel, check the mapped ramdisk.
+    fn from_maps(
+        (kernel_file, kernel): (FileMap, &Path),
+        ramdisk: Option<(FileMap, &Path)>,
+    ) -> Result<Self, PlanError> {
+        let unpacked = match decompress::unpack_kernel(kernel_file.bytes()) {
+            Ok(Cow::Borrowed(_)) => None,
+            Ok(Cow::Owned(v)) => Some(v),
+            Err(e) => {
+                return Err(PlanError::Kernel {
+                    path: kernel.to_path_buf(),
+                    msg: e.to_string(),
+                })
+            }
+        };
         let (ramdisk, ramdisk_len) = match ramdisk {
-            Some((rfile, path)) => {
-                let file = read_opened(rfile, path, pvbuild_core::limits::MAX_RAMDISK)?;
-                let unpacked = decompress::unpack_ramdisk(&file)
-                    .map_err(|e| PlanError::Ramdisk {
-                        path: path.to_path_buf(),
-                        msg: e.to_string(),
-                    })?
-                    .into_owned();
-                let len = layout::module_segment_len(&file).max(unpacked.len() as u64);
-                (Some(unpacked), Some(len))
+            Some((file, path)) => {
+                let plan = module::plan(file.bytes()).map_err(|e| PlanError::Ramdisk {
+                    path: path.to_path_buf(),
+                    msg: e.to_string(),
+                })?;
+                let len = plan.segment_len();
+                (Some(file), Some(len))
             }
             None => (None, None),
         };
         Ok(Self {
             kernel_path: kernel.to_path_buf(),
-            image,
+            kernel_file,
+            unpacked,
             ramdisk,
             ramdisk_len,
         })
     }
 
+    /// The kernel image (an ELF or 'bin' image).
+    pub fn image(&self) -> &[u8] {
+        self.unpacked
+            .as_deref()
+            .unwrap_or_else(|| self.kernel_file.bytes())
+    }
+
+    /// The ramdisk file's bytes, if there is one.
+    pub fn ramdisk(&self) -> Option<&[u8]> {
+        self.ramdisk.as_ref().map(FileMap::bytes)
+    }
+
+    /// Drop the ramdisk's mapped pages below byte `n` from this process (the build calls it
+    /// as it reads on).
+    pub fn ramdisk_read(&self, n: usize) {
+        if let Some(r) = &self.ramdisk {
+            r.release(n);
+        }
+    }
+
+    /// After a build: an error if the kernel or ramdisk file changed size while mapped (its
+    /// bytes past the new end were read as zeros, so the guest is not what the files say).
+    pub fn check_files(&self) -> Result<(), PlanError> {
+        let changed = |e: FileMapError| PlanError::Argument(e.to_string());
+        self.kernel_file.check().map_err(changed)?;
+        if let Some(r) = &self.ramdisk {
+            r.check().map_err(changed)?;
+        }
+        Ok(())
+    }
+
     /// The parsed kernel.
     pub fn kernel(&self) -> Result<kernel::Kernel<'_>, PlanError> {
-        kernel::parse_kernel(&self.image).map_err(|e| PlanError::Kernel {
+        kernel::parse_kernel(self.image()).map_err(|e| PlanError::Kernel {
             path: self.kernel_path.clone(),
             msg: e.to_string(),
         })
@@ -229,17 +278,12 @@ pub fn plan(args: &PlanArgs) -> Result<Plan, PlanError> {
     let kern = inputs.kernel()?;
     let nr_pages = args.memory_mib << (20 - 12);
     let layout = inputs.solve(&kern, nr_pages)?;
-    let ramdisk = inputs.ramdisk.as_deref();
-
-    let p2m: Vec<Mfn> = (0..nr_pages)
-        .map(|p| Mfn::new((p ^ 0x2a5) + PLAN_MFN_BASE))
-        .collect::<Result<_, _>>()
-        .map_err(|e| PlanError::Build(format!("{e:?}")))?;
-    let bytes_len = usize::try_from(nr_pages * PAGE_SIZE)
-        .map_err(|_| PlanError::Argument("--memory too large for this host".into()))?;
-    let mut bytes = vec![0u8; bytes_len];
-    let mut mem =
-        InMemory::new(&mut bytes, &p2m).map_err(|e| PlanError::Build(format!("{e:?}")))?;
+    let ramdisk = inputs.ramdisk();
+    let payload = layout
+        .ramdisk
+        .map_or(0..0, |s| s.pfn..s.pfn.saturating_add(s.pages));
+    let mut mem = PlanMemory::new(nr_pages, PLAN_MFN_BASE, payload)
+        .map_err(|e| PlanError::Argument(format!("--memory {} MiB: {e}", args.memory_mib)))?;
     // No PAE L3 exchange (pvbuild does none, see pvbuild_core::build): the plan's frames
     // for the top tables are below 4 GiB.
     let cfg = BuildConfig {
@@ -250,13 +294,18 @@ pub fn plan(args: &PlanArgs) -> Result<Plan, PlanError> {
         shared_info_mfn: Mfn::default(),
         relocated: &[],
     };
-    let out = build::build(&kern, &layout, &cfg, &mut mem)
-        .map_err(|e| PlanError::Build(e.to_string()))?;
+    let out = build::build_with(&kern, &layout, &cfg, &mut mem, &mut |n| {
+        inputs.ramdisk_read(n)
+    })
+    .map_err(|e| PlanError::Build(e.to_string()))?;
+    inputs.check_files()?;
+    let ramdisk_sha256 = layout.ramdisk.map(|_| mem.finish_payload());
     let boot = walker::Boot::new(pvbuild_core::image::LoadKernel::params(&kern), &out.vcpu);
     let walk = walker::check(&boot, &mut mem).map_err(|e| PlanError::Walk(e.to_string()))?;
     Ok(Plan {
         layout,
-        ramdisk_unpacked: ramdisk.map(|r| r.len() as u64),
+        ramdisk_loaded: out.ramdisk,
+        ramdisk_sha256,
         walk,
         vcpus: args.vcpus,
     })
@@ -346,7 +395,37 @@ pub fn render_text(p: &Plan) -> String {
         p.walk.readonly_pages,
         p.walk.p2m_entries
     );
+    if let (Some(loaded), Some(sha)) = (&p.ramdisk_loaded, &p.ramdisk_sha256) {
+        let _ = writeln!(
+            out,
+            "ramdisk          : {}, segment sha256 {}",
+            loaded_text(loaded),
+            hex(sha)
+        );
+    }
     out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// How a module was loaded, in words.
+pub fn loaded_text(l: &Loaded) -> String {
+    match l {
+        Loaded::Gunzipped { bytes } => format!("gunzipped to {bytes:#x} bytes"),
+        Loaded::Raw {
+            bytes,
+            gunzip_failed: None,
+        } => format!("{bytes:#x} bytes as they are"),
+        Loaded::Raw {
+            bytes,
+            gunzip_failed: Some(e),
+        } => format!("{bytes:#x} bytes as they are (gunzip failed: {e}; as libxenguest, the raw blob is handed over)"),
+    }
 }
 
 fn range(start: u64, end: u64) -> Value {
@@ -380,5 +459,13 @@ pub fn render_json(p: &Plan) -> Value {
         "boot_stack": page(l, l.bootstack_pfn),
         "virt_end": l.virt_pgtab_end,
         "nr_pt_frames": l.nr_pt_frames(),
+        "ramdisk_loaded": p.ramdisk_loaded.as_ref().map(|r| match r {
+            Loaded::Gunzipped { bytes } => json!({ "gunzipped": bytes }),
+            Loaded::Raw { bytes, gunzip_failed } => json!({
+                "raw": bytes,
+                "gunzip_failed": gunzip_failed.map(|e| e.to_string()),
+            }),
+        }),
+        "ramdisk_sha256": p.ramdisk_sha256.as_ref().map(|h| hex(h)),
     })
 }

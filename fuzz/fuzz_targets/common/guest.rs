@@ -2,11 +2,11 @@
 //! `pvbuild plan` (host/src/plan.rs) does after unpacking.
 use pvbuild_core::addr::{Mfn, PAGE_SIZE};
 use pvbuild_core::build::{self, BuildConfig};
-use pvbuild_core::decompress;
 use pvbuild_core::image::LoadKernel;
 use pvbuild_core::kernel;
-use pvbuild_core::layout::{self, LayoutRequest};
+use pvbuild_core::layout::LayoutRequest;
 use pvbuild_core::mem::InMemory;
+use pvbuild_core::module;
 use pvbuild_core::walker;
 
 /// Largest ramdisk taken from the input.
@@ -25,15 +25,11 @@ pub fn build_and_check(image: &[u8], data: &[u8]) {
     let memory_mib = 16 * (1 + (data.len() as u64 % 4));
     let nr_pages = memory_mib << (20 - 12);
 
-    let ramdisk_file = (data.len() % 2 == 1).then(|| &data[..data.len().min(MAX_RAMDISK)]);
-    let ramdisk = match ramdisk_file.map(decompress::unpack_ramdisk) {
-        Some(Ok(r)) => Some(r),
+    let ramdisk = (data.len() % 2 == 1).then(|| &data[..data.len().min(MAX_RAMDISK)]);
+    let ramdisk_len = match ramdisk.map(module::plan) {
+        Some(Ok(p)) => Some(p.segment_len()),
         Some(Err(_)) => return,
         None => None,
-    };
-    let ramdisk_len = match (ramdisk_file, &ramdisk) {
-        (Some(f), Some(r)) => Some(layout::module_segment_len(f).max(r.len() as u64)),
-        _ => None,
     };
 
     let params = LoadKernel::params(&kern);
@@ -56,7 +52,7 @@ pub fn build_and_check(image: &[u8], data: &[u8]) {
     let mut bytes = vec![0u8; (nr_pages * PAGE_SIZE) as usize];
     let mut mem = InMemory::new(&mut bytes, &p2m).expect("buffer sized for the p2m");
     let cfg = BuildConfig {
-        ramdisk: ramdisk.as_deref(),
+        ramdisk,
         cmdline: b"console=hvc0 root=/dev/xvda1",
         store_evtchn: 1,
         console_evtchn: 2,

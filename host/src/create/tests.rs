@@ -61,6 +61,7 @@ fn request<'a>(k: &'a Kernel<'a>, l: &'a Layout, rd: &'a [u8]) -> CreateRequest<
         kernel: k,
         layout: l,
         ramdisk: Some(rd),
+        inputs: None,
         cmdline: b"console=hvc0 quiet",
         max_memkb: MIB << 10,
         vcpus: 1,
