@@ -3,7 +3,12 @@
 //! `auto_translated_physmap`) with one `error:` line naming the feature, before any domain
 //! exists: `create` here runs without Xen, so reaching the hypervisor would fail differently.
 //! The kernels are the repo's xen-pv64.elf with its FEATURES note rewritten in place.
-#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
