@@ -28,12 +28,13 @@ cargo build -p pvbuild-core --target x86_64-unknown-none --no-default-features
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo test"
-cargo test --workspace
-
+# The PV test kernel first: builder-core's tests parse it (tests/features_real.rs).
 step "PV test kernel: build and unit tests"
 (cd tests/pv-test-kernel && env -u CARGO_TARGET_DIR cargo build --release &&
     env -u CARGO_TARGET_DIR cargo test --lib --target x86_64-unknown-linux-gnu)
+
+step "cargo test"
+cargo test --workspace
 
 step "fuzz: a short run of every target"
 bash tests/fuzz-short.sh

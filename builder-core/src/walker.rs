@@ -110,7 +110,9 @@ pub mod defs {
 
     /// `SIF_MOD_START_PFN` (xen/include/public/xen.h): `mod_start` is a pfn.
     pub const SIF_MOD_START_PFN: u64 = 1 << 3;
-    /// `SIF_VIRT_P2M_4TOOLS` (xen.h); libxenguest's `xc_dom_allocate` sets it for every guest.
+    /// `SIF_VIRT_P2M_4TOOLS` (xen.h). libxenguest's `xc_dom_allocate` sets it, but libxl's
+    /// `libxl__build_pv` then replaces the flags with its own (0), so an xl-built guest never
+    /// has it (seen on real Xen by the built-memory scenario): it must be clear.
     pub const SIF_VIRT_P2M_4TOOLS: u64 = 1 << 4;
     /// `MAX_GUEST_CMDLINE` (xen.h).
     pub const MAX_GUEST_CMDLINE: usize = 1024;
@@ -833,7 +835,9 @@ pub fn check<M: GuestMemory>(
     } else {
         0
     };
-    expect("flags", si.flags, SIF_VIRT_P2M_4TOOLS | mod_flag)?;
+    // As xl's guests: only SIF_MOD_START_PFN, when there is a module given by pfn; never
+    // SIF_VIRT_P2M_4TOOLS (see its definition).
+    expect("flags", si.flags, mod_flag)?;
     let mfn_pfn = |mfn: u64| s.pfn_of(mfn).unwrap_or(u64::MAX);
     // xen.h order d, e, f, g, h, packed: start_info, xenstore, console, tables, stack.
     expect("store_mfn (as pfn)", mfn_pfn(si.store_mfn), si_pfn + 1)?;

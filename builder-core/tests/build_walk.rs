@@ -832,7 +832,15 @@ fn x86_64_start_info_fields() {
             si.mfn_list + 4096,
             si.mfn_list,
         ),
-        (48, 4, u64::from(si.flags & !(1 << 4)), "flags", 0, 0),
+        // SIF_VIRT_P2M_4TOOLS set: xl's guests never have it.
+        (
+            48,
+            4,
+            u64::from(si.flags | (1 << 4)),
+            "flags",
+            u64::from(si.flags | (1 << 4)),
+            u64::from(si.flags),
+        ),
         (1152, 8, si.first_p2m_pfn + 1, "first_p2m_pfn", 0, 0),
     ];
     for (off, n, val, field, found, expected) in cases {

@@ -67,8 +67,9 @@ t_all=$(now)
 # first character (the ERE is anchored: no ^). Each entry is a difference written
 # down in docs/conformance.md (section named in WHAT). Entries that explain nothing
 # in a run are noted, so a fixed difference shows its entry is due for removal.
-# (PV GRUB's stack is below 4 GiB, so its kernel_sp is the same either way: not listed.)
-allow_list='debian,pvtk|vcpu0\.kernel_sp 0x[0-9a-f]*$|pending fix: pvbuild sets kernel_sp to the low 32 bits of rsp (docs/conformance.md "kernel_sp")'
+# Empty: the one entry it had (kernel_sp, docs/conformance.md) went with its fix. Any
+# difference now fails the scenario.
+allow_list=''
 
 # ---- the dumper ---------------------------------------------------------------
 # run.sh builds it on the host into the share; it runs from dom0's tmpfs (not paged in
