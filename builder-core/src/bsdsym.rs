@@ -70,22 +70,8 @@ struct Ehdr64 {
 }
 const _: () = assert!(core::mem::size_of::<Ehdr64>() == 64);
 
-/// `Elf64_Shdr`, as copied.
-#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
-#[repr(C)]
-struct Shdr64 {
-    sh_name: U32,
-    sh_type: U32,
-    sh_flags: U64,
-    sh_addr: U64,
-    sh_offset: U64,
-    sh_size: U64,
-    sh_link: U32,
-    sh_info: U32,
-    sh_addralign: U64,
-    sh_entsize: U64,
-}
-const _: () = assert!(core::mem::size_of::<Shdr64>() == 64);
+// `Elf64_Shdr`, as copied: the parser's own view of it.
+use crate::elf::Shdr64;
 
 /// Why a `BSD_SYMTAB` kernel was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use crate::limits;
 use crate::notes::{DomParms, NoteError, ParmSource};
 use crate::xen_guest;
 use zerocopy::little_endian::{U16, U32, U64};
-use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// `EM_386`
 pub const EM_386: u16 = 3;
@@ -123,19 +123,20 @@ struct Shdr32 {
 }
 const _: () = assert!(core::mem::size_of::<Shdr32>() == 40);
 
-#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+/// `Elf64_Shdr` (also what [`crate::bsdsym`] copies into the guest).
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-struct Shdr64 {
-    sh_name: U32,
-    sh_type: U32,
-    sh_flags: U64,
-    sh_addr: U64,
-    sh_offset: U64,
-    sh_size: U64,
-    sh_link: U32,
-    sh_info: U32,
-    sh_addralign: U64,
-    sh_entsize: U64,
+pub(crate) struct Shdr64 {
+    pub(crate) sh_name: U32,
+    pub(crate) sh_type: U32,
+    pub(crate) sh_flags: U64,
+    pub(crate) sh_addr: U64,
+    pub(crate) sh_offset: U64,
+    pub(crate) sh_size: U64,
+    pub(crate) sh_link: U32,
+    pub(crate) sh_info: U32,
+    pub(crate) sh_addralign: U64,
+    pub(crate) sh_entsize: U64,
 }
 const _: () = assert!(core::mem::size_of::<Shdr64>() == 64);
 
