@@ -223,6 +223,15 @@ pub fn run(r: &mut Report, si: &StartInfo, tables: Option<&Tables>, m2p: &M2p, o
     let res = c.mkdir(mk.as_bytes());
     deny(r, "xs.deny.mkdir_dom0", "mkdir", &mk, res);
 
+    // Not a verdict, a fact to compare with xl: may the guest remove a node it owns under a
+    // directory dom0 owns (its frontend directories are such nodes)?
+    let sysrq = own("control/sysrq");
+    let res = c.rm(sysrq.as_bytes());
+    crate::println!(
+        "INFO xs.rm_owned_child op=rm path={sysrq:?} -> {}",
+        Outcome(res)
+    );
+
     // The name is still there, unchanged.
     let mut name_after = [0u8; 128];
     let after = c

@@ -117,7 +117,7 @@ probe() {
     wait_for 60 domain_shut_down "$name" || fail "$tag: $name did not shut down"
     xenstore-ls -fp / > "$out/after.txt" 2>&1 || fail "$tag: xenstore-ls failed"
     diff "$out/before.txt" "$out/after.txt" > "$out/store.diff"
-    console_text "$name" | grep -E '^(CHECK|TRAP|PANIC|VERDICT)' > "$out/checks.txt"
+    console_text "$name" | grep -E '^(CHECK|TRAP|PANIC|VERDICT|INFO xs)' > "$out/checks.txt"
     $4 "$name" > /dev/null 2>&1
     wait_for 60 domain_gone "$name" || fail "$tag: $name was not destroyed"
 
@@ -129,6 +129,7 @@ probe() {
     grep -q '^VERDICT PASS' "$out/checks.txt" || fail "$tag: $(grep '^VERDICT' "$out/checks.txt")"
     # What the daemon answered, per check: `xs.deny.own_name=EACCES`.
     sed -n 's/^CHECK \(xs\.[^ ]*\) [A-Z]* .*-> \([A-Za-z(][^ ;]*\).*/\1=\2/p' "$out/checks.txt" > "$out/answers.txt"
+    sed -n 's/^INFO \(xs\.[^ ]*\) .*-> \([A-Za-z(][^ ;]*\).*/\1=\2/p' "$out/checks.txt" >> "$out/answers.txt"
     note "$tag answers: $(grep -c '=EACCES$' "$out/answers.txt") EACCES: $(sed 's/^xs\.//' "$out/answers.txt" | paste -sd ' ')"
 
     # From dom0: the mark only where the guest may write it; the open node has it.
