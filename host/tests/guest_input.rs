@@ -109,7 +109,8 @@ fn a_frontend_directory_without_dom0s_copy_is_not_a_device() {
         "/local/domain/0/backend/qdisk/4/51728",
     )
     .unwrap();
-    xs.write("/local/domain/4/device/vif/7/backend", "/x").unwrap();
+    xs.write("/local/domain/4/device/vif/7/backend", "/x")
+        .unwrap();
     assert_eq!(vbd_devids(&xs, 4).unwrap(), [51712]);
     assert_eq!(vif_devids(&xs, 4).unwrap(), [0]);
 }
