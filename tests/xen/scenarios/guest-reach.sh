@@ -1,3 +1,4 @@
+# harness-timeout: 1500
 # guest-reach (issue 13, "What a guest can reach"): on the harness's real oxenstored, the
 # project's PV test kernel (tests/pv-test-kernel, `pvtk.xsprobe=1`, src/xsprobe.rs) tries
 # over its own xenstore ring to write, create, remove and re-permission the nodes dom0
