@@ -964,7 +964,13 @@ mod tests {
     fn a_frontend_naming_another_backend_is_not_followed() {
         let store = crate::xenstore::fake::FakeXenstore::new();
         let xs = store.connect();
-        // The guest owns its frontend: it may point `backend` anywhere.
+        // A disk dom0 knows (its copy under /libxl), whose frontend the guest owns: it may
+        // point `backend` anywhere.
+        xs.write(
+            "/libxl/4/device/vbd/51728/backend",
+            "/local/domain/0/backend/qdisk/4/51728",
+        )
+        .unwrap();
         xs.write(
             "/local/domain/4/device/vbd/51728/backend",
             "/local/domain/0/name",

@@ -751,8 +751,12 @@ fn add_device(
     ops: &[Op],
 ) -> Result<(), DomainXsError> {
     let fe = format!("{}/device/{kind}/{devid}", dom_path(domid));
+    let lx = format!("{}/device/{kind}/{devid}", libxl_path(domid));
     xs.with_transaction(|t| {
-        if t.read_opt(&format!("{fe}/backend"))?.is_some() {
+        // The frontend is the guest's (it may remove it); dom0's copy under /libxl is not.
+        if t.read_opt(&format!("{lx}/backend"))?.is_some()
+            || t.read_opt(&format!("{fe}/backend"))?.is_some()
+        {
             return Ok(Err(DomainXsError::DevidTaken(devid)));
         }
         for op in ops {
@@ -878,8 +882,11 @@ pub fn vif_devids(xs: &XsConnection, domid: u32) -> Result<Vec<u32>, XsError> {
     device_ids(xs, domid, "vif")
 }
 
+/// From dom0's copy, `/libxl/<domid>/device/<kind>`, as libxl's `libxl__device_list`: the
+/// frontend directories are the guest's to write, and a guest that removed one would hide
+/// its device from `block-detach`/`network-detach` and give its number to the next attach.
 fn device_ids(xs: &XsConnection, domid: u32, kind: &str) -> Result<Vec<u32>, XsError> {
-    let dir = format!("{}/device/{kind}", dom_path(domid));
+    let dir = format!("{}/device/{kind}", libxl_path(domid));
     let mut ids: Vec<u32> = match xs.directory(&dir) {
         Ok(c) => c.iter().filter_map(|c| c.parse().ok()).collect(),
         Err(e) if e.is_not_found() => Vec::new(),

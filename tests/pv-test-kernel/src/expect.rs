@@ -4,7 +4,9 @@
 //! `expect_nr_pages=N`: start_info.nr_pages; `expect_mod_len=N`: the module's length in
 //! bytes; `expect_mod_sum=HEX`: CRC-32 (zlib's, as gzip stores it) of the module's bytes;
 //! `expect_cmdline_token=T`: `T` must also appear as a token of its own on the line;
-//! `selftest=fault`: touch an unmapped page to prove faults are reported.
+//! `selftest=fault`: touch an unmapped page to prove faults are reported;
+//! `pvtk.xsprobe=1`: probe which xenstore nodes this guest can write (src/xsprobe.rs);
+//! `pvtk.xsprobe_other=DOMID`: another guest whose tree the probe tries to write.
 //! Numbers are decimal or 0x-prefixed hex.
 
 pub const MAX_GUEST_CMDLINE: usize = 1024;
@@ -17,6 +19,10 @@ pub struct Expect<'a> {
     pub token: Option<&'a [u8]>,
     /// `selftest=fault`.
     pub selftest_fault: bool,
+    /// `pvtk.xsprobe=1`.
+    pub xsprobe: bool,
+    /// `pvtk.xsprobe_other=DOMID`.
+    pub xsprobe_other: Option<u64>,
     /// An `expect_*` token whose value did not parse.
     pub malformed: Option<&'a [u8]>,
 }
@@ -80,6 +86,11 @@ pub fn parse(line: &[u8]) -> Expect<'_> {
                 e.selftest_fault = val == b"fault";
                 e.selftest_fault
             }
+            b"pvtk.xsprobe" => {
+                e.xsprobe = val == b"1";
+                val == b"1" || val == b"0"
+            }
+            b"pvtk.xsprobe_other" => parse_u64(val).map(|v| e.xsprobe_other = Some(v)).is_some(),
             b"expect_cmdline_token" => {
                 e.token = Some(val);
                 !val.is_empty()

@@ -9,6 +9,9 @@ extern crate std;
 pub mod crc32;
 pub mod expect;
 pub mod geometry;
+pub mod xs;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod xs_tests;

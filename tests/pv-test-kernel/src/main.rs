@@ -22,6 +22,8 @@ mod sharedinfo;
 mod startinfo;
 mod traps;
 mod xen;
+mod xenstore;
+mod xsprobe;
 
 use m2p::M2p;
 use pagetable::{entry_mfn, Tables};
@@ -58,7 +60,7 @@ stack_top:
 const SELFTEST_FAULT_VA: u64 = 0x1000;
 
 #[derive(Debug)]
-enum ConsoleError {
+pub(crate) enum ConsoleError {
     NoPageTables,
     UnknownMfn(u64),
     NotMapped(pagetable::WalkError),
@@ -69,12 +71,12 @@ impl core::fmt::Display for ConsoleError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ConsoleError::NoPageTables => write!(f, "no usable page tables"),
-            ConsoleError::UnknownMfn(mfn) => write!(f, "console mfn {mfn:#x} not in the M2P"),
-            ConsoleError::NotMapped(e) => write!(f, "console page not mapped: {e:x?}"),
+            ConsoleError::UnknownMfn(mfn) => write!(f, "ring mfn {mfn:#x} not in the M2P"),
+            ConsoleError::NotMapped(e) => write!(f, "ring page not mapped: {e:x?}"),
             ConsoleError::WrongFrame { va, entry } => {
                 write!(
                     f,
-                    "{va:#x} maps entry {entry:#x}, not the console frame (writable)"
+                    "{va:#x} maps entry {entry:#x}, not the ring's frame (writable)"
                 )
             }
         }
@@ -84,14 +86,24 @@ impl core::fmt::Display for ConsoleError {
 /// Find the console ring: its pfn from the M2P, its address in the initial mapping, and
 /// make sure that address really maps the console frame, writable, before writing to it.
 fn console_va(si: &StartInfo, tables: Option<&Tables>, m2p: &M2p) -> Result<u64, ConsoleError> {
+    ring_va(si, si.console_mfn, tables, m2p)
+}
+
+/// Where the start-of-day page `mfn` (console or xenstore ring) is mapped writable.
+pub(crate) fn ring_va(
+    si: &StartInfo,
+    mfn: u64,
+    tables: Option<&Tables>,
+    m2p: &M2p,
+) -> Result<u64, ConsoleError> {
     let tables = tables.ok_or(ConsoleError::NoPageTables)?;
     let pfn = m2p
-        .pfn_of(si.console_mfn)
+        .pfn_of(mfn)
         .filter(|&p| p < si.nr_pages)
-        .ok_or(ConsoleError::UnknownMfn(si.console_mfn))?;
+        .ok_or(ConsoleError::UnknownMfn(mfn))?;
     let va = VIRT_BASE + (pfn << PAGE_SHIFT);
     let entry = tables.translate(va).map_err(ConsoleError::NotMapped)?;
-    if entry_mfn(entry) != si.console_mfn || entry & xen::PTE_RW == 0 {
+    if entry_mfn(entry) != mfn || entry & xen::PTE_RW == 0 {
         return Err(ConsoleError::WrongFrame { va, entry });
     }
     Ok(va)
@@ -206,6 +218,9 @@ extern "C" fn rust_main(si_va: u64, boot_rsp: u64) -> ! {
     }
     let expect = expect.unwrap_or_default();
     module::check(&mut r, si, tables.as_ref(), &expect);
+    if expect.xsprobe {
+        xsprobe::run(&mut r, si, tables.as_ref(), &m2p, expect.xsprobe_other);
+    }
     if expect.selftest_fault {
         // Proves the fault path: the trap handler must print TRAP and VERDICT FAIL.
         println!("INFO selftest=fault: reading unmapped address {SELFTEST_FAULT_VA:#x}");

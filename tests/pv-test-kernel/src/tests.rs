@@ -38,6 +38,20 @@ fn expectations_come_from_the_command_line() {
     assert_eq!(e.malformed, None);
     assert!(!e.selftest_fault);
     assert!(parse(b"selftest=fault").selftest_fault);
+    assert!(!e.xsprobe);
+    let p = parse(b"pvtk.xsprobe=1 pvtk.xsprobe_other=3");
+    assert!(p.xsprobe);
+    assert_eq!(p.xsprobe_other, Some(3));
+    assert_eq!(p.malformed, None);
+    assert!(!parse(b"pvtk.xsprobe=0").xsprobe);
+    assert_eq!(
+        parse(b"pvtk.xsprobe=yes").malformed,
+        Some(&b"pvtk.xsprobe=yes"[..])
+    );
+    assert_eq!(
+        parse(b"pvtk.xsprobe_other=x").malformed,
+        Some(&b"pvtk.xsprobe_other=x"[..])
+    );
 }
 
 #[test]

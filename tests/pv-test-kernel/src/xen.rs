@@ -114,3 +114,21 @@ pub struct EvtchnSend {
 
 /// Offsets inside `struct shared_info` / `struct vcpu_info` (xen.h, arch-x86/xen.h).
 pub const VCPU_INFO_UPCALL_MASK: usize = 1;
+
+/// `struct xenstore_domain_interface` (io/xs_wire.h).
+#[repr(C)]
+#[derive(Debug)]
+pub struct XsIface {
+    pub req: [u8; 1024],
+    pub rsp: [u8; 1024],
+    pub req_cons: u32,
+    pub req_prod: u32,
+    pub rsp_cons: u32,
+    pub rsp_prod: u32,
+    pub server_features: u32,
+    pub connection: u32,
+    pub error: u32,
+}
+const _: () = assert!(core::mem::size_of::<XsIface>() == 2076);
+const _: () = assert!(core::mem::offset_of!(XsIface, req_cons) == 2048);
+const _: () = assert!(core::mem::offset_of!(XsIface, rsp_prod) == 2060);

@@ -1,0 +1,116 @@
+//! What pvbuild does with xenstore nodes a guest can write (docs/guest-input.md). The fake
+//! does not enforce permissions: a guest's own writes are made here over dom0's connection,
+//! limited to what the guest may do on real oxenstored (tests/xen/scenarios/guest-reach.sh
+//! shows which on real Xen: it owns its frontend directories and may remove them).
+
+// Test code: panicking on unexpected results is the point.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use pvbuild::xenstore::fake::FakeXenstore;
+use pvbuild::xenstore::{
+    add_vbd, add_vif, vbd_devids, vif_devids, write_new_domain, DomainXsError, NewDomain, Ring,
+    Uuid, Vbd, VbdBackend, Vif,
+};
+
+fn vif(devid: u32) -> Vif {
+    Vif {
+        devid,
+        mac: format!("00:16:3e:12:34:{devid:02x}"),
+        bridge: "xenbr0".into(),
+        script: "/etc/xen/scripts/vif-bridge".into(),
+        ip: None,
+        gatewaydev: None,
+        vifname: None,
+        rate: None,
+        mtu: 1500,
+        trusted: true,
+    }
+}
+
+fn vbd(devid: u32, vdev: &str) -> Vbd {
+    Vbd {
+        backend: VbdBackend::Qdisk,
+        devid,
+        vdev: vdev.into(),
+        params: "aio:/tmp/disk.img".into(),
+        readonly: false,
+        discard: true,
+        trusted: true,
+    }
+}
+
+fn domain(domid: u32) -> NewDomain {
+    NewDomain {
+        domid,
+        name: "guest".into(),
+        uuid: Uuid::parse_str("6b1c3bd2-0b1f-4c32-9d3c-1f6a4c2b9e01").unwrap(),
+        max_memkb: 262_144,
+        target_memkb: 262_144,
+        max_vcpus: 1,
+        avail_vcpus: 1,
+        store: Ring { mfn: 1, port: 1 },
+        console: Ring { mfn: 2, port: 2 },
+        backend_domid: 0,
+        kernel: "/boot/vmlinuz".into(),
+        ramdisk: None,
+        cmdline: None,
+        start_time: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        disks: vec![vbd(51712, "xvda")],
+        protocol: "x86_64-abi",
+        vifs: vec![vif(0)],
+    }
+}
+
+#[test]
+fn a_guest_that_removes_its_frontends_keeps_its_devices_and_their_numbers() {
+    let fake = FakeXenstore::new();
+    let xs = fake.connect();
+    write_new_domain(&xs, &domain(3)).unwrap();
+    // What the guest may do: its frontend directories are its own.
+    xs.rm("/local/domain/3/device/vif/0").unwrap();
+    xs.rm("/local/domain/3/device/vbd/51712").unwrap();
+    // Still listed (block-list, block-detach, network-detach find them) ...
+    assert_eq!(vif_devids(&xs, 3).unwrap(), [0]);
+    assert_eq!(vbd_devids(&xs, 3).unwrap(), [51712]);
+    // ... and their numbers still taken: an attach does not replace the live backend.
+    assert!(matches!(
+        add_vif(&xs, 3, 0, &vif(0)),
+        Err(DomainXsError::DevidTaken(0))
+    ));
+    assert!(matches!(
+        add_vbd(&xs, 3, 0, "x86_64-abi", &vbd(51712, "xvda")),
+        Err(DomainXsError::DevidTaken(51712))
+    ));
+    assert_eq!(
+        xs.read("/local/domain/0/backend/vif/3/0/mac").unwrap(),
+        "00:16:3e:12:34:00"
+    );
+    // A new number is still free.
+    add_vif(&xs, 3, 0, &vif(1)).unwrap();
+    assert_eq!(vif_devids(&xs, 3).unwrap(), [0, 1]);
+}
+
+#[test]
+fn a_frontend_directory_without_dom0s_copy_is_not_a_device() {
+    let fake = FakeXenstore::new();
+    let xs = fake.connect();
+    write_new_domain(&xs, &domain(4)).unwrap();
+    // A frontend entry dom0 did not write (on real Xen the guest cannot create one: the
+    // `device` directory is dom0's; listing from /libxl makes that not matter).
+    xs.write(
+        "/local/domain/4/device/vbd/51728/backend",
+        "/local/domain/0/backend/qdisk/4/51728",
+    )
+    .unwrap();
+    xs.write("/local/domain/4/device/vif/7/backend", "/x")
+        .unwrap();
+    assert_eq!(vbd_devids(&xs, 4).unwrap(), [51712]);
+    assert_eq!(vif_devids(&xs, 4).unwrap(), [0]);
+}
