@@ -10,8 +10,8 @@
 //! The config sets `test-eagain = true`: oxenstored then fails commits at random with
 //! EAGAIN, which exercises the retry loop for real.
 //!
-//! If `oxenstored` is not installed the test says so and passes; any other failure to start
-//! it fails the test.
+//! If `oxenstored` is not installed the test says so and passes (in CI, `CI=true`, it fails);
+//! any other failure to start it fails the test.
 
 // Test code: panicking on unexpected results is the point (clippy.toml allows it in #[test]
 // functions; this covers the helpers too).
@@ -88,6 +88,11 @@ impl Daemon {
 
 fn start() -> Option<Daemon> {
     if !Path::new(OXENSTORED).exists() {
+        // In CI a missing prerequisite is a failure, never a silent pass.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{OXENSTORED} not installed (xen-utils-4.17; tests/xen/install-deps.sh)"
+        );
         eprintln!("SKIP: {OXENSTORED} not installed (xen-utils-4.17)");
         return None;
     }
