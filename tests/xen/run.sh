@@ -44,6 +44,11 @@ qemu_cpu=${HARNESS_QEMU_CPU:-max,xsave=off}
 qemu_accel=${HARNESS_QEMU_ACCEL:-tcg}
 # More options for Xen's command line (HARNESS_XEN_ARGS="dom0_max_vcpus=1 dom0_vcpus_pin").
 xen_args=${HARNESS_XEN_ARGS:-}
+# The emulated machine's memory in MiB (QEMU's -m): dom0 keeps 1024 of it, the guests share
+# the rest. HARNESS_QEMU_MEMORY=7168 leaves room for the opt-in pvbuild-create-rss's 4 GiB guest.
+qemu_memory=${HARNESS_QEMU_MEMORY:-3072}
+[[ $qemu_memory =~ ^[0-9]+$ ]] && [ "$qemu_memory" -ge 2048 ] ||
+    { echo "error: HARNESS_QEMU_MEMORY must be a number of MiB, at least 2048" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
     --scenario | -s)
@@ -214,7 +219,7 @@ attempt=1
 while :; do
     serial=$work/serial.log
     : > "$serial"
-    qemu=(qemu-system-x86_64 -machine q35 -accel "$qemu_accel" -cpu "$qemu_cpu" -m 3072 -smp 2 -no-reboot
+    qemu=(qemu-system-x86_64 -machine q35 -accel "$qemu_accel" -cpu "$qemu_cpu" -m "$qemu_memory" -smp 2 -no-reboot
         -display none -monitor none -nic none -serial "file:$serial"
         -kernel "$work/xen"
         -append "console=com1 dom0_mem=1024M loglvl=all guest_loglvl=all smap=false${xen_args:+ $xen_args}"
