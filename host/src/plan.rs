@@ -102,6 +102,10 @@ pub struct Plan {
     pub walk: walker::WalkReport,
     /// Number of vcpus asked for.
     pub vcpus: u32,
+    /// The guest's memory, MiB.
+    pub memory_mib: u64,
+    /// The command line.
+    pub cmdline: String,
 }
 
 fn map(path: &Path, limit: u64) -> Result<FileMap, PlanError> {
@@ -308,6 +312,8 @@ pub fn plan(args: &PlanArgs) -> Result<Plan, PlanError> {
         ramdisk_sha256,
         walk,
         vcpus: args.vcpus,
+        memory_mib: args.memory_mib,
+        cmdline: args.cmdline.clone(),
     })
 }
 
@@ -428,27 +434,44 @@ pub fn loaded_text(l: &Loaded) -> String {
     }
 }
 
-fn range(start: u64, end: u64) -> Value {
-    json!({ "start": start, "end": end })
+/// An address or frame-sized value as JSON gives it safely: a hex string (JSON numbers above
+/// 2^53 lose digits in jq and JavaScript).
+fn addr(v: u64) -> Value {
+    Value::String(format!("{v:#x}"))
 }
 
 fn seg(s: &Segment) -> Value {
-    range(s.vstart, s.vend)
+    json!({
+        "start": addr(s.vstart),
+        "end": addr(s.vend),
+        "pfn": addr(s.pfn),
+        "pages": s.pages,
+    })
 }
 
 fn page(l: &Layout, pfn: u64) -> Value {
     let start = l.pfn_vaddr(pfn).unwrap_or(0);
-    range(start, start.saturating_add(PAGE_SIZE))
+    json!({
+        "start": addr(start),
+        "end": addr(start.saturating_add(PAGE_SIZE)),
+        "pfn": addr(pfn),
+        "pages": 1,
+    })
 }
 
-/// The plan as the JSON object issue 5 specifies.
+/// The plan as JSON: what the text holds. Addresses and frame numbers are hex strings;
+/// counts are numbers.
 pub fn render_json(p: &Plan) -> Value {
     let l = &p.layout;
     json!({
         "guest_type": l.guest_type.xen_caps_name(),
-        "virt_base": l.virt_base,
-        "virt_entry": l.virt_entry,
-        "hypercall_page": l.virt_hypercall,
+        "memory_mib": p.memory_mib,
+        "nr_pages": p.memory_mib << (20 - 12),
+        "vcpus": p.vcpus,
+        "cmdline": p.cmdline,
+        "virt_base": addr(l.virt_base),
+        "virt_entry": addr(l.virt_entry),
+        "hypercall_page": l.virt_hypercall.map(addr),
         "kernel": seg(&l.kernel),
         "ramdisk": l.ramdisk.as_ref().map(seg),
         "p2m": seg(&l.p2m),
@@ -457,8 +480,16 @@ pub fn render_json(p: &Plan) -> Value {
         "xenstore": page(l, l.xenstore_pfn),
         "console": page(l, l.console_pfn),
         "boot_stack": page(l, l.bootstack_pfn),
-        "virt_end": l.virt_pgtab_end,
+        "virt_end": addr(l.virt_pgtab_end),
         "nr_pt_frames": l.nr_pt_frames(),
+        "checked": {
+            "tables": p.walk.tables,
+            "bootstrap_tables": p.walk.bootstrap_tables,
+            "slots_scanned": p.walk.slots_scanned,
+            "pages_mapped": p.walk.pages_mapped,
+            "readonly_pages": p.walk.readonly_pages,
+            "p2m_entries": p.walk.p2m_entries,
+        },
         "ramdisk_loaded": p.ramdisk_loaded.as_ref().map(|r| match r {
             Loaded::Gunzipped { bytes } => json!({ "gunzipped": bytes }),
             Loaded::Raw { bytes, gunzip_failed } => json!({

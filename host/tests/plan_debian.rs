@@ -103,15 +103,40 @@ fn json_matches_libxenguest() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let range = |k: &str| {
-        (
-            v[k]["start"].as_u64().unwrap(),
-            v[k]["end"].as_u64().unwrap(),
-        )
+    // Addresses are hex strings: a JSON number above 2^53 loses digits in jq and JavaScript.
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    let numbers_fit = |v: &serde_json::Value| -> bool {
+        fn walk(v: &serde_json::Value) -> bool {
+            match v {
+                serde_json::Value::Number(n) => n.as_u64().is_some_and(|n| n < (1 << 53)),
+                serde_json::Value::Array(a) => a.iter().all(walk),
+                serde_json::Value::Object(o) => o.values().all(walk),
+                _ => true,
+            }
+        }
+        walk(v)
     };
+    assert!(numbers_fit(&v), "a number above 2^53 in {text}");
+    let hexval = |v: &serde_json::Value| {
+        let s = v
+            .as_str()
+            .unwrap_or_else(|| panic!("not a hex string: {v}"));
+        u64::from_str_radix(s.strip_prefix("0x").unwrap(), 16).unwrap()
+    };
+    let range = |k: &str| (hexval(&v[k]["start"]), hexval(&v[k]["end"]));
     assert_eq!(v["guest_type"], "xen-3.0-x86_64");
-    assert_eq!(v["virt_base"].as_u64(), Some(0xffffffff80000000));
-    assert_eq!(v["virt_entry"].as_u64(), Some(0xffffffff830791c0));
+    assert_eq!(hexval(&v["virt_base"]), 0xffffffff80000000);
+    assert_eq!(hexval(&v["virt_entry"]), 0xffffffff830791c0);
+    // What the text holds too: memory, vcpus, pages, the command line, the walker's counts.
+    assert_eq!(v["memory_mib"], 256);
+    assert_eq!(v["nr_pages"], 0x10000);
+    assert_eq!(v["vcpus"], 1);
+    assert_eq!(v["cmdline"], "console=hvc0 quiet");
+    // The reference log: "phys2mach : ... (pfn 0x4de5 + 0x83 pages)".
+    assert_eq!(v["p2m"]["pfn"], "0x4de5");
+    assert_eq!(v["p2m"]["pages"], 0x83);
+    assert!(v["checked"]["tables"].as_u64().unwrap() >= v["nr_pt_frames"].as_u64().unwrap());
+    assert_eq!(v["checked"]["p2m_entries"], 0x10000);
     assert!(v["hypercall_page"].is_null());
     assert_eq!(range("kernel"), (0xffffffff81000000, 0xffffffff84a00000));
     assert_eq!(
@@ -128,7 +153,7 @@ fn json_matches_libxenguest() {
         range("boot_stack"),
         (0xffffffff84a2c000, 0xffffffff84a2d000)
     );
-    assert_eq!(v["virt_end"].as_u64(), Some(0xffffffff84c00000));
+    assert_eq!(hexval(&v["virt_end"]), 0xffffffff84c00000);
     // A ramdisk ends where libxenguest's segment ends: start + its size, which for a gzip
     // ramdisk is the unpacked size plus xc_dom_check_gzip's 16 bytes.
     assert_eq!(
