@@ -27,7 +27,7 @@
 //! `virt_kend` it computed (and Xen 4.17 without 32-bit PV runs no such kernel anyway).
 
 use zerocopy::little_endian::{U16, U32, U64};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+use zerocopy::{FromBytes, IntoBytes};
 
 use crate::elf::{Class, Elf};
 
@@ -49,29 +49,8 @@ const SYMTAB_INDEX: u32 = 1;
 /// `section[STRTAB_INDEX]`.
 const STRTAB_INDEX: u32 = 2;
 
-/// `Elf64_Ehdr`, as copied.
-#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
-#[repr(C)]
-struct Ehdr64 {
-    e_ident: [u8; 16],
-    e_type: U16,
-    e_machine: U16,
-    e_version: U32,
-    e_entry: U64,
-    e_phoff: U64,
-    e_shoff: U64,
-    e_flags: U32,
-    e_ehsize: U16,
-    e_phentsize: U16,
-    e_phnum: U16,
-    e_shentsize: U16,
-    e_shnum: U16,
-    e_shstrndx: U16,
-}
-const _: () = assert!(core::mem::size_of::<Ehdr64>() == 64);
-
-// `Elf64_Shdr`, as copied: the parser's own view of it.
-use crate::elf::Shdr64;
+// `Elf64_Ehdr` and `Elf64_Shdr`, as copied: the parser's own views of them.
+use crate::elf::{Ehdr64, Shdr64};
 
 /// Why a `BSD_SYMTAB` kernel was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

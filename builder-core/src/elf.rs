@@ -29,9 +29,9 @@ pub const SHT_NOTE: u32 = 7;
 /// (libelf's `elf_phdr_is_loadable`).
 pub const PF_RWX: u32 = 7;
 
-#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-struct Ident {
+pub(crate) struct Ident {
     magic: [u8; 4],
     class: u8,
     data: u8,
@@ -59,23 +59,24 @@ struct Ehdr32 {
 }
 const _: () = assert!(core::mem::size_of::<Ehdr32>() == 52);
 
-#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+/// `Elf64_Ehdr` (also what [`crate::bsdsym`] copies into the guest).
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-struct Ehdr64 {
-    ident: Ident,
-    e_type: U16,
-    e_machine: U16,
-    e_version: U32,
-    e_entry: U64,
-    e_phoff: U64,
-    e_shoff: U64,
-    e_flags: U32,
-    e_ehsize: U16,
-    e_phentsize: U16,
-    e_phnum: U16,
-    e_shentsize: U16,
-    e_shnum: U16,
-    e_shstrndx: U16,
+pub(crate) struct Ehdr64 {
+    pub(crate) ident: Ident,
+    pub(crate) e_type: U16,
+    pub(crate) e_machine: U16,
+    pub(crate) e_version: U32,
+    pub(crate) e_entry: U64,
+    pub(crate) e_phoff: U64,
+    pub(crate) e_shoff: U64,
+    pub(crate) e_flags: U32,
+    pub(crate) e_ehsize: U16,
+    pub(crate) e_phentsize: U16,
+    pub(crate) e_phnum: U16,
+    pub(crate) e_shentsize: U16,
+    pub(crate) e_shnum: U16,
+    pub(crate) e_shstrndx: U16,
 }
 const _: () = assert!(core::mem::size_of::<Ehdr64>() == 64);
 
