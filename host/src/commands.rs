@@ -982,16 +982,19 @@ enum Next {
 
 /// The action the config names for a shutdown `code`, and what it comes to here: whether the
 /// domain is destroyed, and whether the guest starts again. xl's `handle_domain_death`:
-/// `restart` destroys and starts again; `preserve` leaves the domain as it is; the coredump
-/// actions are their plain counterparts here (no dump is written, a warning says so);
-/// `rename-restart` and `soft-reset` are not supported and destroy.
+/// `restart` destroys and starts again; `preserve` leaves the domain as it is; a suspended
+/// guest is left alone (xl: "Domain has suspended.", and its monitor ends). The config refuses
+/// the actions pvbuild cannot carry out (coredump-*, rename-restart, soft-reset); should one
+/// come here all the same, the coredump actions are their plain counterparts (a warning says
+/// no dump is written) and the other two destroy.
 fn action_for(cfg: &DomainConfig, code: u32) -> (Action, bool, Next) {
     let action = match code {
         0 => cfg.on_poweroff,
         1 => cfg.on_reboot,
+        2 => return (Action::Preserve, false, Next::Done),
         3 => cfg.on_crash,
         4 => cfg.on_watchdog,
-        // suspend, soft_reset and unknown reasons: destroy.
+        // soft_reset and unknown reasons: destroy.
         _ => Action::Destroy,
     };
     match action {
@@ -1738,6 +1741,9 @@ mod tests {
             action_for(&cfg, 1),
             (Action::RenameRestart, true, Next::Done)
         );
+        // A suspended guest is left alone, whatever the config says (xl's handle_domain_death).
+        cfg.on_poweroff = Action::Destroy;
+        assert_eq!(action_for(&cfg, 2), (Action::Preserve, false, Next::Done));
     }
 
     #[test]

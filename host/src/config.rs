@@ -1014,8 +1014,25 @@ impl DomainConfig {
         let action = |key: &str, default: Action| -> Result<Action, ConfigError> {
             match string(key)? {
                 None => Ok(default),
-                Some((a, s)) => Action::parse(&a)
-                    .ok_or_else(|| value_err(key, s, format!("unknown action {a:?}"))),
+                Some((a, s)) => match Action::parse(&a) {
+                    None => Err(value_err(key, s, format!("unknown action {a:?}"))),
+                    // What pvbuild cannot carry out is refused now, not when the guest stops.
+                    Some(
+                        Action::RenameRestart
+                        | Action::SoftReset
+                        | Action::CoredumpDestroy
+                        | Action::CoredumpRestart,
+                    ) => Err(value_err(
+                        key,
+                        s,
+                        format!(
+                            "action {a:?} is not supported by pvbuild (it writes no core dump, \
+                             renames no domain and does no soft reset): use destroy, restart \
+                             or preserve"
+                        ),
+                    )),
+                    Some(act) => Ok(act),
+                },
             }
         };
 

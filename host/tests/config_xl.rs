@@ -115,8 +115,8 @@ memory = 256
 maxmem = 0x200
 vcpus = 1; maxvcpus = 4
 on_poweroff = "preserve"
-on_reboot = 'rename-restart'
-on_crash = "coredump-destroy"
+on_reboot = 'restart'
+on_crash = "destroy"
 bootloader_args = [ "--quiet",
                     "--entry=1",   # comment inside a list
                   ]
@@ -136,8 +136,8 @@ frobnicate = 1
     assert_eq!((d.memory_mib, d.maxmem_mib), (256, 512));
     assert_eq!((d.vcpus, d.max_vcpus), (1, 4));
     assert_eq!(d.on_poweroff, Action::Preserve);
-    assert_eq!(d.on_reboot, Action::RenameRestart);
-    assert_eq!(d.on_crash, Action::CoredumpDestroy);
+    assert_eq!(d.on_reboot, Action::Restart);
+    assert_eq!(d.on_crash, Action::Destroy);
     assert_eq!(d.bootloader_args, ["--quiet", "--entry=1", "--extra"]);
     assert_eq!(d.ramdisk.as_deref(), Some(Path::new("/tmp/initrd.gz")));
     assert!(w
@@ -458,4 +458,26 @@ fn names_that_would_escape_var_log_xen_are_refused() {
             DomainConfig::load_bytes(format!("name = {good:?}\nkernel = '/k'\n").as_bytes());
         assert_eq!(d.unwrap().name, good);
     }
+}
+
+#[test]
+fn actions_pvbuild_cannot_carry_out_are_refused_when_the_config_is_read() {
+    for (key, action) in [
+        ("on_reboot", "rename-restart"),
+        ("on_crash", "coredump-destroy"),
+        ("on_crash", "coredump-restart"),
+        ("on_watchdog", "soft-reset"),
+    ] {
+        let text = format!("name = \"g\"\nkernel = \"/k\"\n{key} = \"{action}\"\n");
+        let (d, _) = DomainConfig::load_bytes(text.as_bytes());
+        let e = d.unwrap_err().to_string();
+        assert!(
+            e.contains(key) && e.contains(action) && e.contains("not supported by pvbuild"),
+            "{key} = {action}: {e}"
+        );
+        assert!(e.contains("line 3"), "{e}");
+    }
+    let (d, _) =
+        DomainConfig::load_bytes(b"name = \"g\"\nkernel = \"/k\"\non_crash = \"preserve\"\n");
+    assert_eq!(d.unwrap().on_crash, Action::Preserve);
 }
