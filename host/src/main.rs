@@ -33,8 +33,8 @@ enum Command {
         /// Kernel command line.
         #[arg(long, default_value = "")]
         cmdline: String,
-        /// Guest memory in MiB.
-        #[arg(long, default_value_t = 256)]
+        /// Guest memory, in xl's size syntax (`256`, `256m`, `1g`; no unit means MiB).
+        #[arg(long, default_value = "256", value_parser = mib)]
         memory: u64,
         /// Number of vcpus.
         #[arg(long, default_value_t = 1)]
@@ -61,8 +61,8 @@ enum Command {
         /// Kernel command line.
         #[arg(long)]
         cmdline: Option<String>,
-        /// Memory in MiB.
-        #[arg(long)]
+        /// Memory, in xl's size syntax (`128`, `128m`, `1g`; no unit means MiB).
+        #[arg(long, value_parser = mib)]
         memory: Option<u64>,
         /// Number of vcpus.
         #[arg(long)]
@@ -258,6 +258,16 @@ fn control(o: ControlOpts, request: pvbuild::control::Request) -> ExitCode {
         request,
     };
     done(pvbuild::commands::control_cmd(&args))
+}
+
+/// `--memory`: xl's size syntax (`parse_mem_size_kb`: no unit means MiB), in whole MiB.
+fn mib(s: &str) -> Result<u64, String> {
+    let kib = pvbuild::memory::parse_size_kib(s)
+        .ok_or_else(|| format!("{s:?} is not a size (such as 256, 256m or 1g)"))?;
+    if kib % 1024 != 0 {
+        return Err(format!("{s:?} is not a whole number of MiB"));
+    }
+    Ok(kib / 1024)
 }
 
 /// A command's output printed, or its error.

@@ -252,6 +252,15 @@ fn bad_input_is_one_error_line_and_status_1() {
             ],
             "invalid value 'lots'",
         ),
+        (
+            vec![
+                "plan".into(),
+                "--memory".into(),
+                "1500k".into(),
+                junk.display().to_string(),
+            ],
+            "not a whole number of MiB",
+        ),
         (vec!["plan".into()], "<KERNEL>"),
         (
             vec!["plan".into(), "--memroy".into(), "5".into(), "k".into()],
@@ -333,4 +342,31 @@ fn output_that_cannot_be_written_is_an_error_not_a_panic() {
         let err = String::from_utf8(out.stderr).unwrap();
         assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+#[test]
+fn memory_takes_xls_size_syntax() {
+    if !kernel_present() {
+        return;
+    }
+    let pages = |size: &str| {
+        let out = pvbuild()
+            .args(["plan", "--json", "--memory", size, KERNEL])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{size}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            v["memory_mib"].as_u64().unwrap(),
+            v["nr_pages"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(pages("256"), (256, 0x10000));
+    assert_eq!(pages("256m"), (256, 0x10000));
+    assert_eq!(pages("262144K"), (256, 0x10000));
+    assert_eq!(pages("1g"), (1024, 0x40000));
 }
