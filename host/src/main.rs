@@ -111,8 +111,8 @@ enum Command {
         bootloader_timeout: Option<u64>,
         /// The largest kernel or ramdisk the bootloader may extract, in xl's size syntax
         /// (default 128m, pygrub's own bound).
-        #[arg(long, value_name = "SIZE")]
-        bootloader_max_size: Option<String>,
+        #[arg(long, value_name = "SIZE", value_parser = bytes)]
+        bootloader_max_size: Option<u64>,
         /// Run the bootloader as this user (overrides `bootloader_user`).
         #[arg(long, value_name = "USER")]
         bootloader_user: Option<String>,
@@ -260,10 +260,23 @@ fn control(o: ControlOpts, request: pvbuild::control::Request) -> ExitCode {
     done(pvbuild::commands::control_cmd(&args))
 }
 
-/// `--memory`: xl's size syntax (`parse_mem_size_kb`: no unit means MiB), in whole MiB.
+/// A size in xl's syntax (`parse_mem_size_kb`: no unit means MiB), in KiB.
+fn kib(s: &str) -> Result<u64, String> {
+    pvbuild::memory::parse_size_kib(s)
+        .ok_or_else(|| format!("{s:?} is not a size (such as 256, 256m or 1g)"))
+}
+
+/// `--bootloader-max-size`: a size ([`kib`]) in bytes, not zero.
+fn bytes(s: &str) -> Result<u64, String> {
+    match kib(s)? {
+        0 => Err("a bound of 0 bytes takes nothing".into()),
+        k => Ok(k.saturating_mul(1024)),
+    }
+}
+
+/// `--memory`: a size ([`kib`]) in whole MiB.
 fn mib(s: &str) -> Result<u64, String> {
-    let kib = pvbuild::memory::parse_size_kib(s)
-        .ok_or_else(|| format!("{s:?} is not a size (such as 256, 256m or 1g)"))?;
+    let kib = kib(s)?;
     if kib % 1024 != 0 {
         return Err(format!("{s:?} is not a whole number of MiB"));
     }
@@ -352,17 +365,6 @@ fn main() -> ExitCode {
             bootloader_user,
             bootloader_as_root,
         } => {
-            let bootloader_max_file = match bootloader_max_size.as_deref() {
-                None => None,
-                Some(s) => match pvbuild::memory::parse_size_kib(s) {
-                    Some(kib) if kib > 0 => Some(kib.saturating_mul(1024)),
-                    _ => {
-                        return fail(format!(
-                            "--bootloader-max-size: {s:?} is not a size (such as 64m or 1g)"
-                        ))
-                    }
-                },
-            };
             let fail_at = match fail_at.as_deref() {
                 None => None,
                 Some("list") => {
@@ -398,7 +400,7 @@ fn main() -> ExitCode {
                 device_model,
                 vifs: vif,
                 bootloader_timeout_s: bootloader_timeout,
-                bootloader_max_file,
+                bootloader_max_file: bootloader_max_size,
                 bootloader_user,
                 bootloader_as_root,
             };
