@@ -472,6 +472,31 @@ impl std::fmt::Debug for AttachDm<'_> {
     }
 }
 
+/// How long an attach being undone waits for a running device model to drop the disk.
+const UNDO_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Tells a running device model to drop the qdisk at `bp` (`online` 0, `state` Closing)
+/// and waits, at most [`UNDO_CLOSE_WAIT`], for QEMU to remove its backend directory. It
+/// polls rather than waits on a watch: an undo runs after a signal, which ends every watched
+/// wait at once.
+fn undo_qdisk_close(xs: &crate::xenstore::XsConnection, bp: &str) {
+    let state = format!("{bp}/state");
+    let closed = xs.with_transaction(|t| {
+        t.write(&format!("{bp}/online"), "0")?;
+        t.write(&state, "5")
+    });
+    if closed.is_err() {
+        return;
+    }
+    let deadline = std::time::Instant::now() + UNDO_CLOSE_WAIT;
+    while std::time::Instant::now() < deadline {
+        if !matches!(xs.read_opt(&state), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// `xl block-attach`: one disk spec, planned and checked as `create` plans its disks, added
 /// to running domain `domid` (its entries in one transaction) and waited for until its
 /// backend took it (blkback's InitWait, or the device model's). A qdisk needs the domain's
@@ -543,8 +568,16 @@ pub fn attach(
         });
     }
     if let Err(e) = wait_backends(xs, std::slice::from_ref(&bp), timeout) {
+        // A device model started for this disk is stopped first: a QEMU still running when
+        // the entries go rewrites its `state` (bringing the directory back) before it drops
+        // the device. One that was already running is told to close the device and waited
+        // for briefly, as `block-detach` does.
+        if started.is_some() {
+            undo_dm(started);
+        } else if v.backend == VbdBackend::Qdisk {
+            undo_qdisk_close(xs, &bp);
+        }
         let _ = crate::xenstore::remove_device(xs, domid, "vbd", v.devid, &bp);
-        undo_dm(started);
         return Err(e);
     }
     // A device model that serves the disk stays, as one `create` starts does.

@@ -806,6 +806,28 @@ impl Transaction<'_> {
     pub fn directory(&self, path: &str) -> Result<Vec<String>, XsError> {
         self.conn.directory_in(self.id, path)
     }
+    /// Remove a subtree (missing is fine), then each parent left empty, as libxl's
+    /// `libxl__xs_path_cleanup`: `backend/qdisk/7/51712` takes `backend/qdisk/7` with it when
+    /// it was the domain's last disk. The walk stops at the first parent with children and
+    /// never removes a top-level directory or a domain's own (`/local/domain/<id>`,
+    /// `/libxl/<id>`, `/vm/<uuid>`).
+    pub fn rm_with_empty_parents(&self, path: &str) -> Result<(), XsError> {
+        self.rm_if_present(path)?;
+        let mut dir = path;
+        while let Some((parent, _)) = dir.rsplit_once('/') {
+            if !removable_parent(parent) {
+                break;
+            }
+            match self.directory(parent) {
+                Ok(children) if children.is_empty() => self.rm_if_present(parent)?,
+                Ok(_) => break,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+            dir = parent;
+        }
+        Ok(())
+    }
     /// Set permissions.
     pub fn set_perms(&self, path: &str, perms: &[Perm]) -> Result<(), XsError> {
         self.conn.set_perms_in(self.id, path, perms)
@@ -823,6 +845,17 @@ impl Transaction<'_> {
     pub fn abort(mut self) -> Result<(), XsError> {
         self.finished = true;
         self.conn.transaction_end(self.id, false)
+    }
+}
+
+/// Whether [`Transaction::rm_with_empty_parents`] may remove `parent` once empty: not a
+/// root-level directory, not `/local/domain` nor a domain's own directory under it.
+fn removable_parent(parent: &str) -> bool {
+    let depth = parent.split('/').filter(|c| !c.is_empty()).count();
+    if parent.starts_with("/local/domain/") || parent == "/local/domain" || parent == "/local" {
+        depth > 3
+    } else {
+        depth > 2
     }
 }
 

@@ -857,7 +857,8 @@ pub fn set_vcpus_online(
 }
 
 /// Removes one device of `domid` (`kind` `vif` or `vbd`, backend directory `bp`): its
-/// frontend, backend and libxl copy, in one transaction; missing nodes are fine.
+/// frontend, backend and libxl copy, in one transaction, each with the parents it leaves
+/// empty (as libxl's `libxl__device_destroy`); missing nodes are fine.
 pub fn remove_device(
     xs: &XsConnection,
     domid: u32,
@@ -869,9 +870,9 @@ pub fn remove_device(
         return Err(DomainXsError::BadDomid(domid));
     }
     xs.with_transaction(|t| {
-        t.rm_if_present(&format!("{}/device/{kind}/{devid}", dom_path(domid)))?;
-        t.rm_if_present(bp)?;
-        t.rm_if_present(&format!("{}/device/{kind}/{devid}", libxl_path(domid)))?;
+        t.rm_with_empty_parents(&format!("{}/device/{kind}/{devid}", dom_path(domid)))?;
+        t.rm_with_empty_parents(bp)?;
+        t.rm_with_empty_parents(&format!("{}/device/{kind}/{devid}", libxl_path(domid)))?;
         Ok(())
     })?;
     Ok(())
@@ -996,4 +997,51 @@ pub fn domid_by_name(xs: &XsConnection, name: &str) -> Result<Option<u32>, XsErr
         .into_iter()
         .find(|e| e.name.as_deref() == Some(name))
         .map(|e| e.domid))
+}
+
+#[cfg(test)]
+mod path_cleanup_tests {
+    use crate::xenstore::fake::FakeXenstore;
+
+    #[test]
+    fn removing_a_domains_last_device_takes_its_empty_parents_as_libxl_does() {
+        let store = FakeXenstore::new();
+        let xs = store.connect();
+        for p in [
+            "/local/domain/7/device/vbd/51712/state",
+            "/local/domain/7/name",
+            "/local/domain/0/backend/qdisk/7/51712/state",
+            "/local/domain/0/backend/vbd/8/51712/state",
+            "/libxl/7/device/vbd/51712/params",
+            "/libxl/7/type",
+        ] {
+            xs.write(p, "x").unwrap();
+        }
+        crate::xenstore::remove_device(
+            &xs,
+            7,
+            "vbd",
+            51712,
+            "/local/domain/0/backend/qdisk/7/51712",
+        )
+        .unwrap();
+        let left: Vec<String> = store.dump().into_keys().collect();
+        for gone in [
+            "/local/domain/7/device",
+            "/local/domain/0/backend/qdisk",
+            "/libxl/7/device",
+        ] {
+            assert!(
+                !left.iter().any(|p| p.starts_with(gone)),
+                "{gone} left: {left:?}"
+            );
+        }
+        for kept in [
+            "/local/domain/7/name",
+            "/local/domain/0/backend/vbd/8/51712/state",
+            "/libxl/7/type",
+        ] {
+            assert!(left.iter().any(|p| p == kept), "{kept} went: {left:?}");
+        }
+    }
 }
