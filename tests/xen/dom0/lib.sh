@@ -52,6 +52,13 @@ wait_for() {
     done
 }
 
+# proc_alive PID: the process runs (a zombie, dead but not yet reaped by dom0's init, does not:
+# `kill -0` would count it).
+proc_alive() {
+    _st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null)
+    [ -n "$_st" ] && [ "$_st" != Z ] && [ "$_st" != X ]
+}
+
 has_marker() { grep -q "PVBUILD-GUEST-OK" "$(console_log "$1")" 2>/dev/null; }
 # console_text NAME: the guest's console log without carriage returns.
 console_text() { tr -d '\r' < "$(console_log "$1")" 2>/dev/null; }

@@ -93,7 +93,7 @@ wait_for 30 eval '[ -n "$(sectors 51744)" ]' || fail "QEMU did not take the atta
 "$pvb" block-detach "${name}p" xvdc >> "$log.a" 2>&1 || fail "block-detach exited $?: $(tail -n 1 "$log.a")"
 [ -z "$(xenstore-ls "$be/51744" 2>/dev/null)" ] || fail "backend $be/51744 is left after the detach"
 "$pvb" destroy "${name}p" >> "$log.p" 2>&1 || fail "pvbuild destroy exited $?"
-kill -0 "$dmpid" 2>/dev/null && fail "device model $dmpid survived pvbuild destroy"
+proc_alive "$dmpid" && fail "device model $dmpid survived pvbuild destroy"
 no_leftovers "after pvbuild destroy"
 
 # Hot-plug into a domain without a device model: block-attach starts QEMU for the image file
@@ -149,7 +149,7 @@ console_has "$a" "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token-hot" || fail "$a re
 wait_for 120 console_has "$a" PVBUILD-DISK-DETACHED || fail "$a still sees xvdb: $(console_text "$a" | grep PVBUILD-DISK | tail -n 1)"
 wait_for 120 domain_gone "$a" || fail "$a did not power off and go after the detach"
 no_leftovers "after the guest whose attach started a device model"
-kill -0 "$adm" 2>/dev/null && fail "device model $adm survived its guest"
+proc_alive "$adm" && fail "device model $adm survived its guest"
 written=$(dd if="$img" bs=512 skip=8 count=1 2>/dev/null | tr -d '\0' | head -n 1)
 [ "$written" = "PVBUILD-DISK-WRITTEN $HARNESS_GUEST_KVER" ] || fail "the hot-plugged guest's write is not in the image: '$written'"
 
