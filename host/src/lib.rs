@@ -20,6 +20,7 @@ pub mod evtchn;
 pub mod filemap;
 pub mod interrupt;
 pub mod libxl_json;
+pub mod manual;
 pub mod memory;
 pub mod out;
 pub mod placement;
