@@ -158,6 +158,20 @@ mod tests {
     }
 
     #[test]
+    fn the_user_guide_names_every_key_read_or_refused() {
+        let guide = include_str!("../../docs/user-guide.md");
+        for k in SUPPORTED_KEYS
+            .iter()
+            .chain(REFUSED_KEYS.iter().map(|(k, _)| k))
+        {
+            assert!(
+                guide.contains(&format!("`{k}`")),
+                "docs/user-guide.md lacks `{k}`"
+            );
+        }
+    }
+
+    #[test]
     fn the_config_page_lists_every_key_by_kind() {
         let p = config_page("9.9");
         let section = |name: &str| -> String {
