@@ -441,15 +441,19 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
         };
         match wait_and_act(&h.xen, domid, &cfg, deadline.map(|d| (d, args.timeout_s)))? {
             (Next::Done, _) => return Ok(domid),
-            (Next::Restart, stored) => {
+            (Next::Restart, reload) => {
                 // As xl reloads the stored configuration: the disks and interfaces attached
-                // (or detached) while the guest ran are the restarted guest's.
-                if let Some((disks, vifs)) = stored {
+                // (or detached) while the guest ran are the restarted guest's, and so is the
+                // name it was renamed to.
+                if let Some((disks, vifs)) = reload.devices {
                     base.disks = disks;
                     base.vifs = vifs;
                 }
+                if let Some(n) = reload.name {
+                    base.name = n;
+                }
                 // xl: "Done. Rebooting now", after a pause of its own.
-                crate::say!("pvbuild: restarting {} (domain {domid} is gone)", cfg.name);
+                crate::say!("pvbuild: restarting {} (domain {domid} is gone)", base.name);
                 std::thread::sleep(RESTART_PAUSE);
                 if crate::interrupt::requested() {
                     return Err(CommandError::Interrupted);
@@ -1038,20 +1042,30 @@ fn action_for(cfg: &DomainConfig, code: u32) -> (Action, bool, Next) {
     }
 }
 
-/// Waits for `domid` to shut down (until `deadline`, the end of `--timeout`'s seconds),
-/// prints the reason as xl does, and applies the config's action for it.
 /// The disks and interfaces a restart takes from the stored configuration.
 type StoredDevices = (Vec<crate::config::DiskSpec>, Vec<crate::config::VifSpec>);
 
-/// With a restart, the devices in `domid`'s stored configuration (read before the domain and
-/// its configuration go); `None` when it has none or cannot be read (said so), and then the
-/// guest restarts with the devices it was created with.
+/// What a restart takes from the old domain, read before it and its configuration go, as
+/// xl's monitor reloads the configuration (`libxl_retrieve_domain_configuration`).
+#[derive(Debug, Default)]
+struct Reload {
+    /// Its name now (`/local/domain/N/name`): a renamed guest restarts under its new name,
+    /// as libxl takes the name from xenstore.
+    name: Option<String>,
+    /// The devices of its stored configuration; `None` when it has none or it cannot be read
+    /// (said so): the guest then restarts with the devices it was created with.
+    devices: Option<StoredDevices>,
+}
+
+/// Waits for `domid` to shut down (until `deadline`, the end of `--timeout`'s seconds),
+/// prints the reason as xl does, and applies the config's action for it; with a restart,
+/// returns what the restart takes from the old domain.
 fn wait_and_act(
     xen: &Xen,
     domid: u16,
     cfg: &DomainConfig,
     deadline: Option<(Instant, u64)>,
-) -> Result<(Next, Option<StoredDevices>), CommandError> {
+) -> Result<(Next, Reload), CommandError> {
     let info: DomainInfo = loop {
         let info = match xen.domain_info(domid) {
             Ok(i) => i,
@@ -1062,13 +1076,13 @@ fn wait_and_act(
                 ..
             }) => {
                 crate::say!("pvbuild: domain {domid} ({}) is gone", cfg.name);
-                return Ok((Next::Done, None));
+                return Ok((Next::Done, Reload::default()));
             }
             Err(e) => return Err(e.into()),
         };
         if info.dying() && !info.shutdown() {
             crate::say!("pvbuild: domain {domid} ({}) was destroyed", cfg.name);
-            return Ok((Next::Done, None));
+            return Ok((Next::Done, Reload::default()));
         }
         if info.shutdown() {
             break info;
@@ -1100,8 +1114,18 @@ fn wait_and_act(
         _ => {}
     }
     let stored = match next {
-        Next::Restart => stored_devices(domid),
-        Next::Done => None,
+        Next::Restart => Reload {
+            name: XsConnection::open()
+                .ok()
+                .and_then(|xs| {
+                    xs.read_opt(&format!("{}/name", xenstore::dom_path(u32::from(domid))))
+                        .ok()
+                        .flatten()
+                })
+                .filter(|n| xenstore::check_domain_name(n).is_ok()),
+            devices: stored_devices(domid),
+        },
+        Next::Done => Reload::default(),
     };
     if destroy {
         destroy_domid(xen, domid)?;

@@ -8,7 +8,9 @@
 # (/var/lib/xen/userdata-d.<domid>.<uuid>.libxl-json). `pvbuild reboot` then: the monitor
 # starts the guest again under a new domain id, and the restarted guest reads the disk
 # (PVBUILD-DISK-READ with the image's first line) and has the interface (its backend, with
-# the same MAC, in xenstore). A disk detached before the reboot is not there after it.
+# the same MAC, in xenstore). A disk detached before the reboot is not there after it. The
+# guest is renamed (`pvbuild rename`) before the reboot: it restarts under its new name, as
+# xl restarts a renamed guest.
 # Metrics: restart_s (from `pvbuild reboot` till the new domain's disk was read).
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
@@ -49,10 +51,15 @@ assert disks[0]["pdev_path"] == sys.argv[2] and disks[0]["backend"] == "qdisk", 
 nics = c.get("nics", [])
 assert [n["mac"] for n in nics] == ["00:16:3e:44:55:66"], nics
 PY
+"$pvb" rename "$name" "$name-r" || fail "pvbuild rename failed"
+old=$name
+name=$name-r
 t0=$(now)
 "$pvb" reboot "$name" > "$HARNESS_OUT/reboot.log" 2>&1 || fail "pvbuild reboot failed: $(tail -n 2 "$HARNESS_OUT/reboot.log" | paste -sd ' ')"
+evidence "$(console_log "$name")"
 new_domain() { d2=$(xl domid "$name" 2>/dev/null) && [ -n "$d2" ] && [ "$d2" != "$d1" ]; }
-wait_for 120 new_domain || fail "the monitor did not start $name again: $(tail -n 3 "/var/log/xen/pvbuild-$name.log" | paste -sd ' ')"
+wait_for 120 new_domain || fail "the monitor did not start $name again: $(tail -n 3 "/var/log/xen/pvbuild-$old.log" | paste -sd ' ')"
+domain_gone "$old" || fail "a domain named $old is back: $(xl list | tail -n 2 | paste -sd ' ')"
 read_it() { console_has "$name" "PVBUILD-DISK-READ PVBUILD-DISK-DATA restart-$$"; }
 wait_for 300 read_it || fail "the restarted guest did not read the attached disk: $(console_text "$name" | grep PVBUILD-DISK | tail -n 3 | paste -sd ' ')"
 metric restart_s "$(elapsed "$t0")"
