@@ -440,10 +440,20 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
             None => host.insert(Host::open()?),
         };
         match wait_and_act(&h.xen, domid, &cfg, deadline.map(|d| (d, args.timeout_s)))? {
-            Next::Done => return Ok(domid),
-            Next::Restart => {
+            (Next::Done, _) => return Ok(domid),
+            (Next::Restart, reload) => {
+                // As xl reloads the stored configuration: the disks and interfaces attached
+                // (or detached) while the guest ran are the restarted guest's, and so is the
+                // name it was renamed to.
+                if let Some((disks, vifs)) = reload.devices {
+                    base.disks = disks;
+                    base.vifs = vifs;
+                }
+                if let Some(n) = reload.name {
+                    base.name = n;
+                }
                 // xl: "Done. Rebooting now", after a pause of its own.
-                crate::say!("pvbuild: restarting {} (domain {domid} is gone)", cfg.name);
+                crate::say!("pvbuild: restarting {} (domain {domid} is gone)", base.name);
                 std::thread::sleep(RESTART_PAUSE);
                 if crate::interrupt::requested() {
                     return Err(CommandError::Interrupted);
@@ -626,6 +636,7 @@ fn start(
         host,
         &Prepared {
             cfg: &cfg,
+            base,
             inputs: &inputs,
             kernel: &kern,
             layout: &layout,
@@ -660,6 +671,8 @@ pub struct Host {
     pub device_model: DmLauncher,
     /// Plugs a network interface in or out ([`vif::run_hotplug`]).
     pub hotplug: HotplugRunner,
+    /// Where the domain's configuration is stored for xl ([`crate::userdata::XEN_LIB_DIR`]).
+    pub userdata_dir: PathBuf,
 }
 
 /// Runs a hotplug script: the real one runs the script, the fault tests record the call.
@@ -686,6 +699,7 @@ impl Host {
             xenstore: std::sync::Arc::new(XsConnection::open),
             device_model: std::sync::Arc::new(devmodel::launch),
             hotplug: std::sync::Arc::new(vif::run_hotplug),
+            userdata_dir: PathBuf::from(crate::userdata::XEN_LIB_DIR),
         })
     }
 }
@@ -695,6 +709,9 @@ impl Host {
 pub struct Prepared<'a> {
     /// The resolved configuration.
     pub cfg: &'a DomainConfig,
+    /// The configuration as given (before a bootloader's kernel replaced the config's): what
+    /// is stored for xl.
+    pub base: &'a DomainConfig,
     /// The kernel and ramdisk as read.
     pub inputs: &'a Inputs,
     /// The parsed kernel.
@@ -953,6 +970,27 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             p.started.elapsed().as_secs_f64()
         ));
     }
+    // The configuration, where libxl keeps it (`libxl__set_domain_configuration`, before the
+    // guest is unpaused, as libxl stores it): xl's commands then know the domain, and a
+    // restart reads back the devices attached meanwhile.
+    let stored = crate::libxl_json::domain_config(p.base, uuid, p.disks, p.vifs);
+    let ud = crate::userdata::Userdata::in_dir(&host.userdata_dir, u32::from(domid), uuid);
+    let dir = host.userdata_dir.clone();
+    building.push_undo("remove the stored configuration", move |_| {
+        match crate::userdata::remove_all_in(&dir, u32::from(domid)).first() {
+            Some(e) => Err(e.to_string()),
+            None => Ok(()),
+        }
+    });
+    if let Err(e) = ud.lock().and_then(|l| {
+        ud.store(
+            &l,
+            crate::userdata::LIBXL_JSON,
+            &crate::libxl_json::to_text(&stored),
+        )
+    }) {
+        return Err(after(building, "userdata", e.to_string()));
+    }
     if !p.paused {
         if p.fail_at == Some(FailAt::Unpause) {
             return Err(after(
@@ -1004,14 +1042,30 @@ fn action_for(cfg: &DomainConfig, code: u32) -> (Action, bool, Next) {
     }
 }
 
+/// The disks and interfaces a restart takes from the stored configuration.
+type StoredDevices = (Vec<crate::config::DiskSpec>, Vec<crate::config::VifSpec>);
+
+/// What a restart takes from the old domain, read before it and its configuration go, as
+/// xl's monitor reloads the configuration (`libxl_retrieve_domain_configuration`).
+#[derive(Debug, Default)]
+struct Reload {
+    /// Its name now (`/local/domain/N/name`): a renamed guest restarts under its new name,
+    /// as libxl takes the name from xenstore.
+    name: Option<String>,
+    /// The devices of its stored configuration; `None` when it has none or it cannot be read
+    /// (said so): the guest then restarts with the devices it was created with.
+    devices: Option<StoredDevices>,
+}
+
 /// Waits for `domid` to shut down (until `deadline`, the end of `--timeout`'s seconds),
-/// prints the reason as xl does, and applies the config's action for it.
+/// prints the reason as xl does, and applies the config's action for it; with a restart,
+/// returns what the restart takes from the old domain.
 fn wait_and_act(
     xen: &Xen,
     domid: u16,
     cfg: &DomainConfig,
     deadline: Option<(Instant, u64)>,
-) -> Result<Next, CommandError> {
+) -> Result<(Next, Reload), CommandError> {
     let info: DomainInfo = loop {
         let info = match xen.domain_info(domid) {
             Ok(i) => i,
@@ -1022,13 +1076,13 @@ fn wait_and_act(
                 ..
             }) => {
                 crate::say!("pvbuild: domain {domid} ({}) is gone", cfg.name);
-                return Ok(Next::Done);
+                return Ok((Next::Done, Reload::default()));
             }
             Err(e) => return Err(e.into()),
         };
         if info.dying() && !info.shutdown() {
             crate::say!("pvbuild: domain {domid} ({}) was destroyed", cfg.name);
-            return Ok(Next::Done);
+            return Ok((Next::Done, Reload::default()));
         }
         if info.shutdown() {
             break info;
@@ -1059,10 +1113,51 @@ fn wait_and_act(
         }
         _ => {}
     }
+    let stored = match next {
+        Next::Restart => Reload {
+            name: XsConnection::open()
+                .ok()
+                .and_then(|xs| {
+                    xs.read_opt(&format!("{}/name", xenstore::dom_path(u32::from(domid))))
+                        .ok()
+                        .flatten()
+                })
+                .filter(|n| xenstore::check_domain_name(n).is_ok()),
+            devices: stored_devices(domid),
+        },
+        Next::Done => Reload::default(),
+    };
     if destroy {
         destroy_domid(xen, domid)?;
     }
-    Ok(next)
+    Ok((next, stored))
+}
+
+/// The devices of `domid`'s stored configuration, for its restart.
+fn stored_devices(domid: u16) -> Option<StoredDevices> {
+    let id = u32::from(domid);
+    let xs = XsConnection::open().ok()?;
+    let uuid = crate::userdata::domain_uuid(&xs, id)?;
+    let ud = crate::userdata::Userdata::new(id, uuid);
+    let text = match ud.retrieve(crate::userdata::LIBXL_JSON) {
+        Ok(Some(t)) => t,
+        Ok(None) => return None,
+        Err(e) => {
+            crate::say_err!(
+                "warning: domain {domid}: {e}; restarting with the devices it was created with"
+            );
+            return None;
+        }
+    };
+    match crate::libxl_json::devices_from_json(&text) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            crate::say_err!(
+                "warning: domain {domid}: {e}; restarting with the devices it was created with"
+            );
+            None
+        }
+    }
 }
 
 /// Destroys `domid` and removes its xenstore entries. As with libxl, xenstored is not asked
@@ -1089,6 +1184,11 @@ fn destroy_domid(xen: &Xen, domid: u16) -> Result<(), CommandError> {
     // As libxl: each interface's hotplug script unplugs it, then its entries go (and with
     // them netback's interface).
     for e in vif::unplug_all(&xs, u32::from(domid)) {
+        crate::say_err!("warning: domain {domid}: {e}");
+    }
+    // As libxl__userdata_destroyall: the stored configuration goes with the domain, whoever
+    // stored it (pvbuild, or xl for a domain xl made).
+    for e in crate::userdata::remove_all(u32::from(domid)) {
         crate::say_err!("warning: domain {domid}: {e}");
     }
     xenstore::remove_domain(&xs, u32::from(domid), None, u32::from(BACKEND_DOMID), false)
@@ -1391,6 +1491,10 @@ pub fn network_attach_cmd(target: &str, spec: &[String]) -> Result<String, Comma
             run: &vif::run_hotplug,
         },
     )?;
+    let entry = crate::libxl_json::nic_json(&parsed, Some(&v), 0);
+    store_change(&xs, domid, |old| {
+        crate::libxl_json::add_device(old, "nics", entry, |n| n["devid"] == v.devid)
+    });
     Ok(format!(
         "pvbuild: domain {domid}: network interface {} ({}) on {}\n",
         v.devid, v.mac, v.bridge
@@ -1412,6 +1516,9 @@ pub fn network_detach_cmd(target: &str, which: &str) -> Result<(), CommandError>
         vif::DETACH_TIMEOUT,
         &vif::run_hotplug,
     )?;
+    store_change(&xs, domid, |old| {
+        crate::libxl_json::remove_device(old, "nics", |n| n["devid"] == devid)
+    });
     if !closed {
         crate::say_err!(
             "warning: domain {domid}: the guest did not close interface {devid} within {} s; removed anyway",
@@ -1484,6 +1591,12 @@ pub fn block_attach_cmd(
         (VbdBackend::Qdisk, None) => "the device model".to_owned(),
         (VbdBackend::Qdisk, Some(pid)) => format!("a device model started for it (pid {pid})"),
     };
+    let entry = crate::libxl_json::disk_json(&parsed, Some(&v), false);
+    store_change(&xs, domid, |old| {
+        crate::libxl_json::add_device(old, "disks", entry, |d| {
+            d["vdev"].as_str().and_then(crate::disk::devid) == Some(v.devid)
+        })
+    });
     Ok(format!(
         "pvbuild: domain {domid}: disk {} (device {}) served by {by}\n",
         v.vdev, v.devid
@@ -1500,6 +1613,11 @@ pub fn block_detach_cmd(target: &str, which: &str) -> Result<(), CommandError> {
     let id = u32::from(domid);
     let (devid, bp) = crate::disk::find(&xs, id, which)?;
     let closed = crate::disk::detach(&xs, id, devid, &bp, crate::disk::DETACH_TIMEOUT)?;
+    store_change(&xs, domid, |old| {
+        crate::libxl_json::remove_device(old, "disks", |d| {
+            d["vdev"].as_str().and_then(crate::disk::devid) == Some(devid)
+        })
+    });
     if !closed {
         crate::say_err!(
             "warning: domain {domid}: the guest did not close disk {which} within {} s; removed anyway",
@@ -1507,6 +1625,32 @@ pub fn block_detach_cmd(target: &str, which: &str) -> Result<(), CommandError> {
         );
     }
     Ok(())
+}
+
+/// Changes `domid`'s stored configuration (see [`crate::userdata`]) after a device change,
+/// as libxl does for xl's. The device is changed either way: a failure is a warning.
+fn store_change(
+    xs: &XsConnection,
+    domid: u16,
+    change: impl FnOnce(&str) -> Result<String, crate::libxl_json::StoredError>,
+) {
+    let id = u32::from(domid);
+    let Some(uuid) = crate::userdata::domain_uuid(xs, id) else {
+        crate::say_err!(
+            "warning: domain {domid}: no UUID in xenstore; its stored configuration is not updated"
+        );
+        return;
+    };
+    let dir = Path::new(crate::userdata::XEN_LIB_DIR);
+    match crate::userdata::update_config_in(dir, id, uuid, |old| {
+        change(old).map_err(|e| e.to_string())
+    }) {
+        Ok(true) => {}
+        Ok(false) => log::info(format_args!(
+            "domain {domid} has no stored configuration to update"
+        )),
+        Err(e) => crate::say_err!("warning: domain {domid}: {e}"),
+    }
 }
 
 /// `pvbuild block-list DOMAIN`, in xl's columns.
@@ -1714,7 +1858,7 @@ mod tests {
         })
         .unwrap();
         // No such domain (destroyed before the monitor looked): done, no action, no error.
-        assert_eq!(wait_and_act(&xen, 42, &cfg, None).unwrap(), Next::Done);
+        assert_eq!(wait_and_act(&xen, 42, &cfg, None).unwrap().0, Next::Done);
     }
 
     #[test]

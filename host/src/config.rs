@@ -772,7 +772,7 @@ fn parse_access(v: &str) -> Result<bool, String> {
 }
 
 /// Keys xl accepts that pvbuild does not implement: a warning each, not an error.
-const XL_KEYS_IGNORED: &[&str] = &[
+pub const XL_KEYS_IGNORED: &[&str] = &[
     "vfb",
     "vkb",
     "channel",

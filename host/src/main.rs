@@ -231,6 +231,13 @@ enum Command {
         /// Domain id or name.
         domain: String,
     },
+    /// Internal (scripts/install.sh): write the man pages and shell completions, generated
+    /// from these definitions, under DIR.
+    #[command(hide = true)]
+    GenManuals {
+        /// Where to write man1/, man5/ and completions/.
+        dir: PathBuf,
+    },
 }
 
 /// The options of `shutdown` and `reboot` (xl's `-a`, `-w`).
@@ -451,6 +458,14 @@ fn main() -> ExitCode {
         }
         Command::NetworkList { domain } => printed(pvbuild::commands::network_list_cmd(&domain)),
         Command::Console { domain } => done(pvbuild::commands::console_cmd(&domain)),
+        Command::GenManuals { dir } => {
+            use clap::CommandFactory;
+            done(
+                pvbuild::manual::write_all(Cli::command(), &dir)
+                    .map(|_| ())
+                    .map_err(|e| format!("writing the manuals under {}: {e}", dir.display())),
+            )
+        }
         Command::Plan {
             ramdisk,
             cmdline,

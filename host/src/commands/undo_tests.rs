@@ -98,6 +98,12 @@ fn run_with(
     let dm_trace = trace.clone();
     let vif_trace = trace.clone();
     let plugged = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let userdata_dir = std::env::temp_dir().join(format!(
+        "pvbuild-undo-userdata.{}.{}",
+        std::process::id(),
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let host = Host {
         xen: Xen::with_backend(xen.clone()),
         xenstore: Arc::new(move || Ok(opener.connect())),
@@ -143,11 +149,13 @@ fn run_with(
             }
             Ok(())
         }),
+        userdata_dir: userdata_dir.clone(),
     };
     let r = make_domain(
         &host,
         &Prepared {
             cfg: &cfg,
+            base: &cfg,
             inputs: &inputs,
             kernel: &kernel,
             layout: &layout,
@@ -159,6 +167,34 @@ fn run_with(
             started: Instant::now(),
         },
     );
+    // The stored configuration (see `userdata`) is there for a made domain, and gone with an
+    // undone one.
+    let stored: Vec<String> = std::fs::read_dir(&userdata_dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    match &r {
+        Ok(made) => {
+            let want = format!(
+                "userdata-d.{}.09090909-0909-0909-0909-090909090909.libxl-json",
+                made.domid
+            );
+            assert_eq!(stored, std::slice::from_ref(&want));
+            let text = std::fs::read_to_string(userdata_dir.join(&want)).unwrap();
+            let v: serde_json::Value = serde_json::from_str(text.trim_end_matches('\0')).unwrap();
+            assert_eq!(v["c_info"]["name"], "guest");
+            assert_eq!(v["b_info"]["max_vcpus"], 3);
+            assert_eq!(v["disks"].as_array().map_or(0, Vec::len), usize::from(disk));
+        }
+        Err(_) => assert_eq!(
+            stored,
+            Vec::<String>::new(),
+            "the stored configuration was left"
+        ),
+    }
+    let _ = std::fs::remove_dir_all(&userdata_dir);
     (r, xen, store, trace)
 }
 
