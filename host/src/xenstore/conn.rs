@@ -313,6 +313,7 @@ impl XsConnection {
         arg: &str,
     ) -> Result<Vec<u8>, XsError> {
         let name = op.name();
+        crate::steps::count_xs_request();
         let mut inner = self.lock();
         let req_id = inner.next_req;
         inner.next_req = inner.next_req.wrapping_add(1);
