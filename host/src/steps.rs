@@ -27,6 +27,8 @@ static MAP_NS: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug, Clone, Copy)]
 struct Mark {
     first: Instant,
+    first_ioctls: u64,
+    first_xs: u64,
     last: Instant,
     ioctls: u64,
     xs: u64,
@@ -80,6 +82,8 @@ fn now_mark() -> Mark {
     let (ioctls, xs) = counts();
     Mark {
         first: t,
+        first_ioctls: ioctls,
+        first_xs: xs,
         last: t,
         ioctls,
         xs,
@@ -131,6 +135,8 @@ pub fn lap(name: &str) {
         }
         *c = Some(Mark {
             first: prev.first,
+            first_ioctls: prev.first_ioctls,
+            first_xs: prev.first_xs,
             ..now
         });
     } else {
@@ -146,8 +152,8 @@ pub fn total() {
         crate::say_err!(
             "pvbuild: steps total {:.3} ms, {} ioctls, {} xenstore requests",
             ms(now.last.saturating_duration_since(first.first)),
-            now.ioctls.saturating_sub(first.ioctls),
-            now.xs.saturating_sub(first.xs)
+            now.ioctls.saturating_sub(first.first_ioctls),
+            now.xs.saturating_sub(first.first_xs)
         );
     }
 }

@@ -36,7 +36,7 @@ gone_or_fail() {
 }
 median() { sort -n "$1" | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
-s_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
+s_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f\n", b - a }'; }
 
 # xl_round CASE I CFG NAME: xl create -p, destroy; times appended to CASE.{create,destroy}.xl.
 xl_round() {
@@ -122,7 +122,8 @@ trace pvbuild spd-sp "$pvb" -vv create -p --no-monitor --name spd-sp --kernel "$
 # pvbuild's own counters against strace's: the same xenstore requests.
 own=$(sed -n 's/^pvbuild: steps total .* \([0-9]*\) xenstore requests$/\1/p' "$HARNESS_OUT/pvbuild.trace.log")
 seen=$(sed -n 's/^xs_requests //p' "$HARNESS_OUT/pvbuild.counts")
-note "pvbuild's xenstore requests: $own by its own count, $seen in strace"
+[ -n "$own" ] && [ "$own" = "$seen" ] || fail "counts: pvbuild -vv counted ${own:-no} xenstore requests, strace saw $seen"
+note "pvbuild's xenstore requests: $own by its own count and in strace"
 "$pvb" destroy spd-sp > /dev/null 2>&1 || fail "counts: pvbuild destroy spd-sp exited $?"
 gone_or_fail spd-sp "counts (pvbuild)"
 evidence "$HARNESS_OUT/pvbuild.trace.log"
