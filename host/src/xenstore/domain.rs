@@ -999,16 +999,18 @@ pub fn remove_domain(
                 vms.push(*u);
             }
         }
-        t.rm_if_present(&dom)?;
-        for u in &vms {
-            t.rm_if_present(&vm_path(u))?;
-        }
-        t.rm_if_present(&libxl_path(domid))?;
-        t.rm_if_present(&console_backend_dir(backend_domid, domid))?;
-        t.rm_if_present(&qdisk_backend_dir(backend_domid, domid))?;
-        t.rm_if_present(&vbd_backend_dir(backend_domid, domid))?;
-        t.rm_if_present(&vif_backend_dir(backend_domid, domid))?;
-        t.rm_if_present(&device_model_dir(domid))?;
+        // In one pipeline ([`apply_all`]), in this order.
+        let mut rms = vec![Op::Rm(dom.clone())];
+        rms.extend(vms.iter().map(|u| Op::Rm(vm_path(u))));
+        rms.extend([
+            Op::Rm(libxl_path(domid)),
+            Op::Rm(console_backend_dir(backend_domid, domid)),
+            Op::Rm(qdisk_backend_dir(backend_domid, domid)),
+            Op::Rm(vbd_backend_dir(backend_domid, domid)),
+            Op::Rm(vif_backend_dir(backend_domid, domid)),
+            Op::Rm(device_model_dir(domid)),
+        ]);
+        apply_all(t, &rms)?;
         // The backend parents are created implicitly by the first domain's devices; drop them
         // again when no other domain uses them, so nothing of ours outlives the domain.
         // (`/local/domain/0/device-model` stays, as with libxl: other toolstacks' domains
