@@ -601,7 +601,7 @@ fn start(
         });
     // The bootloader's files are read through the descriptors it was checked by; the config's
     // by name.
-    let inputs = match extracted {
+    let mut inputs = match extracted {
         Some(x) => {
             let kernel = (x.files.kernel, x.result.kernel.as_path());
             let ramdisk = x.files.ramdisk.zip(x.result.ramdisk.as_deref());
@@ -665,6 +665,7 @@ fn start(
         started.elapsed().as_secs_f64(),
         if args.paused { ", paused" } else { "" }
     );
+    inputs.finish_cache();
     Ok((made.domid, cfg))
 }
 

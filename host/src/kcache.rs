@@ -468,8 +468,10 @@ mod tests {
         let kernel = crate::bootloader::tests::debian_kernel();
         let d = scratch("debian");
         let c = KernelCache::at(&d, me(), DEFAULT_MAX_BYTES).unwrap();
-        let cold = Inputs::load_cached(&kernel, None, Some(&c)).unwrap();
+        let mut cold = Inputs::load_cached(&kernel, None, Some(&c)).unwrap();
         assert!(!cold.from_cache());
+        // Stored beside the build: done once waited for.
+        cold.finish_cache();
         let warm = Inputs::load_cached(&kernel, None, Some(&c)).unwrap();
         assert!(warm.from_cache());
         assert_eq!(cold.image(), warm.image());
@@ -490,6 +492,8 @@ mod tests {
         let again = Inputs::load_cached(&kernel, None, Some(&c)).unwrap();
         assert!(!again.from_cache());
         assert_eq!(again.image(), cold.image());
+        // Dropped without finish_cache: the store is still waited for.
+        drop(again);
         assert!(Inputs::load_cached(&kernel, None, Some(&c))
             .unwrap()
             .from_cache());

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use pvbuild_core::addr::{Mfn, PAGE_SIZE};
 use pvbuild_core::build::{self, BuildConfig};
@@ -112,9 +113,12 @@ pub struct Plan {
 /// A compressed kernel's unpacked image: in memory, or an entry of the kernel cache.
 #[derive(Debug)]
 enum Unpacked {
-    Heap(Vec<u8>),
+    Heap(Arc<Vec<u8>>),
     Cached(Cached),
 }
+
+/// A store into the kernel cache running beside the build ([`Inputs::finish_cache`]).
+type PendingStore = std::thread::JoinHandle<String>;
 
 /// Unpacks the kernel file `file` (read from `path`), or takes its image from `cache`; `None`
 /// for a kernel used as it is (an ELF file). A cache that fails is passed over (said at `-v`;
@@ -123,7 +127,7 @@ fn unpack(
     file: &[u8],
     path: &Path,
     cache: Option<&KernelCache>,
-) -> Result<Option<Unpacked>, PlanError> {
+) -> Result<(Option<Unpacked>, Option<PendingStore>), PlanError> {
     use crate::commands::log;
     // An ELF file is used in place: nothing to unpack, nothing to cache.
     let cache = cache
@@ -139,7 +143,7 @@ fn unpack(
                     c.entry_path(key).display()
                 ));
                 crate::steps::lap("cache-hit");
-                return Ok(Some(Unpacked::Cached(hit)));
+                return Ok((Some(Unpacked::Cached(hit)), None));
             }
             Ok(None) => {}
             Err(e @ kcache::CacheError::Corrupt { .. }) => {
@@ -160,24 +164,28 @@ fn unpack(
         }
     };
     crate::steps::lap("decode");
-    if let (Some((c, key)), Some(v)) = (&cache, &unpacked) {
-        match c.put(key, v) {
-            Ok(true) => log::info(format_args!(
-                "kernel cache: stored {} bytes unpacked from {} as {}",
-                v.len(),
-                path.display(),
-                c.entry_path(key).display()
-            )),
-            Ok(false) => log::info(format_args!(
-                "kernel cache: {} bytes unpacked from {} is larger than the cache's bound",
-                v.len(),
-                path.display()
-            )),
-            Err(e) => log::info(format_args!("kernel cache: not stored: {e}")),
+    let unpacked = unpacked.map(Arc::new);
+    // Stored by a thread of its own, beside the build (the create waits for it at the end:
+    // [`Inputs::finish_cache`]); it shares the image, it does not copy it.
+    let pending = match (cache, &unpacked) {
+        (Some((c, key)), Some(v)) => {
+            let (c, v, path) = (c.clone(), Arc::clone(v), path.display().to_string());
+            Some(std::thread::spawn(move || match c.put(&key, &v) {
+                Ok(true) => format!(
+                    "stored {} bytes unpacked from {path} as {}",
+                    v.len(),
+                    c.entry_path(&key).display()
+                ),
+                Ok(false) => format!(
+                    "{} bytes unpacked from {path} is larger than the cache's bound",
+                    v.len()
+                ),
+                Err(e) => format!("not stored: {e}"),
+            }))
         }
-        crate::steps::lap("cache-store");
-    }
-    Ok(unpacked.map(Unpacked::Heap))
+        _ => None,
+    };
+    Ok((unpacked.map(Unpacked::Heap), pending))
 }
 
 fn map(path: &Path, limit: u64) -> Result<FileMap, PlanError> {
@@ -211,9 +219,21 @@ pub struct Inputs {
     kernel_file: FileMap,
     /// The kernel after unpacking, when it was compressed.
     unpacked: Option<Unpacked>,
+    /// The kernel cache's store of `unpacked`, running.
+    pending_store: Option<PendingStore>,
     ramdisk: Option<FileMap>,
     /// Length of the ramdisk's segment as libxenguest sizes it.
     pub ramdisk_len: Option<u64>,
+}
+
+impl Drop for Inputs {
+    fn drop(&mut self) {
+        // A store still running is let finish (a killed one leaves only a `.tmp-*` file,
+        // which a later store removes).
+        if let Some(h) = self.pending_store.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 impl Inputs {
@@ -259,7 +279,7 @@ impl Inputs {
         cache: Option<&KernelCache>,
     ) -> Result<Self, PlanError> {
         crate::steps::lap("read");
-        let unpacked = unpack(kernel_file.bytes(), kernel, cache)?;
+        let (unpacked, pending_store) = unpack(kernel_file.bytes(), kernel, cache)?;
         let (ramdisk, ramdisk_len) = match ramdisk {
             Some((file, path)) => {
                 let plan = module::plan(file.bytes()).map_err(|e| PlanError::Ramdisk {
@@ -276,6 +296,7 @@ impl Inputs {
             kernel_path: kernel.to_path_buf(),
             kernel_file,
             unpacked,
+            pending_store,
             ramdisk,
             ramdisk_len,
         })
@@ -284,9 +305,21 @@ impl Inputs {
     /// The kernel image (an ELF or 'bin' image).
     pub fn image(&self) -> &[u8] {
         match &self.unpacked {
-            Some(Unpacked::Heap(v)) => v,
+            Some(Unpacked::Heap(v)) => v.as_slice(),
             Some(Unpacked::Cached(c)) => c.bytes(),
             None => self.kernel_file.bytes(),
+        }
+    }
+
+    /// Waits for the kernel cache's store of the unpacked image, if one is running, and says
+    /// how it went (at `-v`). Dropping the inputs waits too.
+    pub fn finish_cache(&mut self) {
+        if let Some(h) = self.pending_store.take() {
+            let msg = h
+                .join()
+                .unwrap_or_else(|_| "not stored: the storing thread panicked".into());
+            crate::commands::log::info(format_args!("kernel cache: {msg}"));
+            crate::steps::lap("cache-store");
         }
     }
 
