@@ -41,7 +41,8 @@ def main(path):
                 counts["syscalls"] += 1
             continue
         pid, call, fd, ann, rest = m.groups()
-        ann = ann or ""
+        # With -xx the file names in -yy's annotations are hex-escaped too.
+        ann = re.sub(r"\\x([0-9a-f]{2})", lambda h: chr(int(h.group(1), 16)), ann or "")
         counts["syscalls"] += 1
         key = (pid, fd)
         if call == "connect":
