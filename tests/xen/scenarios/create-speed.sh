@@ -154,12 +154,21 @@ many() { # TOOL: N paused guests, kept, one after another; then all destroyed
     metric "many_last10_${_tool}_s" "$_last"
     metric "many_growth_${_tool}" "$(ratio "$_last" "$_first")"
     note "many $_tool create times (s): $(paste -sd ' ' "$HARNESS_OUT/many.$_tool")"
+    # Not measured: all at once, in groups of 10.
     _i=1
+    : > "$HARNESS_OUT/many-destroy-$_tool.failed"
     while [ "$_i" -le "$N" ]; do
-        if [ "$_tool" = xl ]; then xl destroy "spd-m$_tool$_i"; else "$pvb" destroy "spd-m$_tool$_i"; fi > /dev/null 2>&1 ||
-            fail "many: destroying $_tool's guest $_i exited $?"
+        _n=spd-m$_tool$_i
+        { if [ "$_tool" = xl ]; then xl destroy "$_n"; else "$pvb" destroy "$_n"; fi > /dev/null 2>&1 ||
+            echo "$_n" >> "$HARNESS_OUT/many-destroy-$_tool.failed"; } &
+        [ $((_i % 10)) -ne 0 ] || wait
         _i=$((_i + 1))
     done
+    wait
+    [ ! -s "$HARNESS_OUT/many-destroy-$_tool.failed" ] ||
+        fail "many: destroying $_tool's guests failed: $(paste -sd ' ' "$HARNESS_OUT/many-destroy-$_tool.failed")"
+    _none_left() { ! xl list 2>/dev/null | grep -q "^spd-m$_tool[0-9]"; }
+    wait_for 60 _none_left || fail "many: $_tool's guests still listed 60 s after their destroy: $(xl list | grep -c "^spd-m$_tool")"
 }
 many xl
 many pvbuild
