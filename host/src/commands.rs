@@ -119,6 +119,9 @@ pub struct CreateArgs {
     pub bootloader_user: Option<String>,
     /// `--bootloader-as-root`: `bootloader_restrict = 0`.
     pub bootloader_as_root: bool,
+    /// Use the cache of unpacked kernels ([`crate::kcache`]): `pvbuild create` sets it
+    /// unless `--no-cache`; off by default, so tests never touch the system's cache.
+    pub kernel_cache: bool,
 }
 
 /// Why a domain command failed.
@@ -432,9 +435,12 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
                     // The domain is made and running: say so, but do not fail create.
                     Err(e) => crate::say_err!("warning: no monitor for domain {domid}: {e}"),
                 }
+                crate::steps::lap("monitor");
             }
+            crate::steps::total();
             return Ok(domid);
         }
+        crate::steps::total();
         let h = match &host {
             Some(h) => h,
             None => host.insert(Host::open()?),
@@ -543,6 +549,7 @@ fn start(
     host: &mut Option<Host>,
     started: Instant,
 ) -> Result<(u16, DomainConfig), CommandError> {
+    crate::steps::start();
     let mut cfg = base.clone();
     // Everything from outside is parsed and the layout solved before Xen is touched: the
     // bootloader too runs first, and what it extracts is read like any other kernel.
@@ -584,6 +591,7 @@ fn start(
             cfg.ramdisk = x.result.ramdisk.clone();
             cfg.cmdline = x.result.args.clone();
             check_cmdline(cfg.cmdline.as_deref())?;
+            crate::steps::lap("bootloader");
             Some(x)
         }
         _ => None,
@@ -592,21 +600,32 @@ fn start(
         .kernel
         .clone()
         .ok_or_else(|| CommandError::Usage("no kernel given (--kernel or `kernel`)".into()))?;
+    // The cache of unpacked kernels, if asked for and usable (else the kernel is unpacked as
+    // if there were none).
+    let cache = args
+        .kernel_cache
+        .then(crate::kcache::KernelCache::system)
+        .and_then(|r| {
+            r.map_err(|e| log::info(format_args!("kernel cache not used: {e}")))
+                .ok()
+        });
     // The bootloader's files are read through the descriptors it was checked by; the config's
     // by name.
-    let inputs = match extracted {
+    let mut inputs = match extracted {
         Some(x) => {
             let kernel = (x.files.kernel, x.result.kernel.as_path());
             let ramdisk = x.files.ramdisk.zip(x.result.ramdisk.as_deref());
             // Read: the private directory goes with the rest of `x` at the end of this arm,
             // before Xen is touched.
-            Inputs::load_opened(kernel, ramdisk)?
+            Inputs::load_opened(kernel, ramdisk, cache.as_ref())?
         }
-        None => Inputs::load(&kernel_path, cfg.ramdisk.as_deref())?,
+        None => Inputs::load_cached(&kernel_path, cfg.ramdisk.as_deref(), cache.as_ref())?,
     };
     let kern = inputs.kernel()?;
+    crate::steps::lap("parse");
     let nr_pages = cfg.memory_mib << (20 - 12);
     let layout = inputs.solve(&kern, nr_pages)?;
+    crate::steps::lap("layout");
     // The disks too are checked before Xen is touched: their targets, and the QEMU that will
     // serve them.
     let disks = crate::disk::plan_disks(&cfg.disks, crate::disk::blkback_available())?;
@@ -620,6 +639,7 @@ fn start(
     // And the network interfaces: netback, their scripts, their bridges.
     let vifs = vif::plan_vifs(&cfg.vifs, vif::random_bytes)?;
     vif::check_host(&vifs, Path::new(vif::NETBACK_SYSFS), &vif::sys_class_net())?;
+    crate::steps::lap("check-devices");
     log::info(format_args!(
         "parsed and planned in {:.3} s",
         started.elapsed().as_secs_f64()
@@ -632,6 +652,7 @@ fn start(
         Some(h) => h,
         None => host.insert(Host::open()?),
     };
+    crate::steps::lap("open-xen");
     let made = make_domain(
         host,
         &Prepared {
@@ -655,6 +676,7 @@ fn start(
         started.elapsed().as_secs_f64(),
         if args.paused { ", paused" } else { "" }
     );
+    inputs.finish_cache();
     Ok((made.domid, cfg))
 }
 
@@ -784,6 +806,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         placement: &placed,
         fail_at: build_fail,
     };
+    crate::steps::lap("name-check");
     let mut building = create::create(xen, &req)?;
     let made = building.created.clone();
     let domid = made.domid;
@@ -970,6 +993,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             p.started.elapsed().as_secs_f64()
         ));
     }
+    crate::steps::lap("devices");
     // The configuration, where libxl keeps it (`libxl__set_domain_configuration`, before the
     // guest is unpaused, as libxl stores it): xl's commands then know the domain, and a
     // restart reads back the devices attached meanwhile.
@@ -991,6 +1015,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
     }) {
         return Err(after(building, "userdata", e.to_string()));
     }
+    crate::steps::lap("userdata");
     if !p.paused {
         if p.fail_at == Some(FailAt::Unpause) {
             return Err(after(
@@ -1005,6 +1030,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         if let Err(e) = building.unpause() {
             return Err(after(building, "unpause", e.to_string()));
         }
+        crate::steps::lap("unpause");
     }
     Ok(building.finish())
 }

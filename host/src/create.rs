@@ -328,6 +328,9 @@ impl Run<'_> {
         } else {
             f(self.xen)
         };
+        if r.is_ok() {
+            crate::steps::lap(step.name());
+        }
         r.map_err(|failure| CreateError {
             step,
             failure,

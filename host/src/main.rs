@@ -120,6 +120,10 @@ enum Command {
         /// LIBXL_BOOTLOADER_RESTRICT and LIBXL_BOOTLOADER_USER variables still restrict it.
         #[arg(long)]
         bootloader_as_root: bool,
+        /// Neither read nor write the cache of unpacked kernels (/var/cache/pvbuild/kernels,
+        /// root's only): unpack a compressed kernel every time.
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Destroy a domain (by id or name) and remove its xenstore entries.
     Destroy {
@@ -346,6 +350,7 @@ fn main() -> ExitCode {
         }
     };
     pvbuild::commands::log::set_level(cli.verbose);
+    pvbuild::steps::enable(cli.verbose >= 2);
     match cli.command {
         Command::Create {
             config,
@@ -371,6 +376,7 @@ fn main() -> ExitCode {
             bootloader_max_size,
             bootloader_user,
             bootloader_as_root,
+            no_cache,
         } => {
             let fail_at = match fail_at.as_deref() {
                 None => None,
@@ -410,6 +416,7 @@ fn main() -> ExitCode {
                 bootloader_max_file: bootloader_max_size,
                 bootloader_user,
                 bootloader_as_root,
+                kernel_cache: !no_cache,
             };
             match pvbuild::commands::create_cmd(&args) {
                 Ok(_) => ExitCode::SUCCESS,

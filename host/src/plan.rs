@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use pvbuild_core::addr::{Mfn, PAGE_SIZE};
 use pvbuild_core::build::{self, BuildConfig};
@@ -21,6 +22,7 @@ use pvbuild_core::walker;
 use serde_json::{json, Value};
 
 use crate::filemap::{FileMap, FileMapError};
+use crate::kcache::{self, Cached, KernelCache, Key};
 use crate::plan_mem::PlanMemory;
 
 /// Largest `--memory` the in-memory build accepts, in MiB (the image is held in this
@@ -108,6 +110,84 @@ pub struct Plan {
     pub cmdline: String,
 }
 
+/// A compressed kernel's unpacked image: in memory, or an entry of the kernel cache.
+#[derive(Debug)]
+enum Unpacked {
+    Heap(Arc<Vec<u8>>),
+    Cached(Cached),
+}
+
+/// A store into the kernel cache running beside the build ([`Inputs::finish_cache`]).
+type PendingStore = std::thread::JoinHandle<String>;
+
+/// Unpacks the kernel file `file` (read from `path`), or takes its image from `cache`; `None`
+/// for a kernel used as it is (an ELF file). A cache that fails is passed over (said at `-v`;
+/// a damaged entry, always), never an error of the create.
+fn unpack(
+    file: &[u8],
+    path: &Path,
+    cache: Option<&KernelCache>,
+) -> Result<(Option<Unpacked>, Option<PendingStore>), PlanError> {
+    use crate::commands::log;
+    // An ELF file is used in place: nothing to unpack, nothing to cache.
+    let cache = cache
+        .filter(|_| !file.starts_with(b"\x7fELF"))
+        .map(|c| (c, Key::of(file)));
+    if let Some((c, key)) = &cache {
+        match c.get(key) {
+            Ok(Some(hit)) => {
+                log::info(format_args!(
+                    "kernel cache: {} bytes unpacked from {} taken from {}",
+                    hit.bytes().len(),
+                    path.display(),
+                    c.entry_path(key).display()
+                ));
+                crate::steps::lap("cache-hit");
+                return Ok((Some(Unpacked::Cached(hit)), None));
+            }
+            Ok(None) => {}
+            Err(e @ kcache::CacheError::Corrupt { .. }) => {
+                crate::say_err!("warning: kernel cache: {e}");
+            }
+            Err(e) => log::info(format_args!("kernel cache: {e}")),
+        }
+        crate::steps::lap("cache-lookup");
+    }
+    let unpacked = match decompress::unpack_kernel(file) {
+        Ok(Cow::Borrowed(_)) => None,
+        Ok(Cow::Owned(v)) => Some(v),
+        Err(e) => {
+            return Err(PlanError::Kernel {
+                path: path.to_path_buf(),
+                msg: e.to_string(),
+            })
+        }
+    };
+    crate::steps::lap("decode");
+    let unpacked = unpacked.map(Arc::new);
+    // Stored by a thread of its own, beside the build (the create waits for it at the end:
+    // [`Inputs::finish_cache`]); it shares the image, it does not copy it.
+    let pending = match (cache, &unpacked) {
+        (Some((c, key)), Some(v)) => {
+            let (c, v, path) = (c.clone(), Arc::clone(v), path.display().to_string());
+            Some(std::thread::spawn(move || match c.put(&key, &v) {
+                Ok(true) => format!(
+                    "stored {} bytes unpacked from {path} as {}",
+                    v.len(),
+                    c.entry_path(&key).display()
+                ),
+                Ok(false) => format!(
+                    "{} bytes unpacked from {path} is larger than the cache's bound",
+                    v.len()
+                ),
+                Err(e) => format!("not stored: {e}"),
+            }))
+        }
+        _ => None,
+    };
+    Ok((unpacked.map(Unpacked::Heap), pending))
+}
+
 fn map(path: &Path, limit: u64) -> Result<FileMap, PlanError> {
     FileMap::open(path, limit).map_err(map_error)
 }
@@ -138,20 +218,42 @@ pub struct Inputs {
     pub kernel_path: PathBuf,
     kernel_file: FileMap,
     /// The kernel after unpacking, when it was compressed.
-    unpacked: Option<Vec<u8>>,
+    unpacked: Option<Unpacked>,
+    /// The kernel cache's store of `unpacked`, running.
+    pending_store: Option<PendingStore>,
     ramdisk: Option<FileMap>,
     /// Length of the ramdisk's segment as libxenguest sizes it.
     pub ramdisk_len: Option<u64>,
 }
 
+impl Drop for Inputs {
+    fn drop(&mut self) {
+        // A store still running is let finish (a killed one leaves only a `.tmp-*` file,
+        // which a later store removes).
+        if let Some(h) = self.pending_store.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 impl Inputs {
     /// Map and unpack `kernel`, map and check `ramdisk`.
     pub fn load(kernel: &Path, ramdisk: Option<&Path>) -> Result<Self, PlanError> {
+        Self::load_cached(kernel, ramdisk, None)
+    }
+
+    /// [`Inputs::load`], taking a compressed kernel's unpacked image from `cache` when it
+    /// holds it, and storing it there when not.
+    pub fn load_cached(
+        kernel: &Path,
+        ramdisk: Option<&Path>,
+        cache: Option<&KernelCache>,
+    ) -> Result<Self, PlanError> {
         let kernel_file = map(kernel, pvbuild_core::limits::MAX_KERNEL_FILE)?;
         let ramdisk = ramdisk
             .map(|path| map(path, pvbuild_core::limits::MAX_RAMDISK).map(|f| (f, path)))
             .transpose()?;
-        Self::from_maps((kernel_file, kernel), ramdisk)
+        Self::from_maps((kernel_file, kernel), ramdisk, cache)
     }
 
     /// [`Inputs::load`] of files already open (the bootloader's, opened without following
@@ -159,6 +261,7 @@ impl Inputs {
     pub fn load_opened(
         (kfile, kernel): (std::fs::File, &Path),
         ramdisk: Option<(std::fs::File, &Path)>,
+        cache: Option<&KernelCache>,
     ) -> Result<Self, PlanError> {
         let kernel_file = map_opened(kfile, kernel, pvbuild_core::limits::MAX_KERNEL_FILE)?;
         let ramdisk = ramdisk
@@ -166,24 +269,17 @@ impl Inputs {
                 map_opened(f, path, pvbuild_core::limits::MAX_RAMDISK).map(|f| (f, path))
             })
             .transpose()?;
-        Self::from_maps((kernel_file, kernel), ramdisk)
+        Self::from_maps((kernel_file, kernel), ramdisk, cache)
     }
 
-    /// Unpack the mapped kernel, check the mapped ramdisk.
+    /// Unpack the mapped kernel (or take it from `cache`), check the mapped ramdisk.
     fn from_maps(
         (kernel_file, kernel): (FileMap, &Path),
         ramdisk: Option<(FileMap, &Path)>,
+        cache: Option<&KernelCache>,
     ) -> Result<Self, PlanError> {
-        let unpacked = match decompress::unpack_kernel(kernel_file.bytes()) {
-            Ok(Cow::Borrowed(_)) => None,
-            Ok(Cow::Owned(v)) => Some(v),
-            Err(e) => {
-                return Err(PlanError::Kernel {
-                    path: kernel.to_path_buf(),
-                    msg: e.to_string(),
-                })
-            }
-        };
+        crate::steps::lap("read");
+        let (unpacked, pending_store) = unpack(kernel_file.bytes(), kernel, cache)?;
         let (ramdisk, ramdisk_len) = match ramdisk {
             Some((file, path)) => {
                 let plan = module::plan(file.bytes()).map_err(|e| PlanError::Ramdisk {
@@ -195,10 +291,12 @@ impl Inputs {
             }
             None => (None, None),
         };
+        crate::steps::lap("ramdisk-check");
         Ok(Self {
             kernel_path: kernel.to_path_buf(),
             kernel_file,
             unpacked,
+            pending_store,
             ramdisk,
             ramdisk_len,
         })
@@ -206,9 +304,28 @@ impl Inputs {
 
     /// The kernel image (an ELF or 'bin' image).
     pub fn image(&self) -> &[u8] {
-        self.unpacked
-            .as_deref()
-            .unwrap_or_else(|| self.kernel_file.bytes())
+        match &self.unpacked {
+            Some(Unpacked::Heap(v)) => v.as_slice(),
+            Some(Unpacked::Cached(c)) => c.bytes(),
+            None => self.kernel_file.bytes(),
+        }
+    }
+
+    /// Waits for the kernel cache's store of the unpacked image, if one is running, and says
+    /// how it went (at `-v`). Dropping the inputs waits too.
+    pub fn finish_cache(&mut self) {
+        if let Some(h) = self.pending_store.take() {
+            let msg = h
+                .join()
+                .unwrap_or_else(|_| "not stored: the storing thread panicked".into());
+            crate::commands::log::info(format_args!("kernel cache: {msg}"));
+            crate::steps::lap("cache-store");
+        }
+    }
+
+    /// Whether the kernel's unpacked image came from the cache.
+    pub fn from_cache(&self) -> bool {
+        matches!(self.unpacked, Some(Unpacked::Cached(_)))
     }
 
     /// The ramdisk file's bytes, if there is one.

@@ -160,7 +160,9 @@ impl GuestMemory for PrivcmdMemory<'_> {
                     count,
                     nr_pages,
                 })?;
+                let t = std::time::Instant::now();
                 let map = self.xen.map_foreign(self.domid, mfns)?;
+                crate::steps::add_map_time(t.elapsed());
                 self.ioctls += 1;
                 self.maps.push(Mapped {
                     first: start,

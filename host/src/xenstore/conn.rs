@@ -236,6 +236,54 @@ struct Inner {
     retries: u64,
 }
 
+/// At most this many requests are in flight on a connection ([`XsConnection::pipeline`]):
+/// well under oxenstored's default quota of outstanding requests (1024).
+pub const PIPELINE_MAX: usize = 64;
+
+/// One request of a [`XsConnection::pipeline`]: its type, its NUL-separated parts (the last
+/// NUL-terminated when `nul_last`) and the path it names (for checks and messages).
+#[derive(Debug, Clone)]
+pub(crate) struct Req {
+    pub(crate) op: MsgType,
+    pub(crate) parts: Vec<Vec<u8>>,
+    pub(crate) nul_last: bool,
+    pub(crate) arg: String,
+}
+
+impl Req {
+    /// `XS_READ path`.
+    pub(crate) fn read(path: &str) -> Self {
+        Self::on(MsgType::Read, path, Vec::new(), true)
+    }
+    /// `XS_WRITE path value`.
+    pub(crate) fn write(path: &str, value: &str) -> Self {
+        Self::on(MsgType::Write, path, vec![value.as_bytes().to_vec()], false)
+    }
+    /// `XS_MKDIR path`.
+    pub(crate) fn mkdir(path: &str) -> Self {
+        Self::on(MsgType::Mkdir, path, Vec::new(), true)
+    }
+    /// `XS_RM path`.
+    pub(crate) fn rm(path: &str) -> Self {
+        Self::on(MsgType::Rm, path, Vec::new(), true)
+    }
+    /// `XS_SET_PERMS path perms...` (`perms` must not be empty).
+    pub(crate) fn set_perms(path: &str, perms: &[Perm]) -> Self {
+        let rest = perms.iter().map(|p| p.to_wire().into_bytes()).collect();
+        Self::on(MsgType::SetPerms, path, rest, true)
+    }
+    fn on(op: MsgType, path: &str, rest: Vec<Vec<u8>>, nul_last: bool) -> Self {
+        let mut parts = vec![path.as_bytes().to_vec()];
+        parts.extend(rest);
+        Self {
+            op,
+            parts,
+            nul_last,
+            arg: path.to_owned(),
+        }
+    }
+}
+
 /// A connection to xenstored.
 pub struct XsConnection {
     inner: Mutex<Inner>,
@@ -313,6 +361,7 @@ impl XsConnection {
         arg: &str,
     ) -> Result<Vec<u8>, XsError> {
         let name = op.name();
+        crate::steps::count_xs_request();
         let mut inner = self.lock();
         let req_id = inner.next_req;
         inner.next_req = inner.next_req.wrapping_add(1);
@@ -323,35 +372,48 @@ impl XsConnection {
             .write_all(&bytes)
             .and_then(|()| inner.transport.flush())
             .map_err(|source| XsError::Io { op: name, source })?;
-        loop {
-            let msg = read_message(inner.transport.as_mut(), name)?;
-            if msg.msg_type == MsgType::WatchEvent {
-                inner.queue_event(&msg, name)?;
-                continue;
+        inner.reply(op, req_id, arg)?
+    }
+
+    /// Sends `reqs` inside transaction `tx` without waiting between them, then reads their
+    /// replies: one round trip to xenstored for up to [`PIPELINE_MAX`] requests instead of
+    /// one each. xenstored answers a connection's requests in order (each is done before the
+    /// next is read), so the effects are those of the same requests sent one by one. Each
+    /// reply is `Ok(payload)` or the daemon's error for that request; the outer error is a
+    /// broken connection or protocol, after which nothing more can be read.
+    pub(crate) fn pipeline(
+        &self,
+        tx: u32,
+        reqs: &[Req],
+    ) -> Result<Vec<Result<Vec<u8>, XsError>>, XsError> {
+        let mut out = Vec::with_capacity(reqs.len());
+        let mut inner = self.lock();
+        for chunk in reqs.chunks(PIPELINE_MAX) {
+            let mut bytes = Vec::new();
+            let mut ids = Vec::with_capacity(chunk.len());
+            for r in chunk {
+                let name = r.op.name();
+                Self::path_arg(r.op, &r.arg)?;
+                let parts: Vec<&[u8]> = r.parts.iter().map(Vec::as_slice).collect();
+                let req_id = inner.next_req;
+                let enc = wire::encode(r.op, req_id, tx, &parts, r.nul_last)
+                    .map_err(|source| XsError::Request { op: name, source })?;
+                inner.next_req = inner.next_req.wrapping_add(1);
+                bytes.extend_from_slice(&enc);
+                ids.push(req_id);
             }
-            if msg.req_id != req_id {
-                return Err(XsError::Protocol {
-                    op: name,
-                    what: format!("reply to request {} while waiting for {req_id}", msg.req_id),
-                });
+            let first = chunk.first().map_or("XS_PIPELINE", |r| r.op.name());
+            inner
+                .transport
+                .write_all(&bytes)
+                .and_then(|()| inner.transport.flush())
+                .map_err(|source| XsError::Io { op: first, source })?;
+            for (r, req_id) in chunk.iter().zip(ids) {
+                crate::steps::count_xs_request();
+                out.push(inner.reply(r.op, req_id, &r.arg)?);
             }
-            if msg.msg_type == MsgType::Error {
-                let errno = wire::parse_error(&msg.payload)
-                    .map_err(|source| XsError::Wire { op: name, source })?;
-                return Err(XsError::Daemon {
-                    op: name,
-                    arg: arg.to_owned(),
-                    errno,
-                });
-            }
-            if msg.msg_type != op {
-                return Err(XsError::Protocol {
-                    op: name,
-                    what: format!("{} reply", msg.msg_type.name()),
-                });
-            }
-            return Ok(msg.payload);
         }
+        Ok(out)
     }
 
     fn request_ok(&self, op: MsgType, tx: u32, parts: &[&[u8]], arg: &str) -> Result<(), XsError> {
@@ -727,6 +789,47 @@ impl XsConnection {
 }
 
 impl Inner {
+    /// Reads the reply to request `req_id` (an `op`), queueing the watch events before it:
+    /// `Ok(Ok(payload))`, `Ok(Err(daemon error))`, or `Err` when the stream is broken or out
+    /// of step.
+    fn reply(
+        &mut self,
+        op: MsgType,
+        req_id: u32,
+        arg: &str,
+    ) -> Result<Result<Vec<u8>, XsError>, XsError> {
+        let name = op.name();
+        loop {
+            let msg = read_message(self.transport.as_mut(), name)?;
+            if msg.msg_type == MsgType::WatchEvent {
+                self.queue_event(&msg, name)?;
+                continue;
+            }
+            if msg.req_id != req_id {
+                return Err(XsError::Protocol {
+                    op: name,
+                    what: format!("reply to request {} while waiting for {req_id}", msg.req_id),
+                });
+            }
+            if msg.msg_type == MsgType::Error {
+                let errno = wire::parse_error(&msg.payload)
+                    .map_err(|source| XsError::Wire { op: name, source })?;
+                return Ok(Err(XsError::Daemon {
+                    op: name,
+                    arg: arg.to_owned(),
+                    errno,
+                }));
+            }
+            if msg.msg_type != op {
+                return Err(XsError::Protocol {
+                    op: name,
+                    what: format!("{} reply", msg.msg_type.name()),
+                });
+            }
+            return Ok(Ok(msg.payload));
+        }
+    }
+
     fn queue_event(&mut self, msg: &Message, op: &'static str) -> Result<(), XsError> {
         let (path, token) =
             wire::parse_watch_event(&msg.payload).map_err(|source| XsError::Wire { op, source })?;
@@ -832,6 +935,10 @@ impl Transaction<'_> {
     pub fn set_perms(&self, path: &str, perms: &[Perm]) -> Result<(), XsError> {
         self.conn.set_perms_in(self.id, path, perms)
     }
+    /// [`XsConnection::pipeline`] inside this transaction.
+    pub(crate) fn pipeline(&self, reqs: &[Req]) -> Result<Vec<Result<Vec<u8>, XsError>>, XsError> {
+        self.conn.pipeline(self.id, reqs)
+    }
     /// Get permissions.
     pub fn get_perms(&self, path: &str) -> Result<Vec<Perm>, XsError> {
         self.conn.get_perms_in(self.id, path)
@@ -930,5 +1037,55 @@ impl xenstore_rs::Xs for &XsConnection {
     }
     fn rm(&self, path: &str) -> io::Result<()> {
         <XsConnection as xenstore_rs::Xs>::rm(self, path)
+    }
+}
+
+#[cfg(test)]
+mod pipeline_tests {
+    use super::*;
+    use crate::xenstore::fake::FakeXenstore;
+
+    #[test]
+    fn pipelined_requests_answer_as_one_by_one_and_the_stream_stays_in_step() {
+        let store = FakeXenstore::new();
+        let xs = store.connect();
+        // More than one window's worth: the chunks follow each other.
+        let n = PIPELINE_MAX + 7;
+        let mut reqs: Vec<Req> = (0..n)
+            .map(|i| Req::write(&format!("/t/k{i}"), &i.to_string()))
+            .collect();
+        reqs.push(Req::read("/t/k3"));
+        reqs.push(Req::read("/t/missing"));
+        reqs.push(Req::rm("/t/missing"));
+        reqs.push(Req::set_perms("/t/k1", &[Perm::new(0, Access::None)]));
+        let before = store.requests();
+        let replies = xs.pipeline(0, &reqs).unwrap();
+        assert_eq!(store.requests() - before, reqs.len() as u64);
+        assert_eq!(replies.len(), reqs.len());
+        for r in replies.get(..n).unwrap() {
+            assert_eq!(r.as_ref().unwrap().as_slice(), b"OK\0");
+        }
+        let tail: Vec<_> = replies.get(n..).unwrap().iter().collect();
+        assert_eq!(tail[0].as_ref().unwrap().as_slice(), b"3");
+        assert!(tail[1].as_ref().unwrap_err().is_not_found());
+        // (xenstoreds differ on removing a missing node: OK or ENOENT; either is a reply.)
+        assert!(tail[2]
+            .as_ref()
+            .map_or_else(XsError::is_not_found, |_| true));
+        assert!(tail[3].is_ok());
+        // The next plain request gets its own reply.
+        assert_eq!(
+            xs.read(&format!("/t/k{}", n - 1)).unwrap(),
+            (n - 1).to_string()
+        );
+        // Inside a transaction: nothing is seen until the commit.
+        let t = xs.transaction_start().unwrap();
+        let r = t
+            .pipeline(&[Req::write("/u/a", "1"), Req::read("/u/a")])
+            .unwrap();
+        assert_eq!(r[1].as_ref().unwrap().as_slice(), b"1");
+        assert!(xs.read_opt("/u/a").unwrap().is_none());
+        t.commit().unwrap();
+        assert_eq!(xs.read("/u/a").unwrap(), "1");
     }
 }

@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 use uuid::Uuid;
 
-use super::conn::{Access, Perm, Transaction, XsConnection, XsError};
+use super::conn::{Access, Perm, Req, Transaction, XsConnection, XsError};
 
 /// `LIBXL_XENCONSOLE_LIMIT`: the console output limit libxl advertises.
 pub const XENCONSOLE_LIMIT: u64 = 1_048_576;
@@ -618,27 +618,94 @@ pub fn write_domain_entries(xs: &XsConnection, d: &NewDomain) -> Result<(), Doma
                 domid: other,
             }));
         }
-        for op in &ops {
-            apply(t, op)?;
-        }
+        apply_all(t, &ops)?;
         Ok(Ok(()))
     })?
 }
 
-/// The domain (other than `domid`) that already has `name`, read inside `t`.
-fn name_owner(t: &Transaction<'_>, name: &str, domid: u32) -> Result<Option<u32>, XsError> {
-    for child in t.directory("/local/domain")? {
-        let Ok(other) = child.parse::<u32>() else {
-            continue;
-        };
-        if other == domid {
-            continue;
+/// `ops` in `t`, pipelined ([`XsConnection::pipeline`]): the requests [`apply`] makes one
+/// by one, in the same order, in a few round trips. The first request xenstored refused is
+/// the error (a missing node of an [`Op::Rm`] is not one).
+fn apply_all(t: &Transaction<'_>, ops: &[Op]) -> Result<(), XsError> {
+    let mut reqs: Vec<(Req, bool)> = Vec::new();
+    let perms = |p: &str, perms: &[Perm]| -> Result<(Req, bool), XsError> {
+        if perms.is_empty() {
+            return Err(XsError::Request {
+                op: "XS_SET_PERMS",
+                source: super::wire::WireError::BadArgument("empty permission list".into()),
+            });
         }
-        if t.read_opt(&format!("/local/domain/{other}/name"))?
-            .as_deref()
-            == Some(name)
-        {
-            return Ok(Some(other));
+        Ok((Req::set_perms(p, perms), false))
+    };
+    for op in ops {
+        match op {
+            Op::Rm(p) => reqs.push((Req::rm(p), true)),
+            Op::Mknod(p, ps) => {
+                reqs.push((Req::write(p, ""), false));
+                reqs.push(perms(p, ps)?);
+            }
+            Op::MkdirPerms(p, ps) => {
+                reqs.push((Req::mkdir(p), false));
+                reqs.push(perms(p, ps)?);
+            }
+            Op::Write(p, v) => reqs.push((Req::write(p, v), false)),
+            Op::WritePerms(p, v, ps) => {
+                reqs.push((Req::write(p, v), false));
+                reqs.push(perms(p, ps)?);
+            }
+        }
+    }
+    let just: Vec<Req> = reqs.iter().map(|(r, _)| r.clone()).collect();
+    for ((r, missing_ok), reply) in reqs.iter().zip(t.pipeline(&just)?) {
+        match reply {
+            Ok(p) => super::wire::parse_ok(&p).map_err(|source| XsError::Wire {
+                op: r.op.name(),
+                source,
+            })?,
+            Err(e) if *missing_ok && e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The values of `paths` (`None`: no such node), read in one pipeline inside transaction
+/// `tx` (0: none).
+fn read_many(xs: &XsConnection, tx: u32, paths: &[String]) -> Result<Vec<Option<String>>, XsError> {
+    let reqs: Vec<Req> = paths.iter().map(|p| Req::read(p)).collect();
+    xs.pipeline(tx, &reqs)?
+        .into_iter()
+        .map(|reply| match reply {
+            Ok(v) => String::from_utf8(v).map(Some).map_err(|_| XsError::Wire {
+                op: "XS_READ",
+                source: super::wire::WireError::NotUtf8,
+            }),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        })
+        .collect()
+}
+
+/// The domain (other than `domid`) that already has `name`, read inside `t` (every
+/// domain's name in one pipeline).
+fn name_owner(t: &Transaction<'_>, name: &str, domid: u32) -> Result<Option<u32>, XsError> {
+    let others: Vec<u32> = t
+        .directory("/local/domain")?
+        .iter()
+        .filter_map(|c| c.parse::<u32>().ok())
+        .filter(|&d| d != domid)
+        .collect();
+    let paths: Vec<String> = others
+        .iter()
+        .map(|d| format!("/local/domain/{d}/name"))
+        .collect();
+    let names = t.pipeline(&paths.iter().map(|p| Req::read(p)).collect::<Vec<_>>())?;
+    for (other, reply) in others.into_iter().zip(names) {
+        match reply {
+            Ok(v) if v == name.as_bytes() => return Ok(Some(other)),
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(None)
@@ -650,11 +717,13 @@ fn name_owner(t: &Transaction<'_>, name: &str, domid: u32) -> Result<Option<u32>
 /// introduction fails, the entries are removed again before the error is returned.
 pub fn write_new_domain(xs: &XsConnection, d: &NewDomain) -> Result<(), DomainXsError> {
     write_domain_entries(xs, d)?;
+    crate::steps::lap("xenstore");
     if let Err(e) = xs.introduce(d.domid, d.store.mfn, d.store.port) {
         // Undo what was written; the introduction's error is the one to report.
         let _ = remove_domain(xs, d.domid, Some(&d.uuid), d.backend_domid, false);
         return Err(e.into());
     }
+    crate::steps::lap("introduce");
     Ok(())
 }
 
@@ -930,16 +999,18 @@ pub fn remove_domain(
                 vms.push(*u);
             }
         }
-        t.rm_if_present(&dom)?;
-        for u in &vms {
-            t.rm_if_present(&vm_path(u))?;
-        }
-        t.rm_if_present(&libxl_path(domid))?;
-        t.rm_if_present(&console_backend_dir(backend_domid, domid))?;
-        t.rm_if_present(&qdisk_backend_dir(backend_domid, domid))?;
-        t.rm_if_present(&vbd_backend_dir(backend_domid, domid))?;
-        t.rm_if_present(&vif_backend_dir(backend_domid, domid))?;
-        t.rm_if_present(&device_model_dir(domid))?;
+        // In one pipeline ([`apply_all`]), in this order.
+        let mut rms = vec![Op::Rm(dom.clone())];
+        rms.extend(vms.iter().map(|u| Op::Rm(vm_path(u))));
+        rms.extend([
+            Op::Rm(libxl_path(domid)),
+            Op::Rm(console_backend_dir(backend_domid, domid)),
+            Op::Rm(qdisk_backend_dir(backend_domid, domid)),
+            Op::Rm(vbd_backend_dir(backend_domid, domid)),
+            Op::Rm(vif_backend_dir(backend_domid, domid)),
+            Op::Rm(device_model_dir(domid)),
+        ]);
+        apply_all(t, &rms)?;
         // The backend parents are created implicitly by the first domain's devices; drop them
         // again when no other domain uses them, so nothing of ours outlives the domain.
         // (`/local/domain/0/device-model` stays, as with libxl: other toolstacks' domains
@@ -983,12 +1054,17 @@ pub fn list_domains(xs: &XsConnection) -> Result<Vec<DomainEntry>, XsError> {
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    ids.into_iter()
-        .map(|domid| {
-            let name = xs.read_opt(&format!("/local/domain/{domid}/name"))?;
-            Ok(DomainEntry { domid, name })
-        })
-        .collect()
+    // Every name in one pipeline: a few round trips, not one per domain.
+    let paths: Vec<String> = ids
+        .iter()
+        .map(|d| format!("/local/domain/{d}/name"))
+        .collect();
+    let names = read_many(xs, 0, &paths)?;
+    Ok(ids
+        .into_iter()
+        .zip(names)
+        .map(|(domid, name)| DomainEntry { domid, name })
+        .collect())
 }
 
 /// The domid of the domain named `name`, if any (for `pvbuild destroy NAME`).

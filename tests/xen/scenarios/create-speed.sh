@@ -1,0 +1,175 @@
+# harness-timeout: 1800
+# create-speed (issue 17): pvbuild against xl, interleaved in one emulated run. Ratios, not
+# absolute limits: a slow machine does not fail it; any create or destroy that fails does, and
+# so do a missing per-step breakdown (`pvbuild -vv`) or a count that does not parse.
+#   small:  the project's PV test kernel at 16 MiB, `create -p` + destroy, 5 rounds each,
+#           interleaved; medians, speedup = xl / pvbuild;
+#   debian: Debian's xz kernel + the harness ramdisk at 256 MiB, `create -p` + destroy: the
+#           first create (pvbuild's kernel cache emptied first) and 2 repeated creates each;
+#   counts: one `create -p` of the small guest per tool under `strace -f` (xl with -e and
+#           pvbuild with --no-monitor, so no daemon is followed): syscalls, ioctls by device,
+#           xenstore requests by type (tests/xen/dom0/strace-count.py);
+#   many:   60 small guests created paused, one after another, and kept (xl's 60, destroyed,
+#           then pvbuild's 60): each tool's last-10 / first-10 create time.
+# Metrics: <case>_<tool>_s (medians), <case>_speedup (xl / pvbuild), many_growth_<tool>,
+# counts_<tool>_<key>, and pvbuild's step lines in the evidence.
+. "$HARNESS_REPO/tests/xen/dom0/lib.sh"
+[ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
+[ -n "$HARNESS_PV_TEST_KERNEL" ] && [ -r "$HARNESS_PV_TEST_KERNEL" ] || fail "the PV test kernel was not built"
+command -v strace > /dev/null || fail "no strace in dom0"
+command -v python3 > /dev/null || fail "no python3 in dom0"
+pvb=$HARNESS_PVBUILD
+count_py=$HARNESS_REPO/tests/xen/dom0/strace-count.py
+# The cache of unpacked kernels starts empty: the first Debian create is a cold one.
+rm -rf /var/cache/pvbuild
+# Both tools read the inputs from the page cache, not the first one from 9p.
+cat "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK" "$HARNESS_PV_TEST_KERNEL" > /dev/null
+
+# cfg NAME KERNEL RAMDISK MEMORY CMDLINE: an xl config (RAMDISK may be empty).
+cfg() {
+    printf 'name = "%s"\ntype = "pv"\nkernel = "%s"\nmemory = %s\nvcpus = 1\nextra = "%s"\n' "$1" "$2" "$4" "$5"
+    [ -z "$3" ] || printf 'ramdisk = "%s"\n' "$3"
+    printf 'on_poweroff = "destroy"\non_reboot = "destroy"\non_crash = "destroy"\n'
+}
+gone_or_fail() {
+    wait_for 60 domain_gone "$1" || fail "$2: domain $1 still exists 60 s after its destroy"
+}
+median() { sort -n "$1" | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
+s_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f\n", b - a }'; }
+
+# xl_round CASE I CFG NAME: xl create -p, destroy; times appended to CASE.{create,destroy}.xl.
+xl_round() {
+    _log=$HARNESS_OUT/$1-xl-$2.log
+    _t=$(now)
+    xl create -p "$3" > "$_log" 2>&1 || fail "$1 round $2: xl create -p exited $?: $(tail -n 2 "$_log" | paste -sd ' ')"
+    s_since "$_t" >> "$HARNESS_OUT/$1.create.xl"
+    _t=$(now)
+    xl destroy "$4" >> "$_log" 2>&1 || fail "$1 round $2: xl destroy exited $?"
+    s_since "$_t" >> "$HARNESS_OUT/$1.destroy.xl"
+    gone_or_fail "$4" "$1 round $2 (xl)"
+}
+# pvb_round CASE I NAME ARGS...: pvbuild -vv create -p, destroy; the same files, .pvbuild.
+pvb_round() {
+    _case=$1 _i=$2 _n=$3
+    shift 3
+    _log=$HARNESS_OUT/$_case-pvbuild-$_i.log
+    _t=$(now)
+    "$pvb" -vv create -p --name "$_n" "$@" > "$_log" 2>&1 ||
+        fail "$_case round $_i: pvbuild create -p exited $?: $(grep -m 1 '^error' "$_log")"
+    s_since "$_t" >> "$HARNESS_OUT/$_case.create.pvbuild"
+    grep -q '^pvbuild: steps total ' "$_log" || fail "$_case round $_i: no step breakdown in pvbuild -vv's output ($_log)"
+    _t=$(now)
+    "$pvb" destroy "$_n" >> "$_log" 2>&1 || fail "$_case round $_i: pvbuild destroy exited $?"
+    s_since "$_t" >> "$HARNESS_OUT/$_case.destroy.pvbuild"
+    gone_or_fail "$_n" "$_case round $_i (pvbuild)"
+}
+report() { # CASE WHAT: medians of CASE.WHAT.{xl,pvbuild} and the speedup
+    _x=$(median "$HARNESS_OUT/$1.$2.xl")
+    _p=$(median "$HARNESS_OUT/$1.$2.pvbuild")
+    metric "${1}_${2}_xl_s" "$_x"
+    metric "${1}_${2}_pvbuild_s" "$_p"
+    metric "${1}_${2}_speedup" "$(ratio "$_x" "$_p")"
+    note "$1 $2 (s): xl $(paste -sd ' ' "$HARNESS_OUT/$1.$2.xl"); pvbuild $(paste -sd ' ' "$HARNESS_OUT/$1.$2.pvbuild")"
+}
+
+# ---- small ------------------------------------------------------------------------------
+cfg spd-sx "$HARNESS_PV_TEST_KERNEL" "" 16 "create-speed" > "$HARNESS_OUT/small.cfg"
+for i in 1 2 3 4 5; do
+    xl_round small "$i" "$HARNESS_OUT/small.cfg" spd-sx
+    pvb_round small "$i" spd-sp --kernel "$HARNESS_PV_TEST_KERNEL" --memory 16 --cmdline create-speed
+done
+report small create
+report small destroy
+evidence "$HARNESS_OUT/small-pvbuild-3.log"
+
+# ---- debian -----------------------------------------------------------------------------
+cfg spd-dx "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK" "$HARNESS_GUEST_MEMORY" "$HARNESS_GUEST_CMDLINE" > "$HARNESS_OUT/debian.cfg"
+dargs="--kernel $HARNESS_GUEST_KERNEL --ramdisk $HARNESS_GUEST_RAMDISK --memory $HARNESS_GUEST_MEMORY"
+for i in 1 2 3; do
+    xl_round debian "$i" "$HARNESS_OUT/debian.cfg" spd-dx
+    # shellcheck disable=SC2086
+    pvb_round debian "$i" spd-dp $dargs --cmdline "$HARNESS_GUEST_CMDLINE"
+done
+for tool in xl pvbuild; do
+    head -n 1 "$HARNESS_OUT/debian.create.$tool" > "$HARNESS_OUT/debian1.create.$tool"
+    tail -n +2 "$HARNESS_OUT/debian.create.$tool" > "$HARNESS_OUT/debianN.create.$tool"
+done
+report debian1 create
+report debianN create
+report debian destroy
+evidence "$HARNESS_OUT/debian-pvbuild-1.log"
+evidence "$HARNESS_OUT/debian-pvbuild-3.log"
+
+# ---- counts -----------------------------------------------------------------------------
+trace() { # TOOL NAME CMD...: strace CMD into TOOL.strace, counts into TOOL.counts
+    _tool=$1 _n=$2
+    shift 2
+    strace -f -qq -yy -xx -s 1048576 -o "$HARNESS_OUT/$_tool.strace" \
+        -e trace=openat,connect,close,ioctl,write,writev,sendmsg,sendto "$@" > "$HARNESS_OUT/$_tool.trace.log" 2>&1 ||
+        fail "counts: $_tool create under strace exited $?: $(tail -n 2 "$HARNESS_OUT/$_tool.trace.log" | paste -sd ' ')"
+    python3 "$count_py" "$HARNESS_OUT/$_tool.strace" > "$HARNESS_OUT/$_tool.counts" 2> "$HARNESS_OUT/$_tool.counts.err" ||
+        fail "counts: $_tool's trace does not parse: $(head -n 1 "$HARNESS_OUT/$_tool.counts.err")"
+    while read -r k v; do metric "counts_${_tool}_$k" "$v"; done < "$HARNESS_OUT/$_tool.counts"
+    grep -q '^xs_requests [1-9]' "$HARNESS_OUT/$_tool.counts" || fail "counts: no xenstore request seen in $_tool's trace"
+    grep -q '^ioctl_privcmd [1-9]' "$HARNESS_OUT/$_tool.counts" || fail "counts: no privcmd ioctl seen in $_tool's trace"
+    evidence "$HARNESS_OUT/$_tool.counts"
+}
+trace xl spd-sx xl create -p -e "$HARNESS_OUT/small.cfg"
+xl destroy spd-sx > /dev/null 2>&1 || fail "counts: xl destroy spd-sx exited $?"
+gone_or_fail spd-sx "counts (xl)"
+trace pvbuild spd-sp "$pvb" -vv create -p --no-monitor --name spd-sp --kernel "$HARNESS_PV_TEST_KERNEL" --memory 16 --cmdline create-speed
+# pvbuild's own counters against strace's: the same xenstore requests.
+own=$(sed -n 's/^pvbuild: steps total .* \([0-9]*\) xenstore requests$/\1/p' "$HARNESS_OUT/pvbuild.trace.log")
+seen=$(sed -n 's/^xs_requests //p' "$HARNESS_OUT/pvbuild.counts")
+[ -n "$own" ] && [ "$own" = "$seen" ] || fail "counts: pvbuild -vv counted ${own:-no} xenstore requests, strace saw $seen"
+note "pvbuild's xenstore requests: $own by its own count and in strace"
+"$pvb" destroy spd-sp > /dev/null 2>&1 || fail "counts: pvbuild destroy spd-sp exited $?"
+gone_or_fail spd-sp "counts (pvbuild)"
+evidence "$HARNESS_OUT/pvbuild.trace.log"
+
+# ---- many -------------------------------------------------------------------------------
+N=60
+many() { # TOOL: N paused guests, kept, one after another; then all destroyed
+    _tool=$1
+    : > "$HARNESS_OUT/many.$_tool"
+    _i=1
+    while [ "$_i" -le "$N" ]; do
+        _n=spd-m$_tool$_i
+        _log=$HARNESS_OUT/many-$_tool.log
+        _t=$(now)
+        if [ "$_tool" = xl ]; then
+            cfg "$_n" "$HARNESS_PV_TEST_KERNEL" "" 16 "create-speed" > "$HARNESS_OUT/many.cfg"
+            xl create -p "$HARNESS_OUT/many.cfg" >> "$_log" 2>&1 || fail "many: xl create -p of guest $_i exited $?: $(tail -n 2 "$_log" | paste -sd ' ')"
+        else
+            "$pvb" create -p --name "$_n" --kernel "$HARNESS_PV_TEST_KERNEL" --memory 16 --cmdline create-speed >> "$_log" 2>&1 ||
+                fail "many: pvbuild create -p of guest $_i exited $?: $(grep '^error' "$_log" | tail -n 1)"
+        fi
+        s_since "$_t" >> "$HARNESS_OUT/many.$_tool"
+        _i=$((_i + 1))
+    done
+    _first=$(head -n 10 "$HARNESS_OUT/many.$_tool" | awk '{ s += $1 } END { print s }')
+    _last=$(tail -n 10 "$HARNESS_OUT/many.$_tool" | awk '{ s += $1 } END { print s }')
+    metric "many_first10_${_tool}_s" "$_first"
+    metric "many_last10_${_tool}_s" "$_last"
+    metric "many_growth_${_tool}" "$(ratio "$_last" "$_first")"
+    note "many $_tool create times (s): $(paste -sd ' ' "$HARNESS_OUT/many.$_tool")"
+    # Not measured: all at once, in groups of 10.
+    _i=1
+    : > "$HARNESS_OUT/many-destroy-$_tool.failed"
+    while [ "$_i" -le "$N" ]; do
+        _n=spd-m$_tool$_i
+        { if [ "$_tool" = xl ]; then xl destroy "$_n"; else "$pvb" destroy "$_n"; fi > /dev/null 2>&1 ||
+            echo "$_n" >> "$HARNESS_OUT/many-destroy-$_tool.failed"; } &
+        [ $((_i % 10)) -ne 0 ] || wait
+        _i=$((_i + 1))
+    done
+    wait
+    [ ! -s "$HARNESS_OUT/many-destroy-$_tool.failed" ] ||
+        fail "many: destroying $_tool's guests failed: $(paste -sd ' ' "$HARNESS_OUT/many-destroy-$_tool.failed")"
+    _none_left() { ! xl list 2>/dev/null | grep -q "^spd-m$_tool[0-9]"; }
+    wait_for 60 _none_left || fail "many: $_tool's guests still listed 60 s after their destroy: $(xl list | grep -c "^spd-m$_tool")"
+}
+many xl
+many pvbuild
+pass
