@@ -26,6 +26,7 @@ pub mod plan;
 pub mod plan_mem;
 pub mod privcmd_mem;
 pub mod procgroup;
+pub mod pvh;
 pub mod sys;
 pub mod trace;
 pub mod vif;

@@ -1,4 +1,4 @@
-# harness-timeout: 900
+# harness-timeout: 1500
 # pvbuild-pvh (issue 14): Debian's kernel as a PVH guest (`type = "pvh"`, 2 vcpus), the
 # same xl config booted by xl and by pvbuild in this run.
 #  1. xl -vvv create -p: libxenguest's log of the PVH build (libxenguest.log, the oracle of
@@ -6,7 +6,8 @@
 #     then destroyed.
 #  2. xl create: timed; the guest's marker must show (right release and command line) with
 #     both vcpus online (PVBUILD-GUEST-CPUS, printed by the guest ramdisk's init).
-#  3. pvbuild plan of the same config: its libxenguest lines must equal xl's (layout lines).
+#  3. pvbuild plan --type pvh of the same inputs: its libxenguest lines must equal xl's for
+#     the memory, the segments and the module (the ACPI lines are shown, not compared).
 #  4. pvbuild create --wait: timed; the same marker with both vcpus online, poweroff reported.
 # Metrics: xl_create_s, xl_marker_s, pvbuild_create_s, pvbuild_marker_s (seconds from the
 # start of each create).
@@ -63,16 +64,22 @@ check_marker xlpvh
 check_cpus xlpvh
 wait_for 120 domain_gone xlpvh || fail "xl's PVH guest still exists 120 s after its marker"
 
-# 3. pvbuild plan: the same libxenguest lines.
+# 3. pvbuild plan --type pvh: the same libxenguest lines for the memory, the segments and
+# the module. The ACPI lines differ by design (pvbuild's DSDT is empty where libxl's is
+# libacpi's 28 KiB of AML: docs/pvh.md): compared apart, and shown.
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
-"$HARNESS_PVBUILD" plan "$HARNESS_OUT/xlpvh.cfg" > "$HARNESS_OUT/pvbuild-plan.log" 2>&1 ||
+"$HARNESS_PVBUILD" plan --type pvh --ramdisk "$HARNESS_GUEST_RAMDISK" --cmdline "$cmdline" \
+    --memory "$HARNESS_GUEST_MEMORY" --vcpus 2 "$HARNESS_GUEST_KERNEL" > "$HARNESS_OUT/pvbuild-plan.log" 2>&1 ||
     fail "pvbuild plan exited $?: $(grep -m 1 '^error' "$HARNESS_OUT/pvbuild-plan.log")"
-layout='xc_dom_alloc_segment|xc_dom_alloc_page|xc_dom_mem_init|virt_alloc_end|_init: called|start_info|loader probe|elf_parse|phys32|xc_dom_build_image'
-grep -E "$layout" "$HARNESS_OUT/libxenguest.log" | sed 's/^domainbuilder: detail: //; s/^xc: detail: //' > "$HARNESS_OUT/layout.xl"
-grep -E "$layout" "$HARNESS_OUT/pvbuild-plan.log" | sed 's/^domainbuilder: detail: //; s/^xc: detail: //' > "$HARNESS_OUT/layout.pvbuild"
+layout='xc_dom_mem_init|range: start|xc_dom_alloc_segment|xc_dom_build_image  :|Adding module'
+grep -E "$layout" "$HARNESS_OUT/libxenguest.log" > "$HARNESS_OUT/layout.xl"
+grep -E "$layout" "$HARNESS_OUT/pvbuild-plan.log" > "$HARNESS_OUT/layout.pvbuild"
+[ "$(wc -l < "$HARNESS_OUT/layout.xl")" -ge 8 ] || fail "xl's log has only $(wc -l < "$HARNESS_OUT/layout.xl") layout lines"
 diff "$HARNESS_OUT/layout.xl" "$HARNESS_OUT/layout.pvbuild" > "$HARNESS_OUT/layout.diff" ||
     fail "pvbuild plan's PVH layout lines differ from xl's: $(head -n 4 "$HARNESS_OUT/layout.diff" | paste -sd ' ')"
-metric layout_lines "$(wc -l < "$HARNESS_OUT/layout.xl")"
+metric layout_lines_identical "$(wc -l < "$HARNESS_OUT/layout.xl")"
+note "xl's ACPI modules: $(grep -o 'xc_dom_load_acpi: .*' "$HARNESS_OUT/libxenguest.log" | cut -d' ' -f2- | paste -sd ';')"
+note "pvbuild's ACPI modules: $(grep -o 'xc_dom_load_acpi: .*' "$HARNESS_OUT/pvbuild-plan.log" | cut -d' ' -f2- | paste -sd ';')"
 
 # 4. pvbuild create --wait, timed.
 pvh_cfg pvbpvh > "$HARNESS_OUT/pvbpvh.cfg"
