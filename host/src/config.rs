@@ -1375,6 +1375,40 @@ mod tests {
     }
 
     #[test]
+    fn pvh_type_and_its_refused_keys() {
+        let base = "name = \"g\"\ntype = \"pvh\"\nkernel = \"/k\"\nmemory = 256\n";
+        let load = |extra: &str| {
+            DomainConfig::from_xl(&parse(format!("{base}{extra}").as_bytes()).unwrap())
+        };
+        let (c, _) = load("hap = 1\nacpi = 1\nmaxmem = 256\n").unwrap();
+        assert!(c.pvh);
+        let (c, _) =
+            DomainConfig::from_xl(&parse(b"name = \"g\"\nkernel = \"/k\"\n").unwrap()).unwrap();
+        assert!(!c.pvh);
+        for (extra, key) in [
+            ("hap = 0\n", "hap"),
+            ("disk = [ 'x.img,raw,xvda,w' ]\n", "disk"),
+            ("vif = [ 'bridge=xenbr0' ]\n", "vif"),
+            ("bootloader = \"pygrub\"\n", "bootloader"),
+            ("pvshim = 1\n", "pvshim"),
+            ("maxmem = 512\n", "maxmem"),
+            ("mmio_hole = 1024\n", "mmio_hole"),
+        ] {
+            match load(extra) {
+                Err(ConfigError::Value { key: k, msg, .. }) => {
+                    assert_eq!(k, key);
+                    assert!(msg.contains("pvh"), "{msg}");
+                }
+                other => panic!("{extra}: {other:?}"),
+            }
+        }
+        // An empty list asks for nothing.
+        assert!(load("disk = []\n").is_ok());
+        let hvm = DomainConfig::from_xl(&parse(b"name = \"g\"\ntype = \"hvm\"\n").unwrap());
+        assert!(matches!(hvm, Err(ConfigError::Value { key, .. }) if key == "type"));
+    }
+
+    #[test]
     fn strtol_numbers() {
         assert_eq!(parse_long("256"), Some(256));
         assert_eq!(parse_long("0x100"), Some(256));

@@ -378,6 +378,14 @@ fn main() -> ExitCode {
                         .collect();
                     return write_out(&names);
                 }
+                Some("list-pvh") => {
+                    let names: String = pvbuild::pvh::PvhStep::ALL
+                        .iter()
+                        .map(|s| format!("{}\n", s.name()))
+                        .chain(["xenstore", "unpause"].iter().map(|s| format!("{s}\n")))
+                        .collect();
+                    return write_out(&names);
+                }
                 Some(n) => match pvbuild::commands::FailAt::from_name(n) {
                     Some(s) => Some(s),
                     None => return fail(format!("--fail-at: no step named {n:?}")),
