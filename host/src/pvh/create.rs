@@ -210,19 +210,21 @@ pub fn paging_pool_kib(max_vcpus: u32, memory_mib: u64) -> u64 {
     4 * (256 * u64::from(max_vcpus) + memory_mib)
 }
 
-/// Writes `bytes` at guest-physical `addr` through `mem` (pages already populated).
-fn write_phys(mem: &mut PrivcmdMemory<'_>, addr: u64, bytes: &[u8]) -> Result<(), String> {
+/// Writes `bytes` at guest-physical `addr` of `domid` (pages already populated), mapping
+/// exactly the frames written: in the hole below 4 GiB, neighbouring frames are not RAM.
+fn write_phys(x: &Xen, domid: u16, addr: u64, bytes: &[u8]) -> Result<(), String> {
     if bytes.is_empty() {
         return Ok(());
     }
     let first = addr >> PAGE_SHIFT;
     let off = (addr & 0xfff) as usize;
     let pages = (off + bytes.len()).div_ceil(4096) as u64;
-    let pfn = Pfn::new(first).map_err(|e| format!("pfn {first:#x}: {e:?}"))?;
-    let view = mem
-        .pages_mut(pfn, pages)
-        .map_err(|e| format!("mapping pfn {first:#x}: {e}"))?;
-    view.get_mut(off..off + bytes.len())
+    let frames = (first..first + pages)
+        .map(|f| Mfn::new(f).map_err(|e| format!("frame {f:#x}: {e:?}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut map = x.map_foreign(domid, &frames).map_err(s)?;
+    map.as_mut_slice()
+        .get_mut(off..off + bytes.len())
         .ok_or_else(|| format!("write at {addr:#x} out of its mapping"))?
         .copy_from_slice(bytes);
     Ok(())
@@ -322,16 +324,14 @@ pub fn create<'x, K: LoadKernel>(
             .collect();
         x.set_memory_map(domid, &map).map_err(s)
     })?;
-    // The guest's frames are its pfns (a translated guest): an identity "p2m" for mapping,
-    // up to the highest frame written (the ACPI tables and special pages in the hole).
-    let p2m_len = pl::END_SPECIAL_REGION;
+    // The guest's frames are its pfns (a translated guest): an identity "p2m" over the RAM
+    // below the hole, for the image (its mappings are rounded out to 2 MiB within it).
     let identity = || -> Result<Vec<Mfn>, String> {
-        (0..p2m_len)
+        (0..l.memory.lowmem_end() >> PAGE_SHIFT)
             .map(|f| Mfn::new(f).map_err(|e| format!("frame {f:#x}: {e:?}")))
             .collect()
     };
     run.step(PvhStep::Acpi, |x| {
-        let mut mem = PrivcmdMemory::new(x, domid, identity()?);
         let pd = req.planned;
         for ((addr, len), bytes) in p.acpi.modules().into_iter().zip([
             pd.rsdp.as_slice(),
@@ -347,7 +347,7 @@ pub fn create<'x, K: LoadKernel>(
                     return Err(format!("populating ACPI page {f:#x}: Xen gave none"));
                 }
             }
-            write_phys(&mut mem, addr, bytes.get(..len as usize).unwrap_or(bytes))?;
+            write_phys(x, domid, addr, bytes.get(..len as usize).unwrap_or(bytes))?;
         }
         Ok(())
     })?;
@@ -384,9 +384,8 @@ pub fn create<'x, K: LoadKernel>(
                 return Err(format!("populating special page {:#x}", first + i));
             }
         }
-        let mut mem = PrivcmdMemory::new(x, domid, identity()?);
         let zero = vec![0u8; (pl::NR_SPECIAL_PAGES * 4096) as usize];
-        write_phys(&mut mem, first << PAGE_SHIFT, &zero)?;
+        write_phys(x, domid, first << PAGE_SHIFT, &zero)?;
         for (param, page) in [
             (HVM_PARAM_STORE_PFN, Special::Xenstore),
             (HVM_PARAM_BUFIOREQ_PFN, Special::BufIoreq),
@@ -404,11 +403,12 @@ pub fn create<'x, K: LoadKernel>(
             .flat_map(|i| ((i << 22) | 0xe7).to_le_bytes())
             .collect();
         let ident_pfn = special_pfn(Special::IdentPt);
-        write_phys(&mut mem, ident_pfn << PAGE_SHIFT, &ident)?;
+        write_phys(x, domid, ident_pfn << PAGE_SHIFT, &ident)?;
         x.hvm_param_set(domid, HVM_PARAM_IDENT_PT, ident_pfn << PAGE_SHIFT)
             .map_err(s)?;
         write_phys(
-            &mut mem,
+            x,
+            domid,
             l.start_info.pfn << PAGE_SHIFT,
             &req.planned.start_info,
         )
