@@ -43,8 +43,26 @@ pub fn plan_pvh(
     vcpus: u32,
     cmdline: Option<&str>,
 ) -> Result<PvhPlanned, PlanError> {
-    let params = kern.params();
     let module_len = inputs.ramdisk().map(pvbuild_core::module::segment_len);
+    plan_pvh_params(
+        kern.params(),
+        memory_mib,
+        max_vcpus,
+        vcpus,
+        module_len,
+        cmdline,
+    )
+}
+
+/// [`plan_pvh`] from the kernel's parameters and the ramdisk's segment length.
+pub fn plan_pvh_params(
+    params: &pvbuild_core::image::KernelParams,
+    memory_mib: u64,
+    max_vcpus: u32,
+    vcpus: u32,
+    module_len: Option<u64>,
+    cmdline: Option<&str>,
+) -> Result<PvhPlanned, PlanError> {
     let req = PvhRequest {
         memory_mib,
         max_vcpus,
