@@ -37,6 +37,7 @@ pub mod notes;
 pub mod p2m;
 pub mod paging;
 pub mod probe;
+pub mod pvh;
 pub mod start_info;
 pub mod vcpu;
 #[cfg(feature = "alloc")]

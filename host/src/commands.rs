@@ -32,6 +32,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 pub enum FailAt {
     /// A step of the domain build.
     Build(CreateStep),
+    /// A step of a PVH guest's build (not in [`FailAt::all`], which lists a PV guest's).
+    Pvh(crate::pvh::PvhStep),
     /// Writing the xenstore entries and introducing the domain.
     Xenstore,
     /// Starting the device model (whether or not the guest has disks that need it).
@@ -56,6 +58,7 @@ impl FailAt {
     pub fn name(self) -> &'static str {
         match self {
             FailAt::Build(s) => s.name(),
+            FailAt::Pvh(s) => s.name(),
             FailAt::Xenstore => "xenstore",
             FailAt::DeviceModel => "device-model",
             FailAt::Vif => "vif",
@@ -64,7 +67,10 @@ impl FailAt {
     }
     /// The step called `name`.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::all().into_iter().find(|s| s.name() == name)
+        Self::all()
+            .into_iter()
+            .find(|s| s.name() == name)
+            .or_else(|| crate::pvh::PvhStep::from_name(name).map(FailAt::Pvh))
     }
 }
 
@@ -142,6 +148,8 @@ pub enum CommandError {
     /// The domain build.
     #[error("create: {0}")]
     Create(#[from] create::CreateError),
+    #[error("creating the PVH domain: {0}")]
+    Pvh(#[from] crate::pvh::PvhCreateError),
     /// Xenstore.
     #[error("xenstore: {0}")]
     Xs(String),
@@ -233,6 +241,7 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
             device_model: None,
             vifs: Vec::new(),
             placement: Default::default(),
+            pvh: false,
         },
     };
     if let Some(n) = &args.name {
@@ -624,7 +633,21 @@ fn start(
     let kern = inputs.kernel()?;
     crate::steps::lap("parse");
     let nr_pages = cfg.memory_mib << (20 - 12);
-    let layout = inputs.solve(&kern, nr_pages)?;
+    let (layout, pvh_plan);
+    let image = if cfg.pvh {
+        pvh_plan = crate::pvh::plan::plan_pvh(
+            &inputs,
+            &kern,
+            cfg.memory_mib,
+            cfg.max_vcpus,
+            cfg.vcpus,
+            cfg.cmdline.as_deref(),
+        )?;
+        Image::Pvh(&pvh_plan)
+    } else {
+        layout = inputs.solve(&kern, nr_pages)?;
+        Image::Pv(&layout)
+    };
     crate::steps::lap("layout");
     // The disks too are checked before Xen is touched: their targets, and the QEMU that will
     // serve them.
@@ -660,7 +683,7 @@ fn start(
             base,
             inputs: &inputs,
             kernel: &kern,
-            layout: &layout,
+            image,
             disks: &disks,
             vifs: &vifs,
             uuid,
@@ -738,8 +761,8 @@ pub struct Prepared<'a> {
     pub inputs: &'a Inputs,
     /// The parsed kernel.
     pub kernel: &'a Kernel<'a>,
-    /// The solved layout.
-    pub layout: &'a Layout,
+    /// The solved layout (PV) or plan (PVH).
+    pub image: Image<'a>,
     /// The guest's disks, checked ([`crate::disk::plan_disks`]).
     pub disks: &'a [Vbd],
     /// The guest's network interfaces, checked ([`vif::plan_vifs`]).
@@ -752,6 +775,15 @@ pub struct Prepared<'a> {
     pub fail_at: Option<FailAt>,
     /// When `create` started, for its progress lines.
     pub started: Instant,
+}
+
+/// What is built: a PV guest's layout or a PVH guest's plan.
+#[derive(Debug, Clone, Copy)]
+pub enum Image<'a> {
+    /// A PV guest.
+    Pv(&'a Layout),
+    /// A PVH guest.
+    Pvh(&'a crate::pvh::PvhPlanned),
 }
 
 /// Makes the domain `p` describes on `host`: builds it, writes its xenstore entries,
@@ -790,24 +822,45 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         cfg.max_vcpus,
     )?;
     let cmdline = cfg.cmdline.clone().unwrap_or_default();
-    let req = CreateRequest {
-        kernel: p.kernel,
-        layout: p.layout,
-        ramdisk: p.inputs.ramdisk(),
-        inputs: Some(p.inputs),
-        cmdline: cmdline.as_bytes(),
-        max_memkb: cfg.maxmem_mib << 10,
-        // The domain gets `maxvcpus` vcpus, as libxl gives it; `cpu/N/availability` says
-        // how many of them the guest brings up.
-        vcpus: cfg.max_vcpus,
-        handle: *p.uuid.as_bytes(),
-        console_backend: BACKEND_DOMID,
-        store_backend: BACKEND_DOMID,
-        placement: &placed,
-        fail_at: build_fail,
-    };
     crate::steps::lap("name-check");
-    let mut building = create::create(xen, &req)?;
+    let mut building = match p.image {
+        Image::Pv(layout) => create::create(
+            xen,
+            &CreateRequest {
+                kernel: p.kernel,
+                layout,
+                ramdisk: p.inputs.ramdisk(),
+                inputs: Some(p.inputs),
+                cmdline: cmdline.as_bytes(),
+                max_memkb: cfg.maxmem_mib << 10,
+                // The domain gets `maxvcpus` vcpus, as libxl gives it; `cpu/N/availability` says
+                // how many of them the guest brings up.
+                vcpus: cfg.max_vcpus,
+                handle: *p.uuid.as_bytes(),
+                console_backend: BACKEND_DOMID,
+                store_backend: BACKEND_DOMID,
+                placement: &placed,
+                fail_at: build_fail,
+            },
+        )?,
+        Image::Pvh(planned) => crate::pvh::create(
+            xen,
+            &crate::pvh::PvhRequest {
+                kernel: p.kernel,
+                planned,
+                ramdisk: p.inputs.ramdisk(),
+                max_vcpus: cfg.max_vcpus,
+                handle: *p.uuid.as_bytes(),
+                console_backend: BACKEND_DOMID,
+                store_backend: BACKEND_DOMID,
+                placement: &placed,
+                fail_at: match p.fail_at {
+                    Some(FailAt::Pvh(s)) => Some(s),
+                    _ => None,
+                },
+            },
+        )?,
+    };
     let made = building.created.clone();
     let domid = made.domid;
     let uuid = p.uuid;
@@ -839,9 +892,9 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         start_time: SystemTime::now(),
         disks: p.disks.to_vec(),
         vifs: p.vifs.to_vec(),
-        protocol: match p.layout.mode {
-            pvbuild_core::paging::PagingMode::FourLevel => "x86_64-abi",
-            _ => "x86_32-abi",
+        protocol: match p.image {
+            Image::Pv(l) if l.mode != pvbuild_core::paging::PagingMode::FourLevel => "x86_32-abi",
+            _ => "x86_64-abi",
         },
     };
     let after =

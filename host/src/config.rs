@@ -537,6 +537,8 @@ pub struct DomainConfig {
     pub vifs: Vec<VifSpec>,
     /// `pool`, `cpus`, `cpus_soft`, `cpu_weight`, `cap`.
     pub placement: Placement,
+    /// `type = "pvh"`: a PVH guest (HVM container, no device model) instead of PV.
+    pub pvh: bool,
 }
 
 impl DomainConfig {
@@ -881,6 +883,88 @@ fn refuse_keys(cfg: &XlConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Keys of a PVH guest's config that pvbuild cannot honour yet, and why: any of them set
+/// to other than its default refuses the config (an error naming the key). The value given
+/// is the default that is accepted (None: any setting refuses).
+pub const PVH_REFUSED_KEYS: &[(&str, Option<&str>, &str)] = &[
+    (
+        "bootloader",
+        None,
+        "a bootloader for PVH guests is not implemented",
+    ),
+    ("disk", None, "disks of PVH guests are not implemented"),
+    (
+        "vif",
+        None,
+        "network interfaces of PVH guests are not implemented",
+    ),
+    (
+        "hap",
+        Some("1"),
+        "PVH guests are built with HAP only (no shadow paging)",
+    ),
+    (
+        "acpi",
+        Some("1"),
+        "PVH guests always get libxl's ACPI tables",
+    ),
+    ("apic", Some("1"), "PVH guests always get a local APIC"),
+    ("pvshim", Some("0"), "the PV shim is not implemented"),
+    ("pvshim_path", None, "the PV shim is not implemented"),
+    ("pvshim_cmdline", None, "the PV shim is not implemented"),
+    ("pvshim_extra", None, "the PV shim is not implemented"),
+    (
+        "mmio_hole",
+        None,
+        "only libxl's default hole below 4 GiB is implemented",
+    ),
+    (
+        "shadow_memory",
+        None,
+        "the paging pool is libxl's default size",
+    ),
+    (
+        "nestedhvm",
+        Some("0"),
+        "nested virtualisation is not implemented",
+    ),
+    (
+        "timer_mode",
+        None,
+        "only libxl's default timer mode is implemented",
+    ),
+];
+
+/// Refuses a PVH config that asks for what [`PVH_REFUSED_KEYS`] lists, or for `maxmem`
+/// above `memory` (populate-on-demand, not implemented).
+fn refuse_pvh_keys(cfg: &XlConfig) -> Result<(), ConfigError> {
+    for (k, default, why) in PVH_REFUSED_KEYS {
+        let Some(s) = cfg.get(k) else { continue };
+        let asks = match (&s.value, default) {
+            (Value::List(l), _) => !l.is_empty(),
+            (Value::Atom(a), Some(d)) => a != d,
+            (Value::Atom(_), None) => true,
+        };
+        if asks {
+            return Err(value_err(
+                k,
+                s,
+                format!("not supported for a pvh guest: {why}"),
+            ));
+        }
+    }
+    if let (Some(mm), Some(m)) = (cfg.get("maxmem"), cfg.get("memory")) {
+        if mm.value != m.value {
+            return Err(value_err(
+                "maxmem",
+                mm,
+                "not supported for a pvh guest: maxmem above memory needs populate-on-demand",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `cpus` / `cpus_soft`: a string (every vcpu) or a list (one entry per vcpu), in xl's
 /// cpu-list syntax.
 fn affinity(cfg: &XlConfig, key: &str) -> Result<Option<Affinity>, ConfigError> {
@@ -1050,18 +1134,23 @@ impl DomainConfig {
             warnings.push(Warning { line, msg });
         }
 
+        let mut pvh = false;
         if let Some((t, s)) = string("type")? {
             match t.as_str() {
                 "pv" => {}
-                "pvh" | "hvm" => {
+                "pvh" => pvh = true,
+                "hvm" => {
                     return Err(value_err(
                         "type",
                         s,
-                        format!("{t} guests are not supported, only pv"),
+                        "hvm guests are not supported, only pv and pvh",
                     ))
                 }
                 _ => return Err(value_err("type", s, format!("unknown domain type {t:?}"))),
             }
+        }
+        if pvh {
+            refuse_pvh_keys(cfg)?;
         }
         if let Some((b, s)) = string("builder")? {
             match b.as_str() {
@@ -1070,7 +1159,7 @@ impl DomainConfig {
                     return Err(value_err(
                         "builder",
                         s,
-                        "hvm guests are not supported, only pv",
+                        "hvm guests are not supported, only pv and pvh",
                     ))
                 }
                 _ => return Err(value_err("builder", s, format!("unknown builder {b:?}"))),
@@ -1208,6 +1297,7 @@ impl DomainConfig {
                 device_model,
                 vifs,
                 placement,
+                pvh,
             },
             warnings,
         ))
@@ -1245,6 +1335,16 @@ pub const SUPPORTED_KEYS: &[&str] = &[
     "cpus_soft",
     "cpu_weight",
     "cap",
+    "hap",
+    "acpi",
+    "apic",
+    "pvshim",
+    "pvshim_path",
+    "pvshim_cmdline",
+    "pvshim_extra",
+    "mmio_hole",
+    "nestedhvm",
+    "timer_mode",
 ];
 
 #[cfg(test)]
@@ -1272,6 +1372,40 @@ mod tests {
             c.keys().collect::<Vec<_>>(),
             ["name", "memory", "vif", "disk", "extra", "last"]
         );
+    }
+
+    #[test]
+    fn pvh_type_and_its_refused_keys() {
+        let base = "name = \"g\"\ntype = \"pvh\"\nkernel = \"/k\"\nmemory = 256\n";
+        let load = |extra: &str| {
+            DomainConfig::from_xl(&parse(format!("{base}{extra}").as_bytes()).unwrap())
+        };
+        let (c, _) = load("hap = 1\nacpi = 1\nmaxmem = 256\n").unwrap();
+        assert!(c.pvh);
+        let (c, _) =
+            DomainConfig::from_xl(&parse(b"name = \"g\"\nkernel = \"/k\"\n").unwrap()).unwrap();
+        assert!(!c.pvh);
+        for (extra, key) in [
+            ("hap = 0\n", "hap"),
+            ("disk = [ 'x.img,raw,xvda,w' ]\n", "disk"),
+            ("vif = [ 'bridge=xenbr0' ]\n", "vif"),
+            ("bootloader = \"pygrub\"\n", "bootloader"),
+            ("pvshim = 1\n", "pvshim"),
+            ("maxmem = 512\n", "maxmem"),
+            ("mmio_hole = 1024\n", "mmio_hole"),
+        ] {
+            match load(extra) {
+                Err(ConfigError::Value { key: k, msg, .. }) => {
+                    assert_eq!(k, key);
+                    assert!(msg.contains("pvh"), "{msg}");
+                }
+                other => panic!("{extra}: {other:?}"),
+            }
+        }
+        // An empty list asks for nothing.
+        assert!(load("disk = []\n").is_ok());
+        let hvm = DomainConfig::from_xl(&parse(b"name = \"g\"\ntype = \"hvm\"\n").unwrap());
+        assert!(matches!(hvm, Err(ConfigError::Value { key, .. }) if key == "type"));
     }
 
     #[test]

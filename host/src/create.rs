@@ -239,7 +239,7 @@ pub struct Created {
     pub top_table_mfn: Mfn,
 }
 
-type UndoFn = Box<dyn FnOnce(&Xen) -> Result<(), String> + Send>;
+pub(crate) type UndoFn = Box<dyn FnOnce(&Xen) -> Result<(), String> + Send>;
 
 /// A domain being built: undone on drop unless finished.
 pub struct Building<'x> {
@@ -261,7 +261,7 @@ impl fmt::Debug for Building<'_> {
     }
 }
 
-fn run_undo(xen: &Xen, undo: &mut Vec<(&'static str, UndoFn)>) -> Vec<String> {
+pub(crate) fn run_undo(xen: &Xen, undo: &mut Vec<(&'static str, UndoFn)>) -> Vec<String> {
     let mut errors = Vec::new();
     while let Some((name, f)) = undo.pop() {
         if let Err(e) = f(xen) {
@@ -271,7 +271,16 @@ fn run_undo(xen: &Xen, undo: &mut Vec<(&'static str, UndoFn)>) -> Vec<String> {
     errors
 }
 
-impl Building<'_> {
+impl<'x> Building<'x> {
+    /// A build made by another guest type's sequence ([`crate::pvh`]), with its undo stack.
+    pub(crate) fn from_parts(
+        xen: &'x Xen,
+        undo: Vec<(&'static str, UndoFn)>,
+        created: Created,
+    ) -> Self {
+        Self { xen, undo, created }
+    }
+
     /// Adds an undo step, run (in reverse order of pushing) if the build is abandoned.
     pub fn push_undo(
         &mut self,

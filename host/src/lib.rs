@@ -29,6 +29,7 @@ pub mod plan;
 pub mod plan_mem;
 pub mod privcmd_mem;
 pub mod procgroup;
+pub mod pvh;
 pub mod steps;
 pub mod sys;
 pub mod trace;

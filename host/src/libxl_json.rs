@@ -141,7 +141,8 @@ pub fn nic_json(v: &VifSpec, vif: Option<&Vif>, position: usize) -> Value {
 /// planned (`vbds`, `vifs`, in the config's order).
 pub fn domain_config(cfg: &DomainConfig, uuid: Uuid, vbds: &[Vbd], vifs: &[Vif]) -> Value {
     let mut c_info = Map::new();
-    c_info.insert("type".into(), "pv".into());
+    // (A PVH guest's record is not yet compared with what xl stores for one.)
+    c_info.insert("type".into(), if cfg.pvh { "pvh" } else { "pv" }.into());
     c_info.insert("name".into(), cfg.name.clone().into());
     // libxl stores the config as it was before the domain had an id: INVALID_DOMID.
     c_info.insert("domid".into(), 0xffff_ffff_u32.into());
@@ -184,7 +185,11 @@ pub fn domain_config(cfg: &DomainConfig, uuid: Uuid, vbds: &[Vbd], vifs: &[Vif])
             pv.insert("bootloader_args".into(), cfg.bootloader_args.clone().into());
         }
     }
-    b_info.insert("type.pv".into(), Value::Object(pv));
+    if cfg.pvh {
+        b_info.insert("type.pvh".into(), json!({}));
+    } else {
+        b_info.insert("type.pv".into(), Value::Object(pv));
+    }
     b_info.insert("arch_arm".into(), json!({}));
     b_info.insert("arch_x86".into(), json!({ "msr_relaxed": "False" }));
     if let Some(r) = cfg.bootloader_restrict {

@@ -42,6 +42,10 @@ enum Command {
         /// Print a JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// The guest type: `pv`, or `pvh` (the PVH layout, ACPI tables and start info, in
+        /// libxenguest's log lines; no JSON).
+        #[arg(long = "type", default_value = "pv", value_parser = ["pv", "pvh"])]
+        guest_type: String,
         /// The kernel: ELF, gzip-wrapped ELF, bzImage, or 'bin'.
         kernel: PathBuf,
     },
@@ -387,6 +391,14 @@ fn main() -> ExitCode {
                         .collect();
                     return write_out(&names);
                 }
+                Some("list-pvh") => {
+                    let names: String = pvbuild::pvh::PvhStep::ALL
+                        .iter()
+                        .map(|s| format!("{}\n", s.name()))
+                        .chain(["xenstore", "unpause"].iter().map(|s| format!("{s}\n")))
+                        .collect();
+                    return write_out(&names);
+                }
                 Some(n) => match pvbuild::commands::FailAt::from_name(n) {
                     Some(s) => Some(s),
                     None => return fail(format!("--fail-at: no step named {n:?}")),
@@ -479,8 +491,24 @@ fn main() -> ExitCode {
             memory,
             vcpus,
             json,
+            guest_type,
             kernel,
         } => {
+            if guest_type == "pvh" {
+                if json {
+                    return fail("--json is not implemented for --type pvh");
+                }
+                return match pvbuild::pvh::plan::plan_cmd(
+                    &kernel,
+                    ramdisk.as_deref(),
+                    &cmdline,
+                    memory,
+                    vcpus,
+                ) {
+                    Ok(text) => write_out(&text),
+                    Err(e) => fail(e),
+                };
+            }
             let args = pvbuild::plan::PlanArgs {
                 kernel,
                 ramdisk,

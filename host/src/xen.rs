@@ -12,6 +12,7 @@
 //! the [`Step`] that failed, the domain where there is one, and the errno.
 
 pub mod fake;
+mod hvm;
 mod sched;
 
 pub use sched::{CpuMap, CpupoolInfo, SchedCredit, Scheduler, CPUS_MAX};
@@ -101,6 +102,14 @@ pub enum Step {
     SchedSet,
     /// `XEN_SYSCTL_cpupool_op` info.
     CpupoolInfo,
+    /// `HVMOP_set_param`.
+    HvmSetParam,
+    /// `XEN_DOMCTL_gethvmcontext`.
+    GetHvmContext,
+    /// `XEN_DOMCTL_sethvmcontext`.
+    SetHvmContext,
+    /// `XEN_DOMCTL_set_paging_mempool_size`.
+    PagingMempool,
 }
 
 impl Step {
@@ -138,6 +147,10 @@ impl Step {
             Step::SchedGet => "reading scheduler parameters",
             Step::SchedSet => "setting scheduler parameters",
             Step::CpupoolInfo => "listing cpupools",
+            Step::HvmSetParam => "setting an HVM parameter",
+            Step::GetHvmContext => "reading the HVM context",
+            Step::SetHvmContext => "setting the HVM context",
+            Step::PagingMempool => "setting the paging pool size",
         }
     }
 }
@@ -342,6 +355,8 @@ pub struct DomainConfig {
     pub flags: u32,
     /// The CPU pool the domain is created in (0: `Pool-0`, libxl's default).
     pub cpupool_id: u32,
+    /// `XEN_X86_EMU_*`: the devices Xen emulates (none for PV, the LAPIC for PVH).
+    pub emulation_flags: u32,
 }
 
 impl DomainConfig {
@@ -357,6 +372,7 @@ impl DomainConfig {
             max_grant_version,
             flags: 0,
             cpupool_id: 0,
+            emulation_flags: 0,
         }
     }
 }
@@ -582,7 +598,10 @@ impl Xen {
             grant_opts: cfg.max_grant_version & 0xf,
             vmtrace_size: 0,
             cpupool_id: cfg.cpupool_id,
-            arch: XenArchDomainconfig::default(),
+            arch: XenArchDomainconfig {
+                emulation_flags: cfg.emulation_flags,
+                misc_flags: 0,
+            },
         };
         let domid = requested.unwrap_or(0);
         let out = self.domctl(Step::CreateDomain, domid, XEN_DOMCTL_CREATEDOMAIN, &c)?;

@@ -13,11 +13,15 @@ use std::mem::{align_of, offset_of, size_of};
 use pvbuild::sys::domctl::*;
 use pvbuild::sys::evtchn::*;
 use pvbuild::sys::grant::*;
+use pvbuild::sys::hvm::*;
 use pvbuild::sys::hypercall::*;
 use pvbuild::sys::memory::*;
 use pvbuild::sys::privcmd::*;
 use pvbuild::sys::sched::*;
 use pvbuild::sys::vcpu::*;
+use pvbuild_core::pvh::layout as pvh_layout;
+use pvbuild_core::pvh::start_info::*;
+use pvbuild_core::pvh::vcpu as pvh_vcpu;
 
 /// One value to compare: a key, the C expression that computes it, Rust's value.
 struct Check {
@@ -124,6 +128,15 @@ fn checks() -> Vec<Check> {
             entry_vector, rip, cs, _pad0, saved_upcall_mask, _pad1, rflags, rsp, ss, _pad2, es,
             _pad3, ds, _pad4, fs, _pad5, gs, _pad6
         }
+        XenHvmParam => "struct xen_hvm_param" { domid, pad, index, value }
+        XenDomctlHvmcontext => "struct xen_domctl_hvmcontext" { size, buffer }
+        XenDomctlPagingMempool => "struct xen_domctl_paging_mempool" { size }
+        HvmStartInfo => "struct hvm_start_info" {
+            magic, version, flags, nr_modules, modlist_paddr, cmdline_paddr, rsdp_paddr,
+            memmap_paddr, memmap_entries, reserved
+        }
+        HvmModlistEntry => "struct hvm_modlist_entry" { paddr, size, cmdline_paddr, reserved }
+        HvmMemmapEntry => "struct hvm_memmap_table_entry" { addr, size, r#type as "type", reserved }
         VcpuGuestContext => "struct vcpu_guest_context" {
             fpu_ctxt, flags, user_regs, trap_ctxt, ldt_base, ldt_ents, gdt_frames, gdt_ents,
             kernel_ss, kernel_sp, ctrlreg, debugreg, event_callback_eip, failsafe_callback_eip,
@@ -217,6 +230,51 @@ fn checks() -> Vec<Check> {
         VGCF_I387_VALID => "VGCF_i387_valid",
         VGCF_IN_KERNEL => "VGCF_in_kernel",
         VGCF_ONLINE => "VGCF_online",
+        HYPERVISOR_HVM_OP => "__HYPERVISOR_hvm_op",
+        HVMOP_SET_PARAM => "HVMOP_set_param",
+        HVMOP_GET_PARAM => "HVMOP_get_param",
+        XEN_DOMCTL_GETHVMCONTEXT => "XEN_DOMCTL_gethvmcontext",
+        XEN_DOMCTL_SETHVMCONTEXT => "XEN_DOMCTL_sethvmcontext",
+        XEN_DOMCTL_SET_PAGING_MEMPOOL_SIZE => "XEN_DOMCTL_set_paging_mempool_size",
+        XEN_DOMCTL_CDF_HVM => "XEN_DOMCTL_CDF_hvm",
+        XEN_DOMCTL_CDF_HAP => "XEN_DOMCTL_CDF_hap",
+        XEN_X86_EMU_LAPIC => "XEN_X86_EMU_LAPIC",
+        HVM_PARAM_STORE_PFN => "HVM_PARAM_STORE_PFN",
+        HVM_PARAM_STORE_EVTCHN => "HVM_PARAM_STORE_EVTCHN",
+        HVM_PARAM_IOREQ_PFN => "HVM_PARAM_IOREQ_PFN",
+        HVM_PARAM_BUFIOREQ_PFN => "HVM_PARAM_BUFIOREQ_PFN",
+        HVM_PARAM_TIMER_MODE => "HVM_PARAM_TIMER_MODE",
+        HVM_PARAM_IDENT_PT => "HVM_PARAM_IDENT_PT",
+        HVM_PARAM_CONSOLE_PFN => "HVM_PARAM_CONSOLE_PFN",
+        HVM_PARAM_CONSOLE_EVTCHN => "HVM_PARAM_CONSOLE_EVTCHN",
+        HVM_PARAM_PAGING_RING_PFN => "HVM_PARAM_PAGING_RING_PFN",
+        HVM_PARAM_MONITOR_RING_PFN => "HVM_PARAM_MONITOR_RING_PFN",
+        HVM_PARAM_SHARING_RING_PFN => "HVM_PARAM_SHARING_RING_PFN",
+        HVM_PARAM_ALTP2M => "HVM_PARAM_ALTP2M",
+        XEN_HVM_START_MAGIC_VALUE => "XEN_HVM_START_MAGIC_VALUE",
+        pvh_layout::NR_SPECIAL_PAGES => "X86_HVM_NR_SPECIAL_PAGES",
+        pvh_layout::END_SPECIAL_REGION => "X86_HVM_END_SPECIAL_REGION",
+        pvh_vcpu::CPU_LEN => "sizeof(struct hvm_hw_cpu)",
+        pvh_vcpu::MTRR_LEN => "sizeof(struct hvm_hw_mtrr)",
+        pvh_vcpu::HEADER_LEN => "sizeof(struct hvm_save_header)",
+        pvh_vcpu::DESC_LEN => "sizeof(struct hvm_save_descriptor)",
+        pvh_vcpu::cpu_off::RBX => "offsetof(struct hvm_hw_cpu, rbx)",
+        pvh_vcpu::cpu_off::RIP => "offsetof(struct hvm_hw_cpu, rip)",
+        pvh_vcpu::cpu_off::RFLAGS => "offsetof(struct hvm_hw_cpu, rflags)",
+        pvh_vcpu::cpu_off::CR0 => "offsetof(struct hvm_hw_cpu, cr0)",
+        pvh_vcpu::cpu_off::DR6 => "offsetof(struct hvm_hw_cpu, dr6)",
+        pvh_vcpu::cpu_off::DR7 => "offsetof(struct hvm_hw_cpu, dr7)",
+        pvh_vcpu::cpu_off::CS_LIMIT => "offsetof(struct hvm_hw_cpu, cs_limit)",
+        pvh_vcpu::cpu_off::CS_BASE => "offsetof(struct hvm_hw_cpu, cs_base)",
+        pvh_vcpu::cpu_off::CS_ARBYTES => "offsetof(struct hvm_hw_cpu, cs_arbytes)",
+        pvh_vcpu::cpu_off::CS_LIMIT + 4 * 6 => "offsetof(struct hvm_hw_cpu, tr_limit)",
+        pvh_vcpu::cpu_off::CS_BASE + 8 * 5 => "offsetof(struct hvm_hw_cpu, ss_base)",
+        pvh_vcpu::cpu_off::CS_ARBYTES + 4 * 6 => "offsetof(struct hvm_hw_cpu, tr_arbytes)",
+        pvh_vcpu::MTRR_DEF_TYPE_OFF => "offsetof(struct hvm_hw_mtrr, msr_mtrr_def_type)",
+        pvh_vcpu::HVM_SAVE_CODE_HEADER => "HVM_SAVE_CODE(HEADER)",
+        pvh_vcpu::HVM_SAVE_CODE_CPU => "HVM_SAVE_CODE(CPU)",
+        pvh_vcpu::HVM_SAVE_CODE_MTRR => "HVM_SAVE_CODE(MTRR)",
+        pvh_vcpu::HVM_SAVE_CODE_END => "HVM_SAVE_CODE(END)",
     }
     v
 }
@@ -235,7 +293,12 @@ const PRELUDE: &str = r#"
 #include <xen/grant_table.h>
 #include <xen/version.h>
 #include <xen/sys/privcmd.h>
+#include <xen/hvm/hvm_op.h>
+#include <xen/hvm/params.h>
+#include <xen/hvm/save.h>
+#include <xen/arch-x86/hvm/start_info.h>
 #include <xenctrl.h>
+#include <xenguest.h>
 int main(void) {
 "#;
 

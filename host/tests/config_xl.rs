@@ -87,10 +87,12 @@ fn every_installed_example_parses() {
         let cfg = parse(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         assert!(cfg.get("name").is_some(), "{}", p.display());
         seen += 1;
-        // hvm and pvh examples are refused as such, by their type line.
+        // hvm examples are refused by their type line; the pvh example by what pvbuild does
+        // not implement for PVH guests yet (its disk).
         if let Err(e) = DomainConfig::from_xl(&cfg) {
+            let m = e.to_string();
             assert!(
-                e.to_string().contains("not supported, only pv"),
+                m.contains("not supported, only pv") || m.contains("not supported for a pvh guest"),
                 "{}: {e}",
                 p.display()
             );

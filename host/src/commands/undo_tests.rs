@@ -158,7 +158,7 @@ fn run_with(
             base: &cfg,
             inputs: &inputs,
             kernel: &kernel,
-            layout: &layout,
+            image: crate::commands::Image::Pv(&layout),
             disks: &disks,
             vifs: &vifs,
             uuid: Uuid::from_bytes([9; 16]),

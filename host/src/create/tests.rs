@@ -341,3 +341,45 @@ fn placement_puts_the_domain_in_its_pool_before_its_memory() {
     drop(b);
     assert_nothing_left(&f);
 }
+
+/// A PVH build of Debian's kernel against the fake: every step injected before the first
+/// HVM-only hypercall (which the fake does not implement, ENOSYS) fails with that step named
+/// and leaves nothing; the first HVM hypercall's real failure does the same.
+#[test]
+fn pvh_failures_undo_everything() {
+    use crate::pvh::{PvhRequest as Req, PvhStep};
+    let k = kernel::parse_kernel(image()).unwrap();
+    let p = crate::pvh::plan::plan_pvh_params(k.params(), 128, 2, 2, None, Some("console=hvc0"))
+        .unwrap();
+    let req = |fail_at| Req {
+        kernel: &k,
+        planned: &p,
+        ramdisk: None,
+        max_vcpus: 2,
+        handle: [7; 16],
+        console_backend: 0,
+        store_backend: 0,
+        placement: &NO_PLACEMENT,
+        fail_at,
+    };
+    for step in PvhStep::ALL
+        .into_iter()
+        .take_while(|s| *s != PvhStep::HvmParams)
+    {
+        let (f, x) = fake();
+        let err = crate::pvh::create(&x, &req(Some(step))).unwrap_err();
+        assert_eq!(err.step, step);
+        assert!(err.msg.contains("injected"), "{err}");
+        assert!(err.undo_errors.is_empty(), "{err}");
+        assert_nothing_left(&f);
+    }
+    let (f, x) = fake();
+    let err = crate::pvh::create(&x, &req(None)).unwrap_err();
+    assert_eq!(err.step, PvhStep::HvmParams, "{err}");
+    assert!(err.undo_errors.is_empty(), "{err}");
+    assert_nothing_left(&f);
+    // It was made as an HVM container with HAP and the LAPIC emulated only.
+    assert!(f
+        .calls()
+        .contains(&Call::Domctl(crate::sys::domctl::XEN_DOMCTL_CREATEDOMAIN)));
+}

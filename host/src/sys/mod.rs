@@ -21,6 +21,7 @@ pub mod domctl;
 pub mod evtchn;
 pub mod evtchn_dev;
 pub mod grant;
+pub mod hvm;
 pub mod hypercall;
 pub mod memory;
 pub mod privcmd;

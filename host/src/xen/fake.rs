@@ -123,6 +123,8 @@ pub enum Call {
 /// A domain as the fake hypervisor holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FakeDomain {
+    /// `XEN_DOMCTL_CDF_*` it was created with.
+    pub create_flags: u32,
     /// Its id.
     pub domid: u16,
     /// `max_vcpus` given at creation.
@@ -385,7 +387,13 @@ impl State {
             XEN_DOMCTL_CREATEDOMAIN => {
                 let c: XenDomctlCreatedomain = payload(&d.u)?;
                 let version = c.grant_opts & 0xf;
-                if c.max_vcpus == 0 || version == 0 || version > 2 || c.flags != 0 {
+                // A PV domain (no flags, no emulation) or, as Xen's emulation_flags_ok
+                // allows, a PVH one (an HAP HVM container emulating the LAPIC only).
+                let hvm = crate::sys::hvm::XEN_DOMCTL_CDF_HVM | crate::sys::hvm::XEN_DOMCTL_CDF_HAP;
+                let kind_ok = (c.flags == 0 && c.arch.emulation_flags == 0)
+                    || (c.flags == hvm
+                        && c.arch.emulation_flags == crate::sys::hvm::XEN_X86_EMU_LAPIC);
+                if c.max_vcpus == 0 || version == 0 || version > 2 || !kind_ok {
                     return Err(Errno::EINVAL);
                 }
                 if self.pool(c.cpupool_id).is_none() {
@@ -408,6 +416,7 @@ impl State {
                     FakeDomain {
                         domid: id,
                         create_max_vcpus: c.max_vcpus,
+                        create_flags: c.flags,
                         vcpus: 0,
                         max_kib: 0,
                         address_size: 0,

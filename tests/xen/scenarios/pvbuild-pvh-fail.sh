@@ -1,0 +1,66 @@
+# harness-timeout: 1200
+# pvbuild-pvh-fail (issue 14): failure injection at every step of a PVH guest's build.
+# `pvbuild create --fail-at list-pvh` lists the PVH build's steps (then xenstore and
+# unpause); each is failed in turn for a 2-vcpu PVH guest of Debian's kernel: pvbuild
+# must exit non-zero with one `error:` line naming the step and no failed undo, and
+# afterwards xl list must show only Domain-0 and `xenstore-ls -f` equal its snapshot.
+# Then a control run (`create -p`) must leave a paused PVH domain with its 2 vcpus, which
+# `pvbuild destroy` removes without a trace.
+. "$HARNESS_REPO/tests/xen/dom0/lib.sh"
+[ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
+pvb=$HARNESS_PVBUILD
+# Empty directories xl/libxl leave behind and that pvbuild leaves too (see fail-inject).
+ignore='^(/vm|/libxl|/local/domain/0/device-model) = ""$'
+xs_snapshot() { xenstore-ls -f 2>&1 | grep -Ev "$ignore" | LC_ALL=C sort; }
+only_dom0() { [ "$(xl list 2>/dev/null | awk 'NR > 1 { n++; name = $1 } END { print n "," name }')" = "1,Domain-0" ]; }
+leftovers() {
+    wait_for 30 only_dom0 || fail "$1 leaks a domain: $(xl list 2>&1 | awk 'NR > 2 { print $1 "(" $5 ")" }' | paste -sd ' ')"
+    xs_snapshot > "$HARNESS_OUT/xenstore.after"
+    if ! cmp -s "$HARNESS_OUT/xenstore.before" "$HARNESS_OUT/xenstore.after"; then
+        diff "$HARNESS_OUT/xenstore.before" "$HARNESS_OUT/xenstore.after" > "$HARNESS_OUT/xenstore.diff.$2"
+        fail "$1 leaks xenstore nodes: $(grep -m 3 '^[<>]' "$HARNESS_OUT/xenstore.diff.$2" | paste -sd ' ')"
+    fi
+}
+cfg() {
+    printf 'name = "%s"\ntype = "pvh"\nkernel = "%s"\nramdisk = "%s"\nextra = "%s"\nmemory = %s\nvcpus = 2\n' \
+        "$1" "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK" "$HARNESS_GUEST_CMDLINE" "$HARNESS_GUEST_MEMORY"
+}
+"$pvb" create --fail-at list-pvh > "$HARNESS_OUT/steps" 2>&1 || fail "pvbuild create --fail-at list-pvh exited $?"
+nsteps=$(wc -l < "$HARNESS_OUT/steps")
+[ "$nsteps" -ge 10 ] || fail "--fail-at list-pvh printed $nsteps steps"
+note "steps ($nsteps): $(paste -sd ' ' "$HARNESS_OUT/steps")"
+only_dom0 || fail "before the loop, xl list shows more than Domain-0"
+xs_snapshot > "$HARNESS_OUT/xenstore.before"
+: > "$HARNESS_OUT/steps.results"
+t0=$(now)
+for step in $(cat "$HARNESS_OUT/steps"); do
+    case $step in *[!a-z0-9-]*) fail "step name '$step' is not a plain word" ;; esac
+    cfg "fi-$step" > "$HARNESS_OUT/fi-$step.cfg"
+    log=$HARNESS_OUT/create.fail-at-$step.log
+    "$pvb" create -e --fail-at "$step" "$HARNESS_OUT/fi-$step.cfg" > "$log" 2>&1
+    rc=$?
+    [ $rc -ne 0 ] || fail "--fail-at $step: pvbuild create exited 0"
+    nerr=$(grep -c '^error:' "$log")
+    [ "$nerr" -eq 1 ] || fail "--fail-at $step: $nerr lines start with 'error:' (want 1): $(head -n 3 "$log" | paste -sd ' ')"
+    line=$(grep '^error:' "$log")
+    echo "$line" | grep -qE "(^|[^a-z0-9-])$step([^a-z0-9-]|\$)" || fail "--fail-at $step: the error does not name the step: $line"
+    case $line in *"undoing failed"*) fail "--fail-at $step: undoing failed: $line" ;; esac
+    leftovers "--fail-at $step" "$step"
+    echo "$step: rc=$rc $line" >> "$HARNESS_OUT/steps.results"
+done
+metric steps_s "$(elapsed "$t0")"
+evidence "$HARNESS_OUT/steps.results"
+cfg fi-control > "$HARNESS_OUT/fi-control.cfg"
+log=$HARNESS_OUT/create.control.log
+t0=$(now)
+"$pvb" create -p -e "$HARNESS_OUT/fi-control.cfg" > "$log" 2>&1 || fail "control: pvbuild create -p exited $?: $(head -n 2 "$log" | paste -sd ' ')"
+metric control_create_p_s "$(elapsed "$t0")"
+state=$(xl list fi-control 2>&1 | awk 'NR == 2 { print $5 }')
+case $state in *p*) ;; *) fail "control: fi-control is not paused: '$state'" ;; esac
+# Its two vcpus: vcpu 0 set up by the build, vcpu 1 down until the guest brings it up (so
+# `xl list` counts 1 online, as for xl's paused PVH guest); `xl vcpu-list` lists both.
+nv=$(xl vcpu-list fi-control 2>&1 | awk 'NR > 1 && $1 == "fi-control"' | wc -l)
+[ "$nv" = 2 ] || fail "control: xl vcpu-list shows $nv vcpus of fi-control, want 2: $(xl vcpu-list fi-control 2>&1 | paste -sd ' ')"
+"$pvb" destroy fi-control >> "$log" 2>&1 || fail "control: pvbuild destroy exited $?"
+leftovers "control (create -p, destroy)" control
+pass
