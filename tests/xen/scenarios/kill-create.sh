@@ -43,7 +43,7 @@ ndomains() { xl list 2>/dev/null | awk 'NR > 2 { n++ } END { print n + 0 }'; }
 nrecords() { ls -A "$journal_dir" 2>/dev/null | wc -l; }
 qemus() { pgrep -f -- '-xen-domid' 2>/dev/null | paste -sd ' '; }
 helpers() { pgrep -f -- 'bin/pygrub|vif-bridge|/etc/xen/scripts/' 2>/dev/null | paste -sd ' '; }
-bl_dirs() { ls -d /tmp/pvbuild-bootloader.* 2>/dev/null | paste -sd ' '; }
+bl_dirs() { ls -d "${TMPDIR:-/tmp}"/pvbuild-bootloader.* 2>/dev/null | paste -sd ' '; }
 
 # gone_within SECONDS: until only Domain-0 is left; 1 when SECONDS passed.
 gone_within() {
@@ -94,7 +94,10 @@ kill_at() {
         fi
         sleep 0.1
     done
-    kill -9 "$_pid" || fail "kill at $_step: kill -9 $_pid failed"
+    # The pid the hook printed is pvbuild's own (the same as $! in this shell).
+    _hpid=$(sed -n "s/.*test hook: stopped at $_step (pid \([0-9]*\)).*/\1/p" "$_log" | head -n 1)
+    [ "$_hpid" = "$_pid" ] || note "kill at $_step: the hook says pid $_hpid, the shell started $_pid"
+    kill -9 "${_hpid:-$_pid}" || fail "kill at $_step: kill -9 ${_hpid:-$_pid} failed"
     wait "$_pid" 2>/dev/null
 }
 
