@@ -488,6 +488,9 @@ impl PrivateDir {
         std::fs::create_dir_all(parent).map_err(io_err(parent.to_owned()))?;
         for n in 0..1000u32 {
             let path = parent.join(format!("pvbuild-bootloader.{}.{n}", std::process::id()));
+            // In the create's crash-safety record before it exists.
+            crate::journal::note(&crate::journal::Entry::Dir(path.clone()))
+                .map_err(io_err(path.clone()))?;
             match std::fs::DirBuilder::new().mode(0o700).create(&path) {
                 Ok(()) => return Ok(Self(path)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -502,7 +505,9 @@ impl PrivateDir {
 
 impl Drop for PrivateDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if std::fs::remove_dir_all(&self.0).is_ok() {
+            let _ = crate::journal::note(&crate::journal::Entry::DirGone(self.0.clone()));
+        }
     }
 }
 
@@ -615,6 +620,7 @@ fn run_with(req: &Request<'_>, user: Option<UserIo<'_>>) -> Result<Extracted, Bo
         req.max_file,
     )
     .map_err(mk("starting", &program))?;
+    crate::testhook::stop_at("bootloader-spawned");
     let mut master = File::from(master);
     // A deadline whether or not someone is at the menu: a bootloader that stops answering
     // must not hold the create forever (`--bootloader-timeout` for a longer stay).
@@ -720,6 +726,7 @@ fn spawn(program: &Path, args: &[String], slave: OwnedFd, max_file: u64) -> io::
             Ok(())
         });
     }
+    crate::journal::record_child(&mut cmd, "bootloader");
     // `cmd` (holding the parent's copies of the slave) is dropped on return, so the pty
     // reads EOF once the bootloader and its children have closed it.
     cmd.spawn()

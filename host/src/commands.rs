@@ -559,6 +559,38 @@ fn start(
     started: Instant,
 ) -> Result<(u16, DomainConfig), CommandError> {
     crate::steps::start();
+    // What this start acquires is recorded where a later pvbuild finds it, should this one be
+    // killed ([`crate::journal`]): ended (removed) when the domain is made, or when a failure
+    // undid everything; kept when undoing failed, for the next sweep.
+    let journal = crate::journal::Journal::begin(&base.name)
+        .map_err(|e| CommandError::Usage(e.to_string()))?;
+    let r = start_recorded(args, base, uuid, host, started);
+    let undo_failed = match &r {
+        Err(CommandError::After { undo_errors, .. })
+        | Err(CommandError::Create(create::CreateError { undo_errors, .. })) => {
+            !undo_errors.is_empty()
+        }
+        _ => false,
+    };
+    if !undo_failed {
+        // The domain (if made) is the user's either way: a record that cannot be removed is
+        // reported, not a failure (it says `done` when the write got through, and a sweep then
+        // only removes it).
+        if let Err(e) = journal.end() {
+            crate::say_err!("warning: {e}");
+        }
+    }
+    r
+}
+
+/// [`start`], its record kept.
+fn start_recorded(
+    args: &CreateArgs,
+    base: &DomainConfig,
+    uuid: Uuid,
+    host: &mut Option<Host>,
+    started: Instant,
+) -> Result<(u16, DomainConfig), CommandError> {
     let mut cfg = base.clone();
     // Everything from outside is parsed and the layout solved before Xen is touched: the
     // bootloader too runs first, and what it extracts is read like any other kernel.
@@ -676,6 +708,8 @@ fn start(
         None => host.insert(Host::open()?),
     };
     crate::steps::lap("open-xen");
+    // What an earlier, killed create of this name left is undone first.
+    sweep(host, crate::journal::Filter::Name(&cfg.name));
     let made = make_domain(
         host,
         &Prepared {
@@ -903,6 +937,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             msg,
             undo_errors: building.abandon(),
         };
+    crate::testhook::stop_at("xenstore");
     if p.fail_at == Some(FailAt::Xenstore) {
         return Err(after(
             building,
@@ -927,6 +962,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         xenstore::remove_domain(&xs, u32::from(domid), Some(&uuid), 0, false)
             .map_err(|e| e.to_string())
     });
+    crate::testhook::stop_at("device-model");
     if p.fail_at == Some(FailAt::DeviceModel) {
         return Err(after(
             building,
@@ -978,6 +1014,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
     // The network interfaces, as libxl attaches them after the device model: netback takes
     // each backend (InitWait), then its hotplug script plugs `vif<domid>.<devid>` in
     // (`vif::run_hotplug`).
+    crate::testhook::stop_at("vif");
     if p.fail_at == Some(FailAt::Vif) {
         return Err(after(
             building,
@@ -1070,6 +1107,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
     }
     crate::steps::lap("userdata");
     if !p.paused {
+        crate::testhook::stop_at("unpause");
         if p.fail_at == Some(FailAt::Unpause) {
             return Err(after(
                 building,
@@ -1244,8 +1282,21 @@ fn stored_devices(domid: u16) -> Option<StoredDevices> {
 /// refuses (EINVAL) to release one it has already dropped.
 fn destroy_domid(xen: &Xen, domid: u16) -> Result<(), CommandError> {
     let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
+    destroy_with(xen, &xs, &vif::run_hotplug, domid, None)
+}
+
+/// [`destroy_domid`] through `xs` and the hotplug runner `hotplug`; `uuid`'s `/vm` entry goes
+/// too (for a domain whose own `vm` entry was never written). A domain already gone is not an
+/// error: its entries still go.
+fn destroy_with(
+    xen: &Xen,
+    xs: &XsConnection,
+    hotplug: vif::Runner<'_>,
+    domid: u16,
+    uuid: Option<&Uuid>,
+) -> Result<(), CommandError> {
     // As libxl: the device model goes first (it holds the guest's pages mapped).
-    match devmodel::stop_for_domain(&xs, u32::from(domid)) {
+    match devmodel::stop_for_domain(xs, u32::from(domid)) {
         Ok(Some(pid)) => log::info(format_args!("stopped device model {pid}")),
         Ok(None) => {}
         Err(e) => crate::say_err!("warning: domain {domid}: {e}"),
@@ -1257,21 +1308,101 @@ fn destroy_domid(xen: &Xen, domid: u16) -> Result<(), CommandError> {
         Err(crate::xen::XenError::Call {
             errno: nix::errno::Errno::ESRCH,
             ..
-        }) => {}
+        })
+        | Err(crate::xen::XenError::NoSuchDomain { .. }) => {}
         Err(e) => return Err(e.into()),
     }
     // As libxl: each interface's hotplug script unplugs it, then its entries go (and with
     // them netback's interface).
-    for e in vif::unplug_all(&xs, u32::from(domid)) {
-        crate::say_err!("warning: domain {domid}: {e}");
+    match vif::from_xenstore(xs, u32::from(domid)) {
+        Ok(list) => {
+            for h in &list {
+                if let Err(e) = hotplug(xs, h, HotplugAction::Offline) {
+                    crate::say_err!("warning: domain {domid}: {e}");
+                }
+            }
+        }
+        Err(e) => crate::say_err!("warning: domain {domid}: {e}"),
     }
     // As libxl__userdata_destroyall: the stored configuration goes with the domain, whoever
     // stored it (pvbuild, or xl for a domain xl made).
     for e in crate::userdata::remove_all(u32::from(domid)) {
         crate::say_err!("warning: domain {domid}: {e}");
     }
-    xenstore::remove_domain(&xs, u32::from(domid), None, u32::from(BACKEND_DOMID), false)
+    xenstore::remove_domain(xs, u32::from(domid), uuid, u32::from(BACKEND_DOMID), false)
         .map_err(|e| CommandError::Xs(e.to_string()))
+}
+
+/// The crash-safety sweep's view of a [`Host`].
+impl crate::journal::DomainUndo for Host {
+    fn handle_of(&self, domid: u16) -> Result<Option<[u8; 16]>, String> {
+        match self.xen.domain_info(domid) {
+            Ok(i) => Ok(Some(i.handle)),
+            Err(crate::xen::XenError::NoSuchDomain { .. })
+            | Err(crate::xen::XenError::Call {
+                errno: nix::errno::Errno::ESRCH,
+                ..
+            }) => Ok(None),
+            Err(e) => Err(format!("domain {domid}: {e}")),
+        }
+    }
+
+    fn unnamed_with_handle(&self, handle: &[u8; 16]) -> Result<Vec<u16>, String> {
+        let xs = (self.xenstore)().map_err(|e| e.to_string())?;
+        let doms = self.xen.list_domains().map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for d in doms.iter().filter(|d| d.domid != 0 && d.handle == *handle) {
+            let known = xs
+                .read_opt(&format!("{}/name", xenstore::dom_path(u32::from(d.domid))))
+                .map_err(|e| e.to_string())?;
+            if known.is_none() {
+                out.push(d.domid);
+            }
+        }
+        Ok(out)
+    }
+
+    fn destroy(&self, domid: u16, uuid: Option<&Uuid>) -> Result<(), String> {
+        let xs = (self.xenstore)().map_err(|e| e.to_string())?;
+        destroy_with(&self.xen, &xs, &*self.hotplug, domid, uuid).map_err(|e| e.to_string())
+    }
+
+    fn remove_vm(&self, uuid: &Uuid) -> Result<(), String> {
+        let xs = (self.xenstore)().map_err(|e| e.to_string())?;
+        match xs.rm(&xenstore::vm_path(uuid)) {
+            Err(e) if !e.is_not_found() => Err(format!("{}: {e}", xenstore::vm_path(uuid))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Undoes what killed creates left (those `filter` selects: [`crate::journal::sweep_in`]),
+/// saying what was done on stderr; returns how many records were undone.
+fn sweep(host: &Host, filter: crate::journal::Filter<'_>) -> usize {
+    let done = crate::journal::sweep_in(&crate::journal::default_dir(), filter, host);
+    for s in &done {
+        crate::say_err!("pvbuild: {s}");
+    }
+    done.len()
+}
+
+/// `pvbuild cleanup`: undoes what every killed create left. Returns a line per record.
+pub fn cleanup_cmd() -> Result<String, CommandError> {
+    let host = Host::open()?;
+    let done = crate::journal::sweep_in(
+        &crate::journal::default_dir(),
+        crate::journal::Filter::All,
+        &host,
+    );
+    let failed = done.iter().filter(|s| !s.errors.is_empty()).count();
+    let text: String = done.iter().map(|s| format!("pvbuild: {s}\n")).collect();
+    if failed > 0 {
+        crate::say_err!("{}", text.trim_end());
+        return Err(CommandError::Usage(format!(
+            "{failed} killed create(s) could not be undone; their records stay for the next cleanup"
+        )));
+    }
+    Ok(text)
 }
 
 /// A guest named by id or by name, for the commands that change it: dom0 is refused however
@@ -1286,11 +1417,32 @@ fn lookup(target: &str) -> Result<u16, CommandError> {
     Ok(id)
 }
 
-/// `pvbuild destroy DOMAIN`.
+/// `pvbuild destroy DOMAIN`. A create of that name (or domain id) that was killed is undone
+/// first ([`crate::journal`]); when it had not got as far as naming its domain, that is all
+/// there is to destroy.
 pub fn destroy_cmd(target: &str) -> Result<(), CommandError> {
-    let domid = lookup(target)?;
-    let xen = Xen::open()?;
-    destroy_domid(&xen, domid)
+    let filter = match target.parse::<u16>() {
+        Ok(0) => return lookup(target).map(|_| ()),
+        Ok(id) => crate::journal::Filter::Domain(id),
+        Err(_) => crate::journal::Filter::Name(target),
+    };
+    let host = Host::open()?;
+    let swept = sweep(&host, filter);
+    let domid = match lookup(target) {
+        Ok(d) => d,
+        Err(_) if swept > 0 => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if swept > 0
+        && matches!(
+            crate::journal::DomainUndo::handle_of(&host, domid),
+            Ok(None)
+        )
+    {
+        // The sweep destroyed it (a domain id given).
+        return Ok(());
+    }
+    destroy_domid(&host.xen, domid)
 }
 
 /// `pvbuild shutdown` / `pvbuild reboot`: which domains, and what to do.

@@ -330,6 +330,7 @@ impl Run<'_> {
         step: CreateStep,
         f: impl FnOnce(&Xen) -> Result<T, CreateFailure>,
     ) -> Result<T, CreateError> {
+        crate::testhook::stop_at(step.name());
         let r = if self.fail_at == Some(step) {
             Err(CreateFailure::Injected)
         } else if crate::interrupt::requested() {
@@ -393,7 +394,20 @@ pub fn create<'x, K: LoadKernel>(
         let mut cfg = DomainConfig::pv(req.vcpus, x.max_grant_version()?);
         cfg.handle = req.handle;
         cfg.cpupool_id = req.placement.pool_id;
-        Ok(x.create_domain(&cfg, None)?)
+        // The crash-safety record ([`crate::journal`]) learns the UUID before the domain
+        // exists and its id as soon as Xen returns it: a kill in between still leaves it
+        // findable (by its handle).
+        let uuid = crate::xenstore::Uuid::from_bytes(req.handle);
+        crate::journal::note(&crate::journal::Entry::Uuid(uuid))
+            .map_err(|e| CreateFailure::Invalid(format!("recording the domain's UUID: {e}")))?;
+        let domid = x.create_domain(&cfg, None)?;
+        if let Err(e) = crate::journal::note(&crate::journal::Entry::Domain(domid)) {
+            let _ = x.destroy_domain(domid);
+            return Err(CreateFailure::Invalid(format!(
+                "recording domain {domid}: {e}"
+            )));
+        }
+        Ok(domid)
     })?;
     run.undo.push((
         "destroy domain",

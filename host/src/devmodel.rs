@@ -296,17 +296,22 @@ pub fn launch(xs: &XsConnection, req: &DmRequest) -> Result<RunningDm, DmError> 
     let log2 = log
         .try_clone()
         .map_err(|e| DmError::Log(req.log.clone(), e))?;
-    let child = Command::new(&req.program)
-        .args(qemu_args(req.domid, &req.name, req.maxmem_mib))
+    let mut cmd = Command::new(&req.program);
+    cmd.args(qemu_args(req.domid, &req.name, req.maxmem_mib))
         .env("XEN_QEMU_CONSOLE_LIMIT", "1048576")
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2)
         .current_dir("/")
-        .process_group(0)
+        .process_group(0);
+    // In the create's crash-safety record before it runs (a kill before its pid reaches
+    // xenstore still leaves it found).
+    crate::journal::record_child(&mut cmd, "device-model");
+    let child = cmd
         .spawn()
         .map_err(|e| DmError::Spawn(req.program.clone(), e))?;
     let pid = child.id();
+    crate::testhook::stop_at("device-model-spawned");
     match wait_running(xs, req, child, pid, &state_path) {
         Ok(child) => Ok(RunningDm::new(pid, move || stop_child(child))),
         Err(e) => Err(e),

@@ -134,6 +134,10 @@ enum Command {
         /// Domain id or name.
         domain: String,
     },
+    /// Undo what killed `pvbuild create`s left behind (their domains, xenstore entries,
+    /// network interfaces, processes and directories), from their records in
+    /// /run/pvbuild/create (docs/crash-safety.md).
+    Cleanup,
     /// Ask a guest to power off (as `xl shutdown`): it must acknowledge within 60 s.
     Shutdown(ControlOpts),
     /// Ask a guest to reboot (as `xl reboot`): it must acknowledge within 60 s.
@@ -469,6 +473,7 @@ fn main() -> ExitCode {
         )),
         Command::Destroy { domain } => done(pvbuild::commands::destroy_cmd(&domain)),
         Command::List => printed(pvbuild::commands::list_cmd()),
+        Command::Cleanup => printed(pvbuild::commands::cleanup_cmd()),
         Command::NetworkAttach { domain, spec } => {
             printed(pvbuild::commands::network_attach_cmd(&domain, &spec))
         }

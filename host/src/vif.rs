@@ -343,7 +343,11 @@ impl Hotplug {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
+        crate::journal::record_child(&mut cmd, "hotplug");
         let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
+        if action == HotplugAction::Online {
+            crate::testhook::stop_at("vif-hotplug-spawned");
+        }
         // Both pipes drained on threads so that a chatty script cannot block on a full pipe.
         // What they kept arrives over a channel: a background child of the script that holds
         // a pipe open cannot make the wait for the output hang.

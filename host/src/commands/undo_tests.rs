@@ -39,6 +39,19 @@ fn run(
     run_with(true, None, arm)
 }
 
+/// [`run_with`] (with the disk), then `after` given the fake host, as a later pvbuild sees it.
+fn run_then(
+    arm: impl FnOnce(&FakeXen, &FakeXenstore),
+    after: impl FnOnce(&Host),
+) -> (
+    Result<create::Created, CommandError>,
+    Arc<FakeXen>,
+    FakeXenstore,
+    Trace,
+) {
+    run_full(true, None, arm, after)
+}
+
 /// A disk image for the runs (its contents do not matter: the device model is a fake).
 fn image() -> String {
     let p = std::env::temp_dir().join(format!("pvbuild-undo-{}.img", std::process::id()));
@@ -52,6 +65,21 @@ fn run_with(
     disk: bool,
     dm_error: Option<&'static str>,
     arm: impl FnOnce(&FakeXen, &FakeXenstore),
+) -> (
+    Result<create::Created, CommandError>,
+    Arc<FakeXen>,
+    FakeXenstore,
+    Trace,
+) {
+    run_full(disk, dm_error, arm, |_| {})
+}
+
+/// [`run_with`], then `after` given the host.
+fn run_full(
+    disk: bool,
+    dm_error: Option<&'static str>,
+    arm: impl FnOnce(&FakeXen, &FakeXenstore),
+    after: impl FnOnce(&Host),
 ) -> (
     Result<create::Created, CommandError>,
     Arc<FakeXen>,
@@ -195,6 +223,7 @@ fn run_with(
         ),
     }
     let _ = std::fs::remove_dir_all(&userdata_dir);
+    after(&host);
     (r, xen, store, trace)
 }
 
@@ -420,4 +449,115 @@ fn a_failed_unpause_unplugs_and_stops_the_device_model_before_the_entries_go() {
             && releases[1].starts_with("device model of domain"),
         "{releases:?}"
     );
+}
+
+/// A private directory for crash-safety records.
+fn journal_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "pvbuild-journal-undo.{}.{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn a_create_killed_before_its_end_is_undone_by_the_next_sweep() {
+    use crate::journal::{Filter, Journal};
+    // A create that made everything (domain, entries, device model, interface, unpause) and
+    // was killed before its record ended: its lock goes with it (the drop), and the next
+    // sweep (as `pvbuild destroy guest` or the next `create guest` runs it) undoes it all.
+    let dir = journal_dir("killed");
+    let journal = Journal::begin_in(&dir, "guest").unwrap();
+    let mut swept = Vec::new();
+    let mut live = Vec::new();
+    let (r, xen, store, trace) = run_then(
+        |_, _| {},
+        |host| {
+            // While the create runs, its record is left alone.
+            live = crate::journal::sweep_in(&dir, Filter::All, host);
+            drop(journal);
+            // Another name's sweep leaves it too.
+            assert!(crate::journal::sweep_in(&dir, Filter::Name("other"), host).is_empty());
+            swept = crate::journal::sweep_in(&dir, Filter::Name("guest"), host);
+        },
+    );
+    let d = r.unwrap().domid;
+    assert!(live.is_empty(), "{live:?}");
+    assert_eq!(swept.len(), 1, "{swept:?}");
+    let s = swept.first().unwrap();
+    assert_eq!(s.domain, Some(d), "{s}");
+    assert!(s.errors.is_empty(), "{s}");
+    assert_eq!(s.name.as_deref(), Some("guest"));
+    assert_eq!(xen.domids(), Vec::<u16>::new(), "a domain was left");
+    assert_eq!(store.dump(), FakeXenstore::new().dump(), "xenstore changed");
+    assert!(store.introduced().is_empty());
+    // The interface was unplugged (its hotplug `offline`, from what xenstore listed).
+    assert!(trace
+        .events()
+        .contains(&Event::Release(format!("network interface vif{d}.0"))));
+    // The record is gone, and a second sweep finds nothing.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_create_that_ended_leaves_no_record_and_its_domain_alone() {
+    use crate::journal::{Filter, Journal};
+    let dir = journal_dir("ended");
+    let journal = Journal::begin_in(&dir, "guest").unwrap();
+    let mut swept = Vec::new();
+    let (r, xen, _, _) = run_then(
+        |_, _| {},
+        |host| {
+            journal.end().unwrap();
+            swept = crate::journal::sweep_in(&dir, Filter::All, host);
+        },
+    );
+    let d = r.unwrap().domid;
+    assert!(swept.is_empty(), "{swept:?}");
+    assert_eq!(xen.domids(), vec![d]);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_domain_made_before_its_id_was_recorded_is_found_by_its_handle() {
+    use crate::journal::{DomainUndo, Filter};
+    // Killed between XEN_DOMCTL_createdomain and the `domain` line: the record has the UUID
+    // only. Of two domains with that handle, the one xenstore names (someone's guest that
+    // happens to share the UUID) stays; the nameless one goes.
+    let dir = journal_dir("handle");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (r, xen, store, _) = run(|_, _| {});
+    let named = r.unwrap().domid;
+    let host = Host {
+        xen: Xen::with_backend(xen.clone()),
+        xenstore: {
+            let s = store.clone();
+            Arc::new(move || Ok(s.connect()))
+        },
+        device_model: Arc::new(|_, _| unreachable!()),
+        hotplug: Arc::new(|_, _, _| Ok(())),
+    };
+    let handle = xen.domain(named).unwrap().handle;
+    let mut cfg = crate::xen::DomainConfig::pv(1, 1);
+    cfg.handle = handle;
+    let orphan = host.xen.create_domain(&cfg, None).unwrap();
+    assert_eq!(host.unnamed_with_handle(&handle).unwrap(), vec![orphan]);
+    let uuid = Uuid::from_bytes(handle);
+    std::fs::write(
+        dir.join("create-1-0.journal"),
+        format!(
+            "pvbuild-journal 1\nowner 1\nname {}\nuuid {}\ndomain 4",
+            "6775657374",
+            uuid.hyphenated()
+        ),
+    )
+    .unwrap();
+    let swept = crate::journal::sweep_in(&dir, Filter::Name("guest"), &host);
+    assert_eq!(swept.len(), 1, "{swept:?}");
+    assert_eq!(swept.first().unwrap().domain, Some(orphan));
+    assert_eq!(xen.domids(), vec![named]);
+    let _ = std::fs::remove_dir_all(&dir);
 }

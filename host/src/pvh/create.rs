@@ -259,7 +259,17 @@ pub fn create<'x, K: LoadKernel>(
         cfg.cpupool_id = req.placement.pool_id;
         cfg.flags = XEN_DOMCTL_CDF_HVM | XEN_DOMCTL_CDF_HAP;
         cfg.emulation_flags = XEN_X86_EMU_LAPIC;
-        x.create_domain(&cfg, None).map_err(s)
+        // Recorded for a later pvbuild should this one be killed ([`crate::journal`]): the
+        // UUID before the domain exists, its id as soon as Xen returns it.
+        let uuid = crate::xenstore::Uuid::from_bytes(req.handle);
+        crate::journal::note(&crate::journal::Entry::Uuid(uuid))
+            .map_err(|e| format!("recording the domain's UUID: {e}"))?;
+        let domid = x.create_domain(&cfg, None).map_err(s)?;
+        if let Err(e) = crate::journal::note(&crate::journal::Entry::Domain(domid)) {
+            let _ = x.destroy_domain(domid);
+            return Err(format!("recording domain {domid}: {e}"));
+        }
+        Ok(domid)
     })?;
     run.undo.push((
         "destroy domain",

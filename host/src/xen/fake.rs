@@ -157,6 +157,8 @@ pub struct FakeDomain {
     pub e820: Vec<(u64, u64, u32)>,
     /// The CPU pool it was created in.
     pub cpupool: u32,
+    /// Its handle (UUID), as created.
+    pub handle: [u8; 16],
     /// Per vcpu: (hard, soft) affinity, one bit per cpu (all cpus until set).
     pub affinity: BTreeMap<u32, (u64, u64)>,
     /// Credit/credit2 weight and cap.
@@ -374,6 +376,7 @@ impl State {
             nr_online_vcpus: u32::from(d.vcpu0.is_some()),
             max_vcpu_id: d.vcpus.saturating_sub(1),
             cpupool: d.cpupool,
+            handle: d.handle,
             ..Default::default()
         }
     }
@@ -431,6 +434,7 @@ impl State {
                         shared_info,
                         e820: Vec::new(),
                         cpupool: c.cpupool_id,
+                        handle: c.handle,
                         affinity: BTreeMap::new(),
                         sched: (256, 0),
                     },
