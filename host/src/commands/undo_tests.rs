@@ -539,6 +539,7 @@ fn a_domain_made_before_its_id_was_recorded_is_found_by_its_handle() {
         },
         device_model: Arc::new(|_, _| unreachable!()),
         hotplug: Arc::new(|_, _, _| Ok(())),
+        userdata_dir: dir.join("userdata"),
     };
     let handle = xen.domain(named).unwrap().handle;
     let mut cfg = crate::xen::DomainConfig::pv(1, 1);
