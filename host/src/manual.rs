@@ -21,7 +21,7 @@ pub fn key_docs() -> Vec<(&'static str, String)> {
     let cmdline_max = pvbuild_core::limits::MAX_GUEST_CMDLINE - 1;
     vec![
         ("name", "The domain's name (required). Refused when another domain has it, or when it is not a name xl accepts.".into()),
-        ("type", "Only \"pv\". \"pvh\" and \"hvm\" are refused: pvbuild builds PV guests only.".into()),
+        ("type", "\"pv\" (default) or \"pvh\" (Linux's PVH entry point, libxl's memory layout and ACPI tables; no disks, interfaces or bootloader yet); \"hvm\" is refused.".into()),
         ("builder", "\"generic\" or \"linux\" (the old spelling of a PV guest) are accepted; \"hvm\" is refused.".into()),
         ("kernel", "The guest kernel: ELF, gzip-wrapped ELF, a Linux bzImage with a gzip, xz, zstd, lz4, bzip2 or lzma payload, or a 'bin' image. Required unless bootloader is set. Parsed and laid out before Xen is touched.".into()),
         ("ramdisk", "The initrd, handed to the guest as libxenguest does (a gzip ramdisk is unpacked when it fits, as libxenguest's unzip does).".into()),
@@ -49,6 +49,16 @@ pub fn key_docs() -> Vec<(&'static str, String)> {
         ("cpus_soft", "Soft vcpu affinity, in the same syntax.".into()),
         ("cpu_weight", "The credit/credit2 scheduler's weight, 1 to 65535.".into()),
         ("cap", "The credit scheduler's cap, 0 to 65535 (percent of one cpu).".into()),
+        ("hap", "PVH only: 1 (the default); 0 (shadow paging) is refused.".into()),
+        ("acpi", "PVH only: 1 (the default, libxl's tables); 0 is refused.".into()),
+        ("apic", "PVH only: 1 (the default); 0 is refused.".into()),
+        ("pvshim", "PVH only: 0 (the default); the PV shim is not implemented.".into()),
+        ("pvshim_path", "PVH only: refused (the PV shim is not implemented).".into()),
+        ("pvshim_cmdline", "PVH only: refused (the PV shim is not implemented).".into()),
+        ("pvshim_extra", "PVH only: refused (the PV shim is not implemented).".into()),
+        ("mmio_hole", "PVH only: refused; libxl's default hole below 4 GiB is used.".into()),
+        ("nestedhvm", "PVH only: 0 (the default); nested virtualisation is refused.".into()),
+        ("timer_mode", "PVH only: refused; libxl's default timer mode is used.".into()),
     ]
 }
 
