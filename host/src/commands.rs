@@ -597,6 +597,15 @@ fn start(
     let kern = inputs.kernel()?;
     let nr_pages = cfg.memory_mib << (20 - 12);
     let layout = inputs.solve(&kern, nr_pages)?;
+    crate::detail::print(&crate::detail::Source {
+        cmdline: cfg.cmdline.as_deref().unwrap_or(""),
+        kernel: (&kernel_path, inputs.kernel_file()),
+        parsed: &kern,
+        ramdisk: cfg.ramdisk.as_deref().zip(inputs.ramdisk()),
+        ramdisk_loaded: None,
+        layout: &layout,
+        memory_mib: cfg.memory_mib,
+    });
     // The disks too are checked before Xen is touched: their targets, and the QEMU that will
     // serve them.
     let disks = crate::disk::plan_disks(&cfg.disks, crate::disk::blkback_available())?;
@@ -637,6 +646,9 @@ fn start(
             started,
         },
     )?;
+    if let Ok(top) = layout.top_table_pfn() {
+        crate::detail::cr3_line(top.get(), made.top_table_mfn.get());
+    }
     crate::say!(
         "pvbuild: created domain {} ({}) in {:.3} s{}",
         made.domid,
@@ -1617,15 +1629,34 @@ fn lookup_any(target: &str) -> Result<u16, CommandError> {
     }
 }
 
-/// Verbosity-gated logging to stderr.
+/// Verbosity-gated logging to stderr: one global level, the count of `-v`, with xl's meaning
+/// (xl lowers its logger's minimum one step per `-v` from `XTL_PROGRESS`): 0 progress, 1
+/// ([`log::DETAIL`]) adds the builder's detail lines ([`crate::detail`]) and pvbuild's own
+/// notes, 2 ([`log::VERBOSE`]) and 3 ([`log::DEBUG`]) add what is logged at those levels.
 pub mod log {
     use std::sync::atomic::{AtomicU8, Ordering};
 
     static LEVEL: AtomicU8 = AtomicU8::new(0);
+    /// `-v`: xl's `XTL_DETAIL` (libxenguest's `domainbuilder: detail:` lines).
+    pub const DETAIL: u8 = 1;
+    /// `-vv`: xl's `XTL_VERBOSE`.
+    pub const VERBOSE: u8 = 2;
+    /// `-vvv`: xl's `XTL_DEBUG`.
+    pub const DEBUG: u8 = 3;
 
     /// Set the level (the count of `-v`).
     pub fn set_level(v: u8) {
         LEVEL.store(v, Ordering::Relaxed);
+    }
+    /// The level (the count of `-v`).
+    pub fn level() -> u8 {
+        LEVEL.load(Ordering::Relaxed)
+    }
+    /// Print at `-vvv` and above (`pvbuild: debug: ...`).
+    pub fn debug(args: std::fmt::Arguments<'_>) {
+        if level() >= DEBUG {
+            crate::say_err!("pvbuild: debug: {args}");
+        }
     }
     /// Print at `-v` and above.
     pub fn info(args: std::fmt::Arguments<'_>) {

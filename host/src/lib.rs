@@ -13,6 +13,7 @@ pub mod config;
 pub mod console;
 pub mod control;
 pub mod create;
+pub mod detail;
 pub mod devmodel;
 pub mod disk;
 pub mod domlock;

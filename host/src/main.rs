@@ -1,7 +1,8 @@
 //! The `pvbuild` command.
 //!
 //! Subcommands: `plan` (the whole core without Xen), `create`, `destroy`, `list` and
-//! `console` (as xl's); `-v` (repeatable) raises the log level for all of them.
+//! `console` (as xl's); `-v` (repeatable, xl's levels: see [`pvbuild::commands::log`]) raises
+//! the log level for all of them.
 //!
 //! Bad input exits with status 1 and one `error: ...` line on stderr.
 
@@ -13,7 +14,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "pvbuild", version, about = "Xen PV domain builder")]
 struct Cli {
-    /// More output (-v, -vv, -vvv).
+    /// More output, with xl's levels: -v adds the builder's detail (libxenguest's
+    /// `domainbuilder: detail:` and libelf's `xc: detail:` lines, as `xl -v create` prints
+    /// them) and pvbuild's notes; -vv and -vvv add verbose and debug lines.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]
