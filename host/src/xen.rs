@@ -372,6 +372,8 @@ pub struct DomainInfo {
     pub tot_pages: u64,
     /// Its page limit.
     pub max_pages: u64,
+    /// Pages claimed but not yet allocated.
+    pub outstanding_pages: u64,
     /// Machine frame of its shared_info.
     pub shared_info_frame: u64,
     /// CPU time used, ns.
@@ -393,6 +395,7 @@ impl DomainInfo {
             flags: r.flags,
             tot_pages: r.tot_pages,
             max_pages: r.max_pages,
+            outstanding_pages: r.outstanding_pages,
             shared_info_frame: r.shared_info_frame,
             cpu_time: r.cpu_time,
             nr_online_vcpus: r.nr_online_vcpus,
