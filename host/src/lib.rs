@@ -32,6 +32,7 @@ pub mod procgroup;
 pub mod progress;
 pub mod sys;
 pub mod trace;
+pub mod vcpu_list;
 pub mod vif;
 pub mod xen;
 pub mod xenstore;

@@ -219,6 +219,18 @@ enum Command {
         /// Only this domain (id or name).
         domain: Option<String>,
     },
+    /// List vcpus as `xl vcpu-list` does: the cpu each is on, its state (r running,
+    /// b blocked, p offline), its cpu time, its hard and soft affinity.
+    VcpuList {
+        /// Only these domains (ids or names).
+        domains: Vec<String>,
+    },
+    /// Print the hypervisor's console ring, as `xl dmesg`.
+    Dmesg {
+        /// Clear the ring after reading it.
+        #[arg(short = 'c', long = "clear")]
+        clear: bool,
+    },
     /// Add a network interface to a running domain (as `xl network-attach`).
     NetworkAttach {
         /// Domain id or name.
@@ -521,6 +533,8 @@ fn main() -> ExitCode {
             long,
             cli.verbose > 0,
         )),
+        Command::VcpuList { domains } => printed(pvbuild::vcpu_list::vcpu_list_cmd(&domains)),
+        Command::Dmesg { clear } => printed(pvbuild::vcpu_list::dmesg_cmd(clear)),
         Command::NetworkAttach { domain, spec } => {
             printed(pvbuild::commands::network_attach_cmd(&domain, &spec))
         }

@@ -12,9 +12,12 @@
 //! the [`Step`] that failed, the domain where there is one, and the errno.
 
 pub mod fake;
+mod readconsole;
 mod sched;
+mod vcpuinfo;
 
 pub use sched::{CpuMap, CpupoolInfo, SchedCredit, Scheduler, CPUS_MAX};
+pub use vcpuinfo::VcpuInfo;
 
 use std::ffi::c_void;
 use std::fmt;
@@ -95,6 +98,10 @@ pub enum Step {
     SetVcpuAffinity,
     /// `XEN_DOMCTL_getvcpuaffinity`.
     GetVcpuAffinity,
+    /// `XEN_DOMCTL_getvcpuinfo`.
+    GetVcpuInfo,
+    /// `XEN_SYSCTL_readconsole`.
+    ReadConsole,
     /// `XEN_DOMCTL_scheduler_op` getinfo.
     SchedGet,
     /// `XEN_DOMCTL_scheduler_op` putinfo.
@@ -135,6 +142,8 @@ impl Step {
             Step::Capabilities => "getting Xen's capabilities",
             Step::SetVcpuAffinity => "setting vcpu affinity",
             Step::GetVcpuAffinity => "reading vcpu affinity",
+            Step::GetVcpuInfo => "reading vcpu state",
+            Step::ReadConsole => "reading the hypervisor's console ring",
             Step::SchedGet => "reading scheduler parameters",
             Step::SchedSet => "setting scheduler parameters",
             Step::CpupoolInfo => "listing cpupools",

@@ -100,6 +100,12 @@ fn checks() -> Vec<Check> {
         XenDomctlVcpuaffinity => "struct xen_domctl_vcpuaffinity" {
             vcpu, flags, cpumap_hard, cpumap_soft
         }
+        XenDomctlGetvcpuinfo => "struct xen_domctl_getvcpuinfo" {
+            vcpu, online, blocked, running, cpu_time, cpu
+        }
+        XenSysctlReadconsole => "struct xen_sysctl_readconsole" {
+            clear, incremental, pad0, pad1, index, buffer, count
+        }
         XenDomctlSchedCredit => "struct xen_domctl_sched_credit" { weight, cap }
         XenDomctlSchedCredit => "struct xen_domctl_sched_credit2" { weight, cap }
         XenDomctlSchedulerOp => "struct xen_domctl_scheduler_op" { sched_id, cmd, u }
@@ -153,6 +159,8 @@ fn checks() -> Vec<Check> {
         XEN_SYSCTL_GETDOMAININFOLIST => "XEN_SYSCTL_getdomaininfolist",
         XEN_DOMCTL_SETVCPUAFFINITY => "XEN_DOMCTL_setvcpuaffinity",
         XEN_DOMCTL_GETVCPUAFFINITY => "XEN_DOMCTL_getvcpuaffinity",
+        XEN_DOMCTL_GETVCPUINFO => "XEN_DOMCTL_getvcpuinfo",
+        XEN_SYSCTL_READCONSOLE => "XEN_SYSCTL_readconsole",
         XEN_DOMCTL_SCHEDULER_OP => "XEN_DOMCTL_scheduler_op",
         XEN_SYSCTL_CPUPOOL_OP => "XEN_SYSCTL_cpupool_op",
         XEN_SYSCTL_CPUPOOL_OP_INFO => "XEN_SYSCTL_CPUPOOL_OP_INFO",
