@@ -295,11 +295,15 @@ fn note_lines(area: &[u8], out: &mut Vec<String>) -> usize {
             continue;
         };
         if is_str {
-            // elf_strval: no NUL inside the descriptor, no string (and no line).
-            if let Some(end) = note.desc.iter().position(|&b| b == 0) {
-                let text = String::from_utf8_lossy(note.desc.get(..end).unwrap_or(&[]));
-                xc(out, format_args!("ELF: note: {name} = \"{text}\""));
-            }
+            // elf_strval reads up to a NUL, past the descriptor if need be: Linux writes
+            // FEATURES with `.ascii`, and the note's zero padding ends it.
+            let end = note
+                .desc
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(note.desc.len());
+            let text = String::from_utf8_lossy(note.desc.get(..end).unwrap_or(&[]));
+            xc(out, format_args!("ELF: note: {name} = \"{text}\""));
         } else {
             xc(
                 out,
