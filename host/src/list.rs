@@ -105,10 +105,17 @@ pub fn render_long(dir: &Path, infos: &[DomainInfo]) -> Result<String, CommandEr
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(CommandError::Usage(format!("{}: {e}", path.display()))),
         };
+        // libxl stores the string with its terminating NUL (libxl_internal.c,
+        // `strlen(d_config_json) + 1`).
+        let end = text
+            .iter()
+            .rposition(|&b| b != 0 && !b.is_ascii_whitespace())
+            .map_or(0, |i| i + 1);
+        let text = text.get(..end).unwrap_or(&[]);
         // Checked, then kept as libxl wrote it (its key order too).
-        serde_json::from_slice::<serde_json::Value>(&text)
+        serde_json::from_slice::<serde_json::Value>(text)
             .map_err(|e| CommandError::Usage(format!("{}: not JSON: {e}", path.display())))?;
-        let text = String::from_utf8_lossy(&text);
+        let text = String::from_utf8_lossy(text);
         all.push(format!(
             "    {{\n        \"domid\": {},\n        \"config\": {}\n    }}",
             d.domid,
@@ -205,7 +212,8 @@ mod tests {
         let (a, b) = (info(3, RUNNING), info(4, RUNNING));
         std::fs::write(
             userdata_path(&dir, &a),
-            "{\n    \"c_info\": {\n        \"name\": \"a\"\n    }\n}\n",
+            // As libxl writes it: with the string's NUL.
+            "{\n    \"c_info\": {\n        \"name\": \"a\"\n    }\n}\n\0",
         )
         .unwrap();
         let out = render_long(&dir, &[a, b]).unwrap();

@@ -79,7 +79,7 @@ xd=$(xl domid "$xn") || fail "no domain $xn"
 evidence "$HARNESS_OUT/pvb.list-l"
 ud=$(ls /var/lib/xen/userdata-d."$xd".*.libxl-json 2>/dev/null | head -n 1)
 [ -n "$ud" ] || fail "libxl stored no config for $xn"
-squeeze() { tr -d ' \n\t'; }
+squeeze() { tr -d ' \n\t\000'; }
 [ "$(squeeze < "$HARNESS_OUT/pvb.list-l")" = "[{\"domid\":$xd,\"config\":$(squeeze < "$ud")}]" ] ||
     fail "pvbuild list -l $xn is not libxl's stored config: $(head -c 200 "$HARNESS_OUT/pvb.list-l")"
 xl list -l "$xn" > "$HARNESS_OUT/xl.list-l" 2>&1
