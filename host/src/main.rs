@@ -225,6 +225,11 @@ enum Command {
         /// Only these domains (ids or names).
         domains: Vec<String>,
     },
+    /// Host and hypervisor information, as `xl info` prints it (`-n`, NUMA, is not offered).
+    Info {
+        /// Print only the value of the keys that start with this (as `xl info NAME`).
+        name: Option<String>,
+    },
     /// Print the hypervisor's console ring, as `xl dmesg`.
     Dmesg {
         /// Clear the ring after reading it.
@@ -534,6 +539,7 @@ fn main() -> ExitCode {
             cli.verbose > 0,
         )),
         Command::VcpuList { domains } => printed(pvbuild::vcpu_list::vcpu_list_cmd(&domains)),
+        Command::Info { name } => printed(pvbuild::info::info_cmd(name.as_deref())),
         Command::Dmesg { clear } => printed(pvbuild::vcpu_list::dmesg_cmd(clear)),
         Command::NetworkAttach { domain, spec } => {
             printed(pvbuild::commands::network_attach_cmd(&domain, &spec))

@@ -12,6 +12,7 @@
 //! the [`Step`] that failed, the domain where there is one, and the errno.
 
 pub mod fake;
+mod hostinfo;
 mod readconsole;
 mod sched;
 mod vcpuinfo;
@@ -102,6 +103,10 @@ pub enum Step {
     GetVcpuInfo,
     /// `XEN_SYSCTL_readconsole`.
     ReadConsole,
+    /// `XEN_SYSCTL_sched_id`.
+    SchedId,
+    /// `XENMEM_get_sharing_*`.
+    SharingPages,
     /// `XEN_DOMCTL_scheduler_op` getinfo.
     SchedGet,
     /// `XEN_DOMCTL_scheduler_op` putinfo.
@@ -144,6 +149,8 @@ impl Step {
             Step::GetVcpuAffinity => "reading vcpu affinity",
             Step::GetVcpuInfo => "reading vcpu state",
             Step::ReadConsole => "reading the hypervisor's console ring",
+            Step::SchedId => "reading the scheduler",
+            Step::SharingPages => "reading the memory sharing counters",
             Step::SchedGet => "reading scheduler parameters",
             Step::SchedSet => "setting scheduler parameters",
             Step::CpupoolInfo => "listing cpupools",

@@ -86,8 +86,22 @@ pub const XEN_DOMINF_SHUTDOWNSHIFT: u32 = 16;
 /// `XEN_DOMINF_shutdownmask`.
 pub const XEN_DOMINF_SHUTDOWNMASK: u32 = 255;
 
+/// `XEN_SYSCTL_PHYSCAP_hvm`.
+pub const XEN_SYSCTL_PHYSCAP_HVM: u32 = 1 << 0;
 /// `XEN_SYSCTL_PHYSCAP_pv`: the platform runs PV guests.
 pub const XEN_SYSCTL_PHYSCAP_PV: u32 = 1 << 1;
+/// `XEN_SYSCTL_PHYSCAP_directio`.
+pub const XEN_SYSCTL_PHYSCAP_DIRECTIO: u32 = 1 << 2;
+/// `XEN_SYSCTL_PHYSCAP_hap`.
+pub const XEN_SYSCTL_PHYSCAP_HAP: u32 = 1 << 3;
+/// `XEN_SYSCTL_PHYSCAP_shadow`.
+pub const XEN_SYSCTL_PHYSCAP_SHADOW: u32 = 1 << 4;
+/// `XEN_SYSCTL_PHYSCAP_iommu_hap_pt_share`.
+pub const XEN_SYSCTL_PHYSCAP_IOMMU_HAP_PT_SHARE: u32 = 1 << 5;
+/// `XEN_SYSCTL_PHYSCAP_vmtrace`.
+pub const XEN_SYSCTL_PHYSCAP_VMTRACE: u32 = 1 << 6;
+/// `XEN_SYSCTL_PHYSCAP_vpmu`.
+pub const XEN_SYSCTL_PHYSCAP_VPMU: u32 = 1 << 7;
 /// `XEN_SYSCTL_PHYSCAP_gnttab_v1`.
 pub const XEN_SYSCTL_PHYSCAP_GNTTAB_V1: u32 = 1 << 8;
 /// `XEN_SYSCTL_PHYSCAP_gnttab_v2`.

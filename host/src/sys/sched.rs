@@ -45,6 +45,21 @@ pub const XEN_DOMCTL_SCHEDOP_GETINFO: u32 = 1;
 
 /// `XEN_SYSCTL_CPUPOOL_OP_INFO`: the first pool whose id is at least the one given.
 pub const XEN_SYSCTL_CPUPOOL_OP_INFO: u32 = 3;
+/// `XEN_SYSCTL_CPUPOOL_OP_FREEINFO`: the cpus in no pool.
+pub const XEN_SYSCTL_CPUPOOL_OP_FREEINFO: u32 = 7;
+/// `XEN_SYSCTL_sched_id`.
+pub const XEN_SYSCTL_SCHED_ID: u32 = 4;
+
+/// `struct xen_sysctl_sched_id`.
+#[repr(C)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenSysctlSchedId {
+    /// Out: `XEN_SCHEDULER_*` of the default pool.
+    pub sched_id: u32,
+}
+const _: () = assert!(size_of::<XenSysctlSchedId>() == 4);
 
 /// `struct xenctl_bitmap`: a bitmap of `nr_bits` bits in a hypercall buffer.
 #[repr(C)]

@@ -12,7 +12,8 @@
 #   for `-v` (UUID, reason code, label).
 # - `pvbuild list -l` of the xl-made domain is libxl's stored config in xl's wrapper.
 # - `pvbuild vcpu-list` and `xl vcpu-list`: the same lines for each paused guest (the cpu
-#   time set aside), the same vcpus for all; `pvbuild dmesg` starts with `xl dmesg`'s bytes.
+#   time set aside), the same vcpus for all; `pvbuild dmesg` starts with `xl dmesg`'s bytes;
+#   `pvbuild info` prints xl info's lines (free_memory aside), `info NAME` its value.
 # - the pvbuild-made guest, unpaused, idles; `pvbuild sysrq c` crashes its kernel, and with
 #   no monitor (-e) it stays: both lists show ---sc-.
 # - `pvbuild console -t serial` and `-n 1` are one-line refusals.
@@ -110,6 +111,16 @@ xb=$(wc -c < "$HARNESS_OUT/xl.dmesg")
 [ "$xb" -gt 1000 ] && [ "$(head -c "$xb" "$HARNESS_OUT/pvb.dmesg" | cksum)" = "$(cksum < "$HARNESS_OUT/xl.dmesg")" ] ||
     fail "pvbuild dmesg ($(wc -c < "$HARNESS_OUT/pvb.dmesg") bytes) does not start with xl dmesg's $xb bytes"
 note "dmesg: xl's $xb bytes, pvbuild's $(wc -c < "$HARNESS_OUT/pvb.dmesg")"
+
+# xl info: every line the same but free_memory (it moves with dom0).
+nofree() { grep -v '^free_memory '; }
+xl info > "$HARNESS_OUT/xl.info" 2>&1 || fail "xl info exited $?"
+"$pvb" info > "$HARNESS_OUT/pvb.info" 2>&1 || fail "pvbuild info exited $?: $(head -n 1 "$HARNESS_OUT/pvb.info")"
+evidence "$HARNESS_OUT/pvb.info"
+[ "$(nofree < "$HARNESS_OUT/xl.info")" = "$(nofree < "$HARNESS_OUT/pvb.info")" ] ||
+    fail "info differs from xl's: $(diff "$HARNESS_OUT/xl.info" "$HARNESS_OUT/pvb.info" | grep -v free_memory | grep -m 2 '^[<>]' | paste -sd '|')"
+[ "$(xl info xen_caps)" = "$("$pvb" info xen_caps)" ] || fail "info xen_caps: '$("$pvb" info xen_caps)', xl '$(xl info xen_caps)'"
+note "info: $(wc -l < "$HARNESS_OUT/pvb.info") lines as xl's (free_memory aside)"
 
 # 5. A crashed guest, kept.
 clog() { tr -d '\r' < "$(console_log "$pn")" 2>/dev/null; }
