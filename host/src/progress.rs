@@ -4,7 +4,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-static QUIET: AtomicBool = AtomicBool::new(false);
+// Quiet in unit tests: their fakes run whole creates, whose lines would only be noise.
+static QUIET: AtomicBool = AtomicBool::new(cfg!(test));
 
 /// `-q`: no progress lines.
 pub fn set_quiet(q: bool) {
