@@ -91,7 +91,12 @@ pub fn physinfo_lines(
 pub fn render(lines: &[(&str, String)], name: Option<&str>) -> String {
     let mut out = String::new();
     for (k, v) in lines {
-        let line = format!("{k:<23}: {v}\n");
+        // xl prints virt_caps as ":%s%s..." with each name's own leading space.
+        let line = if *k == "virt_caps" {
+            format!("{k:<23}:{v}\n")
+        } else {
+            format!("{k:<23}: {v}\n")
+        };
         match name {
             None => out.push_str(&line),
             Some(n) if line.starts_with(n) => {
@@ -174,6 +179,12 @@ mod tests {
         assert_eq!(render(&lines, Some("nr_c")), "4\n");
         assert_eq!(render(&lines, Some("nr_")), "4\n1\n");
         assert_eq!(render(&lines, Some("x")), "");
+        // printf("virt_caps              :%s%s\n", " pv", " hvm")
+        let caps = vec![("virt_caps", virt_caps(CAP_PV | CAP_HVM))];
+        assert_eq!(render(&caps, None), "virt_caps              : pv hvm\n");
+        assert_eq!(render(&caps, Some("virt")), "pv hvm\n");
+        let none = vec![("virt_caps", virt_caps(0))];
+        assert_eq!(render(&none, None), "virt_caps              :\n");
     }
 
     #[test]
