@@ -145,7 +145,7 @@ pub fn info_cmd(name: Option<&str>) -> Result<String, CommandError> {
         ("xen_minor", (minor & 0xff).to_string()),
         ("xen_extra", extra.clone()),
         ("xen_version", format!("{major}.{}{extra}", minor & 0xff)),
-        ("xen_caps", xen.capabilities()?.join(" ")),
+        ("xen_caps", xen.xen_caps_text()?),
         ("xen_scheduler", xen.sched_id()?.to_string()),
         ("xen_pagesize", pagesize.to_string()),
         (

@@ -7,8 +7,9 @@ use zerocopy::{FromBytes, IntoBytes};
 use super::{call_err, range, HcBuf, Scheduler, Step, Xen, XenError};
 use crate::sys::hypercall::{
     DOMID_SELF, HYPERVISOR_MEMORY_OP, HYPERVISOR_XEN_VERSION, XENMEM_GET_SHARING_FREED_PAGES,
-    XENMEM_GET_SHARING_SHARED_PAGES, XENVER_BUILD_ID, XENVER_CHANGESET, XENVER_COMMANDLINE,
-    XENVER_COMPILE_INFO, XENVER_EXTRAVERSION, XENVER_PAGESIZE, XENVER_PLATFORM_PARAMETERS,
+    XENMEM_GET_SHARING_SHARED_PAGES, XENVER_BUILD_ID, XENVER_CAPABILITIES, XENVER_CHANGESET,
+    XENVER_COMMANDLINE, XENVER_COMPILE_INFO, XENVER_EXTRAVERSION, XENVER_PAGESIZE,
+    XENVER_PLATFORM_PARAMETERS,
 };
 use crate::sys::sched::{
     XenSysctlCpupoolOp, XenSysctlSchedId, XenctlBitmap, XEN_SYSCTL_CPUPOOL_OP,
@@ -47,6 +48,11 @@ impl Xen {
     /// `XENVER_extraversion` (e.g. `.11`).
     pub fn xen_extraversion(&self) -> Result<String, XenError> {
         Ok(c_string(&self.xenver(XENVER_EXTRAVERSION, 16)?.0))
+    }
+
+    /// `XENVER_capabilities` as Xen writes it (with its trailing space), as xl prints it.
+    pub fn xen_caps_text(&self) -> Result<String, XenError> {
+        Ok(c_string(&self.xenver(XENVER_CAPABILITIES, 1024)?.0))
     }
 
     /// `XENVER_compile_info`.
