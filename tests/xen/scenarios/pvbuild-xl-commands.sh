@@ -22,7 +22,8 @@
 pvb=$HARNESS_PVBUILD
 pn=pvbxa
 xn=xlxa
-cmdline="$HARNESS_GUEST_CMDLINE pvbuild.idle=600"
+# sysrq_always_enabled: Debian's kernel.sysrq (438) leaves out `c` (crash), which part 5 sends.
+cmdline="$HARNESS_GUEST_CMDLINE pvbuild.idle=600 sysrq_always_enabled"
 cleanup() {
     "$pvb" destroy "$pn" > /dev/null 2>&1
     xl destroy "$xn" > /dev/null 2>&1
