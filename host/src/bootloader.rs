@@ -701,6 +701,10 @@ fn spawn(program: &Path, args: &[String], slave: OwnedFd, max_file: u64) -> io::
     // restricted mode, which fails where raising a hard limit is not permitted; what the
     // bootloader writes past `max_file` is refused by `open_result_file` all the same.
     let hard_fsize = max_file.max(DEFAULT_MAX_FILE);
+    // libxl logs each at debug level ("bootloader arg: ...").
+    for a in args {
+        crate::commands::log::debug(format_args!("bootloader arg: {a}"));
+    }
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env_clear()

@@ -79,6 +79,12 @@ impl FailAt {
 pub struct CreateArgs {
     /// An xl config file.
     pub config: Option<PathBuf>,
+    /// `KEY=VALUE` settings after the config file, appended to its text as xl appends them.
+    pub overrides: Vec<String>,
+    /// `-n`: print the resolved configuration as JSON and stop, without touching Xen.
+    pub dry_run: bool,
+    /// `-d`: print the resolved configuration as JSON on stderr, then create.
+    pub debug: bool,
     /// `--name` (overrides the config's).
     pub name: Option<String>,
     /// `--kernel`.
@@ -211,11 +217,16 @@ fn undo_note(errors: &[String]) -> String {
 
 /// The guest's settings after merging the config file and the flags.
 fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
-    let mut cfg = match &args.config {
-        Some(path) => {
-            let (cfg, warnings) = DomainConfig::load(path)?;
+    let source = crate::config_source::ConfigSource::read(args.config.as_deref(), &args.overrides)
+        .map_err(CommandError::Usage)?;
+    let mut cfg = match &source {
+        Some(src) => {
+            if args.adopt.is_none() {
+                crate::progress::line(format_args!("Parsing config from {}", src.name()));
+            }
+            let (cfg, warnings) = src.load().map_err(CommandError::Usage)?;
             for w in warnings {
-                crate::say_err!("warning: {}:{}: {}", path.display(), w.line, w.msg);
+                crate::say_err!("warning: {w}");
             }
             cfg
         }
@@ -225,8 +236,8 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
             kernel: None,
             ramdisk: None,
             cmdline: None,
-            memory_mib: 128,
-            maxmem_mib: 128,
+            memory_mib: crate::config::DEFAULT_MEMORY_MIB,
+            maxmem_mib: crate::config::DEFAULT_MEMORY_MIB,
             vcpus: 1,
             max_vcpus: 1,
             on_poweroff: Action::Destroy,
@@ -405,6 +416,16 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
         None => args,
     };
     let mut base = resolve(args)?;
+    if args.dry_run || (args.debug && args.adopt.is_none()) {
+        let text = format!("{:#}\n", crate::config_source::config_json(&base));
+        if args.dry_run {
+            // xl -n: on stdout, and nothing more.
+            crate::out::write_all(&text)
+                .map_err(|e| CommandError::Usage(format!("writing the output: {e}")))?;
+            return Ok(0);
+        }
+        crate::out::write_all_err(&text);
+    }
     // The monitor keeps the identity of the guest it adopts: its UUID and its interfaces'
     // MACs, from xenstore, so that a restart it makes looks like the same machine.
     if let Some(d) = args.adopt {
@@ -602,6 +623,10 @@ fn start_recorded(
                 |v| std::env::var(v).ok(),
                 crate::bootloader::system_uid,
             )?;
+            crate::progress::line(format_args!(
+                "Running bootloader {program} on {}",
+                disk.target
+            ));
             let x = crate::bootloader::run(&crate::bootloader::Request {
                 program,
                 extra_args: &cfg.bootloader_args,
@@ -678,6 +703,15 @@ fn start_recorded(
         Image::Pvh(&pvh_plan)
     } else {
         layout = inputs.solve(&kern, nr_pages)?;
+        crate::detail::print(&crate::detail::Source {
+            cmdline: cfg.cmdline.as_deref().unwrap_or(""),
+            kernel: (&kernel_path, inputs.kernel_file()),
+            parsed: &kern,
+            ramdisk: cfg.ramdisk.as_deref().zip(inputs.ramdisk()),
+            ramdisk_loaded: None,
+            layout: &layout,
+            memory_mib: cfg.memory_mib,
+        });
         Image::Pv(&layout)
     };
     crate::steps::lap("layout");
@@ -726,6 +760,11 @@ fn start_recorded(
             started,
         },
     )?;
+    if let Image::Pv(layout) = image {
+        if let Ok(top) = layout.top_table_pfn() {
+            crate::detail::cr3_line(top.get(), made.top_table_mfn.get());
+        }
+    }
     crate::say!(
         "pvbuild: created domain {} ({}) in {:.3} s{}",
         made.domid,
@@ -998,6 +1037,11 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             cfg.maxmem_mib,
         );
         req.backends = qdisks.clone();
+        crate::progress::line(format_args!(
+            "Starting device model {} for {} disk(s) of domain {domid}",
+            req.program.display(),
+            qdisks.len()
+        ));
         match (host.device_model)(&xs, &req) {
             Ok(dm) => {
                 log::info(format_args!(
@@ -1053,6 +1097,14 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         if crate::interrupt::requested() {
             return Err(after(building, "vif", "interrupted".into()));
         }
+        crate::progress::line(format_args!(
+            "Running hotplug scripts for {}",
+            hotplugs
+                .iter()
+                .map(|h| format!("vif{}.{} ({})", h.domid, h.devid, h.script))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
         // All at once, as libxl plugs a guest's interfaces: under emulation each script takes
         // seconds. Each on its own xenstore connection; the first failure is reported.
         let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
@@ -1922,54 +1974,6 @@ pub fn network_list_cmd(target: &str) -> Result<String, CommandError> {
     Ok(vif::list(&xs, u32::from(domid))?)
 }
 
-/// `pvbuild list`, in xl's format.
-pub fn list_cmd() -> Result<String, CommandError> {
-    let xen = Xen::open()?;
-    let doms = xen.list_domains()?;
-    let names: Vec<xenstore::DomainEntry> = match XsConnection::open() {
-        Ok(xs) => xenstore::list_domains(&xs).unwrap_or_default(),
-        Err(_) => Vec::new(),
-    };
-    let mut out = format!(
-        "{:<40} {:>5} {:>5} {:>5} {:>6} {:>9}\n",
-        "Name", "ID", "Mem", "VCPUs", "State", "Time(s)"
-    );
-    for d in doms {
-        let name = names
-            .iter()
-            .find(|e| e.domid == u32::from(d.domid))
-            .and_then(|e| e.name.clone())
-            .unwrap_or_else(|| {
-                if d.domid == 0 {
-                    "Domain-0".into()
-                } else {
-                    "(null)".into()
-                }
-            });
-        let state: String = [
-            (d.running(), 'r'),
-            (d.blocked(), 'b'),
-            (d.paused(), 'p'),
-            (d.shutdown() && d.shutdown_reason() != 3, 's'),
-            (d.shutdown() && d.shutdown_reason() == 3, 'c'),
-            (d.dying(), 'd'),
-        ]
-        .iter()
-        .map(|&(on, c)| if on { c } else { '-' })
-        .collect();
-        out.push_str(&format!(
-            "{:<40} {:>5} {:>5} {:>5} {:>6} {:>9.1}\n",
-            name,
-            d.domid,
-            d.tot_pages >> 8,
-            d.nr_online_vcpus,
-            state,
-            d.cpu_time as f64 / 1e9
-        ));
-    }
-    Ok(out)
-}
-
 /// `pvbuild console DOMAIN`: through xenconsoled's pty when it serves (or will serve) the
 /// console, straight to the ring when xenconsoled does not run ([`crate::console::attach`]).
 pub fn console_cmd(target: &str) -> Result<(), CommandError> {
@@ -1980,7 +1984,7 @@ pub fn console_cmd(target: &str) -> Result<(), CommandError> {
 
 /// A domain named by id or by name, dom0 included: for the commands that only read, or that
 /// check dom0 themselves.
-fn lookup_any(target: &str) -> Result<u16, CommandError> {
+pub fn lookup_any(target: &str) -> Result<u16, CommandError> {
     if let Ok(id) = target.parse::<u16>() {
         return Ok(id);
     }
@@ -1992,15 +1996,34 @@ fn lookup_any(target: &str) -> Result<u16, CommandError> {
     }
 }
 
-/// Verbosity-gated logging to stderr.
+/// Verbosity-gated logging to stderr: one global level, the count of `-v`, with xl's meaning
+/// (xl lowers its logger's minimum one step per `-v` from `XTL_PROGRESS`): 0 progress, 1
+/// ([`log::DETAIL`]) adds the builder's detail lines ([`crate::detail`]) and pvbuild's own
+/// notes, 2 ([`log::VERBOSE`]) and 3 ([`log::DEBUG`]) add what is logged at those levels.
 pub mod log {
     use std::sync::atomic::{AtomicU8, Ordering};
 
     static LEVEL: AtomicU8 = AtomicU8::new(0);
+    /// `-v`: xl's `XTL_DETAIL` (libxenguest's `domainbuilder: detail:` lines).
+    pub const DETAIL: u8 = 1;
+    /// `-vv`: xl's `XTL_VERBOSE`.
+    pub const VERBOSE: u8 = 2;
+    /// `-vvv`: xl's `XTL_DEBUG`.
+    pub const DEBUG: u8 = 3;
 
     /// Set the level (the count of `-v`).
     pub fn set_level(v: u8) {
         LEVEL.store(v, Ordering::Relaxed);
+    }
+    /// The level (the count of `-v`).
+    pub fn level() -> u8 {
+        LEVEL.load(Ordering::Relaxed)
+    }
+    /// Print at `-vvv` and above (`pvbuild: debug: ...`).
+    pub fn debug(args: std::fmt::Arguments<'_>) {
+        if level() >= DEBUG {
+            crate::say_err!("pvbuild: debug: {args}");
+        }
     }
     /// Print at `-v` and above.
     pub fn info(args: std::fmt::Arguments<'_>) {

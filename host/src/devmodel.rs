@@ -296,8 +296,15 @@ pub fn launch(xs: &XsConnection, req: &DmRequest) -> Result<RunningDm, DmError> 
     let log2 = log
         .try_clone()
         .map_err(|e| DmError::Log(req.log.clone(), e))?;
+    let args = qemu_args(req.domid, &req.name, req.maxmem_mib);
+    // libxl logs the same at debug level ("Spawning device-model ... with arguments").
+    crate::commands::log::debug(format_args!(
+        "spawning device model {} with arguments: {}",
+        req.program.display(),
+        args.join(" ")
+    ));
     let mut cmd = Command::new(&req.program);
-    cmd.args(qemu_args(req.domid, &req.name, req.maxmem_mib))
+    cmd.args(args)
         .env("XEN_QEMU_CONSOLE_LIMIT", "1048576")
         .stdin(Stdio::null())
         .stdout(log)

@@ -1,7 +1,8 @@
 //! The `pvbuild` command.
 //!
 //! Subcommands: `plan` (the whole core without Xen), `create`, `destroy`, `list` and
-//! `console` (as xl's); `-v` (repeatable) raises the log level for all of them.
+//! `console` (as xl's); `-v` (repeatable, xl's levels: see [`pvbuild::commands::log`]) raises
+//! the log level for all of them.
 //!
 //! Bad input exits with status 1 and one `error: ...` line on stderr.
 
@@ -13,7 +14,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "pvbuild", version, about = "Xen PV domain builder")]
 struct Cli {
-    /// More output (-v, -vv, -vvv).
+    /// More output, with xl's levels: -v adds the builder's detail (libxenguest's
+    /// `domainbuilder: detail:` and libelf's `xc: detail:` lines, as `xl -v create` prints
+    /// them) and pvbuild's notes; -vv and -vvv add verbose and debug lines.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]
@@ -33,10 +36,11 @@ enum Command {
         /// Kernel command line.
         #[arg(long, default_value = "")]
         cmdline: String,
-        /// Guest memory, in xl's size syntax (`256`, `256m`, `1g`; no unit means MiB).
-        #[arg(long, default_value = "256", value_parser = mib)]
+        /// Guest memory, in xl's size syntax (`256`, `256m`, `1g`; no unit means MiB): 1 MiB
+        /// to 16 GiB (the image is built in this process). The default is xl's (libxl's 32 MiB).
+        #[arg(long, default_value = "32", value_parser = mib)]
         memory: u64,
-        /// Number of vcpus.
+        /// Number of vcpus, 1 to 128.
         #[arg(long, default_value_t = 1)]
         vcpus: u32,
         /// Print a JSON object instead of text.
@@ -51,8 +55,29 @@ enum Command {
     },
     /// Create a PV domain from flags and/or an xl config file, and start it.
     Create {
-        /// An xl config file (name, kernel, ramdisk, extra/cmdline/root, memory, vcpus, ...).
-        config: Option<PathBuf>,
+        /// An xl config file (name, kernel, ramdisk, extra/cmdline/root, memory, vcpus, ...),
+        /// then `KEY=VALUE` settings appended to it as xl appends them (a later setting wins:
+        /// `memory=512 'extra="console=hvc0"'`). A config on the command line alone: `/dev/null`
+        /// or no file.
+        #[arg(value_name = "CONFIG | KEY=VALUE")]
+        args: Vec<String>,
+        /// The config file (xl's `-f`, `--defconfig`).
+        #[arg(short = 'f', long = "defconfig", value_name = "FILE")]
+        defconfig: Option<PathBuf>,
+        /// Dry run (xl's `-n`): print the resolved configuration as JSON and stop, without
+        /// reading the kernel or touching Xen.
+        #[arg(short = 'n', long = "dryrun")]
+        dry_run: bool,
+        /// Print the resolved configuration as JSON on stderr, then create (xl's `-d`).
+        #[arg(short = 'd')]
+        debug: bool,
+        /// No progress lines ("Parsing config from ..."; xl's `-q`).
+        #[arg(short = 'q', long = "quiet")]
+        quiet: bool,
+        /// Stay in the foreground as the guest's monitor, acting on its shutdown (xl's `-F`;
+        /// the same as --wait).
+        #[arg(short = 'F')]
+        foreground: bool,
         /// Domain name.
         #[arg(long)]
         name: Option<String>,
@@ -65,10 +90,12 @@ enum Command {
         /// Kernel command line.
         #[arg(long)]
         cmdline: Option<String>,
-        /// Memory, in xl's size syntax (`128`, `128m`, `1g`; no unit means MiB).
+        /// Memory, in xl's size syntax (`128`, `128m`, `1g`; no unit means MiB), 1 MiB to
+        /// 16 TiB; overrides the config's `memory`. Without either, xl's default (libxl's
+        /// 32 MiB).
         #[arg(long, value_parser = mib)]
         memory: Option<u64>,
-        /// Number of vcpus.
+        /// Number of vcpus, 1 to 128 (overrides the config's `vcpus`; default 1).
         #[arg(long)]
         vcpus: Option<u32>,
         /// Leave the domain paused.
@@ -192,8 +219,35 @@ enum Command {
         #[arg(short = 'I', long = "ignore-host")]
         ignore_host: bool,
     },
-    /// List domains.
-    List,
+    /// List domains as `xl list` does: its columns, tabs and state letters (r running,
+    /// b blocked, p paused, s shut down, then the reason: r reboot, s suspend, c crash,
+    /// w watchdog, S soft reset; d dying). With -v (pvbuild's one -v, given before or after
+    /// `list`), also the UUID, the shutdown reason code and the security label, as `xl list -v`.
+    List {
+        /// Each domain's configuration as libxl stored it (its libxl-json userdata), as JSON;
+        /// a domain without one is left out, as xl leaves it out.
+        #[arg(short = 'l', long = "long")]
+        long: bool,
+        /// Only this domain (id or name).
+        domain: Option<String>,
+    },
+    /// List vcpus as `xl vcpu-list` does: the cpu each is on, its state (r running,
+    /// b blocked, p offline), its cpu time, its hard and soft affinity.
+    VcpuList {
+        /// Only these domains (ids or names).
+        domains: Vec<String>,
+    },
+    /// Host and hypervisor information, as `xl info` prints it (`-n`, NUMA, is not offered).
+    Info {
+        /// Print only the value of the keys that start with this (as `xl info NAME`).
+        name: Option<String>,
+    },
+    /// Print the hypervisor's console ring, as `xl dmesg`.
+    Dmesg {
+        /// Clear the ring after reading it.
+        #[arg(short = 'c', long = "clear")]
+        clear: bool,
+    },
     /// Add a network interface to a running domain (as `xl network-attach`).
     NetworkAttach {
         /// Domain id or name.
@@ -240,6 +294,14 @@ enum Command {
     },
     /// Attach to a domain's console (Ctrl-] detaches).
     Console {
+        /// The console's type, as xl's `-t`: `pv` (a PV guest's console; the default) or
+        /// `serial` (an emulated serial port, which a PV guest has not).
+        #[arg(short = 't', value_name = "TYPE", value_parser = ["pv", "serial"])]
+        kind: Option<String>,
+        /// The console's number, as xl's `-n` (0, the guest's first: pvbuild's guests have
+        /// only that one).
+        #[arg(short = 'n', value_name = "NUM", default_value_t = 0)]
+        num: u32,
         /// Domain id or name.
         domain: String,
     },
@@ -330,6 +392,12 @@ fn done<E: std::fmt::Display>(r: Result<(), E>) -> ExitCode {
     }
 }
 
+/// A usage error found after clap: `error: MSG` on stderr, status 2 (as clap's and xl's).
+fn usage(msg: &str) -> ExitCode {
+    fail(msg);
+    ExitCode::from(2)
+}
+
 /// `error: MSG` on stderr (a closed stderr loses it, never panics), status 1.
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     use std::io::Write as _;
@@ -361,7 +429,12 @@ fn main() -> ExitCode {
     pvbuild::steps::enable(cli.verbose >= 2);
     match cli.command {
         Command::Create {
-            config,
+            args: positional,
+            defconfig,
+            dry_run,
+            debug,
+            quiet,
+            foreground,
             name,
             kernel,
             ramdisk,
@@ -408,8 +481,26 @@ fn main() -> ExitCode {
                     None => return fail(format!("--fail-at: no step named {n:?}")),
                 },
             };
+            // As xl: words with '=' are settings; the first without is the config file.
+            let mut config = defconfig;
+            let mut overrides = Vec::new();
+            for a in positional {
+                if a.contains('=') {
+                    overrides.push(a);
+                } else if config.is_none() {
+                    config = Some(PathBuf::from(a));
+                } else {
+                    return usage(&format!(
+                        "create: a second config file {a:?} (settings are KEY=VALUE)"
+                    ));
+                }
+            }
+            pvbuild::progress::set_quiet(quiet);
             let args = pvbuild::commands::CreateArgs {
                 config,
+                overrides,
+                dry_run,
+                debug,
                 name,
                 kernel,
                 ramdisk,
@@ -418,7 +509,7 @@ fn main() -> ExitCode {
                 vcpus,
                 paused,
                 console,
-                wait,
+                wait: wait || foreground,
                 timeout_s: timeout,
                 fail_at,
                 monitor: !no_monitor,
@@ -472,7 +563,14 @@ fn main() -> ExitCode {
             ignore_host,
         )),
         Command::Destroy { domain } => done(pvbuild::commands::destroy_cmd(&domain)),
-        Command::List => printed(pvbuild::commands::list_cmd()),
+        Command::List { long, domain } => printed(pvbuild::list::list_cmd(
+            domain.as_deref(),
+            long,
+            cli.verbose > 0,
+        )),
+        Command::VcpuList { domains } => printed(pvbuild::vcpu_list::vcpu_list_cmd(&domains)),
+        Command::Info { name } => printed(pvbuild::info::info_cmd(name.as_deref())),
+        Command::Dmesg { clear } => printed(pvbuild::vcpu_list::dmesg_cmd(clear)),
         Command::Cleanup => printed(pvbuild::commands::cleanup_cmd()),
         Command::NetworkAttach { domain, spec } => {
             printed(pvbuild::commands::network_attach_cmd(&domain, &spec))
@@ -481,7 +579,19 @@ fn main() -> ExitCode {
             done(pvbuild::commands::network_detach_cmd(&domain, &device))
         }
         Command::NetworkList { domain } => printed(pvbuild::commands::network_list_cmd(&domain)),
-        Command::Console { domain } => done(pvbuild::commands::console_cmd(&domain)),
+        Command::Console { kind, num, domain } => {
+            if kind.as_deref() == Some("serial") {
+                return fail(format!(
+                    "domain {domain}: no serial console: a PV guest's console is -t pv"
+                ));
+            }
+            if num != 0 {
+                return fail(format!(
+                    "domain {domain}: no console {num}: pvbuild gives a guest one PV console (-n 0)"
+                ));
+            }
+            done(pvbuild::commands::console_cmd(&domain))
+        }
         Command::GenManuals { dir } => {
             use clap::CommandFactory;
             done(

@@ -25,3 +25,18 @@ macro_rules! say {
 macro_rules! say_err {
     ($($arg:tt)*) => { $crate::out::line_err(format_args!($($arg)*)) };
 }
+
+/// Writes `s` to stdout and flushes it. A reader that went away is not an error (what it
+/// did not read, it did not want); any other failure is returned.
+pub fn write_all(s: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `s` to stderr, if it can.
+pub fn write_all_err(s: &str) {
+    let _ = std::io::stderr().lock().write_all(s.as_bytes());
+}

@@ -328,6 +328,11 @@ impl Inputs {
         matches!(self.unpacked, Some(Unpacked::Cached(_)))
     }
 
+    /// The kernel file's bytes as read (before any unpacking).
+    pub fn kernel_file(&self) -> &[u8] {
+        self.kernel_file.bytes()
+    }
+
     /// The ramdisk file's bytes, if there is one.
     pub fn ramdisk(&self) -> Option<&[u8]> {
         self.ramdisk.as_ref().map(FileMap::bytes)
@@ -423,6 +428,15 @@ pub fn plan(args: &PlanArgs) -> Result<Plan, PlanError> {
     let ramdisk_sha256 = layout.ramdisk.map(|_| mem.finish_payload());
     let boot = walker::Boot::new(pvbuild_core::image::LoadKernel::params(&kern), &out.vcpu);
     let walk = walker::check(&boot, &mut mem).map_err(|e| PlanError::Walk(e.to_string()))?;
+    crate::detail::print(&crate::detail::Source {
+        cmdline: &args.cmdline,
+        kernel: (&args.kernel, inputs.kernel_file()),
+        parsed: &kern,
+        ramdisk: args.ramdisk.as_deref().zip(inputs.ramdisk()),
+        ramdisk_loaded: out.ramdisk.as_ref(),
+        layout: &layout,
+        memory_mib: args.memory_mib,
+    });
     Ok(Plan {
         layout,
         ramdisk_loaded: out.ramdisk,

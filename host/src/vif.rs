@@ -336,6 +336,12 @@ impl Hotplug {
             action: action.name(),
             msg,
         };
+        // libxl logs the same at debug level ("calling hotplug script: ...").
+        crate::commands::log::debug(format_args!(
+            "calling hotplug script: {} {}",
+            self.script,
+            self.args(action).join(" ")
+        ));
         let mut cmd = Command::new(&self.script);
         cmd.args(self.args(action))
             .envs(self.env())

@@ -12,10 +12,14 @@
 //! the [`Step`] that failed, the domain where there is one, and the errno.
 
 pub mod fake;
+mod hostinfo;
 mod hvm;
+mod readconsole;
 mod sched;
+mod vcpuinfo;
 
 pub use sched::{CpuMap, CpupoolInfo, SchedCredit, Scheduler, CPUS_MAX};
+pub use vcpuinfo::VcpuInfo;
 
 use std::ffi::c_void;
 use std::fmt;
@@ -96,6 +100,14 @@ pub enum Step {
     SetVcpuAffinity,
     /// `XEN_DOMCTL_getvcpuaffinity`.
     GetVcpuAffinity,
+    /// `XEN_DOMCTL_getvcpuinfo`.
+    GetVcpuInfo,
+    /// `XEN_SYSCTL_readconsole`.
+    ReadConsole,
+    /// `XEN_SYSCTL_sched_id`.
+    SchedId,
+    /// `XENMEM_get_sharing_*`.
+    SharingPages,
     /// `XEN_DOMCTL_scheduler_op` getinfo.
     SchedGet,
     /// `XEN_DOMCTL_scheduler_op` putinfo.
@@ -144,6 +156,10 @@ impl Step {
             Step::Capabilities => "getting Xen's capabilities",
             Step::SetVcpuAffinity => "setting vcpu affinity",
             Step::GetVcpuAffinity => "reading vcpu affinity",
+            Step::GetVcpuInfo => "reading vcpu state",
+            Step::ReadConsole => "reading the hypervisor's console ring",
+            Step::SchedId => "reading the scheduler",
+            Step::SharingPages => "reading the memory sharing counters",
             Step::SchedGet => "reading scheduler parameters",
             Step::SchedSet => "setting scheduler parameters",
             Step::CpupoolInfo => "listing cpupools",
@@ -388,6 +404,8 @@ pub struct DomainInfo {
     pub tot_pages: u64,
     /// Its page limit.
     pub max_pages: u64,
+    /// Pages claimed but not yet allocated.
+    pub outstanding_pages: u64,
     /// Machine frame of its shared_info.
     pub shared_info_frame: u64,
     /// CPU time used, ns.
@@ -409,6 +427,7 @@ impl DomainInfo {
             flags: r.flags,
             tot_pages: r.tot_pages,
             max_pages: r.max_pages,
+            outstanding_pages: r.outstanding_pages,
             shared_info_frame: r.shared_info_frame,
             cpu_time: r.cpu_time,
             nr_online_vcpus: r.nr_online_vcpus,

@@ -104,6 +104,13 @@ fn checks() -> Vec<Check> {
         XenDomctlVcpuaffinity => "struct xen_domctl_vcpuaffinity" {
             vcpu, flags, cpumap_hard, cpumap_soft
         }
+        XenDomctlGetvcpuinfo => "struct xen_domctl_getvcpuinfo" {
+            vcpu, online, blocked, running, cpu_time, cpu
+        }
+        XenSysctlSchedId => "struct xen_sysctl_sched_id" { sched_id }
+        XenSysctlReadconsole => "struct xen_sysctl_readconsole" {
+            clear, incremental, pad0, pad1, index, buffer, count
+        }
         XenDomctlSchedCredit => "struct xen_domctl_sched_credit" { weight, cap }
         XenDomctlSchedCredit => "struct xen_domctl_sched_credit2" { weight, cap }
         XenDomctlSchedulerOp => "struct xen_domctl_scheduler_op" { sched_id, cmd, u }
@@ -166,6 +173,10 @@ fn checks() -> Vec<Check> {
         XEN_SYSCTL_GETDOMAININFOLIST => "XEN_SYSCTL_getdomaininfolist",
         XEN_DOMCTL_SETVCPUAFFINITY => "XEN_DOMCTL_setvcpuaffinity",
         XEN_DOMCTL_GETVCPUAFFINITY => "XEN_DOMCTL_getvcpuaffinity",
+        XEN_DOMCTL_GETVCPUINFO => "XEN_DOMCTL_getvcpuinfo",
+        XEN_SYSCTL_READCONSOLE => "XEN_SYSCTL_readconsole",
+        XEN_SYSCTL_SCHED_ID => "XEN_SYSCTL_sched_id",
+        XEN_SYSCTL_CPUPOOL_OP_FREEINFO => "XEN_SYSCTL_CPUPOOL_OP_FREEINFO",
         XEN_DOMCTL_SCHEDULER_OP => "XEN_DOMCTL_scheduler_op",
         XEN_SYSCTL_CPUPOOL_OP => "XEN_SYSCTL_cpupool_op",
         XEN_SYSCTL_CPUPOOL_OP_INFO => "XEN_SYSCTL_CPUPOOL_OP_INFO",
@@ -191,6 +202,13 @@ fn checks() -> Vec<Check> {
         XEN_SYSCTL_PHYSCAP_PV => "XEN_SYSCTL_PHYSCAP_pv",
         XEN_SYSCTL_PHYSCAP_GNTTAB_V1 => "XEN_SYSCTL_PHYSCAP_gnttab_v1",
         XEN_SYSCTL_PHYSCAP_GNTTAB_V2 => "XEN_SYSCTL_PHYSCAP_gnttab_v2",
+        XEN_SYSCTL_PHYSCAP_HVM => "XEN_SYSCTL_PHYSCAP_hvm",
+        XEN_SYSCTL_PHYSCAP_DIRECTIO => "XEN_SYSCTL_PHYSCAP_directio",
+        XEN_SYSCTL_PHYSCAP_HAP => "XEN_SYSCTL_PHYSCAP_hap",
+        XEN_SYSCTL_PHYSCAP_SHADOW => "XEN_SYSCTL_PHYSCAP_shadow",
+        XEN_SYSCTL_PHYSCAP_IOMMU_HAP_PT_SHARE => "XEN_SYSCTL_PHYSCAP_iommu_hap_pt_share",
+        XEN_SYSCTL_PHYSCAP_VMTRACE => "XEN_SYSCTL_PHYSCAP_vmtrace",
+        XEN_SYSCTL_PHYSCAP_VPMU => "XEN_SYSCTL_PHYSCAP_vpmu",
         UNION_SIZE => "sizeof(((struct xen_domctl *)0)->u)",
         HYPERVISOR_MMU_UPDATE => "__HYPERVISOR_mmu_update",
         HYPERVISOR_MEMORY_OP => "__HYPERVISOR_memory_op",
@@ -205,6 +223,14 @@ fn checks() -> Vec<Check> {
         XENVER_VERSION => "XENVER_version",
         XENVER_EXTRAVERSION => "XENVER_extraversion",
         XENVER_CAPABILITIES => "XENVER_capabilities",
+        XENVER_COMPILE_INFO => "XENVER_compile_info",
+        XENVER_CHANGESET => "XENVER_changeset",
+        XENVER_PLATFORM_PARAMETERS => "XENVER_platform_parameters",
+        XENVER_PAGESIZE => "XENVER_pagesize",
+        XENVER_COMMANDLINE => "XENVER_commandline",
+        XENVER_BUILD_ID => "XENVER_build_id",
+        XENMEM_GET_SHARING_FREED_PAGES => "XENMEM_get_sharing_freed_pages",
+        XENMEM_GET_SHARING_SHARED_PAGES => "XENMEM_get_sharing_shared_pages",
         XEN_CAPABILITIES_INFO_LEN => "sizeof(xen_capabilities_info_t)",
         XEN_EXTRAVERSION_LEN => "XEN_EXTRAVERSION_LEN",
         XENMEM_INCREASE_RESERVATION => "XENMEM_increase_reservation",

@@ -370,3 +370,64 @@ fn memory_takes_xls_size_syntax() {
     assert_eq!(pages("262144K"), (256, 0x10000));
     assert_eq!(pages("1g"), (1024, 0x40000));
 }
+
+/// `-v`: the builder's detail for the real kernel (an xz bzImage whose FEATURES note Linux
+/// writes with `.ascii`, ended by the note's padding) equals the reference's, line for line,
+/// once the lines pvbuild does not reproduce are set aside (see cli_verbose.rs) and the
+/// packed size of this test's ramdisk (not the reference's bytes) is masked.
+#[test]
+fn verbose_detail_matches_libxenguest() {
+    if !kernel_present() {
+        return;
+    }
+    let log = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(REFERENCE_LOG))
+        .expect("the reference log");
+    let mask = |l: &str| -> String {
+        let l = match l.find("filename=\"") {
+            Some(i) => {
+                let name = l[i + 10..].trim_end_matches('"');
+                let base = Path::new(name).file_name().unwrap().to_string_lossy();
+                format!("{}filename=\"{base}\"", &l[..i])
+            }
+            None => l.to_string(),
+        };
+        match l.find("unzip ok, 0x") {
+            Some(i) => {
+                let rest = &l[i + 10..];
+                let arrow = rest.find(" ->").unwrap();
+                format!("{}unzip ok, PACKED{}", &l[..i], &rest[arrow..])
+            }
+            None => l,
+        }
+    };
+    let skip = [
+        "xc_dom_boot_xen_init:",
+        "xc_dom_compat_check:",
+        "xc_dom_malloc ",
+        "xc_dom_malloc_filemap",
+        "domU mapping",
+    ];
+    let want: Vec<String> = log
+        .lines()
+        .filter(|l| l.starts_with("domainbuilder: ") || l.starts_with("xc: "))
+        .take_while(|l| !l.contains("xc_dom_boot_image: called"))
+        .filter(|l| !skip.iter().any(|s| l.contains(s)))
+        .filter(|l| !(l.contains("ELF: phdr ") && l.contains(" at 0x")))
+        .map(mask)
+        .collect();
+    assert!(want.iter().any(|l| l.contains("ELF: note: FEATURES")));
+    let dir = tmpdir("verbose");
+    let rd = make_ramdisk(&dir);
+    let out = run_plan(&["-v"], &rd);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<String> = String::from_utf8(out.stderr)
+        .unwrap()
+        .lines()
+        .map(mask)
+        .collect();
+    assert_eq!(got, want);
+}

@@ -41,6 +41,33 @@ pub const XEN_DOMCTL_GET_ADDRESS_SIZE: u32 = 36;
 pub const XEN_SYSCTL_PHYSINFO: u32 = 3;
 /// `XEN_SYSCTL_getdomaininfolist`.
 pub const XEN_SYSCTL_GETDOMAININFOLIST: u32 = 6;
+/// `XEN_SYSCTL_readconsole`.
+pub const XEN_SYSCTL_READCONSOLE: u32 = 1;
+
+/// `struct xen_sysctl_readconsole`.
+#[repr(C)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenSysctlReadconsole {
+    /// In: non-zero clears the ring after reading.
+    pub clear: u8,
+    /// In: non-zero starts at [`Self::index`].
+    pub incremental: u8,
+    /// Padding.
+    pub pad0: u8,
+    /// Padding.
+    pub pad1: u8,
+    /// In: where to start (with `incremental`); out: where the read ended.
+    pub index: u32,
+    /// In: `XEN_GUEST_HANDLE_64(char)`, the buffer.
+    pub buffer: u64,
+    /// In: the buffer's size; out: the bytes written.
+    pub count: u32,
+    /// Implicit C padding, made explicit.
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<XenSysctlReadconsole>() == 24);
 
 /// `XEN_DOMINF_dying`.
 pub const XEN_DOMINF_DYING: u32 = 1 << 0;
@@ -59,8 +86,22 @@ pub const XEN_DOMINF_SHUTDOWNSHIFT: u32 = 16;
 /// `XEN_DOMINF_shutdownmask`.
 pub const XEN_DOMINF_SHUTDOWNMASK: u32 = 255;
 
+/// `XEN_SYSCTL_PHYSCAP_hvm`.
+pub const XEN_SYSCTL_PHYSCAP_HVM: u32 = 1 << 0;
 /// `XEN_SYSCTL_PHYSCAP_pv`: the platform runs PV guests.
 pub const XEN_SYSCTL_PHYSCAP_PV: u32 = 1 << 1;
+/// `XEN_SYSCTL_PHYSCAP_directio`.
+pub const XEN_SYSCTL_PHYSCAP_DIRECTIO: u32 = 1 << 2;
+/// `XEN_SYSCTL_PHYSCAP_hap`.
+pub const XEN_SYSCTL_PHYSCAP_HAP: u32 = 1 << 3;
+/// `XEN_SYSCTL_PHYSCAP_shadow`.
+pub const XEN_SYSCTL_PHYSCAP_SHADOW: u32 = 1 << 4;
+/// `XEN_SYSCTL_PHYSCAP_iommu_hap_pt_share`.
+pub const XEN_SYSCTL_PHYSCAP_IOMMU_HAP_PT_SHARE: u32 = 1 << 5;
+/// `XEN_SYSCTL_PHYSCAP_vmtrace`.
+pub const XEN_SYSCTL_PHYSCAP_VMTRACE: u32 = 1 << 6;
+/// `XEN_SYSCTL_PHYSCAP_vpmu`.
+pub const XEN_SYSCTL_PHYSCAP_VPMU: u32 = 1 << 7;
 /// `XEN_SYSCTL_PHYSCAP_gnttab_v1`.
 pub const XEN_SYSCTL_PHYSCAP_GNTTAB_V1: u32 = 1 << 8;
 /// `XEN_SYSCTL_PHYSCAP_gnttab_v2`.

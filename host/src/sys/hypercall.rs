@@ -28,6 +28,22 @@ pub const XENVER_VERSION: u64 = 0;
 pub const XENVER_EXTRAVERSION: u64 = 1;
 /// `XENVER_capabilities`: fills a `char[1024]`.
 pub const XENVER_CAPABILITIES: u64 = 3;
+/// `XENVER_compile_info`: `struct xen_compile_info` (char[64], [16], [32], [32]).
+pub const XENVER_COMPILE_INFO: u64 = 2;
+/// `XENVER_changeset`: char[64].
+pub const XENVER_CHANGESET: u64 = 4;
+/// `XENVER_platform_parameters`: `struct xen_platform_parameters { xen_ulong_t virt_start }`.
+pub const XENVER_PLATFORM_PARAMETERS: u64 = 5;
+/// `XENVER_pagesize`: the result.
+pub const XENVER_PAGESIZE: u64 = 7;
+/// `XENVER_commandline`: char[1024].
+pub const XENVER_COMMANDLINE: u64 = 9;
+/// `XENVER_build_id`: `struct xen_build_id { uint32_t len; unsigned char buf[]; }`.
+pub const XENVER_BUILD_ID: u64 = 10;
+/// `XENMEM_get_sharing_freed_pages`.
+pub const XENMEM_GET_SHARING_FREED_PAGES: u64 = 18;
+/// `XENMEM_get_sharing_shared_pages`.
+pub const XENMEM_GET_SHARING_SHARED_PAGES: u64 = 19;
 /// `XEN_CAPABILITIES_INFO_LEN`.
 pub const XEN_CAPABILITIES_INFO_LEN: usize = 1024;
 /// `XEN_EXTRAVERSION_LEN`.

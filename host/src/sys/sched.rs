@@ -17,6 +17,8 @@ pub const XEN_DOMCTL_SETVCPUAFFINITY: u32 = 9;
 pub const XEN_DOMCTL_SCHEDULER_OP: u32 = 16;
 /// `XEN_DOMCTL_getvcpuaffinity`.
 pub const XEN_DOMCTL_GETVCPUAFFINITY: u32 = 25;
+/// `XEN_DOMCTL_getvcpuinfo`.
+pub const XEN_DOMCTL_GETVCPUINFO: u32 = 14;
 /// `XEN_SYSCTL_cpupool_op`.
 pub const XEN_SYSCTL_CPUPOOL_OP: u32 = 18;
 
@@ -43,6 +45,21 @@ pub const XEN_DOMCTL_SCHEDOP_GETINFO: u32 = 1;
 
 /// `XEN_SYSCTL_CPUPOOL_OP_INFO`: the first pool whose id is at least the one given.
 pub const XEN_SYSCTL_CPUPOOL_OP_INFO: u32 = 3;
+/// `XEN_SYSCTL_CPUPOOL_OP_FREEINFO`: the cpus in no pool.
+pub const XEN_SYSCTL_CPUPOOL_OP_FREEINFO: u32 = 7;
+/// `XEN_SYSCTL_sched_id`.
+pub const XEN_SYSCTL_SCHED_ID: u32 = 4;
+
+/// `struct xen_sysctl_sched_id`.
+#[repr(C)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenSysctlSchedId {
+    /// Out: `XEN_SCHEDULER_*` of the default pool.
+    pub sched_id: u32,
+}
+const _: () = assert!(size_of::<XenSysctlSchedId>() == 4);
 
 /// `struct xenctl_bitmap`: a bitmap of `nr_bits` bits in a hypercall buffer.
 #[repr(C)]
@@ -75,6 +92,31 @@ pub struct XenDomctlVcpuaffinity {
     pub cpumap_soft: XenctlBitmap,
 }
 const _: () = assert!(size_of::<XenDomctlVcpuaffinity>() == 40);
+
+/// `struct xen_domctl_getvcpuinfo`.
+#[repr(C)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenDomctlGetvcpuinfo {
+    /// In: the vcpu.
+    pub vcpu: u32,
+    /// Out: online (not hot-unplugged).
+    pub online: u8,
+    /// Out: blocked waiting for an event.
+    pub blocked: u8,
+    /// Out: scheduled on its cpu.
+    pub running: u8,
+    /// Implicit C padding, made explicit.
+    pub _pad: u8,
+    /// Out: cpu time used, ns (`uint64_aligned_t`).
+    pub cpu_time: u64,
+    /// Out: the physical cpu it is on.
+    pub cpu: u32,
+    /// Implicit C padding, made explicit.
+    pub _pad2: u32,
+}
+const _: () = assert!(size_of::<XenDomctlGetvcpuinfo>() == 24);
 
 /// `struct xen_domctl_sched_credit` (`struct xen_domctl_sched_credit2` has the same layout).
 #[repr(C)]

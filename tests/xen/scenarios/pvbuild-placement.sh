@@ -66,7 +66,7 @@ refuse() {
     shift 2
     _f=$(cfg "$_n" "$@")
     _before=$(xl list | wc -l)
-    "$pvb" create -p -e "$_f" > "$HARNESS_OUT/refuse-$_n.log" 2>&1 && {
+    "$pvb" create -q -p -e "$_f" > "$HARNESS_OUT/refuse-$_n.log" 2>&1 && {
         made="$made $_n"
         fail "pvbuild created $_n: $*"
     }
