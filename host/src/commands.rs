@@ -228,6 +228,7 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
             bootloader_user: None,
             disks: Vec::new(),
             device_model: None,
+            dm_privileges: Default::default(),
             vifs: Vec::new(),
             placement: Default::default(),
         },
@@ -606,6 +607,10 @@ fn start(
                 .as_deref()
                 .unwrap_or(Path::new(devmodel::DEFAULT_QEMU)),
         )?;
+        // dm_restrict / device_model_user: the user must exist (the range's uid for the
+        // domain is checked once the domain id is known).
+        devmodel::restrict::check_users(&cfg.dm_privileges, &devmodel::restrict::SystemUsers)
+            .map_err(devmodel::DmError::from)?;
     }
     // And the network interfaces: netback, their scripts, their bridges.
     let vifs = vif::plan_vifs(&cfg.vifs, vif::random_bytes)?;
@@ -834,6 +839,11 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         xenstore::remove_domain(&xs, u32::from(domid), Some(&uuid), 0, false)
             .map_err(|e| e.to_string())
     });
+    // dm_restrict / device_model_user, where a device model started later for this domain
+    // (`block-attach`) finds them: dom0's own `/libxl/<domid>`.
+    if let Err(e) = devmodel::restrict::record(&xs, u32::from(domid), &cfg.dm_privileges) {
+        return Err(after(building, "xenstore", e.to_string()));
+    }
     if p.fail_at == Some(FailAt::DeviceModel) {
         return Err(after(
             building,
@@ -869,6 +879,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             cfg.maxmem_mib,
         );
         req.backends = qdisks.clone();
+        req.privileges = cfg.dm_privileges.clone();
         match (host.device_model)(&xs, &req) {
             Ok(dm) => {
                 log::info(format_args!(
@@ -1458,7 +1469,10 @@ pub fn block_attach_cmd(
         .map_err(|e| CommandError::Xs(e.to_string()))?
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map_or(0, |kib| kib / 1024);
-    let req = DmRequest::new(device_model, id, &domain_name(&xs, domid), maxmem_mib);
+    let mut req = DmRequest::new(device_model, id, &domain_name(&xs, domid), maxmem_mib);
+    // The restriction the domain was created with (`create` recorded it).
+    req.privileges =
+        devmodel::restrict::recorded(&xs, id).map_err(|e| CommandError::Xs(e.to_string()))?;
     let start = || {
         if crate::interrupt::requested() {
             return Err(crate::disk::DiskError::Interrupted);

@@ -1,0 +1,550 @@
+//! A restricted device model (`dm_restrict`, `device_model_user`), as libxl 4.17 runs one
+//! (`libxl__domain_get_device_model_uid`, the `dm_restrict` branch of
+//! `libxl__build_device_model_args_new`, `libxl__local_dm_preexec_restrict`):
+//!
+//! - **its user**: `device_model_user` if given (with or without `dm_restrict`); else, with
+//!   `dm_restrict`, the uid `xen-qemuuser-range-base` + domid (refused if another user has
+//!   that uid), else `xen-qemuuser-shared`; none of them is an error, and so is root.
+//!   QEMU drops to it with `-runas` once it has set itself up (its disks and sockets open).
+//! - **`-xen-domid-restrict`**: QEMU restricts its privcmd, evtchn, gntdev and
+//!   devicemodel handles to the guest's domain id before it runs the guest.
+//! - **`-chroot /var/run/xen/qemu-root-<domid>`**: an empty directory (mode 0000, root's),
+//!   made fresh for each start and removed when QEMU stops.
+//! - **before the exec**: new mount and IPC namespaces, and the rlimits libxl sets
+//!   ([`RLIMITS`]).
+//!
+//! Where pvbuild differs from libxl: libxl adds `-runas` only for HVM guests, so its QEMU
+//! for a PV guest's qdisks stays root (chrooted, restricted to the domain); pvbuild passes
+//! `-runas` for PV guests too. libxl pre-opens the QMP socket and starts QEMU with `-S`
+//! (it then knows QEMU is up over QMP); pvbuild has no QMP conversation and keeps the
+//! socket paths QEMU itself creates before it chroots, and waits for `running` in xenstore.
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::bootloader::{USER_RANGE_BASE, USER_SHARED};
+
+/// Where libxl makes the chroot directories (`libxl__run_dir_path()`).
+pub const RUN_DIR: &str = "/var/run/xen";
+
+/// What a config asks of the device model's privileges.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DmPrivileges {
+    /// `dm_restrict = 1`.
+    pub restrict: bool,
+    /// `device_model_user`.
+    pub user: Option<String>,
+}
+
+impl DmPrivileges {
+    /// Whether QEMU runs as root and unrestricted (the default).
+    pub fn is_default(&self) -> bool {
+        !self.restrict && self.user.is_none()
+    }
+}
+
+/// One user as the user database has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserEntry {
+    /// The name.
+    pub name: String,
+    /// The uid.
+    pub uid: u32,
+    /// The primary gid.
+    pub gid: u32,
+}
+
+/// The user database (the system's, or a test's).
+pub trait UserDb {
+    /// The user called `name`, if one is.
+    fn by_name(&self, name: &str) -> Result<Option<UserEntry>, String>;
+    /// The user with `uid`, if one is.
+    fn by_uid(&self, uid: u32) -> Result<Option<UserEntry>, String>;
+}
+
+/// The system's user database (`getpwnam_r`, `getpwuid_r`).
+#[derive(Debug)]
+pub struct SystemUsers;
+
+fn entry(u: nix::unistd::User) -> UserEntry {
+    UserEntry {
+        name: u.name,
+        uid: u.uid.as_raw(),
+        gid: u.gid.as_raw(),
+    }
+}
+
+impl UserDb for SystemUsers {
+    fn by_name(&self, name: &str) -> Result<Option<UserEntry>, String> {
+        nix::unistd::User::from_name(name)
+            .map(|u| u.map(entry))
+            .map_err(|e| e.desc().to_owned())
+    }
+    fn by_uid(&self, uid: u32) -> Result<Option<UserEntry>, String> {
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .map(|u| u.map(entry))
+            .map_err(|e| e.desc().to_owned())
+    }
+}
+
+/// Why the device model cannot be restricted as asked.
+#[derive(Debug, Error)]
+pub enum RestrictError {
+    /// The user database failed.
+    #[error("looking up user {name:?}: {msg}")]
+    Lookup {
+        /// Whom.
+        name: String,
+        /// Why.
+        msg: String,
+    },
+    /// `device_model_user` names nobody.
+    #[error("device_model_user: no user {0:?} on this host")]
+    NoSuchUser(String),
+    /// `dm_restrict` without any of libxl's users.
+    #[error(
+        "dm_restrict: neither {USER_RANGE_BASE} nor {USER_SHARED} exists, so the device model \
+         cannot run unprivileged (create one: useradd --system --no-create-home {USER_SHARED}; \
+         or name one with device_model_user)"
+    )]
+    NoUser,
+    /// The range's uid for this domain is someone else's.
+    #[error("dm_restrict: uid {uid} ({USER_RANGE_BASE} + domain {domid}) is user {name:?}")]
+    UidTaken {
+        /// The uid.
+        uid: u32,
+        /// The domain.
+        domid: u32,
+        /// Its owner.
+        name: String,
+    },
+    /// The uid would overflow.
+    #[error("dm_restrict: {USER_RANGE_BASE}'s uid {base} + domain {domid} overflows")]
+    UidRange {
+        /// The base.
+        base: u32,
+        /// The domain.
+        domid: u32,
+    },
+    /// The user found is root.
+    #[error("{key}: the device model's user {name:?} is root (uid 0)")]
+    Root {
+        /// The config key that chose it.
+        key: &'static str,
+        /// The user.
+        name: String,
+    },
+    /// The chroot directory could not be made (or an old one removed).
+    #[error("device model chroot {path}: {msg}")]
+    Chroot {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        msg: String,
+    },
+}
+
+/// Whom QEMU runs as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunAs {
+    /// The `-runas` argument: a user name, or `uid:gid` for the range.
+    pub arg: String,
+    /// The uid it runs under.
+    pub uid: u32,
+    /// Whether that uid is this device model's alone (`device_model_user` or the range; libxl
+    /// then records it at `image/device-model-kill-uid`), not shared by every restricted QEMU.
+    pub own_uid: bool,
+}
+
+fn lookup_err(name: &str) -> impl FnOnce(String) -> RestrictError + '_ {
+    move |msg| RestrictError::Lookup {
+        name: name.to_owned(),
+        msg,
+    }
+}
+
+/// The user QEMU for `domid` runs as, by libxl's rules: `None` when it stays root.
+pub fn resolve_user(
+    domid: u32,
+    privs: &DmPrivileges,
+    db: &dyn UserDb,
+) -> Result<Option<RunAs>, RestrictError> {
+    let not_root = |key: &'static str, run: RunAs, name: &str| {
+        if run.uid == 0 {
+            Err(RestrictError::Root {
+                key,
+                name: name.to_owned(),
+            })
+        } else {
+            Ok(Some(run))
+        }
+    };
+    // A named user is used even without dm_restrict (libxl: "set -runas even if
+    // dm_restrict isn't in use").
+    if let Some(name) = &privs.user {
+        let u = db
+            .by_name(name)
+            .map_err(lookup_err(name))?
+            .ok_or_else(|| RestrictError::NoSuchUser(name.clone()))?;
+        let run = RunAs {
+            arg: name.clone(),
+            uid: u.uid,
+            own_uid: true,
+        };
+        return not_root("device_model_user", run, name);
+    }
+    if !privs.restrict {
+        return Ok(None);
+    }
+    if let Some(base) = db
+        .by_name(USER_RANGE_BASE)
+        .map_err(lookup_err(USER_RANGE_BASE))?
+    {
+        let uid = base.uid.checked_add(domid).ok_or(RestrictError::UidRange {
+            base: base.uid,
+            domid,
+        })?;
+        if let Some(other) = db.by_uid(uid).map_err(lookup_err(&format!("uid {uid}")))? {
+            return Err(RestrictError::UidTaken {
+                uid,
+                domid,
+                name: other.name,
+            });
+        }
+        let run = RunAs {
+            arg: format!("{uid}:{}", base.gid),
+            uid,
+            own_uid: true,
+        };
+        return not_root("dm_restrict", run, USER_RANGE_BASE);
+    }
+    match db.by_name(USER_SHARED).map_err(lookup_err(USER_SHARED))? {
+        Some(shared) => {
+            let run = RunAs {
+                arg: USER_SHARED.to_owned(),
+                uid: shared.uid,
+                own_uid: false,
+            };
+            not_root("dm_restrict", run, USER_SHARED)
+        }
+        None => Err(RestrictError::NoUser),
+    }
+}
+
+/// Checks, before any domain exists, that the user [`resolve_user`] will want exists: the
+/// domain id is not known yet, so the range's uid for it is checked at the start.
+pub fn check_users(privs: &DmPrivileges, db: &dyn UserDb) -> Result<(), RestrictError> {
+    // Domain 1 stands in for any: whether the users exist does not depend on it.
+    match resolve_user(1, privs, db) {
+        Err(RestrictError::UidTaken { .. } | RestrictError::UidRange { .. }) => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+/// `/libxl/<domid>/dm-restrict` and `/libxl/<domid>/device-model-user`: where `create`
+/// records a domain's [`DmPrivileges`] for a device model started later (`block-attach`),
+/// as libxl keeps the domain's config. dom0's own subtree: the guest cannot change them.
+fn record_paths(domid: u32) -> (String, String) {
+    let base = crate::xenstore::libxl_path(domid);
+    (
+        format!("{base}/dm-restrict"),
+        format!("{base}/device-model-user"),
+    )
+}
+
+/// Records `privs` for `domid` (nothing when they are the default).
+pub fn record(
+    xs: &crate::xenstore::XsConnection,
+    domid: u32,
+    privs: &DmPrivileges,
+) -> Result<(), crate::xenstore::XsError> {
+    let (restrict, user) = record_paths(domid);
+    if privs.restrict {
+        xs.write(&restrict, "1")?;
+    }
+    if let Some(u) = &privs.user {
+        xs.write(&user, u)?;
+    }
+    Ok(())
+}
+
+/// What [`record`] recorded for `domid` (the default when nothing was).
+pub fn recorded(
+    xs: &crate::xenstore::XsConnection,
+    domid: u32,
+) -> Result<DmPrivileges, crate::xenstore::XsError> {
+    let (restrict, user) = record_paths(domid);
+    Ok(DmPrivileges {
+        restrict: xs.read_opt(&restrict)?.as_deref() == Some("1"),
+        user: xs.read_opt(&user)?.filter(|u| !u.is_empty()),
+    })
+}
+
+/// How QEMU is restricted on its command line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Restriction {
+    /// `-xen-domid-restrict -chroot DIR` (dm_restrict).
+    pub chroot: Option<PathBuf>,
+    /// `-runas ARG`.
+    pub runas: Option<String>,
+}
+
+/// `/var/run/xen/qemu-root-<domid>`.
+pub fn chroot_dir(domid: u32) -> PathBuf {
+    Path::new(RUN_DIR).join(format!("qemu-root-{domid}"))
+}
+
+/// Makes the empty chroot directory for `domid` afresh, as libxl: an old one is removed
+/// first (it can only be empty: QEMU ran in it unprivileged, and it is root's, mode 0000;
+/// anything else in it is an error), then made with mode 0000.
+pub fn make_chroot(domid: u32) -> Result<PathBuf, RestrictError> {
+    let path = chroot_dir(domid);
+    let err = |e: std::io::Error| RestrictError::Chroot {
+        path: path.clone(),
+        msg: e.to_string(),
+    };
+    remove_chroot_at(&path).map_err(err)?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(0o000)
+        .create(&path)
+        .map_err(err)?;
+    Ok(path)
+}
+
+/// Removes `path` if it is there (an empty directory: `rmdir`, never recursive).
+pub fn remove_chroot_at(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Removes the chroot directory of `domid`'s device model, if there is one.
+pub fn remove_chroot(domid: u32) -> std::io::Result<()> {
+    remove_chroot_at(&chroot_dir(domid))
+}
+
+/// The rlimits libxl sets before it execs a restricted QEMU (`libxl_linux.c`), soft and hard:
+/// file size 256 KiB ("big enough for log files, not big enough for a DoS"), and no core
+/// dumps, POSIX message queues, file locks or locked memory.
+pub const RLIMITS: &[(nix::sys::resource::Resource, u64)] = &[
+    (nix::sys::resource::Resource::RLIMIT_FSIZE, 256 * 1024),
+    (nix::sys::resource::Resource::RLIMIT_CORE, 0),
+    (nix::sys::resource::Resource::RLIMIT_MSGQUEUE, 0),
+    (nix::sys::resource::Resource::RLIMIT_LOCKS, 0),
+    (nix::sys::resource::Resource::RLIMIT_MEMLOCK, 0),
+];
+
+/// What libxl's `libxl__local_dm_preexec_restrict` does in the child before the exec: new
+/// mount and IPC namespaces (QEMU uses neither), then [`RLIMITS`]. Only async-signal-safe
+/// system calls: it runs between fork and exec.
+pub fn preexec(rlimits: &[(nix::sys::resource::Resource, u64)]) -> std::io::Result<()> {
+    use nix::sched::{unshare, CloneFlags};
+    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC).map_err(std::io::Error::from)?;
+    for &(res, limit) in rlimits {
+        nix::sys::resource::setrlimit(res, limit, limit).map_err(std::io::Error::from)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+
+    /// A user database from a list.
+    struct Users(Vec<(&'static str, u32, u32)>);
+    impl UserDb for Users {
+        fn by_name(&self, name: &str) -> Result<Option<UserEntry>, String> {
+            Ok(self
+                .0
+                .iter()
+                .find(|u| u.0 == name)
+                .map(|&(n, uid, gid)| UserEntry {
+                    name: n.into(),
+                    uid,
+                    gid,
+                }))
+        }
+        fn by_uid(&self, uid: u32) -> Result<Option<UserEntry>, String> {
+            Ok(self
+                .0
+                .iter()
+                .find(|u| u.1 == uid)
+                .map(|&(n, uid, gid)| UserEntry {
+                    name: n.into(),
+                    uid,
+                    gid,
+                }))
+        }
+    }
+    struct Broken;
+    impl UserDb for Broken {
+        fn by_name(&self, _: &str) -> Result<Option<UserEntry>, String> {
+            Err("I/O error".into())
+        }
+        fn by_uid(&self, _: u32) -> Result<Option<UserEntry>, String> {
+            Err("I/O error".into())
+        }
+    }
+
+    fn restrict() -> DmPrivileges {
+        DmPrivileges {
+            restrict: true,
+            user: None,
+        }
+    }
+
+    #[test]
+    fn unrestricted_stays_root() {
+        let db = Users(vec![("xen-qemuuser-shared", 120, 130)]);
+        assert_eq!(
+            resolve_user(3, &DmPrivileges::default(), &db).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn the_range_comes_first_with_base_plus_domid_and_the_bases_gid() {
+        let db = Users(vec![
+            ("xen-qemuuser-shared", 120, 130),
+            ("xen-qemuuser-range-base", 131072, 131072),
+        ]);
+        let r = resolve_user(5, &restrict(), &db).unwrap().unwrap();
+        assert_eq!(r.arg, "131077:131072");
+        assert_eq!(r.uid, 131077);
+        assert!(r.own_uid);
+    }
+
+    #[test]
+    fn a_range_uid_that_is_someone_elses_is_refused() {
+        let db = Users(vec![
+            ("xen-qemuuser-range-base", 131072, 131072),
+            ("mallory", 131077, 100),
+        ]);
+        let e = resolve_user(5, &restrict(), &db).unwrap_err().to_string();
+        assert!(e.contains("uid 131077") && e.contains("mallory"), "{e}");
+    }
+
+    #[test]
+    fn the_shared_user_is_the_fallback_by_name() {
+        let db = Users(vec![("xen-qemuuser-shared", 120, 130)]);
+        let r = resolve_user(5, &restrict(), &db).unwrap().unwrap();
+        assert_eq!(r.arg, "xen-qemuuser-shared");
+        assert_eq!(r.uid, 120);
+        assert!(!r.own_uid);
+    }
+
+    #[test]
+    fn no_user_at_all_is_an_error_naming_dm_restrict() {
+        let e = resolve_user(5, &restrict(), &Users(vec![]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("dm_restrict:"), "{e}");
+        assert!(e.contains("xen-qemuuser-shared"), "{e}");
+    }
+
+    #[test]
+    fn device_model_user_wins_with_or_without_dm_restrict() {
+        let db = Users(vec![
+            ("xen-qemuuser-range-base", 131072, 131072),
+            ("qemu-g", 2000, 2000),
+        ]);
+        for restrict in [false, true] {
+            let p = DmPrivileges {
+                restrict,
+                user: Some("qemu-g".into()),
+            };
+            let r = resolve_user(5, &p, &db).unwrap().unwrap();
+            assert_eq!((r.arg.as_str(), r.uid, r.own_uid), ("qemu-g", 2000, true));
+        }
+    }
+
+    #[test]
+    fn a_missing_device_model_user_names_the_key() {
+        let p = DmPrivileges {
+            restrict: true,
+            user: Some("nobody-here".into()),
+        };
+        let e = resolve_user(5, &p, &Users(vec![("xen-qemuuser-shared", 120, 130)]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "device_model_user: no user \"nobody-here\" on this host");
+    }
+
+    #[test]
+    fn root_is_refused_whichever_way_it_was_found() {
+        let p = DmPrivileges {
+            restrict: false,
+            user: Some("toor".into()),
+        };
+        let e = resolve_user(1, &p, &Users(vec![("toor", 0, 0)])).unwrap_err();
+        assert!(e.to_string().starts_with("device_model_user:"), "{e}");
+        let e =
+            resolve_user(1, &restrict(), &Users(vec![("xen-qemuuser-shared", 0, 0)])).unwrap_err();
+        assert!(e.to_string().contains("root"), "{e}");
+        // Range base 0 + domid 0 is uid 0: refused too (as the base's own uid).
+        assert!(resolve_user(
+            0,
+            &restrict(),
+            &Users(vec![("xen-qemuuser-range-base", 0, 0)]),
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn the_range_does_not_overflow() {
+        let db = Users(vec![("xen-qemuuser-range-base", u32::MAX - 1, 1)]);
+        assert!(matches!(
+            resolve_user(5, &restrict(), &db),
+            Err(RestrictError::UidRange { .. })
+        ));
+    }
+
+    #[test]
+    fn a_failing_user_database_is_an_error_not_root() {
+        assert!(matches!(
+            resolve_user(5, &restrict(), &Broken),
+            Err(RestrictError::Lookup { .. })
+        ));
+    }
+
+    #[test]
+    fn the_privileges_are_recorded_for_a_later_device_model() {
+        let store = crate::xenstore::fake::FakeXenstore::new();
+        let xs = store.connect();
+        assert_eq!(recorded(&xs, 4).unwrap(), DmPrivileges::default());
+        record(&xs, 4, &DmPrivileges::default()).unwrap();
+        assert_eq!(recorded(&xs, 4).unwrap(), DmPrivileges::default());
+        let p = DmPrivileges {
+            restrict: true,
+            user: Some("qemu-g".into()),
+        };
+        record(&xs, 4, &p).unwrap();
+        assert_eq!(recorded(&xs, 4).unwrap(), p);
+        assert_eq!(xs.read("/libxl/4/dm-restrict").unwrap(), "1");
+        assert_eq!(recorded(&xs, 5).unwrap(), DmPrivileges::default());
+    }
+
+    #[test]
+    fn the_chroot_is_libxls_path() {
+        assert_eq!(chroot_dir(12), PathBuf::from("/var/run/xen/qemu-root-12"));
+    }
+
+    #[test]
+    fn removing_a_missing_chroot_is_fine_and_a_non_empty_one_is_not_emptied() {
+        let dir = std::env::temp_dir().join(format!("pvbuild-chroot-test-{}", std::process::id()));
+        remove_chroot_at(&dir).unwrap();
+        std::fs::create_dir_all(dir.join("x")).unwrap();
+        assert!(remove_chroot_at(&dir).is_err());
+        assert!(dir.join("x").exists());
+        std::fs::remove_dir(dir.join("x")).unwrap();
+        remove_chroot_at(&dir).unwrap();
+        assert!(!dir.exists());
+    }
+}

@@ -1,0 +1,133 @@
+# harness-timeout: 900
+# pvbuild-dm-restrict: `dm_restrict = 1` (issue 13). dom0 gets the user
+# xen-qemuuser-shared (as an administrator would make it). A paused guest with a qdisk
+# and `dm_restrict = 1`: pvbuild's QEMU must have taken the disk, run under that user's uid
+# and gid (/proc/PID/status), have its root in the empty chroot /var/run/xen/qemu-root-D
+# (/proc/PID/root), have been started with -xen-domid-restrict, and carry libxl's rlimits
+# and its own mount and IPC namespaces; `pvbuild destroy` must leave no QEMU, chroot
+# directory, QMP socket or xenstore entry. Then the same config boots: the guest reads the
+# disk's token and writes its own line. `device_model_user` naming nobody is refused
+# before any domain exists, with an error naming the key.
+# Metrics: dmr_paused_s (create -p till it returned, QEMU up), dmr_marker_s (create till
+# the guest's marker).
+. "$HARNESS_REPO/tests/xen/dom0/lib.sh"
+name=pvbdmr
+[ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
+pvb=$HARNESS_PVBUILD
+id -u xen-qemuuser-shared > /dev/null 2>&1 ||
+    useradd --system --no-create-home --shell /usr/sbin/nologin xen-qemuuser-shared ||
+    fail "useradd xen-qemuuser-shared failed"
+quid=$(id -u xen-qemuuser-shared)
+qgid=$(id -g xen-qemuuser-shared)
+note "xen-qemuuser-shared is uid $quid gid $qgid"
+token="pvbuild-dmr-$$-$(date +%s)"
+img="$HARNESS_OUT/disk.img"
+printf 'PVBUILD-DISK-DATA %s\n' "$token" > "$img"
+truncate -s 16M "$img"
+cmdline="$HARNESS_GUEST_CMDLINE pvbuild.disk"
+
+no_qemu() { ! pgrep -f -- '-xen-domid' > /dev/null 2>&1; }
+qemu_log() {
+    cp "/var/log/xen/qemu-dm-$1.log" "$HARNESS_OUT/" 2>/dev/null
+    evidence "$HARNESS_OUT/qemu-dm-$1.log"
+}
+no_leftovers() {
+    wait_for 30 no_qemu || fail "$1: a device model is still running: $(pgrep -af -- '-xen-domid' | head -n 1)"
+    _l=$(xenstore-ls -f /local/domain/0 2>/dev/null | grep -E '/backend/qdisk|/device-model/' | head -n 3 | paste -sd ' ')
+    [ -z "$_l" ] || fail "$1: xenstore entries left: $_l"
+    [ "$(xl list | awk 'NR > 1' | wc -l)" = 1 ] || fail "$1: a domain was left: $(xl list | tail -n 1)"
+    _f=$(ls -d /var/run/xen/qemu-root-* /var/run/xen/qmp-libxl-* /var/run/xen/qmp-libxenstat-* 2>/dev/null | paste -sd ' ')
+    [ -z "$_f" ] || fail "$1: files left in /var/run/xen: $_f"
+}
+no_leftovers "before the first guest"
+
+log="$HARNESS_OUT/pvbuild-create.log"
+export LIBXL_DEVICE_MODEL_START_TIMEOUT=40
+
+# observe TAG NAME CFG: `pvbuild -v create -p CFG` in the background; once its QEMU runs,
+# records the process (cmdline, ids, root, namespaces, limits, fds) as TAG-*.txt; sets $rc
+# to create's exit status and $d to the domain id it had.
+observe() {
+    _tag=$1
+    "$pvb" -v create -p "$3" > "$log.$_tag" 2>&1 &
+    _cp=$!
+    evidence "$log.$_tag"
+    d=
+    dmpid=
+    _qemu_up() {
+        d=$(xl domid "$2" 2>/dev/null)
+        [ -n "$d" ] && dmpid=$(xenstore-read "/local/domain/$d/image/device-model-pid" 2>/dev/null) &&
+            [ -n "$dmpid" ] && kill -0 "$dmpid" 2> /dev/null
+    }
+    _done() { ! kill -0 "$_cp" 2>/dev/null; }
+    _up_or_done() { _qemu_up "$@" || _done; }
+    wait_for 120 _up_or_done "$1" "$2" || fail "$_tag: no device model within 120 s"
+    if [ -n "$dmpid" ] && kill -0 "$dmpid" 2>/dev/null; then
+        # Let QEMU get past its setup (chroot and user change happen just before it runs).
+        sleep 5
+        tr '\0' ' ' < "/proc/$dmpid/cmdline" > "$HARNESS_OUT/$_tag-cmdline.txt"
+        grep -E '^(Uid|Gid|Groups)' "/proc/$dmpid/status" > "$HARNESS_OUT/$_tag-status.txt"
+        readlink "/proc/$dmpid/root" > "$HARNESS_OUT/$_tag-root.txt"
+        cat "/proc/$dmpid/limits" > "$HARNESS_OUT/$_tag-limits.txt"
+        for ns in mnt ipc; do
+            echo "$ns $(readlink "/proc/$dmpid/ns/$ns") dom0 $(readlink "/proc/self/ns/$ns")"
+        done > "$HARNESS_OUT/$_tag-ns.txt"
+        ls -l "/proc/$dmpid/fd" > "$HARNESS_OUT/$_tag-fds.txt" 2>&1
+        ls -la "/var/run/xen/" > "$HARNESS_OUT/$_tag-run-xen.txt" 2>&1
+        for f in cmdline status root ns; do evidence "$HARNESS_OUT/$_tag-$f.txt"; done
+        cat "$HARNESS_OUT/$_tag-cmdline.txt" "$HARNESS_OUT/$_tag-status.txt" "$HARNESS_OUT/$_tag-root.txt" "$HARNESS_OUT/$_tag-ns.txt"
+    fi
+    wait "$_cp"
+    rc=$?
+    cp "/var/log/xen/qemu-dm-$2.log" "$HARNESS_OUT/$_tag-qemu.log" 2>/dev/null
+    evidence "$HARNESS_OUT/$_tag-qemu.log"
+    note "$_tag: create -p exited $rc: $(grep -m 1 '^error' "$log.$_tag")"
+    note "$_tag: QEMU log: $(tail -n 3 "$HARNESS_OUT/$_tag-qemu.log" 2>/dev/null | paste -sd ' ')"
+}
+# ids_are TAG UID GID: QEMU's real, effective, saved and file-system ids.
+ids_are() {
+    [ "$(awk '/^Uid:/ { print $2, $3, $4, $5 }' "$HARNESS_OUT/$1-status.txt")" = "$2 $2 $2 $2" ] ||
+        fail "$1: QEMU's uids are $(grep Uid "$HARNESS_OUT/$1-status.txt"), not $2"
+    [ "$(awk '/^Gid:/ { print $2, $3, $4, $5 }' "$HARNESS_OUT/$1-status.txt")" = "$3 $3 $3 $3" ] ||
+        fail "$1: QEMU's gids are $(grep Gid "$HARNESS_OUT/$1-status.txt"), not $3"
+}
+
+# dm_restrict = 1: QEMU as xen-qemuuser-shared, in the empty chroot, restricted to its
+# domain, with libxl's namespaces and rlimits.
+cfg="$HARNESS_OUT/$name.cfg"
+pv_cfg "$name" "$cmdline" "disk = [ 'file:$img,xvda,w' ]" 'dm_restrict = 1' > "$cfg"
+observe restrict "$name" "$cfg"
+[ -s "$HARNESS_OUT/restrict-cmdline.txt" ] || fail "restrict: QEMU was never seen running"
+grep -q -- ' -xen-domid-restrict ' "$HARNESS_OUT/restrict-cmdline.txt" || fail "QEMU was started without -xen-domid-restrict"
+grep -q -- " -chroot /var/run/xen/qemu-root-$d " "$HARNESS_OUT/restrict-cmdline.txt" || fail "QEMU was started without -chroot"
+grep -q -- " -runas xen-qemuuser-shared" "$HARNESS_OUT/restrict-cmdline.txt" || fail "QEMU was started without -runas"
+ids_are restrict "$quid" "$qgid"
+# /var/run is a symlink to /run: the kernel shows the resolved path.
+case "$(cat "$HARNESS_OUT/restrict-root.txt")" in
+/run/xen/qemu-root-$d | /var/run/xen/qemu-root-$d) ;;
+*) fail "QEMU's root is $(cat "$HARNESS_OUT/restrict-root.txt")" ;;
+esac
+grep -qE '^Max file size +262144 +262144' "$HARNESS_OUT/restrict-limits.txt" || fail "no 256 KiB file size limit: $(grep 'file size' "$HARNESS_OUT/restrict-limits.txt")"
+grep -qE '^Max core file size +0 +0' "$HARNESS_OUT/restrict-limits.txt" || fail "core dumps allowed"
+awk '{ exit !($2 != $4) }' "$HARNESS_OUT/restrict-ns.txt" || fail "QEMU shares a namespace with dom0: $(paste -sd ' ' "$HARNESS_OUT/restrict-ns.txt")"
+[ "$rc" = 0 ] && "$pvb" destroy "$name" >> "$log.restrict" 2>&1
+no_leftovers "after the dm_restrict create"
+
+# device_model_user alone: QEMU as that user, neither chrooted nor restricted.
+pv_cfg "${name}u" "$cmdline" "disk = [ 'file:$img,xvda,w' ]" 'device_model_user = "xen-qemuuser-shared"' > "$cfg.user"
+observe user "${name}u" "$cfg.user"
+[ -s "$HARNESS_OUT/user-cmdline.txt" ] || fail "user: QEMU was never seen running"
+grep -q -- " -runas xen-qemuuser-shared" "$HARNESS_OUT/user-cmdline.txt" || fail "QEMU was started without -runas"
+grep -q -- '-xen-domid-restrict' "$HARNESS_OUT/user-cmdline.txt" && fail "device_model_user alone restricted QEMU"
+ids_are user "$quid" "$qgid"
+[ "$rc" = 0 ] && "$pvb" destroy "${name}u" >> "$log.user" 2>&1
+no_leftovers "after the device_model_user create"
+
+# A device_model_user that does not exist: refused before any domain, naming the key.
+pv_cfg "${name}n" x "disk = [ 'file:$img,xvda,w' ]" 'device_model_user = "pvbuild-no-such-user"' > "$cfg.u"
+"$pvb" create -p "$cfg.u" > "$log.u" 2>&1 && fail "create with a missing device_model_user succeeded"
+evidence "$log.u"
+grep -q '^error: .*device_model_user: no user "pvbuild-no-such-user"' "$log.u" || fail "refusal said: $(head -n 2 "$log.u" | paste -sd ' ')"
+no_leftovers "after the refused device_model_user"
+
+pass
