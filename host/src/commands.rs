@@ -607,11 +607,14 @@ fn start(
                 .as_deref()
                 .unwrap_or(Path::new(devmodel::DEFAULT_QEMU)),
         )?;
-        // dm_restrict / device_model_user: the user must exist (the range's uid for the
-        // domain is checked once the domain id is known).
-        devmodel::restrict::check_users(&cfg.dm_privileges, &devmodel::restrict::SystemUsers)
+        devmodel::restrict::check_servable(&cfg.dm_privileges, |k| std::env::var(k).ok())
             .map_err(devmodel::DmError::from)?;
     }
+    // dm_restrict / device_model_user: the user must exist, whether or not a device model
+    // starts now (`block-attach` may start one later); the range's uid for the domain is
+    // checked once the domain id is known.
+    devmodel::restrict::check_users(&cfg.dm_privileges, &devmodel::restrict::SystemUsers)
+        .map_err(devmodel::DmError::from)?;
     // And the network interfaces: netback, their scripts, their bridges.
     let vifs = vif::plan_vifs(&cfg.vifs, vif::random_bytes)?;
     vif::check_host(&vifs, Path::new(vif::NETBACK_SYSFS), &vif::sys_class_net())?;
@@ -1477,6 +1480,8 @@ pub fn block_attach_cmd(
         if crate::interrupt::requested() {
             return Err(crate::disk::DiskError::Interrupted);
         }
+        devmodel::restrict::check_servable(&req.privileges, |k| std::env::var(k).ok())
+            .map_err(|e| crate::disk::DiskError::DeviceModel(e.to_string()))?;
         devmodel::launch(&xs, &req).map_err(|e| crate::disk::DiskError::DeviceModel(e.to_string()))
     };
     let dm = if crate::disk::device_model_running(&xs, id)? {

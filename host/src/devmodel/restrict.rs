@@ -135,6 +135,15 @@ pub enum RestrictError {
         /// The user.
         name: String,
     },
+    /// dm_restrict for a device model that would serve a PV guest's disks.
+    #[error(
+        "dm_restrict: a device model restricted to its domain (-xen-domid-restrict) cannot \
+         serve a PV guest's qdisk disks: the restriction closes its xenstore connections \
+         (libxentoolcore), and its disk backends work through xenstore (libxl's restricted \
+         QEMU serves none either); give the guest blkback disks (phy:) or set dm_restrict = 0 \
+         ({TRY_ENV}=1 starts it anyway)"
+    )]
+    Unservable,
     /// The chroot directory could not be made (or an old one removed).
     #[error("device model chroot {path}: {msg}")]
     Chroot {
@@ -279,6 +288,27 @@ pub fn recorded(
         restrict: xs.read_opt(&restrict)?.as_deref() == Some("1"),
         user: xs.read_opt(&user)?.filter(|u| !u.is_empty()),
     })
+}
+
+/// The environment variable that makes pvbuild start a restricted device model for a PV
+/// guest's disks although [`check_servable`] knows it cannot serve them (to see it fail, or
+/// with a QEMU that can).
+pub const TRY_ENV: &str = "PVBUILD_DM_RESTRICT_TRY";
+
+/// Refuses `dm_restrict` for a device model that is to serve a PV guest's disks, unless
+/// [`TRY_ENV`] is `1` (`env` reads the environment). QEMU's `-xen-domid-restrict` calls
+/// `xentoolcore_restrict_all`, which puts `/dev/null` under every xenstore handle; QEMU's
+/// xen-bus finds, creates and connects its qdisk backends through xenstore watches after
+/// that, so a restricted QEMU never takes a disk (shown on the harness's Xen for libxl's
+/// and pvbuild's QEMU alike: `pvbuild-dm-restrict`).
+pub fn check_servable(
+    privs: &DmPrivileges,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(), RestrictError> {
+    if privs.restrict && env(TRY_ENV).as_deref() != Some("1") {
+        return Err(RestrictError::Unservable);
+    }
+    Ok(())
 }
 
 /// How QEMU is restricted on its command line.
@@ -529,6 +559,24 @@ mod tests {
         assert_eq!(recorded(&xs, 4).unwrap(), p);
         assert_eq!(xs.read("/libxl/4/dm-restrict").unwrap(), "1");
         assert_eq!(recorded(&xs, 5).unwrap(), DmPrivileges::default());
+    }
+
+    #[test]
+    fn dm_restrict_for_disks_is_refused_unless_tried() {
+        let none = |_: &str| None;
+        let tried = |k: &str| (k == TRY_ENV).then(|| "1".to_string());
+        check_servable(&DmPrivileges::default(), none).unwrap();
+        let user = DmPrivileges {
+            restrict: false,
+            user: Some("qemu".into()),
+        };
+        check_servable(&user, none).unwrap();
+        let e = check_servable(&restrict(), none).unwrap_err().to_string();
+        assert!(e.starts_with("dm_restrict: ") && e.contains("phy:"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+        check_servable(&restrict(), tried).unwrap();
+        let other = |k: &str| (k == TRY_ENV).then(|| "yes".to_string());
+        assert!(check_servable(&restrict(), other).is_err());
     }
 
     #[test]

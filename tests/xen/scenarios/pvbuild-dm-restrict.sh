@@ -1,15 +1,17 @@
 # harness-timeout: 900
-# pvbuild-dm-restrict: `dm_restrict = 1` (issue 13). dom0 gets the user
-# xen-qemuuser-shared (as an administrator would make it). A paused guest with a qdisk
-# and `dm_restrict = 1`: pvbuild's QEMU must have taken the disk, run under that user's uid
-# and gid (/proc/PID/status), have its root in the empty chroot /var/run/xen/qemu-root-D
-# (/proc/PID/root), have been started with -xen-domid-restrict, and carry libxl's rlimits
-# and its own mount and IPC namespaces; `pvbuild destroy` must leave no QEMU, chroot
-# directory, QMP socket or xenstore entry. Then the same config boots: the guest reads the
-# disk's token and writes its own line. `device_model_user` naming nobody is refused
-# before any domain exists, with an error naming the key.
-# Metrics: dmr_paused_s (create -p till it returned, QEMU up), dmr_marker_s (create till
-# the guest's marker).
+# pvbuild-dm-restrict: `dm_restrict` and `device_model_user` (issue 13). dom0 gets the
+# user xen-qemuuser-shared (as an administrator would make it).
+# - `dm_restrict = 1` for a guest with a qdisk is refused before any domain exists (one
+#   line naming the key): a QEMU restricted with -xen-domid-restrict loses its xenstore
+#   connections, and its PV disk backends need them.
+# - Started anyway (PVBUILD_DM_RESTRICT_TRY=1), pvbuild's QEMU must run under that user's
+#   uid and gid (/proc/PID/status), have its root in the empty chroot
+#   /var/run/xen/qemu-root-D (/proc/PID/root), carry -xen-domid-restrict, libxl's rlimits
+#   and its own mount and IPC namespaces; it must not take the disk (else the refusal is
+#   wrong), and the failed create must leave no QEMU, chroot, QMP socket, entry or domain.
+# - `device_model_user = "xen-qemuuser-shared"` alone: QEMU runs under that uid and gid with
+#   -runas, neither chrooted nor restricted; what it then does with the disk is recorded.
+# - `device_model_user` naming nobody is refused before any domain exists, naming the key.
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 name=pvbdmr
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
@@ -63,8 +65,9 @@ observe() {
     _up_or_done() { _qemu_up "$@" || _done; }
     wait_for 120 _up_or_done "$1" "$2" || fail "$_tag: no device model within 120 s"
     if [ -n "$dmpid" ] && kill -0 "$dmpid" 2>/dev/null; then
-        # Let QEMU get past its setup (chroot and user change happen just before it runs).
-        sleep 5
+        # QEMU changes root and user once it has set itself up, just before it runs.
+        _dropped() { awk '/^Uid:/ { exit !($2 != 0) }' "/proc/$dmpid/status" 2>/dev/null; }
+        wait_for 30 _dropped || note "$_tag: QEMU $dmpid still has uid 0 after 30 s"
         tr '\0' ' ' < "/proc/$dmpid/cmdline" > "$HARNESS_OUT/$_tag-cmdline.txt"
         grep -E '^(Uid|Gid|Groups)' "/proc/$dmpid/status" > "$HARNESS_OUT/$_tag-status.txt"
         readlink "/proc/$dmpid/root" > "$HARNESS_OUT/$_tag-root.txt"
@@ -92,12 +95,25 @@ ids_are() {
         fail "$1: QEMU's gids are $(grep Gid "$HARNESS_OUT/$1-status.txt"), not $3"
 }
 
-# dm_restrict = 1: QEMU as xen-qemuuser-shared, in the empty chroot, restricted to its
-# domain, with libxl's namespaces and rlimits.
+# dm_restrict = 1 with a disk QEMU would serve: refused before any domain exists.
 cfg="$HARNESS_OUT/$name.cfg"
 pv_cfg "$name" "$cmdline" "disk = [ 'file:$img,xvda,w' ]" 'dm_restrict = 1' > "$cfg"
+"$pvb" create -p "$cfg" > "$log.refused" 2>&1 && fail "create with dm_restrict and a qdisk succeeded"
+evidence "$log.refused"
+[ "$(wc -l < "$log.refused")" = 1 ] && grep -q '^error: dm_restrict: a device model restricted' "$log.refused" ||
+    fail "the refusal said: $(paste -sd ' ' < "$log.refused")"
+no_leftovers "after the refused dm_restrict"
+
+# Started anyway (PVBUILD_DM_RESTRICT_TRY=1): QEMU as xen-qemuuser-shared, in the empty
+# chroot, restricted to its domain, with libxl's namespaces and rlimits; and, as the
+# refusal says, it never serves the disk: the create fails after the start timeout, and
+# leaves nothing.
+export PVBUILD_DM_RESTRICT_TRY=1
 observe restrict "$name" "$cfg"
+unset PVBUILD_DM_RESTRICT_TRY
 [ -s "$HARNESS_OUT/restrict-cmdline.txt" ] || fail "restrict: QEMU was never seen running"
+[ "$rc" = 0 ] && fail "a QEMU restricted with -xen-domid-restrict served the disk: the refusal is wrong"
+grep -qE '^error: .*device.model' "$log.restrict" || fail "restrict: create failed otherwise: $(grep -m 1 '^error' "$log.restrict")"
 grep -q -- ' -xen-domid-restrict ' "$HARNESS_OUT/restrict-cmdline.txt" || fail "QEMU was started without -xen-domid-restrict"
 grep -q -- " -chroot /var/run/xen/qemu-root-$d " "$HARNESS_OUT/restrict-cmdline.txt" || fail "QEMU was started without -chroot"
 grep -q -- " -runas xen-qemuuser-shared" "$HARNESS_OUT/restrict-cmdline.txt" || fail "QEMU was started without -runas"
