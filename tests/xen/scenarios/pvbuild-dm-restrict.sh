@@ -10,7 +10,12 @@
 #   and its own mount and IPC namespaces; it must not take the disk (else the refusal is
 #   wrong), and the failed create must leave no QEMU, chroot, QMP socket, entry or domain.
 # - `device_model_user = "xen-qemuuser-shared"` alone: QEMU runs under that uid and gid with
-#   -runas, neither chrooted nor restricted; what it then does with the disk is recorded.
+#   -runas, neither chrooted nor restricted. With the image root's, it cannot open it (the
+#   create fails with QEMU's "Permission denied" and leaves nothing); given the image, it
+#   serves it: the guest reads the token and writes its line, and the uid is recorded as
+#   libxl's device-model-kill-uid.
+# - `dm_restrict = 1` without disks: the guest is made (no device model), and a disk
+#   block-attached later is refused (the recorded dm_restrict), leaving nothing.
 # - `device_model_user` naming nobody is refused before any domain exists, naming the key.
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 name=pvbdmr
@@ -136,11 +141,59 @@ observe user "${name}u" "$cfg.user"
 grep -q -- " -runas xen-qemuuser-shared" "$HARNESS_OUT/user-cmdline.txt" || fail "QEMU was started without -runas"
 grep -q -- '-xen-domid-restrict' "$HARNESS_OUT/user-cmdline.txt" && fail "device_model_user alone restricted QEMU"
 ids_are user "$quid" "$qgid"
-[ "$rc" = 0 ] && "$pvb" destroy "${name}u" >> "$log.user" 2>&1
+[ "$(cat "$HARNESS_OUT/user-root.txt")" = / ] || fail "device_model_user alone chrooted QEMU"
+# The image is root's (0644): QEMU, no longer root when its xen-bus opens the disk, cannot
+# open it read-write; pvbuild reports QEMU's reason and leaves nothing.
+[ "$rc" = 0 ] && fail "QEMU as $quid served a disk it may not write"
+grep -q "^error: .*did not take .*Permission denied" "$log.user" ||
+    fail "user: the create failed otherwise: $(grep -m 1 '^error' "$log.user")"
 no_leftovers "after the device_model_user create"
 
+# Given the image (as libxl's documentation asks of the administrator), QEMU as that user
+# serves it: the guest boots, reads the token and writes its line.
+# (A copy in dom0's tmpfs: the share's 9p export would add its own permission rules.)
+uimg=/tmp/pvbdmr-user.img
+cp "$img" "$uimg" && chown xen-qemuuser-shared "$uimg" && chmod 0600 "$uimg" || fail "copying the image for the user failed"
+pv_cfg "${name}u" "$cmdline" "disk = [ 'file:$uimg,xvda,w' ]" 'device_model_user = "xen-qemuuser-shared"' > "$cfg.user2"
+t0=$(now)
+create_wait_up "${name}u" "$cfg.user2" "$log" has_marker "the marker show"
+metric user_marker_s "$(elapsed "$t0")"
+du=$(xl domid "${name}u" 2>/dev/null)
+upid=$(xenstore-read "/local/domain/$du/image/device-model-pid" 2>/dev/null)
+[ -n "$upid" ] && grep -E '^Uid:' "/proc/$upid/status" > "$HARNESS_OUT/user-boot-status.txt" 2>/dev/null
+kuid=$(xenstore-read "/local/domain/$du/image/device-model-kill-uid" 2>/dev/null)
+note "device_model_user: QEMU $upid $(cat "$HARNESS_OUT/user-boot-status.txt" 2>/dev/null | tr '\t' ' '), device-model-kill-uid '$kuid'"
+check_marker_and_poweroff "${name}u" "$cmdline" "$pid" "$log"
+qemu_log "${name}u"
+[ "$kuid" = "$quid" ] || fail "device-model-kill-uid is '$kuid', not $quid"
+[ "$(awk '{ print $2 }' "$HARNESS_OUT/user-boot-status.txt" 2>/dev/null)" = "$quid" ] ||
+    fail "the serving QEMU's uid: $(cat "$HARNESS_OUT/user-boot-status.txt" 2>/dev/null)"
+clog() { tr -d '\r' < "$(console_log "${name}u")"; }
+clog | grep -q "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token" ||
+    fail "the guest did not read the disk: $(clog | grep -m 1 PVBUILD-DISK)"
+clog | grep -q "PVBUILD-DISK-WROTE" || fail "the guest did not write the disk: $(clog | grep -m 1 -E 'PVBUILD-DISK-WRITE|Segmentation')"
+written=$(dd if="$uimg" bs=512 skip=8 count=1 2>/dev/null | tr -d '\0' | head -n 1)
+[ "$written" = "PVBUILD-DISK-WRITTEN $HARNESS_GUEST_KVER" ] || fail "the guest's write is not in the image: '$written'"
+no_leftovers "after the device_model_user guest powered off"
+rm -f "$uimg"
+
+# dm_restrict = 1 without disks: nothing for QEMU to serve, the guest is made; a disk
+# block-attached later would need a device model, which the recorded dm_restrict refuses.
+pv_cfg "${name}n" x 'dm_restrict = 1' > "$cfg.nodisk"
+"$pvb" create -p "$cfg.nodisk" > "$log.nodisk" 2>&1 || fail "create with dm_restrict and no disk exited $?: $(grep -m 1 '^error' "$log.nodisk")"
+evidence "$log.nodisk"
+dn=$(xl domid "${name}n")
+[ "$(xenstore-read "/libxl/$dn/dm-restrict" 2>/dev/null)" = 1 ] || fail "dm_restrict is not recorded for domain $dn"
+"$pvb" block-attach "${name}n" "$img,raw,xvda,w" > "$log.attach" 2>&1 && fail "block-attach to a dm_restrict domain started a device model"
+evidence "$log.attach"
+grep -q '^error: .*dm_restrict: a device model restricted' "$log.attach" || fail "the attach said: $(paste -sd ' ' < "$log.attach")"
+no_qemu || fail "the refused attach left a device model: $(pgrep -af -- '-xen-domid' | head -n 1)"
+xenstore-read "/local/domain/$dn/device/vbd/51712/backend" > /dev/null 2>&1 && fail "the refused attach left a frontend"
+"$pvb" destroy "${name}n" >> "$log.nodisk" 2>&1 || fail "pvbuild destroy exited $?"
+no_leftovers "after the dm_restrict guest without disks"
+
 # A device_model_user that does not exist: refused before any domain, naming the key.
-pv_cfg "${name}n" x "disk = [ 'file:$img,xvda,w' ]" 'device_model_user = "pvbuild-no-such-user"' > "$cfg.u"
+pv_cfg "${name}x" x "disk = [ 'file:$img,xvda,w' ]" 'device_model_user = "pvbuild-no-such-user"' > "$cfg.u"
 "$pvb" create -p "$cfg.u" > "$log.u" 2>&1 && fail "create with a missing device_model_user succeeded"
 evidence "$log.u"
 grep -q '^error: .*device_model_user: no user "pvbuild-no-such-user"' "$log.u" || fail "refusal said: $(head -n 2 "$log.u" | paste -sd ' ')"
