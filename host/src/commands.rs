@@ -883,6 +883,15 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         );
         req.backends = qdisks.clone();
         req.privileges = cfg.dm_privileges.clone();
+        req.images = p
+            .disks
+            .iter()
+            .filter(|v| v.backend == VbdBackend::Qdisk)
+            .filter_map(|v| {
+                let (_, path) = v.params.split_once(':')?;
+                Some((PathBuf::from(path), v.readonly))
+            })
+            .collect();
         match (host.device_model)(&xs, &req) {
             Ok(dm) => {
                 log::info(format_args!(

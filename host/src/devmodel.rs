@@ -61,6 +61,9 @@ pub struct DmRequest {
     pub backends: Vec<String>,
     /// `dm_restrict` and `device_model_user` ([`restrict`]).
     pub privileges: DmPrivileges,
+    /// The images it will open, with whether read-only: checked against its user first
+    /// ([`restrict::check_access`]).
+    pub images: Vec<(PathBuf, bool)>,
 }
 
 impl DmRequest {
@@ -80,6 +83,7 @@ impl DmRequest {
             timeout,
             backends: Vec::new(),
             privileges: DmPrivileges::default(),
+            images: Vec::new(),
         }
     }
 }
@@ -316,6 +320,9 @@ pub fn launch(xs: &XsConnection, req: &DmRequest) -> Result<RunningDm, DmError> 
         .map_err(|why| DmError::Log(req.log.clone(), std::io::Error::other(why)))?;
     // Whom it runs as: settled before anything is made.
     let runas = restrict::resolve_user(req.domid, &req.privileges, &restrict::SystemUsers)?;
+    if let Some(r) = &runas {
+        restrict::check_access(r, &req.images)?;
+    }
     let xs_err = |step| move |source| DmError::Xenstore { step, source };
     let dir = device_model_dir(req.domid);
     let state_path = format!("{dir}/state");

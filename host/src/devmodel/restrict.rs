@@ -144,6 +144,23 @@ pub enum RestrictError {
          ({TRY_ENV}=1 starts it anyway)"
     )]
     Unservable,
+    /// The user cannot open a disk QEMU is to serve.
+    #[error(
+        "{key}: the device model's user {who} cannot open {path} {mode}: {msg} (give that \
+         user the image)"
+    )]
+    NoAccess {
+        /// The key that chose the user.
+        key: &'static str,
+        /// The user (`-runas`'s argument, and the uid).
+        who: String,
+        /// The image.
+        path: PathBuf,
+        /// `read-write` or `read-only`.
+        mode: &'static str,
+        /// Why.
+        msg: String,
+    },
     /// The chroot directory could not be made (or an old one removed).
     #[error("device model chroot {path}: {msg}")]
     Chroot {
@@ -164,6 +181,12 @@ pub struct RunAs {
     /// Whether that uid is this device model's alone (`device_model_user` or the range; libxl
     /// then records it at `image/device-model-kill-uid`), not shared by every restricted QEMU.
     pub own_uid: bool,
+    /// The gid it runs under.
+    pub gid: u32,
+    /// The user's name, when QEMU is given one (it then takes the user's groups too).
+    pub name: Option<String>,
+    /// The config key that chose the user.
+    pub key: &'static str,
 }
 
 fn lookup_err(name: &str) -> impl FnOnce(String) -> RestrictError + '_ {
@@ -200,6 +223,9 @@ pub fn resolve_user(
             arg: name.clone(),
             uid: u.uid,
             own_uid: true,
+            gid: u.gid,
+            name: Some(name.clone()),
+            key: "device_model_user",
         };
         return not_root("device_model_user", run, name);
     }
@@ -225,6 +251,9 @@ pub fn resolve_user(
             arg: format!("{uid}:{}", base.gid),
             uid,
             own_uid: true,
+            gid: base.gid,
+            name: None,
+            key: "dm_restrict",
         };
         return not_root("dm_restrict", run, USER_RANGE_BASE);
     }
@@ -234,6 +263,9 @@ pub fn resolve_user(
                 arg: USER_SHARED.to_owned(),
                 uid: shared.uid,
                 own_uid: false,
+                gid: shared.gid,
+                name: Some(USER_SHARED.to_owned()),
+                key: "dm_restrict",
             };
             not_root("dm_restrict", run, USER_SHARED)
         }
@@ -307,6 +339,66 @@ pub fn check_servable(
 ) -> Result<(), RestrictError> {
     if privs.restrict && env(TRY_ENV).as_deref() != Some("1") {
         return Err(RestrictError::Unservable);
+    }
+    Ok(())
+}
+
+/// Checks that `run`'s user can open each image of `images` (`(path, read_only)`) as QEMU
+/// will once it dropped to that user: one child process per image takes the user's groups
+/// (its supplementary groups when QEMU gets a name, as QEMU's `initgroups`; else only the
+/// gid), gid and uid, and `access(2)`s the path (read, and write unless read-only) before it
+/// execs `/bin/true`. A disk QEMU could not open is then refused at once, not after the
+/// start timeout with QEMU's "Permission denied".
+pub fn check_access(run: &RunAs, images: &[(PathBuf, bool)]) -> Result<(), RestrictError> {
+    use nix::unistd::{access, setgid, setgroups, setuid, AccessFlags, Gid, Uid};
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let gid = Gid::from_raw(run.gid);
+    let groups: Vec<Gid> = match &run.name {
+        Some(n) => std::ffi::CString::new(n.as_bytes())
+            .ok()
+            .and_then(|c| nix::unistd::getgrouplist(&c, gid).ok())
+            .unwrap_or_else(|| vec![gid]),
+        None => vec![gid],
+    };
+    let uid = Uid::from_raw(run.uid);
+    for (path, read_only) in images {
+        let (flags, mode) = if *read_only {
+            (AccessFlags::R_OK, "read-only")
+        } else {
+            (AccessFlags::R_OK | AccessFlags::W_OK, "read-write")
+        };
+        let err = |msg: String| RestrictError::NoAccess {
+            key: run.key,
+            who: format!("{} (uid {})", run.arg, run.uid),
+            path: path.clone(),
+            mode,
+            msg,
+        };
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| err("a NUL in the path".into()))?;
+        let groups = groups.clone();
+        let mut cmd = std::process::Command::new("/bin/true");
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: the closure runs in the child between fork and exec; it makes only
+        // async-signal-safe system calls (setgroups, setgid, setuid, access) on values made
+        // before the fork, and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                setgroups(&groups)?;
+                setgid(gid)?;
+                setuid(uid)?;
+                access(c.as_c_str(), flags)?;
+                Ok(())
+            });
+        }
+        match cmd.status() {
+            Ok(st) if st.success() => {}
+            Ok(st) => return Err(err(format!("the check exited {st}"))),
+            Err(e) => return Err(err(e.to_string())),
+        }
     }
     Ok(())
 }
@@ -577,6 +669,46 @@ mod tests {
         check_servable(&restrict(), tried).unwrap();
         let other = |k: &str| (k == TRY_ENV).then(|| "yes".to_string());
         assert!(check_servable(&restrict(), other).is_err());
+    }
+
+    #[test]
+    fn access_is_checked_as_the_user() {
+        // Needs root to change user; as another user, the check of our own file passes.
+        let dir = std::env::temp_dir().join(format!("pvbuild-access-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let img = dir.join("disk.img");
+        std::fs::write(&img, b"x").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&img, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        let run = |uid: u32| RunAs {
+            arg: format!("{uid}:{uid}"),
+            uid,
+            own_uid: true,
+            gid: uid,
+            name: None,
+            key: "device_model_user",
+        };
+        // The owner may read and write.
+        check_access(&run(me), &[(img.clone(), false)]).unwrap();
+        assert!(
+            me == 0 || std::env::var("CI").as_deref() != Ok("true"),
+            "changing user needs root"
+        );
+        if me == 0 {
+            // Someone else may read a 0644 file, not write it.
+            check_access(&run(65534), &[(img.clone(), true)]).unwrap();
+            let e = check_access(&run(65534), &[(img.clone(), false)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("device_model_user: the device model's user 65534:65534 (uid 65534) cannot open")
+                    && e.contains("read-write"),
+                "{e}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -34,6 +34,7 @@ fn request(program: PathBuf, log: PathBuf, timeout: Duration) -> DmRequest {
         timeout,
         backends: vec![],
         privileges: Default::default(),
+        images: vec![],
     }
 }
 
@@ -275,4 +276,37 @@ fn a_backend_the_model_never_takes_is_named() {
     writer.join().unwrap();
     let pid: u32 = xs.read(&pid_path(7)).unwrap().parse().unwrap();
     assert!(gone(pid));
+}
+
+#[test]
+fn a_device_model_user_that_cannot_open_an_image_is_refused_before_the_start() {
+    let root = nix::unistd::geteuid().is_root();
+    assert!(
+        root || std::env::var("CI").as_deref() != Ok("true"),
+        "changing user needs root"
+    );
+    if !root {
+        return;
+    }
+    let (p, log) = script("echo started > \"$(dirname \"$0\")/ran\"; sleep 30");
+    let img = p.with_file_name("disk.img");
+    std::fs::write(&img, b"x").unwrap();
+    std::fs::set_permissions(&img, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let store = FakeXenstore::new();
+    let xs = store.connect();
+    let mut req = request(p.clone(), log.clone(), Duration::from_secs(5));
+    req.privileges = restrict::DmPrivileges {
+        restrict: false,
+        user: Some("nobody".into()),
+    };
+    req.images = vec![(img.clone(), false)];
+    let e = launch(&xs, &req).unwrap_err().to_string();
+    assert!(
+        e.starts_with("device_model_user: the device model's user nobody (uid 65534) cannot open")
+            && e.contains("read-write"),
+        "{e}"
+    );
+    assert!(!p.with_file_name("ran").exists());
+    assert!(!log.exists());
+    assert_eq!(xs.read_opt(&pid_path(7)).unwrap(), None);
 }

@@ -9,11 +9,11 @@
 #   /var/run/xen/qemu-root-D (/proc/PID/root), carry -xen-domid-restrict, libxl's rlimits
 #   and its own mount and IPC namespaces; it must not take the disk (else the refusal is
 #   wrong), and the failed create must leave no QEMU, chroot, QMP socket, entry or domain.
-# - `device_model_user = "xen-qemuuser-shared"` alone: QEMU runs under that uid and gid with
-#   -runas, neither chrooted nor restricted. With the image root's, it cannot open it (the
-#   create fails with QEMU's "Permission denied" and leaves nothing); given the image, it
-#   serves it: the guest reads the token and writes its line, and the uid is recorded as
-#   libxl's device-model-kill-uid.
+# - `device_model_user = "xen-qemuuser-shared"` alone: with the image root's (0644), refused
+#   before QEMU starts (pvbuild checks access as that user); given the image, QEMU runs
+#   under that uid and gid with -runas, neither chrooted nor restricted, takes the disk,
+#   its uid is recorded as libxl's device-model-kill-uid, and the guest reads the token and
+#   writes its line.
 # - `dm_restrict = 1` without disks: the guest is made (no device model), and a disk
 #   block-attached later is refused (the recorded dm_restrict), leaving nothing.
 # - `device_model_user` naming nobody is refused before any domain exists, naming the key.
@@ -134,40 +134,40 @@ awk '{ exit !($2 != $4) }' "$HARNESS_OUT/restrict-ns.txt" || fail "QEMU shares a
 [ "$rc" = 0 ] && "$pvb" destroy "$name" >> "$log.restrict" 2>&1
 no_leftovers "after the dm_restrict create"
 
-# device_model_user alone: QEMU as that user, neither chrooted nor restricted.
-pv_cfg "${name}u" "$cmdline" "disk = [ 'file:$img,xvda,w' ]" 'device_model_user = "xen-qemuuser-shared"' > "$cfg.user"
+# device_model_user alone: QEMU as that user, neither chrooted nor restricted. (The image is
+# copied into dom0's tmpfs: the share's 9p export would add its own permission rules.)
+uimg=/tmp/pvbdmr-user.img
+cp "$img" "$uimg" && chmod 0644 "$uimg" || fail "copying the image failed"
+pv_cfg "${name}u" "$cmdline" "disk = [ 'file:$uimg,xvda,w' ]" 'device_model_user = "xen-qemuuser-shared"' > "$cfg.user"
+# The image is root's (0644): QEMU, no longer root when its xen-bus opens the disk, could not
+# open it read-write; pvbuild checks as that user and refuses before it starts QEMU.
+"$pvb" create -p "$cfg.user" > "$log.noaccess" 2>&1 && fail "create with a device_model_user that cannot write the image succeeded"
+evidence "$log.noaccess"
+grep -q "^error: device-model: device_model_user: the device model's user xen-qemuuser-shared (uid $quid) cannot open $uimg read-write" "$log.noaccess" ||
+    fail "the access refusal said: $(paste -sd ' ' < "$log.noaccess")"
+no_leftovers "after the refused access"
+
+# Given the image (as libxl's documentation asks of the administrator), QEMU as that user
+# serves it: paused, its ids; then the guest boots, reads the token and writes its line.
+chown xen-qemuuser-shared "$uimg" && chmod 0600 "$uimg" || fail "chown failed"
 observe user "${name}u" "$cfg.user"
 [ -s "$HARNESS_OUT/user-cmdline.txt" ] || fail "user: QEMU was never seen running"
+[ "$rc" = 0 ] || fail "user: create -p exited $rc: $(grep -m 1 '^error' "$log.user")"
 grep -q -- " -runas xen-qemuuser-shared" "$HARNESS_OUT/user-cmdline.txt" || fail "QEMU was started without -runas"
 grep -q -- '-xen-domid-restrict' "$HARNESS_OUT/user-cmdline.txt" && fail "device_model_user alone restricted QEMU"
 ids_are user "$quid" "$qgid"
 [ "$(cat "$HARNESS_OUT/user-root.txt")" = / ] || fail "device_model_user alone chrooted QEMU"
-# The image is root's (0644): QEMU, no longer root when its xen-bus opens the disk, cannot
-# open it read-write; pvbuild reports QEMU's reason and leaves nothing.
-[ "$rc" = 0 ] && fail "QEMU as $quid served a disk it may not write"
-grep -q "^error: .*did not take .*Permission denied" "$log.user" ||
-    fail "user: the create failed otherwise: $(grep -m 1 '^error' "$log.user")"
-no_leftovers "after the device_model_user create"
-
-# Given the image (as libxl's documentation asks of the administrator), QEMU as that user
-# serves it: the guest boots, reads the token and writes its line.
-# (A copy in dom0's tmpfs: the share's 9p export would add its own permission rules.)
-uimg=/tmp/pvbdmr-user.img
-cp "$img" "$uimg" && chown xen-qemuuser-shared "$uimg" && chmod 0600 "$uimg" || fail "copying the image for the user failed"
-pv_cfg "${name}u" "$cmdline" "disk = [ 'file:$uimg,xvda,w' ]" 'device_model_user = "xen-qemuuser-shared"' > "$cfg.user2"
+kuid=$(xenstore-read "/local/domain/$d/image/device-model-kill-uid" 2>/dev/null)
+[ "$kuid" = "$quid" ] || fail "device-model-kill-uid is '$kuid', not $quid"
+[ "$(xenstore-read "/local/domain/0/backend/qdisk/$d/51712/sectors" 2>/dev/null)" = 32768 ] ||
+    fail "QEMU as $quid did not take the disk: $(tail -n 2 "$HARNESS_OUT/user-qemu.log" | paste -sd ' ')"
+"$pvb" destroy "${name}u" >> "$log.user" 2>&1 || fail "pvbuild destroy exited $?"
+no_leftovers "after destroying the device_model_user guest"
 t0=$(now)
-create_wait_up "${name}u" "$cfg.user2" "$log" has_marker "the marker show"
+create_wait_up "${name}u" "$cfg.user" "$log" has_marker "the marker show"
 metric user_marker_s "$(elapsed "$t0")"
-du=$(xl domid "${name}u" 2>/dev/null)
-upid=$(xenstore-read "/local/domain/$du/image/device-model-pid" 2>/dev/null)
-[ -n "$upid" ] && grep -E '^Uid:' "/proc/$upid/status" > "$HARNESS_OUT/user-boot-status.txt" 2>/dev/null
-kuid=$(xenstore-read "/local/domain/$du/image/device-model-kill-uid" 2>/dev/null)
-note "device_model_user: QEMU $upid $(cat "$HARNESS_OUT/user-boot-status.txt" 2>/dev/null | tr '\t' ' '), device-model-kill-uid '$kuid'"
 check_marker_and_poweroff "${name}u" "$cmdline" "$pid" "$log"
 qemu_log "${name}u"
-[ "$kuid" = "$quid" ] || fail "device-model-kill-uid is '$kuid', not $quid"
-[ "$(awk '{ print $2 }' "$HARNESS_OUT/user-boot-status.txt" 2>/dev/null)" = "$quid" ] ||
-    fail "the serving QEMU's uid: $(cat "$HARNESS_OUT/user-boot-status.txt" 2>/dev/null)"
 clog() { tr -d '\r' < "$(console_log "${name}u")"; }
 clog | grep -q "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token" ||
     fail "the guest did not read the disk: $(clog | grep -m 1 PVBUILD-DISK)"
