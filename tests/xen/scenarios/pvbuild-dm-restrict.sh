@@ -100,9 +100,14 @@ ids_are() {
         fail "$1: QEMU's gids are $(grep Gid "$HARNESS_OUT/$1-status.txt"), not $3"
 }
 
+# The image QEMU serves, in dom0's tmpfs (the share's 9p export would add its own
+# permission rules); root's for now.
+uimg=/tmp/pvbdmr-user.img
+cp "$img" "$uimg" && chmod 0644 "$uimg" || fail "copying the image failed"
+
 # dm_restrict = 1 with a disk QEMU would serve: refused before any domain exists.
 cfg="$HARNESS_OUT/$name.cfg"
-pv_cfg "$name" "$cmdline" "disk = [ 'file:$img,xvda,w' ]" 'dm_restrict = 1' > "$cfg"
+pv_cfg "$name" "$cmdline" "disk = [ 'file:$uimg,xvda,w' ]" 'dm_restrict = 1' > "$cfg"
 "$pvb" create -p "$cfg" > "$log.refused" 2>&1 && fail "create with dm_restrict and a qdisk succeeded"
 evidence "$log.refused"
 [ "$(wc -l < "$log.refused")" = 1 ] && grep -q '^error: dm_restrict: a device model restricted' "$log.refused" ||
@@ -113,6 +118,8 @@ no_leftovers "after the refused dm_restrict"
 # chroot, restricted to its domain, with libxl's namespaces and rlimits; and, as the
 # refusal says, it never serves the disk: the create fails after the start timeout, and
 # leaves nothing.
+# (The user gets the image: pvbuild checks that it can open it before it starts QEMU.)
+chown xen-qemuuser-shared "$uimg" && chmod 0600 "$uimg" || fail "chown failed"
 export PVBUILD_DM_RESTRICT_TRY=1
 observe restrict "$name" "$cfg"
 unset PVBUILD_DM_RESTRICT_TRY
@@ -134,10 +141,8 @@ awk '{ exit !($2 != $4) }' "$HARNESS_OUT/restrict-ns.txt" || fail "QEMU shares a
 [ "$rc" = 0 ] && "$pvb" destroy "$name" >> "$log.restrict" 2>&1
 no_leftovers "after the dm_restrict create"
 
-# device_model_user alone: QEMU as that user, neither chrooted nor restricted. (The image is
-# copied into dom0's tmpfs: the share's 9p export would add its own permission rules.)
-uimg=/tmp/pvbdmr-user.img
-cp "$img" "$uimg" && chmod 0644 "$uimg" || fail "copying the image failed"
+# device_model_user alone: QEMU as that user, neither chrooted nor restricted.
+chown root "$uimg" && chmod 0644 "$uimg" || fail "chown failed"
 pv_cfg "${name}u" "$cmdline" "disk = [ 'file:$uimg,xvda,w' ]" 'device_model_user = "xen-qemuuser-shared"' > "$cfg.user"
 # The image is root's (0644): QEMU, no longer root when its xen-bus opens the disk, could not
 # open it read-write; pvbuild checks as that user and refuses before it starts QEMU.
