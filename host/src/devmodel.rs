@@ -322,6 +322,11 @@ pub fn launch(xs: &XsConnection, req: &DmRequest) -> Result<RunningDm, DmError> 
     let runas = restrict::resolve_user(req.domid, &req.privileges, &restrict::SystemUsers)?;
     if let Some(r) = &runas {
         restrict::check_access(r, &req.images)?;
+        // Restricted, it loses xenstore anyway (and is refused unless tried); otherwise its
+        // xen-bus needs these once it runs as the user.
+        if !req.privileges.restrict {
+            restrict::check_devices(r)?;
+        }
     }
     let xs_err = |step| move |source| DmError::Xenstore { step, source };
     let dir = device_model_dir(req.domid);

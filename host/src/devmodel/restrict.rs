@@ -145,10 +145,7 @@ pub enum RestrictError {
     )]
     Unservable,
     /// The user cannot open a disk QEMU is to serve.
-    #[error(
-        "{key}: the device model's user {who} cannot open {path} {mode}: {msg} (give that \
-         user the image)"
-    )]
+    #[error("{key}: the device model's user {who} cannot open {path} {mode}: {msg} ({hint})")]
     NoAccess {
         /// The key that chose the user.
         key: &'static str,
@@ -160,6 +157,8 @@ pub enum RestrictError {
         mode: &'static str,
         /// Why.
         msg: String,
+        /// What to do.
+        hint: &'static str,
     },
     /// The chroot directory could not be made (or an old one removed).
     #[error("device model chroot {path}: {msg}")]
@@ -350,6 +349,40 @@ pub fn check_servable(
 /// execs `/bin/true`. A disk QEMU could not open is then refused at once, not after the
 /// start timeout with QEMU's "Permission denied".
 pub fn check_access(run: &RunAs, images: &[(PathBuf, bool)]) -> Result<(), RestrictError> {
+    for (path, read_only) in images {
+        check_one(run, path, *read_only, "give that user the image")?;
+    }
+    Ok(())
+}
+
+/// What QEMU 7.2's xen-bus opens for each PV device it creates, after it dropped to its
+/// user: a xenstore connection (`xs_open`: xenstored's socket, else `/dev/xen/xenbus`),
+/// `/dev/xen/gntdev`, and `/dev/xen/evtchn` when the guest connects. Checked as that user
+/// like the images ([`check_access`]): a dom0 where they are root's alone (Debian's
+/// default, mode 0600 and a socket `srwxr-xr-x`) is refused before QEMU starts.
+pub fn check_devices(run: &RunAs) -> Result<(), RestrictError> {
+    const XS_SOCKET: &str = "/var/run/xenstored/socket";
+    const XS_DEV: &str = "/dev/xen/xenbus";
+    let hint = "QEMU's PV backends open it after -runas; give that user access to \
+                xenstored's socket or /dev/xen/xenbus, /dev/xen/gntdev and /dev/xen/evtchn";
+    // xs_open tries the socket, then the device: one of them will do.
+    let socket = Path::new(XS_SOCKET);
+    if !(socket.exists() && check_one(run, socket, false, hint).is_ok()) {
+        check_one(run, Path::new(XS_DEV), false, hint)?;
+    }
+    for dev in ["/dev/xen/gntdev", "/dev/xen/evtchn"] {
+        check_one(run, Path::new(dev), false, hint)?;
+    }
+    Ok(())
+}
+
+/// [`check_access`] for one path.
+fn check_one(
+    run: &RunAs,
+    path: &Path,
+    read_only: bool,
+    hint: &'static str,
+) -> Result<(), RestrictError> {
     use nix::unistd::{access, setgid, setgroups, setuid, AccessFlags, Gid, Uid};
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::process::CommandExt;
@@ -362,8 +395,8 @@ pub fn check_access(run: &RunAs, images: &[(PathBuf, bool)]) -> Result<(), Restr
         None => vec![gid],
     };
     let uid = Uid::from_raw(run.uid);
-    for (path, read_only) in images {
-        let (flags, mode) = if *read_only {
+    {
+        let (flags, mode) = if read_only {
             (AccessFlags::R_OK, "read-only")
         } else {
             (AccessFlags::R_OK | AccessFlags::W_OK, "read-write")
@@ -371,9 +404,10 @@ pub fn check_access(run: &RunAs, images: &[(PathBuf, bool)]) -> Result<(), Restr
         let err = |msg: String| RestrictError::NoAccess {
             key: run.key,
             who: format!("{} (uid {})", run.arg, run.uid),
-            path: path.clone(),
+            path: path.to_path_buf(),
             mode,
             msg,
+            hint,
         };
         let c = std::ffi::CString::new(path.as_os_str().as_bytes())
             .map_err(|_| err("a NUL in the path".into()))?;
@@ -709,6 +743,31 @@ mod tests {
             );
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_xen_devices_are_checked_as_the_user() {
+        let run = RunAs {
+            arg: "65534:65534".into(),
+            uid: 65534,
+            own_uid: true,
+            gid: 65534,
+            name: None,
+            key: "device_model_user",
+        };
+        match check_devices(&run) {
+            // No Xen here, or Xen's devices root's alone: refused, naming the first one.
+            Err(e) => {
+                let e = e.to_string();
+                assert!(
+                    e.starts_with("device_model_user: the device model's user 65534:65534 (uid 65534) cannot open /dev/xen/"),
+                    "{e}"
+                );
+                assert!(e.contains("give that user access"), "{e}");
+            }
+            // A dom0 that gives everyone its devices.
+            Ok(()) => assert!(Path::new("/dev/xen/evtchn").exists()),
+        }
     }
 
     #[test]

@@ -10,10 +10,12 @@
 #   and its own mount and IPC namespaces; it must not take the disk (else the refusal is
 #   wrong), and the failed create must leave no QEMU, chroot, QMP socket, entry or domain.
 # - `device_model_user = "xen-qemuuser-shared"` alone: with the image root's (0644), refused
-#   before QEMU starts (pvbuild checks access as that user); given the image, QEMU runs
-#   under that uid and gid with -runas, neither chrooted nor restricted, takes the disk,
-#   its uid is recorded as libxl's device-model-kill-uid, and the guest reads the token and
-#   writes its line.
+#   before QEMU starts (pvbuild checks access as that user); given the image, refused still
+#   while xenstore, /dev/xen/gntdev and /dev/xen/evtchn are root's alone (dom0's default);
+#   once the administrator gives the user's group those devices, QEMU runs under that uid
+#   and gid with -runas, neither chrooted nor restricted, takes the disk, its uid is
+#   recorded as libxl's device-model-kill-uid, and the guest reads the token and writes its
+#   line. The devices' modes are restored.
 # - `dm_restrict = 1` without disks: the guest is made (no device model), and a disk
 #   block-attached later is refused (the recorded dm_restrict), leaving nothing.
 # - `device_model_user` naming nobody is refused before any domain exists, naming the key.
@@ -156,9 +158,23 @@ grep -q "^error: device-model: device_model_user: the device model's user xen-qe
     fail "the access refusal said: $(paste -sd ' ' < "$log.noaccess")"
 no_leftovers "after the refused access"
 
-# Given the image (as libxl's documentation asks of the administrator), QEMU as that user
-# serves it: paused, its ids; then the guest boots, reads the token and writes its line.
+# Given the image (as libxl's documentation asks of the administrator), QEMU's xen-bus
+# would still open xenstore, /dev/xen/gntdev and /dev/xen/evtchn as that user, which are
+# root's alone on this dom0: refused before QEMU starts too.
 chown xen-qemuuser-shared "$uimg" && chmod 0600 "$uimg" || fail "chown failed"
+"$pvb" create -p "$cfg.user" > "$log.nodev" 2>&1 && fail "create with a device_model_user that cannot open /dev/xen succeeded"
+evidence "$log.nodev"
+grep -q "^error: device-model: device_model_user: the device model's user xen-qemuuser-shared (uid $quid) cannot open /dev/xen/" "$log.nodev" ||
+    fail "the device refusal said: $(paste -sd ' ' < "$log.nodev")"
+no_leftovers "after the refused devices"
+# The administrator gives the user's group the devices (undone below): QEMU as that user
+# serves the disk: paused, its ids; then the guest boots, reads the token and writes its line.
+xdevs="/dev/xen/xenbus /dev/xen/gntdev /dev/xen/evtchn"
+trap 'chgrp root $xdevs 2>/dev/null; chmod 0600 $xdevs 2>/dev/null' EXIT
+# shellcheck disable=SC2086
+chgrp xen-qemuuser-shared $xdevs && chmod 0660 $xdevs || fail "granting the devices failed"
+# shellcheck disable=SC2086
+ungrant() { chgrp root $xdevs; chmod 0600 $xdevs; }
 observe user "${name}u" "$cfg.user"
 [ -s "$HARNESS_OUT/user-cmdline.txt" ] || fail "user: QEMU was never seen running"
 [ "$rc" = 0 ] || fail "user: create -p exited $rc: $(grep -m 1 '^error' "$log.user")"
@@ -184,6 +200,7 @@ clog | grep -q "PVBUILD-DISK-WROTE" || fail "the guest did not write the disk: $
 written=$(dd if="$uimg" bs=512 skip=8 count=1 2>/dev/null | tr -d '\0' | head -n 1)
 [ "$written" = "PVBUILD-DISK-WRITTEN $HARNESS_GUEST_KVER" ] || fail "the guest's write is not in the image: '$written'"
 no_leftovers "after the device_model_user guest powered off"
+ungrant
 rm -f "$uimg"
 
 # dm_restrict = 1 without disks: nothing for QEMU to serve, the guest is made; a disk
