@@ -250,6 +250,7 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
             bootloader_user: None,
             disks: Vec::new(),
             device_model: None,
+            dm_privileges: Default::default(),
             vifs: Vec::new(),
             placement: Default::default(),
             pvh: false,
@@ -724,7 +725,14 @@ fn start_recorded(
                 .as_deref()
                 .unwrap_or(Path::new(devmodel::DEFAULT_QEMU)),
         )?;
+        devmodel::restrict::check_servable(&cfg.dm_privileges, |k| std::env::var(k).ok())
+            .map_err(devmodel::DmError::from)?;
     }
+    // dm_restrict / device_model_user: the user must exist, whether or not a device model
+    // starts now (`block-attach` may start one later); the range's uid for the domain is
+    // checked once the domain id is known.
+    devmodel::restrict::check_users(&cfg.dm_privileges, &devmodel::restrict::SystemUsers)
+        .map_err(devmodel::DmError::from)?;
     // And the network interfaces: netback, their scripts, their bridges.
     let vifs = vif::plan_vifs(&cfg.vifs, vif::random_bytes)?;
     vif::check_host(&vifs, Path::new(vif::NETBACK_SYSFS), &vif::sys_class_net())?;
@@ -1002,6 +1010,11 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             .map_err(|e| e.to_string())
     });
     crate::testhook::stop_at("device-model");
+    // dm_restrict / device_model_user, where a device model started later for this domain
+    // (`block-attach`) finds them: dom0's own `/libxl/<domid>`.
+    if let Err(e) = devmodel::restrict::record(&xs, u32::from(domid), &cfg.dm_privileges) {
+        return Err(after(building, "xenstore", e.to_string()));
+    }
     if p.fail_at == Some(FailAt::DeviceModel) {
         return Err(after(
             building,
@@ -1042,6 +1055,16 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             req.program.display(),
             qdisks.len()
         ));
+        req.privileges = cfg.dm_privileges.clone();
+        req.images = p
+            .disks
+            .iter()
+            .filter(|v| v.backend == VbdBackend::Qdisk)
+            .filter_map(|v| {
+                let (_, path) = v.params.split_once(':')?;
+                Some((PathBuf::from(path), v.readonly))
+            })
+            .collect();
         match (host.device_model)(&xs, &req) {
             Ok(dm) => {
                 log::info(format_args!(
@@ -1848,11 +1871,16 @@ pub fn block_attach_cmd(
         .map_err(|e| CommandError::Xs(e.to_string()))?
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map_or(0, |kib| kib / 1024);
-    let req = DmRequest::new(device_model, id, &domain_name(&xs, domid), maxmem_mib);
+    let mut req = DmRequest::new(device_model, id, &domain_name(&xs, domid), maxmem_mib);
+    // The restriction the domain was created with (`create` recorded it).
+    req.privileges =
+        devmodel::restrict::recorded(&xs, id).map_err(|e| CommandError::Xs(e.to_string()))?;
     let start = || {
         if crate::interrupt::requested() {
             return Err(crate::disk::DiskError::Interrupted);
         }
+        devmodel::restrict::check_servable(&req.privileges, |k| std::env::var(k).ok())
+            .map_err(|e| crate::disk::DiskError::DeviceModel(e.to_string()))?;
         devmodel::launch(&xs, &req).map_err(|e| crate::disk::DiskError::DeviceModel(e.to_string()))
     };
     let dm = if crate::disk::device_model_running(&xs, id)? {

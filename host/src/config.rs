@@ -533,6 +533,9 @@ pub struct DomainConfig {
     pub disks: Vec<DiskSpec>,
     /// `device_model_override`: the QEMU that serves the disks, instead of the default.
     pub device_model: Option<PathBuf>,
+    /// `dm_restrict` and `device_model_user`: how the QEMU that serves the disks is
+    /// restricted ([`crate::devmodel::restrict`]).
+    pub dm_privileges: crate::devmodel::restrict::DmPrivileges,
     /// `vif`: the guest's network interfaces, in order.
     pub vifs: Vec<VifSpec>,
     /// `pool`, `cpus`, `cpus_soft`, `cpu_weight`, `cap`.
@@ -822,7 +825,7 @@ pub const XL_KEYS_IGNORED: &[&str] = &[
 /// Keys that ask for isolation or access control pvbuild does not implement: a config with
 /// one is refused (an error naming the key), never started with less than it asks. The
 /// list keys (`pci`, `iomem`, `ioports`, `irqs`, `dtdev`) are accepted empty, and
-/// `dm_restrict` and `device_model_stubdomain_override` when 0: those ask for nothing.
+/// `device_model_stubdomain_override` when 0: those ask for nothing.
 pub const REFUSED_KEYS: &[(&str, &str)] = &[
     (
         "seclabel",
@@ -838,14 +841,6 @@ pub const REFUSED_KEYS: &[(&str, &str)] = &[
     ("irqs", "IRQ passthrough is not implemented"),
     ("dtdev", "device-tree passthrough is not implemented"),
     (
-        "dm_restrict",
-        "a restricted device model (own user, chroot, no rights over other domains) is not implemented; the device model would run as root",
-    ),
-    (
-        "device_model_user",
-        "running the device model as another user is not implemented; it would run as root",
-    ),
-    (
         "device_model_stubdomain_override",
         "stub-domain device models are not implemented; the device model would run in dom0",
     ),
@@ -854,7 +849,7 @@ pub const REFUSED_KEYS: &[(&str, &str)] = &[
 /// Keys of [`REFUSED_KEYS`] that are lists: an empty one asks for nothing.
 const REFUSED_LIST_KEYS: &[&str] = &["pci", "iomem", "ioports", "irqs", "dtdev"];
 /// Keys of [`REFUSED_KEYS`] that are xl booleans: 0 asks for nothing.
-const REFUSED_BOOL_KEYS: &[&str] = &["dm_restrict", "device_model_stubdomain_override"];
+const REFUSED_BOOL_KEYS: &[&str] = &["device_model_stubdomain_override"];
 
 /// Refuses the config if it asks for what [`REFUSED_KEYS`] lists.
 fn refuse_keys(cfg: &XlConfig) -> Result<(), ConfigError> {
@@ -1219,6 +1214,15 @@ impl DomainConfig {
         }
         let disks = spec_list(cfg, "disk", "disks", DISKS_MAX, parse_disk_spec)?;
         let device_model = string("device_model_override")?.map(|(p, _)| PathBuf::from(p));
+        let dm_privileges = crate::devmodel::restrict::DmPrivileges {
+            restrict: number("dm_restrict", 0, 1)? == Some(1),
+            user: match string("device_model_user")? {
+                Some((u, s)) if u.is_empty() => {
+                    return Err(value_err("device_model_user", s, "empty user"))
+                }
+                other => other.map(|(u, _)| u),
+            },
+        };
         let vifs = spec_list(cfg, "vif", "interfaces", VIFS_MAX, parse_vif_spec)?;
 
         // xl: cmdline wins over root/extra; otherwise "root=<root> <extra>".
@@ -1295,6 +1299,7 @@ impl DomainConfig {
                 bootloader_user,
                 disks,
                 device_model,
+                dm_privileges,
                 vifs,
                 placement,
                 pvh,
@@ -1329,6 +1334,8 @@ pub const SUPPORTED_KEYS: &[&str] = &[
     "uuid",
     "disk",
     "device_model_override",
+    "dm_restrict",
+    "device_model_user",
     "vif",
     "pool",
     "cpus",

@@ -24,6 +24,9 @@ use thiserror::Error;
 
 use crate::xenstore::{device_model_dir, dom_path, Waited, XsConnection, XsError};
 
+pub mod restrict;
+use restrict::{DmPrivileges, RestrictError, Restriction};
+
 /// Debian's QEMU with Xen support (package qemu-system-xen), the device model libxl runs.
 pub const DEFAULT_QEMU: &str = "/usr/libexec/xen-qemu-system-i386";
 /// How long QEMU may take to report `running` (libxl's `LIBXL_DEVICE_MODEL_START_TIMEOUT`).
@@ -56,6 +59,11 @@ pub struct DmRequest {
     /// Backend directories it must take (their `state` past Initialising) before it counts
     /// as up: the guest's disks.
     pub backends: Vec<String>,
+    /// `dm_restrict` and `device_model_user` ([`restrict`]).
+    pub privileges: DmPrivileges,
+    /// The images it will open, with whether read-only: checked against its user first
+    /// ([`restrict::check_access`]).
+    pub images: Vec<(PathBuf, bool)>,
 }
 
 impl DmRequest {
@@ -74,6 +82,8 @@ impl DmRequest {
             log: PathBuf::from(format!("/var/log/xen/qemu-dm-{name}.log")),
             timeout,
             backends: Vec::new(),
+            privileges: DmPrivileges::default(),
+            images: Vec::new(),
         }
     }
 }
@@ -133,11 +143,22 @@ pub enum DmError {
     /// A signal asked pvbuild to stop.
     #[error("interrupted")]
     Interrupted,
+    /// It cannot be restricted as the config asks.
+    #[error("{0}")]
+    Restrict(#[from] RestrictError),
 }
 
 /// QEMU's arguments for a PV guest, exactly as libxl 4.17 passes them
-/// (`libxl__build_device_model_args_new` for `LIBXL_DOMAIN_TYPE_PV` with no vfb).
-pub fn qemu_args(domid: u32, name: &str, maxmem_mib: u64) -> Vec<String> {
+/// (`libxl__build_device_model_args_new` for `LIBXL_DOMAIN_TYPE_PV` with no vfb), with
+/// `restriction`'s: `-xen-domid-restrict -chroot DIR` after `-nographic` as libxl puts them,
+/// and `-runas USER` last, where libxl puts it for an HVM guest (libxl passes none for a PV
+/// guest: [`restrict`]).
+pub fn qemu_args(
+    domid: u32,
+    name: &str,
+    maxmem_mib: u64,
+    restriction: &Restriction,
+) -> Vec<String> {
     let mut a: Vec<String> = vec![
         "-xen-domid".into(),
         domid.to_string(),
@@ -166,13 +187,21 @@ pub fn qemu_args(domid: u32, name: &str, maxmem_mib: u64) -> Vec<String> {
             "-display",
             "none",
             "-nographic",
-            "-machine",
-            "xenpv",
-            "-m",
         ]
         .map(String::from),
     );
+    if let Some(dir) = &restriction.chroot {
+        a.extend([
+            "-xen-domid-restrict".into(),
+            "-chroot".into(),
+            dir.display().to_string(),
+        ]);
+    }
+    a.extend(["-machine", "xenpv", "-m"].map(String::from));
     a.push(maxmem_mib.to_string());
+    if let Some(user) = &restriction.runas {
+        a.extend(["-runas".into(), user.clone()]);
+    }
     a
 }
 
@@ -181,12 +210,19 @@ pub fn pid_path(domid: u32) -> String {
     format!("{}/image/device-model-pid", dom_path(domid))
 }
 
+/// `/local/domain/<domid>/image/device-model-kill-uid`: libxl's record of a device model's
+/// own uid.
+pub fn kill_uid_path(domid: u32) -> String {
+    format!("{}/image/device-model-kill-uid", dom_path(domid))
+}
+
 /// Removes what a device model of `domid` leaves in xenstore (its directory under dom0's
 /// `device-model` and its pid), once it is stopped: for a device model started by an
 /// attach that failed, whose domain stays.
 pub fn remove_entries(xs: &XsConnection, domid: u32) {
     let _ = xs.rm(&device_model_dir(domid));
     let _ = xs.rm(&pid_path(domid));
+    let _ = xs.rm(&kill_uid_path(domid));
 }
 
 /// Checks, before any domain exists, that `program` is an executable file.
@@ -282,6 +318,16 @@ pub fn launch(xs: &XsConnection, req: &DmRequest) -> Result<RunningDm, DmError> 
     // (a domain another toolstack named).
     crate::xenstore::check_domain_name(&req.name)
         .map_err(|why| DmError::Log(req.log.clone(), std::io::Error::other(why)))?;
+    // Whom it runs as: settled before anything is made.
+    let runas = restrict::resolve_user(req.domid, &req.privileges, &restrict::SystemUsers)?;
+    if let Some(r) = &runas {
+        restrict::check_access(r, &req.images)?;
+        // Restricted, it loses xenstore anyway (and is refused unless tried); otherwise its
+        // xen-bus needs these once it runs as the user.
+        if !req.privileges.restrict {
+            restrict::check_devices(r)?;
+        }
+    }
     let xs_err = |step| move |source| DmError::Xenstore { step, source };
     let dir = device_model_dir(req.domid);
     let state_path = format!("{dir}/state");
@@ -296,7 +342,20 @@ pub fn launch(xs: &XsConnection, req: &DmRequest) -> Result<RunningDm, DmError> 
     let log2 = log
         .try_clone()
         .map_err(|e| DmError::Log(req.log.clone(), e))?;
-    let args = qemu_args(req.domid, &req.name, req.maxmem_mib);
+    // dm_restrict: the chroot is made afresh; from here every failure removes it again
+    // (and the QMP sockets QEMU made).
+    let chroot = if req.privileges.restrict {
+        Some(restrict::make_chroot(req.domid)?)
+    } else {
+        None
+    };
+    let domid = req.domid;
+    let leftovers = move || remove_files(domid);
+    let restriction = Restriction {
+        chroot,
+        runas: runas.as_ref().map(|r| r.arg.clone()),
+    };
+    let args = qemu_args(req.domid, &req.name, req.maxmem_mib, &restriction);
     // libxl logs the same at debug level ("Spawning device-model ... with arguments").
     crate::commands::log::debug(format_args!(
         "spawning device model {} with arguments: {}",
@@ -311,17 +370,58 @@ pub fn launch(xs: &XsConnection, req: &DmRequest) -> Result<RunningDm, DmError> 
         .stderr(log2)
         .current_dir("/")
         .process_group(0);
+    if restriction.chroot.is_some() {
+        // SAFETY: the closure runs in the child between fork and exec; it makes only
+        // async-signal-safe system calls (unshare, setrlimit), allocates nothing and touches
+        // no lock (`restrict::preexec`).
+        unsafe {
+            cmd.pre_exec(|| restrict::preexec(restrict::RLIMITS));
+        }
+    }
     // In the create's crash-safety record before it runs (a kill before its pid reaches
     // xenstore still leaves it found).
     crate::journal::record_child(&mut cmd, "device-model");
-    let child = cmd
-        .spawn()
-        .map_err(|e| DmError::Spawn(req.program.clone(), e))?;
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            leftovers();
+            return Err(DmError::Spawn(req.program.clone(), e));
+        }
+    };
     let pid = child.id();
     crate::testhook::stop_at("device-model-spawned");
-    match wait_running(xs, req, child, pid, &state_path) {
-        Ok(child) => Ok(RunningDm::new(pid, move || stop_child(child))),
-        Err(e) => Err(e),
+    let kill_uid = runas.filter(|r| r.own_uid).map(|r| r.uid);
+    match wait_running(xs, req, child, pid, &state_path, kill_uid) {
+        Ok(child) => Ok(RunningDm::new(pid, move || {
+            let r = stop_child(child);
+            leftovers();
+            r
+        })),
+        Err(e) => {
+            leftovers();
+            Err(e)
+        }
+    }
+}
+
+/// `/var/run/xen/qmp-libxl-<domid>` and `qmp-libxenstat-<domid>`: the QMP sockets QEMU
+/// makes (a chrooted QEMU cannot remove them; libxl's `libxl__qmp_cleanup` does).
+pub fn qmp_sockets(domid: u32) -> [PathBuf; 2] {
+    ["qmp-libxl", "qmp-libxenstat"]
+        .map(|s| Path::new(restrict::RUN_DIR).join(format!("{s}-{domid}")))
+}
+
+/// Removes what a stopped device model of `domid` leaves in dom0's file system: its QMP
+/// sockets (only if they are sockets) and its chroot directory (only if empty).
+pub fn remove_files(domid: u32) {
+    use std::os::unix::fs::FileTypeExt;
+    for s in qmp_sockets(domid) {
+        if std::fs::symlink_metadata(&s).is_ok_and(|m| m.file_type().is_socket()) {
+            let _ = std::fs::remove_file(&s);
+        }
+    }
+    if let Err(e) = restrict::remove_chroot(domid) {
+        crate::say_err!("warning: {}: {e}", restrict::chroot_dir(domid).display());
     }
 }
 
@@ -332,9 +432,20 @@ fn wait_running(
     mut child: Child,
     pid: u32,
     state_path: &str,
+    kill_uid: Option<u32>,
 ) -> Result<Child, DmError> {
     let logname = req.log.display().to_string();
-    if let Err(source) = xs.write(&pid_path(req.domid), &pid.to_string()) {
+    let recorded = xs
+        .write(&pid_path(req.domid), &pid.to_string())
+        .and_then(|()| {
+            // As libxl: a uid that is this device model's alone is recorded, so that whatever
+            // runs under it can be killed with it (`stop_for_domain`, and `xl destroy`).
+            match kill_uid {
+                Some(uid) => xs.write(&kill_uid_path(req.domid), &uid.to_string()),
+                None => Ok(()),
+            }
+        });
+    if let Err(source) = recorded {
         let _ = stop_child(child);
         return Err(DmError::Xenstore {
             step: "recording its pid",
@@ -457,6 +568,70 @@ fn alive(pid: Pid) -> bool {
 /// domain's: SIGTERM, SIGKILL after [`STOP_GRACE`]. Returns its pid when one was stopped.
 /// (What `pvbuild destroy` does, as libxl's `kill_device_model`.)
 pub fn stop_for_domain(xs: &XsConnection, domid: u32) -> Result<Option<u32>, String> {
+    let stopped = stop_pid_for_domain(xs, domid)?;
+    // A uid that was the device model's alone: nothing may keep running under it (a
+    // compromised QEMU's children would keep their rights over the domain id).
+    if let Some(uid) = xs
+        .read_opt(&kill_uid_path(domid))
+        .map_err(|e| format!("reading the device model's uid: {e}"))?
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|&u| u != 0)
+    {
+        kill_uid(uid)?;
+    }
+    remove_files(domid);
+    Ok(stopped)
+}
+
+/// SIGKILLs every process whose real, effective, saved or file-system uid is `uid`, until
+/// none is left (a bounded number of rounds: a process forking faster than the scan is
+/// reported, not chased for ever). libxl's reaper does this with `kill(-1)` from a child
+/// whose effective uid is `uid`.
+fn kill_uid(uid: u32) -> Result<(), String> {
+    const ROUNDS: usize = 50;
+    for _ in 0..ROUNDS {
+        let mut found = false;
+        for pid in procs_of_uid(uid) {
+            found = true;
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        if !found {
+            return Ok(());
+        }
+        std::thread::sleep(POLL);
+    }
+    Err(format!(
+        "processes of the device model's uid {uid} survive SIGKILL"
+    ))
+}
+
+/// The processes (not zombies) that have `uid` among their uids.
+fn procs_of_uid(uid: u32) -> Vec<Pid> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|st| {
+                let field = |k: &str| {
+                    st.lines()
+                        .find_map(|l| l.strip_prefix(k))
+                        .map(str::to_owned)
+                        .unwrap_or_default()
+                };
+                !field("State:").trim_start().starts_with('Z')
+                    && field("Uid:")
+                        .split_whitespace()
+                        .any(|u| u.parse::<u32>().ok() == Some(uid))
+            })
+        })
+        .map(Pid::from_raw)
+        .collect()
+}
+
+/// [`stop_for_domain`]'s stop by the recorded pid.
+fn stop_pid_for_domain(xs: &XsConnection, domid: u32) -> Result<Option<u32>, String> {
     let Some(pid) = xs
         .read_opt(&pid_path(domid))
         .map_err(|e| format!("reading the device model's pid: {e}"))?

@@ -403,8 +403,6 @@ fn isolation_keys_pvbuild_cannot_honour_refuse_the_config() {
         ("ioports = ['2f8-2ff']", "ioports"),
         ("irqs = [3]", "irqs"),
         ("dtdev = ['/soc/ethernet']", "dtdev"),
-        ("dm_restrict = 1", "dm_restrict"),
-        ("device_model_user = 'xen-qemuuser-g'", "device_model_user"),
         (
             "device_model_stubdomain_override = 1",
             "device_model_stubdomain_override",
@@ -444,6 +442,46 @@ fn isolation_keys_pvbuild_cannot_honour_refuse_the_config() {
         err(&format!("{BASE}dm_restrict = 2\n")),
         ConfigError::Value { .. }
     ));
+}
+
+#[test]
+fn dm_restrict_and_device_model_user_are_read() {
+    use pvbuild::devmodel::restrict::DmPrivileges;
+    let load = |tail: &str| {
+        let (d, w) = DomainConfig::load_bytes(format!("{BASE}{tail}").as_bytes());
+        assert!(w.is_empty(), "{w:?}");
+        d.unwrap().dm_privileges
+    };
+    assert_eq!(load(""), DmPrivileges::default());
+    assert_eq!(load("dm_restrict = 0\n"), DmPrivileges::default());
+    assert_eq!(
+        load("dm_restrict = 1\n"),
+        DmPrivileges {
+            restrict: true,
+            user: None
+        }
+    );
+    assert_eq!(
+        load("dm_restrict = 1\ndevice_model_user = 'xen-qemuuser-g'\n"),
+        DmPrivileges {
+            restrict: true,
+            user: Some("xen-qemuuser-g".into())
+        }
+    );
+    assert_eq!(
+        load("device_model_user = 'qemu'\n"),
+        DmPrivileges {
+            restrict: false,
+            user: Some("qemu".into())
+        }
+    );
+    let e = err(&format!("{BASE}device_model_user = ''\n")).to_string();
+    assert!(
+        e.contains("device_model_user") && e.contains("empty user"),
+        "{e}"
+    );
+    let e = err(&format!("{BASE}dm_restrict = 'yes'\n")).to_string();
+    assert!(e.contains("dm_restrict"), "{e}");
 }
 
 #[test]

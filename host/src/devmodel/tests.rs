@@ -33,6 +33,8 @@ fn request(program: PathBuf, log: PathBuf, timeout: Duration) -> DmRequest {
         log,
         timeout,
         backends: vec![],
+        privileges: Default::default(),
+        images: vec![],
     }
 }
 
@@ -53,7 +55,54 @@ fn arguments_are_libxls() {
     // What libxl 4.17 ran for `xl create` of a PV guest with a qdisk disk on the harness's
     // Xen (tests/xen/scenarios/xl-disk.sh: qemu-ps.txt).
     let want = "-xen-domid 1 -no-shutdown -chardev socket,id=libxl-cmd,path=/var/run/xen/qmp-libxl-1,server=on,wait=off -mon chardev=libxl-cmd,mode=control -chardev socket,id=libxenstat-cmd,path=/var/run/xen/qmp-libxenstat-1,server=on,wait=off -mon chardev=libxenstat-cmd,mode=control -nodefaults -no-user-config -xen-attach -name xldisk -vnc none -display none -nographic -machine xenpv -m 256";
-    assert_eq!(qemu_args(1, "xldisk", 256).join(" "), want);
+    assert_eq!(
+        qemu_args(1, "xldisk", 256, &Restriction::default()).join(" "),
+        want
+    );
+}
+
+#[test]
+fn restricted_arguments_are_where_libxl_puts_them() {
+    // libxl 4.17.5 `libxl__build_device_model_args_new` with dm_restrict: after
+    // `-nographic`, `-xen-domid-restrict` then `-chroot <run dir>/qemu-root-<domid>`, before
+    // `-machine`; `-runas` is appended last (for an HVM guest: libxl passes none for a PV
+    // guest, pvbuild does). The QMP sockets stay paths (libxl pre-opens one and adds `-S`).
+    let r = Restriction {
+        chroot: Some(restrict::chroot_dir(3)),
+        runas: Some("131075:131072".into()),
+    };
+    let want = "-xen-domid 3 -no-shutdown -chardev socket,id=libxl-cmd,path=/var/run/xen/qmp-libxl-3,server=on,wait=off -mon chardev=libxl-cmd,mode=control -chardev socket,id=libxenstat-cmd,path=/var/run/xen/qmp-libxenstat-3,server=on,wait=off -mon chardev=libxenstat-cmd,mode=control -nodefaults -no-user-config -xen-attach -name g -vnc none -display none -nographic -xen-domid-restrict -chroot /var/run/xen/qemu-root-3 -machine xenpv -m 256 -runas 131075:131072";
+    assert_eq!(qemu_args(3, "g", 256, &r).join(" "), want);
+    // device_model_user without dm_restrict: only -runas.
+    let r = Restriction {
+        chroot: None,
+        runas: Some("qemu-g".into()),
+    };
+    let a = qemu_args(3, "g", 256, &r);
+    assert_eq!(a[a.len() - 2..], ["-runas".to_string(), "qemu-g".into()]);
+    assert!(!a
+        .iter()
+        .any(|x| x == "-xen-domid-restrict" || x == "-chroot"));
+}
+
+#[test]
+fn a_missing_device_model_user_fails_before_anything_is_made() {
+    let (p, log) = script("echo started > \"$(dirname \"$0\")/ran\"; sleep 30");
+    let store = FakeXenstore::new();
+    let xs = store.connect();
+    let mut req = request(p.clone(), log.clone(), Duration::from_secs(5));
+    req.privileges = restrict::DmPrivileges {
+        restrict: false,
+        user: Some("pvbuild-no-such-user-xyz".into()),
+    };
+    let e = launch(&xs, &req).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "device_model_user: no user \"pvbuild-no-such-user-xyz\" on this host"
+    );
+    assert!(!p.with_file_name("ran").exists());
+    assert!(!log.exists());
+    assert_eq!(xs.read_opt(&pid_path(7)).unwrap(), None);
 }
 
 #[test]
@@ -114,7 +163,7 @@ fn a_running_model_is_kept_until_stopped() {
 fn destroy_stops_only_the_domains_own_model() {
     let (p, _) = script("while :; do sleep 0.05; done");
     let mut child = Command::new(&p)
-        .args(qemu_args(7, "g", 64))
+        .args(qemu_args(7, "g", 64, &Restriction::default()))
         .process_group(0)
         .spawn()
         .unwrap();
@@ -227,4 +276,37 @@ fn a_backend_the_model_never_takes_is_named() {
     writer.join().unwrap();
     let pid: u32 = xs.read(&pid_path(7)).unwrap().parse().unwrap();
     assert!(gone(pid));
+}
+
+#[test]
+fn a_device_model_user_that_cannot_open_an_image_is_refused_before_the_start() {
+    let root = nix::unistd::geteuid().is_root();
+    assert!(
+        root || std::env::var("CI").as_deref() != Ok("true"),
+        "changing user needs root"
+    );
+    if !root {
+        return;
+    }
+    let (p, log) = script("echo started > \"$(dirname \"$0\")/ran\"; sleep 30");
+    let img = p.with_file_name("disk.img");
+    std::fs::write(&img, b"x").unwrap();
+    std::fs::set_permissions(&img, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let store = FakeXenstore::new();
+    let xs = store.connect();
+    let mut req = request(p.clone(), log.clone(), Duration::from_secs(5));
+    req.privileges = restrict::DmPrivileges {
+        restrict: false,
+        user: Some("nobody".into()),
+    };
+    req.images = vec![(img.clone(), false)];
+    let e = launch(&xs, &req).unwrap_err().to_string();
+    assert!(
+        e.starts_with("device_model_user: the device model's user nobody (uid 65534) cannot open")
+            && e.contains("read-write"),
+        "{e}"
+    );
+    assert!(!p.with_file_name("ran").exists());
+    assert!(!log.exists());
+    assert_eq!(xs.read_opt(&pid_path(7)).unwrap(), None);
 }

@@ -10,7 +10,7 @@
 #   `xl sched-credit -d` equal to xl's;
 # - refusals, each one line `error: ...` naming the key, leaving no domain: a hard affinity
 #   outside the pool, a pool that does not exist, node syntax, `pci`, `seclabel`,
-#   `dm_restrict`, a name with `/..`; and `cpu_weight` in a pool whose scheduler has none
+#   a `device_model_user` that does not exist, a name with `/..`; and `cpu_weight` in a pool whose scheduler has none
 #   where this Xen can make one (null, rtds, arinc653: Debian's 4.17 cannot; libxl silently
 #   ignores the weight there);
 # - at the end cpu 1 is back in Pool-0 and nothing is left.
@@ -151,7 +151,7 @@ refuse pvbnopool "pool: no cpupool named \"nosuch\"" 'pool = "nosuch"'
 refuse pvbnode "cpus: " 'cpus = "nodes:0"'
 refuse pvbpci "key 'pci' is not supported by pvbuild" 'pci = ["0000:00:1f.3"]'
 refuse pvbseclabel "key 'seclabel' is not supported by pvbuild" 'seclabel = "system_u:system_r:domU_t"'
-refuse pvbrestrict "key 'dm_restrict' is not supported by pvbuild" 'dm_restrict = 1'
+refuse pvbrestrict 'device_model_user: no user "pvbuild-nosuch"' 'device_model_user = "pvbuild-nosuch"'
 # The name is the config's; refuse() checks a config named pvbslash cannot be made, the
 # config itself names the guest "../pvbslash".
 _f=$(cfg pvbslash)
