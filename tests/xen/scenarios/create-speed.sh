@@ -1,4 +1,5 @@
 # harness-timeout: 1800
+# harness-opt-in
 # create-speed (issue 17): pvbuild against xl, interleaved in one emulated run. Ratios, not
 # absolute limits: a slow machine does not fail it; any create or destroy that fails does, and
 # so do a missing per-step breakdown (`pvbuild -vv`) or a count that does not parse.
