@@ -49,6 +49,8 @@ pub fn key_docs() -> Vec<(&'static str, String)> {
         ("cpus_soft", "Soft vcpu affinity, in the same syntax.".into()),
         ("cpu_weight", "The credit/credit2 scheduler's weight, 1 to 65535.".into()),
         ("cap", "The credit scheduler's cap, 0 to 65535 (percent of one cpu).".into()),
+        ("dm_restrict", "1 runs the device model as device_model_user (or xen-qemuuser-range-base + domid, or xen-qemuuser-shared), chrooted, with -xen-domid-restrict, in its own mount and IPC namespaces with libxl's rlimits. A config whose disks QEMU would serve is refused: a restricted QEMU loses xenstore and cannot take a PV disk (docs/disks.md).".into()),
+        ("device_model_user", "The user the device model runs as. Checked before any domain exists: it must exist, must not be root, and must be able to open each image and dom0's Xen devices.".into()),
         ("hap", "PVH only: 1 (the default); 0 (shadow paging) is refused.".into()),
         ("acpi", "PVH only: 1 (the default, libxl's tables); 0 is refused.".into()),
         ("apic", "PVH only: 1 (the default); 0 is refused.".into()),
