@@ -114,7 +114,7 @@ cp "$img" "$uimg" && chmod 0644 "$uimg" || fail "copying the image failed"
 # dm_restrict = 1 with a disk QEMU would serve: refused before any domain exists.
 cfg="$HARNESS_OUT/$name.cfg"
 pv_cfg "$name" "$cmdline" "disk = [ 'file:$uimg,xvda,w' ]" 'dm_restrict = 1' > "$cfg"
-"$pvb" create -p "$cfg" > "$log.refused" 2>&1 && fail "create with dm_restrict and a qdisk succeeded"
+"$pvb" create -q -p "$cfg" > "$log.refused" 2>&1 && fail "create with dm_restrict and a qdisk succeeded"
 evidence "$log.refused"
 [ "$(wc -l < "$log.refused")" = 1 ] && grep -q '^error: dm_restrict: a device model restricted' "$log.refused" ||
     fail "the refusal said: $(paste -sd ' ' < "$log.refused")"
