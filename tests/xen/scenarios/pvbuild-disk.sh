@@ -105,10 +105,14 @@ no_qemu || fail "a device model runs before the attach: $(pgrep -af -- '-xen-dom
 da=$(xl domid "$a")
 # Ctrl-C while block-attach starts the device model (issue 13): the attach is undone, no
 # QEMU and no entry left.
-"$pvb" block-attach "$a" "$img,raw,xvdb,w" > "$HARNESS_OUT/attach-int.log" 2>&1 &
+# The test hook (host/src/testhook.rs) holds block-attach just after QEMU is spawned, so the
+# signal lands there however fast QEMU comes up.
+PVBUILD_TEST_STOP_AT=device-model-spawned "$pvb" block-attach "$a" "$img,raw,xvdb,w" > "$HARNESS_OUT/attach-int.log" 2>&1 &
 intr=$!
 qemu_of_a() { pgrep -f -- "-xen-domid $da " > /dev/null; }
-wait_for 30 qemu_of_a || fail "block-attach started no device model within 30 s: $(paste -sd ' ' < "$HARNESS_OUT/attach-int.log")"
+held() { grep -q "test hook: stopped at device-model-spawned" "$HARNESS_OUT/attach-int.log"; }
+wait_for 30 held || fail "block-attach did not reach the device model's spawn within 30 s: $(paste -sd ' ' < "$HARNESS_OUT/attach-int.log")"
+qemu_of_a || fail "block-attach held after the spawn, but no device model runs for domain $da"
 kill -INT "$intr"
 wait "$intr" && fail "block-attach succeeded despite SIGINT"
 evidence "$HARNESS_OUT/attach-int.log"
