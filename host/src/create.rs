@@ -177,7 +177,8 @@ pub struct CreateError {
     pub undo_errors: Vec<String>,
 }
 
-fn undo_note(errors: &[String]) -> String {
+/// " (and undoing failed: ...)" when undo steps failed, else nothing.
+pub(crate) fn undo_note(errors: &[String]) -> String {
     if errors.is_empty() {
         String::new()
     } else {

@@ -129,7 +129,7 @@ impl fmt::Display for PvhStep {
 
 /// A failed PVH build: the step, why, and what undoing it could not do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{step}: {msg}{}", undo_note(.undo_errors))]
+#[error("{step}: {msg}{}", crate::create::undo_note(.undo_errors))]
 pub struct PvhCreateError {
     /// The step that failed.
     pub step: PvhStep,
@@ -137,14 +137,6 @@ pub struct PvhCreateError {
     pub msg: String,
     /// Undo steps that failed.
     pub undo_errors: Vec<String>,
-}
-
-fn undo_note(errors: &[String]) -> String {
-    if errors.is_empty() {
-        String::new()
-    } else {
-        format!(" (and undoing failed: {})", errors.join("; "))
-    }
 }
 
 /// What [`create`] builds.
@@ -182,6 +174,7 @@ impl Run<'_> {
         step: PvhStep,
         f: impl FnOnce(&Xen) -> Result<T, String>,
     ) -> Result<T, PvhCreateError> {
+        crate::testhook::stop_at(step.name());
         let r = if self.fail_at == Some(step) {
             Err("failure injected for testing".to_owned())
         } else if crate::interrupt::requested() {
@@ -189,6 +182,9 @@ impl Run<'_> {
         } else {
             f(self.xen)
         };
+        if r.is_ok() {
+            crate::steps::lap(step.name());
+        }
         r.map_err(|msg| PvhCreateError {
             step,
             msg,
