@@ -210,3 +210,25 @@ check_guest_net() {
     busybox ping -c 3 -W 10 10.99.0.2 > "$HARNESS_OUT/ping-$1.txt" 2>&1 || fail "dom0 cannot ping the guest: $(tail -n 2 "$HARNESS_OUT/ping-$1.txt" | paste -sd ' ')"
     [ -n "$(net_line "$1" PING-OK)" ] || fail "the guest cannot ping dom0: $(net_line "$1" PING-FAILED)"
 }
+
+# fault_inputs PREFIX: what the failure scenarios (fail-inject, kill-create) build from: sets
+# kernel, ramdisk and memory (the PV test kernel with a 4 KiB module, or Debian's kernel and
+# ramdisk), sets up the bridge, makes a 4 MiB disk image ($disk) and defines xs_snapshot
+# (xenstore's tree without the nodes matching $ignore, sorted).
+fault_inputs() {
+    if [ -n "$HARNESS_PV_TEST_KERNEL" ]; then
+        kernel=$HARNESS_PV_TEST_KERNEL
+        ramdisk=$HARNESS_OUT/$1-module.bin
+        memory=32
+        { printf 'PVTESTMOD\n'; head -c 4086 /dev/urandom; } > "$ramdisk" || fail "cannot write $ramdisk"
+    else
+        kernel=$HARNESS_GUEST_KERNEL
+        ramdisk=$HARNESS_GUEST_RAMDISK
+        memory=$HARNESS_GUEST_MEMORY
+        note "no PV test kernel: using Debian's kernel, $memory MiB"
+    fi
+    setup_bridge
+    disk=$HARNESS_OUT/$1-disk.img
+    truncate -s 4M "$disk" || fail "cannot make $disk"
+}
+xs_snapshot() { xenstore-ls -f 2>&1 | grep -Ev "$ignore" | LC_ALL=C sort; }

@@ -32,23 +32,7 @@ pvb=$HARNESS_PVBUILD
 # node changed on its own in the runs this was written against.
 ignore='^(/vm|/libxl|/local/domain/0/device-model) = ""$'
 
-if [ -n "$HARNESS_PV_TEST_KERNEL" ]; then
-    kernel=$HARNESS_PV_TEST_KERNEL
-    ramdisk=$HARNESS_OUT/fi-module.bin
-    memory=32
-    { printf 'PVTESTMOD\n'; head -c 4086 /dev/urandom; } > "$ramdisk" || fail "cannot write $ramdisk"
-else
-    kernel=$HARNESS_GUEST_KERNEL
-    ramdisk=$HARNESS_GUEST_RAMDISK
-    memory=$HARNESS_GUEST_MEMORY
-    note "no PV test kernel: using Debian's kernel, $memory MiB"
-fi
-
-setup_bridge
-disk=$HARNESS_OUT/fi-disk.img
-truncate -s 4M "$disk" || fail "cannot make $disk"
-
-xs_snapshot() { xenstore-ls -f 2>&1 | grep -Ev "$ignore" | LC_ALL=C sort; }
+fault_inputs fi
 only_dom0() { [ "$(xl list 2>/dev/null | awk 'NR > 1 { n++; name = $1 } END { print n "," name }')" = "1,Domain-0" ]; }
 
 # leftovers WHAT: FAIL naming WHAT when a domain or a xenstore node is left.

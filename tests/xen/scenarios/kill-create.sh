@@ -25,23 +25,7 @@ pvb=$HARNESS_PVBUILD
 journal_dir=/run/pvbuild/create
 ignore='^(/vm|/libxl|/local/domain/0/device-model) = ""$'
 
-if [ -n "$HARNESS_PV_TEST_KERNEL" ]; then
-    kernel=$HARNESS_PV_TEST_KERNEL
-    ramdisk=$HARNESS_OUT/kc-module.bin
-    memory=32
-    { printf 'PVTESTMOD\n'; head -c 4086 /dev/urandom; } > "$ramdisk" || fail "cannot write $ramdisk"
-else
-    kernel=$HARNESS_GUEST_KERNEL
-    ramdisk=$HARNESS_GUEST_RAMDISK
-    memory=$HARNESS_GUEST_MEMORY
-    note "no PV test kernel: using Debian's kernel, $memory MiB"
-fi
-
-setup_bridge
-disk=$HARNESS_OUT/kc-disk.img
-truncate -s 4M "$disk" || fail "cannot make $disk"
-
-xs_snapshot() { xenstore-ls -f 2>&1 | grep -Ev "$ignore" | LC_ALL=C sort; }
+fault_inputs kc
 ndomains() { xl list 2>/dev/null | awk 'NR > 2 { n++ } END { print n + 0 }'; }
 nrecords() { ls -A "$journal_dir" 2>/dev/null | wc -l; }
 # One look at the processes per check (each /proc walk costs under emulation): ps_snap

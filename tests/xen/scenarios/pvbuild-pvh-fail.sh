@@ -11,7 +11,6 @@
 pvb=$HARNESS_PVBUILD
 # Empty directories xl/libxl leave behind and that pvbuild leaves too (see fail-inject).
 ignore='^(/vm|/libxl|/local/domain/0/device-model) = ""$'
-xs_snapshot() { xenstore-ls -f 2>&1 | grep -Ev "$ignore" | LC_ALL=C sort; }
 only_dom0() { [ "$(xl list 2>/dev/null | awk 'NR > 1 { n++; name = $1 } END { print n "," name }')" = "1,Domain-0" ]; }
 leftovers() {
     wait_for 30 only_dom0 || fail "$1 leaks a domain: $(xl list 2>&1 | awk 'NR > 2 { print $1 "(" $5 ")" }' | paste -sd ' ')"
