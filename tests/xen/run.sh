@@ -179,10 +179,13 @@ blk_kver=
 t_images_end=$(now)
 
 guest_cmdline="console=hvc0 quiet"
+# write_config SCENARIO...: what dom0 reads (stage2.sh, run-scenarios.sh), naming the scenarios
+# this boot runs.
+write_config() {
 {
     printf 'HARNESS_REPO=%q\n' "$repo"
     printf 'HARNESS_SHARE=%q\n' "$share"
-    printf 'HARNESS_SCENARIOS=%q\n' "${scenarios[*]}"
+    printf 'HARNESS_SCENARIOS=%q\n' "$*"
     printf 'HARNESS_SCENARIO_TIMEOUT=%q\n' "$scenario_timeout"
     printf 'HARNESS_QEMU_CPU=%q\n' "$qemu_cpu"
     printf 'HARNESS_QEMU_ACCEL=%q\n' "$qemu_accel"
@@ -199,17 +202,20 @@ guest_cmdline="console=hvc0 quiet"
     printf 'export HARNESS_REPO HARNESS_SHARE HARNESS_SCENARIOS HARNESS_SCENARIO_TIMEOUT HARNESS_PVBUILD HARNESS_PV_TEST_KERNEL\n'
     printf 'export HARNESS_GUEST_KERNEL HARNESS_GUEST_KVER HARNESS_GUEST_RAMDISK HARNESS_GUEST_CMDLINE HARNESS_GUEST_MEMORY HARNESS_QEMU_CPU HARNESS_QEMU_ACCEL HARNESS_XEN_ARGS\n'
 } > "$share/config.env"
-: > "$share/progress.log"
+}
 
 # ---- boot -------------------------------------------------------------------
 boot_timeout=${HARNESS_BOOT_TIMEOUT:-240}
-# Each scenario's own "# harness-timeout: SECONDS" counts (run-scenarios.sh grants it), or the
-# whole run would be cut before a long scenario's own limit.
+# Each scenario's limit: its own "# harness-timeout: SECONDS" (never less than the default;
+# run-scenarios.sh grants the same), or the whole run would be cut before a long scenario's own
+# limit.
+declare -A s_limit
 total_timeout=$((boot_timeout + 30))
 for s in "${scenarios[@]}"; do
     own=$(sed -n 's/^# harness-timeout: \([0-9][0-9]*\)$/\1/p' "$here/scenarios/$s.sh" 2>/dev/null | head -n 1)
     limit=$scenario_timeout
     [ -n "$own" ] && [ "$own" -gt "$limit" ] && limit=$own
+    s_limit[$s]=$limit
     total_timeout=$((total_timeout + limit + 15))
 done
 # A dom0 boot under TCG occasionally stalls (seen: the kernel stopping after "sched_clock:
@@ -218,9 +224,39 @@ done
 # kept. A dom0 that reports a fatal error of its own is not retried.
 boot_attempts=${HARNESS_BOOT_ATTEMPTS:-3}
 stall_timeout=${HARNESS_STALL_TIMEOUT:-120}
+# After dom0 is up, the host watches each scenario too: dom0's own `timeout` ends a scenario
+# at its limit, so a scenario still running HARNESS_HANG_GRACE s after that means the emulated
+# machine itself stopped answering (seen once in CI: Xen or dom0 hung in pvbuild-placement,
+# and `timeout` never returned). The host then keeps the serial log and what dom0 saw 15 s
+# before the limit, stops QEMU, boots a new machine and goes on with the scenarios not yet
+# run. The hung scenario runs once more on the new machine (HARNESS_HANG_RETRIES, default 1);
+# the report says it hung either way, and a second hang fails it.
+hang_grace=${HARNESS_HANG_GRACE:-120}
+# And dom0's heartbeat (run-scenarios.sh touches share/heartbeat every 5 s): none for
+# HARNESS_HEARTBEAT_TIMEOUT s while a scenario runs is a hang too, found without waiting for
+# the scenario's limit.
+heartbeat_timeout=${HARNESS_HEARTBEAT_TIMEOUT:-120}
+hang_retries=${HARNESS_HANG_RETRIES:-1}
+# HARNESS_BUDGET (seconds, default none): the whole run's limit. When it is spent the machine
+# is stopped and every scenario not finished fails as "not run: budget": a readable failure
+# instead of CI's own timeout.
+budget=${HARNESS_BUDGET:-}
+max_machines=${HARNESS_MAX_MACHINES:-4}
+t_qemu_first=
+declare -A s_start s_secs s_hangs s_hang_note
+pending=("${scenarios[@]}")
 attempt=1
-while :; do
+fatal=
+t_ready=
+t_first_ready=
+machine=0
+while [ ${#pending[@]} -gt 0 ]; do
+    machine=$((machine + 1))
+    write_config "${pending[@]}"
+    : > "$share/progress.log"
+    rm -f "$share/heartbeat"
     serial=$work/serial.log
+    [ -s "$serial" ] && [ "$machine" -gt 1 ] && cp "$serial" "$work/serial-machine$((machine - 1)).log"
     : > "$serial"
     qemu=(qemu-system-x86_64 -machine q35 -accel "$qemu_accel" -cpu "$qemu_cpu" -m "$qemu_memory" -smp 2 -no-reboot
         -display none -monitor none -nic none -serial "file:$serial"
@@ -231,13 +267,13 @@ while :; do
         -virtfs "local,path=$share,mount_tag=pvbshare,security_model=none,multidevs=remap")
     printf '%q ' timeout -k 10 "$total_timeout" "${qemu[@]}" > "$work/qemu-command.txt"
     echo >> "$work/qemu-command.txt"
-    say "booting Xen ($(basename "$xen_gz")) + dom0 ($dom0_kver) under QEMU TCG; scenarios: ${scenarios[*]}"
+    say "booting Xen ($(basename "$xen_gz")) + dom0 ($dom0_kver) under QEMU TCG; scenarios: ${pending[*]}"
     t_qemu=$(now)
+    : "${t_qemu_first:=$t_qemu}"
     timeout -k 10 "$total_timeout" "${qemu[@]}" > "$work/qemu.out" 2>&1 &
     qemu_pid=$!
     trap 'kill "$qemu_pid" 2>/dev/null || true' EXIT INT TERM
 
-    declare -A s_start s_secs
     seen=0
     last_sz=-1
     last_change=$(date +%s)
@@ -246,6 +282,9 @@ while :; do
     halted=
     fatal=
     t_halt=
+    cur=
+    hung=
+    budget_out=
     boot_deadline=$(awk -v a="$t_qemu" -v b="$boot_timeout" 'BEGIN { printf "%.0f", a + b }')
     while kill -0 "$qemu_pid" 2>/dev/null; do
         mapfile -t lines < "$share/progress.log"
@@ -256,13 +295,21 @@ while :; do
             stage2) say "dom0 switched into the host's root" ;;
             ready)
                 t_ready=$(now)
+                : "${t_first_ready:=$t_ready}"
                 say "dom0 ready (xenstored, xen-init-dom0, xenconsoled) after $(since "$t_qemu" "$t_ready") s"
                 ;;
-            start) s_start[$arg]=$(now) ;;
+            start)
+                s_start[$arg]=$(now)
+                cur=$arg
+                ;;
             end)
                 s_secs[$arg]=$(since "${s_start[$arg]:-$t_qemu}")
+                cur=
                 v=$(cat "$share/results/$arg/verdict" 2>/dev/null || echo "FAIL: no verdict")
                 if [ "$v" = PASS ]; then say "PASS $arg (${s_secs[$arg]} s)"; else say "FAIL $arg: ${v#FAIL: } (${s_secs[$arg]} s)"; fi
+                rest=()
+                for p in "${pending[@]}"; do [ "$p" = "$arg" ] || rest+=("$p"); done
+                pending=("${rest[@]}")
                 ;;
             halt) halted=1; t_halt=$(now) ;;
             fatal) fatal=${lines[$((seen - 1))]#fatal }; say "dom0 failed: $fatal" ;;
@@ -285,6 +332,24 @@ while :; do
             say "$fatal: stopping QEMU"
             kill "$qemu_pid" 2>/dev/null || true
         fi
+        if [ -n "$cur" ] && [ -z "$hung" ] &&
+            awk -v a="${s_start[$cur]}" -v n="$(now)" -v l="$((s_limit[$cur] + hang_grace))" 'BEGIN { exit !(n - a > l) }'; then
+            hung=$cur
+            say "$cur still running $hang_grace s after its limit of ${s_limit[$cur]} s: the emulated machine hung; stopping QEMU"
+            kill "$qemu_pid" 2>/dev/null || true
+        fi
+        if [ -n "$cur" ] && [ -z "$hung" ] && [ -e "$share/heartbeat" ] &&
+            [ $(($(date +%s) - $(stat -c %Y "$share/heartbeat"))) -gt "$heartbeat_timeout" ]; then
+            hung=$cur
+            say "$cur: no heartbeat from dom0 for $heartbeat_timeout s: the emulated machine hung; stopping QEMU"
+            kill "$qemu_pid" 2>/dev/null || true
+        fi
+        if [ -n "$budget" ] && [ -z "$budget_out" ] &&
+            awk -v a="$t_start" -v n="$(now)" -v b="$budget" 'BEGIN { exit !(n - a > b) }'; then
+            budget_out=1
+            say "the harness's budget of $budget s (HARNESS_BUDGET) is spent: stopping QEMU"
+            kill "$qemu_pid" 2>/dev/null || true
+        fi
         if grep -q 'HARNESS-DOM0-FATAL' "$serial" 2>/dev/null && [ -z "$fatal" ]; then
             fatal=$(grep -m 1 -a 'HARNESS-DOM0-FATAL' "$serial" | tr -d '\r')
             say "dom0 failed: $fatal"
@@ -298,17 +363,57 @@ while :; do
     done
     qemu_rc=0
     wait "$qemu_pid" || qemu_rc=$?
+    trap - EXIT INT TERM
+    if [ -n "$budget_out" ]; then
+        fatal="the harness's budget of $budget s ran out"
+        break
+    fi
     if [ -n "$boot_retryable" ] && [ -z "$t_ready" ] && [ "$attempt" -lt "$boot_attempts" ]; then
         cp "$serial" "$work/serial-attempt$attempt.log" 2>/dev/null || true
         say "boot attempt $attempt of $boot_attempts failed ($fatal): booting again"
         attempt=$((attempt + 1))
-        : > "$share/progress.log"
+        machine=$((machine - 1))
+        continue
+    fi
+    # The machine stopped while a scenario ran (hung, or QEMU died): keep what it left, and go
+    # on with the scenarios not yet run on a new machine.
+    if [ -n "$t_ready" ] && [ -z "$fatal" ] && [ -n "$cur" ]; then
+        hung=$cur
+        n=$((${s_hangs[$hung]:-0} + 1))
+        s_hangs[$hung]=$n
+        keep=$share/results/$hung.machine-stopped-$n
+        rm -rf "$keep"
+        mv "$share/results/$hung" "$keep" 2>/dev/null || mkdir -p "$keep"
+        cp "$serial" "$keep/serial.log" 2>/dev/null || true
+        why="the emulated machine stopped answering $(since "${s_start[$hung]}") s into it (QEMU exit $qemu_rc)"
+        say "$hung: $why; its log, dom0's processes before the limit and the serial log: ${keep#"$repo"/}/"
+        [ -r "$keep/ps-before-timeout.txt" ] && { grep -v ' [SI] ' "$keep/ps-before-timeout.txt" | head -n 20 | sed 's/^/    | /' || true; }
+        tail -n 15 "$serial" | tr -d '\r' | sed 's/^/    | serial: /' || true
+        s_hang_note[$hung]="${s_hang_note[$hung]:+${s_hang_note[$hung]}; }machine stopped: $why (${keep#"$repo"/}/)"
+        if [ "$n" -gt "$hang_retries" ]; then
+            mkdir -p "$share/results/$hung"
+            echo "FAIL: $why, on each of its $n attempts" > "$share/results/$hung/verdict"
+            s_secs[$hung]=$(since "${s_start[$hung]}")
+            rest=()
+            for p in "${pending[@]}"; do [ "$p" = "$hung" ] || rest+=("$p"); done
+            pending=("${rest[@]}")
+        fi
+        [ ${#pending[@]} -gt 0 ] && say "a new machine for the ${#pending[@]} scenarios left"
+        attempt=1
+        continue
+    fi
+    # The machine stopped between two scenarios with some left (QEMU died, or dom0 powered off
+    # early): a new machine for the rest, at most HARNESS_MAX_MACHINES machines in all.
+    if [ -n "$t_ready" ] && [ -z "$fatal" ] && [ ${#pending[@]} -gt 0 ] && [ "$machine" -lt "$max_machines" ]; then
+        say "the machine stopped (QEMU exit $qemu_rc) with ${#pending[@]} scenarios left: a new machine for them"
+        attempt=1
         continue
     fi
     break
 done
-trap - EXIT INT TERM
 t_end=$(now)
+t_ready=${t_first_ready:-$t_ready}
+t_qemu=$t_qemu_first
 
 # ---- report -----------------------------------------------------------------
 echo
@@ -331,6 +436,7 @@ for s in "${scenarios[@]}"; do
         failed=$((failed + 1))
         echo "FAIL $s: ${verdict#FAIL: } (${s_secs[$s]:-?} s${metrics:+; $metrics})"
     fi
+    [ -n "${s_hang_note[$s]:-}" ] && echo "    note: ${s_hang_note[$s]}"
     grep -a '^NOTE ' "$res/log" 2>/dev/null | sed 's/^NOTE /    note: /' || true
     { grep -a '^EVIDENCE ' "$res/log" 2>/dev/null || true; } | cut -d' ' -f2- | awk '!seen[$0]++' | while read -r f; do
         echo "    --- ${f#"$repo"/} (last lines)"

@@ -9,6 +9,16 @@ share=$HARNESS_SHARE
 scen_dir="$HARNESS_REPO/tests/xen/scenarios"
 export PATH="$HARNESS_XENBIN:$PATH"
 
+# A heartbeat the host watches (run.sh): while dom0 answers, this file's mtime moves every 5 s.
+# A machine whose heartbeat stops while a scenario runs has hung, whatever the scenario's limit.
+(
+    while :; do
+        date +%s > "$share/heartbeat"
+        sleep 5
+    done
+) &
+heartbeat=$!
+
 for name in $HARNESS_SCENARIOS; do
     out="$share/results/$name"
     mkdir -p "$out"
@@ -62,3 +72,4 @@ for name in $HARNESS_SCENARIOS; do
     echo "HARNESS-SCENARIO-END $name $verdict"
     echo "end $name $(date +%s.%N)" >> "$share/progress.log"
 done
+kill "$heartbeat" 2>/dev/null
