@@ -27,6 +27,33 @@ pub fn write_line(
     w.write_all(s.as_bytes())
 }
 
+/// `println!`, without the panic ([`line`]).
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::out::line(format_args!($($arg)*)) };
+}
+
+/// `eprintln!`, without the panic ([`line_err`]).
+#[macro_export]
+macro_rules! say_err {
+    ($($arg:tt)*) => { $crate::out::line_err(format_args!($($arg)*)) };
+}
+
+/// Writes `s` to stdout and flushes it. A reader that went away is not an error (what it
+/// did not read, it did not want); any other failure is returned.
+pub fn write_all(s: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `s` to stderr, if it can.
+pub fn write_all_err(s: &str) {
+    let _ = std::io::stderr().lock().write_all(s.as_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     /// Counts the `write` calls made on it.
@@ -55,31 +82,4 @@ mod tests {
         assert_eq!(w.0, b"pvbuild: step populate 11.405 ms, 1 ioctls\n");
         assert_eq!(w.1, 1);
     }
-}
-
-/// `println!`, without the panic ([`line`]).
-#[macro_export]
-macro_rules! say {
-    ($($arg:tt)*) => { $crate::out::line(format_args!($($arg)*)) };
-}
-
-/// `eprintln!`, without the panic ([`line_err`]).
-#[macro_export]
-macro_rules! say_err {
-    ($($arg:tt)*) => { $crate::out::line_err(format_args!($($arg)*)) };
-}
-
-/// Writes `s` to stdout and flushes it. A reader that went away is not an error (what it
-/// did not read, it did not want); any other failure is returned.
-pub fn write_all(s: &str) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
-        _ => Ok(()),
-    }
-}
-
-/// Writes `s` to stderr, if it can.
-pub fn write_all_err(s: &str) {
-    let _ = std::io::stderr().lock().write_all(s.as_bytes());
 }
