@@ -41,22 +41,31 @@ median() { sort -n "$1" | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; el
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
 s_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f\n", b - a }'; }
 
+# The tools' output goes to dom0's own memory while they are timed (/tmp, the overlay's tmpfs),
+# then to the results: written to the 9p share, each write is a round trip through the
+# emulated machine, which would time the logging (pvbuild -vv writes ~90 lines) more than
+# the tool.
+TMPLOG=/tmp/create-speed-logs
+rm -rf "$TMPLOG" && mkdir -p "$TMPLOG"
+keep_log() { cat "$TMPLOG/$1" >> "$HARNESS_OUT/$1" && rm -f "$TMPLOG/$1"; }
+
 # xl_round CASE I CFG NAME: xl create -p, destroy; times appended to CASE.{create,destroy}.xl.
 xl_round() {
-    _log=$HARNESS_OUT/$1-xl-$2.log
+    _log=$TMPLOG/$1-xl-$2.log
     _t=$(now)
     xl create -p "$3" > "$_log" 2>&1 || fail "$1 round $2: xl create -p exited $?: $(tail -n 2 "$_log" | paste -sd ' ')"
     s_since "$_t" >> "$HARNESS_OUT/$1.create.xl"
     _t=$(now)
     xl destroy "$4" >> "$_log" 2>&1 || fail "$1 round $2: xl destroy exited $?"
     s_since "$_t" >> "$HARNESS_OUT/$1.destroy.xl"
+    keep_log "$1-xl-$2.log"
     gone_or_fail "$4" "$1 round $2 (xl)"
 }
 # pvb_round CASE I NAME ARGS...: pvbuild -vv create -p, destroy; the same files, .pvbuild.
 pvb_round() {
     _case=$1 _i=$2 _n=$3
     shift 3
-    _log=$HARNESS_OUT/$_case-pvbuild-$_i.log
+    _log=$TMPLOG/$_case-pvbuild-$_i.log
     _t=$(now)
     "$pvb" -vv create -p --name "$_n" "$@" > "$_log" 2>&1 ||
         fail "$_case round $_i: pvbuild create -p exited $?: $(grep -m 1 '^error' "$_log")"
@@ -65,6 +74,7 @@ pvb_round() {
     _t=$(now)
     "$pvb" -vv destroy "$_n" >> "$_log" 2>&1 || fail "$_case round $_i: pvbuild destroy exited $?"
     s_since "$_t" >> "$HARNESS_OUT/$_case.destroy.pvbuild"
+    keep_log "$_case-pvbuild-$_i.log"
     gone_or_fail "$_n" "$_case round $_i (pvbuild)"
 }
 report() { # CASE WHAT: medians of CASE.WHAT.{xl,pvbuild} and the speedup
@@ -153,7 +163,7 @@ many() { # TOOL: N paused guests, kept, one after another; then all destroyed
     _i=1
     while [ "$_i" -le "$N" ]; do
         _n=spd-m$_tool$_i
-        _log=$HARNESS_OUT/many-$_tool.log
+        _log=$TMPLOG/many-$_tool.log
         _t=$(now)
         if [ "$_tool" = xl ]; then
             cfg "$_n" "$HARNESS_PV_TEST_KERNEL" "" 16 "create-speed" > "$HARNESS_OUT/many.cfg"
@@ -165,6 +175,7 @@ many() { # TOOL: N paused guests, kept, one after another; then all destroyed
         s_since "$_t" >> "$HARNESS_OUT/many.$_tool"
         _i=$((_i + 1))
     done
+    keep_log "many-$_tool.log"
     _first=$(head -n 10 "$HARNESS_OUT/many.$_tool" | awk '{ s += $1 } END { print s }')
     _last=$(tail -n 10 "$HARNESS_OUT/many.$_tool" | awk '{ s += $1 } END { print s }')
     metric "many_first10_${_tool}_s" "$_first"
