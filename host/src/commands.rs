@@ -510,7 +510,6 @@ pub fn monitor_log(name: &str) -> PathBuf {
 /// this run's arguments and `--adopt DOMID`, in a session of its own (no terminal), its output
 /// appended to [`monitor_log`]. Returns its pid and the log.
 fn spawn_monitor(domid: u16, name: &str) -> Result<(u32, PathBuf), String> {
-    use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().map_err(|e| format!("finding pvbuild's binary: {e}"))?;
     let log = monitor_log(name);
     if let Some(dir) = log.parent() {
@@ -521,25 +520,14 @@ fn spawn_monitor(domid: u16, name: &str) -> Result<(u32, PathBuf), String> {
         .append(true)
         .open(&log)
         .map_err(|e| format!("{}: {e}", log.display()))?;
-    let err = out.try_clone().map_err(|e| e.to_string())?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args(std::env::args_os().skip(1))
-        .arg("--adopt")
-        .arg(domid.to_string())
-        .stdin(std::process::Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    // SAFETY: the closure runs in the child between fork and exec and calls only setsid(2),
-    // which is async-signal-safe; it allocates nothing and touches no lock.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid()?;
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().map_err(|e| format!("starting it: {e}"))?;
+    let args = std::env::args_os()
+        .skip(1)
+        .chain(["--adopt".into(), domid.to_string().into()]);
+    // posix_spawn, in a new session: no fork of this process (crate::spawn says why).
+    let pid = crate::spawn::spawn_detached(&exe, args, &out, &out)
+        .map_err(|e| format!("starting it: {e}"))?;
     // Not waited for: it outlives this process (and is then reaped by init).
-    Ok((child.id(), log))
+    Ok((pid, log))
 }
 
 /// Fills in what `domid`'s xenstore entries say about the guest a monitor adopts and its
@@ -1357,7 +1345,10 @@ fn stored_devices(domid: u16) -> Option<StoredDevices> {
 /// refuses (EINVAL) to release one it has already dropped.
 fn destroy_domid(xen: &Xen, domid: u16) -> Result<(), CommandError> {
     let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
-    destroy_with(xen, &xs, &vif::run_hotplug, domid, None)
+    crate::steps::lap("open-xenstore");
+    let r = destroy_with(xen, &xs, &vif::run_hotplug, domid, None);
+    crate::steps::total();
+    r
 }
 
 /// [`destroy_domid`] through `xs` and the hotplug runner `hotplug`; `uuid`'s `/vm` entry goes
@@ -1376,6 +1367,7 @@ fn destroy_with(
         Ok(None) => {}
         Err(e) => crate::say_err!("warning: domain {domid}: {e}"),
     }
+    crate::steps::lap("device-model");
     match xen.destroy_domain(domid) {
         Ok(()) => {}
         // Destroyed meanwhile by someone else (a monitor and `pvbuild destroy` racing): the
@@ -1387,6 +1379,7 @@ fn destroy_with(
         | Err(crate::xen::XenError::NoSuchDomain { .. }) => {}
         Err(e) => return Err(e.into()),
     }
+    crate::steps::lap("destroydomain");
     // As libxl: each interface's hotplug script unplugs it, then its entries go (and with
     // them netback's interface).
     match vif::from_xenstore(xs, u32::from(domid)) {
@@ -1399,13 +1392,17 @@ fn destroy_with(
         }
         Err(e) => crate::say_err!("warning: domain {domid}: {e}"),
     }
+    crate::steps::lap("hotplug");
     // As libxl__userdata_destroyall: the stored configuration goes with the domain, whoever
     // stored it (pvbuild, or xl for a domain xl made).
     for e in crate::userdata::remove_all(u32::from(domid)) {
         crate::say_err!("warning: domain {domid}: {e}");
     }
-    xenstore::remove_domain(xs, u32::from(domid), uuid, u32::from(BACKEND_DOMID), false)
-        .map_err(|e| CommandError::Xs(e.to_string()))
+    crate::steps::lap("userdata");
+    let r = xenstore::remove_domain(xs, u32::from(domid), uuid, u32::from(BACKEND_DOMID), false)
+        .map_err(|e| CommandError::Xs(e.to_string()));
+    crate::steps::lap("xenstore");
+    r
 }
 
 /// The crash-safety sweep's view of a [`Host`].
@@ -1501,8 +1498,12 @@ pub fn destroy_cmd(target: &str) -> Result<(), CommandError> {
         Ok(id) => crate::journal::Filter::Domain(id),
         Err(_) => crate::journal::Filter::Name(target),
     };
+    // At -vv, each step's time as for create (crate::steps).
+    crate::steps::start();
     let host = Host::open()?;
+    crate::steps::lap("open-xen");
     let swept = sweep(&host, filter);
+    crate::steps::lap("journal-sweep");
     let domid = match lookup(target) {
         Ok(d) => d,
         Err(_) if swept > 0 => return Ok(()),
@@ -1517,6 +1518,7 @@ pub fn destroy_cmd(target: &str) -> Result<(), CommandError> {
         // The sweep destroyed it (a domain id given).
         return Ok(());
     }
+    crate::steps::lap("lookup");
     destroy_domid(&host.xen, domid)
 }
 

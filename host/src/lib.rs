@@ -36,6 +36,7 @@ pub mod privcmd_mem;
 pub mod procgroup;
 pub mod progress;
 pub mod pvh;
+pub mod spawn;
 pub mod steps;
 pub mod sys;
 pub mod testhook;

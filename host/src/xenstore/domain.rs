@@ -624,37 +624,11 @@ pub fn write_domain_entries(xs: &XsConnection, d: &NewDomain) -> Result<(), Doma
 }
 
 /// `ops` in `t`, pipelined ([`XsConnection::pipeline`]): the requests [`apply`] makes one
-/// by one, in the same order, in a few round trips. The first request xenstored refused is
+/// by one, in the same order, in a few round trips, less each `set_perms` that would give a
+/// node the permissions it already has ([`requests`]). The first request xenstored refused is
 /// the error (a missing node of an [`Op::Rm`] is not one).
 fn apply_all(t: &Transaction<'_>, ops: &[Op]) -> Result<(), XsError> {
-    let mut reqs: Vec<(Req, bool)> = Vec::new();
-    let perms = |p: &str, perms: &[Perm]| -> Result<(Req, bool), XsError> {
-        if perms.is_empty() {
-            return Err(XsError::Request {
-                op: "XS_SET_PERMS",
-                source: super::wire::WireError::BadArgument("empty permission list".into()),
-            });
-        }
-        Ok((Req::set_perms(p, perms), false))
-    };
-    for op in ops {
-        match op {
-            Op::Rm(p) => reqs.push((Req::rm(p), true)),
-            Op::Mknod(p, ps) => {
-                reqs.push((Req::write(p, ""), false));
-                reqs.push(perms(p, ps)?);
-            }
-            Op::MkdirPerms(p, ps) => {
-                reqs.push((Req::mkdir(p), false));
-                reqs.push(perms(p, ps)?);
-            }
-            Op::Write(p, v) => reqs.push((Req::write(p, v), false)),
-            Op::WritePerms(p, v, ps) => {
-                reqs.push((Req::write(p, v), false));
-                reqs.push(perms(p, ps)?);
-            }
-        }
-    }
+    let reqs = requests(ops)?;
     let just: Vec<Req> = reqs.iter().map(|(r, _)| r.clone()).collect();
     for ((r, missing_ok), reply) in reqs.iter().zip(t.pipeline(&just)?) {
         match reply {
@@ -667,6 +641,128 @@ fn apply_all(t: &Transaction<'_>, ops: &[Op]) -> Result<(), XsError> {
         }
     }
     Ok(())
+}
+
+/// The requests of `ops` (each with whether a missing node is fine), in order. xenstored
+/// gives a node it creates its parent's permissions (oxenstored's `Node.create name
+/// node.perms`; C xenstored's `construct_node` for a privileged caller), so a node that `ops`
+/// create under a parent whose permissions `ops` set already has any equal permissions it
+/// is then given: that `set_perms` is left out (issue 17; libxl sends it, to the same
+/// effect). Same nodes, same values, same permissions: `host/tests/xenstore_oxenstored.rs`
+/// compares the tree with the one every request makes, on a real oxenstored.
+fn requests(ops: &[Op]) -> Result<Vec<(Req, bool)>, XsError> {
+    let perms_req = |p: &str, perms: &[Perm]| -> Result<(Req, bool), XsError> {
+        if perms.is_empty() {
+            return Err(XsError::Request {
+                op: "XS_SET_PERMS",
+                source: super::wire::WireError::BadArgument("empty permission list".into()),
+            });
+        }
+        Ok((Req::set_perms(p, perms), false))
+    };
+    let mut known = KnownPerms::default();
+    let mut reqs: Vec<(Req, bool)> = Vec::new();
+    for op in ops {
+        let (p, ps) = match op {
+            Op::Rm(p) => {
+                reqs.push((Req::rm(p), true));
+                known.remove(p);
+                continue;
+            }
+            Op::Write(p, v) => {
+                reqs.push((Req::write(p, v), false));
+                known.create(p);
+                continue;
+            }
+            Op::Mknod(p, ps) => {
+                reqs.push((Req::write(p, ""), false));
+                (p, ps)
+            }
+            Op::MkdirPerms(p, ps) => {
+                reqs.push((Req::mkdir(p), false));
+                (p, ps)
+            }
+            Op::WritePerms(p, v, ps) => {
+                reqs.push((Req::write(p, v), false));
+                (p, ps)
+            }
+        };
+        if known.create(p).as_deref() != Some(ps.as_slice()) {
+            reqs.push(perms_req(p, ps)?);
+            known.set(p, ps);
+        }
+    }
+    Ok(reqs)
+}
+
+/// What a list of [`Op`]s is sure of, op by op: the permissions of the nodes it made or
+/// gave permissions to (`None`: made, inheriting permissions it does not know), and the
+/// subtrees it removed (absent until made again).
+#[derive(Debug, Default)]
+struct KnownPerms {
+    made: std::collections::BTreeMap<String, Option<Vec<Perm>>>,
+    removed: Vec<String>,
+}
+
+/// Whether `p` is `root` or below it.
+fn is_under(p: &str, root: &str) -> bool {
+    p.strip_prefix(root)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The parent of an absolute path (`None` for `/` and relative paths).
+fn parent_path(p: &str) -> Option<&str> {
+    match p.rsplit_once('/') {
+        Some(("", "")) | None => None,
+        Some(("", _)) => Some("/"),
+        Some((parent, _)) => Some(parent),
+    }
+}
+
+impl KnownPerms {
+    fn remove(&mut self, root: &str) {
+        self.made.retain(|p, _| !is_under(p, root));
+        self.removed.push(root.to_owned());
+    }
+
+    fn absent(&self, p: &str) -> bool {
+        !self.made.contains_key(p) && self.removed.iter().any(|r| is_under(p, r))
+    }
+
+    /// A write or mkdir of `p`: makes it (and its missing parents) when absent, with the
+    /// permissions of its nearest existing ancestor. Returns `p`'s permissions, if known.
+    fn create(&mut self, p: &str) -> Option<Vec<Perm>> {
+        if let Some(k) = self.made.get(p) {
+            return k.clone();
+        }
+        if !self.absent(p) {
+            // There before these ops, permissions unknown.
+            self.made.insert(p.to_owned(), None);
+            return None;
+        }
+        let mut chain = vec![p];
+        let mut up = parent_path(p);
+        let inherited = loop {
+            match up {
+                Some(a) if self.made.contains_key(a) => {
+                    break self.made.get(a).cloned().flatten();
+                }
+                Some(a) if self.absent(a) => {
+                    chain.push(a);
+                    up = parent_path(a);
+                }
+                _ => break None,
+            }
+        };
+        for c in chain {
+            self.made.insert(c.to_owned(), inherited.clone());
+        }
+        inherited
+    }
+
+    fn set(&mut self, p: &str, perms: &[Perm]) {
+        self.made.insert(p.to_owned(), Some(perms.to_vec()));
+    }
 }
 
 /// The values of `paths` (`None`: no such node), read in one pipeline inside transaction
@@ -1119,5 +1215,50 @@ mod path_cleanup_tests {
         ] {
             assert!(left.iter().any(|p| p == kept), "{kept} went: {left:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod inherited_perms_tests {
+    use super::{requests, Op};
+    use crate::xenstore::{Access, Perm};
+
+    fn set_perms_paths(ops: &[Op]) -> Vec<String> {
+        requests(ops)
+            .unwrap()
+            .iter()
+            .filter(|(r, _)| r.op.name() == "XS_SET_PERMS")
+            .map(|(r, _)| r.arg.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_set_perms_is_left_out_only_where_the_node_inherits_the_same() {
+        let p = vec![Perm::new(0, Access::None), Perm::new(5, Access::Read)];
+        let q = vec![Perm::new(5, Access::None)];
+        let ops = vec![
+            // Present before: its permissions are unknown, so they are set.
+            Op::Mknod("/old".into(), p.clone()),
+            Op::Rm("/a".into()),
+            Op::Mknod("/a".into(), p.clone()),
+            // New under /a (P): inherits P.
+            Op::Mknod("/a/same".into(), p.clone()),
+            // New under /a, other permissions: set.
+            Op::Mknod("/a/other".into(), q.clone()),
+            // New under /a/other (Q), its parent made on the way: inherits Q.
+            Op::WritePerms("/a/other/x/y".into(), "v".into(), q.clone()),
+            Op::MkdirPerms("/a/other/x/z".into(), p.clone()),
+            // Removed again, then made again under a parent whose permissions are unknown.
+            Op::Rm("/a".into()),
+            Op::Mknod("/a/again".into(), p.clone()),
+            // Set twice to the same: the second is left out.
+            Op::Mknod("/a/again".into(), p.clone()),
+        ];
+        assert_eq!(
+            set_perms_paths(&ops),
+            ["/old", "/a", "/a/other", "/a/other/x/z", "/a/again"]
+        );
+        // Every other request is still made, in order.
+        assert_eq!(requests(&ops).unwrap().len(), 10 + 5);
     }
 }

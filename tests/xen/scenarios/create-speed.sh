@@ -3,7 +3,8 @@
 # create-speed (issue 17): pvbuild against xl, interleaved in one emulated run. Ratios, not
 # absolute limits: a slow machine does not fail it; any create or destroy that fails does, and
 # so do a missing per-step breakdown (`pvbuild -vv`) or a count that does not parse.
-#   small:  the project's PV test kernel at 16 MiB, `create -p` + destroy, 5 rounds each,
+#   small:  the project's PV test kernel at 16 MiB, `create -p` + destroy (pvbuild's both at
+#           -vv, so its logs hold each step of both), 5 rounds each,
 #           interleaved; medians, speedup = xl / pvbuild;
 #   debian: Debian's xz kernel + the harness ramdisk at 256 MiB, `create -p` + destroy: the
 #           first create (pvbuild's kernel cache emptied first) and 2 repeated creates each;
@@ -13,7 +14,8 @@
 #   many:   60 small guests created paused, one after another, and kept (xl's 60, destroyed,
 #           then pvbuild's 60): each tool's last-10 / first-10 create time.
 # Metrics: <case>_<tool>_s (medians), <case>_speedup (xl / pvbuild), many_growth_<tool>,
-# counts_<tool>_<key>, and pvbuild's step lines in the evidence.
+# counts_<tool>_<key>, small_outside_steps_pvbuild_s (create's wall time less its steps),
+# small_version_pvbuild_s (`pvbuild --version`), and pvbuild's step lines in the evidence.
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
 [ -n "$HARNESS_PV_TEST_KERNEL" ] && [ -r "$HARNESS_PV_TEST_KERNEL" ] || fail "the PV test kernel was not built"
@@ -39,30 +41,40 @@ median() { sort -n "$1" | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; el
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
 s_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f\n", b - a }'; }
 
+# The tools' output goes to dom0's own memory while they are timed (/tmp, the overlay's tmpfs),
+# then to the results: written to the 9p share, each write is a round trip through the
+# emulated machine, which would time the logging (pvbuild -vv writes ~90 lines) more than
+# the tool.
+TMPLOG=/tmp/create-speed-logs
+rm -rf "$TMPLOG" && mkdir -p "$TMPLOG"
+keep_log() { cat "$TMPLOG/$1" >> "$HARNESS_OUT/$1" && rm -f "$TMPLOG/$1"; }
+
 # xl_round CASE I CFG NAME: xl create -p, destroy; times appended to CASE.{create,destroy}.xl.
 xl_round() {
-    _log=$HARNESS_OUT/$1-xl-$2.log
+    _log=$TMPLOG/$1-xl-$2.log
     _t=$(now)
     xl create -p "$3" > "$_log" 2>&1 || fail "$1 round $2: xl create -p exited $?: $(tail -n 2 "$_log" | paste -sd ' ')"
     s_since "$_t" >> "$HARNESS_OUT/$1.create.xl"
     _t=$(now)
     xl destroy "$4" >> "$_log" 2>&1 || fail "$1 round $2: xl destroy exited $?"
     s_since "$_t" >> "$HARNESS_OUT/$1.destroy.xl"
+    keep_log "$1-xl-$2.log"
     gone_or_fail "$4" "$1 round $2 (xl)"
 }
 # pvb_round CASE I NAME ARGS...: pvbuild -vv create -p, destroy; the same files, .pvbuild.
 pvb_round() {
     _case=$1 _i=$2 _n=$3
     shift 3
-    _log=$HARNESS_OUT/$_case-pvbuild-$_i.log
+    _log=$TMPLOG/$_case-pvbuild-$_i.log
     _t=$(now)
     "$pvb" -vv create -p --name "$_n" "$@" > "$_log" 2>&1 ||
         fail "$_case round $_i: pvbuild create -p exited $?: $(grep -m 1 '^error' "$_log")"
     s_since "$_t" >> "$HARNESS_OUT/$_case.create.pvbuild"
     grep -q '^pvbuild: steps total ' "$_log" || fail "$_case round $_i: no step breakdown in pvbuild -vv's output ($_log)"
     _t=$(now)
-    "$pvb" destroy "$_n" >> "$_log" 2>&1 || fail "$_case round $_i: pvbuild destroy exited $?"
+    "$pvb" -vv destroy "$_n" >> "$_log" 2>&1 || fail "$_case round $_i: pvbuild destroy exited $?"
     s_since "$_t" >> "$HARNESS_OUT/$_case.destroy.pvbuild"
+    keep_log "$_case-pvbuild-$_i.log"
     gone_or_fail "$_n" "$_case round $_i (pvbuild)"
 }
 report() { # CASE WHAT: medians of CASE.WHAT.{xl,pvbuild} and the speedup
@@ -83,6 +95,20 @@ done
 report small create
 report small destroy
 evidence "$HARNESS_OUT/small-pvbuild-3.log"
+# What pvbuild's steps do not cover: wall time less the create's `steps total` (the process's
+# start, argument and config handling, exit), and a bare process start + exit (`--version`).
+for i in 1 2 3 4 5; do
+    _ms=$(sed -n 's/^pvbuild: steps total \([0-9.]*\) ms.*/\1/p' "$HARNESS_OUT/small-pvbuild-$i.log" | head -n 1)
+    [ -n "$_ms" ] || fail "small round $i: no steps total in its log"
+    _wall=$(sed -n "${i}p" "$HARNESS_OUT/small.create.pvbuild")
+    awk -v w="$_wall" -v m="$_ms" 'BEGIN { printf "%.3f\n", w - m / 1000 }' >> "$HARNESS_OUT/small.outside.pvbuild"
+    _t=$(now)
+    "$pvb" --version > /dev/null 2>&1 || fail "pvbuild --version exited $?"
+    s_since "$_t" >> "$HARNESS_OUT/small.version.pvbuild"
+done
+metric small_outside_steps_pvbuild_s "$(median "$HARNESS_OUT/small.outside.pvbuild")"
+metric small_version_pvbuild_s "$(median "$HARNESS_OUT/small.version.pvbuild")"
+note "small: pvbuild's wall time outside its steps (s): $(paste -sd ' ' "$HARNESS_OUT/small.outside.pvbuild"); pvbuild --version (s): $(paste -sd ' ' "$HARNESS_OUT/small.version.pvbuild")"
 
 # ---- debian -----------------------------------------------------------------------------
 cfg spd-dx "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK" "$HARNESS_GUEST_MEMORY" "$HARNESS_GUEST_CMDLINE" > "$HARNESS_OUT/debian.cfg"
@@ -137,7 +163,7 @@ many() { # TOOL: N paused guests, kept, one after another; then all destroyed
     _i=1
     while [ "$_i" -le "$N" ]; do
         _n=spd-m$_tool$_i
-        _log=$HARNESS_OUT/many-$_tool.log
+        _log=$TMPLOG/many-$_tool.log
         _t=$(now)
         if [ "$_tool" = xl ]; then
             cfg "$_n" "$HARNESS_PV_TEST_KERNEL" "" 16 "create-speed" > "$HARNESS_OUT/many.cfg"
@@ -149,6 +175,7 @@ many() { # TOOL: N paused guests, kept, one after another; then all destroyed
         s_since "$_t" >> "$HARNESS_OUT/many.$_tool"
         _i=$((_i + 1))
     done
+    keep_log "many-$_tool.log"
     _first=$(head -n 10 "$HARNESS_OUT/many.$_tool" | awk '{ s += $1 } END { print s }')
     _last=$(tail -n 10 "$HARNESS_OUT/many.$_tool" | awk '{ s += $1 } END { print s }')
     metric "many_first10_${_tool}_s" "$_first"
