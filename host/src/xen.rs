@@ -11,14 +11,17 @@
 //! ([`Backend::alloc_buffer`]), never on the stack. Every failure is an [`XenError`] naming
 //! the [`Step`] that failed, the domain where there is one, and the errno.
 
+mod coredump;
 pub mod fake;
 mod hostinfo;
 mod hvm;
 mod readconsole;
 mod sched;
+mod topology;
 mod vcpuinfo;
 
 pub use sched::{CpuMap, CpupoolInfo, SchedCredit, Scheduler, CPUS_MAX};
+pub use topology::{CpuTopo, NodeInfo, PciNode};
 pub use vcpuinfo::VcpuInfo;
 
 use std::ffi::c_void;
@@ -122,6 +125,12 @@ pub enum Step {
     SetHvmContext,
     /// `XEN_DOMCTL_set_paging_mempool_size`.
     PagingMempool,
+    /// `XEN_SYSCTL_cputopoinfo`, `XEN_SYSCTL_numainfo`, `XEN_SYSCTL_pcitopoinfo`.
+    Topology,
+    /// `XEN_DOMCTL_getvcpucontext`.
+    GetVcpuContext,
+    /// `XENMEM_maximum_gpfn`, `XENMEM_maximum_ram_page`.
+    MemoryLimits,
 }
 
 impl Step {
@@ -167,6 +176,9 @@ impl Step {
             Step::GetHvmContext => "reading the HVM context",
             Step::SetHvmContext => "setting the HVM context",
             Step::PagingMempool => "setting the paging pool size",
+            Step::Topology => "reading the host's topology",
+            Step::GetVcpuContext => "reading a vcpu's context",
+            Step::MemoryLimits => "reading the highest frame numbers",
         }
     }
 }

@@ -6,7 +6,7 @@
 //! - [`privcmd`]: the `/dev/xen/privcmd` ioctl structs and numbers (`xen/sys/privcmd.h`).
 //! - [`hypercall`], [`domctl`], [`memory`], [`evtchn`], [`grant`], [`vcpu`]: Xen 4.17's public
 //!   ABI (`xen/*.h`) for the hypercalls of a PV build; [`sched`]: vcpu affinity, scheduler
-//!   parameters and CPU pools.
+//!   parameters and CPU pools; [`topo`]: the cpu, NUMA and PCI topology sysctls.
 //! - [`Backend`]: the seam. Everything above goes through it: a privcmd ioctl, a mapping area
 //!   for foreign frames, and hypercall buffers. [`Privcmd`] is the real one; tests use
 //!   [`crate::xen::fake::FakeXen`].
@@ -26,6 +26,7 @@ pub mod hypercall;
 pub mod memory;
 pub mod privcmd;
 pub mod sched;
+pub mod topo;
 pub mod vcpu;
 
 use std::ffi::c_void;
