@@ -418,7 +418,9 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
     };
     let mut base = resolve(args)?;
     if args.dry_run || (args.debug && args.adopt.is_none()) {
-        let text = format!("{:#}\n", crate::config_source::config_json(&base));
+        // As xl: a config without a UUID gets one now (the create below makes its own).
+        let uuid = *base.uuid.get_or_insert_with(Uuid::new_v4);
+        let text = crate::libxl_json::dry_run_text(&base, uuid);
         if args.dry_run {
             // xl -n: on stdout, and nothing more.
             crate::out::write_all(&text)

@@ -233,6 +233,18 @@ pub fn domain_config(cfg: &DomainConfig, uuid: Uuid, vbds: &[Vbd], vifs: &[Vif])
     Value::Object(top)
 }
 
+/// What `xl create -n` prints for `cfg` (xl_vmcontrol.c: `libxl_domain_config_to_json` of
+/// the configuration as xl parsed it, before libxl applies its defaults), in libxl's layout;
+/// `uuid` is the config's or the one the create would make.
+pub fn dry_run_text(cfg: &DomainConfig, uuid: Uuid) -> String {
+    let mut v = domain_config(cfg, uuid, &[], &[]);
+    if let Some(c) = v.get_mut("c_info").and_then(Value::as_object_mut) {
+        // The domain has no id yet: xl leaves the field at its default.
+        c.remove("domid");
+    }
+    to_text(&v)
+}
+
 /// libxl's layout of the text: yajl's beautified output ([`yajl::render`]) with the members
 /// in libxl_types.idl's order ([`yajl::ordered`]), as libxl writes its stored config.
 pub fn to_text(v: &Value) -> String {
