@@ -111,6 +111,11 @@ impl ConfigSource {
         }
     }
 
+    /// Whether the text sets `key` (what xl's parser leaves at libxl's default otherwise).
+    pub fn sets(&self, key: &str) -> bool {
+        crate::config::parse(&self.text).is_ok_and(|c| c.get(key).is_some())
+    }
+
     /// The domain configuration, with xl's defaults; warnings located as errors are.
     pub fn load(&self) -> Result<(DomainConfig, Vec<String>), String> {
         let parsed = crate::config::parse(&self.text).map_err(|e| self.error(&e))?;

@@ -216,8 +216,10 @@ fn parse_pci_name(name: &str) -> Option<PhysdevPciDevice> {
     })
 }
 
-/// `pvbuild info [-n] [NAME]`.
+/// `pvbuild info [-n] [NAME]`. As xl's `main_info`, NAME is ignored with `-n` (xl sets its
+/// filter only when `-n` is not given).
 pub fn info_cmd(name: Option<&str>, numa: bool) -> Result<String, CommandError> {
+    let name = if numa { None } else { name };
     let xen = Xen::open()?;
     // uname(2)'s fields, as the kernel gives them in /proc (this process's UTS namespace).
     let proc = |f: &str| {

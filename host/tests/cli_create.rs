@@ -184,3 +184,40 @@ fn parsing_line_as_xl_and_quiet_and_debug() {
     assert_eq!(v["c_info"]["name"], "g");
     assert!(e[end..].trim_start().starts_with("error: "), "{e}");
 }
+
+/// `create -n` against what `xl create -n` printed on real Xen 4.17 for the same configs
+/// (host/tests/data/xl-dryrun/, captured by the harness scenario xl-create-dryrun): the
+/// same bytes once xl's `claim_mode` line is set aside, and for the config with `cpus` /
+/// `cpus_soft` the same fields but xl's per-vcpu affinity bitmaps and `numa_placement`.
+#[test]
+fn dry_run_is_xls_libxl_json() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/xl-dryrun");
+    for c in [
+        "dry_pv_devices",
+        "dry_pv_bootloader",
+        "dry_pvh",
+        "dry_pv_placement",
+    ] {
+        let cfg = data.join(format!("{c}.cfg"));
+        let xl = std::fs::read_to_string(data.join(format!("{c}.xl.json"))).unwrap();
+        let xl: String = xl
+            .lines()
+            .filter(|l| *l != "        \"claim_mode\": \"True\",")
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let out = pvbuild(&["create", "-q", "-n", cfg.to_str().unwrap()]);
+        assert!(out.status.success(), "{c}: {}", stderr(&out));
+        let ours = String::from_utf8(out.stdout).unwrap();
+        if c == "dry_pv_placement" {
+            let mut want: serde_json::Value = serde_json::from_str(&xl).unwrap();
+            let b = want["b_info"].as_object_mut().unwrap();
+            for k in ["vcpu_hard_affinity", "vcpu_soft_affinity", "numa_placement"] {
+                assert!(b.remove(k).is_some(), "{c}: xl printed no {k}");
+            }
+            let got: serde_json::Value = serde_json::from_str(&ours).unwrap();
+            assert_eq!(got, want, "{c}");
+        } else {
+            assert_eq!(ours, xl, "{c}");
+        }
+    }
+}

@@ -1,6 +1,6 @@
 # harness-timeout: 400
 # pvbuild-dump-core (issue 15): `pvbuild dump-core` of a PV guest pvbuild made, running
-# (2 vcpus, 64 MiB, idle in its init) then paused, against `xl dump-core` of the same paused
+# (2 vcpus, 128 MiB, idle in its init) then paused, against `xl dump-core` of the same paused
 # guest: the two files must be identical byte for byte (tests/xen/dom0/core-compare.py
 # names the sections that differ otherwise). xl's dump is taken twice first, to show that
 # libxenguest's output is deterministic for a paused guest.
@@ -19,7 +19,7 @@ cleanup() {
 }
 trap cleanup EXIT
 cfg="$HARNESS_OUT/$name.cfg"
-pv_cfg "$name" "$HARNESS_GUEST_CMDLINE pvbuild.idle=600" 'vcpus = 2' | sed 's/^memory = .*/memory = 64/' > "$cfg"
+pv_cfg "$name" "$HARNESS_GUEST_CMDLINE pvbuild.idle=600" 'vcpus = 2' | sed 's/^memory = .*/memory = 128/' > "$cfg"
 "$pvb" create -q -e "$cfg" > "$HARNESS_OUT/create.log" 2>&1 || fail "pvbuild create exited $?: $(head -n 1 "$HARNESS_OUT/create.log")"
 clog() { tr -d '\r' < "$(console_log "$name")" 2>/dev/null; }
 idle() { clog | grep -q PVBUILD-GUEST-IDLE; }

@@ -132,7 +132,8 @@ grep -q '^cpu_topology ' "$HARNESS_OUT/xl.info-n" && grep -q '^numa_info ' "$HAR
     fail "xl info -n printed no topology: $(head -n 3 "$HARNESS_OUT/xl.info-n" | paste -sd ' ')"
 [ "$(nofree_n < "$HARNESS_OUT/xl.info-n")" = "$(nofree_n < "$HARNESS_OUT/pvb.info-n")" ] ||
     fail "info -n differs from xl's: $(diff "$HARNESS_OUT/xl.info-n" "$HARNESS_OUT/pvb.info-n" | grep -v free_memory | grep -m 2 '^[<>]' | paste -sd '|')"
-[ "$(xl info -n xen_caps)" = "$("$pvb" info -n xen_caps)" ] || fail "info -n xen_caps differs from xl's"
+# xl ignores NAME with -n (main_info sets its filter only without -n): so does pvbuild.
+[ "$(xl info -n xen_caps | nofree_n)" = "$("$pvb" info -n xen_caps | nofree_n)" ] || fail "info -n xen_caps differs from xl's"
 note "info -n: $(wc -l < "$HARNESS_OUT/pvb.info-n") lines as xl's ($(sed -n '/^cpu:/,/^device topology/p' "$HARNESS_OUT/pvb.info-n" | grep -c '^ *[0-9]*:') cpus, $(sed -n '/^node:/,/^xen_major/p' "$HARNESS_OUT/pvb.info-n" | grep -c '^ *[0-9]*:') nodes; free memory aside)"
 
 # 5. A crashed guest, kept.
