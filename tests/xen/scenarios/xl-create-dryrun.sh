@@ -1,4 +1,4 @@
-# harness-timeout: 120
+# harness-timeout: 60
 # xl-create-dryrun (issue 15): `pvbuild create -n` prints what `xl create -n` prints, the
 # domain configuration in libxl's JSON (libxl_domain_config_to_json of the parsed config),
 # for the configs of host/tests/data/xl-dryrun/configs.sh (PV with disks, vifs and on_*
