@@ -79,7 +79,10 @@ fn read_frames(xen: &Xen, domid: u16, mfns: &[u64]) -> Result<Vec<u8>, DumpError
             what: format!("frame {m:#x} out of range"),
         })?);
     }
-    Ok(xen.map_foreign(domid, &frames)?.as_slice().to_vec())
+    Ok(xen
+        .map_foreign_readonly(domid, &frames)?
+        .as_slice()
+        .to_vec())
 }
 
 /// The p2m frames and the number of p2m entries, by `xc_core_arch_map_p2m_list_rw`'s walk

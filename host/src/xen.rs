@@ -1087,11 +1087,35 @@ impl Xen {
     /// be filled in pieces. The privcmd backend maps in runs of at most a few MiB
     /// around each request (`crate::privcmd_mem`).
     pub fn map_foreign(&self, domid: u16, mfns: &[Mfn]) -> Result<ForeignMapping, XenError> {
+        self.map_foreign_prot(domid, mfns, true)
+    }
+
+    /// [`Self::map_foreign`] read-only (`PROT_READ`, as libxenguest maps what it only
+    /// reads): Xen refuses a writable mapping of a PV guest's page tables.
+    pub fn map_foreign_readonly(
+        &self,
+        domid: u16,
+        mfns: &[Mfn],
+    ) -> Result<ReadOnlyMapping, XenError> {
+        self.map_foreign_prot(domid, mfns, false)
+            .map(ReadOnlyMapping)
+    }
+
+    fn map_foreign_prot(
+        &self,
+        domid: u16,
+        mfns: &[Mfn],
+        writable: bool,
+    ) -> Result<ForeignMapping, XenError> {
         let step = Step::MapForeign;
         let pages = NonZeroUsize::new(mfns.len()).ok_or_else(|| range(step, "page count", 0))?;
         let num =
             u32::try_from(mfns.len()).map_err(|_| range(step, "page count", mfns.len() as u64))?;
-        let map = ForeignMapping::reserve(&self.backend, pages, domid)?;
+        let map = if writable {
+            ForeignMapping::reserve(&self.backend, pages, domid)?
+        } else {
+            ForeignMapping::reserve_readonly(&self.backend, pages, domid)?
+        };
         let arr: Vec<u64> = mfns.iter().map(|m| m.get()).collect();
         let mut err: Vec<i32> = vec![0; mfns.len()];
         let mut req = PrivcmdMmapbatchV2 {
@@ -1264,6 +1288,17 @@ impl Xen {
     }
 }
 
+/// A read-only foreign mapping ([`Xen::map_foreign_readonly`]): its bytes can only be read.
+#[derive(Debug)]
+pub struct ReadOnlyMapping(ForeignMapping);
+
+impl ReadOnlyMapping {
+    /// The mapped bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+}
+
 /// A view of foreign (or resource) frames mapped into this process; unmapped on drop.
 #[derive(Debug)]
 pub struct ForeignMapping {
@@ -1285,6 +1320,21 @@ impl ForeignMapping {
     ) -> Result<Self, XenError> {
         let ptr = backend
             .map_area(pages)
+            .map_err(call_err(Step::MapArea, domid))?;
+        Ok(Self {
+            backend: Arc::clone(backend),
+            ptr,
+            pages,
+        })
+    }
+
+    fn reserve_readonly(
+        backend: &Arc<dyn Backend>,
+        pages: NonZeroUsize,
+        domid: u16,
+    ) -> Result<Self, XenError> {
+        let ptr = backend
+            .map_area_readonly(pages)
             .map_err(call_err(Step::MapArea, domid))?;
         Ok(Self {
             backend: Arc::clone(backend),

@@ -68,6 +68,13 @@ pub trait Backend: fmt::Debug + Send + Sync {
     /// device), readable and writable.
     fn map_area(&self, pages: NonZeroUsize) -> Result<NonNull<u8>, Errno>;
 
+    /// Reserves `pages` pages for read-only foreign mappings (a PV guest's page tables and
+    /// descriptor pages can only be mapped so, as libxenguest's `PROT_READ` maps them).
+    /// Released by [`Backend::unmap_area`]. The default is [`Backend::map_area`].
+    fn map_area_readonly(&self, pages: NonZeroUsize) -> Result<NonNull<u8>, Errno> {
+        self.map_area(pages)
+    }
+
     /// Releases an area from [`Backend::map_area`].
     ///
     /// # Safety
@@ -200,6 +207,23 @@ impl Backend for Privcmd {
                 None,
                 len,
                 ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+                self.privcmd.as_fd(),
+                0,
+            )
+        }?;
+        Ok(p.cast())
+    }
+
+    fn map_area_readonly(&self, pages: NonZeroUsize) -> Result<NonNull<u8>, Errno> {
+        let len = bytes(pages)?;
+        // SAFETY: a fresh shared read-only mapping of the privcmd device at an address the
+        // kernel picks: it aliases no Rust object.
+        let p = unsafe {
+            mman::mmap(
+                None,
+                len,
+                ProtFlags::PROT_READ,
                 MapFlags::MAP_SHARED,
                 self.privcmd.as_fd(),
                 0,
