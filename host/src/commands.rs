@@ -418,7 +418,19 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
     };
     let mut base = resolve(args)?;
     if args.dry_run || (args.debug && args.adopt.is_none()) {
-        let text = format!("{:#}\n", crate::config_source::config_json(&base));
+        // As xl: a config without a UUID gets one now (the create below makes its own).
+        let uuid = *base.uuid.get_or_insert_with(Uuid::new_v4);
+        // xl's parser sets the vcpu fields only from the keys (the flag counts as `vcpus`).
+        let source =
+            crate::config_source::ConfigSource::read(args.config.as_deref(), &args.overrides)
+                .ok()
+                .flatten();
+        let sets = |k: &str| source.as_ref().is_some_and(|s| s.sets(k));
+        let given = crate::libxl_json::Given {
+            vcpus: args.vcpus.is_some() || sets("vcpus"),
+            maxvcpus: sets("maxvcpus"),
+        };
+        let text = crate::libxl_json::dry_run_text(&base, uuid, given);
         if args.dry_run {
             // xl -n: on stdout, and nothing more.
             crate::out::write_all(&text)

@@ -1,16 +1,13 @@
 //! Where `create`'s configuration comes from, as xl takes it: a config file (positional or
 //! `-f FILE`) and `KEY=VALUE` settings after it, appended to the file's text (xl's
 //! `extra_config`: the file, a newline, the settings one a line), so a later setting wins;
-//! errors named by file and line (`guest.cfg:3: ...`, or the `KEY=VALUE` at fault); and the
-//! resolved configuration as JSON (`create -n`, `-d`).
+//! errors named by file and line (`guest.cfg:3: ...`, or the `KEY=VALUE` at fault). The
+//! resolved configuration's JSON (`create -n`, `-d`) is libxl's: [`crate::libxl_json`].
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
-
 use crate::config::{Action, ConfigError, DomainConfig, Warning, CONFIG_MAX_BYTES};
-use crate::placement::Affinity;
 
 /// A config's text and where each part of it came from.
 #[derive(Debug, Clone)]
@@ -114,6 +111,11 @@ impl ConfigSource {
         }
     }
 
+    /// Whether the text sets `key` (what xl's parser leaves at libxl's default otherwise).
+    pub fn sets(&self, key: &str) -> bool {
+        crate::config::parse(&self.text).is_ok_and(|c| c.get(key).is_some())
+    }
+
     /// The domain configuration, with xl's defaults; warnings located as errors are.
     pub fn load(&self) -> Result<(DomainConfig, Vec<String>), String> {
         let parsed = crate::config::parse(&self.text).map_err(|e| self.error(&e))?;
@@ -137,72 +139,6 @@ pub fn action_name(a: Action) -> &'static str {
         Action::CoredumpRestart => "coredump-restart",
         Action::SoftReset => "soft-reset",
     }
-}
-
-fn affinity(a: &Option<Affinity>) -> Value {
-    match a {
-        None => Value::Null,
-        Some(Affinity::All(s)) => json!(s.text()),
-        Some(Affinity::PerVcpu(l)) => json!(l.iter().map(|s| s.text()).collect::<Vec<_>>()),
-    }
-}
-
-/// The resolved configuration as JSON: what `create` would build, every value after xl's
-/// defaults and the command line's overrides. pvbuild's own layout (not libxl's
-/// `libxl_domain_config`); `uuid` is null when a new one is made at the start.
-pub fn config_json(c: &DomainConfig) -> Value {
-    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-    json!({
-        "name": c.name,
-        "uuid": c.uuid.map(|u| u.to_string()),
-        "kernel": path(&c.kernel),
-        "ramdisk": path(&c.ramdisk),
-        "cmdline": c.cmdline,
-        "memory_mib": c.memory_mib,
-        "maxmem_mib": c.maxmem_mib,
-        "vcpus": c.vcpus,
-        "max_vcpus": c.max_vcpus,
-        "on_poweroff": action_name(c.on_poweroff),
-        "on_reboot": action_name(c.on_reboot),
-        "on_crash": action_name(c.on_crash),
-        "on_watchdog": action_name(c.on_watchdog),
-        "bootloader": c.bootloader,
-        "bootloader_args": c.bootloader_args,
-        "bootloader_restrict": c.bootloader_restrict,
-        "bootloader_user": c.bootloader_user,
-        "device_model": path(&c.device_model),
-        "disks": c.disks.iter().map(|d| json!({
-            "target": d.target,
-            "format": d.format.name(),
-            "vdev": d.vdev,
-            "readonly": d.readonly,
-            "cdrom": d.cdrom,
-            "backendtype": d.backendtype,
-            "backend": d.backend,
-            "script": d.script,
-            "discard": d.discard,
-            "untrusted": d.untrusted,
-        })).collect::<Vec<_>>(),
-        "vifs": c.vifs.iter().map(|v| json!({
-            "mac": v.mac.map(|m| m.to_string()),
-            "bridge": v.bridge,
-            "script": v.script,
-            "ip": v.ip,
-            "gatewaydev": v.gatewaydev,
-            "vifname": v.vifname,
-            "mtu": v.mtu,
-            "devid": v.devid,
-            "backend": v.backend,
-            "rate_bytes": v.rate.map(|r| r.0),
-            "rate_interval_us": v.rate.map(|r| r.1),
-            "untrusted": v.untrusted,
-        })).collect::<Vec<_>>(),
-        "pool": c.placement.pool,
-        "cpus": affinity(&c.placement.hard),
-        "cpus_soft": affinity(&c.placement.soft),
-        "cpu_weight": c.placement.weight,
-        "cap": c.placement.cap,
-    })
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
 //! `pvbuild info [NAME]` as `xl info` prints it (tools/xl/xl_info.c: `output_nodeinfo`,
 //! `output_physinfo`, `output_xeninfo`): the same keys, order and formats; with NAME, only the
-//! value of the keys that start with it, as xl's `maybe_printf` filters. `xl info -n` (NUMA
-//! and topology) is not offered.
+//! value of the keys that start with it, as xl's `maybe_printf` filters. With `-n`, between
+//! the physinfo and the Xen lines, xl's `output_topologyinfo` (each cpu's core, socket and
+//! node; each PCI device's node) and `output_numainfo` (each node's memory and distances),
+//! printed whatever NAME says, as xl prints them with plain `printf`.
 
 use crate::commands::CommandError;
 use crate::sys::domctl::XenSysctlPhysinfo;
-use crate::xen::Xen;
+use crate::sys::topo::PhysdevPciDevice;
+use crate::xen::{CpuTopo, NodeInfo, PciNode, Xen};
 
 use crate::sys::domctl::{
     XEN_SYSCTL_PHYSCAP_DIRECTIO as CAP_DIRECTIO, XEN_SYSCTL_PHYSCAP_GNTTAB_V1 as CAP_GNTTAB_V1,
@@ -112,8 +115,111 @@ pub fn render(lines: &[(&str, String)], name: Option<&str>) -> String {
     out
 }
 
-/// `pvbuild info [NAME]`.
-pub fn info_cmd(name: Option<&str>) -> Result<String, CommandError> {
+/// A `u32` printed with C's `%d` (libxl's all-ones "invalid" prints as -1).
+fn c_int(v: u32) -> i32 {
+    i32::from_ne_bytes(v.to_ne_bytes())
+}
+
+/// libxl's `LIBXL_*_INVALID_ENTRY`, `~(uint32_t)0`.
+const INVALID: u32 = !0;
+
+/// xl's `output_topologyinfo`: the cpu table (a cpu whose core is invalid, an offline one,
+/// left out), then the PCI devices with a known node.
+pub fn topology_text(cpus: &[CpuTopo], pci: &[PciNode]) -> String {
+    let mut out = String::from("cpu_topology           :\ncpu:    core    socket     node\n");
+    for (i, c) in cpus.iter().enumerate() {
+        if let Some(core) = c.core {
+            out.push_str(&format!(
+                "{i:3}:    {:4}     {:4}     {:4}\n",
+                c_int(core),
+                c_int(c.socket.unwrap_or(INVALID)),
+                c_int(c.node.unwrap_or(INVALID))
+            ));
+        }
+    }
+    out.push_str("device topology        :\ndevice           node\n");
+    let mut valid = 0;
+    for d in pci {
+        if let Some(node) = d.node {
+            out.push_str(&format!(
+                "{:04x}:{:02x}:{:02x}.{:01x}      {}\n",
+                d.seg,
+                d.bus,
+                (d.devfn >> 3) & 0x1f,
+                d.devfn & 7,
+                c_int(node)
+            ));
+            valid += 1;
+        }
+    }
+    if valid == 0 {
+        out.push_str("No device topology data available\n");
+    }
+    out
+}
+
+/// xl's `output_numainfo`: a node whose size is invalid left out; sizes in MiB.
+pub fn numa_text(nodes: &[NodeInfo]) -> String {
+    let mut out =
+        String::from("numa_info              :\nnode:    memsize    memfree    distances\n");
+    let mib = |v: Option<u64>| v.unwrap_or(u64::from(INVALID)) >> 20;
+    for (i, n) in nodes.iter().enumerate() {
+        if n.size.is_none() {
+            continue;
+        }
+        let dists: Vec<String> = n
+            .dists
+            .iter()
+            .map(|d| c_int(d.unwrap_or(INVALID)).to_string())
+            .collect();
+        out.push_str(&format!(
+            "{i:4}:    {:6}     {:6}      {}\n",
+            mib(n.size),
+            mib(n.free),
+            dists.join(",")
+        ));
+    }
+    out
+}
+
+/// The host's PCI devices as libxl lists them (`libxl__pci_topology_init`, Linux): the
+/// entries of /sys/bus/pci/devices in directory order, names as `%x:%x:%x.%d`.
+pub fn sysfs_pci_devices(dir: &std::path::Path) -> Result<Vec<PhysdevPciDevice>, CommandError> {
+    let err = |e: &dyn std::fmt::Display| CommandError::Usage(format!("{}: {e}", dir.display()));
+    let mut devs = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| err(&e))? {
+        let entry = entry.map_err(|e| err(&e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        devs.push(
+            parse_pci_name(&name).ok_or_else(|| err(&format!("{name:?} is not a PCI address")))?,
+        );
+    }
+    Ok(devs)
+}
+
+/// `seg:bus:dev.fn` in hex (the function decimal, as libxl's sscanf), into Xen's layout.
+fn parse_pci_name(name: &str) -> Option<PhysdevPciDevice> {
+    let mut parts = name.splitn(3, ':');
+    let seg = u32::from_str_radix(parts.next()?, 16).ok()?;
+    let bus = u32::from_str_radix(parts.next()?, 16).ok()?;
+    let (dev, func) = parts.next()?.split_once('.')?;
+    let dev = u32::from_str_radix(dev, 16).ok()?;
+    let func: u32 = func.parse().ok()?;
+    Some(PhysdevPciDevice {
+        seg: (seg & 0xffff) as u16,
+        bus: (bus & 0xff) as u8,
+        devfn: (((dev & 0x1f) << 3) | (func & 7)) as u8,
+    })
+}
+
+/// `pvbuild info [-n] [NAME]`. As xl's `main_info`, NAME is ignored with `-n` (xl sets its
+/// filter only when `-n` is not given).
+pub fn info_cmd(name: Option<&str>, numa: bool) -> Result<String, CommandError> {
+    let name = if numa { None } else { name };
     let xen = Xen::open()?;
     // uname(2)'s fields, as the kernel gives them in /proc (this process's UTS namespace).
     let proc = |f: &str| {
@@ -136,6 +242,15 @@ pub fn info_cmd(name: Option<&str>) -> Result<String, CommandError> {
         xen.sharing_pages()?,
         xen.free_cpus(width).ok(),
     ));
+    let mut out = render(&lines, name);
+    if numa {
+        let pci = xen.pci_topology(&sysfs_pci_devices(std::path::Path::new(
+            "/sys/bus/pci/devices",
+        ))?)?;
+        out.push_str(&topology_text(&xen.cpu_topology()?, &pci));
+        out.push_str(&numa_text(&xen.numa_info()?));
+    }
+    lines.clear();
     let (major, minor) = xen.xen_version()?;
     let extra = xen.xen_extraversion()?;
     let cc = xen.xen_compile_info()?;
@@ -161,7 +276,8 @@ pub fn info_cmd(name: Option<&str>) -> Result<String, CommandError> {
         ("build_id", xen.xen_build_id()?.unwrap_or_default()),
         ("xend_config_format", "4".into()),
     ]);
-    Ok(render(&lines, name))
+    out.push_str(&render(&lines, name));
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -185,6 +301,68 @@ mod tests {
         assert_eq!(render(&caps, Some("virt")), "pv hvm\n");
         let none = vec![("virt_caps", virt_caps(0))];
         assert_eq!(render(&none, None), "virt_caps              :\n");
+    }
+
+    #[test]
+    fn topology_as_xl_prints_it() {
+        let cpu = |core, socket, node| CpuTopo { core, socket, node };
+        let pci = |devfn, node| PciNode {
+            seg: 0,
+            bus: 0,
+            devfn,
+            node,
+        };
+        // printf("%3d:    %4d     %4d     %4d\n", ...); the offline cpu 1 left out.
+        let t = topology_text(
+            &[
+                cpu(Some(0), Some(0), Some(0)),
+                cpu(None, None, None),
+                cpu(Some(1), Some(0), None),
+            ],
+            &[pci(0x1f << 3 | 2, Some(0)), pci(8, None)],
+        );
+        assert_eq!(
+            t,
+            "cpu_topology           :\n\
+             cpu:    core    socket     node\n  \
+             0:       0        0        0\n  \
+             2:       1        0       -1\n\
+             device topology        :\n\
+             device           node\n\
+             0000:00:1f.2      0\n"
+        );
+        let none = topology_text(&[], &[pci(8, None)]);
+        assert!(none.ends_with("device           node\nNo device topology data available\n"));
+    }
+
+    #[test]
+    fn numa_as_xl_prints_it() {
+        let n = NodeInfo {
+            size: Some(3 << 30),
+            free: Some(1 << 30),
+            dists: vec![Some(10), None],
+        };
+        let gone = NodeInfo {
+            size: None,
+            free: None,
+            dists: vec![],
+        };
+        // printf("%4d:    %6"PRIu64"     %6"PRIu64"      %d", ...) then ",%d" per distance.
+        assert_eq!(
+            numa_text(&[n, gone]),
+            "numa_info              :\nnode:    memsize    memfree    distances\n   \
+             0:      3072       1024      10,-1\n"
+        );
+    }
+
+    #[test]
+    fn pci_names_as_libxl_reads_them() {
+        let d = parse_pci_name("0000:00:1f.3").unwrap_or_default();
+        assert_eq!((d.seg, d.bus, d.devfn), (0, 0, 0x1f << 3 | 3));
+        let d = parse_pci_name("0001:3a:02.0").unwrap_or_default();
+        assert_eq!((d.seg, d.bus, d.devfn), (1, 0x3a, 0x10));
+        assert!(parse_pci_name("garbage").is_none());
+        assert!(parse_pci_name("0000:00:1f").is_none());
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod detail;
 pub mod devmodel;
 pub mod disk;
 pub mod domlock;
+pub mod dump_core;
 pub mod evtchn;
 pub mod filemap;
 pub mod info;

@@ -10,6 +10,8 @@
 //! deliberately are in docs/user-guide.md: no `claim_mode` (pvbuild claims no memory), and
 //! `cpus`/`cpus_soft` are not written (xl writes them as per-vcpu bitmaps).
 
+pub mod yajl;
+
 use serde_json::{json, Map, Value};
 
 use crate::config::{Action, DiskFormat, DiskSpec, DomainConfig, Mac, VifSpec};
@@ -178,17 +180,18 @@ pub fn domain_config(cfg: &DomainConfig, uuid: Uuid, vbds: &[Vbd], vifs: &[Vif])
     if let Some(r) = &cfg.ramdisk {
         b_info.insert("ramdisk".into(), r.display().to_string().into());
     }
-    let mut pv = Map::new();
+    // Xen 4.17's xl sets b_info's bootloader fields (type.pv's are the deprecated copies
+    // libxl fills in itself): what `xl create -n` showed on real Xen.
     if let Some(b) = &cfg.bootloader {
-        pv.insert("bootloader".into(), b.clone().into());
+        b_info.insert("bootloader".into(), b.clone().into());
         if !cfg.bootloader_args.is_empty() {
-            pv.insert("bootloader_args".into(), cfg.bootloader_args.clone().into());
+            b_info.insert("bootloader_args".into(), cfg.bootloader_args.clone().into());
         }
     }
     if cfg.pvh {
         b_info.insert("type.pvh".into(), json!({}));
     } else {
-        b_info.insert("type.pv".into(), Value::Object(pv));
+        b_info.insert("type.pv".into(), json!({}));
     }
     b_info.insert("arch_arm".into(), json!({}));
     b_info.insert("arch_x86".into(), json!({ "msr_relaxed": "False" }));
@@ -231,12 +234,65 @@ pub fn domain_config(cfg: &DomainConfig, uuid: Uuid, vbds: &[Vbd], vifs: &[Vif])
     Value::Object(top)
 }
 
-/// libxl's layout of the text: yajl's beautified output (4 spaces, `"key": value`), which is
-/// what serde_json's pretty printer writes too.
+/// Which of the keys xl's parser reads only when present the config set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Given {
+    /// `vcpus` (xl then sets `max_vcpus` and `avail_vcpus`).
+    pub vcpus: bool,
+    /// `maxvcpus` (xl then sets `max_vcpus`).
+    pub maxvcpus: bool,
+}
+
+/// What `xl create -n` prints for `cfg` (xl_vmcontrol.c: `libxl_domain_config_to_json` of
+/// the configuration as xl's parser left it, before libxl's defaults), in libxl's layout;
+/// `uuid` is the config's or the one the create will use. As the stored configuration but
+/// for what libxl adds to that: no `domid`, `video_memkb`, `msr_relaxed`, disks'
+/// `colo_restore_enable` or interfaces' `nictype`, and the vcpu fields only when the config
+/// set them (`given`). Left out where xl prints them: `claim_mode` (pvbuild claims no
+/// memory), and the per-vcpu affinity bitmaps and `numa_placement` that `cpus` /
+/// `cpus_soft` give (xl sizes the bitmaps to the host's cpus; `-n` does not ask Xen).
+pub fn dry_run_text(cfg: &DomainConfig, uuid: Uuid, given: Given) -> String {
+    let mut v = domain_config(cfg, uuid, &[], &[]);
+    if let Some(c) = v.get_mut("c_info").and_then(Value::as_object_mut) {
+        c.remove("domid");
+    }
+    if let Some(b) = v.get_mut("b_info").and_then(Value::as_object_mut) {
+        b.remove("video_memkb");
+        b.insert("arch_x86".into(), json!({}));
+        if !given.vcpus {
+            b.remove("avail_vcpus");
+            if !given.maxvcpus {
+                b.remove("max_vcpus");
+            }
+        }
+    }
+    for d in v
+        .get_mut("disks")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(o) = d.as_object_mut() {
+            o.remove("colo_restore_enable");
+        }
+    }
+    for n in v
+        .get_mut("nics")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(o) = n.as_object_mut() {
+            o.remove("nictype");
+        }
+    }
+    to_text(&v)
+}
+
+/// libxl's layout of the text: yajl's beautified output ([`yajl::render`]) with the members
+/// in libxl_types.idl's order ([`yajl::ordered`]), as libxl writes its stored config.
 pub fn to_text(v: &Value) -> String {
-    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| "{}".into());
-    s.push('\n');
-    s
+    yajl::render(&yajl::ordered(v, ""))
 }
 
 /// Why a stored device could not be read back.

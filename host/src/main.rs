@@ -237,10 +237,21 @@ enum Command {
         /// Only these domains (ids or names).
         domains: Vec<String>,
     },
-    /// Host and hypervisor information, as `xl info` prints it (`-n`, NUMA, is not offered).
+    /// Host and hypervisor information, as `xl info` prints it.
     Info {
+        /// Also the cpu and PCI topology and the NUMA nodes (xl info -n).
+        #[arg(short = 'n', long = "numa")]
+        numa: bool,
         /// Print only the value of the keys that start with this (as `xl info NAME`).
         name: Option<String>,
+    },
+    /// Write a PV guest's memory and vcpu state to FILE in Xen's ELF core format, as
+    /// `xl dump-core` (pause the guest first for a consistent image).
+    DumpCore {
+        /// The domain (id or name).
+        domain: String,
+        /// The core file to write (replaced once complete; nothing is left on failure).
+        file: std::path::PathBuf,
     },
     /// Print the hypervisor's console ring, as `xl dmesg`.
     Dmesg {
@@ -569,7 +580,10 @@ fn main() -> ExitCode {
             cli.verbose > 0,
         )),
         Command::VcpuList { domains } => printed(pvbuild::vcpu_list::vcpu_list_cmd(&domains)),
-        Command::Info { name } => printed(pvbuild::info::info_cmd(name.as_deref())),
+        Command::Info { name, numa } => printed(pvbuild::info::info_cmd(name.as_deref(), numa)),
+        Command::DumpCore { domain, file } => {
+            printed(pvbuild::dump_core::dump_core_cmd(&domain, &file))
+        }
         Command::Dmesg { clear } => printed(pvbuild::vcpu_list::dmesg_cmd(clear)),
         Command::Cleanup => printed(pvbuild::commands::cleanup_cmd()),
         Command::NetworkAttach { domain, spec } => {

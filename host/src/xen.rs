@@ -11,14 +11,17 @@
 //! ([`Backend::alloc_buffer`]), never on the stack. Every failure is an [`XenError`] naming
 //! the [`Step`] that failed, the domain where there is one, and the errno.
 
+mod coredump;
 pub mod fake;
 mod hostinfo;
 mod hvm;
 mod readconsole;
 mod sched;
+mod topology;
 mod vcpuinfo;
 
 pub use sched::{CpuMap, CpupoolInfo, SchedCredit, Scheduler, CPUS_MAX};
+pub use topology::{CpuTopo, NodeInfo, PciNode};
 pub use vcpuinfo::VcpuInfo;
 
 use std::ffi::c_void;
@@ -122,6 +125,12 @@ pub enum Step {
     SetHvmContext,
     /// `XEN_DOMCTL_set_paging_mempool_size`.
     PagingMempool,
+    /// `XEN_SYSCTL_cputopoinfo`, `XEN_SYSCTL_numainfo`, `XEN_SYSCTL_pcitopoinfo`.
+    Topology,
+    /// `XEN_DOMCTL_getvcpucontext`.
+    GetVcpuContext,
+    /// `XENMEM_maximum_gpfn`, `XENMEM_maximum_ram_page`.
+    MemoryLimits,
 }
 
 impl Step {
@@ -167,6 +176,9 @@ impl Step {
             Step::GetHvmContext => "reading the HVM context",
             Step::SetHvmContext => "setting the HVM context",
             Step::PagingMempool => "setting the paging pool size",
+            Step::Topology => "reading the host's topology",
+            Step::GetVcpuContext => "reading a vcpu's context",
+            Step::MemoryLimits => "reading the highest frame numbers",
         }
     }
 }
@@ -1075,11 +1087,35 @@ impl Xen {
     /// be filled in pieces. The privcmd backend maps in runs of at most a few MiB
     /// around each request (`crate::privcmd_mem`).
     pub fn map_foreign(&self, domid: u16, mfns: &[Mfn]) -> Result<ForeignMapping, XenError> {
+        self.map_foreign_prot(domid, mfns, true)
+    }
+
+    /// [`Self::map_foreign`] read-only (`PROT_READ`, as libxenguest maps what it only
+    /// reads): Xen refuses a writable mapping of a PV guest's page tables.
+    pub fn map_foreign_readonly(
+        &self,
+        domid: u16,
+        mfns: &[Mfn],
+    ) -> Result<ReadOnlyMapping, XenError> {
+        self.map_foreign_prot(domid, mfns, false)
+            .map(ReadOnlyMapping)
+    }
+
+    fn map_foreign_prot(
+        &self,
+        domid: u16,
+        mfns: &[Mfn],
+        writable: bool,
+    ) -> Result<ForeignMapping, XenError> {
         let step = Step::MapForeign;
         let pages = NonZeroUsize::new(mfns.len()).ok_or_else(|| range(step, "page count", 0))?;
         let num =
             u32::try_from(mfns.len()).map_err(|_| range(step, "page count", mfns.len() as u64))?;
-        let map = ForeignMapping::reserve(&self.backend, pages, domid)?;
+        let map = if writable {
+            ForeignMapping::reserve(&self.backend, pages, domid)?
+        } else {
+            ForeignMapping::reserve_readonly(&self.backend, pages, domid)?
+        };
         let arr: Vec<u64> = mfns.iter().map(|m| m.get()).collect();
         let mut err: Vec<i32> = vec![0; mfns.len()];
         let mut req = PrivcmdMmapbatchV2 {
@@ -1252,6 +1288,17 @@ impl Xen {
     }
 }
 
+/// A read-only foreign mapping ([`Xen::map_foreign_readonly`]): its bytes can only be read.
+#[derive(Debug)]
+pub struct ReadOnlyMapping(ForeignMapping);
+
+impl ReadOnlyMapping {
+    /// The mapped bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+}
+
 /// A view of foreign (or resource) frames mapped into this process; unmapped on drop.
 #[derive(Debug)]
 pub struct ForeignMapping {
@@ -1273,6 +1320,21 @@ impl ForeignMapping {
     ) -> Result<Self, XenError> {
         let ptr = backend
             .map_area(pages)
+            .map_err(call_err(Step::MapArea, domid))?;
+        Ok(Self {
+            backend: Arc::clone(backend),
+            ptr,
+            pages,
+        })
+    }
+
+    fn reserve_readonly(
+        backend: &Arc<dyn Backend>,
+        pages: NonZeroUsize,
+        domid: u16,
+    ) -> Result<Self, XenError> {
+        let ptr = backend
+            .map_area_readonly(pages)
             .map_err(call_err(Step::MapArea, domid))?;
         Ok(Self {
             backend: Arc::clone(backend),

@@ -18,6 +18,7 @@ use pvbuild::sys::hypercall::*;
 use pvbuild::sys::memory::*;
 use pvbuild::sys::privcmd::*;
 use pvbuild::sys::sched::*;
+use pvbuild::sys::topo::*;
 use pvbuild::sys::vcpu::*;
 use pvbuild_core::pvh::layout as pvh_layout;
 use pvbuild_core::pvh::start_info::*;
@@ -108,6 +109,12 @@ fn checks() -> Vec<Check> {
             vcpu, online, blocked, running, cpu_time, cpu
         }
         XenSysctlSchedId => "struct xen_sysctl_sched_id" { sched_id }
+        XenSysctlCputopo => "struct xen_sysctl_cputopo" { core, socket, node }
+        XenSysctlCputopoinfo => "struct xen_sysctl_cputopoinfo" { num_cpus, cputopo }
+        XenSysctlMeminfo => "struct xen_sysctl_meminfo" { memsize, memfree }
+        XenSysctlNumainfo => "struct xen_sysctl_numainfo" { num_nodes, meminfo, distance }
+        PhysdevPciDevice => "struct physdev_pci_device" { seg, bus, devfn }
+        XenSysctlPcitopoinfo => "struct xen_sysctl_pcitopoinfo" { num_devs, devs, nodes }
         XenSysctlReadconsole => "struct xen_sysctl_readconsole" {
             clear, incremental, pad0, pad1, index, buffer, count
         }
@@ -176,6 +183,21 @@ fn checks() -> Vec<Check> {
         XEN_DOMCTL_GETVCPUINFO => "XEN_DOMCTL_getvcpuinfo",
         XEN_SYSCTL_READCONSOLE => "XEN_SYSCTL_readconsole",
         XEN_SYSCTL_SCHED_ID => "XEN_SYSCTL_sched_id",
+        XEN_SYSCTL_CPUTOPOINFO => "XEN_SYSCTL_cputopoinfo",
+        XEN_DOMCTL_GETVCPUCONTEXT => "XEN_DOMCTL_getvcpucontext",
+        XENMEM_MAXIMUM_RAM_PAGE => "XENMEM_maximum_ram_page",
+        XENMEM_MAXIMUM_GPFN => "XENMEM_maximum_gpfn",
+        SHINFO_ARCH_MAX_PFN => "offsetof(struct shared_info, arch.max_pfn)",
+        SHINFO_ARCH_FRAME_LIST_LIST => "offsetof(struct shared_info, arch.pfn_to_mfn_frame_list_list)",
+        SHINFO_ARCH_P2M_CR3 => "offsetof(struct shared_info, arch.p2m_cr3)",
+        SHINFO_ARCH_P2M_VADDR => "offsetof(struct shared_info, arch.p2m_vaddr)",
+        XEN_SYSCTL_NUMAINFO => "XEN_SYSCTL_numainfo",
+        XEN_SYSCTL_PCITOPOINFO => "XEN_SYSCTL_pcitopoinfo",
+        XEN_INVALID_CORE_ID => "XEN_INVALID_CORE_ID",
+        XEN_INVALID_NODE_ID => "XEN_INVALID_NODE_ID",
+        XEN_INVALID_DEV => "XEN_INVALID_DEV",
+        XEN_INVALID_MEM_SZ => "XEN_INVALID_MEM_SZ",
+        XEN_INVALID_NODE_DIST => "XEN_INVALID_NODE_DIST",
         XEN_SYSCTL_CPUPOOL_OP_FREEINFO => "XEN_SYSCTL_CPUPOOL_OP_FREEINFO",
         XEN_DOMCTL_SCHEDULER_OP => "XEN_DOMCTL_scheduler_op",
         XEN_SYSCTL_CPUPOOL_OP => "XEN_SYSCTL_cpupool_op",

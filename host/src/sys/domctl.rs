@@ -28,6 +28,8 @@ pub const XEN_DOMCTL_GETDOMAININFO: u32 = 5;
 pub const XEN_DOMCTL_MAX_MEM: u32 = 11;
 /// `XEN_DOMCTL_setvcpucontext`.
 pub const XEN_DOMCTL_SETVCPUCONTEXT: u32 = 12;
+/// `XEN_DOMCTL_getvcpucontext`.
+pub const XEN_DOMCTL_GETVCPUCONTEXT: u32 = 13;
 /// `XEN_DOMCTL_max_vcpus`.
 pub const XEN_DOMCTL_MAX_VCPUS: u32 = 15;
 /// `XEN_DOMCTL_hypercall_init`.

@@ -9,6 +9,18 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 pub const XENMEM_INCREASE_RESERVATION: u64 = 0;
 /// `XENMEM_decrease_reservation`.
 pub const XENMEM_DECREASE_RESERVATION: u64 = 1;
+/// `XENMEM_maximum_ram_page`: the highest machine frame of the host's RAM.
+pub const XENMEM_MAXIMUM_RAM_PAGE: u64 = 2;
+/// `XENMEM_maximum_gpfn`: a domain's highest guest frame number.
+pub const XENMEM_MAXIMUM_GPFN: u64 = 14;
+/// Offset of `arch.max_pfn` in `struct shared_info` (x86_64).
+pub const SHINFO_ARCH_MAX_PFN: usize = 3088;
+/// Offset of `arch.pfn_to_mfn_frame_list_list` in `struct shared_info`.
+pub const SHINFO_ARCH_FRAME_LIST_LIST: usize = 3096;
+/// Offset of `arch.p2m_cr3` in `struct shared_info`.
+pub const SHINFO_ARCH_P2M_CR3: usize = 3112;
+/// Offset of `arch.p2m_vaddr` in `struct shared_info`.
+pub const SHINFO_ARCH_P2M_VADDR: usize = 3120;
 /// `XENMEM_populate_physmap`.
 pub const XENMEM_POPULATE_PHYSMAP: u64 = 6;
 /// `XENMEM_set_memory_map`: the toolstack sets a PV domain's pseudo-physical memory map.

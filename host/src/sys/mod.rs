@@ -6,7 +6,7 @@
 //! - [`privcmd`]: the `/dev/xen/privcmd` ioctl structs and numbers (`xen/sys/privcmd.h`).
 //! - [`hypercall`], [`domctl`], [`memory`], [`evtchn`], [`grant`], [`vcpu`]: Xen 4.17's public
 //!   ABI (`xen/*.h`) for the hypercalls of a PV build; [`sched`]: vcpu affinity, scheduler
-//!   parameters and CPU pools.
+//!   parameters and CPU pools; [`topo`]: the cpu, NUMA and PCI topology sysctls.
 //! - [`Backend`]: the seam. Everything above goes through it: a privcmd ioctl, a mapping area
 //!   for foreign frames, and hypercall buffers. [`Privcmd`] is the real one; tests use
 //!   [`crate::xen::fake::FakeXen`].
@@ -26,6 +26,7 @@ pub mod hypercall;
 pub mod memory;
 pub mod privcmd;
 pub mod sched;
+pub mod topo;
 pub mod vcpu;
 
 use std::ffi::c_void;
@@ -66,6 +67,13 @@ pub trait Backend: fmt::Debug + Send + Sync {
     /// Reserves `pages` pages of address space for foreign mappings (an mmap of the privcmd
     /// device), readable and writable.
     fn map_area(&self, pages: NonZeroUsize) -> Result<NonNull<u8>, Errno>;
+
+    /// Reserves `pages` pages for read-only foreign mappings (a PV guest's page tables and
+    /// descriptor pages can only be mapped so, as libxenguest's `PROT_READ` maps them).
+    /// Released by [`Backend::unmap_area`]. The default is [`Backend::map_area`].
+    fn map_area_readonly(&self, pages: NonZeroUsize) -> Result<NonNull<u8>, Errno> {
+        self.map_area(pages)
+    }
 
     /// Releases an area from [`Backend::map_area`].
     ///
@@ -199,6 +207,23 @@ impl Backend for Privcmd {
                 None,
                 len,
                 ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+                self.privcmd.as_fd(),
+                0,
+            )
+        }?;
+        Ok(p.cast())
+    }
+
+    fn map_area_readonly(&self, pages: NonZeroUsize) -> Result<NonNull<u8>, Errno> {
+        let len = bytes(pages)?;
+        // SAFETY: a fresh shared read-only mapping of the privcmd device at an address the
+        // kernel picks: it aliases no Rust object.
+        let p = unsafe {
+            mman::mmap(
+                None,
+                len,
+                ProtFlags::PROT_READ,
                 MapFlags::MAP_SHARED,
                 self.privcmd.as_fd(),
                 0,

@@ -13,7 +13,8 @@
 # - `pvbuild list -l` of the xl-made domain is libxl's stored config in xl's wrapper.
 # - `pvbuild vcpu-list` and `xl vcpu-list`: the same lines for each paused guest (the cpu
 #   time set aside), the same vcpus for all; `pvbuild dmesg` starts with `xl dmesg`'s bytes;
-#   `pvbuild info` prints xl info's lines (free_memory aside), `info NAME` its value.
+#   `pvbuild info` prints xl info's lines (free_memory aside), `info NAME` its value;
+#   `pvbuild info -n` xl info -n's (the topology and NUMA tables too; memfree aside).
 # - the pvbuild-made guest, unpaused, idles; `pvbuild sysrq c` crashes its kernel, and with
 #   no monitor (-e) it stays: both lists show ---sc-.
 # - `pvbuild console -t serial` and `-n 1` are one-line refusals.
@@ -122,6 +123,18 @@ evidence "$HARNESS_OUT/pvb.info"
     fail "info differs from xl's: $(diff "$HARNESS_OUT/xl.info" "$HARNESS_OUT/pvb.info" | grep -v free_memory | grep -m 2 '^[<>]' | paste -sd '|')"
 [ "$(xl info xen_caps)" = "$("$pvb" info xen_caps)" ] || fail "info xen_caps: '$("$pvb" info xen_caps)', xl '$(xl info xen_caps)'"
 note "info: $(wc -l < "$HARNESS_OUT/pvb.info") lines as xl's (free_memory aside)"
+# xl info -n: the same with the cpu, PCI and NUMA tables (each node's memfree aside).
+nofree_n() { nofree | sed '/^numa_info/,/^xen_major/ s/^\( *[0-9]*:  *[0-9]*  *\)[0-9]*/\1F/'; }
+xl info -n > "$HARNESS_OUT/xl.info-n" 2>&1 || fail "xl info -n exited $?"
+"$pvb" info -n > "$HARNESS_OUT/pvb.info-n" 2>&1 || fail "pvbuild info -n exited $?: $(head -n 1 "$HARNESS_OUT/pvb.info-n")"
+evidence "$HARNESS_OUT/pvb.info-n"
+grep -q '^cpu_topology ' "$HARNESS_OUT/xl.info-n" && grep -q '^numa_info ' "$HARNESS_OUT/xl.info-n" ||
+    fail "xl info -n printed no topology: $(head -n 3 "$HARNESS_OUT/xl.info-n" | paste -sd ' ')"
+[ "$(nofree_n < "$HARNESS_OUT/xl.info-n")" = "$(nofree_n < "$HARNESS_OUT/pvb.info-n")" ] ||
+    fail "info -n differs from xl's: $(diff "$HARNESS_OUT/xl.info-n" "$HARNESS_OUT/pvb.info-n" | grep -v free_memory | grep -m 2 '^[<>]' | paste -sd '|')"
+# xl ignores NAME with -n (main_info sets its filter only without -n): so does pvbuild.
+[ "$(xl info -n xen_caps | nofree_n)" = "$("$pvb" info -n xen_caps | nofree_n)" ] || fail "info -n xen_caps differs from xl's"
+note "info -n: $(wc -l < "$HARNESS_OUT/pvb.info-n") lines as xl's ($(sed -n '/^cpu:/,/^device topology/p' "$HARNESS_OUT/pvb.info-n" | grep -c '^ *[0-9]*:') cpus, $(sed -n '/^node:/,/^xen_major/p' "$HARNESS_OUT/pvb.info-n" | grep -c '^ *[0-9]*:') nodes; free memory aside)"
 
 # 5. A crashed guest, kept.
 clog() { tr -d '\r' < "$(console_log "$pn")" 2>/dev/null; }
