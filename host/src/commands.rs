@@ -974,8 +974,12 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         disks: p.disks.to_vec(),
         vifs: p.vifs.to_vec(),
         protocol: match p.image {
-            Image::Pv(l) if l.mode != pvbuild_core::paging::PagingMode::FourLevel => "x86_32-abi",
-            _ => "x86_64-abi",
+            Image::Pv(l) if l.mode != pvbuild_core::paging::PagingMode::FourLevel => {
+                Some("x86_32-abi")
+            }
+            Image::Pv(_) => Some("x86_64-abi"),
+            // libxl writes a disk's `protocol` for PV guests only.
+            Image::Pvh(_) => None,
         },
     };
     let after =
@@ -1851,14 +1855,22 @@ pub fn block_attach_cmd(
     // One device change at a time for this domain (see `domlock`).
     let _lock = crate::domlock::DomainLock::acquire(u32::from(domid))?;
     let xen = Xen::open()?;
-    let protocol = match xen.address_size(domid) {
-        Ok(32) => "x86_32-abi",
-        Ok(_) => "x86_64-abi",
-        Err(crate::xen::XenError::Call {
+    let no_domain = |e: crate::xen::XenError| match e {
+        crate::xen::XenError::Call {
             errno: nix::errno::Errno::ESRCH,
             ..
-        }) => return Err(CommandError::Usage(format!("no domain {domid}"))),
-        Err(e) => return Err(e.into()),
+        } => CommandError::Usage(format!("no domain {domid}")),
+        e => e.into(),
+    };
+    // libxl writes the frontend's `protocol` for PV guests only (an HVM container, PVH
+    // here, has no PV address size: XEN_DOMCTL_get_address_size refuses it).
+    let protocol = if xen.domain_info(domid).map_err(no_domain)?.hvm() {
+        None
+    } else {
+        match xen.address_size(domid).map_err(no_domain)? {
+            32 => Some("x86_32-abi"),
+            _ => Some("x86_64-abi"),
+        }
     };
     let xs = XsConnection::open()?;
     let id = u32::from(domid);

@@ -41,7 +41,7 @@ fn domain(domid: u32, name: &str) -> NewDomain {
         cmdline: Some("console=hvc0 quiet".into()),
         start_time: UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456),
         disks: vec![],
-        protocol: "x86_64-abi",
+        protocol: Some("x86_64-abi"),
         vifs: Vec::new(),
     }
 }

@@ -169,7 +169,7 @@ fn domain(domid: u32, name: &str, uuid: &str) -> NewDomain {
             discard: true,
             trusted: true,
         }],
-        protocol: "x86_64-abi",
+        protocol: Some("x86_64-abi"),
         vifs: Vec::new(),
     }
 }

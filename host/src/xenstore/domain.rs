@@ -71,8 +71,9 @@ pub struct NewDomain {
     /// The guest's disks (qdisk backends, served by the device model).
     pub disks: Vec<Vbd>,
     /// The guest's native ring protocol (`x86_64-abi`/`x86_32-abi`), written to each disk's
-    /// frontend as libxl does for PV guests.
-    pub protocol: &'static str,
+    /// frontend as libxl does for PV guests; `None` for a PVH guest (libxl writes the node
+    /// only for PV guests: `libxl__device_disk_add`).
+    pub protocol: Option<&'static str>,
     /// The guest's network interfaces (netback backends).
     pub vifs: Vec<Vif>,
 }
@@ -729,8 +730,8 @@ pub fn write_new_domain(xs: &XsConnection, d: &NewDomain) -> Result<(), DomainXs
 
 /// One disk's entries: `libxl__device_disk_add` (a qdisk or a blkback backend), through
 /// `libxl__device_generic_add` (libxl copy, frontend, backend). `protocol`: the guest's ring
-/// ABI (`x86_64-abi`).
-pub fn vbd_ops(d: u32, be: u32, protocol: &str, v: &Vbd) -> Vec<Op> {
+/// ABI (`x86_64-abi`), written for PV guests only, as libxl does.
+pub fn vbd_ops(d: u32, be: u32, protocol: Option<&str>, v: &Vbd) -> Vec<Op> {
     let bool01 = |b: bool| if b { "1" } else { "0" }.to_owned();
     let mut bents: Vec<(&str, String)> = vec![
         ("frontend-id", d.to_string()),
@@ -759,14 +760,16 @@ pub fn vbd_ops(d: u32, be: u32, protocol: &str, v: &Vbd) -> Vec<Op> {
         bents.push(("physical-device", format!("{major:x}:{minor:x}")));
         bents.push(("physical-device-path", v.params.clone()));
     }
-    let fents: Vec<(&str, String)> = vec![
+    let mut fents: Vec<(&str, String)> = vec![
         ("backend-id", be.to_string()),
         ("state", XENBUS_STATE_INITIALISING.to_string()),
         ("virtual-device", v.devid.to_string()),
         ("device-type", "disk".into()),
         ("trusted", bool01(v.trusted)),
-        ("protocol", protocol.into()),
     ];
+    if let Some(p) = protocol {
+        fents.push(("protocol", p.into()));
+    }
     generic_device_ops(
         (d, be),
         ("vbd", v.devid),
@@ -797,7 +800,7 @@ pub fn add_vbd(
     xs: &XsConnection,
     domid: u32,
     backend_domid: u32,
-    protocol: &str,
+    protocol: Option<&str>,
     v: &Vbd,
 ) -> Result<(), DomainXsError> {
     if !valid_guest_domid(domid) {

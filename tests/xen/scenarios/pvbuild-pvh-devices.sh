@@ -54,6 +54,24 @@ nothing_left() {
     [ "$(xs_domains)" = 0 ] || fail "$1: /local/domain lists $(xs_domains)"
 }
 count() { console_text "$1" | grep -c "$2"; }
+# start_wait NAME CFG LOG READY WHAT [CREATE-FLAGS...]: lib.sh's create_wait_up with room for
+# a restart and hot-plugs (--timeout 1200, the whole --wait): `pvbuild -v create --wait` in the
+# background (its pid in $pid) until READY NAME holds or pvbuild exited before the marker.
+start_wait() {
+    _sw_name=$1 _sw_cfg=$2 _sw_log=$3 _sw_ready=$4 _sw_what=$5
+    shift 5
+    "$pvb" -v create --wait --timeout 1200 "$@" "$_sw_cfg" > "$_sw_log" 2>&1 &
+    pid=$!
+    evidence "$_sw_log"
+    _sw_done() { ! kill -0 "$pid" 2>/dev/null; }
+    _sw_progress() { _sw_done || "$_sw_ready" "$_sw_name"; }
+    wait_for 300 _sw_progress || fail "neither did pvbuild create return nor $_sw_what within 300 s"
+    if _sw_done && ! has_marker "$_sw_name"; then
+        wait "$pid"
+        fail "pvbuild create exited $? before the guest ran: $(grep -m 1 '^error' "$_sw_log" | tr -d '\r')"
+    fi
+    evidence "$(console_log "$_sw_name")"
+}
 
 # A. Disks and an interface from the config; a restart by the monitor.
 name=pvbpvhdev
@@ -82,7 +100,7 @@ on_crash = "destroy"
 CFG
 log="$HARNESS_OUT/pvbuild-create.log"
 t0=$(now)
-create_wait_up "$name" "$cfg" "$log" has_net_up "the guest's network come up"
+start_wait "$name" "$cfg" "$log" has_net_up "the guest's network come up"
 d1=$(xl domid "$name") || fail "no domain $name"
 xenstore-ls -fp > "$HARNESS_OUT/xenstore-a.txt" 2>&1
 [ "$(xenstore-read "/local/domain/0/backend/vif/$d1/0/hotplug-status")" = connected ] || fail "vif hotplug-status is not 'connected'"
@@ -166,8 +184,8 @@ on_poweroff = "destroy"
 CFG
 log="$HARNESS_OUT/pvbuild-create-b.log"
 t0=$(now)
-disk_waiting() { console_has "$1" PVBUILD-DISK-WAITING; }
-CREATE_EXTRA="--bootloader-timeout 200" create_wait_up "$name" "$cfg" "$log" disk_waiting "the guest wait for its disk"
+disk_waiting() { grep -q PVBUILD-DISK-WAITING "$(console_log "$1")" 2>/dev/null; }
+start_wait "$name" "$cfg" "$log" disk_waiting "the guest wait for its disk" --bootloader-timeout 200
 grep -q "bootloader chose" "$log" || fail "pvbuild did not say what pygrub chose: $(grep -m 1 -i bootloader "$log")"
 "$pvb" block-attach "$name" "$hot,raw,xvdb,w" > "$HARNESS_OUT/attach-b.log" 2>&1 ||
     fail "block-attach exited $?: $(paste -sd ' ' < "$HARNESS_OUT/attach-b.log")"
