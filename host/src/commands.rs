@@ -17,7 +17,9 @@ use crate::devmodel::{self, DmLauncher, DmRequest};
 use crate::plan::{Inputs, PlanError};
 use crate::vif::{self, Hotplug, HotplugAction};
 use crate::xen::{DomainInfo, Xen};
-use crate::xenstore::{self, NewDomain, Ring, Uuid, Vbd, VbdBackend, Vif, XsConnection, XsError};
+use crate::xenstore::{
+    self, GuestKind, NewDomain, Ring, Uuid, Vbd, VbdBackend, Vif, XsConnection, XsError,
+};
 use pvbuild_core::kernel::Kernel;
 use pvbuild_core::layout::Layout;
 
@@ -973,13 +975,16 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         start_time: SystemTime::now(),
         disks: p.disks.to_vec(),
         vifs: p.vifs.to_vec(),
-        protocol: match p.image {
+        guest: match p.image {
             Image::Pv(l) if l.mode != pvbuild_core::paging::PagingMode::FourLevel => {
-                Some("x86_32-abi")
+                GuestKind::Pv {
+                    protocol: "x86_32-abi",
+                }
             }
-            Image::Pv(_) => Some("x86_64-abi"),
-            // libxl writes a disk's `protocol` for PV guests only.
-            Image::Pvh(_) => None,
+            Image::Pv(_) => GuestKind::Pv {
+                protocol: "x86_64-abi",
+            },
+            Image::Pvh(_) => GuestKind::Pvh,
         },
     };
     let after =
