@@ -76,7 +76,9 @@ build_dump() {
         xenstore-ls -f "/local/domain/$_d" 2>&1
         [ -z "$_vm" ] || xenstore-ls -f "$_vm" 2>&1
         xenstore-ls -f "/libxl/$_d" 2>/dev/null
-    } | sed -e "s|/$_d/|/DOMID/|g" -e "s|/$_d |/DOMID |" -e "s|= \"$2\"\$|= \"NAME\"|" \
+    } | sed -e "s|/local/domain/$_d/|/local/domain/DOMID/|g" -e "s|^/local/domain/$_d |/local/domain/DOMID |" \
+        -e "s|^/libxl/$_d/|/libxl/DOMID/|" -e "s|^/libxl/$_d |/libxl/DOMID |" \
+        -e "s|/backend/\([a-z0-9_-]*\)/$_d/|/backend/\1/DOMID/|g" -e "s|= \"$2\"\$|= \"NAME\"|" \
         -e "s|^\(/local/domain/DOMID/domid\) = \"$_d\"|\1 = \"DOMID\"|" -e "s|^\(.*/frontend-id\) = \"$_d\"|\1 = \"DOMID\"|" \
         -e "s|\(/console/tty\) = \"/dev/pts/[0-9]*\"|\1 = \"PTS\"|" -e "s|\(/start_time\) = \".*\"|\1 = \"TIME\"|" |
         { if [ -n "$_uuid" ]; then sed "s|$_uuid|UUID|g"; else cat; fi; } | LC_ALL=C sort > "$W/$2.xs"
