@@ -17,7 +17,9 @@ use crate::devmodel::{self, DmLauncher, DmRequest};
 use crate::plan::{Inputs, PlanError};
 use crate::vif::{self, Hotplug, HotplugAction};
 use crate::xen::{DomainInfo, Xen};
-use crate::xenstore::{self, NewDomain, Ring, Uuid, Vbd, VbdBackend, Vif, XsConnection, XsError};
+use crate::xenstore::{
+    self, GuestKind, NewDomain, Ring, Uuid, Vbd, VbdBackend, Vif, XsConnection, XsError,
+};
 use pvbuild_core::kernel::Kernel;
 use pvbuild_core::layout::Layout;
 
@@ -973,9 +975,16 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         start_time: SystemTime::now(),
         disks: p.disks.to_vec(),
         vifs: p.vifs.to_vec(),
-        protocol: match p.image {
-            Image::Pv(l) if l.mode != pvbuild_core::paging::PagingMode::FourLevel => "x86_32-abi",
-            _ => "x86_64-abi",
+        guest: match p.image {
+            Image::Pv(l) if l.mode != pvbuild_core::paging::PagingMode::FourLevel => {
+                GuestKind::Pv {
+                    protocol: "x86_32-abi",
+                }
+            }
+            Image::Pv(_) => GuestKind::Pv {
+                protocol: "x86_64-abi",
+            },
+            Image::Pvh(_) => GuestKind::Pvh,
         },
     };
     let after =
@@ -1865,14 +1874,22 @@ pub fn block_attach_cmd(
     // One device change at a time for this domain (see `domlock`).
     let _lock = crate::domlock::DomainLock::acquire(u32::from(domid))?;
     let xen = Xen::open()?;
-    let protocol = match xen.address_size(domid) {
-        Ok(32) => "x86_32-abi",
-        Ok(_) => "x86_64-abi",
-        Err(crate::xen::XenError::Call {
+    let no_domain = |e: crate::xen::XenError| match e {
+        crate::xen::XenError::Call {
             errno: nix::errno::Errno::ESRCH,
             ..
-        }) => return Err(CommandError::Usage(format!("no domain {domid}"))),
-        Err(e) => return Err(e.into()),
+        } => CommandError::Usage(format!("no domain {domid}")),
+        e => e.into(),
+    };
+    // libxl writes the frontend's `protocol` for PV guests only (an HVM container, PVH
+    // here, has no PV address size: XEN_DOMCTL_get_address_size refuses it).
+    let protocol = if xen.domain_info(domid).map_err(no_domain)?.hvm() {
+        None
+    } else {
+        match xen.address_size(domid).map_err(no_domain)? {
+            32 => Some("x86_32-abi"),
+            _ => Some("x86_64-abi"),
+        }
     };
     let xs = XsConnection::open()?;
     let id = u32::from(domid);

@@ -883,17 +883,6 @@ fn refuse_keys(cfg: &XlConfig) -> Result<(), ConfigError> {
 /// is the default that is accepted (None: any setting refuses).
 pub const PVH_REFUSED_KEYS: &[(&str, Option<&str>, &str)] = &[
     (
-        "bootloader",
-        None,
-        "a bootloader for PVH guests is not implemented",
-    ),
-    ("disk", None, "disks of PVH guests are not implemented"),
-    (
-        "vif",
-        None,
-        "network interfaces of PVH guests are not implemented",
-    ),
-    (
         "hap",
         Some("1"),
         "PVH guests are built with HAP only (no shadow paging)",
@@ -1394,9 +1383,6 @@ mod tests {
         assert!(!c.pvh);
         for (extra, key) in [
             ("hap = 0\n", "hap"),
-            ("disk = [ 'x.img,raw,xvda,w' ]\n", "disk"),
-            ("vif = [ 'bridge=xenbr0' ]\n", "vif"),
-            ("bootloader = \"pygrub\"\n", "bootloader"),
             ("pvshim = 1\n", "pvshim"),
             ("maxmem = 512\n", "maxmem"),
             ("mmio_hole = 1024\n", "mmio_hole"),
@@ -1409,8 +1395,17 @@ mod tests {
                 other => panic!("{extra}: {other:?}"),
             }
         }
-        // An empty list asks for nothing.
-        assert!(load("disk = []\n").is_ok());
+        // A refused key at its accepted default asks for nothing.
+        assert!(load("nestedhvm = 0\n").is_ok());
+        // Disks, interfaces and a bootloader are a PVH guest's as a PV guest's (libxl runs
+        // the bootloader for PV and PVH, skipping only HVM).
+        let (c, _) = load(
+            "disk = [ 'x.img,raw,xvda,w' ]\nvif = [ 'bridge=xenbr0' ]\nbootloader = \"pygrub\"\n",
+        )
+        .unwrap();
+        assert!(c.pvh);
+        assert_eq!((c.disks.len(), c.vifs.len()), (1, 1));
+        assert_eq!(c.bootloader.as_deref(), Some("pygrub"));
         let hvm = DomainConfig::from_xl(&parse(b"name = \"g\"\ntype = \"hvm\"\n").unwrap());
         assert!(matches!(hvm, Err(ConfigError::Value { key, .. }) if key == "type"));
     }

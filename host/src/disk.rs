@@ -509,7 +509,7 @@ pub fn attach(
     spec: &DiskSpec,
     blkback: bool,
     dm: AttachDm<'_>,
-    protocol: &str,
+    protocol: Option<&str>,
     timeout: std::time::Duration,
 ) -> Result<(Vbd, Option<u32>), DiskError> {
     let xs_err =
@@ -869,7 +869,7 @@ mod tests {
         secs: f64,
     ) -> Result<(Vbd, Option<u32>), DiskError> {
         let wait = std::time::Duration::from_secs_f64(secs);
-        attach(xs, 4, spec, true, dm, "x86_64-abi", wait)
+        attach(xs, 4, spec, true, dm, Some("x86_64-abi"), wait)
     }
 
     #[test]

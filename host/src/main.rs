@@ -47,7 +47,7 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// The guest type: `pv`, or `pvh` (the PVH layout, ACPI tables and start info, in
-        /// libxenguest's log lines; no JSON).
+        /// libxenguest's log lines, or with --json as JSON).
         #[arg(long = "type", default_value = "pv", value_parser = ["pv", "pvh"])]
         guest_type: String,
         /// The kernel: ELF, gzip-wrapped ELF, bzImage, or 'bin'.
@@ -483,7 +483,11 @@ fn main() -> ExitCode {
                     let names: String = pvbuild::pvh::PvhStep::ALL
                         .iter()
                         .map(|s| format!("{}\n", s.name()))
-                        .chain(["xenstore", "unpause"].iter().map(|s| format!("{s}\n")))
+                        .chain(
+                            ["xenstore", "device-model", "vif", "unpause"]
+                                .iter()
+                                .map(|s| format!("{s}\n")),
+                        )
                         .collect();
                     return write_out(&names);
                 }
@@ -624,15 +628,13 @@ fn main() -> ExitCode {
             kernel,
         } => {
             if guest_type == "pvh" {
-                if json {
-                    return fail("--json is not implemented for --type pvh");
-                }
                 return match pvbuild::pvh::plan::plan_cmd(
                     &kernel,
                     ramdisk.as_deref(),
                     &cmdline,
                     memory,
                     vcpus,
+                    json,
                 ) {
                     Ok(text) => write_out(&text),
                     Err(e) => fail(e),

@@ -21,7 +21,7 @@ pub fn key_docs() -> Vec<(&'static str, String)> {
     let cmdline_max = pvbuild_core::limits::MAX_GUEST_CMDLINE - 1;
     vec![
         ("name", "The domain's name (required). Refused when another domain has it, or when it is not a name xl accepts.".into()),
-        ("type", "\"pv\" (default) or \"pvh\" (Linux's PVH entry point, libxl's memory layout and ACPI tables; no disks, interfaces or bootloader yet); \"hvm\" is refused.".into()),
+        ("type", "\"pv\" (default) or \"pvh\" (Linux's PVH entry point, libxl's memory layout and ACPI tables; disks, interfaces and the bootloader as for PV); \"hvm\" is refused.".into()),
         ("builder", "\"generic\" or \"linux\" (the old spelling of a PV guest) are accepted; \"hvm\" is refused.".into()),
         ("kernel", "The guest kernel: ELF, gzip-wrapped ELF, a Linux bzImage with a gzip, xz, zstd, lz4, bzip2 or lzma payload, or a 'bin' image. Required unless bootloader is set. Parsed and laid out before Xen is touched.".into()),
         ("ramdisk", "The initrd, handed to the guest as libxenguest does (a gzip ramdisk is unpacked when it fits, as libxenguest's unzip does).".into()),

@@ -567,7 +567,7 @@ pub fn loaded_text(l: &Loaded) -> String {
 
 /// An address or frame-sized value as JSON gives it safely: a hex string (JSON numbers above
 /// 2^53 lose digits in jq and JavaScript).
-fn addr(v: u64) -> Value {
+pub(crate) fn addr(v: u64) -> Value {
     Value::String(format!("{v:#x}"))
 }
 

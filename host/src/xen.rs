@@ -452,6 +452,10 @@ impl DomainInfo {
     pub const fn dying(&self) -> bool {
         self.flags & XEN_DOMINF_DYING != 0
     }
+    /// The domain is an HVM container (HVM or PVH guest).
+    pub const fn hvm(&self) -> bool {
+        self.flags & XEN_DOMINF_HVM_GUEST != 0
+    }
     /// The domain has shut down.
     pub const fn shutdown(&self) -> bool {
         self.flags & XEN_DOMINF_SHUTDOWN != 0

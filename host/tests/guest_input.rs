@@ -15,8 +15,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use pvbuild::xenstore::fake::FakeXenstore;
 use pvbuild::xenstore::{
-    add_vbd, add_vif, vbd_devids, vif_devids, write_new_domain, DomainXsError, NewDomain, Ring,
-    Uuid, Vbd, VbdBackend, Vif,
+    add_vbd, add_vif, vbd_devids, vif_devids, write_new_domain, DomainXsError, GuestKind,
+    NewDomain, Ring, Uuid, Vbd, VbdBackend, Vif,
 };
 
 fn vif(devid: u32) -> Vif {
@@ -63,7 +63,9 @@ fn domain(domid: u32) -> NewDomain {
         cmdline: None,
         start_time: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         disks: vec![vbd(51712, "xvda")],
-        protocol: "x86_64-abi",
+        guest: GuestKind::Pv {
+            protocol: "x86_64-abi",
+        },
         vifs: vec![vif(0)],
     }
 }
@@ -85,7 +87,7 @@ fn a_guest_that_removes_its_frontends_keeps_its_devices_and_their_numbers() {
         Err(DomainXsError::DevidTaken(0))
     ));
     assert!(matches!(
-        add_vbd(&xs, 3, 0, "x86_64-abi", &vbd(51712, "xvda")),
+        add_vbd(&xs, 3, 0, Some("x86_64-abi"), &vbd(51712, "xvda")),
         Err(DomainXsError::DevidTaken(51712))
     ));
     assert_eq!(
@@ -113,4 +115,48 @@ fn a_frontend_directory_without_dom0s_copy_is_not_a_device() {
         .unwrap();
     assert_eq!(vbd_devids(&xs, 4).unwrap(), [51712]);
     assert_eq!(vif_devids(&xs, 4).unwrap(), [0]);
+}
+
+/// libxl writes a disk frontend's `protocol` for PV guests only (`libxl__device_disk_add`):
+/// a PVH guest's disks, at create and at attach, have none.
+#[test]
+fn a_pvh_guests_disks_have_no_protocol_node() {
+    let fake = FakeXenstore::new();
+    let xs = fake.connect();
+    let mut d = domain(5);
+    d.guest = GuestKind::Pvh;
+    write_new_domain(&xs, &d).unwrap();
+    assert!(xs
+        .read("/local/domain/5/device/vbd/51712/protocol")
+        .is_err());
+    assert_eq!(
+        xs.read("/local/domain/5/device/vbd/51712/virtual-device")
+            .unwrap(),
+        "51712"
+    );
+    // And, as libxl__build_hvm: its type is pvh, and no /vm/<uuid>/image entries.
+    assert_eq!(xs.read("/libxl/5/type").unwrap(), "pvh");
+    let vm = xs.read("/local/domain/5/vm").unwrap();
+    assert!(xs.read(&format!("{vm}/image/kernel")).is_err());
+    assert!(xs.read(&format!("{vm}/start_time")).is_ok());
+    add_vbd(&xs, 5, 0, None, &vbd(51728, "xvdb")).unwrap();
+    assert!(xs
+        .read("/local/domain/5/device/vbd/51728/protocol")
+        .is_err());
+    // A PV guest's have it.
+    let mut pv = domain(6);
+    pv.name = "pv-guest".into();
+    pv.uuid = Uuid::parse_str("6b1c3bd2-0b1f-4c32-9d3c-1f6a4c2b9e06").unwrap();
+    write_new_domain(&xs, &pv).unwrap();
+    assert_eq!(xs.read("/libxl/6/type").unwrap(), "pv");
+    let vm = xs.read("/local/domain/6/vm").unwrap();
+    assert_eq!(
+        xs.read(&format!("{vm}/image/kernel")).unwrap(),
+        "/boot/vmlinuz"
+    );
+    assert_eq!(
+        xs.read("/local/domain/6/device/vbd/51712/protocol")
+            .unwrap(),
+        "x86_64-abi"
+    );
 }

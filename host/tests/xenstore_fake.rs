@@ -14,8 +14,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use pvbuild::xenstore::fake::FakeXenstore;
 use pvbuild::xenstore::wire::{self, Errno, MsgType};
 use pvbuild::xenstore::{
-    list_domains, remove_domain, rename_domain, write_new_domain, Access, DomainXsError, NewDomain,
-    Perm, Ring, Uuid, Vbd, Vif, XsError,
+    list_domains, remove_domain, rename_domain, write_new_domain, Access, DomainXsError, GuestKind,
+    NewDomain, Perm, Ring, Uuid, Vbd, Vif, XsError,
 };
 
 fn domain(domid: u32, name: &str) -> NewDomain {
@@ -41,7 +41,9 @@ fn domain(domid: u32, name: &str) -> NewDomain {
         cmdline: Some("console=hvc0 quiet".into()),
         start_time: UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456),
         disks: vec![],
-        protocol: "x86_64-abi",
+        guest: GuestKind::Pv {
+            protocol: "x86_64-abi",
+        },
         vifs: Vec::new(),
     }
 }

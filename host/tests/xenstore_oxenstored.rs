@@ -27,8 +27,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use pvbuild::xenstore::{
-    list_domains, remove_domain, write_domain_entries, Access, NewDomain, Op, Perm, Ring, Uuid,
-    XsConnection,
+    list_domains, remove_domain, write_domain_entries, Access, GuestKind, NewDomain, Op, Perm,
+    Ring, Uuid, XsConnection,
 };
 
 const OXENSTORED: &str = "/usr/lib/xen-4.17/bin/oxenstored";
@@ -169,7 +169,9 @@ fn domain(domid: u32, name: &str, uuid: &str) -> NewDomain {
             discard: true,
             trusted: true,
         }],
-        protocol: "x86_64-abi",
+        guest: GuestKind::Pv {
+            protocol: "x86_64-abi",
+        },
         vifs: Vec::new(),
     }
 }

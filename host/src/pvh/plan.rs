@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use pvbuild_core::image::LoadKernel;
 use pvbuild_core::kernel::Kernel;
-use pvbuild_core::pvh::{self, acpi, layout::Seg, PvhPlan, PvhRequest};
+use pvbuild_core::pvh::layout::{special_pfn, Seg, Special};
+use pvbuild_core::pvh::{self, acpi, PvhPlan, PvhRequest};
 
 use crate::plan::{Inputs, PlanError};
 
@@ -178,13 +179,89 @@ pub fn render_text(p: &PvhPlanned) -> String {
     out
 }
 
-/// `pvbuild plan --type pvh`: the plan of Debian-style arguments, as text.
+fn seg_json(s: &Seg) -> serde_json::Value {
+    use crate::plan::addr;
+    serde_json::json!({
+        "start": addr(s.vstart),
+        "end": addr(s.vend),
+        "pfn": addr(s.pfn),
+        "pages": s.pages,
+    })
+}
+
+/// One special page (`alloc_magic_pages_hvm`) as the PV JSON gives a page: guest-physical
+/// addresses (virt_base is 0).
+fn special_json(page: Special) -> serde_json::Value {
+    use crate::plan::addr;
+    let pfn = special_pfn(page);
+    serde_json::json!({
+        "start": addr(pfn << 12),
+        "end": addr((pfn + 1) << 12),
+        "pfn": addr(pfn),
+        "pages": 1,
+    })
+}
+
+/// The plan as JSON: the PV JSON's fields where they apply to a PVH guest (addresses and
+/// frame numbers as hex strings, counts as numbers), then the PVH layout: RAM around the
+/// hole, the ACPI tables and modules, the memory map.
+pub fn render_json(p: &PvhPlanned, vcpus: u32) -> serde_json::Value {
+    use crate::plan::addr;
+    let l = &p.plan.layout;
+    let a = &p.plan.acpi;
+    serde_json::json!({
+        "guest_type": "hvm-3.0-x86_32",
+        "type": "pvh",
+        "memory_mib": p.memory_mib,
+        "nr_pages": l.memory.total_pages(),
+        "vcpus": vcpus,
+        "cmdline": p.cmdline.as_deref().unwrap_or(""),
+        "virt_base": addr(0),
+        "phys32_entry": addr(u64::from(l.entry)),
+        "kernel": seg_json(&l.kernel),
+        "ramdisk": l.module.as_ref().map(seg_json),
+        "start_info": seg_json(&l.start_info),
+        "xenstore": special_json(Special::Xenstore),
+        "console": special_json(Special::Console),
+        "virt_end": addr(l.virt_alloc_end),
+        "memory": {
+            "ranges": l.memory.ranges().iter().map(|(s, e)| serde_json::json!({
+                "start": addr(*s),
+                "end": addr(*e),
+            })).collect::<Vec<_>>(),
+            "lowmem_end": addr(l.memory.lowmem_end()),
+            "highmem_end": addr(l.memory.highmem_end()),
+            "mmio_size": addr(l.memory.mmio_size()),
+        },
+        "acpi": {
+            "modules": a.modules().iter().map(|(at, len)| serde_json::json!({
+                "address": addr(*at),
+                "bytes": len,
+            })).collect::<Vec<_>>(),
+            "rsdp": addr(a.rsdp_addr),
+            "xsdt": addr(a.xsdt),
+            "rsdt": addr(a.rsdt),
+            "fadt": addr(a.fadt),
+            "facs": addr(a.facs),
+            "madt": addr(a.madt),
+            "dsdt": addr(a.dsdt),
+        },
+        "memory_map": p.plan.memmap.iter().map(|e| serde_json::json!({
+            "addr": addr(e.addr),
+            "size": addr(e.size),
+            "type": e.r#type,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `pvbuild plan --type pvh`: the plan of Debian-style arguments, as text or JSON.
 pub fn plan_cmd(
     kernel: &std::path::Path,
     ramdisk: Option<&std::path::Path>,
     cmdline: &str,
     memory_mib: u64,
     vcpus: u32,
+    json: bool,
 ) -> Result<String, PlanError> {
     if memory_mib == 0 || memory_mib > crate::plan::MAX_PLAN_MEMORY_MIB {
         return Err(PlanError::Argument(format!(
@@ -208,5 +285,9 @@ pub fn plan_cmd(
     let kern = inputs.kernel()?;
     let cmd = (!cmdline.is_empty()).then_some(cmdline);
     let p = plan_pvh(&inputs, &kern, memory_mib, vcpus, vcpus, cmd)?;
-    Ok(render_text(&p))
+    Ok(if json {
+        format!("{}\n", render_json(&p, vcpus))
+    } else {
+        render_text(&p)
+    })
 }

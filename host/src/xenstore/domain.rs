@@ -37,6 +37,37 @@ pub struct Ring {
     pub port: u32,
 }
 
+/// What of a new domain's entries depends on its guest type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestKind {
+    /// A PV guest, its native ring protocol (`x86_64-abi`/`x86_32-abi`) written to each
+    /// disk's frontend, as libxl does for PV guests.
+    Pv {
+        /// The protocol.
+        protocol: &'static str,
+    },
+    /// A PVH guest: `/libxl/<domid>/type` is `pvh`; no `protocol` in the disk frontends and
+    /// no `/vm/<uuid>/image/*` (libxl writes those for PV guests only).
+    Pvh,
+}
+
+impl GuestKind {
+    /// The disk frontends' `protocol`, if written.
+    pub const fn protocol(self) -> Option<&'static str> {
+        match self {
+            GuestKind::Pv { protocol } => Some(protocol),
+            GuestKind::Pvh => None,
+        }
+    }
+    /// `/libxl/<domid>/type` (libxl's `libxl_domain_type` name).
+    pub const fn libxl_type(self) -> &'static str {
+        match self {
+            GuestKind::Pv { .. } => "pv",
+            GuestKind::Pvh => "pvh",
+        }
+    }
+}
+
 /// Everything the xenstore entries of a new PV domain are made of.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewDomain {
@@ -70,9 +101,8 @@ pub struct NewDomain {
     pub start_time: SystemTime,
     /// The guest's disks (qdisk backends, served by the device model).
     pub disks: Vec<Vbd>,
-    /// The guest's native ring protocol (`x86_64-abi`/`x86_32-abi`), written to each disk's
-    /// frontend as libxl does for PV guests.
-    pub protocol: &'static str,
+    /// The guest type, where its entries differ.
+    pub guest: GuestKind,
     /// The guest's network interfaces (netback backends).
     pub vifs: Vec<Vif>,
 }
@@ -364,7 +394,7 @@ impl NewDomain {
                 format!("{dom}/control/platform-feature-xs_reset_watches"),
                 "1".into(),
             ),
-            Op::Write(format!("{libxl}/type"), "pv".into()),
+            Op::Write(format!("{libxl}/type"), self.guest.libxl_type().into()),
             // store_libxl_entry
             Op::Write(format!("{libxl}/dm-version"), DM_VERSION_PV.into()),
             // libxl__build_post
@@ -392,18 +422,21 @@ impl NewDomain {
                 state.into(),
             ));
         }
-        ops.extend([
-            Op::Write(format!("{vm}/image/ostype"), "linux".into()),
-            Op::Write(format!("{vm}/image/kernel"), self.kernel.clone()),
-            Op::Write(
-                format!("{vm}/start_time"),
-                start_time_string(self.start_time),
-            ),
-        ]);
-        if let Some(r) = &self.ramdisk {
+        // libxl__build_pv's image entries: a PVH guest (libxl__build_hvm) has none.
+        if let GuestKind::Pv { .. } = self.guest {
+            ops.extend([
+                Op::Write(format!("{vm}/image/ostype"), "linux".into()),
+                Op::Write(format!("{vm}/image/kernel"), self.kernel.clone()),
+            ]);
+        }
+        ops.push(Op::Write(
+            format!("{vm}/start_time"),
+            start_time_string(self.start_time),
+        ));
+        if let (Some(r), GuestKind::Pv { .. }) = (&self.ramdisk, self.guest) {
             ops.push(Op::Write(format!("{vm}/image/ramdisk"), r.clone()));
         }
-        if let Some(c) = &self.cmdline {
+        if let (Some(c), GuestKind::Pv { .. }) = (&self.cmdline, self.guest) {
             ops.push(Op::Write(format!("{vm}/image/cmdline"), c.clone()));
         }
         // The primary console (libxl__device_console_add + libxl__device_generic_add).
@@ -455,7 +488,12 @@ impl NewDomain {
             ops.push(Op::Write(format!("{lx}/{k}"), v.clone()));
         }
         for disk in &self.disks {
-            ops.extend(vbd_ops(self.domid, self.backend_domid, self.protocol, disk));
+            ops.extend(vbd_ops(
+                self.domid,
+                self.backend_domid,
+                self.guest.protocol(),
+                disk,
+            ));
         }
         for vif in &self.vifs {
             ops.extend(vif_ops(self.domid, self.backend_domid, vif));
@@ -825,8 +863,8 @@ pub fn write_new_domain(xs: &XsConnection, d: &NewDomain) -> Result<(), DomainXs
 
 /// One disk's entries: `libxl__device_disk_add` (a qdisk or a blkback backend), through
 /// `libxl__device_generic_add` (libxl copy, frontend, backend). `protocol`: the guest's ring
-/// ABI (`x86_64-abi`).
-pub fn vbd_ops(d: u32, be: u32, protocol: &str, v: &Vbd) -> Vec<Op> {
+/// ABI (`x86_64-abi`), written for PV guests only, as libxl does.
+pub fn vbd_ops(d: u32, be: u32, protocol: Option<&str>, v: &Vbd) -> Vec<Op> {
     let bool01 = |b: bool| if b { "1" } else { "0" }.to_owned();
     let mut bents: Vec<(&str, String)> = vec![
         ("frontend-id", d.to_string()),
@@ -855,14 +893,16 @@ pub fn vbd_ops(d: u32, be: u32, protocol: &str, v: &Vbd) -> Vec<Op> {
         bents.push(("physical-device", format!("{major:x}:{minor:x}")));
         bents.push(("physical-device-path", v.params.clone()));
     }
-    let fents: Vec<(&str, String)> = vec![
+    let mut fents: Vec<(&str, String)> = vec![
         ("backend-id", be.to_string()),
         ("state", XENBUS_STATE_INITIALISING.to_string()),
         ("virtual-device", v.devid.to_string()),
         ("device-type", "disk".into()),
         ("trusted", bool01(v.trusted)),
-        ("protocol", protocol.into()),
     ];
+    if let Some(p) = protocol {
+        fents.push(("protocol", p.into()));
+    }
     generic_device_ops(
         (d, be),
         ("vbd", v.devid),
@@ -893,7 +933,7 @@ pub fn add_vbd(
     xs: &XsConnection,
     domid: u32,
     backend_domid: u32,
-    protocol: &str,
+    protocol: Option<&str>,
     v: &Vbd,
 ) -> Result<(), DomainXsError> {
     if !valid_guest_domid(domid) {

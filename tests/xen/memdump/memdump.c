@@ -11,6 +11,8 @@
  *                             "STORE_MFN CONSOLE_MFN" (decimal) into FILE
  *   memdump page DOMID PFN    the raw 4096 bytes of guest page PFN, on stdout
  *   memdump frames DOMID      "STORE_MFN CONSOLE_MFN" from start_info
+ *   memdump hvm DOMID         the dump of a paused HVM-container (PVH) domain: see
+ *                             "HVM-container guests" below
  *
  * How it finds the guest's memory without trusting the builder's layout:
  * vcpu 0's context (XEN_DOMCTL_getvcpucontext) gives cr3 (an mfn) and rsi
@@ -41,6 +43,20 @@
  *   gnttab.*    every non-zero v1 entry of grant-table frame 0 (the entries
  *               xc_dom_gnttab_seed writes for console and xenstore), frame
  *               as pfn.
+ *
+ * HVM-container guests (`memdump hvm`): a translated guest has no p2m of its own and
+ * its frames are addressed by guest-physical number (gfn), so pages are compared by gfn
+ * directly. Sections:
+ *   dominfo.*, evtchn.*  as above;
+ *   hvmparam.N  every HVM parameter (XEN_HVM_PARAM get), its value or the errno;
+ *   hvmctx.T.I  every record of the HVM context (XEN_DOMCTL_gethvmcontext), typecode T
+ *               and instance I: its length, then each non-zero 64-bit word at its
+ *               offset. Masked: the CPU record's tsc (the guest's TSC when read: time);
+ *   hvm_start_info.*  the start info the boot vcpu's %rbx points at, field by field, its
+ *               module list and memory map entry by entry (the command line as text);
+ *   page ...    every gfn from 0 to the domain's maximum gpfn: "absent" (not
+ *               populated), "zero", or a 64-bit hash; runs folded;
+ *   gnttab.*    as above, frames as gfns.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -57,6 +73,9 @@
 #include <xenguest.h>
 #include <xen/grant_table.h>
 #include <xen/memory.h>
+#include <xen/hvm/params.h>
+#include <xen/hvm/save.h>
+#include <xen/arch-x86/hvm/start_info.h>
 
 /* Exported by libxenctrl 4.17 (tools/libs/ctrl/xc_private.h), not in its public header. */
 int xc_get_pfn_type_batch(xc_interface *xch, uint32_t dom, unsigned int num, xen_pfn_t *arr);
@@ -137,8 +156,13 @@ static uint64_t m2p_of(uint64_t mfn)
 }
 
 /* A frame as text: "pfn N" when the domain's p2m maps it, else "mfn-not-in-p2m". */
+static int hvm_mode;
 static const char *fr(uint64_t mfn, char *buf, size_t n)
 {
+    if (hvm_mode) {
+        snprintf(buf, n, "gfn:%#" PRIx64, mfn);
+        return buf;
+    }
     uint64_t p = m2p_of(mfn);
     if (p == NO_PFN)
         snprintf(buf, n, "mfn-not-in-p2m");
@@ -610,6 +634,192 @@ static void dump_gnttab(void)
     xenforeignmemory_unmap_resource(fmem, res);
 }
 
+/* ---- HVM-container guests ------------------------------------------------------ */
+
+static void *map_gfn(uint64_t gfn)
+{
+    return map_mfn(gfn); /* a translated guest's frames are mapped by gfn */
+}
+
+static void setup_hvm(void)
+{
+    xch = xc_interface_open(NULL, NULL, 0);
+    if (!xch)
+        die("xc_interface_open");
+    fmem = xenforeignmemory_open(NULL, 0);
+    if (!fmem)
+        die("xenforeignmemory_open");
+    if (xc_domain_getinfolist(xch, domid, 1, &info) != 1 || info.domain != domid)
+        die("xc_domain_getinfolist");
+    if (!(info.flags & XEN_DOMINF_hvm_guest)) {
+        errno = EINVAL;
+        die("not an HVM-container domain");
+    }
+    hvm_mode = 1;
+}
+
+static void dump_hvm_params(void)
+{
+    for (unsigned i = 0; i < HVM_NR_PARAMS; i++) {
+        uint64_t v = 0;
+        if (xc_hvm_param_get(xch, domid, i, &v))
+            printf("hvmparam.%u error %d\n", i, errno);
+        else
+            printf("hvmparam.%u %#" PRIx64 "\n", i, v);
+    }
+}
+
+/* The boot vcpu's %rbx (the start info's address), from the CPU record of vcpu 0. */
+static uint64_t hvm_rbx;
+
+static void dump_hvm_context(void)
+{
+    int len = xc_domain_hvm_getcontext(xch, domid, NULL, 0);
+    if (len <= 0)
+        die("xc_domain_hvm_getcontext (size)");
+    uint8_t *buf = calloc(1, len);
+    if (!buf)
+        die("calloc");
+    len = xc_domain_hvm_getcontext(xch, domid, buf, len);
+    if (len <= 0)
+        die("xc_domain_hvm_getcontext");
+    size_t off = 0;
+    while (off + sizeof(struct hvm_save_descriptor) <= (size_t)len) {
+        struct hvm_save_descriptor d;
+        memcpy(&d, buf + off, sizeof(d));
+        off += sizeof(d);
+        if (off + d.length > (size_t)len) {
+            printf("hvmctx truncated record %u.%u length %u\n", d.typecode, d.instance, d.length);
+            break;
+        }
+        printf("hvmctx.%u.%u length %u\n", d.typecode, d.instance, d.length);
+        const uint8_t *body = buf + off;
+        if (d.typecode == 2 && d.instance == 0 && d.length >= sizeof(struct hvm_hw_cpu)) {
+            const struct hvm_hw_cpu *c = (const void *)body;
+            hvm_rbx = c->rbx;
+        }
+        for (uint32_t w = 0; w + 8 <= d.length; w += 8) {
+            uint64_t v;
+            memcpy(&v, body + w, 8);
+            if (d.typecode == 2 && w == offsetof(struct hvm_hw_cpu, tsc)) {
+                printf("hvmctx.%u.%u[%#x] tsc (time, not compared)\n", d.typecode, d.instance, w);
+                continue;
+            }
+            if (v)
+                printf("hvmctx.%u.%u[%#x] %#" PRIx64 "\n", d.typecode, d.instance, w, v);
+        }
+        for (uint32_t w = d.length & ~7u; w < d.length; w++)
+            if (body[w])
+                printf("hvmctx.%u.%u[%#x] byte %#x\n", d.typecode, d.instance, w, body[w]);
+        off += d.length;
+        if (d.typecode == 0) /* HVM_SAVE_CODE(END) */
+            break;
+    }
+    free(buf);
+}
+
+/* Copies LEN bytes at guest-physical ADDR (populated pages) into OUT; 0 on success. */
+static int read_phys(uint64_t addr, void *out, size_t len)
+{
+    uint8_t *o = out;
+    while (len) {
+        size_t in = addr & (PAGE - 1), n = PAGE - in;
+        if (n > len)
+            n = len;
+        uint8_t *p = map_gfn(addr >> 12);
+        if (!p)
+            return -1;
+        memcpy(o, p + in, n);
+        unmap1(p);
+        o += n;
+        addr += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static void dump_hvm_start_info(void)
+{
+    struct hvm_start_info si;
+    printf("hvm_start_info.address %#" PRIx64 "\n", hvm_rbx);
+    if (read_phys(hvm_rbx, &si, sizeof(si))) {
+        printf("hvm_start_info unreadable\n");
+        return;
+    }
+    printf("hvm_start_info.magic %#x version %u flags %#x nr_modules %u\n", si.magic, si.version, si.flags,
+           si.nr_modules);
+    printf("hvm_start_info.modlist_paddr %#" PRIx64 "\n", si.modlist_paddr);
+    printf("hvm_start_info.cmdline_paddr %#" PRIx64 "\n", si.cmdline_paddr);
+    printf("hvm_start_info.rsdp_paddr %#" PRIx64 "\n", si.rsdp_paddr);
+    printf("hvm_start_info.memmap_paddr %#" PRIx64 " memmap_entries %u reserved %#x\n", si.memmap_paddr,
+           si.memmap_entries, si.reserved);
+    if (si.cmdline_paddr) {
+        char cmd[2048] = { 0 };
+        if (read_phys(si.cmdline_paddr, cmd, sizeof(cmd) - 1))
+            printf("hvm_start_info.cmdline unreadable\n");
+        else
+            printf("hvm_start_info.cmdline \"%s\"\n", cmd);
+    }
+    for (uint32_t i = 0; i < si.nr_modules && i < 16; i++) {
+        struct hvm_modlist_entry m;
+        if (read_phys(si.modlist_paddr + i * sizeof(m), &m, sizeof(m))) {
+            printf("hvm_start_info.module[%u] unreadable\n", i);
+            continue;
+        }
+        printf("hvm_start_info.module[%u] paddr %#" PRIx64 " size %#" PRIx64 " cmdline_paddr %#" PRIx64
+               " reserved %#" PRIx64 "\n",
+               i, m.paddr, m.size, m.cmdline_paddr, m.reserved);
+    }
+    for (uint32_t i = 0; i < si.memmap_entries && i < 128; i++) {
+        struct hvm_memmap_table_entry e;
+        if (read_phys(si.memmap_paddr + i * sizeof(e), &e, sizeof(e))) {
+            printf("hvm_start_info.memmap[%u] unreadable\n", i);
+            continue;
+        }
+        printf("hvm_start_info.memmap[%u] addr %#" PRIx64 " size %#" PRIx64 " type %u reserved %#x\n", i, e.addr,
+               e.size, e.type, e.reserved);
+    }
+}
+
+#define GFN_BATCH 4096
+static void dump_hvm_pages(void)
+{
+    xen_pfn_t max_gpfn = 0;
+    if (xc_domain_maximum_gpfn(xch, domid, &max_gpfn) < 0)
+        die("xc_domain_maximum_gpfn");
+    printf("max_gpfn %#lx\n", (unsigned long)max_gpfn);
+    static xen_pfn_t gfns[GFN_BATCH];
+    static int errs[GFN_BATCH];
+    char text[64];
+    uint64_t present = 0;
+    for (uint64_t first = 0; first <= max_gpfn; first += GFN_BATCH) {
+        unsigned n = max_gpfn + 1 - first < GFN_BATCH ? (unsigned)(max_gpfn + 1 - first) : GFN_BATCH;
+        for (unsigned i = 0; i < n; i++) {
+            gfns[i] = first + i;
+            errs[i] = 0;
+        }
+        uint8_t *p = xenforeignmemory_map(fmem, domid, PROT_READ, n, gfns, errs);
+        for (unsigned i = 0; i < n; i++) {
+            if (!p || errs[i]) {
+                run_add(first + i, "absent");
+                continue;
+            }
+            present++;
+            const uint64_t *w = (const void *)(p + (size_t)i * PAGE);
+            if (is_zero(w, 0))
+                run_add(first + i, "zero");
+            else {
+                snprintf(text, sizeof(text), "hash %016" PRIx64, hash_page(w));
+                run_add(first + i, text);
+            }
+        }
+        if (p)
+            xenforeignmemory_unmap(fmem, p, n);
+    }
+    run_flush();
+    printf("pages present %" PRIu64 "\n", present);
+}
+
 static void phase(const char *what)
 {
     static struct timespec last;
@@ -625,10 +835,24 @@ int main(int argc, char **argv)
 {
     phase("start");
     if (argc < 3) {
-        fprintf(stderr, "usage: memdump dump DOMID [FRAMES-FILE] | frames DOMID | page DOMID PFN\n");
+        fprintf(stderr, "usage: memdump dump DOMID [FRAMES-FILE] | frames DOMID | page DOMID PFN | hvm DOMID\n");
         return 2;
     }
     domid = strtoul(argv[2], NULL, 0);
+    if (!strcmp(argv[1], "hvm")) {
+        setup_hvm();
+        phase("setup");
+        dump_dominfo();
+        dump_evtchn();
+        dump_hvm_params();
+        dump_hvm_context();
+        dump_hvm_start_info();
+        phase("dominfo, evtchn, params, context, start info");
+        dump_hvm_pages();
+        phase("pages");
+        dump_gnttab();
+        return 0;
+    }
     setup();
     if (!strcmp(argv[1], "frames")) {
         printf("%#lx %#lx\n", (unsigned long)si.store_mfn, (unsigned long)si.console.domU.mfn);

@@ -1,28 +1,38 @@
 # harness-timeout: 1200
 # pvbuild-pvh-fail (issue 14): failure injection at every step of a PVH guest's build.
-# `pvbuild create --fail-at list-pvh` lists the PVH build's steps (then xenstore and
-# unpause); each is failed in turn for a 2-vcpu PVH guest of Debian's kernel: pvbuild
-# must exit non-zero with one `error:` line naming the step and no failed undo, and
-# afterwards xl list must show only Domain-0 and `xenstore-ls -f` equal its snapshot.
-# Then a control run (`create -p`) must leave a paused PVH domain with its 2 vcpus, which
-# `pvbuild destroy` removes without a trace.
+# `pvbuild create --fail-at list-pvh` lists the PVH build's steps (then xenstore,
+# device-model, vif and unpause); each is failed in turn for a 2-vcpu PVH guest of Debian's
+# kernel with a disk (an image file: a qdisk, so the device-model step starts a real QEMU)
+# and an interface on dom0's bridge (libxl's vif-bridge script): pvbuild must exit non-zero
+# with one `error:` line naming the step and no failed undo, and afterwards xl list must
+# show only Domain-0, `xenstore-ls -f` equal its snapshot, and no QEMU or vif<domid>.0 be
+# left. Then a control run (`create -p`) must leave a paused PVH domain with its 2 vcpus,
+# its QEMU and its interface, which `pvbuild destroy` removes without a trace.
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
 pvb=$HARNESS_PVBUILD
 # Empty directories xl/libxl leave behind and that pvbuild leaves too (see fail-inject).
 ignore='^(/vm|/libxl|/local/domain/0/device-model) = ""$'
 only_dom0() { [ "$(xl list 2>/dev/null | awk 'NR > 1 { n++; name = $1 } END { print n "," name }')" = "1,Domain-0" ]; }
+no_qemu() { ! pgrep -f -- '-xen-domid' > /dev/null 2>&1; }
 leftovers() {
     wait_for 30 only_dom0 || fail "$1 leaks a domain: $(xl list 2>&1 | awk 'NR > 2 { print $1 "(" $5 ")" }' | paste -sd ' ')"
+    wait_for 30 no_qemu || fail "$1 leaks a device model: $(pgrep -af -- '-xen-domid' | head -n 1)"
+    _l=$(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^vif[0-9]/ { print $2 }' | head -n 3 | paste -sd ' ')
+    [ -z "$_l" ] || fail "$1 leaks backend interfaces: $_l"
     xs_snapshot > "$HARNESS_OUT/xenstore.after"
     if ! cmp -s "$HARNESS_OUT/xenstore.before" "$HARNESS_OUT/xenstore.after"; then
         diff "$HARNESS_OUT/xenstore.before" "$HARNESS_OUT/xenstore.after" > "$HARNESS_OUT/xenstore.diff.$2"
         fail "$1 leaks xenstore nodes: $(grep -m 3 '^[<>]' "$HARNESS_OUT/xenstore.diff.$2" | paste -sd ' ')"
     fi
 }
+setup_bridge
+disk=$HARNESS_OUT/fi-disk.img
+truncate -s 4M "$disk" || fail "cannot make $disk"
 cfg() {
     printf 'name = "%s"\ntype = "pvh"\nkernel = "%s"\nramdisk = "%s"\nextra = "%s"\nmemory = %s\nvcpus = 2\n' \
         "$1" "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK" "$HARNESS_GUEST_CMDLINE" "$HARNESS_GUEST_MEMORY"
+    printf "disk = [ 'file:%s,xvda,w' ]\nvif = [ 'bridge=xenbr0' ]\n" "$disk"
 }
 "$pvb" create --fail-at list-pvh > "$HARNESS_OUT/steps" 2>&1 || fail "pvbuild create --fail-at list-pvh exited $?"
 nsteps=$(wc -l < "$HARNESS_OUT/steps")
@@ -60,6 +70,9 @@ case $state in *p*) ;; *) fail "control: fi-control is not paused: '$state'" ;; 
 # `xl list` counts 1 online, as for xl's paused PVH guest); `xl vcpu-list` lists both.
 nv=$(xl vcpu-list fi-control 2>&1 | awk 'NR > 1 && $1 == "fi-control"' | wc -l)
 [ "$nv" = 2 ] || fail "control: xl vcpu-list shows $nv vcpus of fi-control, want 2: $(xl vcpu-list fi-control 2>&1 | paste -sd ' ')"
+dc=$(xl domid fi-control)
+[ "$(xenstore-read "/local/domain/0/device-model/$dc/state" 2>/dev/null)" = running ] || fail "control: fi-control's device model is not running"
+ip link show "vif$dc.0" > /dev/null 2>&1 || fail "control: no vif$dc.0 in dom0"
 "$pvb" destroy fi-control >> "$log" 2>&1 || fail "control: pvbuild destroy exited $?"
 leftovers "control (create -p, destroy)" control
 pass

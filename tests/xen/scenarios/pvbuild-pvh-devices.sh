@@ -1,0 +1,213 @@
+# harness-timeout: 1500
+# pvbuild-pvh-devices (issue 14): a PVH guest's disks, network interfaces and bootloader, as
+# xl gives them to PVH guests (the PV path's device code: the same xenstore entries, the same
+# QEMU for qdisks, blkback for phy, libxl's vif-bridge script).
+#  A. Debian's kernel as a PVH guest (`type = "pvh"`) with an image file as xvda (qdisk:
+#     pvbuild starts the dom0 QEMU), a loop device as xvdb (phy: blkback) and an interface on
+#     dom0's bridge, `on_reboot = "restart"`, made by `pvbuild create --wait`. The guest
+#     (xen-blkfront, xen-netfront) must read the image's first line and write its own at byte
+#     4096 (found in the image afterwards), ping dom0 and answer dom0's pings; blkback's
+#     backend for xvdb must reach Connected (the guest's frontend took it). Then
+#     `pvbuild reboot`: the monitor starts it again under a new domain id with its disks and
+#     interface (the restarted guest reads the disk and pings dom0 again); `pvbuild shutdown`:
+#     it powers off, and no QEMU, blkback device, vif or backend entry is left.
+#  B. `bootloader = "pygrub"` for a PVH guest, as libxl 4.17 runs it for PV and PVH
+#     (libxl_bootloader.c skips only HVM): the kernel, ramdisk and command line come from the
+#     grub.cfg of an ext4 image (the PV case is pvbuild-pygrub). The guest boots without a
+#     second disk or an interface: `pvbuild block-attach` gives it xvdb (served by the
+#     QEMU already serving xvda), it reads and writes it, `block-detach` takes it away;
+#     `pvbuild network-attach` gives it an interface, it pings dom0 and dom0 pings it,
+#     `network-detach` takes it away; its marker shows grub.cfg's command line and it powers
+#     off, leaving nothing.
+# Metrics: a_marker_s (create till the first marker), a_restart_s (reboot till the restarted
+# guest read its disk), b_marker_s (create, pygrub included, till the marker).
+. "$HARNESS_REPO/tests/xen/dom0/lib.sh"
+[ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
+pvb=$HARNESS_PVBUILD
+setup_bridge
+loaded_here=
+if [ ! -d /sys/bus/xen-backend/drivers/vbd ]; then
+    modprobe xen-blkback || fail "modprobe xen-blkback failed"
+    loaded_here=1
+fi
+modprobe loop 2>/dev/null
+blkback_there() { [ -d /sys/bus/xen-backend/drivers/vbd ]; }
+wait_for 10 blkback_there || fail "xen-blkback loaded but /sys/bus/xen-backend/drivers/vbd is missing"
+loop=
+cleanup() {
+    [ -n "$loop" ] && losetup -d "$loop" 2>/dev/null
+    [ -n "$loaded_here" ] && modprobe -r xen-blkback 2>/dev/null
+}
+trap cleanup EXIT
+
+# nothing_left WHEN: no device model, blkback device, vif, backend entry or domain is left.
+nothing_left() {
+    _noqemu() { ! pgrep -f -- '-xen-domid' > /dev/null 2>&1; }
+    wait_for 30 _noqemu || fail "$1: a device model is still running: $(pgrep -af -- '-xen-domid' | head -n 1)"
+    _novbd() { ! ls /sys/bus/xen-backend/devices 2>/dev/null | grep -q '^vbd-'; }
+    wait_for 30 _novbd || fail "$1: blkback still has $(ls /sys/bus/xen-backend/devices | grep '^vbd-' | paste -sd ' ')"
+    _l=$(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^vif[0-9]/ { print $2 }' | head -n 3 | paste -sd ' ')
+    [ -z "$_l" ] || fail "$1: backend interfaces left: $_l"
+    _l=$(xenstore-ls -f /local/domain/0 2>/dev/null | grep -E '/backend/(vbd|qdisk|vif)|/device-model/[0-9]' | head -n 3 | paste -sd ' ')
+    [ -z "$_l" ] || fail "$1: xenstore entries left: $_l"
+    [ "$(xl list | awk 'NR > 1' | wc -l)" = 1 ] || fail "$1: a domain was left: $(xl list | tail -n 1)"
+    [ "$(xs_domains)" = 0 ] || fail "$1: /local/domain lists $(xs_domains)"
+}
+count() { console_text "$1" | grep -c "$2"; }
+# start_wait NAME CFG LOG READY WHAT [CREATE-FLAGS...]: lib.sh's create_wait_up with room for
+# a restart and hot-plugs (--timeout 1200, the whole --wait): `pvbuild -v create --wait` in the
+# background (its pid in $pid) until READY NAME holds or pvbuild exited before the marker.
+start_wait() {
+    _sw_name=$1 _sw_cfg=$2 _sw_log=$3 _sw_ready=$4 _sw_what=$5
+    shift 5
+    "$pvb" -v create --wait --timeout 1200 "$@" "$_sw_cfg" > "$_sw_log" 2>&1 &
+    pid=$!
+    evidence "$_sw_log"
+    _sw_done() { ! kill -0 "$pid" 2>/dev/null; }
+    _sw_progress() { _sw_done || "$_sw_ready" "$_sw_name"; }
+    wait_for 300 _sw_progress || fail "neither did pvbuild create return nor $_sw_what within 300 s"
+    if _sw_done && ! has_marker "$_sw_name"; then
+        wait "$pid"
+        fail "pvbuild create exited $? before the guest ran: $(grep -m 1 '^error' "$_sw_log" | tr -d '\r')"
+    fi
+    evidence "$(console_log "$_sw_name")"
+}
+
+# A. Disks and an interface from the config; a restart by the monitor.
+name=pvbpvhdev
+token="pvh-$$-$(date +%s)"
+img="$HARNESS_OUT/disk.img"
+printf 'PVBUILD-DISK-DATA %s\n' "$token" > "$img"
+truncate -s 16M "$img"
+phyimg="$HARNESS_OUT/phy.img"
+truncate -s 8M "$phyimg"
+loop=$(losetup -f --show "$phyimg") || fail "losetup failed"
+[ -b "$loop" ] || fail "no block device $loop"
+cmdline="$HARNESS_GUEST_CMDLINE pvbuild.disk pvbuild.net pvbuild.idle=600"
+cfg="$HARNESS_OUT/$name.cfg"
+cat > "$cfg" <<CFG
+name = "$name"
+type = "pvh"
+kernel = "$HARNESS_GUEST_KERNEL"
+ramdisk = "$HARNESS_GUEST_RAMDISK"
+extra = "$cmdline"
+memory = $HARNESS_GUEST_MEMORY
+disk = [ 'file:$img,xvda,w', 'phy:$loop,xvdb,w' ]
+vif = [ 'mac=00:16:3e:aa:bb:14,bridge=xenbr0' ]
+on_poweroff = "destroy"
+on_reboot = "restart"
+on_crash = "destroy"
+CFG
+log="$HARNESS_OUT/pvbuild-create.log"
+t0=$(now)
+start_wait "$name" "$cfg" "$log" has_net_up "the guest's network come up"
+d1=$(xl domid "$name") || fail "no domain $name"
+xenstore-ls -fp > "$HARNESS_OUT/xenstore-a.txt" 2>&1
+[ "$(xenstore-read "/local/domain/0/backend/vif/$d1/0/hotplug-status")" = connected ] || fail "vif hotplug-status is not 'connected'"
+check_guest_net "$name"
+[ "$(net_line "$name" MAC)" = "00:16:3e:aa:bb:14" ] || fail "the guest's eth0 has MAC '$(net_line "$name" MAC)'"
+# XenbusStateConnected (4): blkfront in the PVH guest connected to blkback's xvdb.
+vbd_state() { xenstore-read "/local/domain/0/backend/vbd/$d1/51728/state" 2>/dev/null; }
+vbd_connected() { [ "$(vbd_state)" = 4 ]; }
+wait_for 60 vbd_connected || fail "blkback's xvdb of domain $d1 is in state '$(vbd_state)', not Connected"
+[ -n "$(xenstore-read "/local/domain/0/backend/qdisk/$d1/51712/sectors" 2>/dev/null)" ] || fail "QEMU did not take xvda"
+wait_for 180 has_marker "$name" || fail "no marker within 180 s: $(console_text "$name" | tail -n 2 | paste -sd ' ')"
+metric a_marker_s "$(elapsed "$t0")"
+console_has "$name" "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token" ||
+    fail "the guest did not read the disk: $(console_text "$name" | grep -m 1 PVBUILD-DISK)"
+console_has "$name" PVBUILD-DISK-WROTE || fail "the guest did not write the disk: $(console_text "$name" | grep -m 1 -E 'PVBUILD-DISK-WRITE|Segmentation')"
+written=$(dd if="$img" bs=512 skip=8 count=1 2>/dev/null | tr -d '\0' | head -n 1)
+[ "$written" = "PVBUILD-DISK-WRITTEN $HARNESS_GUEST_KVER" ] || fail "the guest's write is not in the image: '$written'"
+wait_for 60 console_has "$name" PVBUILD-GUEST-IDLE || fail "the guest did not reach its idle wait"
+# The monitor's restart: the same disks and interface under a new domain id.
+t1=$(now)
+"$pvb" reboot "$name" > "$HARNESS_OUT/reboot.log" 2>&1 || fail "pvbuild reboot exited $?: $(tail -n 2 "$HARNESS_OUT/reboot.log" | paste -sd ' ')"
+new_domain() { d2=$(xl domid "$name" 2>/dev/null) && [ -n "$d2" ] && [ "$d2" != "$d1" ]; }
+wait_for 120 new_domain || fail "the monitor did not start $name again: $(tail -n 3 "$log" | tr -d '\r' | paste -sd ' ')"
+read_twice() { [ "$(count "$name" "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token")" -ge 2 ]; }
+wait_for 300 read_twice || fail "the restarted guest did not read its disk: $(console_text "$name" | grep PVBUILD-DISK | tail -n 2 | paste -sd ' ')"
+metric a_restart_s "$(elapsed "$t1")"
+d2=$(xl domid "$name")
+up_twice() { [ "$(count "$name" '^PVBUILD-NET-UP')" -ge 2 ]; }
+wait_for 180 up_twice || fail "the restarted guest's network never came up: $(console_text "$name" | grep PVBUILD-NET | tail -n 2 | paste -sd ' ')"
+[ "$(console_text "$name" | grep '^PVBUILD-NET-PING-OK' | wc -l)" -ge 2 ] || fail "the restarted guest cannot ping dom0: $(console_text "$name" | grep PVBUILD-NET-PING | tail -n 1)"
+d2=$(xl domid "$name")
+[ "$(xenstore-read "/local/domain/0/backend/vif/$d2/0/mac" 2>/dev/null)" = "00:16:3e:aa:bb:14" ] || fail "the restarted domain $d2 has no interface with the configured MAC"
+d2=$(xl domid "$name")
+wait_for 60 eval '[ "$(xenstore-read "/local/domain/0/backend/vbd/$d2/51728/state" 2>/dev/null)" = 4 ]' ||
+    fail "the restarted domain's xvdb is not Connected"
+idle_twice() { [ "$(count "$name" PVBUILD-GUEST-IDLE)" -ge 2 ]; }
+wait_for 120 idle_twice || fail "the restarted guest did not reach its idle wait"
+note "restarted as domain $d2 (was $d1)"
+"$pvb" shutdown "$name" > "$HARNESS_OUT/shutdown.log" 2>&1 || fail "pvbuild shutdown exited $?: $(tail -n 2 "$HARNESS_OUT/shutdown.log" | paste -sd ' ')"
+check_marker_and_poweroff "$name" "$cmdline" "$pid" "$log"
+nothing_left "after guest A powered off"
+losetup -d "$loop" || fail "losetup -d $loop failed: blkback still holds it?"
+loop=
+
+# B. pygrub; disk and interface hot-plugged into the running PVH guest.
+name=pvbpvhgrub
+mkfs=$(command -v mkfs.ext4 || echo /sbin/mkfs.ext4)
+[ -x "$mkfs" ] || fail "no mkfs.ext4 in dom0"
+bcmd="$HARNESS_GUEST_CMDLINE pvbuild.via=pygrub pvbuild.diskhotplug pvbuild.nethotplug"
+mkdir -p "$HARNESS_OUT/g/root/boot/grub"
+cp "$HARNESS_GUEST_KERNEL" "$HARNESS_OUT/g/root/boot/vmlinuz"
+cp "$HARNESS_GUEST_RAMDISK" "$HARNESS_OUT/g/root/boot/initrd.gz"
+cat > "$HARNESS_OUT/g/root/boot/grub/grub.cfg" <<CFG
+set default=1
+set timeout=0
+menuentry 'wrong entry' {
+	linux /boot/vmlinuz pvbuild.via=wrong-entry
+	initrd /boot/initrd.gz
+}
+menuentry 'pvbuild' {
+	linux /boot/vmlinuz $bcmd
+	initrd /boot/initrd.gz
+}
+CFG
+"$mkfs" -q -F -d "$HARNESS_OUT/g/root" "$HARNESS_OUT/g/disk.img" 48M || fail "mkfs.ext4 failed"
+# pygrub runs restricted by default, as xen-qemuuser-shared (see pvbuild-pygrub).
+id -u xen-qemuuser-shared > /dev/null 2>&1 ||
+    useradd --system --no-create-home --shell /usr/sbin/nologin xen-qemuuser-shared ||
+    fail "useradd xen-qemuuser-shared failed"
+hot="$HARNESS_OUT/hot.img"
+printf 'PVBUILD-DISK-DATA %s-hot\n' "$token" > "$hot"
+truncate -s 4M "$hot"
+cfg="$HARNESS_OUT/$name.cfg"
+cat > "$cfg" <<CFG
+name = "$name"
+type = "pvh"
+bootloader = "pygrub"
+disk = [ 'file:$HARNESS_OUT/g/disk.img,xvda,w' ]
+memory = $HARNESS_GUEST_MEMORY
+on_poweroff = "destroy"
+CFG
+log="$HARNESS_OUT/pvbuild-create-b.log"
+t0=$(now)
+disk_waiting() { grep -q PVBUILD-DISK-WAITING "$(console_log "$1")" 2>/dev/null; }
+start_wait "$name" "$cfg" "$log" disk_waiting "the guest wait for its disk" --bootloader-timeout 200
+grep -q "bootloader chose" "$log" || fail "pvbuild did not say what pygrub chose: $(grep -m 1 -i bootloader "$log")"
+"$pvb" block-attach "$name" "$hot,raw,xvdb,w" > "$HARNESS_OUT/attach-b.log" 2>&1 ||
+    fail "block-attach exited $?: $(paste -sd ' ' < "$HARNESS_OUT/attach-b.log")"
+evidence "$HARNESS_OUT/attach-b.log"
+grep -q "disk xvdb (device 51728) served by the device model" "$HARNESS_OUT/attach-b.log" || fail "attach said: $(cat "$HARNESS_OUT/attach-b.log")"
+wait_for 120 console_has "$name" PVBUILD-DISK-WROTE || fail "the guest did not write the attached disk: $(console_text "$name" | grep PVBUILD-DISK | paste -sd ' ')"
+console_has "$name" "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token-hot" || fail "the guest read: $(console_text "$name" | grep -m 1 PVBUILD-DISK-READ)"
+"$pvb" block-detach "$name" xvdb >> "$HARNESS_OUT/attach-b.log" 2>&1 || fail "block-detach exited $?: $(tail -n 1 "$HARNESS_OUT/attach-b.log")"
+wait_for 120 console_has "$name" PVBUILD-DISK-DETACHED || fail "the guest still sees xvdb: $(console_text "$name" | grep PVBUILD-DISK | tail -n 1)"
+written=$(dd if="$hot" bs=512 skip=8 count=1 2>/dev/null | tr -d '\0' | head -n 1)
+[ "$written" = "PVBUILD-DISK-WRITTEN $HARNESS_GUEST_KVER" ] || fail "the guest's write is not in the attached image: '$written'"
+wait_for 120 console_has "$name" PVBUILD-NET-WAITING || fail "the guest did not wait for an interface"
+"$pvb" network-attach "$name" mac=00:16:3e:aa:bb:15 bridge=xenbr0 > "$HARNESS_OUT/net-b.log" 2>&1 ||
+    fail "network-attach exited $?: $(paste -sd ' ' < "$HARNESS_OUT/net-b.log")"
+evidence "$HARNESS_OUT/net-b.log"
+check_guest_net "$name"
+[ "$(net_line "$name" MAC)" = "00:16:3e:aa:bb:15" ] || fail "the attached interface has MAC '$(net_line "$name" MAC)'"
+wait_for 120 console_has "$name" PVBUILD-NET-PINGED || fail "the guest did not count dom0's pings"
+"$pvb" network-detach "$name" 00:16:3e:aa:bb:15 >> "$HARNESS_OUT/net-b.log" 2>&1 || fail "network-detach exited $?: $(tail -n 1 "$HARNESS_OUT/net-b.log")"
+wait_for 120 console_has "$name" PVBUILD-NET-DETACHED || fail "the guest still has its interface: $(console_text "$name" | grep PVBUILD-NET | tail -n 1)"
+wait_for 120 has_marker "$name" || fail "no marker within 120 s of the detach"
+metric b_marker_s "$(elapsed "$t0")"
+check_marker_and_poweroff "$name" "$bcmd" "$pid" "$log"
+nothing_left "after guest B powered off"
+pass
