@@ -241,3 +241,139 @@ fn dm_restrict_is_refused_for_hvm() {
     p.restrict = true;
     assert!(check_privileges(&p).is_err());
 }
+
+/// One reference: an xl config and what libxl logged starting its QEMU
+/// (tests/xen/reference/xl-hvm-dm-*.txt).
+struct Reference {
+    cfg: XlConfig,
+    domid: u32,
+    args: Vec<String>,
+    env: Vec<String>,
+}
+
+fn reference(text: &str) -> Reference {
+    let (cfg, log) = text.split_once("# --- libxl ---\n").unwrap();
+    let mut domid = None;
+    let (mut args, mut env) = (Vec::new(), Vec::new());
+    let mut into_env = false;
+    for line in log.lines() {
+        let (_, rest) = line.split_once(": Domain ").unwrap();
+        let (d, msg) = rest.split_once(':').unwrap();
+        domid = Some(d.parse::<u32>().unwrap());
+        if msg.starts_with("Spawning device-model") {
+            into_env = msg.ends_with("additional environment:");
+            continue;
+        }
+        let item = msg.strip_prefix("  ").unwrap().to_owned();
+        if into_env {
+            env.push(item);
+        } else {
+            args.push(item);
+        }
+    }
+    // The first is the program.
+    assert_eq!(args.remove(0), crate::devmodel::DEFAULT_QEMU);
+    Reference {
+        cfg: parse(cfg.as_bytes()).unwrap(),
+        domid: domid.unwrap(),
+        args,
+        env,
+    }
+}
+
+/// The HVM arguments of `r`'s config as the create maps them (xl's defaults). A vif without
+/// `mac=` gets a random one per create: taken from xl's argv.
+fn hvm_args_of(r: &Reference) -> HvmArgs {
+    let c = &r.cfg;
+    let atom = |k: &str| match c.get(k).map(|s| &s.value) {
+        Some(Value::Atom(a)) => Some(a.clone()),
+        _ => None,
+    };
+    let num = |k: &str| atom(k).and_then(|a| parse_long(&a)).map(|v| v as u64);
+    let list = |k: &str| match c.get(k).map(|s| &s.value) {
+        Some(Value::List(l)) => l.clone(),
+        _ => Vec::new(),
+    };
+    let memory = num("memory").unwrap();
+    let vcpus = num("vcpus").unwrap_or(1) as u32;
+    let nics = list("vif")
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let kv = |k: &str| {
+                spec.split(',')
+                    .find_map(|t| t.trim().strip_prefix(k)?.strip_prefix('='))
+                    .map(str::to_owned)
+            };
+            let devid = i as u32;
+            let mac = kv("mac").unwrap_or_else(|| {
+                let id = format!("id=nic{devid},");
+                r.args
+                    .iter()
+                    .find(|a| a.contains(&id))
+                    .and_then(|a| a.rsplit_once("mac="))
+                    .map(|(_, m)| m.to_owned())
+                    .unwrap()
+            });
+            EmulatedNic {
+                devid,
+                mac,
+                model: kv("model").unwrap_or_else(|| "rtl8139".into()),
+                bridge: kv("bridge").unwrap_or_else(|| "xenbr0".into()),
+                ifname: format!("vif{}.{devid}-emu", r.domid),
+            }
+        })
+        .collect();
+    HvmArgs {
+        dm: HvmDm::from_xl(c).unwrap(),
+        max_memkb: num("maxmem").unwrap_or(memory) * 1024,
+        vcpus,
+        max_vcpus: num("maxvcpus").map_or(vcpus, |v| v as u32),
+        acpi: num("acpi") != Some(0),
+        mmio_hole_memkb: 0,
+        kernel: atom("kernel").map(PathBuf::from),
+        ramdisk: atom("ramdisk").map(PathBuf::from),
+        cmdline: atom("cmdline").or_else(|| atom("extra")),
+        disks: list("disk")
+            .iter()
+            .map(|d| EmulatedDisk::from_spec(&crate::config::parse_disk_spec(d).unwrap()))
+            .collect(),
+        nics,
+    }
+}
+
+#[test]
+fn argv_equals_xls() {
+    // What libxl 4.17 logged for `xl -vvv create -p` on the harness's Xen (the name in each
+    // file says what the config exercises).
+    for (file, text) in [
+        (
+            "xl-hvm-dm-stdvga.txt",
+            include_str!("../../../../tests/xen/reference/xl-hvm-dm-stdvga.txt"),
+        ),
+        (
+            "xl-hvm-dm-none.txt",
+            include_str!("../../../../tests/xen/reference/xl-hvm-dm-none.txt"),
+        ),
+    ] {
+        let r = reference(text);
+        let name = match &r.cfg.get("name").unwrap().value {
+            Value::Atom(a) => a.clone(),
+            Value::List(_) => panic!("{file}: name"),
+        };
+        let h = hvm_args_of(&r);
+        check(&h).unwrap();
+        assert_eq!(
+            qemu_args(r.domid, &name, &h, &none()),
+            r.args,
+            "{file}: argv"
+        );
+        let mut env = vec![format!("XEN_QEMU_CONSOLE_LIMIT=1048576")];
+        env.extend(
+            extra_env(r.domid)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}")),
+        );
+        assert_eq!(env, r.env, "{file}: environment");
+    }
+}
