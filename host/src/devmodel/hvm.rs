@@ -482,6 +482,9 @@ pub enum HvmArgsError {
     /// A read-only IDE disk, which qemu-xen refuses.
     #[error("disk {0}: qemu-xen doesn't support read-only IDE disk drivers")]
     ReadOnlyIde(usize),
+    /// A CD-ROM beyond the two IDE buses.
+    #[error("disk {0}: vdev {1}: an emulated CD-ROM must be one of the first 4 disks (hda-hdd)")]
+    CdromIndex(usize, String),
     /// A target QEMU would parse as options.
     #[error("disk {0}: target {1:?} has a comma, which QEMU's -drive would read as options")]
     Comma(usize, String),
@@ -543,6 +546,10 @@ pub fn check(args: &HvmArgs) -> Result<(), HvmArgsError> {
         }
         if !d.cdrom && index < 4 && !d.writable {
             return Err(HvmArgsError::ReadOnlyIde(i));
+        }
+        // libxl lets a fifth (`disk > 4`), for which QEMU has no IDE bus.
+        if d.cdrom && index >= 4 {
+            return Err(HvmArgsError::CdromIndex(i, d.vdev.clone()));
         }
     }
     for n in &args.nics {

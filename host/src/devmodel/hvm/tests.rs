@@ -174,6 +174,12 @@ fn checks_disks_and_nics() {
     );
     assert_eq!(with(vec![disk("hdc", "/i", false, true)]), Ok(()));
     assert!(matches!(
+        with(vec![disk("xvde", "/i", false, true)]),
+        Err(HvmArgsError::CdromIndex(0, _))
+    ));
+    // A fifth hard disk is the guest's through its PV driver only, as libxl leaves it.
+    assert_eq!(with(vec![disk("xvde", "/i", false, false)]), Ok(()));
+    assert!(matches!(
         with(vec![disk("sda", "/i", true, false)]),
         Err(HvmArgsError::Scsi(0, _))
     ));
