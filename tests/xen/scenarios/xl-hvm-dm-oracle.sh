@@ -9,6 +9,8 @@
 # itself; its output is kept in tests/xen/reference/xl-hvm-dm-*.log.
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 setup_bridge
+# libxl's default VNC server listens on 127.0.0.1: without lo, QEMU cannot bind and exits.
+ip link set lo up || fail "cannot bring lo up"
 img=/tmp/hvmdm-disk.img
 img2=/tmp/hvmdm-disk2.img
 iso=/tmp/hvmdm-cd.iso
@@ -33,7 +35,7 @@ CFG
 # hvmdm1: direct boot, serial pty, no vga, everything else libxl's default (vnc, sdl...).
 { common hvmdm1; direct; echo 'serial = "pty"'; echo 'vga = "none"'; } > "$HARNESS_OUT/hvmdm1.cfg"
 # hvmdm2: 2 vcpus, serial to a file, stdvga with videoram, vnc off, nographic, boot order,
-# IDE disks (hda file, xvdb file, a cdrom), two emulated NICs (e1000 with a MAC, default model).
+# IDE disks (hda file, xvdb file, a cdrom; qdisk: blkback's file path needs loop devices), two emulated NICs (e1000 with a MAC, default model).
 { common hvmdm2; direct; cat <<CFG; } > "$HARNESS_OUT/hvmdm2.cfg"
 vcpus = 2
 serial = "file:/tmp/hvmdm2-serial.log"
@@ -42,7 +44,7 @@ videoram = 16
 vnc = 0
 nographic = 1
 boot = "cd"
-disk = [ 'format=raw,vdev=hda,access=rw,target=$img', 'format=raw,vdev=xvdb,access=rw,target=$img2', 'format=raw,vdev=hdc,access=ro,devtype=cdrom,target=$iso' ]
+disk = [ 'format=raw,vdev=hda,access=rw,backendtype=qdisk,target=$img', 'format=raw,vdev=xvdb,access=rw,backendtype=qdisk,target=$img2', 'format=raw,vdev=hdc,access=ro,devtype=cdrom,backendtype=qdisk,target=$iso' ]
 vif = [ 'mac=00:16:3e:11:22:33,model=e1000,bridge=xenbr0', 'bridge=xenbr0' ]
 CFG
 # hvmdm3: cirrus, serial none, acpi off, maxvcpus beyond vcpus.
@@ -56,7 +58,7 @@ vnc = 0
 CFG
 # hvmdm4: no kernel (firmware boot from disk), nothing about display or serial.
 { common hvmdm4; cat <<CFG; } > "$HARNESS_OUT/hvmdm4.cfg"
-disk = [ '$img,raw,hda,w' ]
+disk = [ 'format=raw,vdev=hda,access=rw,backendtype=qdisk,target=$img' ]
 boot = "c"
 CFG
 for n in hvmdm1 hvmdm2 hvmdm3 hvmdm4; do

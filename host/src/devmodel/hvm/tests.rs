@@ -361,6 +361,14 @@ fn argv_equals_xls() {
             "xl-hvm-dm-none.txt",
             include_str!("../../../../tests/xen/reference/xl-hvm-dm-none.txt"),
         ),
+        (
+            "xl-hvm-dm-vnc-default.txt",
+            include_str!("../../../../tests/xen/reference/xl-hvm-dm-vnc-default.txt"),
+        ),
+        (
+            "xl-hvm-dm-cirrus.txt",
+            include_str!("../../../../tests/xen/reference/xl-hvm-dm-cirrus.txt"),
+        ),
     ] {
         let r = reference(text);
         let name = match &r.cfg.get("name").unwrap().value {
