@@ -345,16 +345,6 @@ pub fn launch(xs: &XsConnection, req: &DmRequest) -> Result<RunningDm, DmError> 
     let dir = device_model_dir(req.domid);
     let state_path = format!("{dir}/state");
     xs.mkdir(&dir).map_err(xs_err("creating its directory"))?;
-    if req.hvm.is_some() {
-        // What libxl writes for hvmloader before it spawns an HVM guest's QEMU: the firmware
-        // it loads (SeaBIOS, for qemu-xen), and no relocation of RAM to widen the MMIO hole
-        // (qemu-xen cannot follow it).
-        let dom = dom_path(req.domid);
-        for (key, value) in [("bios", "seabios"), ("allow-memory-relocate", "0")] {
-            xs.write(&format!("{dom}/hvmloader/{key}"), value)
-                .map_err(xs_err("writing hvmloader's settings"))?;
-        }
-    }
     xs.rm(&state_path)
         .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) })
         .map_err(xs_err("clearing its state"))?;
