@@ -4,7 +4,8 @@
 //!
 //! `hvm_dm start CONFIG DOMID`: QEMU as libxl starts it for CONFIG's guest, waited for
 //! (`running` and the QMP post-config), left running; prints `pid N` and its argv.
-//! `hvm_dm stop DOMID`: stops it as `pvbuild destroy` does.
+//! `hvm_dm stop DOMID`: stops it as `pvbuild destroy` does, and removes its xenstore entries
+//! (the domain stays).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,7 +83,12 @@ fn main() -> ExitCode {
             .map_err(|_| format!("bad domid {domid}"))
             .and_then(|d| {
                 let xs = XsConnection::open().map_err(|e| e.to_string())?;
-                devmodel::stop_for_domain(&xs, d).map(|p| println!("stopped {p:?}"))
+                let stopped = devmodel::stop_for_domain(&xs, d)?;
+                // The domain stays: its device model's entries go now (with a domain they go
+                // with the domain's, as `pvbuild destroy` removes them).
+                devmodel::remove_entries(&xs, d);
+                println!("stopped {stopped:?}");
+                Ok(())
             }),
         _ => Err("usage: hvm_dm start CONFIG DOMID | stop DOMID".into()),
     };

@@ -369,6 +369,14 @@ fn argv_equals_xls() {
             "xl-hvm-dm-cirrus.txt",
             include_str!("../../../../tests/xen/reference/xl-hvm-dm-cirrus.txt"),
         ),
+        (
+            "xl-hvm-dm-disks-nics.txt",
+            include_str!("../../../../tests/xen/reference/xl-hvm-dm-disks-nics.txt"),
+        ),
+        (
+            "xl-hvm-dm-firmware-disk.txt",
+            include_str!("../../../../tests/xen/reference/xl-hvm-dm-firmware-disk.txt"),
+        ),
     ] {
         let r = reference(text);
         let name = match &r.cfg.get("name").unwrap().value {
