@@ -8,7 +8,7 @@
 #     xl's byte for byte; `running` and libxl's QMP post-config (serial/0/tty) must be there;
 #     unpaused, the guest's marker must show on that pty; then `hvm_dm stop` must leave no
 #     QEMU, no device-model/<domid> and no QMP socket.
-#  2. hvmdmargs (stdvga, vnc on by default, boot order, an IDE disk and a CD-ROM, maxvcpus):
+#  2. hvmdmargs (cirrus: its ROM from package seabios; vnc on by default, boot order, an IDE disk and a CD-ROM, maxvcpus):
 #     first a start that fails (QEMU exits: its serial file cannot be made) must say so and
 #     leave no QEMU and no QMP socket; then argv equal to xl's, `running`, stopped (not booted).
 # Needs `cargo build -p pvbuild --example hvm_dm` (the harness builds only pvbuild).
@@ -43,7 +43,7 @@ CFG
 { cfg_common hvmdmargs; cat <<CFG; } > "$HARNESS_OUT/hvmdmargs.cfg"
 vcpus = 1
 maxvcpus = 2
-vga = "stdvga"
+vga = "cirrus"
 boot = "dc"
 disk = [ 'format=raw,vdev=hda,access=rw,backendtype=qdisk,target=$img', 'format=raw,vdev=hdc,access=ro,devtype=cdrom,backendtype=qdisk,target=$iso' ]
 CFG
