@@ -242,7 +242,8 @@ enum Command {
         /// Also the cpu and PCI topology and the NUMA nodes (xl info -n).
         #[arg(short = 'n', long = "numa")]
         numa: bool,
-        /// Print only the value of the keys that start with this (as `xl info NAME`).
+        /// Print only the value of the keys that start with this (as `xl info NAME`; ignored
+        /// with -n, as xl ignores it).
         name: Option<String>,
     },
     /// Write a PV guest's memory and vcpu state to FILE in Xen's ELF core format, as

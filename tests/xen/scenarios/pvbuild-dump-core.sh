@@ -1,4 +1,4 @@
-# harness-timeout: 400
+# harness-timeout: 240
 # pvbuild-dump-core (issue 15): `pvbuild dump-core` of a PV guest pvbuild made, running
 # (2 vcpus, 128 MiB, idle in its init) then paused, against `xl dump-core` of the same paused
 # guest: the two files must be identical byte for byte (tests/xen/dom0/core-compare.py
