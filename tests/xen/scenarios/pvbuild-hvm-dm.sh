@@ -1,4 +1,4 @@
-# harness-timeout: 900
+# harness-timeout: 1200
 # harness-opt-in
 # pvbuild-hvm-dm (issue 14): pvbuild's HVM device model (host/src/devmodel/hvm.rs) started
 # against a real paused HVM domain, before pvbuild's own HVM create uses it. xl makes the
