@@ -325,8 +325,13 @@ fn an_hvm_model_gets_its_argv_and_environment_and_is_stopped_when_its_qmp_fails(
     let store = FakeXenstore::new();
     let xs = store.connect();
     let other = store.connect();
+    let recorded = dir.join("env");
     let writer = std::thread::spawn(move || {
         until_started(&other);
+        // `running` once the stand-in has written down what it got (it is stopped at once).
+        while !std::fs::read_to_string(&recorded).is_ok_and(|t| t.ends_with('\n')) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         other
             .write(&format!("{}/state", device_model_dir(7)), "running")
             .unwrap();

@@ -1,4 +1,4 @@
-# harness-timeout: 900
+# harness-timeout: 1200
 # harness-opt-in
 # pvbuild-hvm-dm (issue 14): pvbuild's HVM device model (host/src/devmodel/hvm.rs) started
 # against a real paused HVM domain, before pvbuild's own HVM create uses it. xl makes the
@@ -8,9 +8,11 @@
 #     xl's byte for byte; `running` and libxl's QMP post-config (serial/0/tty) must be there;
 #     unpaused, the guest's marker must show on that pty; then `hvm_dm stop` must leave no
 #     QEMU, no device-model/<domid> and no QMP socket.
-#  2. hvmdmargs (cirrus: its ROM from package seabios; vnc on by default, boot order, an IDE disk and a CD-ROM, maxvcpus):
+#  2. hvmdmargs (vnc on by default, boot order, an IDE disk and a CD-ROM, maxvcpus; pvbuild's
+#     QEMU with the cirrus card, its ROM from package seabios, where xl's had none):
 #     first a start that fails (QEMU exits: its serial file cannot be made) must say so and
-#     leave no QEMU and no QMP socket; then argv equal to xl's, `running`, stopped (not booted).
+#     leave no QEMU and no QMP socket; then argv equal to xl's plus the card, `running`,
+#     stopped (not booted).
 # Needs `cargo build -p pvbuild --example hvm_dm` (the harness builds only pvbuild).
 # dom0's lo is brought up (libxl's default VNC server listens on 127.0.0.1; down, QEMU fails
 # to bind, xl's and pvbuild's alike); disks are qdisk (`backendtype=qdisk`): blkback's file
@@ -40,17 +42,26 @@ on_crash = "preserve"
 CFG
 }
 { cfg_common hvmdmboot; printf 'vcpus = 2\nserial = "pty"\nvga = "none"\nvnc = 0\n'; } > "$HARNESS_OUT/hvmdmboot.cfg"
+# xl's domain for the second config has no card but keeps libxl's 8 MiB of video memory out
+# of the guest's RAM (vga none, videoram 8); pvbuild's QEMU gets the cirrus card and fills it.
+# (A card's video RAM that xl's QEMU already populated cannot be populated again by a second
+# QEMU: "xen: failed to populate ram", Xen's "Over-allocation".)
 { cfg_common hvmdmargs; cat <<CFG; } > "$HARNESS_OUT/hvmdmargs.cfg"
 vcpus = 1
 maxvcpus = 2
-vga = "cirrus"
+vga = "none"
+videoram = 8
 boot = "dc"
 disk = [ 'format=raw,vdev=hda,access=rw,backendtype=qdisk,target=$img', 'format=raw,vdev=hdc,access=ro,devtype=cdrom,backendtype=qdisk,target=$iso' ]
 CFG
+sed -e 's|^vga = .*|vga = "cirrus"|' -e '/^videoram/d' "$HARNESS_OUT/hvmdmargs.cfg" > "$HARNESS_OUT/hvmdmargs-pvbuild.cfg"
 
-# take_over NAME: xl create -p NAME, keep xl's QEMU argv, kill that QEMU, start pvbuild's;
-# sets domid and pid (pvbuild's QEMU).
+# take_over NAME [failfirst]: xl create -p NAME, keep xl's QEMU argv, kill that QEMU, start
+# pvbuild's for NAME-pvbuild.cfg if there is one, else NAME.cfg; sets domid and pid (pvbuild's
+# QEMU). With failfirst, a start that must fail comes first.
 take_over() {
+    pvcfg=$HARNESS_OUT/$1.cfg
+    [ -e "$HARNESS_OUT/$1-pvbuild.cfg" ] && pvcfg=$HARNESS_OUT/$1-pvbuild.cfg
     xl -vvv create -p "$HARNESS_OUT/$1.cfg" > "$HARNESS_OUT/$1.xl.log" 2>&1 ||
         fail "$1: xl create -p exited $?: $(tail -n 3 "$HARNESS_OUT/$1.xl.log" | paste -sd ' ')"
     domid=$(xl domid "$1") || fail "$1: no domid"
@@ -65,7 +76,7 @@ take_over() {
     if [ "$2" = failfirst ]; then
         # A QEMU that cannot start (its serial file's directory is missing): one error line,
         # non-zero, no QEMU of this domain left and no QMP socket.
-        sed 's|^vga = .*|serial = "file:/nonexistent-dir/s.log"\n&|' "$HARNESS_OUT/$1.cfg" > "$HARNESS_OUT/$1-fail.cfg"
+        sed 's|^vga = .*|serial = "file:/nonexistent-dir/s.log"\n&|' "$pvcfg" > "$HARNESS_OUT/$1-fail.cfg"
         if "$ex" start "$HARNESS_OUT/$1-fail.cfg" "$domid" > "$HARNESS_OUT/$1-fail.log" 2>&1; then
             fail "$1: a QEMU that cannot open its serial file was reported started"
         fi
@@ -78,15 +89,21 @@ take_over() {
         [ ! -e "/var/run/xen/qmp-libxl-$domid" ] || fail "$1: QMP socket left by the failed start"
     fi
     t0=$(now)
-    "$ex" start "$HARNESS_OUT/$1.cfg" "$domid" > "$HARNESS_OUT/$1.pvbuild.log" 2>&1 ||
+    "$ex" start "$pvcfg" "$domid" > "$HARNESS_OUT/$1.pvbuild.log" 2>&1 ||
         fail "$1: hvm_dm start exited $?: $(tail -n 3 "$HARNESS_OUT/$1.pvbuild.log" | paste -sd ' ')"
     metric "${1}_dm_running_s" "$(elapsed "$t0")"
     pid=$(sed -n 's/^pid //p' "$HARNESS_OUT/$1.pvbuild.log")
     [ -n "$pid" ] && proc_alive "$pid" || fail "$1: pvbuild's QEMU ($pid) is not running"
     tr '\0' '\n' < "/proc/$pid/cmdline" > "$HARNESS_OUT/$1.pvbuild-argv"
-    diff "$HARNESS_OUT/$1.xl-argv" "$HARNESS_OUT/$1.pvbuild-argv" > "$HARNESS_OUT/$1.argv.diff" ||
+    # The argv xl's QEMU had, with the cirrus card where libxl puts it when pvbuild's has one.
+    if grep -q '^vga = "cirrus"' "$pvcfg" && ! grep -q '^vga = "cirrus"' "$HARNESS_OUT/$1.cfg"; then
+        awk '$0 == "-boot" { print "-device"; print "cirrus-vga,vgamem_mb=8" } { print }' "$HARNESS_OUT/$1.xl-argv"
+    else
+        cat "$HARNESS_OUT/$1.xl-argv"
+    fi > "$HARNESS_OUT/$1.expected-argv"
+    diff "$HARNESS_OUT/$1.expected-argv" "$HARNESS_OUT/$1.pvbuild-argv" > "$HARNESS_OUT/$1.argv.diff" ||
         fail "$1: pvbuild's QEMU argv differs from xl's: $(head -n 6 "$HARNESS_OUT/$1.argv.diff" | paste -sd ' ')"
-    metric "${1}_argv_identical" "$(wc -l < "$HARNESS_OUT/$1.xl-argv")"
+    metric "${1}_argv_identical" "$(wc -l < "$HARNESS_OUT/$1.expected-argv")"
     [ "$(xenstore-read "/local/domain/0/device-model/$domid/state")" = running ] || fail "$1: state is not running"
     [ "$(xenstore-read "/local/domain/$domid/image/device-model-pid")" = "$pid" ] || fail "$1: device-model-pid is not $pid"
     tr '\0' '\n' < "/proc/$pid/environ" | grep -E '^XEN_' > "$HARNESS_OUT/$1.env"
