@@ -987,12 +987,22 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             Image::Pvh(_) => GuestKind::Pvh,
         },
     };
-    let after =
-        |building: create::Building<'_>, step: &'static str, msg: String| CommandError::After {
+    let after = |building: create::Building<'_>, step: &'static str, msg: String| {
+        let undo_errors = building.abandon();
+        // xenconsoled, which saw the domain introduced, may write `console/tty` after the undo
+        // removed the domain's entries (seen in pvbuild-pvh-fail): once the domain is dying,
+        // its id cannot be reused yet, and what was written late goes too.
+        if matches!(xen.domain_info(domid), Ok(i) if i.dying()) {
+            if let Ok(xs) = (host.xenstore)() {
+                let _ = xs.rm(&xenstore::dom_path(u32::from(domid)));
+            }
+        }
+        CommandError::After {
             step,
             msg,
-            undo_errors: building.abandon(),
-        };
+            undo_errors,
+        }
+    };
     crate::testhook::stop_at("xenstore");
     if p.fail_at == Some(FailAt::Xenstore) {
         return Err(after(

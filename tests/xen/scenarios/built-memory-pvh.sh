@@ -1,4 +1,4 @@
-# harness-timeout: 900
+# harness-timeout: 600
 # built-memory-pvh (issues 12 and 14): built-memory for a PVH guest. The same PVH config
 # (Debian's kernel, the harness ramdisk, $HARNESS_GUEST_MEMORY MiB, 2 vcpus) is built paused
 # by xl twice (the soundness case: the two dumps must be identical, or the normalisation is

@@ -101,7 +101,7 @@ CFG
 log="$HARNESS_OUT/pvbuild-create.log"
 t0=$(now)
 start_wait "$name" "$cfg" "$log" has_net_up "the guest's network come up"
-d1=$(xl domid "$name") || fail "no domain $name"
+d1=$(timeout 20 xl domid "$name") || fail "no domain $name"
 xenstore-ls -fp > "$HARNESS_OUT/xenstore-a.txt" 2>&1
 [ "$(xenstore-read "/local/domain/0/backend/vif/$d1/0/hotplug-status")" = connected ] || fail "vif hotplug-status is not 'connected'"
 check_guest_net "$name"
@@ -122,18 +122,18 @@ wait_for 60 console_has "$name" PVBUILD-GUEST-IDLE || fail "the guest did not re
 # The monitor's restart: the same disks and interface under a new domain id.
 t1=$(now)
 "$pvb" reboot "$name" > "$HARNESS_OUT/reboot.log" 2>&1 || fail "pvbuild reboot exited $?: $(tail -n 2 "$HARNESS_OUT/reboot.log" | paste -sd ' ')"
-new_domain() { d2=$(xl domid "$name" 2>/dev/null) && [ -n "$d2" ] && [ "$d2" != "$d1" ]; }
-wait_for 120 new_domain || fail "the monitor did not start $name again: $(tail -n 3 "$log" | tr -d '\r' | paste -sd ' ')"
+new_domain() { d2=$(timeout 20 xl domid "$name" 2>/dev/null) && [ -n "$d2" ] && [ "$d2" != "$d1" ]; }
+wait_for 180 new_domain || fail "the monitor did not start $name again: $(tail -n 3 "$log" | tr -d '\r' | paste -sd ' '); xl list: $(timeout 20 xl list 2>&1 | awk 'NR > 1 { print $1 "(" $5 ")" }' | paste -sd ' ')"
 read_twice() { [ "$(count "$name" "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token")" -ge 2 ]; }
 wait_for 300 read_twice || fail "the restarted guest did not read its disk: $(console_text "$name" | grep PVBUILD-DISK | tail -n 2 | paste -sd ' ')"
 metric a_restart_s "$(elapsed "$t1")"
-d2=$(xl domid "$name")
+d2=$(timeout 20 xl domid "$name")
 up_twice() { [ "$(count "$name" '^PVBUILD-NET-UP')" -ge 2 ]; }
 wait_for 180 up_twice || fail "the restarted guest's network never came up: $(console_text "$name" | grep PVBUILD-NET | tail -n 2 | paste -sd ' ')"
 [ "$(console_text "$name" | grep '^PVBUILD-NET-PING-OK' | wc -l)" -ge 2 ] || fail "the restarted guest cannot ping dom0: $(console_text "$name" | grep PVBUILD-NET-PING | tail -n 1)"
-d2=$(xl domid "$name")
+d2=$(timeout 20 xl domid "$name")
 [ "$(xenstore-read "/local/domain/0/backend/vif/$d2/0/mac" 2>/dev/null)" = "00:16:3e:aa:bb:14" ] || fail "the restarted domain $d2 has no interface with the configured MAC"
-d2=$(xl domid "$name")
+d2=$(timeout 20 xl domid "$name")
 wait_for 60 eval '[ "$(xenstore-read "/local/domain/0/backend/vbd/$d2/51728/state" 2>/dev/null)" = 4 ]' ||
     fail "the restarted domain's xvdb is not Connected"
 idle_twice() { [ "$(count "$name" PVBUILD-GUEST-IDLE)" -ge 2 ]; }
