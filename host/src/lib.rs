@@ -20,6 +20,7 @@ pub mod disk;
 pub mod domlock;
 pub mod evtchn;
 pub mod filemap;
+pub mod hvm;
 pub mod info;
 pub mod interrupt;
 pub mod journal;
