@@ -24,6 +24,7 @@ use thiserror::Error;
 
 use crate::xenstore::{device_model_dir, dom_path, Waited, XsConnection, XsError};
 
+pub mod hvm;
 pub mod restrict;
 use restrict::{DmPrivileges, RestrictError, Restriction};
 
@@ -64,6 +65,8 @@ pub struct DmRequest {
     /// The images it will open, with whether read-only: checked against its user first
     /// ([`restrict::check_access`]).
     pub images: Vec<(PathBuf, bool)>,
+    /// An HVM guest's device model ([`hvm::request`]); `None`: a PV guest's qdisk QEMU.
+    pub hvm: Option<Box<hvm::HvmArgs>>,
 }
 
 impl DmRequest {
@@ -84,6 +87,7 @@ impl DmRequest {
             backends: Vec::new(),
             privileges: DmPrivileges::default(),
             images: Vec::new(),
+            hvm: None,
         }
     }
 }
@@ -146,6 +150,12 @@ pub enum DmError {
     /// It cannot be restricted as the config asks.
     #[error("{0}")]
     Restrict(#[from] RestrictError),
+    /// An HVM guest's QEMU runs, but libxl's post-start configuration failed (QMP).
+    #[error("device model: post-start configuration: {0}")]
+    PostConfig(String),
+    /// What an HVM guest's QEMU cannot be started with.
+    #[error("{0}")]
+    Hvm(String),
 }
 
 /// QEMU's arguments for a PV guest, exactly as libxl 4.17 passes them
@@ -314,6 +324,9 @@ fn stop_child(mut child: Child) -> Result<(), String> {
 /// QEMU is then stopped again). libxl waits for `running` alone: a disk QEMU cannot open is
 /// then missing from a guest that runs anyway; pvbuild refuses to start such a guest.
 pub fn launch(xs: &XsConnection, req: &DmRequest) -> Result<RunningDm, DmError> {
+    if req.hvm.is_some() {
+        hvm::check_privileges(&req.privileges).map_err(DmError::Hvm)?;
+    }
     // The name is part of the log's path: one that would leave /var/log/xen is refused
     // (a domain another toolstack named).
     crate::xenstore::check_domain_name(&req.name)
@@ -355,7 +368,10 @@ pub fn launch(xs: &XsConnection, req: &DmRequest) -> Result<RunningDm, DmError> 
         chroot,
         runas: runas.as_ref().map(|r| r.arg.clone()),
     };
-    let args = qemu_args(req.domid, &req.name, req.maxmem_mib, &restriction);
+    let args = match &req.hvm {
+        Some(h) => hvm::qemu_args(req.domid, &req.name, h, &restriction),
+        None => qemu_args(req.domid, &req.name, req.maxmem_mib, &restriction),
+    };
     // libxl logs the same at debug level ("Spawning device-model ... with arguments").
     crate::commands::log::debug(format_args!(
         "spawning device model {} with arguments: {}",
@@ -365,6 +381,12 @@ pub fn launch(xs: &XsConnection, req: &DmRequest) -> Result<RunningDm, DmError> 
     let mut cmd = Command::new(&req.program);
     cmd.args(args)
         .env("XEN_QEMU_CONSOLE_LIMIT", "1048576")
+        .envs(
+            req.hvm
+                .as_ref()
+                .map(|_| hvm::extra_env(req.domid))
+                .unwrap_or_default(),
+        )
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2)
@@ -392,11 +414,26 @@ pub fn launch(xs: &XsConnection, req: &DmRequest) -> Result<RunningDm, DmError> 
     crate::testhook::stop_at("device-model-spawned");
     let kill_uid = runas.filter(|r| r.own_uid).map(|r| r.uid);
     match wait_running(xs, req, child, pid, &state_path, kill_uid) {
-        Ok(child) => Ok(RunningDm::new(pid, move || {
-            let r = stop_child(child);
-            leftovers();
-            r
-        })),
+        Ok(child) => {
+            let hvm = req.hvm.is_some();
+            // An HVM guest's QEMU is asked to quit over QMP first (as a user's `quit` would),
+            // then its group is stopped as any other's.
+            let stop = move || {
+                if hvm {
+                    hvm::quit(domid, pid, STOP_GRACE);
+                }
+                let r = stop_child(child);
+                leftovers();
+                r
+            };
+            if let Some(h) = &req.hvm {
+                if let Err(e) = hvm::postconfig(xs, domid, h) {
+                    let _ = stop();
+                    return Err(DmError::PostConfig(e));
+                }
+            }
+            Ok(RunningDm::new(pid, stop))
+        }
         Err(e) => {
             leftovers();
             Err(e)

@@ -35,6 +35,7 @@ fn request(program: PathBuf, log: PathBuf, timeout: Duration) -> DmRequest {
         backends: vec![],
         privileges: Default::default(),
         images: vec![],
+        hvm: None,
     }
 }
 
@@ -309,4 +310,86 @@ fn a_device_model_user_that_cannot_open_an_image_is_refused_before_the_start() {
     assert!(!p.with_file_name("ran").exists());
     assert!(!log.exists());
     assert_eq!(xs.read_opt(&pid_path(7)).unwrap(), None);
+}
+
+#[test]
+fn an_hvm_model_gets_its_argv_and_environment_and_is_stopped_when_its_qmp_fails() {
+    // The script records what it was started with; it makes no QMP socket, so libxl's
+    // post-start configuration fails and the running model must be stopped again.
+    let (p, log) = script(
+        "d=$(dirname \"$0\"); printf '%s\\n' \"$@\" > \"$d/argv\"; \
+         echo \"$XEN_DOMAIN_ID $XEN_QEMU_CONSOLE_LIMIT\" > \"$d/env\"; \
+         while :; do sleep 0.05; done",
+    );
+    let dir = p.parent().unwrap().to_path_buf();
+    let store = FakeXenstore::new();
+    let xs = store.connect();
+    let other = store.connect();
+    let writer = std::thread::spawn(move || {
+        until_started(&other);
+        other
+            .write(&format!("{}/state", device_model_dir(7)), "running")
+            .unwrap();
+    });
+    let dm =
+        hvm::HvmDm::from_xl(&crate::config::parse(b"vga = \"none\"\nvnc = 0\n").unwrap()).unwrap();
+    let args = hvm::HvmArgs {
+        dm,
+        max_memkb: 256 * 1024,
+        vcpus: 1,
+        max_vcpus: 1,
+        acpi: true,
+        mmio_hole_memkb: 0,
+        kernel: None,
+        ramdisk: None,
+        cmdline: None,
+        disks: vec![],
+        nics: vec![],
+    };
+    let mut req = hvm::request(Some(&p), 7, "g", args.clone());
+    req.log = log;
+    req.timeout = Duration::from_secs(10);
+    let err = launch(&xs, &req).unwrap_err();
+    writer.join().unwrap();
+    assert!(matches!(err, DmError::PostConfig(_)), "{err}");
+    let pid: u32 = xs.read(&pid_path(7)).unwrap().parse().unwrap();
+    assert!(gone(pid));
+    let argv = std::fs::read_to_string(dir.join("argv")).unwrap();
+    assert_eq!(
+        argv.lines().collect::<Vec<_>>(),
+        hvm::qemu_args(7, "g", &args, &Restriction::default())
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("env")).unwrap().trim(),
+        "7 1048576"
+    );
+}
+
+#[test]
+fn dm_restrict_is_refused_for_an_hvm_model_before_anything_starts() {
+    let store = FakeXenstore::new();
+    let xs = store.connect();
+    let dm =
+        hvm::HvmDm::from_xl(&crate::config::parse(b"vnc = 0\nvga = \"none\"\n").unwrap()).unwrap();
+    let mut req = hvm::request(
+        Some(Path::new("/nonexistent")),
+        7,
+        "g",
+        hvm::HvmArgs {
+            dm,
+            max_memkb: 1024,
+            vcpus: 1,
+            max_vcpus: 1,
+            acpi: true,
+            mmio_hole_memkb: 0,
+            kernel: None,
+            ramdisk: None,
+            cmdline: None,
+            disks: vec![],
+            nics: vec![],
+        },
+    );
+    req.privileges.restrict = true;
+    assert!(matches!(launch(&xs, &req), Err(DmError::Hvm(_))));
+    assert!(xs.read_opt(&pid_path(7)).unwrap().is_none());
 }
