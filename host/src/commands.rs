@@ -705,13 +705,14 @@ fn start_recorded(
     let nr_pages = cfg.memory_mib << (20 - 12);
     let (layout, pvh_plan, hvm_plan);
     let image = if let Some(h) = &cfg.hvm {
-        if !args.paused {
-            return Err(CommandError::Usage(
-                "an HVM guest runs with its device model, which pvbuild does not start yet: \
-                 only `create -p` (built and left paused) is implemented"
-                    .into(),
-            ));
-        }
+        // The device model's arguments are checked before Xen is touched, and its program.
+        devmodel::hvm::check(&hvm_dm_args(&cfg, h))
+            .map_err(|e| CommandError::DeviceModel(devmodel::DmError::Hvm(e.to_string())))?;
+        devmodel::check_program(
+            cfg.device_model
+                .as_deref()
+                .unwrap_or(Path::new(devmodel::DEFAULT_QEMU)),
+        )?;
         let guest_mib = cfg
             .memory_mib
             .checked_sub(h.video_memkb >> 10)
@@ -824,6 +825,24 @@ fn start_recorded(
     );
     inputs.finish_cache();
     Ok((made.domid, cfg))
+}
+
+/// An HVM guest's device-model arguments from its config (direct kernel boot; no disks or
+/// interfaces: refused for HVM guests at parse time).
+fn hvm_dm_args(cfg: &DomainConfig, h: &crate::config::HvmGuest) -> devmodel::hvm::HvmArgs {
+    devmodel::hvm::HvmArgs {
+        dm: h.dm.clone(),
+        max_memkb: cfg.maxmem_mib << 10,
+        vcpus: cfg.vcpus,
+        max_vcpus: cfg.max_vcpus,
+        acpi: h.acpi,
+        mmio_hole_memkb: 0,
+        kernel: cfg.kernel.clone(),
+        ramdisk: cfg.ramdisk.clone(),
+        cmdline: cfg.cmdline.clone(),
+        disks: Vec::new(),
+        nics: Vec::new(),
+    }
 }
 
 /// Where a domain is made: the hypervisor, and a way to reach xenstore. `create` uses the
@@ -1096,6 +1115,34 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             "device-model",
             "failure injected for testing".into(),
         ));
+    }
+    // An HVM guest's QEMU (libxl's `libxl__spawn_local_dm`), awaited before the guest runs.
+    if let (Image::Hvm(_), Some(h)) = (p.image, &cfg.hvm) {
+        if crate::interrupt::requested() {
+            return Err(after(building, "device-model", "interrupted".into()));
+        }
+        let mut req = devmodel::hvm::request(
+            cfg.device_model.as_deref(),
+            u32::from(domid),
+            &cfg.name,
+            hvm_dm_args(cfg, h),
+        );
+        req.privileges = cfg.dm_privileges.clone();
+        crate::progress::line(format_args!(
+            "Starting device model {} for HVM domain {domid}",
+            req.program.display()
+        ));
+        match (host.device_model)(&xs, &req) {
+            Ok(dm) => {
+                log::info(format_args!(
+                    "device model (pid {}) running after {:.3} s",
+                    dm.pid,
+                    p.started.elapsed().as_secs_f64()
+                ));
+                building.push_undo("stop the device model", move |_| dm.stop());
+            }
+            Err(e) => return Err(after(building, "device-model", e.to_string())),
+        }
     }
     // blkback's disks: ready (InitWait) before the guest runs, as libxl waits for them.
     let be_domid = u32::from(BACKEND_DOMID);

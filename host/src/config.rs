@@ -561,6 +561,8 @@ pub struct HvmGuest {
     pub acpi_laptop_slate: bool,
     /// The video memory QEMU takes out of the guest's memory (libxl's `video_memkb`), KiB.
     pub video_memkb: u64,
+    /// The device model's keys (serial, vga, vnc, boot...).
+    pub dm: crate::devmodel::hvm::HvmDm,
 }
 
 impl DomainConfig {
@@ -1087,20 +1089,27 @@ fn refuse_type_keys(
     Ok(())
 }
 
-/// libxl's `video_memkb` for an HVM guest. Until the HVM device model is merged, only
-/// `vga = "none"` (no video memory) is accepted.
-fn hvm_video_memkb(cfg: &XlConfig) -> Result<u64, ConfigError> {
-    match cfg.get("vga") {
-        Some(s) if s.value == Value::Atom("none".into()) => Ok(0),
-        Some(s) => Err(value_err(
-            "vga",
-            s,
-            "not supported for an hvm guest yet: only vga = \"none\"",
-        )),
-        None => Err(ConfigError::Invalid(
-            "an hvm guest needs vga = \"none\" (emulated graphics are not implemented yet)".into(),
-        )),
-    }
+/// `dm_restrict` and `device_model_user`, read early (the HVM device model's check).
+fn dm_privileges_of(
+    cfg: &XlConfig,
+) -> Result<crate::devmodel::restrict::DmPrivileges, ConfigError> {
+    let restrict = match cfg.get("dm_restrict") {
+        Some(
+            s @ Setting {
+                value: Value::Atom(a),
+                ..
+            },
+        ) => match parse_long(a) {
+            Some(v @ 0..=1) => v == 1,
+            _ => return Err(value_err("dm_restrict", s, format!("{a:?} is not 0 or 1"))),
+        },
+        Some(s) => return Err(value_err("dm_restrict", s, "expected a string, not a list")),
+        None => false,
+    };
+    Ok(crate::devmodel::restrict::DmPrivileges {
+        restrict,
+        user: None,
+    })
 }
 
 /// `cpus` / `cpus_soft`: a string (every vcpu) or a list (one entry per vcpu), in xl's
@@ -1259,9 +1268,17 @@ impl DomainConfig {
         };
 
         refuse_keys(cfg)?;
+        // An HVM guest's device-model keys are read (crate::devmodel::hvm), a PV guest's not.
+        let is_hvm = [("type", "hvm"), ("builder", "hvm")].iter().any(|(k, v)| {
+            cfg.get(k)
+                .is_some_and(|s| s.value == Value::Atom((*v).into()))
+        });
         for key in cfg.keys() {
             let line = cfg.get(key).map_or(0, |s| s.line);
-            if SUPPORTED_KEYS.contains(&key) || REFUSED_KEYS.iter().any(|(k, _)| *k == key) {
+            if SUPPORTED_KEYS.contains(&key)
+                || REFUSED_KEYS.iter().any(|(k, _)| *k == key)
+                || (is_hvm && crate::devmodel::hvm::HVM_DM_KEYS.contains(&key))
+            {
                 continue;
             }
             let msg = if XL_KEYS_IGNORED.contains(&key) {
@@ -1296,6 +1313,10 @@ impl DomainConfig {
         }
         let hvm = if hvm {
             refuse_type_keys(cfg, HVM_REFUSED_KEYS, "hvm")?;
+            let dm = crate::devmodel::hvm::HvmDm::from_xl(cfg)?;
+            if let Err(why) = crate::devmodel::hvm::check_privileges(&dm_privileges_of(cfg)?) {
+                return Err(ConfigError::Invalid(why));
+            }
             let flag = |key: &str, default: bool| -> Result<bool, ConfigError> {
                 Ok(number(key, 0, 1)?.map_or(default, |v| v != 0))
             };
@@ -1305,7 +1326,8 @@ impl DomainConfig {
                 acpi_s3: flag("acpi_s3", true)?,
                 acpi_s4: flag("acpi_s4", true)?,
                 acpi_laptop_slate: flag("acpi_laptop_slate", false)?,
-                video_memkb: hvm_video_memkb(cfg)?,
+                video_memkb: dm.video_memkb(),
+                dm,
             })
         } else {
             None

@@ -479,11 +479,14 @@ fn main() -> ExitCode {
                     return write_out(&names);
                 }
                 Some("list-hvm") => {
-                    // (An HVM guest is built with -p only until its device model starts.)
                     let names: String = pvbuild::hvm::HvmStep::ALL
                         .iter()
                         .map(|s| format!("{}\n", s.name()))
-                        .chain(["xenstore"].iter().map(|s| format!("{s}\n")))
+                        .chain(
+                            ["xenstore", "device-model", "unpause"]
+                                .iter()
+                                .map(|s| format!("{s}\n")),
+                        )
                         .collect();
                     return write_out(&names);
                 }

@@ -1,7 +1,8 @@
 //! The xenstore entries an HVM guest has beyond a PV guest's ([`crate::xenstore`] writes
 //! those first), as `libxl__domain_build` writes them for `LIBXL_DOMAIN_TYPE_HVM`: its
 //! `platform/*` (what hvmloader reads to build the ACPI tables), the guest type under
-//! `/vm/<uuid>/image/ostype`, the emulated clock's offset, and `memory/videoram`.
+//! `/vm/<uuid>/image/ostype`, the emulated clock's offset, and `memory/videoram`; and the
+//! two `hvmloader/*` entries `libxl__spawn_local_dm` writes before it starts QEMU.
 
 use crate::config::HvmGuest;
 use crate::xenstore::{Uuid, XsConnection, XsError};
@@ -26,6 +27,9 @@ pub fn entries(domid: u32, uuid: &Uuid, h: &HvmGuest) -> Vec<(String, String)> {
         ),
         (format!("{dom}/platform/device-model"), DEVICE_MODEL.into()),
         (format!("{dom}/memory/videoram"), h.video_memkb.to_string()),
+        // libxl__spawn_local_dm, before QEMU starts: what hvmloader reads.
+        (format!("{dom}/hvmloader/bios"), "seabios".into()),
+        (format!("{dom}/hvmloader/allow-memory-relocate"), "0".into()),
     ]
 }
 
@@ -52,6 +56,10 @@ mod tests {
             acpi_s4: true,
             acpi_laptop_slate: false,
             video_memkb: 16384,
+            dm: crate::devmodel::hvm::HvmDm::from_xl(
+                &crate::config::parse(b"vga = \"stdvga\"\nvnc = 0\n").unwrap(),
+            )
+            .unwrap(),
         };
         let u = Uuid::parse_str("c4f85c3c-f6a6-4c80-acf6-57fc79bcfa83").unwrap();
         let e = entries(1, &u, &h);
@@ -67,5 +75,10 @@ mod tests {
             Some("qemu_xen")
         );
         assert_eq!(get("/local/domain/1/memory/videoram"), Some("16384"));
+        assert_eq!(get("/local/domain/1/hvmloader/bios"), Some("seabios"));
+        assert_eq!(
+            get("/local/domain/1/hvmloader/allow-memory-relocate"),
+            Some("0")
+        );
     }
 }

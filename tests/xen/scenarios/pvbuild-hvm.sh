@@ -1,4 +1,4 @@
-# harness-timeout: 900
+# harness-timeout: 1200
 # pvbuild-hvm (issue 14): an HVM guest (`type = "hvm"`, hvmloader + SeaBIOS, Debian's kernel
 # by direct kernel boot, 2 vcpus, vga = "none"), the same xl config built by xl and by
 # pvbuild in this run.
@@ -9,8 +9,12 @@
 #  3. pvbuild create -p: the paused domain's boot vcpu (xen-hvmctx: every register of the
 #     CPU record but the TSC) must equal xl's, and its platform/* and memory/* entries
 #     xl's; then pvbuild destroy leaves nothing.
-# (pvbuild does not start the HVM device model yet: booting to the marker is left.)
-# Metrics: xl_create_p_s, pvbuild_create_p_s.
+#  4. xl create and pvbuild create --wait of the same config at once (two guests under TCG
+#     take about as long as one after the other would take each): each guest's init marker
+#     must show on its emulated serial port (a file) with the right release and command
+#     line; pvbuild must report the poweroff, and nothing may be left.
+# Metrics: xl_create_p_s, pvbuild_create_p_s, xl_create_s, xl_marker_s, pvbuild_create_s,
+# pvbuild_marker_s (seconds from the start of each create).
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
 cmdline="console=ttyS0 quiet"
@@ -87,4 +91,46 @@ diff "$HARNESS_OUT/xl-entries.txt" "$HARNESS_OUT/pvbuild-entries.txt" > "$HARNES
     fail "platform/memory entries differ from xl's: $(grep '^[<>]' "$HARNESS_OUT/entries.diff" | head -n 4 | paste -sd ' ')"
 "$HARNESS_PVBUILD" destroy pvbhvmp >> "$log" 2>&1 || fail "pvbuild destroy exited $?"
 wait_for 30 only_dom0 || fail "after destroy: $(xl list 2>&1 | awk 'NR > 2 { print $1 }' | paste -sd ' ')"
+
+# 4. Both guests at once, to their markers on the emulated serial port.
+want=$(expected_marker "$HARNESS_GUEST_KVER" "$cmdline")
+serial_marker() { tr -d '\r' < "$HARNESS_OUT/$1-serial.log" 2>/dev/null | grep -m 1 "PVBUILD-GUEST-OK"; }
+has_serial_marker() { [ -n "$(serial_marker "$1")" ]; }
+hvm_cfg xlhvm > "$HARNESS_OUT/xlhvm.cfg"
+hvm_cfg pvbhvm > "$HARNESS_OUT/pvbhvm.cfg"
+log=$HARNESS_OUT/pvbuild-create.log
+tp=$(now)
+"$HARNESS_PVBUILD" -v create --wait --timeout 600 "$HARNESS_OUT/pvbhvm.cfg" > "$log" 2>&1 &
+pid=$!
+evidence "$log"
+tx=$(now)
+xl create "$HARNESS_OUT/xlhvm.cfg" > "$HARNESS_OUT/xl-create.log" 2>&1 ||
+    fail "xl create exited $?: $(tail -n 3 "$HARNESS_OUT/xl-create.log" | paste -sd ' ')"
+metric xl_create_s "$(elapsed "$tx")"
+created() { grep -q 'created domain' "$log" || ! kill -0 "$pid" 2>/dev/null; }
+wait_for 300 created || fail "pvbuild create did not create the domain within 300 s: $(tail -n 2 "$log" | paste -sd ' ')"
+grep -q 'created domain' "$log" || fail "pvbuild create exited before creating: $(grep -m 1 '^error' "$log")"
+metric pvbuild_create_s "$(sed -n 's/.*created domain [0-9]* (pvbhvm) in \([0-9.]*\) s.*/\1/p' "$log" | head -n 1)"
+evidence "$HARNESS_OUT/xlhvm-serial.log"
+evidence "$HARNESS_OUT/pvbhvm-serial.log"
+xdone=; pdone=
+both() {
+    [ -n "$xdone" ] || { has_serial_marker xlhvm && xdone=$(elapsed "$tx"); }
+    [ -n "$pdone" ] || { has_serial_marker pvbhvm && pdone=$(elapsed "$tp"); }
+    [ -n "$xdone" ] && [ -n "$pdone" ]
+}
+wait_for 600 both || fail "markers within 600 s: xl's ${xdone:-none} ($(tail -c 120 "$HARNESS_OUT/xlhvm-serial.log" | tr -d '\r' | paste -sd ' ')), pvbuild's ${pdone:-none} ($(tail -c 120 "$HARNESS_OUT/pvbhvm-serial.log" | tr -d '\r' | paste -sd ' '))"
+metric xl_marker_s "$xdone"
+metric pvbuild_marker_s "$pdone"
+[ "$(serial_marker xlhvm)" = "$want" ] || fail "xl's marker is '$(serial_marker xlhvm)', expected '$want'"
+[ "$(serial_marker pvbhvm)" = "$want" ] || fail "pvbuild's marker is '$(serial_marker pvbhvm)', expected '$want'"
+wait_for 120 domain_shut_down pvbhvm || fail "pvbuild's HVM guest did not shut down within 120 s of its marker"
+done_p() { ! kill -0 "$pid" 2>/dev/null; }
+wait_for 60 done_p || fail "pvbuild create still running 60 s after the guest shut down"
+wait "$pid" 2>/dev/null
+grep -qiE 'shut ?down.*poweroff' "$log" || fail "pvbuild did not report the poweroff: $(tail -n 2 "$log" | tr -d '\r' | paste -sd ' ')"
+wait_for 120 domain_gone xlhvm || xl destroy xlhvm
+wait_for 60 only_dom0 || fail "left behind: $(xl list 2>&1 | awk 'NR > 2 { print $1 }' | paste -sd ' ')"
+no_qemu() { ! pgrep -f 'qemu-system-i386 -xen-domid' > /dev/null; }
+wait_for 30 no_qemu || fail "a QEMU is left: $(pgrep -af 'qemu-system-i386 -xen-domid' | cut -c1-120)"
 pass
