@@ -21,7 +21,7 @@ pub fn key_docs() -> Vec<(&'static str, String)> {
     let cmdline_max = pvbuild_core::limits::MAX_GUEST_CMDLINE - 1;
     vec![
         ("name", "The domain's name (required). Refused when another domain has it, or when it is not a name xl accepts.".into()),
-        ("type", "\"pv\" (default), \"pvh\" (Linux's PVH entry point, libxl's memory layout and ACPI tables; no disks, interfaces or bootloader yet) or \"hvm\" (hvmloader and SeaBIOS as libxl loads them; built and left paused with create -p: the device model that runs it is not started yet; direct kernel boot only, vga = \"none\" required, no disks or interfaces).".into()),
+        ("type", "\"pv\" (default), \"pvh\" (Linux's PVH entry point, libxl's memory layout and ACPI tables; no disks, interfaces or bootloader yet) or \"hvm\" (hvmloader, SeaBIOS and QEMU as libxl starts them; direct kernel boot only, no disks or interfaces yet).".into()),
         ("builder", "\"generic\" or \"linux\" (the old spelling of a PV guest) are accepted; \"hvm\" is the old spelling of type = \"hvm\".".into()),
         ("kernel", "The guest kernel: ELF, gzip-wrapped ELF, a Linux bzImage with a gzip, xz, zstd, lz4, bzip2 or lzma payload, or a 'bin' image. Required unless bootloader is set. Parsed and laid out before Xen is touched.".into()),
         ("ramdisk", "The initrd, handed to the guest as libxenguest does (a gzip ramdisk is unpacked when it fits, as libxenguest's unzip does).".into()),
