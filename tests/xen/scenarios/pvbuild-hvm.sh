@@ -17,7 +17,7 @@
 # pvbuild_marker_s (seconds from the start of each create).
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
-cmdline="console=ttyS0 quiet"
+cmdline="console=ttyS0"
 # hvm_cfg NAME [VCPUS]: the HVM xl config of this scenario (2 vcpus unless VCPUS).
 hvm_cfg() {
     cat <<CFG
