@@ -21,7 +21,7 @@ pub enum FirmwareError {
 impl core::fmt::Display for FirmwareError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::Elf(e) => write!(f, "not an ELF image: {e}"),
+            Self::Elf(e) => write!(f, "{e}"),
             Self::Not32Bit => f.write_str("ELF image is not 32bit"),
             Self::PvhKernel => f.write_str("the image is a PVH kernel, not HVM firmware"),
             Self::Above4G => f.write_str("the image's load range or entry is above 4 GiB"),

@@ -78,10 +78,8 @@ pub fn plan_hvm(
 ) -> Result<HvmPlanned, PlanError> {
     let firmware = read_firmware(hvmloader)?;
     let bios_bytes = read_firmware(bios)?;
-    let fw = Firmware::parse(&firmware).map_err(|e| PlanError::Kernel {
-        path: hvmloader.to_path_buf(),
-        msg: e.to_string(),
-    })?;
+    let fw = Firmware::parse(&firmware)
+        .map_err(|e| PlanError::Argument(format!("firmware {}: {e}", hvmloader.display())))?;
     let req = HvmRequest {
         memory_mib,
         max_vcpus,
