@@ -694,6 +694,8 @@ fn start_recorded(
             // before Xen is touched.
             Inputs::load_opened(kernel, ramdisk, cache.as_ref())?
         }
+        // An HVM guest's kernel is its device model's to load: only checked readable here.
+        None if cfg.hvm.is_some() => Inputs::map_only(&kernel_path, cfg.ramdisk.as_deref())?,
         None => Inputs::load_cached(&kernel_path, cfg.ramdisk.as_deref(), cache.as_ref())?,
     };
     // An HVM guest's kernel goes to its device model (direct kernel boot): read, not parsed.

@@ -37,7 +37,7 @@ on_crash = "destroy"
 CFG
 }
 # cpu_record FILE: vcpu 0's CPU record of a xen-hvmctx dump, without the TSC.
-cpu_record() { awk '/^Entry/ { on = ($3 == 2 && $5 == 0) } on && !/tsc/' "$1"; }
+cpu_record() { awk '/^Entry/ { on = ($4 == 2 && $6 == "0,") } on && !/tsc/' "$1"; }
 # dom_entries DOMID: the domain's platform/* and memory/* xenstore entries, domid stripped.
 dom_entries() { xenstore-ls -f "/local/domain/$1" 2>&1 | grep -E "/(platform|memory)/" | sed "s|^/local/domain/$1/||" | sort; }
 only_dom0() { [ "$(xl list 2>/dev/null | awk 'NR > 1 { n++ } END { print n }')" = "1" ]; }
