@@ -1,4 +1,4 @@
-# harness-timeout: 1500
+# harness-timeout: 1800
 # pvbuild-hvm (issue 14): an HVM guest (`type = "hvm"`, hvmloader + SeaBIOS, Debian's kernel
 # by direct kernel boot, 2 vcpus, vga = "none"), the same xl config built by xl and by
 # pvbuild in this run.
@@ -102,7 +102,7 @@ hvm_cfg xlhvm 1 > "$HARNESS_OUT/xlhvm.cfg"
 hvm_cfg pvbhvm 1 > "$HARNESS_OUT/pvbhvm.cfg"
 log=$HARNESS_OUT/pvbuild-create.log
 tp=$(now)
-"$HARNESS_PVBUILD" -v create --wait --timeout 1000 "$HARNESS_OUT/pvbhvm.cfg" > "$log" 2>&1 &
+"$HARNESS_PVBUILD" -v create --wait --timeout 1700 "$HARNESS_OUT/pvbhvm.cfg" > "$log" 2>&1 &
 pid=$!
 evidence "$log"
 tx=$(now)
@@ -121,7 +121,7 @@ both() {
     [ -n "$pdone" ] || { has_serial_marker pvbhvm && pdone=$(elapsed "$tp"); }
     [ -n "$xdone" ] && [ -n "$pdone" ]
 }
-wait_for 900 both || fail "markers within 900 s: xl's ${xdone:-none} ($(tail -c 120 "$HARNESS_OUT/xlhvm-serial.log" | tr -d '\r' | paste -sd ' ')), pvbuild's ${pdone:-none} ($(tail -c 120 "$HARNESS_OUT/pvbhvm-serial.log" | tr -d '\r' | paste -sd ' '))"
+wait_for 1500 both || fail "markers within 1500 s: xl's ${xdone:-none} ($(tail -c 120 "$HARNESS_OUT/xlhvm-serial.log" | tr -d '\r' | paste -sd ' ')), pvbuild's ${pdone:-none} ($(tail -c 120 "$HARNESS_OUT/pvbhvm-serial.log" | tr -d '\r' | paste -sd ' '))"
 metric xl_marker_s "$xdone"
 metric pvbuild_marker_s "$pdone"
 [ "$(serial_marker xlhvm)" = "$want" ] || fail "xl's marker is '$(serial_marker xlhvm)', expected '$want'"
