@@ -27,6 +27,7 @@ pub mod build;
 pub mod bzimage;
 pub mod decompress;
 pub mod elf;
+pub mod hvm;
 pub mod image;
 pub mod kernel;
 pub mod layout;

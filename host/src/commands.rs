@@ -36,6 +36,8 @@ pub enum FailAt {
     Build(CreateStep),
     /// A step of a PVH guest's build (not in [`FailAt::all`], which lists a PV guest's).
     Pvh(crate::pvh::PvhStep),
+    /// A step of an HVM guest's build (not in [`FailAt::all`] either).
+    Hvm(crate::hvm::HvmStep),
     /// Writing the xenstore entries and introducing the domain.
     Xenstore,
     /// Starting the device model (whether or not the guest has disks that need it).
@@ -61,6 +63,7 @@ impl FailAt {
         match self {
             FailAt::Build(s) => s.name(),
             FailAt::Pvh(s) => s.name(),
+            FailAt::Hvm(s) => s.name(),
             FailAt::Xenstore => "xenstore",
             FailAt::DeviceModel => "device-model",
             FailAt::Vif => "vif",
@@ -73,6 +76,7 @@ impl FailAt {
             .into_iter()
             .find(|s| s.name() == name)
             .or_else(|| crate::pvh::PvhStep::from_name(name).map(FailAt::Pvh))
+            .or_else(|| crate::hvm::HvmStep::from_name(name).map(FailAt::Hvm))
     }
 }
 
@@ -158,6 +162,9 @@ pub enum CommandError {
     Create(#[from] create::CreateError),
     #[error("creating the PVH domain: {0}")]
     Pvh(#[from] crate::pvh::PvhCreateError),
+    /// An HVM guest's build.
+    #[error("creating the HVM domain: {0}")]
+    Hvm(#[from] crate::hvm::HvmCreateError),
     /// Xenstore.
     #[error("xenstore: {0}")]
     Xs(String),
@@ -256,6 +263,7 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
             vifs: Vec::new(),
             placement: Default::default(),
             pvh: false,
+            hvm: None,
         },
     };
     if let Some(n) = &args.name {
@@ -688,16 +696,50 @@ fn start_recorded(
             // before Xen is touched.
             Inputs::load_opened(kernel, ramdisk, cache.as_ref())?
         }
+        // An HVM guest's kernel is its device model's to load: only checked readable here.
+        None if cfg.hvm.is_some() => Inputs::map_only(&kernel_path, cfg.ramdisk.as_deref())?,
         None => Inputs::load_cached(&kernel_path, cfg.ramdisk.as_deref(), cache.as_ref())?,
     };
-    let kern = inputs.kernel()?;
+    // An HVM guest's kernel goes to its device model (direct kernel boot): read, not parsed.
+    let kern = match cfg.hvm {
+        Some(_) => None,
+        None => Some(inputs.kernel()?),
+    };
     crate::steps::lap("parse");
     let nr_pages = cfg.memory_mib << (20 - 12);
-    let (layout, pvh_plan);
-    let image = if cfg.pvh {
+    let (layout, pvh_plan, hvm_plan);
+    let image = if let Some(h) = &cfg.hvm {
+        // The device model's arguments are checked before Xen is touched, and its program.
+        devmodel::hvm::check(&hvm_dm_args(&cfg, h))
+            .map_err(|e| CommandError::DeviceModel(devmodel::DmError::Hvm(e.to_string())))?;
+        devmodel::check_program(
+            cfg.device_model
+                .as_deref()
+                .unwrap_or(Path::new(devmodel::DEFAULT_QEMU)),
+        )?;
+        let guest_mib = cfg
+            .memory_mib
+            .checked_sub(h.video_memkb >> 10)
+            .filter(|m| *m > 0)
+            .ok_or_else(|| {
+                CommandError::Usage(format!(
+                    "memory ({} MiB) must be larger than the video memory ({} KiB)",
+                    cfg.memory_mib, h.video_memkb
+                ))
+            })?;
+        hvm_plan = crate::hvm::plan::plan_hvm(
+            Path::new(crate::hvm::plan::HVMLOADER),
+            Path::new(crate::hvm::plan::SEABIOS),
+            guest_mib,
+            cfg.max_vcpus,
+            cfg.vcpus,
+            h.apic,
+        )?;
+        Image::Hvm(&hvm_plan)
+    } else if let (true, Some(kern)) = (cfg.pvh, &kern) {
         pvh_plan = crate::pvh::plan::plan_pvh(
             &inputs,
-            &kern,
+            kern,
             cfg.memory_mib,
             cfg.max_vcpus,
             cfg.vcpus,
@@ -705,11 +747,14 @@ fn start_recorded(
         )?;
         Image::Pvh(&pvh_plan)
     } else {
-        layout = inputs.solve(&kern, nr_pages)?;
+        let kern = kern
+            .as_ref()
+            .ok_or_else(|| CommandError::Usage("no kernel parsed".into()))?;
+        layout = inputs.solve(kern, nr_pages)?;
         crate::detail::print(&crate::detail::Source {
             cmdline: cfg.cmdline.as_deref().unwrap_or(""),
             kernel: (&kernel_path, inputs.kernel_file()),
-            parsed: &kern,
+            parsed: kern,
             ramdisk: cfg.ramdisk.as_deref().zip(inputs.ramdisk()),
             ramdisk_loaded: None,
             layout: &layout,
@@ -760,7 +805,7 @@ fn start_recorded(
             cfg: &cfg,
             base,
             inputs: &inputs,
-            kernel: &kern,
+            kernel: kern.as_ref(),
             image,
             disks: &disks,
             vifs: &vifs,
@@ -784,6 +829,24 @@ fn start_recorded(
     );
     inputs.finish_cache();
     Ok((made.domid, cfg))
+}
+
+/// An HVM guest's device-model arguments from its config (direct kernel boot; no disks or
+/// interfaces: refused for HVM guests at parse time).
+fn hvm_dm_args(cfg: &DomainConfig, h: &crate::config::HvmGuest) -> devmodel::hvm::HvmArgs {
+    devmodel::hvm::HvmArgs {
+        dm: h.dm.clone(),
+        max_memkb: cfg.maxmem_mib << 10,
+        vcpus: cfg.vcpus,
+        max_vcpus: cfg.max_vcpus,
+        acpi: h.acpi,
+        mmio_hole_memkb: 0,
+        kernel: cfg.kernel.clone(),
+        ramdisk: cfg.ramdisk.clone(),
+        cmdline: cfg.cmdline.clone(),
+        disks: Vec::new(),
+        nics: Vec::new(),
+    }
 }
 
 /// Where a domain is made: the hypervisor, and a way to reach xenstore. `create` uses the
@@ -842,8 +905,8 @@ pub struct Prepared<'a> {
     pub base: &'a DomainConfig,
     /// The kernel and ramdisk as read.
     pub inputs: &'a Inputs,
-    /// The parsed kernel.
-    pub kernel: &'a Kernel<'a>,
+    /// The parsed kernel (None for an HVM guest: its kernel is its device model's).
+    pub kernel: Option<&'a Kernel<'a>>,
     /// The solved layout (PV) or plan (PVH).
     pub image: Image<'a>,
     /// The guest's disks, checked ([`crate::disk::plan_disks`]).
@@ -867,6 +930,8 @@ pub enum Image<'a> {
     Pv(&'a Layout),
     /// A PVH guest.
     Pvh(&'a crate::pvh::PvhPlanned),
+    /// An HVM guest.
+    Hvm(&'a crate::hvm::HvmPlanned),
 }
 
 /// Makes the domain `p` describes on `host`: builds it, writes its xenstore entries,
@@ -906,11 +971,15 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
     )?;
     let cmdline = cfg.cmdline.clone().unwrap_or_default();
     crate::steps::lap("name-check");
+    let parsed = || {
+        p.kernel
+            .ok_or_else(|| CommandError::Usage("no kernel parsed for this guest".into()))
+    };
     let mut building = match p.image {
         Image::Pv(layout) => create::create(
             xen,
             &CreateRequest {
-                kernel: p.kernel,
+                kernel: parsed()?,
                 layout,
                 ramdisk: p.inputs.ramdisk(),
                 inputs: Some(p.inputs),
@@ -929,7 +998,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         Image::Pvh(planned) => crate::pvh::create(
             xen,
             &crate::pvh::PvhRequest {
-                kernel: p.kernel,
+                kernel: parsed()?,
                 planned,
                 ramdisk: p.inputs.ramdisk(),
                 max_vcpus: cfg.max_vcpus,
@@ -939,6 +1008,22 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
                 placement: &placed,
                 fail_at: match p.fail_at {
                     Some(FailAt::Pvh(s)) => Some(s),
+                    _ => None,
+                },
+            },
+        )?,
+        Image::Hvm(planned) => crate::hvm::create(
+            xen,
+            &crate::hvm::HvmRequest {
+                planned,
+                memory_mib: cfg.memory_mib,
+                max_vcpus: cfg.max_vcpus,
+                handle: *p.uuid.as_bytes(),
+                console_backend: BACKEND_DOMID,
+                store_backend: BACKEND_DOMID,
+                placement: &placed,
+                fail_at: match p.fail_at {
+                    Some(FailAt::Hvm(s)) => Some(s),
                     _ => None,
                 },
             },
@@ -957,7 +1042,13 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         name: cfg.name.clone(),
         uuid,
         max_memkb: cfg.maxmem_mib << 10,
-        target_memkb: cfg.memory_mib << 10,
+        // An HVM guest's target leaves out its video memory, as libxl's
+        // (`target_memkb - video_memkb`).
+        target_memkb: (cfg.memory_mib << 10)
+            - cfg
+                .hvm
+                .as_ref()
+                .map_or(0, |h| h.video_memkb.min(cfg.memory_mib << 10)),
         max_vcpus: cfg.max_vcpus,
         avail_vcpus: cfg.vcpus,
         store: Ring {
@@ -985,6 +1076,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
                 protocol: "x86_64-abi",
             },
             Image::Pvh(_) => GuestKind::Pvh,
+            Image::Hvm(_) => GuestKind::Hvm,
         },
     };
     let after = |building: create::Building<'_>, step: &'static str, msg: String| {
@@ -1017,6 +1109,11 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
     if let Err(e) = xenstore::write_new_domain(&xs, &new) {
         return Err(after(building, "xenstore", e.to_string()));
     }
+    if let (Image::Hvm(_), Some(h)) = (p.image, &cfg.hvm) {
+        if let Err(e) = crate::hvm::xenstore::write(&xs, u32::from(domid), &uuid, h) {
+            return Err(after(building, "xenstore", e.to_string()));
+        }
+    }
     let open = host.xenstore.clone();
     // Not released (XS_RELEASE) here: xenstored forgets the domain when it dies, and fires
     // @releaseDomain then, which is how xenconsoled learns to unmap its console. Released
@@ -1040,6 +1137,34 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             "device-model",
             "failure injected for testing".into(),
         ));
+    }
+    // An HVM guest's QEMU (libxl's `libxl__spawn_local_dm`), awaited before the guest runs.
+    if let (Image::Hvm(_), Some(h)) = (p.image, &cfg.hvm) {
+        if crate::interrupt::requested() {
+            return Err(after(building, "device-model", "interrupted".into()));
+        }
+        let mut req = devmodel::hvm::request(
+            cfg.device_model.as_deref(),
+            u32::from(domid),
+            &cfg.name,
+            hvm_dm_args(cfg, h),
+        );
+        req.privileges = cfg.dm_privileges.clone();
+        crate::progress::line(format_args!(
+            "Starting device model {} for HVM domain {domid}",
+            req.program.display()
+        ));
+        match (host.device_model)(&xs, &req) {
+            Ok(dm) => {
+                log::info(format_args!(
+                    "device model (pid {}) running after {:.3} s",
+                    dm.pid,
+                    p.started.elapsed().as_secs_f64()
+                ));
+                building.push_undo("stop the device model", move |_| dm.stop());
+            }
+            Err(e) => return Err(after(building, "device-model", e.to_string())),
+        }
     }
     // blkback's disks: ready (InitWait) before the guest runs, as libxl waits for them.
     let be_domid = u32::from(BACKEND_DOMID);

@@ -542,6 +542,27 @@ pub struct DomainConfig {
     pub placement: Placement,
     /// `type = "pvh"`: a PVH guest (HVM container, no device model) instead of PV.
     pub pvh: bool,
+    /// `type = "hvm"` (or `builder = "hvm"`): an HVM guest, with what only it has.
+    pub hvm: Option<HvmGuest>,
+}
+
+/// What an HVM guest's config says beyond a PV one's ([`crate::hvm`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HvmGuest {
+    /// `acpi` (default 1): hvmloader builds ACPI tables (`platform/acpi`).
+    pub acpi: bool,
+    /// `apic` (default 1): hvmloader builds APIC tables (`hvm_info`'s `apic_mode`).
+    pub apic: bool,
+    /// `acpi_s3` (default 1).
+    pub acpi_s3: bool,
+    /// `acpi_s4` (default 1).
+    pub acpi_s4: bool,
+    /// `acpi_laptop_slate` (default 0).
+    pub acpi_laptop_slate: bool,
+    /// The video memory QEMU takes out of the guest's memory (libxl's `video_memkb`), KiB.
+    pub video_memkb: u64,
+    /// The device model's keys (serial, vga, vnc, boot...).
+    pub dm: crate::devmodel::hvm::HvmDm,
 }
 
 impl DomainConfig {
@@ -919,10 +940,116 @@ pub const PVH_REFUSED_KEYS: &[(&str, Option<&str>, &str)] = &[
     ),
 ];
 
-/// Refuses a PVH config that asks for what [`PVH_REFUSED_KEYS`] lists, or for `maxmem`
-/// above `memory` (populate-on-demand, not implemented).
-fn refuse_pvh_keys(cfg: &XlConfig) -> Result<(), ConfigError> {
-    for (k, default, why) in PVH_REFUSED_KEYS {
+/// Keys of an HVM guest's config that pvbuild cannot honour yet, as [`PVH_REFUSED_KEYS`].
+pub const HVM_REFUSED_KEYS: &[(&str, Option<&str>, &str)] = &[
+    (
+        "bootloader",
+        None,
+        "HVM guests boot through their firmware, not a PV bootloader",
+    ),
+    (
+        "disk",
+        None,
+        "disks of HVM guests are not implemented (direct kernel boot only)",
+    ),
+    (
+        "vif",
+        None,
+        "network interfaces of HVM guests are not implemented",
+    ),
+    (
+        "hap",
+        Some("1"),
+        "HVM guests are built with HAP only (no shadow paging)",
+    ),
+    (
+        "viridian",
+        Some("0"),
+        "Viridian enlightenments are not implemented",
+    ),
+    (
+        "hpet",
+        Some("1"),
+        "only libxl's default HPET is implemented",
+    ),
+    (
+        "vpt_align",
+        Some("1"),
+        "only libxl's default vpt_align is implemented",
+    ),
+    (
+        "mmio_hole",
+        None,
+        "only libxl's default hole below 4 GiB is implemented",
+    ),
+    (
+        "shadow_memory",
+        None,
+        "the paging pool is libxl's default size",
+    ),
+    (
+        "nestedhvm",
+        Some("0"),
+        "nested virtualisation is not implemented",
+    ),
+    (
+        "timer_mode",
+        None,
+        "only libxl's default timer mode is implemented",
+    ),
+    ("altp2m", None, "altp2m is not implemented"),
+    ("altp2mhvm", None, "altp2m is not implemented"),
+    ("firmware", None, "only hvmloader is implemented"),
+    ("bios", Some("seabios"), "only SeaBIOS is implemented"),
+    (
+        "bios_path_override",
+        None,
+        "only Debian's SeaBIOS is implemented",
+    ),
+    (
+        "acpi_firmware",
+        None,
+        "extra ACPI tables are not implemented",
+    ),
+    (
+        "smbios_firmware",
+        None,
+        "extra SMBIOS tables are not implemented",
+    ),
+    ("rdm", None, "reserved device memory is not implemented"),
+    ("vnuma", None, "vNUMA is not implemented"),
+    (
+        "tsc_mode",
+        Some("default"),
+        "only the default TSC mode is implemented",
+    ),
+    (
+        "localtime",
+        Some("0"),
+        "only UTC for the emulated clock is implemented",
+    ),
+    (
+        "rtc_timeoffset",
+        Some("0"),
+        "an RTC offset is not implemented",
+    ),
+    ("timeoffset", None, "an RTC offset is not implemented"),
+    (
+        "device_model_version",
+        Some("qemu-xen"),
+        "only the upstream QEMU device model (qemu-xen) is implemented",
+    ),
+    ("pvshim", Some("0"), "the PV shim is for PVH guests"),
+];
+
+/// Refuses a config that asks for a key of `keys` set other than its default, or for
+/// `maxmem` above `memory` (populate-on-demand, not implemented).
+fn refuse_type_keys(
+    cfg: &XlConfig,
+    keys: &[(&str, Option<&str>, &str)],
+    ty: &str,
+) -> Result<(), ConfigError> {
+    for (k, default, why) in keys {
         let Some(s) = cfg.get(k) else { continue };
         let asks = match (&s.value, default) {
             (Value::List(l), _) => !l.is_empty(),
@@ -933,7 +1060,7 @@ fn refuse_pvh_keys(cfg: &XlConfig) -> Result<(), ConfigError> {
             return Err(value_err(
                 k,
                 s,
-                format!("not supported for a pvh guest: {why}"),
+                format!("not supported for a {ty} guest: {why}"),
             ));
         }
     }
@@ -942,11 +1069,36 @@ fn refuse_pvh_keys(cfg: &XlConfig) -> Result<(), ConfigError> {
             return Err(value_err(
                 "maxmem",
                 mm,
-                "not supported for a pvh guest: maxmem above memory needs populate-on-demand",
+                format!(
+                    "not supported for a {ty} guest: maxmem above memory needs populate-on-demand"
+                ),
             ));
         }
     }
     Ok(())
+}
+
+/// `dm_restrict` and `device_model_user`, read early (the HVM device model's check).
+fn dm_privileges_of(
+    cfg: &XlConfig,
+) -> Result<crate::devmodel::restrict::DmPrivileges, ConfigError> {
+    let restrict = match cfg.get("dm_restrict") {
+        Some(
+            s @ Setting {
+                value: Value::Atom(a),
+                ..
+            },
+        ) => match parse_long(a) {
+            Some(v @ 0..=1) => v == 1,
+            _ => return Err(value_err("dm_restrict", s, format!("{a:?} is not 0 or 1"))),
+        },
+        Some(s) => return Err(value_err("dm_restrict", s, "expected a string, not a list")),
+        None => false,
+    };
+    Ok(crate::devmodel::restrict::DmPrivileges {
+        restrict,
+        user: None,
+    })
 }
 
 /// `cpus` / `cpus_soft`: a string (every vcpu) or a list (one entry per vcpu), in xl's
@@ -1105,9 +1257,17 @@ impl DomainConfig {
         };
 
         refuse_keys(cfg)?;
+        // An HVM guest's device-model keys are read (crate::devmodel::hvm), a PV guest's not.
+        let is_hvm = [("type", "hvm"), ("builder", "hvm")].iter().any(|(k, v)| {
+            cfg.get(k)
+                .is_some_and(|s| s.value == Value::Atom((*v).into()))
+        });
         for key in cfg.keys() {
             let line = cfg.get(key).map_or(0, |s| s.line);
-            if SUPPORTED_KEYS.contains(&key) || REFUSED_KEYS.iter().any(|(k, _)| *k == key) {
+            if SUPPORTED_KEYS.contains(&key)
+                || REFUSED_KEYS.iter().any(|(k, _)| *k == key)
+                || (is_hvm && crate::devmodel::hvm::HVM_DM_KEYS.contains(&key))
+            {
                 continue;
             }
             let msg = if XL_KEYS_IGNORED.contains(&key) {
@@ -1119,36 +1279,48 @@ impl DomainConfig {
         }
 
         let mut pvh = false;
+        let mut hvm = false;
         if let Some((t, s)) = string("type")? {
             match t.as_str() {
                 "pv" => {}
                 "pvh" => pvh = true,
-                "hvm" => {
-                    return Err(value_err(
-                        "type",
-                        s,
-                        "hvm guests are not supported, only pv and pvh",
-                    ))
-                }
+                "hvm" => hvm = true,
                 _ => return Err(value_err("type", s, format!("unknown domain type {t:?}"))),
             }
-        }
-        if pvh {
-            refuse_pvh_keys(cfg)?;
         }
         if let Some((b, s)) = string("builder")? {
             match b.as_str() {
                 "generic" | "linux" => {}
-                "hvm" => {
-                    return Err(value_err(
-                        "builder",
-                        s,
-                        "hvm guests are not supported, only pv and pvh",
-                    ))
-                }
+                // xl: `builder = "hvm"` is the old spelling of `type = "hvm"`.
+                "hvm" if !pvh => hvm = true,
+                "hvm" => return Err(value_err("builder", s, "builder hvm with type pvh")),
                 _ => return Err(value_err("builder", s, format!("unknown builder {b:?}"))),
             }
         }
+        if pvh {
+            refuse_type_keys(cfg, PVH_REFUSED_KEYS, "pvh")?;
+        }
+        let hvm = if hvm {
+            refuse_type_keys(cfg, HVM_REFUSED_KEYS, "hvm")?;
+            let dm = crate::devmodel::hvm::HvmDm::from_xl(cfg)?;
+            if let Err(why) = crate::devmodel::hvm::check_privileges(&dm_privileges_of(cfg)?) {
+                return Err(ConfigError::Invalid(why));
+            }
+            let flag = |key: &str, default: bool| -> Result<bool, ConfigError> {
+                Ok(number(key, 0, 1)?.map_or(default, |v| v != 0))
+            };
+            Some(HvmGuest {
+                acpi: flag("acpi", true)?,
+                apic: flag("apic", true)?,
+                acpi_s3: flag("acpi_s3", true)?,
+                acpi_s4: flag("acpi_s4", true)?,
+                acpi_laptop_slate: flag("acpi_laptop_slate", false)?,
+                video_memkb: dm.video_memkb(),
+                dm,
+            })
+        } else {
+            None
+        };
 
         let name = match string("name")? {
             Some((n, s)) => match crate::xenstore::check_domain_name(&n) {
@@ -1196,6 +1368,13 @@ impl DomainConfig {
             }
             other => other.map(|(u, _)| u),
         };
+        if hvm.is_some() && kernel.is_none() {
+            return Err(ConfigError::Invalid(
+                "an HVM guest needs kernel (direct kernel boot): booting from a disk through \
+                 its firmware is not implemented"
+                    .into(),
+            ));
+        }
         if kernel.is_none() && bootloader.is_none() {
             return Err(ConfigError::Invalid(
                 "a PV domain needs kernel or bootloader".into(),
@@ -1292,6 +1471,7 @@ impl DomainConfig {
                 vifs,
                 placement,
                 pvh,
+                hvm,
             },
             warnings,
         ))
@@ -1341,6 +1521,9 @@ pub const SUPPORTED_KEYS: &[&str] = &[
     "mmio_hole",
     "nestedhvm",
     "timer_mode",
+    "acpi_s3",
+    "acpi_s4",
+    "acpi_laptop_slate",
 ];
 
 #[cfg(test)]
@@ -1406,8 +1589,47 @@ mod tests {
         assert!(c.pvh);
         assert_eq!((c.disks.len(), c.vifs.len()), (1, 1));
         assert_eq!(c.bootloader.as_deref(), Some("pygrub"));
-        let hvm = DomainConfig::from_xl(&parse(b"name = \"g\"\ntype = \"hvm\"\n").unwrap());
-        assert!(matches!(hvm, Err(ConfigError::Value { key, .. }) if key == "type"));
+    }
+
+    #[test]
+    fn hvm_type_and_its_refused_keys() {
+        let load = |extra: &str| {
+            let text =
+                format!("name = \"g\"\ntype = \"hvm\"\nkernel = \"/k\"\nvga = \"none\"\n{extra}");
+            DomainConfig::from_xl(&parse(text.as_bytes()).unwrap()).map(|(c, _)| c)
+        };
+        let c = load("acpi = 0\nvcpus = 2\n").unwrap();
+        let h = c.hvm.unwrap();
+        assert!(!h.acpi && h.apic && h.acpi_s3 && !h.acpi_laptop_slate);
+        assert_eq!(h.video_memkb, 0);
+        assert!(!c.pvh);
+        for (extra, key) in [
+            ("disk = [ \"/x,raw,hda\" ]\n", "disk"),
+            ("vif = [ \"bridge=b\" ]\n", "vif"),
+            ("hap = 0\n", "hap"),
+            ("viridian = 1\n", "viridian"),
+            ("shadow_memory = 8\n", "shadow_memory"),
+            ("mmio_hole = 1024\n", "mmio_hole"),
+            ("bios = \"ovmf\"\n", "bios"),
+            ("memory = 256\nmaxmem = 512\n", "maxmem"),
+        ] {
+            match load(extra) {
+                Err(ConfigError::Value { key: k, msg, .. }) => {
+                    assert_eq!(k, key);
+                    assert!(msg.contains("hvm"), "{msg}");
+                }
+                other => panic!("{extra}: {other:?}"),
+            }
+        }
+        // builder = "hvm" is the old spelling; an HVM guest needs a kernel (direct boot).
+        let b =
+            parse(b"name = \"g\"\nbuilder = \"hvm\"\nkernel = \"/k\"\nvga = \"none\"\n").unwrap();
+        assert!(DomainConfig::from_xl(&b).unwrap().0.hvm.is_some());
+        let nok = parse(b"name = \"g\"\ntype = \"hvm\"\nvga = \"none\"\n").unwrap();
+        assert!(matches!(
+            DomainConfig::from_xl(&nok),
+            Err(ConfigError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod domlock;
 pub mod dump_core;
 pub mod evtchn;
 pub mod filemap;
+pub mod hvm;
 pub mod info;
 pub mod interrupt;
 pub mod journal;

@@ -144,7 +144,12 @@ pub fn nic_json(v: &VifSpec, vif: Option<&Vif>, position: usize) -> Value {
 pub fn domain_config(cfg: &DomainConfig, uuid: Uuid, vbds: &[Vbd], vifs: &[Vif]) -> Value {
     let mut c_info = Map::new();
     // (A PVH guest's record is not yet compared with what xl stores for one.)
-    c_info.insert("type".into(), if cfg.pvh { "pvh" } else { "pv" }.into());
+    let ty = match (&cfg.hvm, cfg.pvh) {
+        (Some(_), _) => "hvm",
+        (None, true) => "pvh",
+        (None, false) => "pv",
+    };
+    c_info.insert("type".into(), ty.into());
     c_info.insert("name".into(), cfg.name.clone().into());
     // libxl stores the config as it was before the domain had an id: INVALID_DOMID.
     c_info.insert("domid".into(), 0xffff_ffff_u32.into());
@@ -188,7 +193,11 @@ pub fn domain_config(cfg: &DomainConfig, uuid: Uuid, vbds: &[Vbd], vifs: &[Vif])
             b_info.insert("bootloader_args".into(), cfg.bootloader_args.clone().into());
         }
     }
-    if cfg.pvh {
+    if let Some(h) = &cfg.hvm {
+        // (Not yet compared with what xl stores for an HVM guest.)
+        b_info.insert("type.hvm".into(), json!({ "acpi": h.acpi, "apic": h.apic }));
+        b_info.insert("video_memkb".into(), h.video_memkb.into());
+    } else if cfg.pvh {
         b_info.insert("type.pvh".into(), json!({}));
     } else {
         b_info.insert("type.pv".into(), json!({}));

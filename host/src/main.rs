@@ -46,11 +46,13 @@ enum Command {
         /// Print a JSON object instead of text.
         #[arg(long)]
         json: bool,
-        /// The guest type: `pv`, or `pvh` (the PVH layout, ACPI tables and start info, in
-        /// libxenguest's log lines, or with --json as JSON).
-        #[arg(long = "type", default_value = "pv", value_parser = ["pv", "pvh"])]
+        /// The guest type: `pv`, `pvh` (the PVH layout, ACPI tables and start info, in
+        /// libxenguest's log lines, or with --json as JSON), or `hvm` (KERNEL is then the
+        /// firmware, hvmloader, with Debian's SeaBIOS as its module; --memory is the guest's
+        /// RAM, xl's `memory` less `videoram`; no ramdisk, command line or JSON).
+        #[arg(long = "type", default_value = "pv", value_parser = ["pv", "pvh", "hvm"])]
         guest_type: String,
-        /// The kernel: ELF, gzip-wrapped ELF, bzImage, or 'bin'.
+        /// The kernel: ELF, gzip-wrapped ELF, bzImage, or 'bin' (hvmloader for --type hvm).
         kernel: PathBuf,
     },
     /// Create a PV domain from flags and/or an xl config file, and start it.
@@ -492,6 +494,18 @@ fn main() -> ExitCode {
                         .collect();
                     return write_out(&names);
                 }
+                Some("list-hvm") => {
+                    let names: String = pvbuild::hvm::HvmStep::ALL
+                        .iter()
+                        .map(|s| format!("{}\n", s.name()))
+                        .chain(
+                            ["xenstore", "device-model", "unpause"]
+                                .iter()
+                                .map(|s| format!("{s}\n")),
+                        )
+                        .collect();
+                    return write_out(&names);
+                }
                 Some(n) => match pvbuild::commands::FailAt::from_name(n) {
                     Some(s) => Some(s),
                     None => return fail(format!("--fail-at: no step named {n:?}")),
@@ -628,6 +642,18 @@ fn main() -> ExitCode {
             guest_type,
             kernel,
         } => {
+            if guest_type == "hvm" {
+                if json || ramdisk.is_some() || !cmdline.is_empty() {
+                    return fail(
+                        "--type hvm plans the firmware's build: --json, --ramdisk and --cmdline \
+                         are not taken (the guest's kernel goes to the device model)",
+                    );
+                }
+                return match pvbuild::hvm::plan::plan_cmd(&kernel, memory, vcpus) {
+                    Ok(text) => write_out(&text),
+                    Err(e) => fail(e),
+                };
+            }
             if guest_type == "pvh" {
                 return match pvbuild::pvh::plan::plan_cmd(
                     &kernel,

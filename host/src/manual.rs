@@ -21,8 +21,8 @@ pub fn key_docs() -> Vec<(&'static str, String)> {
     let cmdline_max = pvbuild_core::limits::MAX_GUEST_CMDLINE - 1;
     vec![
         ("name", "The domain's name (required). Refused when another domain has it, or when it is not a name xl accepts.".into()),
-        ("type", "\"pv\" (default) or \"pvh\" (Linux's PVH entry point, libxl's memory layout and ACPI tables; disks, interfaces and the bootloader as for PV); \"hvm\" is refused.".into()),
-        ("builder", "\"generic\" or \"linux\" (the old spelling of a PV guest) are accepted; \"hvm\" is refused.".into()),
+        ("type", "\"pv\" (default), \"pvh\" (Linux's PVH entry point, libxl's memory layout and ACPI tables; disks, interfaces and the bootloader as for PV) or \"hvm\" (hvmloader, SeaBIOS and QEMU as libxl starts them; direct kernel boot only, no disks or interfaces yet).".into()),
+        ("builder", "\"generic\" or \"linux\" (the old spelling of a PV guest) are accepted; \"hvm\" is the old spelling of type = \"hvm\".".into()),
         ("kernel", "The guest kernel: ELF, gzip-wrapped ELF, a Linux bzImage with a gzip, xz, zstd, lz4, bzip2 or lzma payload, or a 'bin' image. Required unless bootloader is set. Parsed and laid out before Xen is touched.".into()),
         ("ramdisk", "The initrd, handed to the guest as libxenguest does (a gzip ramdisk is unpacked when it fits, as libxenguest's unzip does).".into()),
         ("extra", format!("Appended to the command line: \"root=<root> <extra>\", as xl assembles it. The whole line is at most {cmdline_max} bytes.")),
@@ -51,16 +51,19 @@ pub fn key_docs() -> Vec<(&'static str, String)> {
         ("cap", "The credit scheduler's cap, 0 to 65535 (percent of one cpu).".into()),
         ("dm_restrict", "1 runs the device model as device_model_user (or xen-qemuuser-range-base + domid, or xen-qemuuser-shared), chrooted, with -xen-domid-restrict, in its own mount and IPC namespaces with libxl's rlimits. A config whose disks QEMU would serve is refused: a restricted QEMU loses xenstore and cannot take a PV disk (docs/disks.md).".into()),
         ("device_model_user", "The user the device model runs as. Checked before any domain exists: it must exist, must not be root, and must be able to open each image and dom0's Xen devices.".into()),
-        ("hap", "PVH only: 1 (the default); 0 (shadow paging) is refused.".into()),
-        ("acpi", "PVH only: 1 (the default, libxl's tables); 0 is refused.".into()),
-        ("apic", "PVH only: 1 (the default); 0 is refused.".into()),
+        ("hap", "PVH and HVM: 1 (the default); 0 (shadow paging) is refused.".into()),
+        ("acpi", "PVH: 1 (the default, libxl's tables); 0 is refused. HVM: 1 (default) or 0, hvmloader's tables (platform/acpi).".into()),
+        ("apic", "PVH: 1 (the default); 0 is refused. HVM: 1 (default) or 0 (hvm_info's apic_mode).".into()),
+        ("acpi_s3", "HVM only: 1 (default) or 0 (platform/acpi_s3).".into()),
+        ("acpi_s4", "HVM only: 1 (default) or 0 (platform/acpi_s4).".into()),
+        ("acpi_laptop_slate", "HVM only: 0 (default) or 1 (platform/acpi_laptop_slate).".into()),
         ("pvshim", "PVH only: 0 (the default); the PV shim is not implemented.".into()),
         ("pvshim_path", "PVH only: refused (the PV shim is not implemented).".into()),
         ("pvshim_cmdline", "PVH only: refused (the PV shim is not implemented).".into()),
         ("pvshim_extra", "PVH only: refused (the PV shim is not implemented).".into()),
-        ("mmio_hole", "PVH only: refused; libxl's default hole below 4 GiB is used.".into()),
-        ("nestedhvm", "PVH only: 0 (the default); nested virtualisation is refused.".into()),
-        ("timer_mode", "PVH only: refused; libxl's default timer mode is used.".into()),
+        ("mmio_hole", "PVH and HVM: refused; libxl's default hole below 4 GiB is used.".into()),
+        ("nestedhvm", "PVH and HVM: 0 (the default); nested virtualisation is refused.".into()),
+        ("timer_mode", "PVH and HVM: refused; libxl's default timer mode is used.".into()),
     ]
 }
 

@@ -256,6 +256,24 @@ impl Inputs {
         Self::from_maps((kernel_file, kernel), ramdisk, cache)
     }
 
+    /// The files mapped (so each can be read, within the size limits) but not unpacked or
+    /// parsed: an HVM guest's kernel and ramdisk, which its device model loads.
+    pub fn map_only(kernel: &Path, ramdisk: Option<&Path>) -> Result<Self, PlanError> {
+        let kernel_file = map(kernel, pvbuild_core::limits::MAX_KERNEL_FILE)?;
+        let ramdisk = ramdisk
+            .map(|path| map(path, pvbuild_core::limits::MAX_RAMDISK))
+            .transpose()?;
+        crate::steps::lap("read");
+        Ok(Self {
+            kernel_path: kernel.to_path_buf(),
+            kernel_file,
+            unpacked: None,
+            pending_store: None,
+            ramdisk,
+            ramdisk_len: None,
+        })
+    }
+
     /// [`Inputs::load`] of files already open (the bootloader's, opened without following
     /// links): each with the path that names it in messages.
     pub fn load_opened(

@@ -20,6 +20,7 @@ use pvbuild::sys::privcmd::*;
 use pvbuild::sys::sched::*;
 use pvbuild::sys::topo::*;
 use pvbuild::sys::vcpu::*;
+use pvbuild_core::hvm::info as hvm_info;
 use pvbuild_core::pvh::layout as pvh_layout;
 use pvbuild_core::pvh::start_info::*;
 use pvbuild_core::pvh::vcpu as pvh_vcpu;
@@ -287,6 +288,18 @@ fn checks() -> Vec<Check> {
         XEN_DOMCTL_CDF_HVM => "XEN_DOMCTL_CDF_hvm",
         XEN_DOMCTL_CDF_HAP => "XEN_DOMCTL_CDF_hap",
         XEN_X86_EMU_LAPIC => "XEN_X86_EMU_LAPIC",
+        XEN_X86_EMU_ALL => "XEN_X86_EMU_ALL",
+        XEN_X86_EMU_VPCI => "XEN_X86_EMU_VPCI",
+        HVM_PARAM_HPET_ENABLED => "HVM_PARAM_HPET_ENABLED",
+        HVM_PARAM_VPT_ALIGN => "HVM_PARAM_VPT_ALIGN",
+        HVM_PARAM_IOREQ_SERVER_PFN => "HVM_PARAM_IOREQ_SERVER_PFN",
+        HVM_PARAM_NR_IOREQ_SERVER_PAGES => "HVM_PARAM_NR_IOREQ_SERVER_PAGES",
+        hvm_info::HVM_INFO_PFN => "HVM_INFO_PFN",
+        hvm_info::HVM_INFO_OFFSET => "HVM_INFO_OFFSET",
+        hvm_info::HVM_MAX_VCPUS => "HVM_MAX_VCPUS",
+        std::mem::size_of::<hvm_info::HvmInfoTable>() => "sizeof(struct hvm_info_table)",
+        std::mem::offset_of!(hvm_info::HvmInfoTable, nr_vcpus) => "offsetof(struct hvm_info_table, nr_vcpus)",
+        std::mem::offset_of!(hvm_info::HvmInfoTable, vcpu_online) => "offsetof(struct hvm_info_table, vcpu_online)",
         HVM_PARAM_STORE_PFN => "HVM_PARAM_STORE_PFN",
         HVM_PARAM_STORE_EVTCHN => "HVM_PARAM_STORE_EVTCHN",
         HVM_PARAM_IOREQ_PFN => "HVM_PARAM_IOREQ_PFN",
@@ -345,6 +358,7 @@ const PRELUDE: &str = r#"
 #include <xen/hvm/params.h>
 #include <xen/hvm/save.h>
 #include <xen/arch-x86/hvm/start_info.h>
+#include <xen/hvm/hvm_info_table.h>
 #include <xenctrl.h>
 #include <xenguest.h>
 int main(void) {

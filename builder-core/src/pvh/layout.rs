@@ -158,11 +158,26 @@ pub struct Memory {
     total_pages: u64,
     lowmem_end: u64,
     highmem_end: u64,
+    mmio_start: u64,
+    vga_hole: bool,
 }
+
+/// Start of the hole below 4 GiB with a device model (`HVM_BELOW_4G_MMIO_START`: libxl's
+/// default `mmio_size` is `HVM_BELOW_4G_MMIO_LENGTH`, 256 MiB).
+pub const HVM_BELOW_4G_MMIO_START: u64 = 0xf000_0000;
+/// The VGA hole of an HVM guest with a device model: pfns `0xa0..0xc0` are not RAM
+/// (`meminit_hvm`; libxl's `LIBXL_VGA_HOLE_SIZE` pages).
+pub const VGA_HOLE: (u64, u64) = (0xa0, 0xc0);
 
 impl Memory {
     /// `memory_mib` MiB split as `libxl__build_hvm` splits it for a PVH guest.
     pub fn new(memory_mib: u64) -> Result<Self, PvhLayoutError> {
+        Self::split(memory_mib, MMIO_START, false)
+    }
+
+    /// `memory_mib` MiB split around a hole starting at `mmio_start` (`libxl__build_hvm`),
+    /// with the VGA hole when a device model serves the guest (`vga_hole`).
+    pub fn split(memory_mib: u64, mmio_start: u64, vga_hole: bool) -> Result<Self, PvhLayoutError> {
         if memory_mib == 0 {
             return Err(PvhLayoutError::NoMemory);
         }
@@ -170,8 +185,11 @@ impl Memory {
             .checked_mul(1 << 20)
             .filter(|b| *b < (1 << 52))
             .ok_or(PvhLayoutError::MemoryTooLarge(memory_mib))?;
-        let (lowmem_end, highmem_end) = if bytes > MMIO_START {
-            (MMIO_START, GIB4 + (bytes - MMIO_START))
+        if vga_hole && bytes <= VGA_HOLE.1 << PAGE_SHIFT {
+            return Err(PvhLayoutError::NoMemory);
+        }
+        let (lowmem_end, highmem_end) = if bytes > mmio_start {
+            (mmio_start, GIB4 + (bytes - mmio_start))
         } else {
             (bytes, 0)
         };
@@ -179,7 +197,17 @@ impl Memory {
             total_pages: bytes >> PAGE_SHIFT,
             lowmem_end,
             highmem_end,
+            mmio_start,
+            vga_hole,
         })
+    }
+    /// Start of the hole below 4 GiB (`dom->mmio_start`).
+    pub const fn mmio_start(&self) -> u64 {
+        self.mmio_start
+    }
+    /// Whether pfns `0xa0..0xc0` are left out (a guest with a device model).
+    pub const fn vga_hole(&self) -> bool {
+        self.vga_hole
     }
     /// Pages of RAM (`dom->total_pages`).
     pub const fn total_pages(&self) -> u64 {
@@ -195,7 +223,7 @@ impl Memory {
     }
     /// The hole's size (`dom->mmio_size`).
     pub const fn mmio_size(&self) -> u64 {
-        GIB4 - MMIO_START
+        GIB4 - self.mmio_start
     }
     /// The RAM ranges, in bytes (`meminit_hvm`'s dummy vmemranges).
     pub fn ranges(&self) -> heapless::Vec<(u64, u64), 2> {
@@ -228,7 +256,8 @@ pub struct PopulateStats {
     pub gb1: u64,
 }
 
-/// Populates the guest's RAM as `meminit_hvm` does without a device model: each range in
+/// Populates the guest's RAM as `meminit_hvm` does (with a device model, pfns below the VGA
+/// hole first and RAM from pfn 0xc0 on): each range in
 /// runs of at most 1 GiB, trying 1 GiB extents where aligned and clear of the hole, then
 /// up to four 2 MiB extents where aligned, then 4 KiB pages. `alloc(order, first_gfn, n)`
 /// asks Xen for `n` extents of `2^order` pages at `first_gfn + i << order` and returns how
@@ -238,10 +267,19 @@ pub fn populate<E>(
     alloc: &mut dyn FnMut(u32, u64, u64) -> Result<u64, E>,
 ) -> Result<PopulateStats, E> {
     let mut st = PopulateStats::default();
-    let hole = (MMIO_START, GIB4);
+    let hole = (mem.mmio_start, GIB4);
+    if mem.vga_hole {
+        // The 0xa0 pages below the VGA hole first, one by one (populate_physmap_exact).
+        alloc(0, 0, VGA_HOLE.0)?;
+    }
     for (start, end) in mem.ranges() {
         let end_pages = end >> PAGE_SHIFT;
         let mut cur = start >> PAGE_SHIFT;
+        if start == 0 && mem.vga_hole {
+            // meminit_hvm counts the VGA hole's 0x20 pages among the 4 KiB ones.
+            cur = VGA_HOLE.1;
+            st.normal += VGA_HOLE.1;
+        }
         while end_pages > cur {
             let mut count = (end_pages - cur).min(SUPERPAGE_1GB_NR_PFNS);
             let cur_pfn = cur;
@@ -324,9 +362,9 @@ pub struct PvhLayout {
 
 /// The bump allocator (`xc_dom_alloc_segment`, `xc_dom_chk_alloc_pages`, `xc_dom_alloc_pad`)
 /// with `virt_base` 0: virtual and physical cursors coincide.
-struct Alloc {
-    total_pages: u64,
-    end: u64,
+pub(crate) struct Alloc {
+    pub(crate) total_pages: u64,
+    pub(crate) end: u64,
 }
 
 impl Alloc {
@@ -346,7 +384,7 @@ impl Alloc {
         Ok(())
     }
 
-    fn segment(
+    pub(crate) fn segment(
         &mut self,
         name: &'static str,
         start: u64,

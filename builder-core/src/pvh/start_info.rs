@@ -86,6 +86,8 @@ pub enum StartInfoError {
     },
     /// The command line does not fit its slot.
     CmdlineTooLong(usize),
+    /// More modules than the segment has entries for.
+    TooManyModules(usize),
 }
 
 impl core::fmt::Display for StartInfoError {
@@ -96,8 +98,20 @@ impl core::fmt::Display for StartInfoError {
                 "the start info segment has {have} bytes, {need} are needed"
             ),
             Self::CmdlineTooLong(n) => write!(f, "command line of {n} bytes does not fit"),
+            Self::TooManyModules(n) => write!(f, "{n} modules do not fit the start info"),
         }
     }
+}
+
+/// One module of the start info's list: where it is, how long, and its command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartModule<'a> {
+    /// Guest-physical address.
+    pub paddr: u64,
+    /// Length in bytes.
+    pub size: u64,
+    /// Its command line (`add_module_to_list`'s `cmdline`), if any.
+    pub cmdline: Option<&'a [u8]>,
 }
 
 /// Writes the start info segment `seg` (the segment's bytes, zero-filled) for `layout` with
@@ -110,12 +124,46 @@ pub fn fill(
     rsdp_paddr: u64,
     memmap: &[HvmMemmapEntry],
 ) -> Result<HvmStartInfo, StartInfoError> {
-    let base = layout.start_info.pfn << crate::addr::PAGE_SHIFT;
+    // add_module_to_list: a module of length 0 is skipped; the ramdisk has no command line.
+    let module = layout.module.and_then(|m| {
+        let size = m.vend - m.vstart;
+        (size != 0).then_some(StartModule {
+            paddr: m.vstart,
+            size,
+            cmdline: None,
+        })
+    });
+    write(
+        seg,
+        layout.start_info.pfn << crate::addr::PAGE_SHIFT,
+        layout.cmdline_size,
+        cmdline,
+        rsdp_paddr,
+        module.as_slice(),
+        memmap,
+    )
+}
+
+/// Writes a start info segment `seg` at guest-physical `base` as `bootlate_hvm` lays it out:
+/// the struct, `cmdline` in a slot of `cmdline_size` bytes (0 for a guest with a device
+/// model, which gets none), [`MODULE_MAX_COUNT`] module entries (`modules` filled in), their
+/// command lines, then `memmap`.
+pub fn write(
+    seg: &mut [u8],
+    base: u64,
+    cmdline_size: u64,
+    cmdline: Option<&[u8]>,
+    rsdp_paddr: u64,
+    modules: &[StartModule<'_>],
+    memmap: &[HvmMemmapEntry],
+) -> Result<HvmStartInfo, StartInfoError> {
     let si_len = core::mem::size_of::<HvmStartInfo>();
-    let cmd_len = usize::try_from(layout.cmdline_size).unwrap_or(usize::MAX);
+    let cmd_len = usize::try_from(cmdline_size).unwrap_or(usize::MAX);
     let modlist_off = si_len.saturating_add(cmd_len);
     let mod_entries = MODULE_MAX_COUNT as usize;
-    let modsize = mod_entries * (core::mem::size_of::<HvmModlistEntry>() + MAX_GUEST_CMDLINE);
+    let entry_len = core::mem::size_of::<HvmModlistEntry>();
+    let cmdlines_off = modlist_off.saturating_add(mod_entries * entry_len);
+    let modsize = mod_entries * (entry_len + MAX_GUEST_CMDLINE);
     let memmap_off = modlist_off.saturating_add(modsize);
     let need = memmap_off.saturating_add(core::mem::size_of_val(memmap));
     if seg.len() < need {
@@ -123,6 +171,9 @@ pub fn fill(
             need,
             have: seg.len(),
         });
+    }
+    if modules.len() > mod_entries {
+        return Err(StartInfoError::TooManyModules(modules.len()));
     }
     let mut si = HvmStartInfo::default();
     if let Some(c) = cmdline {
@@ -136,21 +187,28 @@ pub fn fill(
         si.cmdline_paddr = base + si_len as u64;
     }
     si.rsdp_paddr = rsdp_paddr;
-    if let Some(m) = &layout.module {
-        // add_module_to_list: a module of length 0 is skipped; no command line.
-        let len = m.vend - m.vstart;
-        if len != 0 {
-            let e = HvmModlistEntry {
-                paddr: m.vstart,
-                size: len,
-                cmdline_paddr: 0,
-                reserved: 0,
-            };
-            if let Some(dst) = seg.get_mut(modlist_off..modlist_off + 32) {
-                dst.copy_from_slice(e.as_bytes());
+    for (i, m) in modules.iter().enumerate() {
+        let mut e = HvmModlistEntry {
+            paddr: m.paddr,
+            size: m.size,
+            cmdline_paddr: 0,
+            reserved: 0,
+        };
+        if let Some(c) = m.cmdline {
+            if c.len() >= MAX_GUEST_CMDLINE {
+                return Err(StartInfoError::CmdlineTooLong(c.len()));
             }
-            si.nr_modules = 1;
+            let off = cmdlines_off + i * MAX_GUEST_CMDLINE;
+            if let Some(dst) = seg.get_mut(off..off + c.len()) {
+                dst.copy_from_slice(c);
+            }
+            e.cmdline_paddr = base + off as u64;
         }
+        let off = modlist_off + i * entry_len;
+        if let Some(dst) = seg.get_mut(off..off + entry_len) {
+            dst.copy_from_slice(e.as_bytes());
+        }
+        si.nr_modules += 1;
     }
     if si.nr_modules != 0 {
         si.modlist_paddr = base + modlist_off as u64;

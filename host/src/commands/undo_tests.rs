@@ -185,7 +185,7 @@ fn run_full(
             cfg: &cfg,
             base: &cfg,
             inputs: &inputs,
-            kernel: &kernel,
+            kernel: Some(&kernel),
             image: crate::commands::Image::Pv(&layout),
             disks: &disks,
             vifs: &vifs,

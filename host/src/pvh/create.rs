@@ -127,17 +127,33 @@ impl fmt::Display for PvhStep {
     }
 }
 
-/// A failed PVH build: the step, why, and what undoing it could not do.
+/// A step of an HVM-container build sequence (PVH's [`PvhStep`], HVM's
+/// [`crate::hvm::HvmStep`]): what [`Run`] needs of it.
+pub trait BuildStep: Copy + PartialEq + fmt::Display {
+    /// The step's short name (errors, `--fail-at`, the test hook, the step timer).
+    fn step_name(self) -> &'static str;
+}
+
+impl BuildStep for PvhStep {
+    fn step_name(self) -> &'static str {
+        self.name()
+    }
+}
+
+/// A failed build: the step, why, and what undoing it could not do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{step}: {msg}{}", crate::create::undo_note(.undo_errors))]
-pub struct PvhCreateError {
+pub struct StepError<S: fmt::Display> {
     /// The step that failed.
-    pub step: PvhStep,
+    pub step: S,
     /// Why.
     pub msg: String,
     /// Undo steps that failed.
     pub undo_errors: Vec<String>,
 }
+
+/// A failed PVH build.
+pub type PvhCreateError = StepError<PvhStep>;
 
 /// What [`create`] builds.
 #[derive(Debug, Clone, Copy)]
@@ -162,19 +178,21 @@ pub struct PvhRequest<'a, K> {
     pub fail_at: Option<PvhStep>,
 }
 
-struct Run<'x> {
-    xen: &'x Xen,
-    undo: Vec<(&'static str, UndoFn)>,
-    fail_at: Option<PvhStep>,
+/// A build in progress: each step run in turn (unless a failure is injected or Ctrl-C came),
+/// timed, and on failure everything before it undone.
+pub(crate) struct Run<'x, S> {
+    pub(crate) xen: &'x Xen,
+    pub(crate) undo: Vec<(&'static str, UndoFn)>,
+    pub(crate) fail_at: Option<S>,
 }
 
-impl Run<'_> {
-    fn step<T>(
+impl<S: BuildStep> Run<'_, S> {
+    pub(crate) fn step<T>(
         &mut self,
-        step: PvhStep,
+        step: S,
         f: impl FnOnce(&Xen) -> Result<T, String>,
-    ) -> Result<T, PvhCreateError> {
-        crate::testhook::stop_at(step.name());
+    ) -> Result<T, StepError<S>> {
+        crate::testhook::stop_at(step.step_name());
         let r = if self.fail_at == Some(step) {
             Err("failure injected for testing".to_owned())
         } else if crate::interrupt::requested() {
@@ -183,9 +201,9 @@ impl Run<'_> {
             f(self.xen)
         };
         if r.is_ok() {
-            crate::steps::lap(step.name());
+            crate::steps::lap(step.step_name());
         }
-        r.map_err(|msg| PvhCreateError {
+        r.map_err(|msg| StepError {
             step,
             msg,
             undo_errors: run_undo(self.xen, &mut self.undo),
@@ -193,12 +211,12 @@ impl Run<'_> {
     }
 }
 
-fn s(e: XenError) -> String {
+pub(crate) fn s(e: XenError) -> String {
     e.to_string()
 }
 
 /// libxl's default `timer_mode` (`LIBXL_TIMER_MODE_NO_DELAY_FOR_MISSED_TICKS`).
-const TIMER_MODE_NO_DELAY_FOR_MISSED_TICKS: u64 = 1;
+pub(crate) const TIMER_MODE_NO_DELAY_FOR_MISSED_TICKS: u64 = 1;
 
 /// libxl's paging pool for an HVM-container guest with HAP
 /// (`libxl__get_required_paging_memory`): 1 MiB per vcpu and one page per MiB of RAM, KiB.
@@ -208,7 +226,7 @@ pub fn paging_pool_kib(max_vcpus: u32, memory_mib: u64) -> u64 {
 
 /// Writes `bytes` at guest-physical `addr` of `domid` (pages already populated), mapping
 /// exactly the frames written: in the hole below 4 GiB, neighbouring frames are not RAM.
-fn write_phys(x: &Xen, domid: u16, addr: u64, bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn write_phys(x: &Xen, domid: u16, addr: u64, bytes: &[u8]) -> Result<(), String> {
     if bytes.is_empty() {
         return Ok(());
     }
@@ -224,6 +242,41 @@ fn write_phys(x: &Xen, domid: u16, addr: u64, bytes: &[u8]) -> Result<(), String
         .ok_or_else(|| format!("write at {addr:#x} out of its mapping"))?
         .copy_from_slice(bytes);
     Ok(())
+}
+
+/// `alloc_magic_pages_hvm`'s common part: the eight special pages populated and cleared,
+/// their HVM parameters, and the identity page table for running with paging off under EPT.
+pub(crate) fn special_pages(x: &Xen, domid: u16) -> Result<(), String> {
+    let first = pl::SPECIAL_FIRST_PFN;
+    for i in 0..pl::NR_SPECIAL_PAGES {
+        // populate_physmap_exact of all eight; one extent each, as its list holds.
+        let done = x.populate_at(domid, 0, first + i, 1).map_err(s)?;
+        if done != 1 {
+            return Err(format!("populating special page {:#x}", first + i));
+        }
+    }
+    let zero = vec![0u8; (pl::NR_SPECIAL_PAGES * 4096) as usize];
+    write_phys(x, domid, first << PAGE_SHIFT, &zero)?;
+    for (param, page) in [
+        (HVM_PARAM_STORE_PFN, Special::Xenstore),
+        (HVM_PARAM_BUFIOREQ_PFN, Special::BufIoreq),
+        (HVM_PARAM_IOREQ_PFN, Special::Ioreq),
+        (HVM_PARAM_CONSOLE_PFN, Special::Console),
+        (HVM_PARAM_PAGING_RING_PFN, Special::Paging),
+        (HVM_PARAM_MONITOR_RING_PFN, Special::Access),
+        (HVM_PARAM_SHARING_RING_PFN, Special::Sharing),
+    ] {
+        x.hvm_param_set(domid, param, special_pfn(page))
+            .map_err(s)?;
+    }
+    // 4 MiB superpages: present, writable, user, accessed, dirty, PSE.
+    let ident: Vec<u8> = (0u32..1024)
+        .flat_map(|i| ((i << 22) | 0xe7).to_le_bytes())
+        .collect();
+    let ident_pfn = special_pfn(Special::IdentPt);
+    write_phys(x, domid, ident_pfn << PAGE_SHIFT, &ident)?;
+    x.hvm_param_set(domid, HVM_PARAM_IDENT_PT, ident_pfn << PAGE_SHIFT)
+        .map_err(s)
 }
 
 /// Builds the PVH guest `req` describes, paused. See the module docs for the order.
@@ -382,36 +435,7 @@ pub fn create<'x, K: LoadKernel>(
         Ok(())
     })?;
     run.step(PvhStep::SpecialPages, |x| {
-        let first = pl::SPECIAL_FIRST_PFN;
-        for i in 0..pl::NR_SPECIAL_PAGES {
-            // populate_physmap_exact of all eight; one extent each, as its list holds.
-            let done = x.populate_at(domid, 0, first + i, 1).map_err(s)?;
-            if done != 1 {
-                return Err(format!("populating special page {:#x}", first + i));
-            }
-        }
-        let zero = vec![0u8; (pl::NR_SPECIAL_PAGES * 4096) as usize];
-        write_phys(x, domid, first << PAGE_SHIFT, &zero)?;
-        for (param, page) in [
-            (HVM_PARAM_STORE_PFN, Special::Xenstore),
-            (HVM_PARAM_BUFIOREQ_PFN, Special::BufIoreq),
-            (HVM_PARAM_IOREQ_PFN, Special::Ioreq),
-            (HVM_PARAM_CONSOLE_PFN, Special::Console),
-            (HVM_PARAM_PAGING_RING_PFN, Special::Paging),
-            (HVM_PARAM_MONITOR_RING_PFN, Special::Access),
-            (HVM_PARAM_SHARING_RING_PFN, Special::Sharing),
-        ] {
-            x.hvm_param_set(domid, param, special_pfn(page))
-                .map_err(s)?;
-        }
-        // The identity page table for running with paging off under EPT: 4 MiB superpages.
-        let ident: Vec<u8> = (0u32..1024)
-            .flat_map(|i| ((i << 22) | 0xe7).to_le_bytes())
-            .collect();
-        let ident_pfn = special_pfn(Special::IdentPt);
-        write_phys(x, domid, ident_pfn << PAGE_SHIFT, &ident)?;
-        x.hvm_param_set(domid, HVM_PARAM_IDENT_PT, ident_pfn << PAGE_SHIFT)
-            .map_err(s)?;
+        special_pages(x, domid)?;
         write_phys(
             x,
             domid,

@@ -23,6 +23,18 @@ pub const XEN_DOMCTL_CDF_HVM: u32 = 1 << 0;
 pub const XEN_DOMCTL_CDF_HAP: u32 = 1 << 1;
 /// `XEN_X86_EMU_LAPIC`: the only emulation a PVH guest gets.
 pub const XEN_X86_EMU_LAPIC: u32 = 1 << 0;
+/// `XEN_X86_EMU_ALL`: every emulated device.
+pub const XEN_X86_EMU_ALL: u32 = 0x7ff;
+/// `XEN_X86_EMU_VPCI`: the emulated PCI config space, which libxl leaves out for HVM guests.
+pub const XEN_X86_EMU_VPCI: u32 = 1 << 10;
+/// `HVM_PARAM_HPET_ENABLED`
+pub const HVM_PARAM_HPET_ENABLED: u32 = 11;
+/// `HVM_PARAM_VPT_ALIGN`
+pub const HVM_PARAM_VPT_ALIGN: u32 = 16;
+/// `HVM_PARAM_IOREQ_SERVER_PFN`
+pub const HVM_PARAM_IOREQ_SERVER_PFN: u32 = 32;
+/// `HVM_PARAM_NR_IOREQ_SERVER_PAGES`
+pub const HVM_PARAM_NR_IOREQ_SERVER_PAGES: u32 = 33;
 
 /// `HVM_PARAM_STORE_PFN`
 pub const HVM_PARAM_STORE_PFN: u32 = 1;

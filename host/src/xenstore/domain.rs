@@ -49,6 +49,10 @@ pub enum GuestKind {
     /// A PVH guest: `/libxl/<domid>/type` is `pvh`; no `protocol` in the disk frontends and
     /// no `/vm/<uuid>/image/*` (libxl writes those for PV guests only).
     Pvh,
+    /// An HVM guest: `/libxl/<domid>/type` is `hvm`; as for PVH no `protocol` and none of the
+    /// PV guest's `/vm/<uuid>/image/*` (its own entries, `image/ostype = hvm` among them,
+    /// are `crate::hvm::xenstore`'s).
+    Hvm,
 }
 
 impl GuestKind {
@@ -56,7 +60,7 @@ impl GuestKind {
     pub const fn protocol(self) -> Option<&'static str> {
         match self {
             GuestKind::Pv { protocol } => Some(protocol),
-            GuestKind::Pvh => None,
+            GuestKind::Pvh | GuestKind::Hvm => None,
         }
     }
     /// `/libxl/<domid>/type` (libxl's `libxl_domain_type` name).
@@ -64,6 +68,7 @@ impl GuestKind {
         match self {
             GuestKind::Pv { .. } => "pv",
             GuestKind::Pvh => "pvh",
+            GuestKind::Hvm => "hvm",
         }
     }
 }
