@@ -160,3 +160,21 @@ fn a_pvh_guests_disks_have_no_protocol_node() {
         "x86_64-abi"
     );
 }
+
+/// An HVM guest's base entries are libxl__build_hvm's too: its type is hvm and it has none of
+/// the PV guest's `/vm/<uuid>/image/*` (`hvm::xenstore` writes its `image/ostype`).
+#[test]
+fn an_hvm_guest_is_typed_hvm_without_pv_image_entries() {
+    let fake = FakeXenstore::new();
+    let xs = fake.connect();
+    let mut d = domain(7);
+    d.guest = GuestKind::Hvm;
+    d.disks.clear();
+    write_new_domain(&xs, &d).unwrap();
+    assert_eq!(xs.read("/libxl/7/type").unwrap(), "hvm");
+    let vm = xs.read("/local/domain/7/vm").unwrap();
+    for e in ["ostype", "kernel", "ramdisk", "cmdline"] {
+        assert!(xs.read(&format!("{vm}/image/{e}")).is_err(), "{e}");
+    }
+    assert!(xs.read(&format!("{vm}/start_time")).is_ok());
+}
