@@ -29,11 +29,11 @@ use zerocopy::IntoBytes;
 
 use crate::create::{Building, Created, MAXMEM_SLACK_KIB};
 use crate::pvh::create::{
-    paging_pool_kib, s, special_pages, write_phys, BuildStep, Run, StepError,
-    TIMER_MODE_NO_DELAY_FOR_MISSED_TICKS,
+    container_supported, create_container, paging_pool_kib, s, special_pages, write_phys,
+    BuildStep, Run, StepError, TIMER_MODE_NO_DELAY_FOR_MISSED_TICKS,
 };
 use crate::sys::hvm::*;
-use crate::xen::{DomainConfig, SeedGrant, Xen};
+use crate::xen::{SeedGrant, Xen};
 
 use super::plan::HvmPlanned;
 
@@ -167,33 +167,15 @@ pub fn create<'x>(xen: &'x Xen, req: &HvmRequest<'_>) -> Result<Building<'x>, Hv
         undo: Vec::new(),
         fail_at: req.fail_at,
     };
-    run.step(HvmStep::Compat, |x| {
-        let caps = x.capabilities().map_err(s)?;
-        if caps.iter().any(|c| c == "hvm-3.0-x86_32") {
-            Ok(())
-        } else {
-            Err(format!(
-                "guest type hvm-3.0-x86_32 (HVM) is not supported by this Xen (it runs: {})",
-                caps.join(" ")
-            ))
-        }
-    })?;
+    run.step(HvmStep::Compat, |x| container_supported(x, "HVM"))?;
     let domid = run.step(HvmStep::CreateDomain, |x| {
-        let mut cfg = DomainConfig::pv(req.max_vcpus, x.max_grant_version().map_err(s)?);
-        cfg.handle = req.handle;
-        cfg.cpupool_id = req.placement.pool_id;
-        cfg.flags = XEN_DOMCTL_CDF_HVM | XEN_DOMCTL_CDF_HAP;
-        cfg.emulation_flags = HVM_EMULATION_FLAGS;
-        // Recorded for a later pvbuild should this one be killed ([`crate::journal`]).
-        let uuid = crate::xenstore::Uuid::from_bytes(req.handle);
-        crate::journal::note(&crate::journal::Entry::Uuid(uuid))
-            .map_err(|e| format!("recording the domain's UUID: {e}"))?;
-        let domid = x.create_domain(&cfg, None).map_err(s)?;
-        if let Err(e) = crate::journal::note(&crate::journal::Entry::Domain(domid)) {
-            let _ = x.destroy_domain(domid);
-            return Err(format!("recording domain {domid}: {e}"));
-        }
-        Ok(domid)
+        create_container(
+            x,
+            req.max_vcpus,
+            req.handle,
+            req.placement,
+            HVM_EMULATION_FLAGS,
+        )
     })?;
     run.undo.push((
         "destroy domain",

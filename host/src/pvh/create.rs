@@ -211,6 +211,47 @@ impl<S: BuildStep> Run<'_, S> {
     }
 }
 
+/// The compat step of an HVM-container guest (PVH and HVM alike): this Xen runs
+/// `hvm-3.0-x86_32` guests (`xc_dom_compat_check`). `kind` names the guest type in the error.
+pub(crate) fn container_supported(x: &Xen, kind: &str) -> Result<(), String> {
+    let caps = x.capabilities().map_err(s)?;
+    if caps.iter().any(|c| c == "hvm-3.0-x86_32") {
+        Ok(())
+    } else {
+        Err(format!(
+            "guest type hvm-3.0-x86_32 ({kind}) is not supported by this Xen (it runs: {})",
+            caps.join(" ")
+        ))
+    }
+}
+
+/// `XEN_DOMCTL_createdomain` of an HVM-container guest (HVM | HAP) with `emulation_flags`
+/// (libxl: LAPIC only for PVH, everything but vPCI for HVM). Recorded for a later pvbuild
+/// should this one be killed ([`crate::journal`]): the UUID before the domain exists, its id
+/// as soon as Xen returns it.
+pub(crate) fn create_container(
+    x: &Xen,
+    max_vcpus: u32,
+    handle: [u8; 16],
+    placement: &crate::placement::Resolved,
+    emulation_flags: u32,
+) -> Result<u16, String> {
+    let mut cfg = DomainConfig::pv(max_vcpus, x.max_grant_version().map_err(s)?);
+    cfg.handle = handle;
+    cfg.cpupool_id = placement.pool_id;
+    cfg.flags = XEN_DOMCTL_CDF_HVM | XEN_DOMCTL_CDF_HAP;
+    cfg.emulation_flags = emulation_flags;
+    let uuid = crate::xenstore::Uuid::from_bytes(handle);
+    crate::journal::note(&crate::journal::Entry::Uuid(uuid))
+        .map_err(|e| format!("recording the domain's UUID: {e}"))?;
+    let domid = x.create_domain(&cfg, None).map_err(s)?;
+    if let Err(e) = crate::journal::note(&crate::journal::Entry::Domain(domid)) {
+        let _ = x.destroy_domain(domid);
+        return Err(format!("recording domain {domid}: {e}"));
+    }
+    Ok(domid)
+}
+
 pub(crate) fn s(e: XenError) -> String {
     e.to_string()
 }
@@ -291,34 +332,15 @@ pub fn create<'x, K: LoadKernel>(
         undo: Vec::new(),
         fail_at: req.fail_at,
     };
-    run.step(PvhStep::Compat, |x| {
-        let caps = x.capabilities().map_err(s)?;
-        if caps.iter().any(|c| c == "hvm-3.0-x86_32") {
-            Ok(())
-        } else {
-            Err(format!(
-                "guest type hvm-3.0-x86_32 (PVH) is not supported by this Xen (it runs: {})",
-                caps.join(" ")
-            ))
-        }
-    })?;
+    run.step(PvhStep::Compat, |x| container_supported(x, "PVH"))?;
     let domid = run.step(PvhStep::CreateDomain, |x| {
-        let mut cfg = DomainConfig::pv(req.max_vcpus, x.max_grant_version().map_err(s)?);
-        cfg.handle = req.handle;
-        cfg.cpupool_id = req.placement.pool_id;
-        cfg.flags = XEN_DOMCTL_CDF_HVM | XEN_DOMCTL_CDF_HAP;
-        cfg.emulation_flags = XEN_X86_EMU_LAPIC;
-        // Recorded for a later pvbuild should this one be killed ([`crate::journal`]): the
-        // UUID before the domain exists, its id as soon as Xen returns it.
-        let uuid = crate::xenstore::Uuid::from_bytes(req.handle);
-        crate::journal::note(&crate::journal::Entry::Uuid(uuid))
-            .map_err(|e| format!("recording the domain's UUID: {e}"))?;
-        let domid = x.create_domain(&cfg, None).map_err(s)?;
-        if let Err(e) = crate::journal::note(&crate::journal::Entry::Domain(domid)) {
-            let _ = x.destroy_domain(domid);
-            return Err(format!("recording domain {domid}: {e}"));
-        }
-        Ok(domid)
+        create_container(
+            x,
+            req.max_vcpus,
+            req.handle,
+            req.placement,
+            XEN_X86_EMU_LAPIC,
+        )
     })?;
     run.undo.push((
         "destroy domain",
