@@ -486,3 +486,31 @@ pub fn dump_core_cmd(target: &str, file: &Path) -> Result<String, CommandError> 
     dump_core(&xen, domid, file).map_err(|e| CommandError::Usage(e.to_string()))?;
     Ok(String::new())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The MMIO hole's start against libxen-dev's public/hvm/e820.h, and the holes' edges.
+    #[test]
+    fn gpfn_holes_match_xens_header() {
+        let header = std::fs::read_to_string("/usr/include/xen/hvm/e820.h");
+        let Ok(header) = header else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "libxen-dev's e820.h is missing"
+            );
+            return;
+        };
+        let end = header
+            .lines()
+            .find_map(|l| l.strip_prefix("#define HVM_BELOW_4G_RAM_END"))
+            .map(str::trim)
+            .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok());
+        assert_eq!(end, Some(MMIO_START_PFN << 12), "{header}");
+        assert!(gpfn_may_present(0x9f) && !gpfn_may_present(0xa0));
+        assert!(!gpfn_may_present(0xbf) && gpfn_may_present(0xc0));
+        assert!(gpfn_may_present(MMIO_START_PFN - 1) && !gpfn_may_present(MMIO_START_PFN));
+        assert!(!gpfn_may_present(0xf_ffff) && gpfn_may_present(0x10_0000));
+    }
+}
