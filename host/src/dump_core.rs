@@ -1,14 +1,18 @@
 //! `pvbuild dump-core DOMAIN FILE`, as `xl dump-core` (libxl_domain_core_dump, that is
 //! libxenguest's `xc_domain_dumpcore`): the domain's memory and vcpu state in Xen's ELF core
-//! format ([`elf`]), for the 64-bit PV guests pvbuild makes. The guest's pages are found
+//! format ([`elf`]), for the guests pvbuild makes. A 64-bit PV guest's pages are found
 //! through its own p2m, as libxenguest finds them (`xc_core_arch_map_p2m`): the linear p2m
 //! list that the guest announced in its shared info (`p2m_cr3`, `p2m_vaddr`), walked
 //! through its page tables, or else the frame list tree (`pfn_to_mfn_frame_list_list`).
 //!
 //! As xl, the domain is not paused: pause it first for a consistent image. The file is
 //! written beside FILE under a temporary name and renamed onto FILE once complete, so a
-//! failure leaves no partial core (xl leaves one). A PVH guest is refused (xl dumps it with
-//! `.xen_pfn`; pvbuild does not yet).
+//! failure leaves no partial core (xl leaves one).
+//!
+//! An auto-translated guest (PVH, HVM) is dumped as libxenguest dumps it: no guest p2m is
+//! read; every gfn from 0 to `XENMEM_maximum_gpfn` outside the VGA and below-4G MMIO holes
+//! is mapped by gfn, those that map are written, and the section `.xen_pfn` lists their
+//! gfns (the HVM magic in the header note). Such a guest need not have run.
 
 pub mod elf;
 
@@ -231,25 +235,114 @@ impl Drop for Partial {
     }
 }
 
+/// `HVM_BELOW_4G_MMIO_START` (public/hvm/e820.h) in frames.
+const MMIO_START_PFN: u64 = 0xF000_0000 >> 12;
+
+/// `xc_core_arch_gpfn_may_present` (x86): an auto-translated guest's gfns outside the VGA
+/// hole and the MMIO hole below 4 GiB.
+fn gpfn_may_present(pfn: u64) -> bool {
+    !((0xa0..0xc0).contains(&pfn) || (MMIO_START_PFN..(1 << 20)).contains(&pfn))
+}
+
+/// The pages section and its table as they are written: at most `nr_pages` pages, then
+/// the entries (`{pfn, gmfn}` for a PV guest, the pfn for an auto-translated one).
+struct Pages<'a, W: Write> {
+    w: &'a mut W,
+    table: Vec<u8>,
+    written: u64,
+    nr_pages: u64,
+    translated: bool,
+}
+
+impl<W: Write> Pages<'_, W> {
+    fn full(&self) -> bool {
+        self.written >= self.nr_pages
+    }
+
+    fn entry(&mut self, pfn: u64, gmfn: u64) {
+        self.table.extend_from_slice(&pfn.to_le_bytes());
+        if !self.translated {
+            self.table.extend_from_slice(&gmfn.to_le_bytes());
+        }
+    }
+
+    /// Maps the frames of `batch` (`(pfn, frame)` pairs: the frame is the mfn of a PV
+    /// guest, the gfn of a translated one) and writes those that map: a page that cannot
+    /// be mapped is left out, as libxenguest leaves it.
+    fn batch(&mut self, xen: &Xen, domid: u16, batch: &[(u64, u64)]) -> Result<(), DumpError> {
+        if batch.is_empty() || self.full() {
+            return Ok(());
+        }
+        let mut pairs = Vec::with_capacity(batch.len());
+        let mut frames = Vec::with_capacity(batch.len());
+        for &(pfn, f) in batch {
+            if let Ok(m) = Mfn::new(f) {
+                pairs.push((pfn, f));
+                frames.push(m);
+            }
+        }
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = Vec::with_capacity(frames.len() * PAGE as usize);
+        let present = xen.read_foreign_present(domid, &frames, &mut bytes)?;
+        let mut pages = bytes.chunks_exact(PAGE as usize);
+        for (&(pfn, f), ok) in pairs.iter().zip(present) {
+            if !ok {
+                continue;
+            }
+            let page = pages.next().unwrap_or_default();
+            if self.full() {
+                break;
+            }
+            self.w.write_all(page).map_err(Self::werr)?;
+            self.entry(pfn, f);
+            self.written += 1;
+        }
+        Ok(())
+    }
+
+    fn werr(err: std::io::Error) -> DumpError {
+        DumpError::Write {
+            path: String::new(),
+            err,
+        }
+    }
+
+    /// Fewer pages than `nr_pages`: zero pages with invalid entries, as libxenguest pads.
+    fn pad(&mut self) -> Result<(), DumpError> {
+        let zero = vec![0u8; PAGE as usize];
+        while !self.full() {
+            self.w.write_all(&zero).map_err(Self::werr)?;
+            self.entry(INVALID, INVALID);
+            self.written += 1;
+        }
+        Ok(())
+    }
+}
+
 /// Writes the core of `domid` to `path`; returns the pages written.
 pub fn dump_core(xen: &Xen, domid: u16, path: &Path) -> Result<u64, DumpError> {
     let info = xen.domain_info(domid)?;
+    // `xc_core_arch_auto_translated_physmap`: an HVM or PVH guest, whose pages are mapped
+    // by gfn, listed in `.xen_pfn`.
     let translated = info.flags & XEN_DOMINF_HVM_GUEST != 0;
-    if translated {
-        return Err(DumpError::Refused {
-            domid,
-            what: "an HVM or PVH guest: pvbuild dumps PV guests only (xl dump-core dumps it)"
-                .into(),
-        });
+    // As libxenguest: the shared info frame mapped (by gfn for a translated guest, where it
+    // may fail and the section is then left out).
+    let shinfo = match read_frames(xen, domid, &[info.shared_info_frame]) {
+        Ok(page) => Some(page),
+        Err(_) if translated => None,
+        Err(e) => return Err(e),
+    };
+    if !translated {
+        let width = xen.address_size(domid)?;
+        if width != 64 {
+            return Err(DumpError::Refused {
+                domid,
+                what: format!("a {width}-bit guest: pvbuild dumps 64-bit PV guests only"),
+            });
+        }
     }
-    let width = xen.address_size(domid)?;
-    if width != 64 {
-        return Err(DumpError::Refused {
-            domid,
-            what: format!("a {width}-bit guest: pvbuild dumps 64-bit PV guests only"),
-        });
-    }
-    let shinfo = read_frames(xen, domid, &[info.shared_info_frame])?;
     let mut ctxs = Vec::new();
     let mut nr_vcpus = 0u64;
     for vcpu in 0..=info.max_vcpu_id {
@@ -266,14 +359,21 @@ pub fn dump_core(xen: &Xen, domid: u16, path: &Path) -> Result<u64, DumpError> {
     }
     let nr_gpfns = xen.maximum_gpfn(domid)? + 1;
     let nr_pages = info.tot_pages;
-    if nr_gpfns < nr_pages {
-        return Err(DumpError::P2m {
-            domid,
-            what: format!("p2m size {nr_gpfns:#x} below its page count {nr_pages:#x}"),
-        });
-    }
-    let p2m = read_p2m(xen, domid, &shinfo, nr_gpfns)?;
-    let max_mfn = xen.maximum_ram_page()?;
+    let (p2m, max_mfn) = if translated {
+        (Vec::new(), 0)
+    } else {
+        if nr_gpfns < nr_pages {
+            return Err(DumpError::P2m {
+                domid,
+                what: format!("p2m size {nr_gpfns:#x} below its page count {nr_pages:#x}"),
+            });
+        }
+        let shinfo = shinfo.as_deref().unwrap_or_default();
+        (
+            read_p2m(xen, domid, shinfo, nr_gpfns)?,
+            xen.maximum_ram_page()?,
+        )
+    };
     let (major, minor) = xen.xen_version()?;
     let vb = xen.version_buffers()?;
     let version = VersionNote {
@@ -289,8 +389,8 @@ pub fn dump_core(xen: &Xen, domid: u16, path: &Path) -> Result<u64, DumpError> {
     let shape = Shape {
         nr_vcpus,
         nr_pages,
-        shared_info: true,
-        translated: false,
+        shared_info: shinfo.is_some(),
+        translated,
     };
     let lay = layout(&shape);
     let mut out = Partial::create(path)?;
@@ -298,67 +398,64 @@ pub fn dump_core(xen: &Xen, domid: u16, path: &Path) -> Result<u64, DumpError> {
         path: path.display().to_string(),
         err,
     };
+    let named = |e: DumpError| match e {
+        DumpError::Write { err, .. } => werr(err),
+        e => e,
+    };
     let mut w = std::io::BufWriter::with_capacity(
         1 << 20,
         out.file
             .as_ref()
             .ok_or_else(|| werr(std::io::ErrorKind::Other.into()))?,
     );
-    w.write_all(&lay.head(&shape, &version, &ctxs, &shinfo))
-        .map_err(werr)?;
-    // The pages of the p2m's valid entries, in pfn order, at most nr_pages of them.
-    let wanted: Vec<(u64, u64)> = p2m
-        .iter()
-        .enumerate()
-        .filter(|(_, &m)| m != INVALID && m <= max_mfn)
-        .map(|(pfn, &m)| (pfn as u64, m))
-        .collect();
-    let mut table: Vec<u8> = Vec::with_capacity((nr_pages * 16) as usize);
-    let mut written = 0u64;
-    for chunk in wanted.chunks(BATCH) {
-        if written >= nr_pages {
-            break;
-        }
-        let mfns: Vec<u64> = chunk.iter().map(|&(_, m)| m).collect();
-        match read_frames(xen, domid, &mfns) {
-            Ok(bytes) => {
-                for (i, &(pfn, mfn)) in chunk.iter().enumerate() {
-                    if written >= nr_pages {
-                        break;
-                    }
-                    let page = bytes
-                        .get(i * PAGE as usize..(i + 1) * PAGE as usize)
-                        .unwrap_or_default();
-                    w.write_all(page).map_err(werr)?;
-                    table.extend_from_slice(&pfn.to_le_bytes());
-                    table.extend_from_slice(&mfn.to_le_bytes());
-                    written += 1;
-                }
+    w.write_all(&lay.head(
+        &shape,
+        &version,
+        &ctxs,
+        shinfo.as_deref().unwrap_or_default(),
+    ))
+    .map_err(werr)?;
+    let entry = if translated { 8 } else { 16 };
+    let mut pages = Pages {
+        w: &mut w,
+        table: Vec::with_capacity((nr_pages * entry) as usize),
+        written: 0,
+        nr_pages,
+        translated,
+    };
+    let mut batch = Vec::with_capacity(BATCH);
+    if translated {
+        // `xc_core_arch_memory_map_get`: gfns 0 to the highest, those that may be present.
+        for pfn in (0..nr_gpfns).filter(|&p| gpfn_may_present(p)) {
+            if pages.full() {
+                break;
             }
-            // A page that cannot be mapped is left out, as libxenguest leaves it: one by one.
-            Err(_) => {
-                for &(pfn, mfn) in chunk {
-                    if written >= nr_pages {
-                        break;
-                    }
-                    let Ok(page) = read_frames(xen, domid, &[mfn]) else {
-                        continue;
-                    };
-                    w.write_all(&page).map_err(werr)?;
-                    table.extend_from_slice(&pfn.to_le_bytes());
-                    table.extend_from_slice(&mfn.to_le_bytes());
-                    written += 1;
-                }
+            batch.push((pfn, pfn));
+            if batch.len() == BATCH {
+                pages.batch(xen, domid, &batch).map_err(named)?;
+                batch.clear();
+            }
+        }
+    } else {
+        // The pages of the p2m's valid entries, in pfn order.
+        for (pfn, &m) in p2m.iter().enumerate() {
+            if pages.full() {
+                break;
+            }
+            if m == INVALID || m > max_mfn {
+                continue;
+            }
+            batch.push((pfn as u64, m));
+            if batch.len() == BATCH {
+                pages.batch(xen, domid, &batch).map_err(named)?;
+                batch.clear();
             }
         }
     }
-    // Fewer pages than tot_pages: zero pages with invalid entries, as libxenguest pads.
-    let zero = vec![0u8; PAGE as usize];
-    for _ in written..nr_pages {
-        w.write_all(&zero).map_err(werr)?;
-        table.extend_from_slice(&INVALID.to_le_bytes());
-        table.extend_from_slice(&INVALID.to_le_bytes());
-    }
+    pages.batch(xen, domid, &batch).map_err(named)?;
+    pages.pad().map_err(named)?;
+    let written = pages.written;
+    let table = std::mem::take(&mut pages.table);
     w.write_all(&table).map_err(werr)?;
     w.write_all(lay.strtab()).map_err(werr)?;
     w.flush().map_err(werr)?;
@@ -388,4 +485,32 @@ pub fn dump_core_cmd(target: &str, file: &Path) -> Result<String, CommandError> 
     let xen = Xen::open()?;
     dump_core(&xen, domid, file).map_err(|e| CommandError::Usage(e.to_string()))?;
     Ok(String::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The MMIO hole's start against libxen-dev's public/hvm/e820.h, and the holes' edges.
+    #[test]
+    fn gpfn_holes_match_xens_header() {
+        let header = std::fs::read_to_string("/usr/include/xen/hvm/e820.h");
+        let Ok(header) = header else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "libxen-dev's e820.h is missing"
+            );
+            return;
+        };
+        let end = header
+            .lines()
+            .find_map(|l| l.strip_prefix("#define HVM_BELOW_4G_RAM_END"))
+            .map(str::trim)
+            .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok());
+        assert_eq!(end, Some(MMIO_START_PFN << 12), "{header}");
+        assert!(gpfn_may_present(0x9f) && !gpfn_may_present(0xa0));
+        assert!(!gpfn_may_present(0xbf) && gpfn_may_present(0xc0));
+        assert!(gpfn_may_present(MMIO_START_PFN - 1) && !gpfn_may_present(MMIO_START_PFN));
+        assert!(!gpfn_may_present(0xf_ffff) && gpfn_may_present(0x10_0000));
+    }
 }

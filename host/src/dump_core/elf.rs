@@ -380,4 +380,54 @@ mod tests {
             "{text}"
         );
     }
+
+    /// An auto-translated guest's layout, read back by readelf: `.xen_pfn` of 8-byte
+    /// entries instead of `.xen_p2m`, no `.xen_shared_info` when the page did not map,
+    /// and the header note's HVM magic (0xf00febee) in readelf's hex dump.
+    #[test]
+    fn readelf_reads_a_translated_core() {
+        let s = Shape {
+            nr_vcpus: 1,
+            nr_pages: 2,
+            shared_info: false,
+            translated: true,
+        };
+        let l = layout(&s);
+        let mut file = l.head(
+            &s,
+            &VersionNote::default(),
+            &vec![0; CTX_SIZE as usize],
+            &[],
+        );
+        assert_eq!(l.pages_at % PAGE, 0);
+        file.resize(file.len() + 2 * PAGE as usize + 2 * 8, 0);
+        file.extend_from_slice(l.strtab());
+        let dir = std::env::temp_dir().join(format!("pvbuild-core-t-{}", std::process::id()));
+        std::fs::write(&dir, &file).unwrap_or_default();
+        let out = std::process::Command::new("readelf")
+            .args(["-S", "-W", "-x", ".note.Xen"])
+            .arg(&dir)
+            .output();
+        let _ = std::fs::remove_file(&dir);
+        let Ok(out) = out else {
+            assert!(std::env::var_os("CI").is_none(), "readelf is missing");
+            return;
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains(".xen_pfn"), "{text}");
+        assert!(!text.contains(".xen_p2m"), "{text}");
+        assert!(!text.contains(".xen_shared_info"), "{text}");
+        // Two 8-byte entries after two pages, entry size 8.
+        assert!(
+            text.contains(".xen_pfn          PROGBITS        0000000000000000 004000 000010 08"),
+            "{text}"
+        );
+        // The header note's descriptor starts with the magic, little-endian.
+        assert!(text.contains("eeeb0ff0"), "{text}");
+    }
 }

@@ -4,6 +4,7 @@
 # guest: the two files must be identical byte for byte (tests/xen/dom0/core-compare.py
 # names the sections that differ otherwise). xl's dump is taken twice first, to show that
 # libxenguest's output is deterministic for a paused guest.
+# A PVH guest's dump: pvbuild-dump-core-pvh.
 # Refusals, one line each, no file left: a domain that does not exist, a file that cannot
 # be written (a missing directory).
 # Metrics: xl_dump_s, pvbuild_dump_s (wall clock of each command).
