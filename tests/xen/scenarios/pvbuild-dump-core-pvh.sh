@@ -1,4 +1,5 @@
 # harness-timeout: 1800
+# harness-opt-in
 # pvbuild-dump-core-pvh (issue 15): `pvbuild dump-core` of a PVH guest pvbuild made (Debian's
 # kernel, `type = "pvh"`, 2 vcpus, 128 MiB), paused from its creation and never run (an
 # auto-translated guest needs no guest p2m), against `xl dump-core` of the same guest: the
