@@ -23,14 +23,15 @@ use std::fmt;
 
 use pvbuild_core::addr::{Mfn, PAGE_SHIFT};
 use pvbuild_core::hvm::{info, IOREQ_SERVER_FIRST_PFN, NR_IOREQ_SERVER_PAGES};
-use pvbuild_core::pvh::layout::{self as pl, special_pfn, Special};
+use pvbuild_core::pvh::layout::{special_pfn, Special};
 use pvbuild_core::pvh::vcpu;
 use zerocopy::IntoBytes;
 
 use crate::create::{Building, Created, MAXMEM_SLACK_KIB};
 use crate::pvh::create::{
-    container_supported, create_container, paging_pool_kib, s, special_pages, write_phys,
-    BuildStep, Run, StepError, TIMER_MODE_NO_DELAY_FOR_MISSED_TICKS,
+    container_supported, create_container, paging_pool_kib, populate_container, s,
+    set_container_memory_map, special_pages, write_phys, BuildStep, Run, StepError,
+    TIMER_MODE_NO_DELAY_FOR_MISSED_TICKS,
 };
 use crate::sys::hvm::*;
 use crate::xen::{SeedGrant, Xen};
@@ -222,28 +223,10 @@ pub fn create<'x>(xen: &'x Xen, req: &HvmRequest<'_>) -> Result<Building<'x>, Hv
         x.set_paging_mempool_size(domid, kib * 1024).map_err(s)
     })?;
     run.step(HvmStep::Populate, |x| {
-        pl::populate(&p.memory, &mut |order, first, n| {
-            let done = x.populate_at(domid, order, first, n).map_err(s)?;
-            if order == 0 && done != n {
-                return Err(format!(
-                    "populating memory: {done} of {n} pages at pfn {first:#x}"
-                ));
-            }
-            Ok(done)
-        })
-        .map(drop)
+        populate_container(x, domid, &p.memory)
     })?;
     run.step(HvmStep::MemoryMap, |x| {
-        let map: Vec<crate::sys::memory::E820Entry> = p
-            .memmap
-            .iter()
-            .map(|e| crate::sys::memory::E820Entry {
-                addr: e.addr.into(),
-                size: e.size.into(),
-                r#type: e.r#type.into(),
-            })
-            .collect();
-        x.set_memory_map(domid, &map).map_err(s)
+        set_container_memory_map(x, domid, &p.memmap)
     })?;
     run.step(HvmStep::Firmware, |x| {
         let fw = req.planned.firmware()?;

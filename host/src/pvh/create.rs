@@ -252,6 +252,39 @@ pub(crate) fn create_container(
     Ok(domid)
 }
 
+/// Populates an HVM-container guest's RAM around its holes (`meminit_hvm`), one
+/// `XENMEM_populate_physmap` per extent, the largest order first; a 4 KiB extent that Xen
+/// cannot fill is an error.
+pub(crate) fn populate_container(x: &Xen, domid: u16, memory: &pl::Memory) -> Result<(), String> {
+    pl::populate(memory, &mut |order, first, n| {
+        let done = x.populate_at(domid, order, first, n).map_err(s)?;
+        if order == 0 && done != n {
+            return Err(format!(
+                "populating memory: {done} of {n} pages at pfn {first:#x}"
+            ));
+        }
+        Ok(done)
+    })
+    .map(drop)
+}
+
+/// `XENMEM_set_memory_map` of an HVM-container guest: its memory map as the e820 Xen keeps.
+pub(crate) fn set_container_memory_map(
+    x: &Xen,
+    domid: u16,
+    memmap: &[pvbuild_core::pvh::start_info::HvmMemmapEntry],
+) -> Result<(), String> {
+    let map: Vec<crate::sys::memory::E820Entry> = memmap
+        .iter()
+        .map(|e| crate::sys::memory::E820Entry {
+            addr: e.addr.into(),
+            size: e.size.into(),
+            r#type: e.r#type.into(),
+        })
+        .collect();
+    x.set_memory_map(domid, &map).map_err(s)
+}
+
 pub(crate) fn s(e: XenError) -> String {
     e.to_string()
 }
@@ -382,28 +415,10 @@ pub fn create<'x, K: LoadKernel>(
         x.set_paging_mempool_size(domid, kib * 1024).map_err(s)
     })?;
     run.step(PvhStep::Populate, |x| {
-        pl::populate(&l.memory, &mut |order, first, n| {
-            let done = x.populate_at(domid, order, first, n).map_err(s)?;
-            if order == 0 && done != n {
-                return Err(format!(
-                    "populating memory: {done} of {n} pages at pfn {first:#x}"
-                ));
-            }
-            Ok(done)
-        })
-        .map(drop)
+        populate_container(x, domid, &l.memory)
     })?;
     run.step(PvhStep::MemoryMap, |x| {
-        let map: Vec<crate::sys::memory::E820Entry> = p
-            .memmap
-            .iter()
-            .map(|e| crate::sys::memory::E820Entry {
-                addr: e.addr.into(),
-                size: e.size.into(),
-                r#type: e.r#type.into(),
-            })
-            .collect();
-        x.set_memory_map(domid, &map).map_err(s)
+        set_container_memory_map(x, domid, &p.memmap)
     })?;
     // The guest's frames are its pfns (a translated guest): an identity "p2m" over the RAM
     // below the hole, for the image (its mappings are rounded out to 2 MiB within it).
