@@ -522,6 +522,8 @@ const RING_POLL: Duration = Duration::from_millis(200);
 /// Output rounds per loop: a guest that never stops writing cannot starve input or the
 /// liveness check.
 const OUT_ROUNDS: usize = 8;
+/// How long a detach (Ctrl-]) waits for the guest to take the input typed before it.
+const DETACH_FLUSH: Duration = Duration::from_secs(2);
 
 /// Relays a console ring with `input`/`output` until the escape byte arrives on `input`
 /// (returns [`RelayEnd::Detached`]) or `alive` says the domain is gone or shut down (after a
@@ -612,11 +614,22 @@ pub fn relay_ring(
                         let cut = escape.and_then(|e| data.iter().position(|b| *b == e));
                         queued.extend_from_slice(data.get(..cut.unwrap_or(n)).unwrap_or(&[]));
                         if cut.is_some() {
-                            // What came before Ctrl-] goes, as far as it fits now.
-                            if ring.put_input(&queued) > 0 {
-                                events.kick()?;
+                            // What came before Ctrl-] goes to the guest: room is waited
+                            // for (output kept flowing) up to DETACH_FLUSH, then the rest
+                            // is dropped.
+                            let start = Instant::now();
+                            loop {
+                                let n = ring.put_input(&queued);
+                                if n > 0 {
+                                    queued.drain(..n);
+                                    events.kick()?;
+                                }
+                                if queued.is_empty() || start.elapsed() >= DETACH_FLUSH {
+                                    return Ok(RelayEnd::Detached);
+                                }
+                                drain(&mut || events.kick(), output)?;
+                                std::thread::sleep(RING_POLL / 40);
                             }
-                            return Ok(RelayEnd::Detached);
                         }
                     }
                 }

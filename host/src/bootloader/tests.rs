@@ -600,17 +600,31 @@ fn real_pygrub_runs_restricted_as_the_user_it_is_given() {
         work_dir: Some(&runs),
         ..request("pygrub", &runs, Duration::from_secs(60))
     };
-    let (x, uids) = pygrub_uids(&img, || run(&req));
-    let x = x.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(x.result.args.as_deref(), Some("console=hvc0 restricted"));
-    let mut k = Vec::new();
-    (&x.files.kernel).read_to_end(&mut k).unwrap();
-    assert!(k == std::fs::read(&kernel).unwrap());
     // The part of pygrub that read the disk ran as that user (its parent stays root to
-    // clean up, as in libxl).
-    assert!(uids.contains(&uid), "pygrub ran as {uids:?}, not {uid}");
-    drop(x);
-    assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 0);
+    // clean up, as in libxl). The /proc sampler can be starved past that child's short life
+    // on a loaded machine (seen three times in a row under load): up to three runs, each
+    // checked whole; the test fails if none showed the user.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (x, uids) = pygrub_uids(&img, || run(&req));
+        let x = x.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(x.result.args.as_deref(), Some("console=hvc0 restricted"));
+        let mut k = Vec::new();
+        (&x.files.kernel).read_to_end(&mut k).unwrap();
+        assert!(k == std::fs::read(&kernel).unwrap());
+        drop(x);
+        assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 0);
+        let shown = uids.contains(&uid);
+        seen.push(uids);
+        if shown {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|u| u.contains(&uid)),
+        "pygrub ran as {seen:?} in {} runs, never as {uid}",
+        seen.len()
+    );
 
     // A kernel larger than the bound is refused cleanly, restricted (pygrub writes it under
     // its own 128 MiB limit, the fstat check refuses it) or not (the file-size limit stops
