@@ -119,6 +119,22 @@ fn pvh_json_matches_xl_and_the_text() {
         })
         .collect();
     assert_eq!(acpi, from_json);
+    // ... and where xl put them: with libacpi's DSDT the tables take xl's 7 pages and the
+    // RSDP follows them.
+    let reference = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/xen/reference/xl-vvv-pvh-6.1.0-57-amd64.log"
+    ))
+    .unwrap();
+    let xl_acpi: Vec<String> = reference
+        .lines()
+        .filter_map(|l| {
+            l.split_once("xc_dom_load_acpi: ")
+                .map(|(_, r)| r.to_owned())
+        })
+        .collect();
+    assert_eq!(xl_acpi.len(), 3, "the reference log's ACPI lines");
+    assert_eq!(acpi, xl_acpi, "the ACPI modules, against xl's");
     let map: Vec<String> = text
         .lines()
         .filter_map(|l| l.strip_prefix("memory map       : ").map(str::to_owned))

@@ -13,13 +13,12 @@
 //! The allocator is libxl's `mem_alloc`, quirk included: its cursor keeps the *last* byte of
 //! the previous table, so a table that follows another aligns from there.
 //!
-//! One deliberate difference: libxl's DSDT is libacpi's `dsdt_pvh` (AML compiled by `iasl`:
-//! a Processor object, `_MAT` and `_STA` per possible vcpu, and the CPU hotplug GPE handler,
-//! 28 KiB of tables in all). pvbuild's DSDT is an empty definition block, so the guest finds
-//! no Processor objects and ACPI CPU hotplug is absent; the tables take fewer pages, so the
-//! RSDP and the tables' module are placed and sized differently from xl's.
+//! The DSDT is libacpi's `dsdt_pvh` ([`super::dsdt`]: a Processor object with `_MAT`, `_STA`
+//! and `_EJ0` per possible vcpu and the CPU hotplug GPE handler, 27,803 bytes of AML), so the
+//! tables take libxl's 7 pages and the RSDP lands where libxl puts it.
 //! The tables are written field by field: libacpi's structs are `#pragma pack(1)`.
 
+use super::dsdt;
 use super::layout::{ACPI_INFO_PHYSICAL_ADDRESS, E820_ACPI, LAPIC_BASE_ADDRESS};
 
 /// Pages libxl reserves for the tables (`NUM_ACPI_PAGES`).
@@ -161,6 +160,10 @@ impl Alloc<'_> {
         self.curr = e;
         Ok(s)
     }
+    /// Where the next allocation aligned to `align` (at least 16) starts.
+    fn next(&self, align: u64) -> u64 {
+        self.curr.next_multiple_of(align.max(16))
+    }
     fn at(&mut self, addr: u64, len: usize) -> Result<&mut [u8], AcpiError> {
         let off = usize::try_from(addr - self.start).map_err(|_| AcpiError::OutOfSpace)?;
         self.buf
@@ -262,14 +265,18 @@ pub fn build(
         put(b, 32, &[1]); // version
     }
 
-    // The DSDT: an empty definition block (see the module docs).
-    let dsdt_len = HEADER_LEN as u32;
-    let dsdt = a.alloc(dsdt_len, 16)?;
-    {
-        let b = a.at(dsdt, HEADER_LEN)?;
-        header(b, b"DSDT", dsdt_len, 5);
-        checksum(b, 9, HEADER_LEN);
-    }
+    // The DSDT, libacpi's `dsdt_pvh`: written where the allocator will put it, then
+    // allocated at its length.
+    let dsdt_at = a.next(16);
+    let dsdt_len = {
+        let room = usize::try_from(a.end.saturating_sub(dsdt_at)).unwrap_or(0);
+        let b = a.at(dsdt_at, room)?;
+        dsdt::write(b).map_err(|_| AcpiError::OutOfSpace)?
+    };
+    let dsdt = a.alloc(
+        u32::try_from(dsdt_len).map_err(|_| AcpiError::OutOfSpace)?,
+        16,
+    )?;
 
     let fadt10 = a.alloc(FADT10_LEN, 16)?;
     {
@@ -419,8 +426,10 @@ mod tests {
         let m = off(l.madt) + 44;
         assert_eq!(&t[m..m + 8], &[0, 8, 0, 0, 1, 0, 0, 0]);
         assert_eq!(&t[m + 8..m + 16], &[0, 8, 1, 2, 1, 0, 0, 0]);
-        assert_eq!(l.tables_len, 4096);
-        assert_eq!(l.rsdp_addr, ACPI_INFO_PHYSICAL_ADDRESS + 2 * 4096);
+        // xl's layout for this config (xl -vvv create of a 2-vcpu PVH guest on the harness's
+        // Xen): the tables take 7 pages, the RSDP follows them at 0xfc008000.
+        assert_eq!(l.tables_len, 7 * 4096);
+        assert_eq!(l.rsdp_addr, 0xfc00_8000);
         // libacpi's allocator: FACS first at the page start, 64-aligned.
         assert_eq!(l.facs, ACPI_INFO_PHYSICAL_ADDRESS + 4096);
     }

@@ -9,6 +9,8 @@
 //! - [`layout`]: the RAM split around the hole below 4 GiB, how it is populated, the special
 //!   pages, and the segments (kernel, ramdisk, start info);
 //! - [`acpi`]: the tables (RSDP, XSDT/RSDT, FADT, FACS, MADT, DSDT) and where they go;
+//! - [`dsdt`]: libacpi's `dsdt_pvh` (processor objects and CPU hotplug), in AML that
+//!   [`aml`] encodes as `iasl` does;
 //! - [`start_info`]: `struct hvm_start_info` and its segment;
 //! - [`vcpu`]: the boot vcpu's HVM save records.
 //!
@@ -16,6 +18,8 @@
 //! memory map (which the start info's size depends on), then the segments.
 
 pub mod acpi;
+pub mod aml;
+pub mod dsdt;
 pub mod layout;
 pub mod start_info;
 pub mod vcpu;

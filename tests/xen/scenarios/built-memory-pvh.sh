@@ -9,10 +9,9 @@
 # event channels, every HVM parameter, every record of its HVM context (the CPU record's tsc
 # masked: time), the start info its boot vcpu's %rbx points at (field by field, modules and
 # memory map entry by entry) and its grant-table entries.
-# Every line changed between xl's and pvbuild's dumps must match the allow-list below, each
-# entry a deliberate difference written down in docs/pvh.md ("Deliberate difference: the
-# DSDT"); any other difference is a FAIL. The domains' xenstore trees (/local/domain/D,
-# /vm/UUID, /libxl/D; the domid, uuid, name, pty and start time normalised) must be equal.
+# xl's and pvbuild's dumps must be identical (any changed line is a FAIL), and so must the
+# domains' xenstore trees (/local/domain/D, /vm/UUID, /libxl/D; the domid, uuid, name, pty
+# and start time normalised).
 # Metrics: *_create_s, *_dump_s per build.
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
@@ -26,17 +25,6 @@ fi
 W=/tmp/built-memory-pvh
 rm -rf "$W" && mkdir -p "$W" || fail "cannot make $W"
 trap 'cp "$W"/* "$HARNESS_OUT"/ 2>/dev/null' EXIT
-
-# One entry a line: ERE|WHAT. A changed line is explained when it matches ERE from its
-# first character. libxl's DSDT is libacpi's 28 KiB of AML, pvbuild's an empty definition
-# block: xl's ACPI modules take 9 pages (the RSDP at 0xfc008000), pvbuild's 3 (the RSDP at
-# 0xfc002000), so the ACPI pages, the start info's rsdp_paddr and its memory map's three ACPI
-# entries, and the domain's page count differ (docs/pvh.md).
-allow_list='page 0xfc00[0-9a-f][ -]|the ACPI pages (DSDT)
-hvm_start_info\.rsdp_paddr |the RSDP address (DSDT)
-hvm_start_info\.memmap\[[234]\] addr 0xfc00[0-9a-f]{4} size 0x[0-9a-f]+ type 3 |the ACPI entries of the memory map (DSDT)
-dominfo\.tot_pages |the ACPI pages counted (DSDT)
-pages present |the ACPI pages counted (DSDT)'
 
 cfg() {
     cat <<CFG
@@ -98,35 +86,13 @@ diff "$W/bmpvh-xl.dump" "$W/bmpvh-xl2.dump" > "$W/sound.dump.diff" || {
     evidence "$HARNESS_OUT/sound.dump.diff"
     fail "two PVH guests built by xl differ, the normalisation is wrong: $(grep -m 2 '^[<>]' "$W/sound.dump.diff" | paste -sd '|')"
 }
-# xl against pvbuild: every changed line explained. The start info's page differs as its
-# decoded fields do (rsdp_paddr, the ACPI entries of the memory map): its own hash line too.
-si_pfn=$(sed -n 's/^hvm_start_info.address 0x\([0-9a-f]*\)000$/\1/p' "$W/bmpvh-xl.dump")
-[ -n "$si_pfn" ] || fail "xl's dump gives no page-aligned start info address"
-allow_list="$allow_list
-page 0x$si_pfn hash |the start info's page (its rsdp_paddr and memory map, above)"
-diff "$W/bmpvh-xl.dump" "$W/bmpvh-pvb.dump" > "$W/pvh.dump.diff"
-grep '^[<>] ' "$W/pvh.dump.diff" > "$W/pvh.changed"
-cp "$W/pvh.changed" "$W/pvh.unexplained"
-while IFS='|' read -r _re _what; do
-    # An entry that is not a valid ERE (grep exits 2) must fail, not empty the list.
-    grep -Eq "^[<>] ($_re)" /dev/null
-    [ $? -le 1 ] || fail "allow-list entry '$_re' is not a valid ERE"
-    if grep -Eq "^[<>] ($_re)" "$W/pvh.changed"; then
-        note "allowed difference ($_what): $(grep -E "^[<>] ($_re)" "$W/pvh.changed" | head -n 2 | paste -sd '|')"
-    else
-        note "allow-list entry unused (difference gone?): $_what"
-    fi
-    grep -Ev "^[<>] ($_re)" "$W/pvh.unexplained" > "$W/pvh.unexplained.tmp"
-    mv "$W/pvh.unexplained.tmp" "$W/pvh.unexplained"
-done <<LIST
-$allow_list
-LIST
-n=$(wc -l < "$W/pvh.unexplained")
-if [ "$n" -gt 0 ]; then
-    evidence "$HARNESS_OUT/pvh.unexplained"
-    fail "pvbuild's PVH guest differs from xl's beyond the allow-list (< xl, > pvbuild): $n lines, first: $(head -n 3 "$W/pvh.unexplained" | paste -sd '|')"
-fi
-note "equal but for the allow-list: $(wc -l < "$W/pvh.changed") changed lines allowed of $(wc -l < "$W/bmpvh-xl.dump")"
+# xl against pvbuild: identical, page for page and field for field (the DSDT too: libacpi's
+# dsdt_pvh, builder-core/src/pvh/dsdt.rs).
+diff "$W/bmpvh-xl.dump" "$W/bmpvh-pvb.dump" > "$W/pvh.dump.diff" || {
+    evidence "$HARNESS_OUT/pvh.dump.diff"
+    fail "pvbuild's PVH guest differs from xl's (< xl, > pvbuild): $(grep -c '^[<>] ' "$W/pvh.dump.diff") lines, first: $(grep -m 3 '^[<>] ' "$W/pvh.dump.diff" | paste -sd '|')"
+}
+note "identical to xl's: $(wc -l < "$W/bmpvh-xl.dump") lines, $(grep -c '^page ' "$W/bmpvh-xl.dump") page lines"
 diff "$W/bmpvh-xl.xs" "$W/bmpvh-pvb.xs" > "$W/pvh.xs.diff" || {
     evidence "$HARNESS_OUT/pvh.xs.diff"
     fail "the xenstore trees differ (< xl, > pvbuild): $(grep -m 4 '^[<>]' "$W/pvh.xs.diff" | paste -sd '|')"
