@@ -98,6 +98,12 @@ fn the_pvh_dsdt_is_libxls_dsdt_pvh_byte_for_byte() {
         theirs.len(),
         "same bytes as far as both go, lengths differ"
     );
+    // libxl copies the array into zeroed pages: nothing may follow it in the buffer.
+    assert!(
+        buf[n..].iter().all(|&b| b == 0),
+        "bytes written past the DSDT's end: {:02x?}",
+        &buf[n..n + 16]
+    );
 }
 
 #[test]

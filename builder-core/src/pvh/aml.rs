@@ -211,6 +211,10 @@ impl<'b> Aml<'b> {
             if let Some(d) = self.buf.get_mut(at..at + n) {
                 d.copy_from_slice(enc.get(..n).unwrap_or(&[]));
             }
+            // The bytes the body vacated: what follows the AML stays as it was given (zero).
+            if let Some(d) = self.buf.get_mut(at + n + body_len..at + 4 + body_len) {
+                d.fill(0);
+            }
         }
         self.len = at + n + body_len;
         self
@@ -381,6 +385,18 @@ mod tests {
         });
         assert_eq!((&b[1..3], n), (&[0x41, 0x04][..], 66));
         assert!(b[3..66].iter().all(|&x| x == 7));
+    }
+
+    #[test]
+    fn a_package_leaves_no_bytes_behind_its_end() {
+        // A 3-byte body moves back 3 bytes: the 3 it left must be zero again.
+        let (b, n) = aml(|a| {
+            a.package(&[0x10], |a| {
+                a.bytes(&[7, 7, 7]);
+            });
+        });
+        assert_eq!(&b[..n], &[0x10, 4, 7, 7, 7]);
+        assert!(b[n..].iter().all(|&x| x == 0), "{:x?}", &b[n..n + 8]);
     }
 
     #[test]
