@@ -49,6 +49,16 @@ fn plan(module: &Path, json: bool) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// What follows `xc_dom_load_acpi: ` on each line of a libxenguest-style log.
+fn acpi_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| {
+            l.split_once("xc_dom_load_acpi: ")
+                .map(|(_, r)| r.to_owned())
+        })
+        .collect()
+}
+
 fn hexval(v: &serde_json::Value) -> u64 {
     let s = v
         .as_str()
@@ -99,13 +109,7 @@ fn pvh_json_matches_xl_and_the_text() {
     assert_eq!(seg("xenstore"), (0xfeffc000, 0xfeffd000, 0xfeffc, 1));
     // The text's own lines say the same: the ACPI modules and the memory map.
     let text = plan(&module, false);
-    let acpi: Vec<String> = text
-        .lines()
-        .filter_map(|l| {
-            l.split_once("xc_dom_load_acpi: ")
-                .map(|(_, r)| r.to_owned())
-        })
-        .collect();
+    let acpi = acpi_lines(&text);
     let from_json: Vec<String> = v["acpi"]["modules"]
         .as_array()
         .unwrap()
@@ -126,13 +130,7 @@ fn pvh_json_matches_xl_and_the_text() {
         "/../tests/xen/reference/xl-vvv-pvh-6.1.0-57-amd64.log"
     ))
     .unwrap();
-    let xl_acpi: Vec<String> = reference
-        .lines()
-        .filter_map(|l| {
-            l.split_once("xc_dom_load_acpi: ")
-                .map(|(_, r)| r.to_owned())
-        })
-        .collect();
+    let xl_acpi = acpi_lines(&reference);
     assert_eq!(xl_acpi.len(), 3, "the reference log's ACPI lines");
     assert_eq!(acpi, xl_acpi, "the ACPI modules, against xl's");
     let map: Vec<String> = text
