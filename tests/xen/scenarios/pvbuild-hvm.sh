@@ -11,22 +11,23 @@
 #     destroy leaves nothing.
 #  4. pvbuild create --wait of a 1-vcpu, 128 MiB HVM guest, alone: its init's marker must show
 #     on its emulated serial port (a file; each line stamped with the second it was seen, in
-#     pvbhvm-serial.stamped) with the right release and command line. The guest then idles; it is paused and
-#     dumped by `pvbuild dump-core` (issue 15): no `.xen_p2m`, a `.xen_pfn` entry per page,
-#     as many pages as Xen's `nr_pages`; the real gfns exactly the guest's RAM (0 to 128 MiB
-#     less the VGA hole), and the padding entries (pages Xen counts that lie in the MMIO hole,
-#     where libxenguest's dump does not look) exactly the pages there: those the domain
-#     builder populated (xl's paused domain of phase 1 less its RAM) and hvmloader's ACPI
-#     pages (the NVS range of its E820 table in Xen's log). Then pvbuild destroy: the
-#     waiting create ends, and nothing may be left. (Unpausing it instead costs 80 s more
-#     under TCG: the kernel prints RCU stall reports on the serial port after the pause.)
+#     pvbhvm-serial.stamped) with the right release and command line. The guest then idles;
+#     it is paused and dumped by `pvbuild dump-core` (issue 15): no `.xen_p2m`, a `.xen_pfn`
+#     entry per page, as many pages as Xen's `nr_pages`; the real gfns exactly the guest's
+#     RAM (0 to 128 MiB less the VGA hole), and the padding entries (pages Xen counts that lie
+#     in the MMIO hole, where libxenguest's dump does not look) exactly the pages there: those
+#     the domain builder populated (xl's paused domain of phase 1 less its RAM) and
+#     hvmloader's ACPI pages (the NVS range of its E820 table in Xen's log). Then pvbuild
+#     destroy: the waiting create ends, and nothing may be left. (Unpausing it instead costs
+#     80 s more under TCG: the kernel prints RCU stall reports on the serial port after the
+#     pause.)
 # xl's side of phase 4 (xl's guest of the same config booted alone to its marker) is the
 # opt-in pvbuild-hvm-boot (this script with HARNESS_HVM_XL_BOOT=1, which runs only that).
-# The booted guests' command line adds `quiet pci=noearly` to the console (docs/hvm.md, "Boot
-# time under TCG"): without them Debian's kernel spent most of its boot in two scans of all
-# 256 PCI buses by hand (its AMD GART aperture checks, the emulated CPU being an AMD family
-# 0xf) and in printing its whole log through the emulated UART, each port access a round trip
-# to QEMU in dom0.
+# The booted guests' command line adds `quiet pci=noearly` to the console (docs/hvm.md, "The
+# boot to the marker"): without them Debian's kernel spent most of its boot in two scans of
+# all 256 PCI buses by hand (its AMD GART aperture checks, the emulated CPU being an AMD one)
+# and in printing its whole log through the emulated UART, each port access a round trip to
+# QEMU in dom0.
 # Metrics: xl_create_p_s, pvbuild_create_p_s, pvbuild_create_s, pvbuild_marker_s (seconds
 # from the start of the create), pvbuild_dump_hvm_s; opt-in: xl_create_s, xl_marker_s.
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
