@@ -7,7 +7,8 @@
 # A PVH guest's dump (pvbuild's side; the byte-for-byte comparison with xl's is the opt-in
 # pvbuild-dump-core-pvh: xl takes over 8 minutes under TCG): a paused, never-run PVH guest's
 # core has `.xen_pfn` and no `.xen_p2m`, one page in `.xen_pages` per `.xen_pfn` entry, and as
-# many pages as Xen says the domain has (`nr_pages` of Xen's own `q` debug key).
+# many pages as Xen says the domain has (`nr_pages` of Xen's own `q` debug key), its real
+# gfns exactly the guest's RAM (tests/xen/dom0/core-pfns.py reads the table).
 # Refusals, one line each, no file left: a domain that does not exist, a file that cannot
 # be written (a missing directory).
 # Metrics: xl_dump_s, pvbuild_dump_s (wall clock of each command).
@@ -86,6 +87,14 @@ xl dmesg | tr -d '\r' > "$HARNESS_OUT/xen-q.txt"
 xen_pages=$(sed -n "/General information for domain $hdom:/,/nr_pages=/p" "$HARNESS_OUT/xen-q.txt" | grep -o 'nr_pages=[0-9]*' | tail -n 1 | cut -d= -f2)
 [ -n "$xen_pages" ] || fail "Xen's q key printed no nr_pages for domain $hdom"
 [ "$npfn" = "$xen_pages" ] || fail "the PVH core holds $npfn pages, Xen says the domain has $xen_pages"
-note "dump-core PVH: $npfn pages, as Xen's nr_pages ($(wc -c < "$pc") bytes; xl's side: opt-in pvbuild-dump-core-pvh)"
+# The count alone cannot fail (the dump pads to Xen's count): its real gfns must be exactly
+# the guest's RAM, 0 to 128 MiB (a PVH guest has no VGA hole); the padding is what Xen counts
+# in the MMIO hole (special pages, ACPI tables), where the dump does not look.
+python3 "$HARNESS_REPO/tests/xen/dom0/core-pfns.py" "$pc" > "$HARNESS_OUT/core-pfns-pvh.txt" 2>&1 ||
+    fail "reading the PVH core's .xen_pfn: $(tail -n 1 "$HARNESS_OUT/core-pfns-pvh.txt")"
+pfield() { sed -n "s/^$1 //p" "$HARNESS_OUT/core-pfns-pvh.txt"; }
+[ "$(pfield ranges)" = "0x0-0x7fff" ] && [ "$(pfield valid)" = 32768 ] ||
+    fail "the PVH core's gfns are $(pfield valid) ($(pfield ranges)), not the 128 MiB of RAM 0x0-0x7fff"
+note "dump-core PVH: $npfn pages, as Xen's nr_pages: gfns 0x0-0x7fff (the RAM) and $(pfield invalid) padding entries ($(wc -c < "$pc") bytes; xl's side: opt-in pvbuild-dump-core-pvh)"
 rm -f "$pc"
 pass

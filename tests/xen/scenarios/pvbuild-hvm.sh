@@ -211,37 +211,8 @@ metric pvbuild_dump_hvm_s "$(elapsed "$t")"
 readelf -S -W "$core" > "$HARNESS_OUT/core.readelf" 2>&1
 evidence "$HARNESS_OUT/core.readelf"
 # The `.xen_pfn` table summarised: its gfns as ranges, and the invalid (padding) entries.
-python3 - "$core" > "$HARNESS_OUT/core-pfns.txt" 2>&1 <<'PY' || fail "reading the core's .xen_pfn: $(tail -n 1 "$HARNESS_OUT/core-pfns.txt")"
-import struct, sys
-f = open(sys.argv[1], "rb")
-eh = f.read(64)
-shoff, = struct.unpack_from("<Q", eh, 0x28)
-shentsize, shnum, shstrndx = struct.unpack_from("<HHH", eh, 0x3a)
-def sh(i):
-    f.seek(shoff + i * shentsize)
-    return struct.unpack("<IIQQQQIIQQ", f.read(64))
-strtab = sh(shstrndx)
-f.seek(strtab[4]); names = f.read(strtab[5])
-for i in range(shnum):
-    s = sh(i)
-    if names[s[0]:names.index(b"\0", s[0])] == b".xen_pfn":
-        f.seek(s[4]); raw = f.read(s[5]); break
-else:
-    sys.exit("no .xen_pfn")
-pfns = [p for p, in struct.iter_unpack("<Q", raw)]
-valid = [p for p in pfns if p != 0xFFFFFFFFFFFFFFFF]
-ranges, start, prev = [], None, None
-for p in valid:
-    if start is not None and p == prev + 1:
-        prev = p; continue
-    if start is not None: ranges.append((start, prev))
-    start = prev = p
-if start is not None: ranges.append((start, prev))
-print("entries", len(pfns))
-print("valid", len(valid))
-print("invalid", len(pfns) - len(valid))
-print("ranges", " ".join("%#x-%#x" % r for r in ranges))
-PY
+python3 "$HARNESS_REPO/tests/xen/dom0/core-pfns.py" "$core" > "$HARNESS_OUT/core-pfns.txt" 2>&1 ||
+    fail "reading the core's .xen_pfn: $(tail -n 1 "$HARNESS_OUT/core-pfns.txt")"
 rm -f "$core"
 field() { sed -n "s/^$1 //p" "$HARNESS_OUT/core-pfns.txt"; }
 size() {
