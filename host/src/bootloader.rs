@@ -620,7 +620,7 @@ fn run_with(req: &Request<'_>, user: Option<UserIo<'_>>) -> Result<Extracted, Bo
         req.max_file,
     )
     .map_err(mk("starting", &program))?;
-    crate::testhook::stop_at("bootloader-spawned");
+    crate::support::testhook::stop_at("bootloader-spawned");
     let mut master = File::from(master);
     // A deadline whether or not someone is at the menu: a bootloader that stops answering
     // must not hold the create forever (`--bootloader-timeout` for a longer stay).
@@ -703,7 +703,7 @@ fn spawn(program: &Path, args: &[String], slave: OwnedFd, max_file: u64) -> io::
     let hard_fsize = max_file.max(DEFAULT_MAX_FILE);
     // libxl logs each at debug level ("bootloader arg: ...").
     for a in args {
-        crate::commands::log::debug(format_args!("bootloader arg: {a}"));
+        crate::support::log::debug(format_args!("bootloader arg: {a}"));
     }
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -760,7 +760,7 @@ fn supervise(
 
 /// Ends the bootloader's process group, a second's grace ([`procgroup::stop_group`]).
 fn stop_group(child: &mut Child) {
-    crate::procgroup::stop_group(child, Duration::from_secs(1));
+    crate::support::procgroup::stop_group(child, Duration::from_secs(1));
 }
 
 fn supervise_child(
@@ -781,7 +781,7 @@ fn supervise_child(
     };
     // Relay until the pty closes (every holder of the slave is gone).
     'relay: loop {
-        if crate::interrupt::requested() {
+        if crate::support::interrupt::requested() {
             stop_group(child);
             return Err(Supervised::Interrupted);
         }
@@ -842,7 +842,7 @@ fn supervise_child(
             Ok(None) => {}
             Err(e) => return Err(Supervised::Io(e)),
         }
-        if crate::interrupt::requested() {
+        if crate::support::interrupt::requested() {
             stop_group(child);
             return Err(Supervised::Interrupted);
         }

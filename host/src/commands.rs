@@ -15,6 +15,7 @@ use crate::config::{Action, DiskFormat, DomainConfig};
 use crate::create::{self, CreateRequest, CreateStep};
 use crate::devmodel::{self, DmLauncher, DmRequest};
 use crate::plan::{Inputs, PlanError};
+use crate::support::log;
 use crate::vif::{self, Hotplug, HotplugAction};
 use crate::xen::{DomainInfo, Xen};
 use crate::xenstore::{
@@ -231,7 +232,7 @@ fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
     let mut cfg = match &source {
         Some(src) => {
             if args.adopt.is_none() {
-                crate::progress::line(format_args!("Parsing config from {}", src.name()));
+                crate::support::progress::line(format_args!("Parsing config from {}", src.name()));
             }
             let (cfg, warnings) = src.load().map_err(CommandError::Usage)?;
             for w in warnings {
@@ -395,12 +396,12 @@ pub fn shutdown_reason_name(code: u32) -> &'static str {
     }
 }
 
-/// From here a signal is a request to stop at the next safe point ([`crate::interrupt`]), so
+/// From here a signal is a request to stop at the next safe point ([`crate::support::interrupt`]), so
 /// that what a command made is undone. (Not in unit tests: Ctrl-C must still stop `cargo
 /// test`; they set the flag per thread.)
 fn catch_signals() -> Result<(), CommandError> {
     #[cfg(not(test))]
-    crate::interrupt::catch()
+    crate::support::interrupt::catch()
         .map_err(|e| CommandError::Usage(format!("installing signal handlers: {e}")))?;
     Ok(())
 }
@@ -443,11 +444,11 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
         let text = crate::libxl_json::dry_run_text(&base, uuid, given);
         if args.dry_run {
             // xl -n: on stdout, and nothing more.
-            crate::out::write_all(&text)
+            crate::support::out::write_all(&text)
                 .map_err(|e| CommandError::Usage(format!("writing the output: {e}")))?;
             return Ok(0);
         }
-        crate::out::write_all_err(&text);
+        crate::support::out::write_all_err(&text);
     }
     // The monitor keeps the identity of the guest it adopts: its UUID and its interfaces'
     // MACs, from xenstore, so that a restart it makes looks like the same machine.
@@ -514,7 +515,7 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
                 // xl: "Done. Rebooting now", after a pause of its own.
                 crate::say!("pvbuild: restarting {} (domain {domid} is gone)", base.name);
                 std::thread::sleep(RESTART_PAUSE);
-                if crate::interrupt::requested() {
+                if crate::support::interrupt::requested() {
                     return Err(CommandError::Interrupted);
                 }
             }
@@ -545,8 +546,8 @@ fn spawn_monitor(domid: u16, name: &str) -> Result<(u32, PathBuf), String> {
     let args = std::env::args_os()
         .skip(1)
         .chain(["--adopt".into(), domid.to_string().into()]);
-    // posix_spawn, in a new session: no fork of this process (crate::spawn says why).
-    let pid = crate::spawn::spawn_detached(&exe, args, &out, &out)
+    // posix_spawn, in a new session: no fork of this process (crate::support::spawn says why).
+    let pid = crate::support::spawn::spawn_detached(&exe, args, &out, &out)
         .map_err(|e| format!("starting it: {e}"))?;
     // Not waited for: it outlives this process (and is then reaped by init).
     Ok((pid, log))
@@ -634,7 +635,7 @@ fn start_recorded(
                 |v| std::env::var(v).ok(),
                 crate::bootloader::system_uid,
             )?;
-            crate::progress::line(format_args!(
+            crate::support::progress::line(format_args!(
                 "Running bootloader {program} on {}",
                 disk.target
             ));
@@ -788,7 +789,7 @@ fn start_recorded(
         "parsed and planned in {:.3} s",
         started.elapsed().as_secs_f64()
     ));
-    if crate::interrupt::requested() {
+    if crate::support::interrupt::requested() {
         return Err(CommandError::Interrupted);
     }
 
@@ -1095,7 +1096,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             undo_errors,
         }
     };
-    crate::testhook::stop_at("xenstore");
+    crate::support::testhook::stop_at("xenstore");
     if p.fail_at == Some(FailAt::Xenstore) {
         return Err(after(
             building,
@@ -1103,7 +1104,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             "failure injected for testing".into(),
         ));
     }
-    if crate::interrupt::requested() {
+    if crate::support::interrupt::requested() {
         return Err(after(building, "xenstore", "interrupted".into()));
     }
     if let Err(e) = xenstore::write_new_domain(&xs, &new) {
@@ -1125,7 +1126,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         xenstore::remove_domain(&xs, u32::from(domid), Some(&uuid), 0, false)
             .map_err(|e| e.to_string())
     });
-    crate::testhook::stop_at("device-model");
+    crate::support::testhook::stop_at("device-model");
     // dm_restrict / device_model_user, where a device model started later for this domain
     // (`block-attach`) finds them: dom0's own `/libxl/<domid>`.
     if let Err(e) = devmodel::restrict::record(&xs, u32::from(domid), &cfg.dm_privileges) {
@@ -1140,7 +1141,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
     }
     // An HVM guest's QEMU (libxl's `libxl__spawn_local_dm`), awaited before the guest runs.
     if let (Image::Hvm(_), Some(h)) = (p.image, &cfg.hvm) {
-        if crate::interrupt::requested() {
+        if crate::support::interrupt::requested() {
             return Err(after(building, "device-model", "interrupted".into()));
         }
         let mut req = devmodel::hvm::request(
@@ -1150,7 +1151,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             hvm_dm_args(cfg, h),
         );
         req.privileges = cfg.dm_privileges.clone();
-        crate::progress::line(format_args!(
+        crate::support::progress::line(format_args!(
             "Starting device model {} for HVM domain {domid}",
             req.program.display()
         ));
@@ -1184,7 +1185,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         .map(|v| v.backend_path(be_domid, u32::from(domid)))
         .collect();
     if !qdisks.is_empty() {
-        if crate::interrupt::requested() {
+        if crate::support::interrupt::requested() {
             return Err(after(building, "device-model", "interrupted".into()));
         }
         let mut req = DmRequest::new(
@@ -1194,7 +1195,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             cfg.maxmem_mib,
         );
         req.backends = qdisks.clone();
-        crate::progress::line(format_args!(
+        crate::support::progress::line(format_args!(
             "Starting device model {} for {} disk(s) of domain {domid}",
             req.program.display(),
             qdisks.len()
@@ -1225,7 +1226,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
     // The network interfaces, as libxl attaches them after the device model: netback takes
     // each backend (InitWait), then its hotplug script plugs `vif<domid>.<devid>` in
     // (`vif::run_hotplug`).
-    crate::testhook::stop_at("vif");
+    crate::support::testhook::stop_at("vif");
     if p.fail_at == Some(FailAt::Vif) {
         return Err(after(
             building,
@@ -1261,10 +1262,10 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
                 Err(errors.join("; "))
             }
         });
-        if crate::interrupt::requested() {
+        if crate::support::interrupt::requested() {
             return Err(after(building, "vif", "interrupted".into()));
         }
-        crate::progress::line(format_args!(
+        crate::support::progress::line(format_args!(
             "Running hotplug scripts for {}",
             hotplugs
                 .iter()
@@ -1326,7 +1327,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
     }
     crate::steps::lap("userdata");
     if !p.paused {
-        crate::testhook::stop_at("unpause");
+        crate::support::testhook::stop_at("unpause");
         if p.fail_at == Some(FailAt::Unpause) {
             return Err(after(
                 building,
@@ -1334,7 +1335,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
                 "failure injected for testing".into(),
             ));
         }
-        if crate::interrupt::requested() {
+        if crate::support::interrupt::requested() {
             return Err(after(building, "unpause", "interrupted".into()));
         }
         if let Err(e) = building.unpause() {
@@ -1428,7 +1429,7 @@ fn wait_and_act(
                 return Err(CommandError::Timeout(domid, secs));
             }
         }
-        if crate::interrupt::requested() {
+        if crate::support::interrupt::requested() {
             // As when --wait was not given: the guest keeps running.
             return Err(CommandError::Interrupted);
         }
@@ -2042,7 +2043,7 @@ pub fn block_attach_cmd(
     req.privileges =
         devmodel::restrict::recorded(&xs, id).map_err(|e| CommandError::Xs(e.to_string()))?;
     let start = || {
-        if crate::interrupt::requested() {
+        if crate::support::interrupt::requested() {
             return Err(crate::disk::DiskError::Interrupted);
         }
         devmodel::restrict::check_servable(&req.privileges, |k| std::env::var(k).ok())
@@ -2187,43 +2188,6 @@ pub fn lookup_any(target: &str) -> Result<u16, CommandError> {
         Some(id) => u16::try_from(id)
             .map_err(|_| CommandError::Usage(format!("domain id {id} out of range"))),
         None => Err(CommandError::Usage(format!("no domain named {target:?}"))),
-    }
-}
-
-/// Verbosity-gated logging to stderr: one global level, the count of `-v`, with xl's meaning
-/// (xl lowers its logger's minimum one step per `-v` from `XTL_PROGRESS`): 0 progress, 1
-/// ([`log::DETAIL`]) adds the builder's detail lines ([`crate::detail`]) and pvbuild's own
-/// notes, 2 ([`log::VERBOSE`]) and 3 ([`log::DEBUG`]) add what is logged at those levels.
-pub mod log {
-    use std::sync::atomic::{AtomicU8, Ordering};
-
-    static LEVEL: AtomicU8 = AtomicU8::new(0);
-    /// `-v`: xl's `XTL_DETAIL` (libxenguest's `domainbuilder: detail:` lines).
-    pub const DETAIL: u8 = 1;
-    /// `-vv`: xl's `XTL_VERBOSE`.
-    pub const VERBOSE: u8 = 2;
-    /// `-vvv`: xl's `XTL_DEBUG`.
-    pub const DEBUG: u8 = 3;
-
-    /// Set the level (the count of `-v`).
-    pub fn set_level(v: u8) {
-        LEVEL.store(v, Ordering::Relaxed);
-    }
-    /// The level (the count of `-v`).
-    pub fn level() -> u8 {
-        LEVEL.load(Ordering::Relaxed)
-    }
-    /// Print at `-vvv` and above (`pvbuild: debug: ...`).
-    pub fn debug(args: std::fmt::Arguments<'_>) {
-        if level() >= DEBUG {
-            crate::say_err!("pvbuild: debug: {args}");
-        }
-    }
-    /// Print at `-v` and above.
-    pub fn info(args: std::fmt::Arguments<'_>) {
-        if LEVEL.load(Ordering::Relaxed) >= 1 {
-            crate::say_err!("pvbuild: {args}");
-        }
     }
 }
 

@@ -9,7 +9,7 @@
 //! Ring mode (no xenconsoled): we do xenconsoled's job for one guest. The console page's frame
 //! and event channel come from `console/ring-ref` and `console/port`; the page
 //! (`struct xencons_interface`, `xen/io/console.h`) is mapped with privcmd, the port bound
-//! through `/dev/xen/evtchn` ([`crate::evtchn`]), and [`relay_ring`] moves `out[]` to our
+//! through `/dev/xen/evtchn` ([`crate::xen::evtchn`]), and [`relay_ring`] moves `out[]` to our
 //! output and our input into `in[]`, kicking the guest after each, until Ctrl-] or the domain
 //! shuts down. [`attach`] picks the mode; `docs/console.md` describes the choice.
 
@@ -26,7 +26,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::termios::{self, SetArg, Termios};
 use thiserror::Error;
 
-use crate::evtchn::{EvtchnDev, EvtchnError};
+use crate::xen::evtchn::{EvtchnDev, EvtchnError};
 use crate::xen::{Xen, XenError};
 use crate::xenstore::{XsConnection, XsError};
 

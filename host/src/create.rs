@@ -31,8 +31,8 @@ use pvbuild_core::image::{GuestType, LoadKernel};
 use pvbuild_core::layout::Layout;
 use zerocopy::IntoBytes;
 
-use crate::privcmd_mem::PrivcmdMemory;
 use crate::sys::memory::MmuUpdate;
+use crate::xen::privcmd_mem::PrivcmdMemory;
 use crate::xen::{DomainConfig, PinLevel, SeedGrant, Xen, XenError};
 
 /// libxl's `LIBXL_MAXMEM_CONSTANT`: KiB above the guest's memory allowed for its limit.
@@ -160,7 +160,7 @@ pub enum CreateFailure {
     /// The test-only failure switch fired.
     #[error("failure injected for testing")]
     Injected,
-    /// A signal (Ctrl-C, SIGTERM, SIGHUP) asked pvbuild to stop ([`crate::interrupt`]).
+    /// A signal (Ctrl-C, SIGTERM, SIGHUP) asked pvbuild to stop ([`crate::support::interrupt`]).
     #[error("interrupted")]
     Interrupted,
 }
@@ -331,10 +331,10 @@ impl Run<'_> {
         step: CreateStep,
         f: impl FnOnce(&Xen) -> Result<T, CreateFailure>,
     ) -> Result<T, CreateError> {
-        crate::testhook::stop_at(step.name());
+        crate::support::testhook::stop_at(step.name());
         let r = if self.fail_at == Some(step) {
             Err(CreateFailure::Injected)
-        } else if crate::interrupt::requested() {
+        } else if crate::support::interrupt::requested() {
             Err(CreateFailure::Interrupted)
         } else {
             f(self.xen)

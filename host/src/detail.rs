@@ -59,7 +59,7 @@ pub fn lines(s: &Source<'_>) -> Vec<String> {
 
 /// Prints [`lines`] on stderr when the level is `-v` or more (xl's `XTL_DETAIL`).
 pub fn print(s: &Source<'_>) {
-    if crate::commands::log::level() >= crate::commands::log::DETAIL {
+    if crate::support::log::level() >= crate::support::log::DETAIL {
         for l in lines(s) {
             crate::say_err!("{l}");
         }
@@ -68,7 +68,7 @@ pub fn print(s: &Source<'_>) {
 
 /// `vcpu_x86_64: cr3: pfn P mfn M`, printed after a real build at `-v` and above.
 pub fn cr3_line(top_pfn: u64, top_mfn: u64) {
-    if crate::commands::log::level() >= crate::commands::log::DETAIL {
+    if crate::support::log::level() >= crate::support::log::DETAIL {
         crate::say_err!("{DOM}vcpu_x86_64: cr3: pfn {top_pfn:#x} mfn {top_mfn:#x}");
     }
 }

@@ -313,9 +313,9 @@ fn log_tail(log: &Path) -> String {
 }
 
 /// Stops the process group `child` leads: SIGTERM, then SIGKILL after [`STOP_GRACE`] for
-/// whatever of the group is left; reaps it ([`crate::procgroup::stop_group`]).
+/// whatever of the group is left; reaps it ([`crate::support::procgroup::stop_group`]).
 fn stop_child(mut child: Child) -> Result<(), String> {
-    crate::procgroup::stop_group(&mut child, STOP_GRACE);
+    crate::support::procgroup::stop_group(&mut child, STOP_GRACE);
     Ok(())
 }
 
@@ -373,7 +373,7 @@ pub fn launch(xs: &XsConnection, req: &DmRequest) -> Result<RunningDm, DmError> 
         None => qemu_args(req.domid, &req.name, req.maxmem_mib, &restriction),
     };
     // libxl logs the same at debug level ("Spawning device-model ... with arguments").
-    crate::commands::log::debug(format_args!(
+    crate::support::log::debug(format_args!(
         "spawning device model {} with arguments: {}",
         req.program.display(),
         args.join(" ")
@@ -411,7 +411,7 @@ pub fn launch(xs: &XsConnection, req: &DmRequest) -> Result<RunningDm, DmError> 
         }
     };
     let pid = child.id();
-    crate::testhook::stop_at("device-model-spawned");
+    crate::support::testhook::stop_at("device-model-spawned");
     let kill_uid = runas.filter(|r| r.own_uid).map(|r| r.uid);
     match wait_running(xs, req, child, pid, &state_path, kill_uid) {
         Ok(child) => {

@@ -2,7 +2,7 @@
 //! hypercalls of a PV build, xenstore, the console, and the `pvbuild` commands.
 //!
 //! Layers, bottom up: [`sys`] (ABI structs, ioctl numbers, the one raw `ioctl`), [`xen`]
-//! (safe hypercall wrappers over hypercall buffers), [`privcmd_mem`] (the core's
+//! (safe hypercall wrappers over hypercall buffers), [`xen::privcmd_mem`] (the core's
 //! `GuestMemory` over foreign mappings), [`xenstore`], [`console`], [`config`] (xl config
 //! files), [`placement`] (cpupool, vcpu affinity, scheduler weight and cap), [`create`] (a
 //! whole domain build, undone on failure), [`plan`] (the core without Xen).
@@ -19,30 +19,22 @@ pub mod devmodel;
 pub mod disk;
 pub mod domlock;
 pub mod dump_core;
-pub mod evtchn;
 pub mod filemap;
 pub mod hvm;
 pub mod info;
-pub mod interrupt;
 pub mod journal;
 pub mod kcache;
 pub mod libxl_json;
 pub mod list;
 pub mod manual;
 pub mod memory;
-pub mod out;
 pub mod placement;
 pub mod plan;
 pub mod plan_mem;
-pub mod privcmd_mem;
-pub mod procgroup;
-pub mod progress;
 pub mod pvh;
-pub mod spawn;
 pub mod steps;
+pub mod support;
 pub mod sys;
-pub mod testhook;
-pub mod trace;
 pub mod userdata;
 pub mod vcpu_list;
 pub mod vif;

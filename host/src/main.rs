@@ -1,7 +1,7 @@
 //! The `pvbuild` command.
 //!
 //! Subcommands: `plan` (the whole core without Xen), `create`, `destroy`, `list` and
-//! `console` (as xl's); `-v` (repeatable, xl's levels: see [`pvbuild::commands::log`]) raises
+//! `console` (as xl's); `-v` (repeatable, xl's levels: see [`pvbuild::support::log`]) raises
 //! the log level for all of them.
 //!
 //! Bad input exits with status 1 and one `error: ...` line on stderr.
@@ -439,7 +439,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    pvbuild::commands::log::set_level(cli.verbose);
+    pvbuild::support::log::set_level(cli.verbose);
     pvbuild::steps::enable(cli.verbose >= 2);
     match cli.command {
         Command::Create {
@@ -525,7 +525,7 @@ fn main() -> ExitCode {
                     ));
                 }
             }
-            pvbuild::progress::set_quiet(quiet);
+            pvbuild::support::progress::set_quiet(quiet);
             let args = pvbuild::commands::CreateArgs {
                 config,
                 overrides,

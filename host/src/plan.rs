@@ -128,7 +128,7 @@ fn unpack(
     path: &Path,
     cache: Option<&KernelCache>,
 ) -> Result<(Option<Unpacked>, Option<PendingStore>), PlanError> {
-    use crate::commands::log;
+    use crate::support::log;
     // An ELF file is used in place: nothing to unpack, nothing to cache.
     let cache = cache
         .filter(|_| !file.starts_with(b"\x7fELF"))
@@ -336,7 +336,7 @@ impl Inputs {
             let msg = h
                 .join()
                 .unwrap_or_else(|_| "not stored: the storing thread panicked".into());
-            crate::commands::log::info(format_args!("kernel cache: {msg}"));
+            crate::support::log::info(format_args!("kernel cache: {msg}"));
             crate::steps::lap("cache-store");
         }
     }

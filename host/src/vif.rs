@@ -337,7 +337,7 @@ impl Hotplug {
             msg,
         };
         // libxl logs the same at debug level ("calling hotplug script: ...").
-        crate::commands::log::debug(format_args!(
+        crate::support::log::debug(format_args!(
             "calling hotplug script: {} {}",
             self.script,
             self.args(action).join(" ")
@@ -352,7 +352,7 @@ impl Hotplug {
         crate::journal::record_child(&mut cmd, "hotplug");
         let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
         if action == HotplugAction::Online {
-            crate::testhook::stop_at("vif-hotplug-spawned");
+            crate::support::testhook::stop_at("vif-hotplug-spawned");
         }
         // Both pipes drained on threads so that a chatty script cannot block on a full pipe.
         // What they kept arrives over a channel: a background child of the script that holds
@@ -397,8 +397,11 @@ impl Hotplug {
                 // Ctrl-C while plugging in: the script's group goes (it does not get the
                 // terminal's signal: it is in a group of its own), and the caller undoes what
                 // was plugged. Unplugging is that undo: it runs to its end (or its timeout).
-                Ok(None) if action == HotplugAction::Online && crate::interrupt::requested() => {
-                    crate::procgroup::stop_group(&mut child, Duration::from_secs(1));
+                Ok(None)
+                    if action == HotplugAction::Online
+                        && crate::support::interrupt::requested() =>
+                {
+                    crate::support::procgroup::stop_group(&mut child, Duration::from_secs(1));
                     return Err(fail("interrupted".into()));
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(20)),
@@ -407,7 +410,7 @@ impl Hotplug {
         };
         let Some(status) = status else {
             // Past libxl's limit the whole group goes at once (libxl kills it too).
-            crate::procgroup::stop_group(&mut child, Duration::ZERO);
+            crate::support::procgroup::stop_group(&mut child, Duration::ZERO);
             return Err(fail(format!("still running after {} s", timeout.as_secs())));
         };
         if status.success() {

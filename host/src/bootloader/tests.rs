@@ -362,10 +362,10 @@ fn an_interrupted_bootloader_is_killed_and_cleaned_up() {
     let work = scratch("interrupt");
     let p = script(&work, "echo menu; sleep 1000");
     let prog = p.display().to_string();
-    crate::interrupt::set_for_test(true);
+    crate::support::interrupt::set_for_test(true);
     let t = Instant::now();
     let e = run(&request(&prog, &work, Duration::from_secs(60))).unwrap_err();
-    crate::interrupt::set_for_test(false);
+    crate::support::interrupt::set_for_test(false);
     assert!(matches!(e, BootloaderError::Interrupted { .. }), "{e}");
     assert!(t.elapsed() < Duration::from_secs(10));
     assert_cleaned(&work);

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use nix::errno::Errno;
 
 use super::*;
-use crate::trace::{Event, Trace};
+use crate::support::trace::{Event, Trace};
 use crate::xen::fake::{FakeConfig, FakeXen};
 use crate::xenstore::fake::FakeXenstore;
 use crate::xenstore::wire;
@@ -358,17 +358,17 @@ fn the_trace_sees_a_misordered_teardown() {
 
 #[test]
 fn an_interrupt_at_each_ioctl_undoes_everything_or_comes_too_late() {
-    // Ctrl-C (crate::interrupt) arriving while each ioctl runs: the next check stops create
+    // Ctrl-C (crate::support::interrupt) arriving while each ioctl runs: the next check stops create
     // and everything is undone in reverse, except for the last ioctl (the unpause), after
     // which there is nothing left to stop: the domain is complete and running.
     let (r, xen, _, _) = run(|_, _| {});
     r.unwrap();
     let n = xen.calls().len();
     for i in 0..n {
-        crate::interrupt::set_for_test(false);
+        crate::support::interrupt::set_for_test(false);
         let (r, xen, store, trace) =
-            run(|x, _| x.at_call(i, || crate::interrupt::set_for_test(true)));
-        crate::interrupt::set_for_test(false);
+            run(|x, _| x.at_call(i, || crate::support::interrupt::set_for_test(true)));
+        crate::support::interrupt::set_for_test(false);
         match r {
             Err(e) => {
                 assert!(e.to_string().contains("interrupted"), "ioctl {i}: {e}");
@@ -386,9 +386,9 @@ fn an_interrupt_at_each_ioctl_undoes_everything_or_comes_too_late() {
         }
     }
     // Interrupted before anything: no domain is ever made.
-    crate::interrupt::set_for_test(true);
+    crate::support::interrupt::set_for_test(true);
     let (r, xen, store, trace) = run(|_, _| {});
-    crate::interrupt::set_for_test(false);
+    crate::support::interrupt::set_for_test(false);
     assert!(r.unwrap_err().to_string().contains("interrupted"));
     assert_undone("interrupted at once", &xen, &store, &trace);
     assert!(trace.events().is_empty(), "{:?}", trace.events());

@@ -29,8 +29,8 @@ use pvbuild_core::pvh::layout::{self as pl, special_pfn, Special};
 use pvbuild_core::pvh::vcpu;
 
 use crate::create::{run_undo, Building, Created, UndoFn, MAXMEM_SLACK_KIB};
-use crate::privcmd_mem::PrivcmdMemory;
 use crate::sys::hvm::*;
+use crate::xen::privcmd_mem::PrivcmdMemory;
 use crate::xen::{DomainConfig, SeedGrant, Xen, XenError};
 
 use super::plan::PvhPlanned;
@@ -192,10 +192,10 @@ impl<S: BuildStep> Run<'_, S> {
         step: S,
         f: impl FnOnce(&Xen) -> Result<T, String>,
     ) -> Result<T, StepError<S>> {
-        crate::testhook::stop_at(step.step_name());
+        crate::support::testhook::stop_at(step.step_name());
         let r = if self.fail_at == Some(step) {
             Err("failure injected for testing".to_owned())
-        } else if crate::interrupt::requested() {
+        } else if crate::support::interrupt::requested() {
             Err("interrupted".to_owned())
         } else {
             f(self.xen)

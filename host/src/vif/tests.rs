@@ -228,7 +228,7 @@ fn ctrl_c_stops_a_plugging_script_but_not_an_unplugging_one() {
     let d = temp_dir("interrupt");
     let s = script(&d, "sleep 1; echo done > \"$(dirname \"$0\")/ran\"");
     let h = hotplug(s, 0);
-    crate::interrupt::set_for_test(true);
+    crate::support::interrupt::set_for_test(true);
     let t = Instant::now();
     let e = h
         .run(HotplugAction::Online, Duration::from_secs(30), None)
@@ -242,7 +242,7 @@ fn ctrl_c_stops_a_plugging_script_but_not_an_unplugging_one() {
     // The undo (offline) runs to its end, interrupt or not.
     h.run(HotplugAction::Offline, Duration::from_secs(30), None)
         .unwrap();
-    crate::interrupt::set_for_test(false);
+    crate::support::interrupt::set_for_test(false);
     assert!(d.join("ran").exists(), "the unplugging script was stopped");
     std::fs::remove_dir_all(&d).unwrap();
 }

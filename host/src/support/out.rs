@@ -30,13 +30,13 @@ pub fn write_line(
 /// `println!`, without the panic ([`line`]).
 #[macro_export]
 macro_rules! say {
-    ($($arg:tt)*) => { $crate::out::line(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::support::out::line(format_args!($($arg)*)) };
 }
 
 /// `eprintln!`, without the panic ([`line_err`]).
 #[macro_export]
 macro_rules! say_err {
-    ($($arg:tt)*) => { $crate::out::line_err(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::support::out::line_err(format_args!($($arg)*)) };
 }
 
 /// Writes `s` to stdout and flushes it. A reader that went away is not an error (what it

@@ -12,9 +12,11 @@
 //! the [`Step`] that failed, the domain where there is one, and the errno.
 
 mod coredump;
+pub mod evtchn;
 pub mod fake;
 mod hostinfo;
 mod hvm;
+pub mod privcmd_mem;
 mod readconsole;
 mod sched;
 mod topology;
@@ -1089,7 +1091,7 @@ impl Xen {
     /// `IOCTL_PRIVCMD_MMAPBATCH_V2`, as libxenforeignmemory does: Linux refuses (EINVAL) a
     /// first batch on a fresh mapping that does not cover the whole mapping, so an area cannot
     /// be filled in pieces. The privcmd backend maps in runs of at most a few MiB
-    /// around each request (`crate::privcmd_mem`).
+    /// around each request (`crate::xen::privcmd_mem`).
     pub fn map_foreign(&self, domid: u16, mfns: &[Mfn]) -> Result<ForeignMapping, XenError> {
         self.map_foreign_prot(domid, mfns, true)
     }

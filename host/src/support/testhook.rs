@@ -29,7 +29,7 @@ pub fn stop_at(step: &str) {
         "pvbuild: test hook: stopped at {step} (pid {})",
         std::process::id()
     );
-    while !crate::interrupt::requested() {
+    while !crate::support::interrupt::requested() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
