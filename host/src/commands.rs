@@ -13,10 +13,10 @@ use pvbuild_core::limits::MAX_GUEST_CMDLINE;
 
 use crate::config::{Action, DiskFormat, DomainConfig};
 use crate::create::{self, CreateRequest, CreateStep};
+use crate::devices::vif::{self, Hotplug, HotplugAction};
 use crate::devmodel::{self, DmLauncher, DmRequest};
 use crate::plan::{Inputs, PlanError};
 use crate::support::log;
-use crate::vif::{self, Hotplug, HotplugAction};
 use crate::xen::{DomainInfo, Xen};
 use crate::xenstore::{
     self, GuestKind, NewDomain, Ring, Uuid, Vbd, VbdBackend, Vif, XsConnection, XsError,
@@ -130,9 +130,9 @@ pub struct CreateArgs {
     /// `--vif`, repeated: the guest's network interfaces as xl vif specs (replace the
     /// config's).
     pub vifs: Vec<String>,
-    /// `--bootloader-timeout`, seconds (default [`crate::bootloader::DEFAULT_TIMEOUT`]).
+    /// `--bootloader-timeout`, seconds (default [`crate::devices::bootloader::DEFAULT_TIMEOUT`]).
     pub bootloader_timeout_s: Option<u64>,
-    /// `--bootloader-max-size`, bytes (default [`crate::bootloader::DEFAULT_MAX_FILE`]).
+    /// `--bootloader-max-size`, bytes (default [`crate::devices::bootloader::DEFAULT_MAX_FILE`]).
     pub bootloader_max_file: Option<u64>,
     /// `--bootloader-user` (overrides the config's `bootloader_user`).
     pub bootloader_user: Option<String>,
@@ -171,13 +171,13 @@ pub enum CommandError {
     Xs(String),
     /// The console.
     #[error("console: {0}")]
-    Console(#[from] crate::console::ConsoleError),
+    Console(#[from] crate::devices::console::ConsoleError),
     /// The bootloader.
     #[error("{0}")]
-    Bootloader(#[from] crate::bootloader::BootloaderError),
+    Bootloader(#[from] crate::devices::bootloader::BootloaderError),
     /// A `disk` entry that cannot be attached.
     #[error("{0}")]
-    Disk(#[from] crate::disk::DiskError),
+    Disk(#[from] crate::devices::disk::DiskError),
     /// A `vif` entry that cannot be attached.
     #[error("{0}")]
     Vif(#[from] vif::VifError),
@@ -208,7 +208,7 @@ pub enum CommandError {
     Control(#[from] crate::control::ControlError),
     /// The domain's device lock.
     #[error("{0}")]
-    Lock(#[from] crate::domlock::LockError),
+    Lock(#[from] crate::devices::domlock::LockError),
 }
 
 impl From<crate::xenstore::XsError> for CommandError {
@@ -477,7 +477,10 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
             None => start(args, &base, uuid, &mut host, started)?,
         };
         if args.console {
-            crate::console::attach(u32::from(domid), crate::console::DEFAULT_TTY_TIMEOUT)?;
+            crate::devices::console::attach(
+                u32::from(domid),
+                crate::devices::console::DEFAULT_TTY_TIMEOUT,
+            )?;
         }
         if !(args.wait || args.console) {
             if args.monitor {
@@ -629,17 +632,17 @@ fn start_recorded(
     // bootloader too runs first, and what it extracts is read like any other kernel.
     let extracted = match (&cfg.bootloader, cfg.boot_disk()) {
         (Some(program), Some(disk)) => {
-            let runas = crate::bootloader::runas_uid(
+            let runas = crate::devices::bootloader::runas_uid(
                 cfg.bootloader_restrict,
                 cfg.bootloader_user.as_deref(),
                 |v| std::env::var(v).ok(),
-                crate::bootloader::system_uid,
+                crate::devices::bootloader::system_uid,
             )?;
             crate::support::progress::line(format_args!(
                 "Running bootloader {program} on {}",
                 disk.target
             ));
-            let x = crate::bootloader::run(&crate::bootloader::Request {
+            let x = crate::devices::bootloader::run(&crate::devices::bootloader::Request {
                 program,
                 extra_args: &cfg.bootloader_args,
                 disk: Path::new(&disk.target),
@@ -647,13 +650,14 @@ fn start_recorded(
                 ramdisk: cfg.ramdisk.as_deref(),
                 cmdline: cfg.cmdline.as_deref(),
                 interactive: args.console,
-                timeout: args
-                    .bootloader_timeout_s
-                    .map_or(crate::bootloader::DEFAULT_TIMEOUT, Duration::from_secs),
+                timeout: args.bootloader_timeout_s.map_or(
+                    crate::devices::bootloader::DEFAULT_TIMEOUT,
+                    Duration::from_secs,
+                ),
                 runas,
                 max_file: args
                     .bootloader_max_file
-                    .unwrap_or(crate::bootloader::DEFAULT_MAX_FILE),
+                    .unwrap_or(crate::devices::bootloader::DEFAULT_MAX_FILE),
                 work_dir: None,
             })?;
             for w in &x.result.warnings {
@@ -766,7 +770,8 @@ fn start_recorded(
     crate::steps::lap("layout");
     // The disks too are checked before Xen is touched: their targets, and the QEMU that will
     // serve them.
-    let disks = crate::disk::plan_disks(&cfg.disks, crate::disk::blkback_available())?;
+    let disks =
+        crate::devices::disk::plan_disks(&cfg.disks, crate::devices::disk::blkback_available())?;
     if disks.iter().any(|v| v.backend == VbdBackend::Qdisk) {
         devmodel::check_program(
             cfg.device_model
@@ -910,7 +915,7 @@ pub struct Prepared<'a> {
     pub kernel: Option<&'a Kernel<'a>>,
     /// The solved layout (PV) or plan (PVH).
     pub image: Image<'a>,
-    /// The guest's disks, checked ([`crate::disk::plan_disks`]).
+    /// The guest's disks, checked ([`crate::devices::disk::plan_disks`]).
     pub disks: &'a [Vbd],
     /// The guest's network interfaces, checked ([`vif::plan_vifs`]).
     pub vifs: &'a [Vif],
@@ -954,7 +959,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
     }
     // The `block` script's sharing check, which libxl runs for blkback's disks: before the
     // domain exists.
-    crate::disk::check_sharing(&xs, p.disks, None)?;
+    crate::devices::disk::check_sharing(&xs, p.disks, None)?;
     let build_fail = match p.fail_at {
         Some(FailAt::Build(s)) => Some(s),
         _ => None,
@@ -1175,7 +1180,9 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         .filter(|v| matches!(v.backend, VbdBackend::Phy { .. }))
         .map(|v| v.backend_path(be_domid, u32::from(domid)))
         .collect();
-    if let Err(e) = crate::disk::wait_backends(&xs, &phy, crate::disk::BLKBACK_TIMEOUT) {
+    if let Err(e) =
+        crate::devices::disk::wait_backends(&xs, &phy, crate::devices::disk::BLKBACK_TIMEOUT)
+    {
         return Err(after(building, "disks", e.to_string()));
     }
     let qdisks: Vec<String> = p
@@ -1942,7 +1949,7 @@ pub fn network_attach_cmd(target: &str, spec: &[String]) -> Result<String, Comma
     catch_signals()?;
     let domid = lookup(target)?;
     // One device change at a time for this domain (see `domlock`).
-    let _lock = crate::domlock::DomainLock::acquire(u32::from(domid))?;
+    let _lock = crate::devices::domlock::DomainLock::acquire(u32::from(domid))?;
     let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
     let mut random = vif::random_bytes;
     let v = vif::attach(
@@ -1971,7 +1978,7 @@ pub fn network_detach_cmd(target: &str, which: &str) -> Result<(), CommandError>
     catch_signals()?;
     let domid = lookup(target)?;
     // One device change at a time for this domain (see `domlock`).
-    let _lock = crate::domlock::DomainLock::acquire(u32::from(domid))?;
+    let _lock = crate::devices::domlock::DomainLock::acquire(u32::from(domid))?;
     let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
     let devid = vif::find(&xs, u32::from(domid), which)?;
     let closed = vif::detach(
@@ -2008,7 +2015,7 @@ pub fn block_attach_cmd(
     catch_signals()?;
     let domid = lookup(target)?;
     // One device change at a time for this domain (see `domlock`).
-    let _lock = crate::domlock::DomainLock::acquire(u32::from(domid))?;
+    let _lock = crate::devices::domlock::DomainLock::acquire(u32::from(domid))?;
     let xen = Xen::open()?;
     let no_domain = |e: crate::xen::XenError| match e {
         crate::xen::XenError::Call {
@@ -2044,25 +2051,26 @@ pub fn block_attach_cmd(
         devmodel::restrict::recorded(&xs, id).map_err(|e| CommandError::Xs(e.to_string()))?;
     let start = || {
         if crate::support::interrupt::requested() {
-            return Err(crate::disk::DiskError::Interrupted);
+            return Err(crate::devices::disk::DiskError::Interrupted);
         }
         devmodel::restrict::check_servable(&req.privileges, |k| std::env::var(k).ok())
-            .map_err(|e| crate::disk::DiskError::DeviceModel(e.to_string()))?;
-        devmodel::launch(&xs, &req).map_err(|e| crate::disk::DiskError::DeviceModel(e.to_string()))
+            .map_err(|e| crate::devices::disk::DiskError::DeviceModel(e.to_string()))?;
+        devmodel::launch(&xs, &req)
+            .map_err(|e| crate::devices::disk::DiskError::DeviceModel(e.to_string()))
     };
-    let dm = if crate::disk::device_model_running(&xs, id)? {
-        crate::disk::AttachDm::Running
+    let dm = if crate::devices::disk::device_model_running(&xs, id)? {
+        crate::devices::disk::AttachDm::Running
     } else {
-        crate::disk::AttachDm::Start(&start)
+        crate::devices::disk::AttachDm::Start(&start)
     };
-    let (v, started) = crate::disk::attach(
+    let (v, started) = crate::devices::disk::attach(
         &xs,
         id,
         &parsed,
-        crate::disk::blkback_available(),
+        crate::devices::disk::blkback_available(),
         dm,
         protocol,
-        crate::disk::BLKBACK_TIMEOUT,
+        crate::devices::disk::BLKBACK_TIMEOUT,
     )?;
     let by = match (v.backend, started) {
         (VbdBackend::Phy { .. }, _) => "blkback".to_owned(),
@@ -2072,7 +2080,7 @@ pub fn block_attach_cmd(
     let entry = crate::libxl_json::disk_json(&parsed, Some(&v), false);
     store_change(&xs, domid, |old| {
         crate::libxl_json::add_device(old, "disks", entry, |d| {
-            d["vdev"].as_str().and_then(crate::disk::devid) == Some(v.devid)
+            d["vdev"].as_str().and_then(crate::devices::disk::devid) == Some(v.devid)
         })
     });
     Ok(format!(
@@ -2086,20 +2094,21 @@ pub fn block_detach_cmd(target: &str, which: &str) -> Result<(), CommandError> {
     catch_signals()?;
     let domid = lookup(target)?;
     // One device change at a time for this domain (see `domlock`).
-    let _lock = crate::domlock::DomainLock::acquire(u32::from(domid))?;
+    let _lock = crate::devices::domlock::DomainLock::acquire(u32::from(domid))?;
     let xs = XsConnection::open()?;
     let id = u32::from(domid);
-    let (devid, bp) = crate::disk::find(&xs, id, which)?;
-    let closed = crate::disk::detach(&xs, id, devid, &bp, crate::disk::DETACH_TIMEOUT)?;
+    let (devid, bp) = crate::devices::disk::find(&xs, id, which)?;
+    let closed =
+        crate::devices::disk::detach(&xs, id, devid, &bp, crate::devices::disk::DETACH_TIMEOUT)?;
     store_change(&xs, domid, |old| {
         crate::libxl_json::remove_device(old, "disks", |d| {
-            d["vdev"].as_str().and_then(crate::disk::devid) == Some(devid)
+            d["vdev"].as_str().and_then(crate::devices::disk::devid) == Some(devid)
         })
     });
     if !closed {
         crate::say_err!(
             "warning: domain {domid}: the guest did not close disk {which} within {} s; removed anyway",
-            crate::disk::DETACH_TIMEOUT.as_secs()
+            crate::devices::disk::DETACH_TIMEOUT.as_secs()
         );
     }
     Ok(())
@@ -2170,10 +2179,13 @@ pub fn network_list_cmd(target: &str) -> Result<String, CommandError> {
 }
 
 /// `pvbuild console DOMAIN`: through xenconsoled's pty when it serves (or will serve) the
-/// console, straight to the ring when xenconsoled does not run ([`crate::console::attach`]).
+/// console, straight to the ring when xenconsoled does not run ([`crate::devices::console::attach`]).
 pub fn console_cmd(target: &str) -> Result<(), CommandError> {
     let domid = lookup_any(target)?;
-    crate::console::attach(u32::from(domid), crate::console::DEFAULT_TTY_TIMEOUT)?;
+    crate::devices::console::attach(
+        u32::from(domid),
+        crate::devices::console::DEFAULT_TTY_TIMEOUT,
+    )?;
     Ok(())
 }
 
@@ -2216,7 +2228,7 @@ mod tests {
 
     #[test]
     fn the_bootloader_runs_and_its_kernel_is_planned_before_xen_is_opened() {
-        use crate::bootloader::tests::{debian_kernel, pygrub_disk, scratch};
+        use crate::devices::bootloader::tests::{debian_kernel, pygrub_disk, scratch};
         let work = scratch("create");
         let img = pygrub_disk(&work, &debian_kernel(), b"ramdisk", "console=hvc0");
         let args = CreateArgs {

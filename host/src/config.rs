@@ -525,7 +525,7 @@ pub struct DomainConfig {
     /// `bootloader_args`.
     pub bootloader_args: Vec<String>,
     /// `bootloader_restrict`: `Some(false)` runs the bootloader as root (pvbuild restricts it
-    /// by default; see [`crate::bootloader::runas_uid`]).
+    /// by default; see [`crate::devices::bootloader::runas_uid`]).
     pub bootloader_restrict: Option<bool>,
     /// `bootloader_user`: the user to run the bootloader as.
     pub bootloader_user: Option<String>,

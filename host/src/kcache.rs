@@ -465,7 +465,7 @@ mod tests {
     #[test]
     fn a_real_kernel_is_unpacked_once_then_taken_from_the_cache() {
         use crate::plan::Inputs;
-        let kernel = crate::bootloader::tests::debian_kernel();
+        let kernel = crate::devices::bootloader::tests::debian_kernel();
         let d = scratch("debian");
         let c = KernelCache::at(&d, me(), DEFAULT_MAX_BYTES).unwrap();
         let mut cold = Inputs::load_cached(&kernel, None, Some(&c)).unwrap();

@@ -7,17 +7,14 @@
 //! files), [`placement`] (cpupool, vcpu affinity, scheduler weight and cap), [`create`] (a
 //! whole domain build, undone on failure), [`plan`] (the core without Xen).
 
-pub mod bootloader;
 pub mod commands;
 pub mod config;
 pub mod config_source;
-pub mod console;
 pub mod control;
 pub mod create;
 pub mod detail;
+pub mod devices;
 pub mod devmodel;
-pub mod disk;
-pub mod domlock;
 pub mod dump_core;
 pub mod filemap;
 pub mod hvm;
@@ -37,6 +34,5 @@ pub mod support;
 pub mod sys;
 pub mod userdata;
 pub mod vcpu_list;
-pub mod vif;
 pub mod xen;
 pub mod xenstore;

@@ -108,7 +108,7 @@ fn run_full(
     .unwrap();
     // As `maxvcpus = 3` in a config: two of three vcpus online.
     cfg.max_vcpus = 3;
-    let disks = crate::disk::plan_disks(&cfg.disks, false).unwrap();
+    let disks = crate::devices::disk::plan_disks(&cfg.disks, false).unwrap();
     let vifs = vif::plan_vifs(&cfg.vifs, || [0; 3]).unwrap();
     let inputs = Inputs::load(KERNEL.as_ref(), Some(RAMDISK.as_ref())).unwrap();
     let kernel = inputs.kernel().unwrap();

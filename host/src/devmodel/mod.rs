@@ -569,7 +569,7 @@ fn progress(xs: &XsConnection, state_path: &str, backends: &[String]) -> Result<
         return Ok(Progress::Starting);
     }
     for b in backends {
-        if !crate::disk::backend_taken(xs.read_opt(&format!("{b}/state"))?.as_deref()) {
+        if !crate::devices::disk::backend_taken(xs.read_opt(&format!("{b}/state"))?.as_deref()) {
             return Ok(Progress::Waiting(b.clone()));
         }
     }

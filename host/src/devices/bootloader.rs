@@ -570,11 +570,12 @@ pub fn run(req: &Request<'_>) -> Result<Extracted, BootloaderError> {
     if !req.interactive {
         return run_with(req, None);
     }
-    let (mut input, _raw) = crate::console::stdin_input().map_err(|e| BootloaderError::Io {
-        what: "opening",
-        path: "/dev/stdin".into(),
-        source: io::Error::other(e),
-    })?;
+    let (mut input, _raw) =
+        crate::devices::console::stdin_input().map_err(|e| BootloaderError::Io {
+            what: "opening",
+            path: "/dev/stdin".into(),
+            source: io::Error::other(e),
+        })?;
     let mut out = io::stdout();
     run_with(req, Some((&mut input, &mut out)))
 }

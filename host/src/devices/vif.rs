@@ -496,7 +496,7 @@ pub fn remove_script_stray(xs: &XsConnection, vifname: &str) {
 pub fn run_hotplug(xs: &XsConnection, h: &Hotplug, action: HotplugAction) -> Result<(), VifError> {
     if action == HotplugAction::Online {
         let backend = format!("{}/{}", vif_backend_dir(0, h.domid), h.devid);
-        crate::disk::wait_backends(xs, &[backend], BACKEND_TIMEOUT).map_err(|e| {
+        crate::devices::disk::wait_backends(xs, &[backend], BACKEND_TIMEOUT).map_err(|e| {
             VifError::Backend {
                 vif: devname(h.domid, h.devid),
                 msg: e.to_string(),
