@@ -227,7 +227,7 @@ fn undo_note(errors: &[String]) -> String {
 
 /// The guest's settings after merging the config file and the flags.
 fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
-    let source = crate::config_source::ConfigSource::read(args.config.as_deref(), &args.overrides)
+    let source = crate::config::source::ConfigSource::read(args.config.as_deref(), &args.overrides)
         .map_err(CommandError::Usage)?;
     let mut cfg = match &source {
         Some(src) => {
@@ -433,15 +433,15 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
         let uuid = *base.uuid.get_or_insert_with(Uuid::new_v4);
         // xl's parser sets the vcpu fields only from the keys (the flag counts as `vcpus`).
         let source =
-            crate::config_source::ConfigSource::read(args.config.as_deref(), &args.overrides)
+            crate::config::source::ConfigSource::read(args.config.as_deref(), &args.overrides)
                 .ok()
                 .flatten();
         let sets = |k: &str| source.as_ref().is_some_and(|s| s.sets(k));
-        let given = crate::libxl_json::Given {
+        let given = crate::config::libxl_json::Given {
             vcpus: args.vcpus.is_some() || sets("vcpus"),
             maxvcpus: sets("maxvcpus"),
         };
-        let text = crate::libxl_json::dry_run_text(&base, uuid, given);
+        let text = crate::config::libxl_json::dry_run_text(&base, uuid, given);
         if args.dry_run {
             // xl -n: on stdout, and nothing more.
             crate::support::out::write_all(&text)
@@ -868,7 +868,7 @@ pub struct Host {
     pub device_model: DmLauncher,
     /// Plugs a network interface in or out ([`vif::run_hotplug`]).
     pub hotplug: HotplugRunner,
-    /// Where the domain's configuration is stored for xl ([`crate::userdata::XEN_LIB_DIR`]).
+    /// Where the domain's configuration is stored for xl ([`crate::config::userdata::XEN_LIB_DIR`]).
     pub userdata_dir: PathBuf,
 }
 
@@ -896,7 +896,7 @@ impl Host {
             xenstore: std::sync::Arc::new(XsConnection::open),
             device_model: std::sync::Arc::new(devmodel::launch),
             hotplug: std::sync::Arc::new(vif::run_hotplug),
-            userdata_dir: PathBuf::from(crate::userdata::XEN_LIB_DIR),
+            userdata_dir: PathBuf::from(crate::config::userdata::XEN_LIB_DIR),
         })
     }
 }
@@ -1314,11 +1314,11 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
     // The configuration, where libxl keeps it (`libxl__set_domain_configuration`, before the
     // guest is unpaused, as libxl stores it): xl's commands then know the domain, and a
     // restart reads back the devices attached meanwhile.
-    let stored = crate::libxl_json::domain_config(p.base, uuid, p.disks, p.vifs);
-    let ud = crate::userdata::Userdata::in_dir(&host.userdata_dir, u32::from(domid), uuid);
+    let stored = crate::config::libxl_json::domain_config(p.base, uuid, p.disks, p.vifs);
+    let ud = crate::config::userdata::Userdata::in_dir(&host.userdata_dir, u32::from(domid), uuid);
     let dir = host.userdata_dir.clone();
     building.push_undo("remove the stored configuration", move |_| {
-        match crate::userdata::remove_all_in(&dir, u32::from(domid)).first() {
+        match crate::config::userdata::remove_all_in(&dir, u32::from(domid)).first() {
             Some(e) => Err(e.to_string()),
             None => Ok(()),
         }
@@ -1326,8 +1326,8 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
     if let Err(e) = ud.lock().and_then(|l| {
         ud.store(
             &l,
-            crate::userdata::LIBXL_JSON,
-            &crate::libxl_json::to_text(&stored),
+            crate::config::userdata::LIBXL_JSON,
+            &crate::config::libxl_json::to_text(&stored),
         )
     }) {
         return Err(after(building, "userdata", e.to_string()));
@@ -1481,9 +1481,9 @@ fn wait_and_act(
 fn stored_devices(domid: u16) -> Option<StoredDevices> {
     let id = u32::from(domid);
     let xs = XsConnection::open().ok()?;
-    let uuid = crate::userdata::domain_uuid(&xs, id)?;
-    let ud = crate::userdata::Userdata::new(id, uuid);
-    let text = match ud.retrieve(crate::userdata::LIBXL_JSON) {
+    let uuid = crate::config::userdata::domain_uuid(&xs, id)?;
+    let ud = crate::config::userdata::Userdata::new(id, uuid);
+    let text = match ud.retrieve(crate::config::userdata::LIBXL_JSON) {
         Ok(Some(t)) => t,
         Ok(None) => return None,
         Err(e) => {
@@ -1493,7 +1493,7 @@ fn stored_devices(domid: u16) -> Option<StoredDevices> {
             return None;
         }
     };
-    match crate::libxl_json::devices_from_json(&text) {
+    match crate::config::libxl_json::devices_from_json(&text) {
         Ok(d) => Some(d),
         Err(e) => {
             crate::say_err!(
@@ -1559,7 +1559,7 @@ fn destroy_with(
     crate::steps::lap("hotplug");
     // As libxl__userdata_destroyall: the stored configuration goes with the domain, whoever
     // stored it (pvbuild, or xl for a domain xl made).
-    for e in crate::userdata::remove_all(u32::from(domid)) {
+    for e in crate::config::userdata::remove_all(u32::from(domid)) {
         crate::say_err!("warning: domain {domid}: {e}");
     }
     crate::steps::lap("userdata");
@@ -1963,9 +1963,9 @@ pub fn network_attach_cmd(target: &str, spec: &[String]) -> Result<String, Comma
             run: &vif::run_hotplug,
         },
     )?;
-    let entry = crate::libxl_json::nic_json(&parsed, Some(&v), 0);
+    let entry = crate::config::libxl_json::nic_json(&parsed, Some(&v), 0);
     store_change(&xs, domid, |old| {
-        crate::libxl_json::add_device(old, "nics", entry, |n| n["devid"] == v.devid)
+        crate::config::libxl_json::add_device(old, "nics", entry, |n| n["devid"] == v.devid)
     });
     Ok(format!(
         "pvbuild: domain {domid}: network interface {} ({}) on {}\n",
@@ -1989,7 +1989,7 @@ pub fn network_detach_cmd(target: &str, which: &str) -> Result<(), CommandError>
         &vif::run_hotplug,
     )?;
     store_change(&xs, domid, |old| {
-        crate::libxl_json::remove_device(old, "nics", |n| n["devid"] == devid)
+        crate::config::libxl_json::remove_device(old, "nics", |n| n["devid"] == devid)
     });
     if !closed {
         crate::say_err!(
@@ -2077,9 +2077,9 @@ pub fn block_attach_cmd(
         (VbdBackend::Qdisk, None) => "the device model".to_owned(),
         (VbdBackend::Qdisk, Some(pid)) => format!("a device model started for it (pid {pid})"),
     };
-    let entry = crate::libxl_json::disk_json(&parsed, Some(&v), false);
+    let entry = crate::config::libxl_json::disk_json(&parsed, Some(&v), false);
     store_change(&xs, domid, |old| {
-        crate::libxl_json::add_device(old, "disks", entry, |d| {
+        crate::config::libxl_json::add_device(old, "disks", entry, |d| {
             d["vdev"].as_str().and_then(crate::devices::disk::devid) == Some(v.devid)
         })
     });
@@ -2101,7 +2101,7 @@ pub fn block_detach_cmd(target: &str, which: &str) -> Result<(), CommandError> {
     let closed =
         crate::devices::disk::detach(&xs, id, devid, &bp, crate::devices::disk::DETACH_TIMEOUT)?;
     store_change(&xs, domid, |old| {
-        crate::libxl_json::remove_device(old, "disks", |d| {
+        crate::config::libxl_json::remove_device(old, "disks", |d| {
             d["vdev"].as_str().and_then(crate::devices::disk::devid) == Some(devid)
         })
     });
@@ -2114,22 +2114,22 @@ pub fn block_detach_cmd(target: &str, which: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// Changes `domid`'s stored configuration (see [`crate::userdata`]) after a device change,
+/// Changes `domid`'s stored configuration (see [`crate::config::userdata`]) after a device change,
 /// as libxl does for xl's. The device is changed either way: a failure is a warning.
 fn store_change(
     xs: &XsConnection,
     domid: u16,
-    change: impl FnOnce(&str) -> Result<String, crate::libxl_json::StoredError>,
+    change: impl FnOnce(&str) -> Result<String, crate::config::libxl_json::StoredError>,
 ) {
     let id = u32::from(domid);
-    let Some(uuid) = crate::userdata::domain_uuid(xs, id) else {
+    let Some(uuid) = crate::config::userdata::domain_uuid(xs, id) else {
         crate::say_err!(
             "warning: domain {domid}: no UUID in xenstore; its stored configuration is not updated"
         );
         return;
     };
-    let dir = Path::new(crate::userdata::XEN_LIB_DIR);
-    match crate::userdata::update_config_in(dir, id, uuid, |old| {
+    let dir = Path::new(crate::config::userdata::XEN_LIB_DIR);
+    match crate::config::userdata::update_config_in(dir, id, uuid, |old| {
         change(old).map_err(|e| e.to_string())
     }) {
         Ok(true) => {}

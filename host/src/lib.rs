@@ -9,7 +9,6 @@
 
 pub mod commands;
 pub mod config;
-pub mod config_source;
 pub mod control;
 pub mod create;
 pub mod detail;
@@ -21,7 +20,6 @@ pub mod hvm;
 pub mod info;
 pub mod journal;
 pub mod kcache;
-pub mod libxl_json;
 pub mod list;
 pub mod manual;
 pub mod memory;
@@ -32,7 +30,6 @@ pub mod pvh;
 pub mod steps;
 pub mod support;
 pub mod sys;
-pub mod userdata;
 pub mod vcpu_list;
 pub mod xen;
 pub mod xenstore;

@@ -2,7 +2,7 @@
 //! knows of a domain, above all its configuration (`libxl-json`), which `xl list -l`,
 //! `xl block-attach`, `xl network-attach` and xl's monitor (when it restarts a guest) read
 //! and update. pvbuild writes it for the domains it makes, in libxl's format
-//! ([`crate::libxl_json`]), keeps it in step with `block-attach`/`network-attach`, reads it
+//! ([`crate::config::libxl_json`]), keeps it in step with `block-attach`/`network-attach`, reads it
 //! back when its monitor restarts a guest, and removes it on destroy.
 //!
 //! The files, as libxl names them (`libxl__userdata_path`, libxl_dom.c):

@@ -11,6 +11,10 @@
 //! isolation pvbuild cannot give ([`REFUSED_KEYS`]: XSM labels, passthrough, a restricted or
 //! stub-domain device model) refuse the whole config with an error naming the key; other keys
 //! xl knows but pvbuild does not implement, and unknown keys, become warnings.
+//!
+//! Around the parser: where `create`'s configuration comes from ([`source`]: a file and
+//! `KEY=VALUE` settings), the configuration as libxl stores it ([`libxl_json`]) and where it
+//! is stored for xl's commands ([`userdata`]).
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -21,6 +25,9 @@ use uuid::Uuid;
 
 use crate::placement::{Affinity, CpuSpec, Placement};
 
+pub mod libxl_json;
+pub mod source;
+pub mod userdata;
 mod vif;
 pub use vif::{parse_vif_spec, Mac, VifSpec, IFNAME_MAX, VIFS_MAX};
 

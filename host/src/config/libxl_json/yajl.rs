@@ -334,7 +334,7 @@ mod tests {
         ]);
         let want = "{\n    \"c_info\": {\n        \"type\": \"pv\",\n        \"name\": \"xlud\",\n        \"domid\": 4294967295\n    },\n    \"b_info\": {\n        \"max_vcpus\": 1,\n        \"avail_vcpus\": [\n            0\n        ],\n        \"sched_params\": {\n\n        }\n    },\n    \"on_soft_reset\": \"soft_reset\"\n}\n";
         assert_eq!(render(&v), want);
-        let stored = include_str!("../../tests/data/xl-userdata/created.json");
+        let stored = include_str!("../../../tests/data/xl-userdata/created.json");
         assert!(stored.starts_with("{\n    \"c_info\": {\n        \"type\": \"pv\",\n        \"name\": \"xlud\",\n        \"domid\": 4294967295,"));
         assert!(stored.contains("\"sched_params\": {\n\n        },"));
         assert!(stored.contains("\"avail_vcpus\": [\n            0\n        ],"));
@@ -345,7 +345,7 @@ mod tests {
         // libxl's stored config, reordered from serde's alphabetical map: its own bytes.
         let v: serde_json::Value = serde_json::from_str(stored).unwrap_or_default();
         assert_eq!(render(&ordered(&v, "")), stored);
-        let attached = include_str!("../../tests/data/xl-userdata/attached.json");
+        let attached = include_str!("../../../tests/data/xl-userdata/attached.json");
         let v: serde_json::Value = serde_json::from_str(attached).unwrap_or_default();
         assert_eq!(render(&ordered(&v, "")), attached);
     }

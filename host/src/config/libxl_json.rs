@@ -1,7 +1,7 @@
 //! A domain's configuration as libxl stores it (`libxl_domain_config`, in the JSON that
 //! libxl_types.idl's generated `libxl_domain_config_gen_json` writes), so that xl's commands
 //! (`xl list -l`, `xl block-attach`, xl's restart of a rebooted guest...) find a pvbuild
-//! domain's configuration where they look ([`crate::userdata`]), and so that pvbuild reads
+//! domain's configuration where they look ([`crate::config::userdata`]), and so that pvbuild reads
 //! back the devices that `block-attach` / `network-attach` (pvbuild's or xl's) added.
 //!
 //! As libxl's generator, a field at its default is left out. The oracle is what xl 4.17

@@ -2,7 +2,7 @@
 //! `-f FILE`) and `KEY=VALUE` settings after it, appended to the file's text (xl's
 //! `extra_config`: the file, a newline, the settings one a line), so a later setting wins;
 //! errors named by file and line (`guest.cfg:3: ...`, or the `KEY=VALUE` at fault). The
-//! resolved configuration's JSON (`create -n`, `-d`) is libxl's: [`crate::libxl_json`].
+//! resolved configuration's JSON (`create -n`, `-d`) is libxl's: [`crate::config::libxl_json`].
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};

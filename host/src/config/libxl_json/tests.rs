@@ -3,9 +3,9 @@ use super::*;
 use crate::config::{parse, parse_disk_spec, parse_vif_spec};
 
 /// What xl 4.17 stored on real Xen (scenario xl-userdata) for xlud.cfg.
-const XL_CFG: &str = include_str!("../../tests/data/xl-userdata/xlud.cfg");
-const XL_CREATED: &str = include_str!("../../tests/data/xl-userdata/created.json");
-const XL_ATTACHED: &str = include_str!("../../tests/data/xl-userdata/attached.json");
+const XL_CFG: &str = include_str!("../../../tests/data/xl-userdata/xlud.cfg");
+const XL_CREATED: &str = include_str!("../../../tests/data/xl-userdata/created.json");
+const XL_ATTACHED: &str = include_str!("../../../tests/data/xl-userdata/attached.json");
 
 fn xl(text: &str) -> Value {
     serde_json::from_str(text).unwrap()
