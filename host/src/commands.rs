@@ -186,7 +186,7 @@ pub enum CommandError {
     DeviceModel(#[from] devmodel::DmError),
     /// The config's pool, cpus or scheduler parameters, which this host cannot honour.
     #[error("{0}")]
-    Placement(#[from] crate::placement::PlacementError),
+    Placement(#[from] crate::control::placement::PlacementError),
     /// A step after the build failed; what it made was undone.
     #[error("{step}: {msg}{}", undo_note(.undo_errors))]
     After {
@@ -205,7 +205,7 @@ pub enum CommandError {
     Timeout(u16, u64),
     /// A shutdown or reboot request the guest did not take.
     #[error("{0}")]
-    Control(#[from] crate::control::ControlError),
+    Control(#[from] crate::control::shutdown::ControlError),
     /// The domain's device lock.
     #[error("{0}")]
     Lock(#[from] crate::devices::domlock::LockError),
@@ -966,10 +966,10 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
     };
     // The pool, the cpus and the scheduler's weight and cap, checked against the host before
     // any domain exists: a config the host cannot honour leaves nothing behind.
-    let placed = crate::placement::resolve(
+    let placed = crate::control::placement::resolve(
         xen,
         |id| {
-            xs.read_opt(&crate::placement::pool_name_path(id))
+            xs.read_opt(&crate::control::placement::pool_name_path(id))
                 .map_err(|e| e.to_string())
         },
         &cfg.placement,
@@ -1698,7 +1698,7 @@ pub struct ControlArgs {
     /// With `wait`: give up after this many seconds (0: wait as long as it takes, as xl).
     pub timeout_s: u64,
     /// Power off or reboot.
-    pub request: crate::control::Request,
+    pub request: crate::control::shutdown::Request,
 }
 
 /// `pvbuild shutdown` / `pvbuild reboot`: asks each guest through its PV control node (as
@@ -1748,7 +1748,12 @@ pub fn control_cmd(args: &ControlArgs) -> Result<(), CommandError> {
             "pvbuild: asking domain {d} ({}) to {word}",
             domain_name(&xs, d)
         );
-        crate::control::request(&xs, u32::from(d), args.request, crate::control::ACK_TIMEOUT)?;
+        crate::control::shutdown::request(
+            &xs,
+            u32::from(d),
+            args.request,
+            crate::control::shutdown::ACK_TIMEOUT,
+        )?;
     }
     if !args.wait {
         return Ok(());
@@ -1809,14 +1814,14 @@ pub fn pause_cmd(target: &str, pause: bool) -> Result<(), CommandError> {
 
 /// `pvbuild sysrq DOMAIN KEY`, as `xl sysrq`: the guest's kernel handles the magic SysRq key.
 pub fn sysrq_cmd(target: &str, key: &str) -> Result<(), CommandError> {
-    let key = crate::control::sysrq_key(key).ok_or_else(|| {
+    let key = crate::control::shutdown::sysrq_key(key).ok_or_else(|| {
         CommandError::Usage(format!(
             "sysrq key {key:?}: one printable character (h lists the guest's keys)"
         ))
     })?;
     let domid = lookup(target)?;
     let xs = XsConnection::open()?;
-    crate::control::sysrq(&xs, u32::from(domid), key)
+    crate::control::shutdown::sysrq(&xs, u32::from(domid), key)
         .map_err(|e| CommandError::Usage(e.to_string()))
 }
 
@@ -1833,8 +1838,8 @@ pub fn rename_cmd(target: &str, new_name: &str) -> Result<(), CommandError> {
 /// The size and the guest (not dom0) that `mem-set` and `mem-max` are given, and the
 /// connections they need.
 fn memory_args(target: &str, size: &str) -> Result<(u64, u16, Xen, XsConnection), CommandError> {
-    let kib = crate::memory::parse_size_kib(size).ok_or_else(|| {
-        CommandError::Usage(crate::memory::MemError::BadSize(size.into()).to_string())
+    let kib = crate::control::memory::parse_size_kib(size).ok_or_else(|| {
+        CommandError::Usage(crate::control::memory::MemError::BadSize(size.into()).to_string())
     })?;
     let domid = lookup_any(target)?;
     if domid == 0 {
@@ -1849,7 +1854,7 @@ fn memory_args(target: &str, size: &str) -> Result<(u64, u16, Xen, XsConnection)
 /// was set, for the user.
 pub fn mem_set_cmd(target: &str, size: &str) -> Result<String, CommandError> {
     let (kib, domid, xen, xs) = memory_args(target, size)?;
-    let set = crate::memory::set_target(&xs, &xen, domid, kib)
+    let set = crate::control::memory::set_target(&xs, &xen, domid, kib)
         .map_err(|e| CommandError::Usage(e.to_string()))?;
     Ok(format!(
         "pvbuild: domain {domid} ({}): memory target {} KiB ({} MiB)\n",
@@ -1863,7 +1868,7 @@ pub fn mem_set_cmd(target: &str, size: &str) -> Result<String, CommandError> {
 /// (the size plus libxl's 1 MiB slack), not less than its current target.
 pub fn mem_max_cmd(target: &str, size: &str) -> Result<String, CommandError> {
     let (kib, domid, xen, xs) = memory_args(target, size)?;
-    let limit = crate::memory::set_max(&xs, &xen, domid, kib)
+    let limit = crate::control::memory::set_max(&xs, &xen, domid, kib)
         .map_err(|e| CommandError::Usage(e.to_string()))?;
     Ok(format!(
         "pvbuild: domain {domid} ({}): maximum memory {kib} KiB (Xen's limit {limit} KiB)\n",

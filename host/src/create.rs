@@ -6,7 +6,7 @@
 //! 1. check the kernel's guest type against the hypervisor's capability list (before any
 //!    domain exists, as `xc_dom_compat_check` does);
 //! 2. create the domain (in its cpupool), set its vcpus, their placement (affinity, the
-//!    scheduler's weight and cap: [`crate::placement::apply`]), its memory limit (the guest's
+//!    scheduler's weight and cap: [`crate::control::placement::apply`]), its memory limit (the guest's
 //!    memory plus libxl's 1 MiB slack) and its address size;
 //! 3. allocate the xenstore and console event channels, and set the guest's memory map to
 //!    one RAM entry of `maxmem` (`libxl__arch_domain_create`'s `xc_domain_set_memmap_limit`:
@@ -47,7 +47,7 @@ pub enum CreateStep {
     CreateDomain,
     /// `XEN_DOMCTL_max_vcpus`.
     MaxVcpus,
-    /// vcpu affinity and scheduler parameters ([`crate::placement::apply`]).
+    /// vcpu affinity and scheduler parameters ([`crate::control::placement::apply`]).
     Placement,
     /// `XEN_DOMCTL_max_mem`.
     MaxMem,
@@ -156,7 +156,7 @@ pub enum CreateFailure {
     Invalid(String),
     /// The placement could not be applied.
     #[error(transparent)]
-    Placement(#[from] crate::placement::PlacementError),
+    Placement(#[from] crate::control::placement::PlacementError),
     /// The test-only failure switch fired.
     #[error("failure injected for testing")]
     Injected,
@@ -215,8 +215,8 @@ pub struct CreateRequest<'a, K> {
     /// Domain serving xenstore (dom0).
     pub store_backend: u16,
     /// The cpupool, vcpu affinity and scheduler parameters, resolved against the host
-    /// ([`crate::placement::Resolved::NONE`]: Xen's defaults).
-    pub placement: &'a crate::placement::Resolved,
+    /// ([`crate::control::placement::Resolved::NONE`]: Xen's defaults).
+    pub placement: &'a crate::control::placement::Resolved,
     /// Test-only: make this step fail, to prove everything before it is undone.
     pub fail_at: Option<CreateStep>,
 }
@@ -417,7 +417,7 @@ pub fn create<'x, K: LoadKernel>(
 
     run.step(CreateStep::MaxVcpus, |x| Ok(x.max_vcpus(domid, req.vcpus)?))?;
     run.step(CreateStep::Placement, |x| {
-        Ok(crate::placement::apply(x, domid, req.placement)?)
+        Ok(crate::control::placement::apply(x, domid, req.placement)?)
     })?;
     run.step(CreateStep::MaxMem, |x| {
         let kib = layout

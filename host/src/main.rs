@@ -344,7 +344,7 @@ struct ControlOpts {
     timeout: u64,
 }
 
-fn control(o: ControlOpts, request: pvbuild::control::Request) -> ExitCode {
+fn control(o: ControlOpts, request: pvbuild::control::shutdown::Request) -> ExitCode {
     let args = pvbuild::commands::ControlArgs {
         domain: o.domain,
         all: o.all,
@@ -357,7 +357,7 @@ fn control(o: ControlOpts, request: pvbuild::control::Request) -> ExitCode {
 
 /// A size in xl's syntax (`parse_mem_size_kb`: no unit means MiB), in KiB.
 fn kib(s: &str) -> Result<u64, String> {
-    pvbuild::memory::parse_size_kib(s)
+    pvbuild::control::memory::parse_size_kib(s)
         .ok_or_else(|| format!("{s:?} is not a size (such as 256, 256m or 1g)"))
 }
 
@@ -560,8 +560,8 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        Command::Shutdown(o) => control(o, pvbuild::control::Request::Poweroff),
-        Command::Reboot(o) => control(o, pvbuild::control::Request::Reboot),
+        Command::Shutdown(o) => control(o, pvbuild::control::shutdown::Request::Poweroff),
+        Command::Reboot(o) => control(o, pvbuild::control::shutdown::Request::Reboot),
         Command::Pause { domain } => done(pvbuild::commands::pause_cmd(&domain, true)),
         Command::Unpause { domain } => done(pvbuild::commands::pause_cmd(&domain, false)),
         Command::Sysrq { domain, key } => done(pvbuild::commands::sysrq_cmd(&domain, &key)),
@@ -593,17 +593,21 @@ fn main() -> ExitCode {
             ignore_host,
         )),
         Command::Destroy { domain } => done(pvbuild::commands::destroy_cmd(&domain)),
-        Command::List { long, domain } => printed(pvbuild::list::list_cmd(
+        Command::List { long, domain } => printed(pvbuild::control::list::list_cmd(
             domain.as_deref(),
             long,
             cli.verbose > 0,
         )),
-        Command::VcpuList { domains } => printed(pvbuild::vcpu_list::vcpu_list_cmd(&domains)),
-        Command::Info { name, numa } => printed(pvbuild::info::info_cmd(name.as_deref(), numa)),
-        Command::DumpCore { domain, file } => {
-            printed(pvbuild::dump_core::dump_core_cmd(&domain, &file))
+        Command::VcpuList { domains } => {
+            printed(pvbuild::control::vcpu_list::vcpu_list_cmd(&domains))
         }
-        Command::Dmesg { clear } => printed(pvbuild::vcpu_list::dmesg_cmd(clear)),
+        Command::Info { name, numa } => {
+            printed(pvbuild::control::info::info_cmd(name.as_deref(), numa))
+        }
+        Command::DumpCore { domain, file } => {
+            printed(pvbuild::control::dump_core::dump_core_cmd(&domain, &file))
+        }
+        Command::Dmesg { clear } => printed(pvbuild::control::vcpu_list::dmesg_cmd(clear)),
         Command::Cleanup => printed(pvbuild::commands::cleanup_cmd()),
         Command::NetworkAttach { domain, spec } => {
             printed(pvbuild::commands::network_attach_cmd(&domain, &spec))

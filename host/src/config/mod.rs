@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 use uuid::Uuid;
 
-use crate::placement::{Affinity, CpuSpec, Placement};
+use crate::control::placement::{Affinity, CpuSpec, Placement};
 
 pub mod libxl_json;
 pub mod source;

@@ -73,7 +73,8 @@ fn request<'a>(k: &'a Kernel<'a>, l: &'a Layout, rd: &'a [u8]) -> CreateRequest<
     }
 }
 
-static NO_PLACEMENT: crate::placement::Resolved = crate::placement::Resolved::NONE;
+static NO_PLACEMENT: crate::control::placement::Resolved =
+    crate::control::placement::Resolved::NONE;
 
 fn fake() -> (Arc<FakeXen>, Xen) {
     let f = Arc::new(FakeXen::new(FakeConfig::default()).unwrap());
@@ -286,7 +287,7 @@ fn step_names_round_trip() {
 
 #[test]
 fn placement_puts_the_domain_in_its_pool_before_its_memory() {
-    use crate::placement::{resolve, Affinity, CpuSpec, Placement};
+    use crate::control::placement::{resolve, Affinity, CpuSpec, Placement};
     use crate::sys::sched::{XEN_SCHEDULER_CREDIT, XEN_SCHEDULER_CREDIT2};
     use crate::xen::fake::FakePool;
     let k = kernel::parse_kernel(image()).unwrap();

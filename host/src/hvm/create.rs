@@ -152,7 +152,7 @@ pub struct HvmRequest<'a> {
     /// The xenstore backend's domain.
     pub store_backend: u16,
     /// Where the domain runs.
-    pub placement: &'a crate::placement::Resolved,
+    pub placement: &'a crate::control::placement::Resolved,
     /// Test-only: fail this step.
     pub fail_at: Option<HvmStep>,
 }
@@ -186,7 +186,7 @@ pub fn create<'x>(xen: &'x Xen, req: &HvmRequest<'_>) -> Result<Building<'x>, Hv
         x.max_vcpus(domid, req.max_vcpus).map_err(s)
     })?;
     run.step(HvmStep::Placement, |x| {
-        crate::placement::apply(x, domid, req.placement).map_err(|e| e.to_string())
+        crate::control::placement::apply(x, domid, req.placement).map_err(|e| e.to_string())
     })?;
     run.step(HvmStep::MaxMem, |x| {
         // libxl: target_memkb (video memory included) + LIBXL_MAXMEM_CONSTANT.

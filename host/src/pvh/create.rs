@@ -173,7 +173,7 @@ pub struct PvhRequest<'a, K> {
     /// The xenstore backend's domain.
     pub store_backend: u16,
     /// Where the domain runs.
-    pub placement: &'a crate::placement::Resolved,
+    pub placement: &'a crate::control::placement::Resolved,
     /// Test-only: fail this step.
     pub fail_at: Option<PvhStep>,
 }
@@ -233,7 +233,7 @@ pub(crate) fn create_container(
     x: &Xen,
     max_vcpus: u32,
     handle: [u8; 16],
-    placement: &crate::placement::Resolved,
+    placement: &crate::control::placement::Resolved,
     emulation_flags: u32,
 ) -> Result<u16, String> {
     let mut cfg = DomainConfig::pv(max_vcpus, x.max_grant_version().map_err(s)?);
@@ -383,7 +383,7 @@ pub fn create<'x, K: LoadKernel>(
         x.max_vcpus(domid, req.max_vcpus).map_err(s)
     })?;
     run.step(PvhStep::Placement, |x| {
-        crate::placement::apply(x, domid, req.placement).map_err(|e| e.to_string())
+        crate::control::placement::apply(x, domid, req.placement).map_err(|e| e.to_string())
     })?;
     let total_pages = l.memory.total_pages();
     run.step(PvhStep::MaxMem, |x| {
