@@ -2,7 +2,7 @@
 //!
 //! `create` works in two halves. Everything that reads outside input (the config file, the
 //! kernel, the ramdisk, the command line) is parsed and the layout solved first, without
-//! touching the hypervisor, so bad input never leaves a domain behind. Then [`crate::create`]
+//! touching the hypervisor, so bad input never leaves a domain behind. Then [`crate::build::pv`]
 //! builds the domain, the xenstore entries are written and the guest is unpaused; a failure in
 //! any of these undoes what came before it, in reverse order.
 
@@ -11,8 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use pvbuild_core::limits::MAX_GUEST_CMDLINE;
 
+use crate::build::pv::{self, CreateRequest, CreateStep};
+use crate::build::runner;
 use crate::config::{Action, DiskFormat, DomainConfig};
-use crate::create::{self, CreateRequest, CreateStep};
 use crate::devices::vif::{self, Hotplug, HotplugAction};
 use crate::devmodel::{self, DmLauncher, DmRequest};
 use crate::plan::{Inputs, PlanError};
@@ -30,15 +31,15 @@ const BACKEND_DOMID: u16 = 0;
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A step of `pvbuild create` that the test-only failure switch can name: a build step of
-/// [`crate::create`], or one of the steps after it.
+/// [`crate::build::pv`], or one of the steps after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailAt {
     /// A step of the domain build.
     Build(CreateStep),
     /// A step of a PVH guest's build (not in [`FailAt::all`], which lists a PV guest's).
-    Pvh(crate::pvh::PvhStep),
+    Pvh(crate::build::pvh::PvhStep),
     /// A step of an HVM guest's build (not in [`FailAt::all`] either).
-    Hvm(crate::hvm::HvmStep),
+    Hvm(crate::build::hvm::HvmStep),
     /// Writing the xenstore entries and introducing the domain.
     Xenstore,
     /// Starting the device model (whether or not the guest has disks that need it).
@@ -76,8 +77,8 @@ impl FailAt {
         Self::all()
             .into_iter()
             .find(|s| s.name() == name)
-            .or_else(|| crate::pvh::PvhStep::from_name(name).map(FailAt::Pvh))
-            .or_else(|| crate::hvm::HvmStep::from_name(name).map(FailAt::Hvm))
+            .or_else(|| crate::build::pvh::PvhStep::from_name(name).map(FailAt::Pvh))
+            .or_else(|| crate::build::hvm::HvmStep::from_name(name).map(FailAt::Hvm))
     }
 }
 
@@ -160,12 +161,12 @@ pub enum CommandError {
     Xen(#[from] crate::xen::XenError),
     /// The domain build.
     #[error("create: {0}")]
-    Create(#[from] create::CreateError),
+    Create(#[from] pv::CreateError),
     #[error("creating the PVH domain: {0}")]
-    Pvh(#[from] crate::pvh::PvhCreateError),
+    Pvh(#[from] crate::build::pvh::PvhCreateError),
     /// An HVM guest's build.
     #[error("creating the HVM domain: {0}")]
-    Hvm(#[from] crate::hvm::HvmCreateError),
+    Hvm(#[from] crate::build::hvm::HvmCreateError),
     /// Xenstore.
     #[error("xenstore: {0}")]
     Xs(String),
@@ -492,12 +493,12 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
                     // The domain is made and running: say so, but do not fail create.
                     Err(e) => crate::say_err!("warning: no monitor for domain {domid}: {e}"),
                 }
-                crate::steps::lap("monitor");
+                crate::build::steps::lap("monitor");
             }
-            crate::steps::total();
+            crate::build::steps::total();
             return Ok(domid);
         }
-        crate::steps::total();
+        crate::build::steps::total();
         let h = match &host {
             Some(h) => h,
             None => host.insert(Host::open()?),
@@ -594,18 +595,16 @@ fn start(
     host: &mut Option<Host>,
     started: Instant,
 ) -> Result<(u16, DomainConfig), CommandError> {
-    crate::steps::start();
+    crate::build::steps::start();
     // What this start acquires is recorded where a later pvbuild finds it, should this one be
-    // killed ([`crate::journal`]): ended (removed) when the domain is made, or when a failure
+    // killed ([`crate::build::journal`]): ended (removed) when the domain is made, or when a failure
     // undid everything; kept when undoing failed, for the next sweep.
-    let journal = crate::journal::Journal::begin(&base.name)
+    let journal = crate::build::journal::Journal::begin(&base.name)
         .map_err(|e| CommandError::Usage(e.to_string()))?;
     let r = start_recorded(args, base, uuid, host, started);
     let undo_failed = match &r {
         Err(CommandError::After { undo_errors, .. })
-        | Err(CommandError::Create(create::CreateError { undo_errors, .. })) => {
-            !undo_errors.is_empty()
-        }
+        | Err(CommandError::Create(pv::CreateError { undo_errors, .. })) => !undo_errors.is_empty(),
         _ => false,
     };
     if !undo_failed {
@@ -673,7 +672,7 @@ fn start_recorded(
             cfg.ramdisk = x.result.ramdisk.clone();
             cfg.cmdline = x.result.args.clone();
             check_cmdline(cfg.cmdline.as_deref())?;
-            crate::steps::lap("bootloader");
+            crate::build::steps::lap("bootloader");
             Some(x)
         }
         _ => None,
@@ -710,7 +709,7 @@ fn start_recorded(
         Some(_) => None,
         None => Some(inputs.kernel()?),
     };
-    crate::steps::lap("parse");
+    crate::build::steps::lap("parse");
     let nr_pages = cfg.memory_mib << (20 - 12);
     let (layout, pvh_plan, hvm_plan);
     let image = if let Some(h) = &cfg.hvm {
@@ -732,9 +731,9 @@ fn start_recorded(
                     cfg.memory_mib, h.video_memkb
                 ))
             })?;
-        hvm_plan = crate::hvm::plan::plan_hvm(
-            Path::new(crate::hvm::plan::HVMLOADER),
-            Path::new(crate::hvm::plan::SEABIOS),
+        hvm_plan = crate::build::hvm::plan::plan_hvm(
+            Path::new(crate::build::hvm::plan::HVMLOADER),
+            Path::new(crate::build::hvm::plan::SEABIOS),
             guest_mib,
             cfg.max_vcpus,
             cfg.vcpus,
@@ -742,7 +741,7 @@ fn start_recorded(
         )?;
         Image::Hvm(&hvm_plan)
     } else if let (true, Some(kern)) = (cfg.pvh, &kern) {
-        pvh_plan = crate::pvh::plan::plan_pvh(
+        pvh_plan = crate::build::pvh::plan::plan_pvh(
             &inputs,
             kern,
             cfg.memory_mib,
@@ -767,7 +766,7 @@ fn start_recorded(
         });
         Image::Pv(&layout)
     };
-    crate::steps::lap("layout");
+    crate::build::steps::lap("layout");
     // The disks too are checked before Xen is touched: their targets, and the QEMU that will
     // serve them.
     let disks =
@@ -789,7 +788,7 @@ fn start_recorded(
     // And the network interfaces: netback, their scripts, their bridges.
     let vifs = vif::plan_vifs(&cfg.vifs, vif::random_bytes)?;
     vif::check_host(&vifs, Path::new(vif::NETBACK_SYSFS), &vif::sys_class_net())?;
-    crate::steps::lap("check-devices");
+    crate::build::steps::lap("check-devices");
     log::info(format_args!(
         "parsed and planned in {:.3} s",
         started.elapsed().as_secs_f64()
@@ -802,9 +801,9 @@ fn start_recorded(
         Some(h) => h,
         None => host.insert(Host::open()?),
     };
-    crate::steps::lap("open-xen");
+    crate::build::steps::lap("open-xen");
     // What an earlier, killed create of this name left is undone first.
-    sweep(host, crate::journal::Filter::Name(&cfg.name));
+    sweep(host, crate::build::journal::Filter::Name(&cfg.name));
     let made = make_domain(
         host,
         &Prepared {
@@ -935,15 +934,15 @@ pub enum Image<'a> {
     /// A PV guest.
     Pv(&'a Layout),
     /// A PVH guest.
-    Pvh(&'a crate::pvh::PvhPlanned),
+    Pvh(&'a crate::build::pvh::PvhPlanned),
     /// An HVM guest.
-    Hvm(&'a crate::hvm::HvmPlanned),
+    Hvm(&'a crate::build::hvm::HvmPlanned),
 }
 
 /// Makes the domain `p` describes on `host`: builds it, writes its xenstore entries,
 /// introduces it, unpauses it (unless asked not to). A failure at any point undoes what came
 /// before it, in reverse order, and nothing is left.
-pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, CommandError> {
+pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, CommandError> {
     let cfg = p.cfg;
     let xen = &host.xen;
     let xs = (host.xenstore)().map_err(|e| CommandError::Xs(e.to_string()))?;
@@ -976,13 +975,13 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         cfg.max_vcpus,
     )?;
     let cmdline = cfg.cmdline.clone().unwrap_or_default();
-    crate::steps::lap("name-check");
+    crate::build::steps::lap("name-check");
     let parsed = || {
         p.kernel
             .ok_or_else(|| CommandError::Usage("no kernel parsed for this guest".into()))
     };
     let mut building = match p.image {
-        Image::Pv(layout) => create::create(
+        Image::Pv(layout) => pv::create(
             xen,
             &CreateRequest {
                 kernel: parsed()?,
@@ -1001,9 +1000,9 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
                 fail_at: build_fail,
             },
         )?,
-        Image::Pvh(planned) => crate::pvh::create(
+        Image::Pvh(planned) => crate::build::pvh::create(
             xen,
-            &crate::pvh::PvhRequest {
+            &crate::build::pvh::PvhRequest {
                 kernel: parsed()?,
                 planned,
                 ramdisk: p.inputs.ramdisk(),
@@ -1018,9 +1017,9 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
                 },
             },
         )?,
-        Image::Hvm(planned) => crate::hvm::create(
+        Image::Hvm(planned) => crate::build::hvm::create(
             xen,
-            &crate::hvm::HvmRequest {
+            &crate::build::hvm::HvmRequest {
                 planned,
                 memory_mib: cfg.memory_mib,
                 max_vcpus: cfg.max_vcpus,
@@ -1085,7 +1084,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             Image::Hvm(_) => GuestKind::Hvm,
         },
     };
-    let after = |building: create::Building<'_>, step: &'static str, msg: String| {
+    let after = |building: runner::Building<'_>, step: &'static str, msg: String| {
         let undo_errors = building.abandon();
         // xenconsoled, which saw the domain introduced, may write `console/tty` after the undo
         // removed the domain's entries (seen in pvbuild-pvh-fail): once the domain is dying,
@@ -1116,7 +1115,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         return Err(after(building, "xenstore", e.to_string()));
     }
     if let (Image::Hvm(_), Some(h)) = (p.image, &cfg.hvm) {
-        if let Err(e) = crate::hvm::xenstore::write(&xs, u32::from(domid), &uuid, h) {
+        if let Err(e) = crate::build::hvm::xenstore::write(&xs, u32::from(domid), &uuid, h) {
             return Err(after(building, "xenstore", e.to_string()));
         }
     }
@@ -1310,7 +1309,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
             p.started.elapsed().as_secs_f64()
         ));
     }
-    crate::steps::lap("devices");
+    crate::build::steps::lap("devices");
     // The configuration, where libxl keeps it (`libxl__set_domain_configuration`, before the
     // guest is unpaused, as libxl stores it): xl's commands then know the domain, and a
     // restart reads back the devices attached meanwhile.
@@ -1332,7 +1331,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
     }) {
         return Err(after(building, "userdata", e.to_string()));
     }
-    crate::steps::lap("userdata");
+    crate::build::steps::lap("userdata");
     if !p.paused {
         crate::support::testhook::stop_at("unpause");
         if p.fail_at == Some(FailAt::Unpause) {
@@ -1348,7 +1347,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<create::Created, Com
         if let Err(e) = building.unpause() {
             return Err(after(building, "unpause", e.to_string()));
         }
-        crate::steps::lap("unpause");
+        crate::build::steps::lap("unpause");
     }
     Ok(building.finish())
 }
@@ -1509,9 +1508,9 @@ fn stored_devices(domid: u16) -> Option<StoredDevices> {
 /// refuses (EINVAL) to release one it has already dropped.
 fn destroy_domid(xen: &Xen, domid: u16) -> Result<(), CommandError> {
     let xs = XsConnection::open().map_err(|e| CommandError::Xs(e.to_string()))?;
-    crate::steps::lap("open-xenstore");
+    crate::build::steps::lap("open-xenstore");
     let r = destroy_with(xen, &xs, &vif::run_hotplug, domid, None);
-    crate::steps::total();
+    crate::build::steps::total();
     r
 }
 
@@ -1531,7 +1530,7 @@ fn destroy_with(
         Ok(None) => {}
         Err(e) => crate::say_err!("warning: domain {domid}: {e}"),
     }
-    crate::steps::lap("device-model");
+    crate::build::steps::lap("device-model");
     match xen.destroy_domain(domid) {
         Ok(()) => {}
         // Destroyed meanwhile by someone else (a monitor and `pvbuild destroy` racing): the
@@ -1543,7 +1542,7 @@ fn destroy_with(
         | Err(crate::xen::XenError::NoSuchDomain { .. }) => {}
         Err(e) => return Err(e.into()),
     }
-    crate::steps::lap("destroydomain");
+    crate::build::steps::lap("destroydomain");
     // As libxl: each interface's hotplug script unplugs it, then its entries go (and with
     // them netback's interface).
     match vif::from_xenstore(xs, u32::from(domid)) {
@@ -1556,21 +1555,21 @@ fn destroy_with(
         }
         Err(e) => crate::say_err!("warning: domain {domid}: {e}"),
     }
-    crate::steps::lap("hotplug");
+    crate::build::steps::lap("hotplug");
     // As libxl__userdata_destroyall: the stored configuration goes with the domain, whoever
     // stored it (pvbuild, or xl for a domain xl made).
     for e in crate::config::userdata::remove_all(u32::from(domid)) {
         crate::say_err!("warning: domain {domid}: {e}");
     }
-    crate::steps::lap("userdata");
+    crate::build::steps::lap("userdata");
     let r = xenstore::remove_domain(xs, u32::from(domid), uuid, u32::from(BACKEND_DOMID), false)
         .map_err(|e| CommandError::Xs(e.to_string()));
-    crate::steps::lap("xenstore");
+    crate::build::steps::lap("xenstore");
     r
 }
 
 /// The crash-safety sweep's view of a [`Host`].
-impl crate::journal::DomainUndo for Host {
+impl crate::build::journal::DomainUndo for Host {
     fn handle_of(&self, domid: u16) -> Result<Option<[u8; 16]>, String> {
         match self.xen.domain_info(domid) {
             Ok(i) => Ok(Some(i.handle)),
@@ -1612,10 +1611,10 @@ impl crate::journal::DomainUndo for Host {
     }
 }
 
-/// Undoes what killed creates left (those `filter` selects: [`crate::journal::sweep_in`]),
+/// Undoes what killed creates left (those `filter` selects: [`crate::build::journal::sweep_in`]),
 /// saying what was done on stderr; returns how many records were undone.
-fn sweep(host: &Host, filter: crate::journal::Filter<'_>) -> usize {
-    let done = crate::journal::sweep_in(&crate::journal::default_dir(), filter, host);
+fn sweep(host: &Host, filter: crate::build::journal::Filter<'_>) -> usize {
+    let done = crate::build::journal::sweep_in(&crate::build::journal::default_dir(), filter, host);
     for s in &done {
         crate::say_err!("pvbuild: {s}");
     }
@@ -1625,9 +1624,9 @@ fn sweep(host: &Host, filter: crate::journal::Filter<'_>) -> usize {
 /// `pvbuild cleanup`: undoes what every killed create left. Returns a line per record.
 pub fn cleanup_cmd() -> Result<String, CommandError> {
     let host = Host::open()?;
-    let done = crate::journal::sweep_in(
-        &crate::journal::default_dir(),
-        crate::journal::Filter::All,
+    let done = crate::build::journal::sweep_in(
+        &crate::build::journal::default_dir(),
+        crate::build::journal::Filter::All,
         &host,
     );
     let failed = done.iter().filter(|s| !s.errors.is_empty()).count();
@@ -1654,20 +1653,20 @@ fn lookup(target: &str) -> Result<u16, CommandError> {
 }
 
 /// `pvbuild destroy DOMAIN`. A create of that name (or domain id) that was killed is undone
-/// first ([`crate::journal`]); when it had not got as far as naming its domain, that is all
+/// first ([`crate::build::journal`]); when it had not got as far as naming its domain, that is all
 /// there is to destroy.
 pub fn destroy_cmd(target: &str) -> Result<(), CommandError> {
     let filter = match target.parse::<u16>() {
         Ok(0) => return lookup(target).map(|_| ()),
-        Ok(id) => crate::journal::Filter::Domain(id),
-        Err(_) => crate::journal::Filter::Name(target),
+        Ok(id) => crate::build::journal::Filter::Domain(id),
+        Err(_) => crate::build::journal::Filter::Name(target),
     };
-    // At -vv, each step's time as for create (crate::steps).
-    crate::steps::start();
+    // At -vv, each step's time as for create (crate::build::steps).
+    crate::build::steps::start();
     let host = Host::open()?;
-    crate::steps::lap("open-xen");
+    crate::build::steps::lap("open-xen");
     let swept = sweep(&host, filter);
-    crate::steps::lap("journal-sweep");
+    crate::build::steps::lap("journal-sweep");
     let domid = match lookup(target) {
         Ok(d) => d,
         Err(_) if swept > 0 => return Ok(()),
@@ -1675,14 +1674,14 @@ pub fn destroy_cmd(target: &str) -> Result<(), CommandError> {
     };
     if swept > 0
         && matches!(
-            crate::journal::DomainUndo::handle_of(&host, domid),
+            crate::build::journal::DomainUndo::handle_of(&host, domid),
             Ok(None)
         )
     {
         // The sweep destroyed it (a domain id given).
         return Ok(());
     }
-    crate::steps::lap("lookup");
+    crate::build::steps::lap("lookup");
     destroy_domid(&host.xen, domid)
 }
 

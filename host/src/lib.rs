@@ -7,22 +7,18 @@
 //! files), [`placement`] (cpupool, vcpu affinity, scheduler weight and cap), [`create`] (a
 //! whole domain build, undone on failure), [`plan`] (the core without Xen).
 
+pub mod build;
 pub mod commands;
 pub mod config;
 pub mod control;
-pub mod create;
 pub mod detail;
 pub mod devices;
 pub mod devmodel;
 pub mod filemap;
-pub mod hvm;
-pub mod journal;
 pub mod kcache;
 pub mod manual;
 pub mod plan;
 pub mod plan_mem;
-pub mod pvh;
-pub mod steps;
 pub mod support;
 pub mod sys;
 pub mod xen;

@@ -440,7 +440,7 @@ fn main() -> ExitCode {
         }
     };
     pvbuild::support::log::set_level(cli.verbose);
-    pvbuild::steps::enable(cli.verbose >= 2);
+    pvbuild::build::steps::enable(cli.verbose >= 2);
     match cli.command {
         Command::Create {
             args: positional,
@@ -483,7 +483,7 @@ fn main() -> ExitCode {
                     return write_out(&names);
                 }
                 Some("list-pvh") => {
-                    let names: String = pvbuild::pvh::PvhStep::ALL
+                    let names: String = pvbuild::build::pvh::PvhStep::ALL
                         .iter()
                         .map(|s| format!("{}\n", s.name()))
                         .chain(
@@ -495,7 +495,7 @@ fn main() -> ExitCode {
                     return write_out(&names);
                 }
                 Some("list-hvm") => {
-                    let names: String = pvbuild::hvm::HvmStep::ALL
+                    let names: String = pvbuild::build::hvm::HvmStep::ALL
                         .iter()
                         .map(|s| format!("{}\n", s.name()))
                         .chain(
@@ -653,13 +653,13 @@ fn main() -> ExitCode {
                          are not taken (the guest's kernel goes to the device model)",
                     );
                 }
-                return match pvbuild::hvm::plan::plan_cmd(&kernel, memory, vcpus) {
+                return match pvbuild::build::hvm::plan::plan_cmd(&kernel, memory, vcpus) {
                     Ok(text) => write_out(&text),
                     Err(e) => fail(e),
                 };
             }
             if guest_type == "pvh" {
-                return match pvbuild::pvh::plan::plan_cmd(
+                return match pvbuild::build::pvh::plan::plan_cmd(
                     &kernel,
                     ramdisk.as_deref(),
                     &cmdline,

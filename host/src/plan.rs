@@ -142,7 +142,7 @@ fn unpack(
                     path.display(),
                     c.entry_path(key).display()
                 ));
-                crate::steps::lap("cache-hit");
+                crate::build::steps::lap("cache-hit");
                 return Ok((Some(Unpacked::Cached(hit)), None));
             }
             Ok(None) => {}
@@ -151,7 +151,7 @@ fn unpack(
             }
             Err(e) => log::info(format_args!("kernel cache: {e}")),
         }
-        crate::steps::lap("cache-lookup");
+        crate::build::steps::lap("cache-lookup");
     }
     let unpacked = match decompress::unpack_kernel(file) {
         Ok(Cow::Borrowed(_)) => None,
@@ -163,7 +163,7 @@ fn unpack(
             })
         }
     };
-    crate::steps::lap("decode");
+    crate::build::steps::lap("decode");
     let unpacked = unpacked.map(Arc::new);
     // Stored by a thread of its own, beside the build (the create waits for it at the end:
     // [`Inputs::finish_cache`]); it shares the image, it does not copy it.
@@ -263,7 +263,7 @@ impl Inputs {
         let ramdisk = ramdisk
             .map(|path| map(path, pvbuild_core::limits::MAX_RAMDISK))
             .transpose()?;
-        crate::steps::lap("read");
+        crate::build::steps::lap("read");
         Ok(Self {
             kernel_path: kernel.to_path_buf(),
             kernel_file,
@@ -296,7 +296,7 @@ impl Inputs {
         ramdisk: Option<(FileMap, &Path)>,
         cache: Option<&KernelCache>,
     ) -> Result<Self, PlanError> {
-        crate::steps::lap("read");
+        crate::build::steps::lap("read");
         let (unpacked, pending_store) = unpack(kernel_file.bytes(), kernel, cache)?;
         let (ramdisk, ramdisk_len) = match ramdisk {
             Some((file, path)) => {
@@ -309,7 +309,7 @@ impl Inputs {
             }
             None => (None, None),
         };
-        crate::steps::lap("ramdisk-check");
+        crate::build::steps::lap("ramdisk-check");
         Ok(Self {
             kernel_path: kernel.to_path_buf(),
             kernel_file,
@@ -337,7 +337,7 @@ impl Inputs {
                 .join()
                 .unwrap_or_else(|_| "not stored: the storing thread panicked".into());
             crate::support::log::info(format_args!("kernel cache: {msg}"));
-            crate::steps::lap("cache-store");
+            crate::build::steps::lap("cache-store");
         }
     }
 

@@ -31,7 +31,7 @@ const RAMDISK: &str = concat!(
 fn run(
     arm: impl FnOnce(&FakeXen, &FakeXenstore),
 ) -> (
-    Result<create::Created, CommandError>,
+    Result<runner::Created, CommandError>,
     Arc<FakeXen>,
     FakeXenstore,
     Trace,
@@ -44,7 +44,7 @@ fn run_then(
     arm: impl FnOnce(&FakeXen, &FakeXenstore),
     after: impl FnOnce(&Host),
 ) -> (
-    Result<create::Created, CommandError>,
+    Result<runner::Created, CommandError>,
     Arc<FakeXen>,
     FakeXenstore,
     Trace,
@@ -66,7 +66,7 @@ fn run_with(
     dm_error: Option<&'static str>,
     arm: impl FnOnce(&FakeXen, &FakeXenstore),
 ) -> (
-    Result<create::Created, CommandError>,
+    Result<runner::Created, CommandError>,
     Arc<FakeXen>,
     FakeXenstore,
     Trace,
@@ -81,7 +81,7 @@ fn run_full(
     arm: impl FnOnce(&FakeXen, &FakeXenstore),
     after: impl FnOnce(&Host),
 ) -> (
-    Result<create::Created, CommandError>,
+    Result<runner::Created, CommandError>,
     Arc<FakeXen>,
     FakeXenstore,
     Trace,
@@ -463,7 +463,7 @@ fn journal_dir(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn a_create_killed_before_its_end_is_undone_by_the_next_sweep() {
-    use crate::journal::{Filter, Journal};
+    use crate::build::journal::{Filter, Journal};
     // A create that made everything (domain, entries, device model, interface, unpause) and
     // was killed before its record ended: its lock goes with it (the drop), and the next
     // sweep (as `pvbuild destroy guest` or the next `create guest` runs it) undoes it all.
@@ -475,11 +475,11 @@ fn a_create_killed_before_its_end_is_undone_by_the_next_sweep() {
         |_, _| {},
         |host| {
             // While the create runs, its record is left alone.
-            live = crate::journal::sweep_in(&dir, Filter::All, host);
+            live = crate::build::journal::sweep_in(&dir, Filter::All, host);
             drop(journal);
             // Another name's sweep leaves it too.
-            assert!(crate::journal::sweep_in(&dir, Filter::Name("other"), host).is_empty());
-            swept = crate::journal::sweep_in(&dir, Filter::Name("guest"), host);
+            assert!(crate::build::journal::sweep_in(&dir, Filter::Name("other"), host).is_empty());
+            swept = crate::build::journal::sweep_in(&dir, Filter::Name("guest"), host);
         },
     );
     let d = r.unwrap().domid;
@@ -503,7 +503,7 @@ fn a_create_killed_before_its_end_is_undone_by_the_next_sweep() {
 
 #[test]
 fn a_create_that_ended_leaves_no_record_and_its_domain_alone() {
-    use crate::journal::{Filter, Journal};
+    use crate::build::journal::{Filter, Journal};
     let dir = journal_dir("ended");
     let journal = Journal::begin_in(&dir, "guest").unwrap();
     let mut swept = Vec::new();
@@ -511,7 +511,7 @@ fn a_create_that_ended_leaves_no_record_and_its_domain_alone() {
         |_, _| {},
         |host| {
             journal.end().unwrap();
-            swept = crate::journal::sweep_in(&dir, Filter::All, host);
+            swept = crate::build::journal::sweep_in(&dir, Filter::All, host);
         },
     );
     let d = r.unwrap().domid;
@@ -523,7 +523,7 @@ fn a_create_that_ended_leaves_no_record_and_its_domain_alone() {
 
 #[test]
 fn a_domain_made_before_its_id_was_recorded_is_found_by_its_handle() {
-    use crate::journal::{DomainUndo, Filter};
+    use crate::build::journal::{DomainUndo, Filter};
     // Killed between XEN_DOMCTL_createdomain and the `domain` line: the record has the UUID
     // only. Of two domains with that handle, the one xenstore names (someone's guest that
     // happens to share the UUID) stays; the nameless one goes.
@@ -556,7 +556,7 @@ fn a_domain_made_before_its_id_was_recorded_is_found_by_its_handle() {
         ),
     )
     .unwrap();
-    let swept = crate::journal::sweep_in(&dir, Filter::Name("guest"), &host);
+    let swept = crate::build::journal::sweep_in(&dir, Filter::Name("guest"), &host);
     assert_eq!(swept.len(), 1, "{swept:?}");
     assert_eq!(swept.first().unwrap().domain, Some(orphan));
     assert_eq!(xen.domids(), vec![named]);

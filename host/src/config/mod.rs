@@ -553,7 +553,7 @@ pub struct DomainConfig {
     pub hvm: Option<HvmGuest>,
 }
 
-/// What an HVM guest's config says beyond a PV one's ([`crate::hvm`]).
+/// What an HVM guest's config says beyond a PV one's ([`crate::build::hvm`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HvmGuest {
     /// `acpi` (default 1): hvmloader builds ACPI tables (`platform/acpi`).

@@ -14,7 +14,7 @@
 
 use thiserror::Error;
 
-use crate::create::MAXMEM_SLACK_KIB;
+use crate::build::runner::MAXMEM_SLACK_KIB;
 use crate::xen::Xen;
 use crate::xenstore::{dom_path, uuid_of_vm_path, vm_path, XsConnection, XsError};
 

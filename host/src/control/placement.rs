@@ -15,7 +15,7 @@
 //!    or cap needs a pool whose scheduler has them (credit or credit2; libxl 4.17 silently
 //!    ignores them under null, arinc653 and rtds: pvbuild refuses), with libxl's ranges
 //!    (weight 1..=65535, cap 0..=100 × vcpus).
-//! 3. applying ([`apply`], a step of [`crate::create::create`] right after the vcpus are set):
+//! 3. applying ([`apply`], a step of [`crate::build::pv::create`] right after the vcpus are set):
 //!    each vcpu's hard and soft affinity in one `XEN_DOMCTL_setvcpuaffinity` (libxl's
 //!    `libxl_set_vcpuaffinity`, from `libxl__build_pre`), then the weight and cap by
 //!    `XEN_DOMCTL_scheduler_op` getinfo, changed fields, putinfo (libxl's

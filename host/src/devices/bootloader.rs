@@ -489,7 +489,7 @@ impl PrivateDir {
         for n in 0..1000u32 {
             let path = parent.join(format!("pvbuild-bootloader.{}.{n}", std::process::id()));
             // In the create's crash-safety record before it exists.
-            crate::journal::note(&crate::journal::Entry::Dir(path.clone()))
+            crate::build::journal::note(&crate::build::journal::Entry::Dir(path.clone()))
                 .map_err(io_err(path.clone()))?;
             match std::fs::DirBuilder::new().mode(0o700).create(&path) {
                 Ok(()) => return Ok(Self(path)),
@@ -506,7 +506,8 @@ impl PrivateDir {
 impl Drop for PrivateDir {
     fn drop(&mut self) {
         if std::fs::remove_dir_all(&self.0).is_ok() {
-            let _ = crate::journal::note(&crate::journal::Entry::DirGone(self.0.clone()));
+            let _ =
+                crate::build::journal::note(&crate::build::journal::Entry::DirGone(self.0.clone()));
         }
     }
 }
@@ -731,7 +732,7 @@ fn spawn(program: &Path, args: &[String], slave: OwnedFd, max_file: u64) -> io::
             Ok(())
         });
     }
-    crate::journal::record_child(&mut cmd, "bootloader");
+    crate::build::journal::record_child(&mut cmd, "bootloader");
     // `cmd` (holding the parent's copies of the slave) is dropped on return, so the pty
     // reads EOF once the bootloader and its children have closed it.
     cmd.spawn()

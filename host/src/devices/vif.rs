@@ -349,7 +349,7 @@ impl Hotplug {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        crate::journal::record_child(&mut cmd, "hotplug");
+        crate::build::journal::record_child(&mut cmd, "hotplug");
         let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
         if action == HotplugAction::Online {
             crate::support::testhook::stop_at("vif-hotplug-spawned");

@@ -402,7 +402,7 @@ pub fn launch(xs: &XsConnection, req: &DmRequest) -> Result<RunningDm, DmError> 
     }
     // In the create's crash-safety record before it runs (a kill before its pid reaches
     // xenstore still leaves it found).
-    crate::journal::record_child(&mut cmd, "device-model");
+    crate::build::journal::record_child(&mut cmd, "device-model");
     let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {

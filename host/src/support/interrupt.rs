@@ -3,7 +3,7 @@
 //! A signal's default action would kill pvbuild between two hypercalls and leave a half-built
 //! domain (and the bootloader's private directory) behind: no destructor runs. So `create`
 //! installs [`catch`]: the handler only sets a flag, and the long operations look at it at
-//! their boundaries: each build step ([`crate::create`]), the steps after the build
+//! their boundaries: each build step ([`crate::build::pv`]), the steps after the build
 //! ([`crate::commands::make_domain`]), the bootloader's relay loop (whose `poll` the signal
 //! interrupts), the wait for a guest to shut down. Each then fails with its own error, so the
 //! undo stack and the destructors run as for any other failure, and pvbuild exits with

@@ -162,7 +162,7 @@ impl GuestMemory for PrivcmdMemory<'_> {
                 })?;
                 let t = std::time::Instant::now();
                 let map = self.xen.map_foreign(self.domid, mfns)?;
-                crate::steps::add_map_time(t.elapsed());
+                crate::build::steps::add_map_time(t.elapsed());
                 self.ioctls += 1;
                 self.maps.push(Mapped {
                     first: start,

@@ -28,7 +28,7 @@ use pvbuild_core::mem::GuestMemory;
 use pvbuild_core::pvh::layout::{self as pl, special_pfn, Special};
 use pvbuild_core::pvh::vcpu;
 
-use crate::create::{run_undo, Building, Created, UndoFn, MAXMEM_SLACK_KIB};
+use crate::build::runner::{run_undo, Building, Created, UndoFn, MAXMEM_SLACK_KIB};
 use crate::sys::hvm::*;
 use crate::xen::privcmd_mem::PrivcmdMemory;
 use crate::xen::{DomainConfig, SeedGrant, Xen, XenError};
@@ -128,7 +128,7 @@ impl fmt::Display for PvhStep {
 }
 
 /// A step of an HVM-container build sequence (PVH's [`PvhStep`], HVM's
-/// [`crate::hvm::HvmStep`]): what [`Run`] needs of it.
+/// [`crate::build::hvm::HvmStep`]): what [`Run`] needs of it.
 pub trait BuildStep: Copy + PartialEq + fmt::Display {
     /// The step's short name (errors, `--fail-at`, the test hook, the step timer).
     fn step_name(self) -> &'static str;
@@ -142,7 +142,7 @@ impl BuildStep for PvhStep {
 
 /// A failed build: the step, why, and what undoing it could not do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{step}: {msg}{}", crate::create::undo_note(.undo_errors))]
+#[error("{step}: {msg}{}", crate::build::runner::undo_note(.undo_errors))]
 pub struct StepError<S: fmt::Display> {
     /// The step that failed.
     pub step: S,
@@ -201,7 +201,7 @@ impl<S: BuildStep> Run<'_, S> {
             f(self.xen)
         };
         if r.is_ok() {
-            crate::steps::lap(step.step_name());
+            crate::build::steps::lap(step.step_name());
         }
         r.map_err(|msg| StepError {
             step,
@@ -227,7 +227,7 @@ pub(crate) fn container_supported(x: &Xen, kind: &str) -> Result<(), String> {
 
 /// `XEN_DOMCTL_createdomain` of an HVM-container guest (HVM | HAP) with `emulation_flags`
 /// (libxl: LAPIC only for PVH, everything but vPCI for HVM). Recorded for a later pvbuild
-/// should this one be killed ([`crate::journal`]): the UUID before the domain exists, its id
+/// should this one be killed ([`crate::build::journal`]): the UUID before the domain exists, its id
 /// as soon as Xen returns it.
 pub(crate) fn create_container(
     x: &Xen,
@@ -242,10 +242,10 @@ pub(crate) fn create_container(
     cfg.flags = XEN_DOMCTL_CDF_HVM | XEN_DOMCTL_CDF_HAP;
     cfg.emulation_flags = emulation_flags;
     let uuid = crate::xenstore::Uuid::from_bytes(handle);
-    crate::journal::note(&crate::journal::Entry::Uuid(uuid))
+    crate::build::journal::note(&crate::build::journal::Entry::Uuid(uuid))
         .map_err(|e| format!("recording the domain's UUID: {e}"))?;
     let domid = x.create_domain(&cfg, None).map_err(s)?;
-    if let Err(e) = crate::journal::note(&crate::journal::Entry::Domain(domid)) {
+    if let Err(e) = crate::build::journal::note(&crate::build::journal::Entry::Domain(domid)) {
         let _ = x.destroy_domain(domid);
         return Err(format!("recording domain {domid}: {e}"));
     }

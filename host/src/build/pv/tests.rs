@@ -348,10 +348,11 @@ fn placement_puts_the_domain_in_its_pool_before_its_memory() {
 /// and leaves nothing; the first HVM hypercall's real failure does the same.
 #[test]
 fn pvh_failures_undo_everything() {
-    use crate::pvh::{PvhRequest as Req, PvhStep};
+    use crate::build::pvh::{PvhRequest as Req, PvhStep};
     let k = kernel::parse_kernel(image()).unwrap();
-    let p = crate::pvh::plan::plan_pvh_params(k.params(), 128, 2, 2, None, Some("console=hvc0"))
-        .unwrap();
+    let p =
+        crate::build::pvh::plan::plan_pvh_params(k.params(), 128, 2, 2, None, Some("console=hvc0"))
+            .unwrap();
     let req = |fail_at| Req {
         kernel: &k,
         planned: &p,
@@ -368,14 +369,14 @@ fn pvh_failures_undo_everything() {
         .take_while(|s| *s != PvhStep::HvmParams)
     {
         let (f, x) = fake();
-        let err = crate::pvh::create(&x, &req(Some(step))).unwrap_err();
+        let err = crate::build::pvh::create(&x, &req(Some(step))).unwrap_err();
         assert_eq!(err.step, step);
         assert!(err.msg.contains("injected"), "{err}");
         assert!(err.undo_errors.is_empty(), "{err}");
         assert_nothing_left(&f);
     }
     let (f, x) = fake();
-    let err = crate::pvh::create(&x, &req(None)).unwrap_err();
+    let err = crate::build::pvh::create(&x, &req(None)).unwrap_err();
     assert_eq!(err.step, PvhStep::HvmParams, "{err}");
     assert!(err.undo_errors.is_empty(), "{err}");
     assert_nothing_left(&f);

@@ -31,12 +31,10 @@ use pvbuild_core::image::{GuestType, LoadKernel};
 use pvbuild_core::layout::Layout;
 use zerocopy::IntoBytes;
 
+use crate::build::runner::{run_undo, undo_note, Building, Created, UndoFn, MAXMEM_SLACK_KIB};
 use crate::sys::memory::MmuUpdate;
 use crate::xen::privcmd_mem::PrivcmdMemory;
 use crate::xen::{DomainConfig, PinLevel, SeedGrant, Xen, XenError};
-
-/// libxl's `LIBXL_MAXMEM_CONSTANT`: KiB above the guest's memory allowed for its limit.
-pub const MAXMEM_SLACK_KIB: u64 = 1024;
 
 /// The steps of [`create`], in order; the names are what errors and `--fail-at` use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -177,15 +175,6 @@ pub struct CreateError {
     pub undo_errors: Vec<String>,
 }
 
-/// " (and undoing failed: ...)" when undo steps failed, else nothing.
-pub(crate) fn undo_note(errors: &[String]) -> String {
-    if errors.is_empty() {
-        String::new()
-    } else {
-        format!(" (and undoing failed: {})", errors.join("; "))
-    }
-}
-
 /// What [`create`] needs: a kernel already parsed and a layout already planned (so bad input
 /// is refused before the hypervisor is touched), and the guest's settings.
 #[derive(Debug, Clone, Copy)]
@@ -221,104 +210,6 @@ pub struct CreateRequest<'a, K> {
     pub fail_at: Option<CreateStep>,
 }
 
-/// What a successful build made.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Created {
-    /// The new domain.
-    pub domid: u16,
-    /// Its memory in pages.
-    pub nr_pages: u64,
-    /// Machine frame of the xenstore ring.
-    pub store_mfn: Mfn,
-    /// Xenstore event channel (in the guest).
-    pub store_port: u32,
-    /// Machine frame of the console ring.
-    pub console_mfn: Mfn,
-    /// Console event channel (in the guest).
-    pub console_port: u32,
-    /// Machine frame of the pinned top page table.
-    pub top_table_mfn: Mfn,
-}
-
-pub(crate) type UndoFn = Box<dyn FnOnce(&Xen) -> Result<(), String> + Send>;
-
-/// A domain being built: undone on drop unless finished.
-pub struct Building<'x> {
-    xen: &'x Xen,
-    undo: Vec<(&'static str, UndoFn)>,
-    /// What was made.
-    pub created: Created,
-}
-
-impl fmt::Debug for Building<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Building")
-            .field("created", &self.created)
-            .field(
-                "undo",
-                &self.undo.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-            )
-            .finish()
-    }
-}
-
-pub(crate) fn run_undo(xen: &Xen, undo: &mut Vec<(&'static str, UndoFn)>) -> Vec<String> {
-    let mut errors = Vec::new();
-    while let Some((name, f)) = undo.pop() {
-        if let Err(e) = f(xen) {
-            errors.push(format!("{name}: {e}"));
-        }
-    }
-    errors
-}
-
-impl<'x> Building<'x> {
-    /// A build made by another guest type's sequence ([`crate::pvh`]), with its undo stack.
-    pub(crate) fn from_parts(
-        xen: &'x Xen,
-        undo: Vec<(&'static str, UndoFn)>,
-        created: Created,
-    ) -> Self {
-        Self { xen, undo, created }
-    }
-
-    /// Adds an undo step, run (in reverse order of pushing) if the build is abandoned.
-    pub fn push_undo(
-        &mut self,
-        name: &'static str,
-        f: impl FnOnce(&Xen) -> Result<(), String> + Send + 'static,
-    ) {
-        self.undo.push((name, Box::new(f)));
-    }
-
-    /// Names of the pending undo steps, oldest first.
-    pub fn undo_steps(&self) -> Vec<&'static str> {
-        self.undo.iter().map(|(n, _)| *n).collect()
-    }
-
-    /// Unpauses the guest.
-    pub fn unpause(&self) -> Result<(), XenError> {
-        self.xen.unpause_domain(self.created.domid)
-    }
-
-    /// Keeps the domain: the undo stack is discarded.
-    pub fn finish(mut self) -> Created {
-        self.undo.clear();
-        self.created.clone()
-    }
-
-    /// Abandons the build now, running the undo stack; returns the undo steps that failed.
-    pub fn abandon(mut self) -> Vec<String> {
-        run_undo(self.xen, &mut self.undo)
-    }
-}
-
-impl Drop for Building<'_> {
-    fn drop(&mut self) {
-        let _ = run_undo(self.xen, &mut self.undo);
-    }
-}
-
 struct Run<'x> {
     xen: &'x Xen,
     undo: Vec<(&'static str, UndoFn)>,
@@ -340,7 +231,7 @@ impl Run<'_> {
             f(self.xen)
         };
         if r.is_ok() {
-            crate::steps::lap(step.name());
+            crate::build::steps::lap(step.name());
         }
         r.map_err(|failure| CreateError {
             step,
@@ -395,14 +286,14 @@ pub fn create<'x, K: LoadKernel>(
         let mut cfg = DomainConfig::pv(req.vcpus, x.max_grant_version()?);
         cfg.handle = req.handle;
         cfg.cpupool_id = req.placement.pool_id;
-        // The crash-safety record ([`crate::journal`]) learns the UUID before the domain
+        // The crash-safety record ([`crate::build::journal`]) learns the UUID before the domain
         // exists and its id as soon as Xen returns it: a kill in between still leaves it
         // findable (by its handle).
         let uuid = crate::xenstore::Uuid::from_bytes(req.handle);
-        crate::journal::note(&crate::journal::Entry::Uuid(uuid))
+        crate::build::journal::note(&crate::build::journal::Entry::Uuid(uuid))
             .map_err(|e| CreateFailure::Invalid(format!("recording the domain's UUID: {e}")))?;
         let domid = x.create_domain(&cfg, None)?;
-        if let Err(e) = crate::journal::note(&crate::journal::Entry::Domain(domid)) {
+        if let Err(e) = crate::build::journal::note(&crate::build::journal::Entry::Domain(domid)) {
             let _ = x.destroy_domain(domid);
             return Err(CreateFailure::Invalid(format!(
                 "recording domain {domid}: {e}"
@@ -529,10 +420,10 @@ pub fn create<'x, K: LoadKernel>(
         Ok(x.seed_grant_table(domid, Some(console), Some(store))?)
     })?;
 
-    Ok(Building {
+    Ok(Building::from_parts(
         xen,
-        undo: std::mem::take(&mut run.undo),
-        created: Created {
+        std::mem::take(&mut run.undo),
+        Created {
             domid,
             nr_pages: layout.nr_pages,
             store_mfn: out.store_mfn,
@@ -541,7 +432,7 @@ pub fn create<'x, K: LoadKernel>(
             console_port,
             top_table_mfn: out.top_table_mfn,
         },
-    })
+    ))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! (`libxl__domain_make`, `libxl__build_pre`, `libxl__arch_domain_create`,
 //! `libxl__build_hvm` with libxenguest's HVM loader, `meminit_hvm`,
 //! `alloc_magic_pages_hvm`, `bootlate_hvm`, `vcpu_hvm`, `xc_dom_gnttab_init`, then libxl's
-//! `hvm_build_set_params`). The PVH sequence ([`crate::pvh::create`]) with what a device
+//! `hvm_build_set_params`). The PVH sequence ([`crate::build::pvh::create`]) with what a device
 //! model changes:
 //!
 //! 1. the compat check (`hvm-3.0-x86_32`);
@@ -27,12 +27,12 @@ use pvbuild_core::pvh::layout::{special_pfn, Special};
 use pvbuild_core::pvh::vcpu;
 use zerocopy::IntoBytes;
 
-use crate::create::{Building, Created, MAXMEM_SLACK_KIB};
-use crate::pvh::create::{
+use crate::build::pvh::create::{
     container_supported, create_container, paging_pool_kib, populate_container, s,
     set_container_memory_map, special_pages, write_phys, BuildStep, Run, StepError,
     TIMER_MODE_NO_DELAY_FOR_MISSED_TICKS,
 };
+use crate::build::runner::{Building, Created, MAXMEM_SLACK_KIB};
 use crate::sys::hvm::*;
 use crate::xen::{SeedGrant, Xen};
 

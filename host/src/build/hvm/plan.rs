@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use pvbuild_core::hvm::{self, firmware::Firmware, HvmPlan, HvmRequest};
 use pvbuild_core::pvh::layout::{populate, Seg};
 
+use crate::build::pvh::PLAN_LOG_PREFIX;
 use crate::plan::PlanError;
-use crate::pvh::PLAN_LOG_PREFIX;
 
 /// libxl's firmware for an HVM guest with QEMU (`libxl__domain_firmware`: `hvmloader` in
 /// Debian's `libxl__xenfirmwaredir_path()`).
