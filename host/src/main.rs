@@ -476,7 +476,7 @@ fn main() -> ExitCode {
             let fail_at = match fail_at.as_deref() {
                 None => None,
                 Some("list") => {
-                    let names: String = pvbuild::commands::FailAt::all()
+                    let names: String = pvbuild::build::domain::FailAt::all()
                         .iter()
                         .map(|s| format!("{}\n", s.name()))
                         .collect();
@@ -506,7 +506,7 @@ fn main() -> ExitCode {
                         .collect();
                     return write_out(&names);
                 }
-                Some(n) => match pvbuild::commands::FailAt::from_name(n) {
+                Some(n) => match pvbuild::build::domain::FailAt::from_name(n) {
                     Some(s) => Some(s),
                     None => return fail(format!("--fail-at: no step named {n:?}")),
                 },

@@ -10,6 +10,7 @@
 //! - [`journal`]: what a create acquired, on disk, so a later pvbuild undoes a killed one;
 //! - [`steps`]: where a create's time goes (`-vv`).
 
+pub mod domain;
 pub mod hvm;
 pub mod journal;
 pub mod pv;

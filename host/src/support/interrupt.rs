@@ -4,7 +4,7 @@
 //! domain (and the bootloader's private directory) behind: no destructor runs. So `create`
 //! installs [`catch`]: the handler only sets a flag, and the long operations look at it at
 //! their boundaries: each build step ([`crate::build::pv`]), the steps after the build
-//! ([`crate::commands::make_domain`]), the bootloader's relay loop (whose `poll` the signal
+//! ([`crate::build::domain::make_domain`]), the bootloader's relay loop (whose `poll` the signal
 //! interrupts), the wait for a guest to shut down. Each then fails with its own error, so the
 //! undo stack and the destructors run as for any other failure, and pvbuild exits with
 //! `error: interrupted`.

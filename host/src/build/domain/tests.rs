@@ -12,6 +12,7 @@ use std::sync::Arc;
 use nix::errno::Errno;
 
 use super::*;
+use crate::commands::{resolve, CreateArgs};
 use crate::support::trace::{Event, Trace};
 use crate::xen::fake::{FakeConfig, FakeXen};
 use crate::xenstore::fake::FakeXenstore;
@@ -186,7 +187,7 @@ fn run_full(
             base: &cfg,
             inputs: &inputs,
             kernel: Some(&kernel),
-            image: crate::commands::Image::Pv(&layout),
+            image: crate::build::domain::Image::Pv(&layout),
             disks: &disks,
             vifs: &vifs,
             uuid: Uuid::from_bytes([9; 16]),
