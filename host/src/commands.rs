@@ -83,7 +83,7 @@ pub struct CreateArgs {
     pub bootloader_user: Option<String>,
     /// `--bootloader-as-root`: `bootloader_restrict = 0`.
     pub bootloader_as_root: bool,
-    /// Use the cache of unpacked kernels ([`crate::kcache`]): `pvbuild create` sets it
+    /// Use the cache of unpacked kernels ([`crate::plan::kcache`]): `pvbuild create` sets it
     /// unless `--no-cache`; off by default, so tests never touch the system's cache.
     pub kernel_cache: bool,
 }
@@ -621,7 +621,7 @@ fn start_recorded(
     // if there were none).
     let cache = args
         .kernel_cache
-        .then(crate::kcache::KernelCache::system)
+        .then(crate::plan::kcache::KernelCache::system)
         .and_then(|r| {
             r.map_err(|e| log::info(format_args!("kernel cache not used: {e}")))
                 .ok()
@@ -691,7 +691,7 @@ fn start_recorded(
             .as_ref()
             .ok_or_else(|| CommandError::Usage("no kernel parsed".into()))?;
         layout = inputs.solve(kern, nr_pages)?;
-        crate::detail::print(&crate::detail::Source {
+        crate::plan::detail::print(&crate::plan::detail::Source {
             cmdline: cfg.cmdline.as_deref().unwrap_or(""),
             kernel: (&kernel_path, inputs.kernel_file()),
             parsed: kern,
@@ -758,7 +758,7 @@ fn start_recorded(
     )?;
     if let Image::Pv(layout) = image {
         if let Ok(top) = layout.top_table_pfn() {
-            crate::detail::cr3_line(top.get(), made.top_table_mfn.get());
+            crate::plan::detail::cr3_line(top.get(), made.top_table_mfn.get());
         }
     }
     crate::say!(

@@ -1,6 +1,6 @@
 //! Verbosity-gated logging to stderr: one global level, the count of `-v`, with xl's meaning
 //! (xl lowers its logger's minimum one step per `-v` from `XTL_PROGRESS`): 0 progress, 1
-//! ([`DETAIL`]) adds the builder's detail lines ([`crate::detail`]) and pvbuild's own
+//! ([`DETAIL`]) adds the builder's detail lines ([`crate::plan::detail`]) and pvbuild's own
 //! notes, 2 ([`VERBOSE`]) and 3 ([`DEBUG`]) add what is logged at those levels.
 
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -5,6 +5,15 @@
 //! result with the core's walker, and reports the arrangement the way libxenguest logs it
 //! (`xc_dom_alloc_segment` / `xc_dom_alloc_page` / `xc_dom_build_image` lines, in
 //! allocation order) or as JSON.
+//!
+//! The same reading serves `create` ([`Inputs`]: the files mapped ([`filemap`]), unpacked
+//! kernels cached ([`kcache`])); [`mem`] is the in-memory guest a plan builds into, and
+//! [`detail`] the builder's `-v` lines as libxenguest logs them.
+
+pub mod detail;
+pub mod filemap;
+pub mod kcache;
+pub mod mem;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,9 +30,9 @@ use pvbuild_core::module::{self, Loaded};
 use pvbuild_core::walker;
 use serde_json::{json, Value};
 
-use crate::filemap::{FileMap, FileMapError};
-use crate::kcache::{self, Cached, KernelCache, Key};
-use crate::plan_mem::PlanMemory;
+use crate::plan::filemap::{FileMap, FileMapError};
+use crate::plan::kcache::{Cached, KernelCache, Key};
+use crate::plan::mem::PlanMemory;
 
 /// Largest `--memory` the in-memory build accepts, in MiB (the image is held in this
 /// process; a real domain has no such limit).
@@ -446,7 +455,7 @@ pub fn plan(args: &PlanArgs) -> Result<Plan, PlanError> {
     let ramdisk_sha256 = layout.ramdisk.map(|_| mem.finish_payload());
     let boot = walker::Boot::new(pvbuild_core::image::LoadKernel::params(&kern), &out.vcpu);
     let walk = walker::check(&boot, &mut mem).map_err(|e| PlanError::Walk(e.to_string()))?;
-    crate::detail::print(&crate::detail::Source {
+    crate::plan::detail::print(&crate::plan::detail::Source {
         cmdline: &args.cmdline,
         kernel: (&args.kernel, inputs.kernel_file()),
         parsed: &kern,

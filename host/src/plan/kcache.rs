@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime};
 use nix::libc;
 use sha2::{Digest as _, Sha256};
 
-use crate::filemap::FileMap;
+use crate::plan::filemap::FileMap;
 
 /// Where the system's cache lives (its parent, `/var/cache/pvbuild`, is made root-only too).
 pub const DEFAULT_DIR: &str = "/var/cache/pvbuild/kernels";
