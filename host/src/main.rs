@@ -345,14 +345,14 @@ struct ControlOpts {
 }
 
 fn control(o: ControlOpts, request: pvbuild::control::shutdown::Request) -> ExitCode {
-    let args = pvbuild::commands::ControlArgs {
+    let args = pvbuild::commands::lifecycle::ControlArgs {
         domain: o.domain,
         all: o.all,
         wait: o.wait,
         timeout_s: o.timeout,
         request,
     };
-    done(pvbuild::commands::control_cmd(&args))
+    done(pvbuild::commands::lifecycle::control_cmd(&args))
 }
 
 /// A size in xl's syntax (`parse_mem_size_kb`: no unit means MiB), in KiB.
@@ -526,7 +526,7 @@ fn main() -> ExitCode {
                 }
             }
             pvbuild::support::progress::set_quiet(quiet);
-            let args = pvbuild::commands::CreateArgs {
+            let args = pvbuild::commands::create::CreateArgs {
                 config,
                 overrides,
                 dry_run,
@@ -555,44 +555,54 @@ fn main() -> ExitCode {
                 bootloader_as_root,
                 kernel_cache: !no_cache,
             };
-            match pvbuild::commands::create_cmd(&args) {
+            match pvbuild::commands::create::create_cmd(&args) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => fail(e),
             }
         }
         Command::Shutdown(o) => control(o, pvbuild::control::shutdown::Request::Poweroff),
         Command::Reboot(o) => control(o, pvbuild::control::shutdown::Request::Reboot),
-        Command::Pause { domain } => done(pvbuild::commands::pause_cmd(&domain, true)),
-        Command::Unpause { domain } => done(pvbuild::commands::pause_cmd(&domain, false)),
-        Command::Sysrq { domain, key } => done(pvbuild::commands::sysrq_cmd(&domain, &key)),
-        Command::Rename { domain, new_name } => {
-            done(pvbuild::commands::rename_cmd(&domain, &new_name))
+        Command::Pause { domain } => done(pvbuild::commands::lifecycle::pause_cmd(&domain, true)),
+        Command::Unpause { domain } => {
+            done(pvbuild::commands::lifecycle::pause_cmd(&domain, false))
         }
-        Command::MemSet { domain, size } => printed(pvbuild::commands::mem_set_cmd(&domain, &size)),
-        Command::MemMax { domain, size } => printed(pvbuild::commands::mem_max_cmd(&domain, &size)),
+        Command::Sysrq { domain, key } => {
+            done(pvbuild::commands::lifecycle::sysrq_cmd(&domain, &key))
+        }
+        Command::Rename { domain, new_name } => {
+            done(pvbuild::commands::lifecycle::rename_cmd(&domain, &new_name))
+        }
+        Command::MemSet { domain, size } => {
+            printed(pvbuild::commands::lifecycle::mem_set_cmd(&domain, &size))
+        }
+        Command::MemMax { domain, size } => {
+            printed(pvbuild::commands::lifecycle::mem_max_cmd(&domain, &size))
+        }
         Command::BlockAttach {
             device_model,
             domain,
             spec,
-        } => printed(pvbuild::commands::block_attach_cmd(
+        } => printed(pvbuild::commands::devices::block_attach_cmd(
             &domain,
             &spec,
             device_model.as_deref(),
         )),
-        Command::BlockDetach { domain, device } => {
-            done(pvbuild::commands::block_detach_cmd(&domain, &device))
+        Command::BlockDetach { domain, device } => done(
+            pvbuild::commands::devices::block_detach_cmd(&domain, &device),
+        ),
+        Command::BlockList { domain } => {
+            printed(pvbuild::commands::devices::block_list_cmd(&domain))
         }
-        Command::BlockList { domain } => printed(pvbuild::commands::block_list_cmd(&domain)),
         Command::VcpuSet {
             domain,
             count,
             ignore_host,
-        } => printed(pvbuild::commands::vcpu_set_cmd(
+        } => printed(pvbuild::commands::lifecycle::vcpu_set_cmd(
             &domain,
             &count,
             ignore_host,
         )),
-        Command::Destroy { domain } => done(pvbuild::commands::destroy_cmd(&domain)),
+        Command::Destroy { domain } => done(pvbuild::commands::lifecycle::destroy_cmd(&domain)),
         Command::List { long, domain } => printed(pvbuild::control::list::list_cmd(
             domain.as_deref(),
             long,
@@ -608,14 +618,16 @@ fn main() -> ExitCode {
             printed(pvbuild::control::dump_core::dump_core_cmd(&domain, &file))
         }
         Command::Dmesg { clear } => printed(pvbuild::control::vcpu_list::dmesg_cmd(clear)),
-        Command::Cleanup => printed(pvbuild::commands::cleanup_cmd()),
-        Command::NetworkAttach { domain, spec } => {
-            printed(pvbuild::commands::network_attach_cmd(&domain, &spec))
+        Command::Cleanup => printed(pvbuild::commands::lifecycle::cleanup_cmd()),
+        Command::NetworkAttach { domain, spec } => printed(
+            pvbuild::commands::devices::network_attach_cmd(&domain, &spec),
+        ),
+        Command::NetworkDetach { domain, device } => done(
+            pvbuild::commands::devices::network_detach_cmd(&domain, &device),
+        ),
+        Command::NetworkList { domain } => {
+            printed(pvbuild::commands::devices::network_list_cmd(&domain))
         }
-        Command::NetworkDetach { domain, device } => {
-            done(pvbuild::commands::network_detach_cmd(&domain, &device))
-        }
-        Command::NetworkList { domain } => printed(pvbuild::commands::network_list_cmd(&domain)),
         Command::Console { kind, num, domain } => {
             if kind.as_deref() == Some("serial") {
                 return fail(format!(
@@ -627,7 +639,7 @@ fn main() -> ExitCode {
                     "domain {domain}: no console {num}: pvbuild gives a guest one PV console (-n 0)"
                 ));
             }
-            done(pvbuild::commands::console_cmd(&domain))
+            done(pvbuild::commands::devices::console_cmd(&domain))
         }
         Command::GenManuals { dir } => {
             use clap::CommandFactory;

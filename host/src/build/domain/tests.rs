@@ -12,7 +12,7 @@ use std::sync::Arc;
 use nix::errno::Errno;
 
 use super::*;
-use crate::commands::{resolve, CreateArgs};
+use crate::commands::create::{resolve, CreateArgs};
 use crate::support::trace::{Event, Trace};
 use crate::xen::fake::{FakeConfig, FakeXen};
 use crate::xenstore::fake::FakeXenstore;
