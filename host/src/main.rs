@@ -644,7 +644,7 @@ fn main() -> ExitCode {
         Command::GenManuals { dir } => {
             use clap::CommandFactory;
             done(
-                pvbuild::manual::write_all(Cli::command(), &dir)
+                pvbuild::commands::manual::write_all(Cli::command(), &dir)
                     .map(|_| ())
                     .map_err(|e| format!("writing the manuals under {}: {e}", dir.display())),
             )

@@ -13,6 +13,7 @@
 pub mod create;
 pub mod devices;
 pub mod lifecycle;
+pub mod manual;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn the_user_guide_names_every_key_read_or_refused() {
-        let guide = include_str!("../../docs/user-guide.md");
+        let guide = include_str!("../../../docs/user-guide.md");
         for k in SUPPORTED_KEYS
             .iter()
             .chain(REFUSED_KEYS.iter().map(|(k, _)| k))
