@@ -6,7 +6,7 @@ use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
     let dir = Path::new("/run/pvbuild/bootloader.1/files");
-    if let Ok(r) = pvbuild::bootloader::parse_result(data, dir) {
+    if let Ok(r) = pvbuild::devices::bootloader::parse_result(data, dir) {
         // Whatever the output says, the files it names are plain names inside `dir`.
         assert_eq!(r.kernel.parent(), Some(dir));
         if let Some(rd) = &r.ramdisk {
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(r
             .args
             .as_ref()
-            .is_none_or(|a| a.len() < pvbuild::bootloader::ITEM_MAX));
+            .is_none_or(|a| a.len() < pvbuild::devices::bootloader::ITEM_MAX));
     }
     if let Ok(s) = std::str::from_utf8(data) {
         let _ = pvbuild::config::parse_disk_spec(s);

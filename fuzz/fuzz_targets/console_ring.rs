@@ -5,7 +5,7 @@
 //! ring's wrapped positions, and leaves the consumer at `out_prod`.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pvbuild::console::{read_console_page, OFF_OUT, OFF_OUT_CONS, OFF_OUT_PROD, OUT_SIZE};
+use pvbuild::devices::console::{read_console_page, OFF_OUT, OFF_OUT_CONS, OFF_OUT_PROD, OUT_SIZE};
 
 fuzz_target!(|data: &[u8]| {
     let (idx, body) = data.split_at(data.len().min(8));

@@ -6,7 +6,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {
         return;
     };
-    let Some(kib) = pvbuild::memory::parse_size_kib(s) else {
+    let Some(kib) = pvbuild::control::memory::parse_size_kib(s) else {
         return;
     };
     // What it accepts is digits and at most one unit letter, and the size it gives reads
@@ -15,12 +15,12 @@ fuzz_target!(|data: &[u8]| {
     let digits = t.bytes().take_while(u8::is_ascii_digit).count();
     assert!(digits > 0 && t.len() - digits <= 1, "accepted {s:?}");
     assert_eq!(
-        pvbuild::memory::parse_size_kib(&format!("{kib}k")),
+        pvbuild::control::memory::parse_size_kib(&format!("{kib}k")),
         Some(kib)
     );
     if kib % 1024 == 0 {
         assert_eq!(
-            pvbuild::memory::parse_size_kib(&(kib / 1024).to_string()),
+            pvbuild::control::memory::parse_size_kib(&(kib / 1024).to_string()),
             Some(kib)
         );
     }

@@ -18,9 +18,9 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             for v in d.disks.iter().filter_map(|disk| disk.vdev.as_deref()) {
-                let _ = pvbuild::disk::devid(v);
+                let _ = pvbuild::devices::disk::devid(v);
             }
-            if let Ok(vifs) = pvbuild::vif::plan_vifs(&d.vifs, || [1, 2, 3]) {
+            if let Ok(vifs) = pvbuild::devices::vif::plan_vifs(&d.vifs, || [1, 2, 3]) {
                 for v in &vifs {
                     // Every planned interface has a unicast MAC in libxl's format.
                     let mac = pvbuild::config::Mac::parse(&v.mac).expect("planned MAC parses");

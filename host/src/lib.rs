@@ -1,50 +1,34 @@
 //! pvbuild's host side: the core's page-access trait backed by `/dev/xen/privcmd`, the
-//! hypercalls of a PV build, xenstore, the console, and the `pvbuild` commands.
+//! hypercalls of a domain build, xenstore, the devices and the device model, guest control,
+//! and the `pvbuild` commands.
 //!
-//! Layers, bottom up: [`sys`] (ABI structs, ioctl numbers, the one raw `ioctl`), [`xen`]
-//! (safe hypercall wrappers over hypercall buffers), [`privcmd_mem`] (the core's
-//! `GuestMemory` over foreign mappings), [`xenstore`], [`console`], [`config`] (xl config
-//! files), [`placement`] (cpupool, vcpu affinity, scheduler weight and cap), [`create`] (a
-//! whole domain build, undone on failure), [`plan`] (the core without Xen).
+//! The modules, bottom up (DEVELOPERS.md, "The host tree", lists their files):
+//! - [`sys`]: the raw ABI (structs checked against Xen's headers, ioctl numbers, the one raw
+//!   `ioctl`);
+//! - [`xen`]: safe hypercalls over hypercall buffers, foreign mappings as the core's
+//!   `GuestMemory` ([`xen::privcmd_mem`]), this process's event channels ([`xen::evtchn`]);
+//! - [`xenstore`]: the one interface to xenstored, and a new domain's entries;
+//! - [`config`]: xl config files, their source, and the configuration as libxl stores it;
+//! - [`plan`]: the inputs read and the core run without Xen (`pvbuild plan`);
+//! - [`build`]: the domain build per guest type ([`build::pv`], [`build::pvh`],
+//!   [`build::hvm`]), the shared step runner and undo stack, a whole domain made
+//!   ([`build::domain`]), and the journal that undoes a killed create;
+//! - [`devices`]: disks, network interfaces, the console, the bootloader;
+//! - [`devmodel`]: QEMU as a PV guest's qdisk backend and as an HVM guest's device model;
+//! - [`control`]: a running guest: shutdown, memory, placement, list, info, vcpu-list,
+//!   dump-core;
+//! - [`commands`]: the `pvbuild` subcommands `main.rs` dispatches to, one file per group;
+//! - [`support`]: the process's plumbing (output, logging, signals, helper processes, test
+//!   hooks).
 
-pub mod bootloader;
+pub mod build;
 pub mod commands;
 pub mod config;
-pub mod config_source;
-pub mod console;
 pub mod control;
-pub mod create;
-pub mod detail;
+pub mod devices;
 pub mod devmodel;
-pub mod disk;
-pub mod domlock;
-pub mod dump_core;
-pub mod evtchn;
-pub mod filemap;
-pub mod hvm;
-pub mod info;
-pub mod interrupt;
-pub mod journal;
-pub mod kcache;
-pub mod libxl_json;
-pub mod list;
-pub mod manual;
-pub mod memory;
-pub mod out;
-pub mod placement;
 pub mod plan;
-pub mod plan_mem;
-pub mod privcmd_mem;
-pub mod procgroup;
-pub mod progress;
-pub mod pvh;
-pub mod spawn;
-pub mod steps;
+pub mod support;
 pub mod sys;
-pub mod testhook;
-pub mod trace;
-pub mod userdata;
-pub mod vcpu_list;
-pub mod vif;
 pub mod xen;
 pub mod xenstore;

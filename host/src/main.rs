@@ -1,7 +1,7 @@
 //! The `pvbuild` command.
 //!
 //! Subcommands: `plan` (the whole core without Xen), `create`, `destroy`, `list` and
-//! `console` (as xl's); `-v` (repeatable, xl's levels: see [`pvbuild::commands::log`]) raises
+//! `console` (as xl's); `-v` (repeatable, xl's levels: see [`pvbuild::support::log`]) raises
 //! the log level for all of them.
 //!
 //! Bad input exits with status 1 and one `error: ...` line on stderr.
@@ -349,20 +349,20 @@ struct ControlOpts {
     timeout: u64,
 }
 
-fn control(o: ControlOpts, request: pvbuild::control::Request) -> ExitCode {
-    let args = pvbuild::commands::ControlArgs {
+fn control(o: ControlOpts, request: pvbuild::control::shutdown::Request) -> ExitCode {
+    let args = pvbuild::commands::lifecycle::ControlArgs {
         domain: o.domain,
         all: o.all,
         wait: o.wait,
         timeout_s: o.timeout,
         request,
     };
-    done(pvbuild::commands::control_cmd(&args))
+    done(pvbuild::commands::lifecycle::control_cmd(&args))
 }
 
 /// A size in xl's syntax (`parse_mem_size_kb`: no unit means MiB), in KiB.
 fn kib(s: &str) -> Result<u64, String> {
-    pvbuild::memory::parse_size_kib(s)
+    pvbuild::control::memory::parse_size_kib(s)
         .ok_or_else(|| format!("{s:?} is not a size (such as 256, 256m or 1g)"))
 }
 
@@ -444,8 +444,8 @@ fn main() -> ExitCode {
             };
         }
     };
-    pvbuild::commands::log::set_level(cli.verbose);
-    pvbuild::steps::enable(cli.verbose >= 2);
+    pvbuild::support::log::set_level(cli.verbose);
+    pvbuild::build::steps::enable(cli.verbose >= 2);
     match cli.command {
         Command::Create {
             args: positional,
@@ -481,14 +481,14 @@ fn main() -> ExitCode {
             let fail_at = match fail_at.as_deref() {
                 None => None,
                 Some("list") => {
-                    let names: String = pvbuild::commands::FailAt::all()
+                    let names: String = pvbuild::build::domain::FailAt::all()
                         .iter()
                         .map(|s| format!("{}\n", s.name()))
                         .collect();
                     return write_out(&names);
                 }
                 Some("list-pvh") => {
-                    let names: String = pvbuild::pvh::PvhStep::ALL
+                    let names: String = pvbuild::build::pvh::PvhStep::ALL
                         .iter()
                         .map(|s| format!("{}\n", s.name()))
                         .chain(
@@ -500,7 +500,7 @@ fn main() -> ExitCode {
                     return write_out(&names);
                 }
                 Some("list-hvm") => {
-                    let names: String = pvbuild::hvm::HvmStep::ALL
+                    let names: String = pvbuild::build::hvm::HvmStep::ALL
                         .iter()
                         .map(|s| format!("{}\n", s.name()))
                         .chain(
@@ -511,7 +511,7 @@ fn main() -> ExitCode {
                         .collect();
                     return write_out(&names);
                 }
-                Some(n) => match pvbuild::commands::FailAt::from_name(n) {
+                Some(n) => match pvbuild::build::domain::FailAt::from_name(n) {
                     Some(s) => Some(s),
                     None => return fail(format!("--fail-at: no step named {n:?}")),
                 },
@@ -530,8 +530,8 @@ fn main() -> ExitCode {
                     ));
                 }
             }
-            pvbuild::progress::set_quiet(quiet);
-            let args = pvbuild::commands::CreateArgs {
+            pvbuild::support::progress::set_quiet(quiet);
+            let args = pvbuild::commands::create::CreateArgs {
                 config,
                 overrides,
                 dry_run,
@@ -560,63 +560,79 @@ fn main() -> ExitCode {
                 bootloader_as_root,
                 kernel_cache: !no_cache,
             };
-            match pvbuild::commands::create_cmd(&args) {
+            match pvbuild::commands::create::create_cmd(&args) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => fail(e),
             }
         }
-        Command::Shutdown(o) => control(o, pvbuild::control::Request::Poweroff),
-        Command::Reboot(o) => control(o, pvbuild::control::Request::Reboot),
-        Command::Pause { domain } => done(pvbuild::commands::pause_cmd(&domain, true)),
-        Command::Unpause { domain } => done(pvbuild::commands::pause_cmd(&domain, false)),
-        Command::Sysrq { domain, key } => done(pvbuild::commands::sysrq_cmd(&domain, &key)),
-        Command::Rename { domain, new_name } => {
-            done(pvbuild::commands::rename_cmd(&domain, &new_name))
+        Command::Shutdown(o) => control(o, pvbuild::control::shutdown::Request::Poweroff),
+        Command::Reboot(o) => control(o, pvbuild::control::shutdown::Request::Reboot),
+        Command::Pause { domain } => done(pvbuild::commands::lifecycle::pause_cmd(&domain, true)),
+        Command::Unpause { domain } => {
+            done(pvbuild::commands::lifecycle::pause_cmd(&domain, false))
         }
-        Command::MemSet { domain, size } => printed(pvbuild::commands::mem_set_cmd(&domain, &size)),
-        Command::MemMax { domain, size } => printed(pvbuild::commands::mem_max_cmd(&domain, &size)),
+        Command::Sysrq { domain, key } => {
+            done(pvbuild::commands::lifecycle::sysrq_cmd(&domain, &key))
+        }
+        Command::Rename { domain, new_name } => {
+            done(pvbuild::commands::lifecycle::rename_cmd(&domain, &new_name))
+        }
+        Command::MemSet { domain, size } => {
+            printed(pvbuild::commands::lifecycle::mem_set_cmd(&domain, &size))
+        }
+        Command::MemMax { domain, size } => {
+            printed(pvbuild::commands::lifecycle::mem_max_cmd(&domain, &size))
+        }
         Command::BlockAttach {
             device_model,
             domain,
             spec,
-        } => printed(pvbuild::commands::block_attach_cmd(
+        } => printed(pvbuild::commands::devices::block_attach_cmd(
             &domain,
             &spec,
             device_model.as_deref(),
         )),
-        Command::BlockDetach { domain, device } => {
-            done(pvbuild::commands::block_detach_cmd(&domain, &device))
+        Command::BlockDetach { domain, device } => done(
+            pvbuild::commands::devices::block_detach_cmd(&domain, &device),
+        ),
+        Command::BlockList { domain } => {
+            printed(pvbuild::commands::devices::block_list_cmd(&domain))
         }
-        Command::BlockList { domain } => printed(pvbuild::commands::block_list_cmd(&domain)),
         Command::VcpuSet {
             domain,
             count,
             ignore_host,
-        } => printed(pvbuild::commands::vcpu_set_cmd(
+        } => printed(pvbuild::commands::lifecycle::vcpu_set_cmd(
             &domain,
             &count,
             ignore_host,
         )),
-        Command::Destroy { domain } => done(pvbuild::commands::destroy_cmd(&domain)),
-        Command::List { long, domain } => printed(pvbuild::list::list_cmd(
+        Command::Destroy { domain } => done(pvbuild::commands::lifecycle::destroy_cmd(&domain)),
+        Command::List { long, domain } => printed(pvbuild::control::list::list_cmd(
             domain.as_deref(),
             long,
             cli.verbose > 0,
         )),
-        Command::VcpuList { domains } => printed(pvbuild::vcpu_list::vcpu_list_cmd(&domains)),
-        Command::Info { name, numa } => printed(pvbuild::info::info_cmd(name.as_deref(), numa)),
+        Command::VcpuList { domains } => {
+            printed(pvbuild::control::vcpu_list::vcpu_list_cmd(&domains))
+        }
+        Command::Info { name, numa } => {
+            printed(pvbuild::control::info::info_cmd(name.as_deref(), numa))
+        }
         Command::DumpCore { domain, file } => {
-            printed(pvbuild::dump_core::dump_core_cmd(&domain, &file))
+            printed(pvbuild::control::dump_core::dump_core_cmd(&domain, &file))
         }
-        Command::Dmesg { clear } => printed(pvbuild::vcpu_list::dmesg_cmd(clear)),
-        Command::Cleanup => printed(pvbuild::commands::cleanup_cmd()),
-        Command::NetworkAttach { domain, spec } => {
-            printed(pvbuild::commands::network_attach_cmd(&domain, &spec))
+        Command::Dmesg { clear } => printed(pvbuild::control::vcpu_list::dmesg_cmd(clear)),
+        Command::Cleanup => printed(pvbuild::commands::lifecycle::cleanup_cmd()),
+        Command::NetworkAttach { domain, spec } => printed(
+            pvbuild::commands::devices::network_attach_cmd(&domain, &spec),
+        ),
+        Command::NetworkDetach { domain, device } => done(
+            pvbuild::commands::devices::network_detach_cmd(&domain, &device),
+        ),
+        Command::NetworkList { domain } => {
+            printed(pvbuild::commands::devices::network_list_cmd(&domain))
         }
-        Command::NetworkDetach { domain, device } => {
-            done(pvbuild::commands::network_detach_cmd(&domain, &device))
-        }
-        Command::NetworkList { domain } => printed(pvbuild::commands::network_list_cmd(&domain)),
         Command::Console { kind, num, domain } => {
             if kind.as_deref() == Some("serial") {
                 return fail(format!(
@@ -628,13 +644,13 @@ fn main() -> ExitCode {
                     "domain {domain}: no console {num}: pvbuild gives a guest one PV console (-n 0)"
                 ));
             }
-            done(pvbuild::commands::console_cmd(&domain))
+            done(pvbuild::commands::devices::console_cmd(&domain))
         }
         Command::GenManuals { dir } => {
             use clap::CommandFactory;
             // clap_mangen and clap_complete build the deferred subcommands themselves.
             done(
-                pvbuild::manual::write_all(Cli::command(), &dir)
+                pvbuild::commands::manual::write_all(Cli::command(), &dir)
                     .map(|_| ())
                     .map_err(|e| format!("writing the manuals under {}: {e}", dir.display())),
             )
@@ -655,13 +671,13 @@ fn main() -> ExitCode {
                          are not taken (the guest's kernel goes to the device model)",
                     );
                 }
-                return match pvbuild::hvm::plan::plan_cmd(&kernel, memory, vcpus) {
+                return match pvbuild::build::hvm::plan::plan_cmd(&kernel, memory, vcpus) {
                     Ok(text) => write_out(&text),
                     Err(e) => fail(e),
                 };
             }
             if guest_type == "pvh" {
-                return match pvbuild::pvh::plan::plan_cmd(
+                return match pvbuild::build::pvh::plan::plan_cmd(
                     &kernel,
                     ramdisk.as_deref(),
                     &cmdline,

@@ -1,5 +1,5 @@
 //! The evtchn device's ABI (`host/src/sys/evtchn_dev.rs`) and the console ring's layout
-//! (`host/src/console.rs`) against Debian's headers: `/usr/include/xen/sys/evtchn.h` (Linux's
+//! (`host/src/devices/console.rs`) against Debian's headers: `/usr/include/xen/sys/evtchn.h` (Linux's
 //! uapi header) and `/usr/include/xen/io/console.h`.
 //!
 //! As `abi_layout.rs`: a generated C program prints sizes, offsets and constants, compiled
@@ -9,7 +9,7 @@ mod common;
 
 use std::mem::{align_of, offset_of, size_of};
 
-use pvbuild::console::*;
+use pvbuild::devices::console::*;
 use pvbuild::sys::evtchn_dev::*;
 
 fn checks() -> Vec<(String, String, u64)> {

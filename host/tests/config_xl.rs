@@ -337,7 +337,7 @@ const BASE: &str = "name = 'g'\nkernel = '/k'\nvcpus = 2\n";
 
 #[test]
 fn placement_keys_are_read_as_xl_reads_them() {
-    use pvbuild::placement::Affinity;
+    use pvbuild::control::placement::Affinity;
     let (d, w) = DomainConfig::load_bytes(
         format!(
             "{BASE}pool = 'batch'\ncpus = \"0-3,5,^1\"\ncpus_soft = ['2', \"3\"]\n\

@@ -1,5 +1,5 @@
 //! The build-and-check step shared by the `build_guest` and `build_elf` targets: what
-//! `pvbuild plan` (host/src/plan.rs) does after unpacking.
+//! `pvbuild plan` (host/src/plan/mod.rs) does after unpacking.
 use pvbuild_core::addr::{Mfn, PAGE_SIZE};
 use pvbuild_core::build::{self, BuildConfig};
 use pvbuild_core::image::LoadKernel;
@@ -11,7 +11,7 @@ use pvbuild_core::walker;
 
 /// Largest ramdisk taken from the input.
 const MAX_RAMDISK: usize = 64 << 10;
-/// As in host/src/plan.rs: machine frames are pfn ^ 0x2a5 plus this base.
+/// As in host/src/plan/mod.rs: machine frames are pfn ^ 0x2a5 plus this base.
 const MFN_BASE: u64 = 0x7_6000;
 
 /// Parse `image` (an unpacked kernel), solve its layout for a guest whose size comes from

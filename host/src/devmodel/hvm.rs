@@ -502,7 +502,7 @@ pub enum HvmArgsError {
 /// The disk index (`hda`/`xvda` 0, `hdb`/`xvdb` 1...) libxl's
 /// `libxl__device_disk_dev_number` gives `vdev`, if it gives one.
 fn disk_index(vdev: &str) -> Option<u32> {
-    let dev = crate::disk::devid(vdev)?;
+    let dev = crate::devices::disk::devid(vdev)?;
     let major = dev >> 8;
     if dev & (1 << 28) != 0 {
         return Some((dev >> 8) & 0xfffff);
@@ -684,7 +684,9 @@ pub fn qemu_args(domid: u32, name: &str, h: &HvmArgs, restriction: &Restriction)
             .to_string(),
     );
     for d in &h.disks {
-        let (Some(index), Some(number)) = (disk_index(&d.vdev), crate::disk::devid(&d.vdev)) else {
+        let (Some(index), Some(number)) =
+            (disk_index(&d.vdev), crate::devices::disk::devid(&d.vdev))
+        else {
             continue;
         };
         let format = qemu_format(d.format);

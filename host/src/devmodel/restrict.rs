@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::bootloader::{USER_RANGE_BASE, USER_SHARED};
+use crate::devices::bootloader::{USER_RANGE_BASE, USER_SHARED};
 
 /// Where libxl makes the chroot directories (`libxl__run_dir_path()`).
 pub const RUN_DIR: &str = "/var/run/xen";

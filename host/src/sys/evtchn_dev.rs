@@ -91,7 +91,7 @@ pub unsafe fn evtchn_ioctl(
     request: IoctlRequest,
     arg: *mut c_void,
 ) -> Result<i32, Errno> {
-    crate::steps::count_ioctl();
+    crate::build::steps::count_ioctl();
     // SAFETY: forwarded contract: the caller guarantees `arg` is what `request` expects.
     unsafe { super::raw_ioctl(fd, request, arg) }
 }

@@ -193,7 +193,7 @@ fn bytes(pages: NonZeroUsize) -> Result<NonZeroUsize, Errno> {
 
 impl Backend for Privcmd {
     unsafe fn ioctl(&self, request: IoctlRequest, arg: *mut c_void) -> Result<i32, Errno> {
-        crate::steps::count_ioctl();
+        crate::build::steps::count_ioctl();
         // SAFETY: forwarded contract: the caller guarantees `arg` is valid for `request`.
         unsafe { raw_ioctl(self.privcmd.as_fd(), request, arg) }
     }

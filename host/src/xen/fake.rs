@@ -26,7 +26,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use nix::errno::Errno;
 
-use crate::trace::Trace;
+use crate::support::trace::Trace;
 use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
 use nix::sys::mman::{self, MapFlags, ProtFlags};
 use zerocopy::{FromBytes, Immutable, IntoBytes};

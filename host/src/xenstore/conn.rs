@@ -361,7 +361,7 @@ impl XsConnection {
         arg: &str,
     ) -> Result<Vec<u8>, XsError> {
         let name = op.name();
-        crate::steps::count_xs_request();
+        crate::build::steps::count_xs_request();
         let mut inner = self.lock();
         let req_id = inner.next_req;
         inner.next_req = inner.next_req.wrapping_add(1);
@@ -409,7 +409,7 @@ impl XsConnection {
                 .and_then(|()| inner.transport.flush())
                 .map_err(|source| XsError::Io { op: first, source })?;
             for (r, req_id) in chunk.iter().zip(ids) {
-                crate::steps::count_xs_request();
+                crate::build::steps::count_xs_request();
                 out.push(inner.reply(r.op, req_id, &r.arg)?);
             }
         }

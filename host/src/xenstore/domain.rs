@@ -51,7 +51,7 @@ pub enum GuestKind {
     Pvh,
     /// An HVM guest: `/libxl/<domid>/type` is `hvm`; as for PVH no `protocol` and none of the
     /// PV guest's `/vm/<uuid>/image/*` (its own entries, `image/ostype = hvm` among them,
-    /// are `crate::hvm::xenstore`'s).
+    /// are `crate::build::hvm::xenstore`'s).
     Hvm,
 }
 
@@ -856,13 +856,13 @@ fn name_owner(t: &Transaction<'_>, name: &str, domid: u32) -> Result<Option<u32>
 /// introduction fails, the entries are removed again before the error is returned.
 pub fn write_new_domain(xs: &XsConnection, d: &NewDomain) -> Result<(), DomainXsError> {
     write_domain_entries(xs, d)?;
-    crate::steps::lap("xenstore");
+    crate::build::steps::lap("xenstore");
     if let Err(e) = xs.introduce(d.domid, d.store.mfn, d.store.port) {
         // Undo what was written; the introduction's error is the one to report.
         let _ = remove_domain(xs, d.domid, Some(&d.uuid), d.backend_domid, false);
         return Err(e.into());
     }
-    crate::steps::lap("introduce");
+    crate::build::steps::lap("introduce");
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use super::conn::{Access, Perm, Transport, XsConnection};
 use super::wire::{self, Errno, MsgType, HEADER_LEN};
-use crate::trace::Trace;
+use crate::support::trace::Trace;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Node {

@@ -15,7 +15,7 @@ pub enum Waited<T> {
     Done(T),
     /// The time ran out first.
     TimedOut,
-    /// A signal asked pvbuild to stop ([`crate::interrupt`]).
+    /// A signal asked pvbuild to stop ([`crate::support::interrupt`]).
     Interrupted,
 }
 
@@ -73,7 +73,7 @@ fn wait_loop<T, E: From<XsError>>(
         if let Some(v) = check()? {
             return Ok(Waited::Done(v));
         }
-        if crate::interrupt::requested() {
+        if crate::support::interrupt::requested() {
             return Ok(Waited::Interrupted);
         }
         let slice = match deadline {
@@ -158,9 +158,9 @@ mod tests {
     fn a_signal_ends_the_wait() {
         let store = FakeXenstore::new();
         let xs = store.connect();
-        crate::interrupt::set_for_test(true);
+        crate::support::interrupt::set_for_test(true);
         let got = wait_watched(&xs, &["/x"], None, || Ok::<_, XsError>(None::<()>));
-        crate::interrupt::set_for_test(false);
+        crate::support::interrupt::set_for_test(false);
         assert_eq!(got.unwrap(), Waited::Interrupted);
     }
 }

@@ -105,7 +105,7 @@ no_qemu || fail "a device model runs before the attach: $(pgrep -af -- '-xen-dom
 da=$(xl domid "$a")
 # Ctrl-C while block-attach starts the device model (issue 13): the attach is undone, no
 # QEMU and no entry left.
-# The test hook (host/src/testhook.rs) holds block-attach just after QEMU is spawned, so the
+# The test hook (host/src/support/testhook.rs) holds block-attach just after QEMU is spawned, so the
 # signal lands there however fast QEMU comes up.
 PVBUILD_TEST_STOP_AT=device-model-spawned "$pvb" block-attach "$a" "$img,raw,xvdb,w" > "$HARNESS_OUT/attach-int.log" 2>&1 &
 intr=$!

@@ -1,0 +1,601 @@
+//! A whole domain, made from a configuration already parsed and planned ([`Prepared`]): the
+//! guest type's build ([`crate::build::pv`], [`crate::build::pvh`], [`crate::build::hvm`]),
+//! then its xenstore entries and introduction, its device model, its disks' and network
+//! interfaces' backends, its configuration stored for xl, and the unpause. A failure at any
+//! step undoes what came before it, in reverse order ([`crate::build::runner::Building`]).
+
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use pvbuild_core::kernel::Kernel;
+use pvbuild_core::layout::Layout;
+
+use crate::build::pv::{self, CreateRequest, CreateStep};
+use crate::build::runner;
+use crate::commands::CommandError;
+use crate::config::DomainConfig;
+use crate::devices::vif::{self, Hotplug, HotplugAction};
+use crate::devmodel::{self, DmLauncher, DmRequest};
+use crate::plan::Inputs;
+use crate::support::log;
+use crate::xen::Xen;
+use crate::xenstore::{
+    self, GuestKind, NewDomain, Ring, Uuid, Vbd, VbdBackend, Vif, XsConnection, XsError,
+};
+
+/// The domain of the xenstore and console backends.
+pub const BACKEND_DOMID: u16 = 0;
+
+/// A step of `pvbuild create` that the test-only failure switch can name: a build step of
+/// [`crate::build::pv`], or one of the steps after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailAt {
+    /// A step of the domain build.
+    Build(CreateStep),
+    /// A step of a PVH guest's build (not in [`FailAt::all`], which lists a PV guest's).
+    Pvh(crate::build::pvh::PvhStep),
+    /// A step of an HVM guest's build (not in [`FailAt::all`] either).
+    Hvm(crate::build::hvm::HvmStep),
+    /// Writing the xenstore entries and introducing the domain.
+    Xenstore,
+    /// Starting the device model (whether or not the guest has disks that need it).
+    DeviceModel,
+    /// Plugging the network interfaces in (whether or not the guest has any).
+    Vif,
+    /// Unpausing the guest.
+    Unpause,
+}
+
+impl FailAt {
+    /// Every step, in order.
+    pub fn all() -> Vec<FailAt> {
+        let mut v: Vec<FailAt> = CreateStep::ALL.iter().map(|s| FailAt::Build(*s)).collect();
+        v.push(FailAt::Xenstore);
+        v.push(FailAt::DeviceModel);
+        v.push(FailAt::Vif);
+        v.push(FailAt::Unpause);
+        v
+    }
+    /// The step's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailAt::Build(s) => s.name(),
+            FailAt::Pvh(s) => s.name(),
+            FailAt::Hvm(s) => s.name(),
+            FailAt::Xenstore => "xenstore",
+            FailAt::DeviceModel => "device-model",
+            FailAt::Vif => "vif",
+            FailAt::Unpause => "unpause",
+        }
+    }
+    /// The step called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::all()
+            .into_iter()
+            .find(|s| s.name() == name)
+            .or_else(|| crate::build::pvh::PvhStep::from_name(name).map(FailAt::Pvh))
+            .or_else(|| crate::build::hvm::HvmStep::from_name(name).map(FailAt::Hvm))
+    }
+}
+
+/// An HVM guest's device-model arguments from its config (direct kernel boot; no disks or
+/// interfaces: refused for HVM guests at parse time).
+pub(crate) fn hvm_dm_args(
+    cfg: &DomainConfig,
+    h: &crate::config::HvmGuest,
+) -> devmodel::hvm::HvmArgs {
+    devmodel::hvm::HvmArgs {
+        dm: h.dm.clone(),
+        max_memkb: cfg.maxmem_mib << 10,
+        vcpus: cfg.vcpus,
+        max_vcpus: cfg.max_vcpus,
+        acpi: h.acpi,
+        mmio_hole_memkb: 0,
+        kernel: cfg.kernel.clone(),
+        ramdisk: cfg.ramdisk.clone(),
+        cmdline: cfg.cmdline.clone(),
+        disks: Vec::new(),
+        nics: Vec::new(),
+    }
+}
+
+/// Where a domain is made: the hypervisor, and a way to reach xenstore. `create` uses the
+/// real ones; the fault tests use [`crate::xen::fake::FakeXen`] and
+/// [`crate::xenstore::fake::FakeXenstore`].
+pub struct Host {
+    /// The hypervisor.
+    pub xen: Xen,
+    /// Opens a xenstore connection: one for the build, and one for the undo step, which may
+    /// run later (from a drop) and so owns its own.
+    pub xenstore: XsOpener,
+    /// Starts a device model ([`devmodel::launch`]).
+    pub device_model: DmLauncher,
+    /// Plugs a network interface in or out ([`vif::run_hotplug`]).
+    pub hotplug: HotplugRunner,
+    /// Where the domain's configuration is stored for xl ([`crate::config::userdata::XEN_LIB_DIR`]).
+    pub userdata_dir: PathBuf,
+}
+
+/// Runs a hotplug script: the real one runs the script, the fault tests record the call.
+pub type HotplugRunner = std::sync::Arc<
+    dyn Fn(&XsConnection, &Hotplug, HotplugAction) -> Result<(), vif::VifError> + Send + Sync,
+>;
+
+/// Opens a xenstore connection.
+pub type XsOpener = std::sync::Arc<dyn Fn() -> Result<XsConnection, XsError> + Send + Sync>;
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("xen", &self.xen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// The real hypervisor and xenstored.
+    pub fn open() -> Result<Self, CommandError> {
+        Ok(Self {
+            xen: Xen::open()?,
+            xenstore: std::sync::Arc::new(XsConnection::open),
+            device_model: std::sync::Arc::new(devmodel::launch),
+            hotplug: std::sync::Arc::new(vif::run_hotplug),
+            userdata_dir: PathBuf::from(crate::config::userdata::XEN_LIB_DIR),
+        })
+    }
+}
+
+/// A domain parsed and planned, ready to be made: what [`make_domain`] takes.
+#[derive(Debug)]
+pub struct Prepared<'a> {
+    /// The resolved configuration.
+    pub cfg: &'a DomainConfig,
+    /// The configuration as given (before a bootloader's kernel replaced the config's): what
+    /// is stored for xl.
+    pub base: &'a DomainConfig,
+    /// The kernel and ramdisk as read.
+    pub inputs: &'a Inputs,
+    /// The parsed kernel (None for an HVM guest: its kernel is its device model's).
+    pub kernel: Option<&'a Kernel<'a>>,
+    /// The solved layout (PV) or plan (PVH).
+    pub image: Image<'a>,
+    /// The guest's disks, checked ([`crate::devices::disk::plan_disks`]).
+    pub disks: &'a [Vbd],
+    /// The guest's network interfaces, checked ([`vif::plan_vifs`]).
+    pub vifs: &'a [Vif],
+    /// The domain's UUID.
+    pub uuid: Uuid,
+    /// Leave the guest paused.
+    pub paused: bool,
+    /// Test-only: fail this step.
+    pub fail_at: Option<FailAt>,
+    /// When `create` started, for its progress lines.
+    pub started: Instant,
+}
+
+/// What is built: a PV guest's layout or a PVH guest's plan.
+#[derive(Debug, Clone, Copy)]
+pub enum Image<'a> {
+    /// A PV guest.
+    Pv(&'a Layout),
+    /// A PVH guest.
+    Pvh(&'a crate::build::pvh::PvhPlanned),
+    /// An HVM guest.
+    Hvm(&'a crate::build::hvm::HvmPlanned),
+}
+
+/// Makes the domain `p` describes on `host`: builds it, writes its xenstore entries,
+/// introduces it, unpauses it (unless asked not to). A failure at any point undoes what came
+/// before it, in reverse order, and nothing is left.
+pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, CommandError> {
+    let cfg = p.cfg;
+    let xen = &host.xen;
+    let xs = (host.xenstore)().map_err(|e| CommandError::Xs(e.to_string()))?;
+    // Unlike libxl, which goes on when the lookup fails, a name that cannot be checked is
+    // not used: two domains of one name would confuse every later command.
+    let existing = xenstore::domid_by_name(&xs, &cfg.name)
+        .map_err(|e| CommandError::Xs(format!("checking whether {:?} is in use: {e}", cfg.name)))?;
+    if let Some(domid) = existing {
+        return Err(CommandError::Usage(format!(
+            "a domain named {:?} already exists (domain {domid})",
+            cfg.name
+        )));
+    }
+    // The `block` script's sharing check, which libxl runs for blkback's disks: before the
+    // domain exists.
+    crate::devices::disk::check_sharing(&xs, p.disks, None)?;
+    let build_fail = match p.fail_at {
+        Some(FailAt::Build(s)) => Some(s),
+        _ => None,
+    };
+    // The pool, the cpus and the scheduler's weight and cap, checked against the host before
+    // any domain exists: a config the host cannot honour leaves nothing behind.
+    let placed = crate::control::placement::resolve(
+        xen,
+        |id| {
+            xs.read_opt(&crate::control::placement::pool_name_path(id))
+                .map_err(|e| e.to_string())
+        },
+        &cfg.placement,
+        cfg.max_vcpus,
+    )?;
+    let cmdline = cfg.cmdline.clone().unwrap_or_default();
+    crate::build::steps::lap("name-check");
+    let parsed = || {
+        p.kernel
+            .ok_or_else(|| CommandError::Usage("no kernel parsed for this guest".into()))
+    };
+    let mut building = match p.image {
+        Image::Pv(layout) => pv::create(
+            xen,
+            &CreateRequest {
+                kernel: parsed()?,
+                layout,
+                ramdisk: p.inputs.ramdisk(),
+                inputs: Some(p.inputs),
+                cmdline: cmdline.as_bytes(),
+                max_memkb: cfg.maxmem_mib << 10,
+                // The domain gets `maxvcpus` vcpus, as libxl gives it; `cpu/N/availability` says
+                // how many of them the guest brings up.
+                vcpus: cfg.max_vcpus,
+                handle: *p.uuid.as_bytes(),
+                console_backend: BACKEND_DOMID,
+                store_backend: BACKEND_DOMID,
+                placement: &placed,
+                fail_at: build_fail,
+            },
+        )?,
+        Image::Pvh(planned) => crate::build::pvh::create(
+            xen,
+            &crate::build::pvh::PvhRequest {
+                kernel: parsed()?,
+                planned,
+                ramdisk: p.inputs.ramdisk(),
+                max_vcpus: cfg.max_vcpus,
+                handle: *p.uuid.as_bytes(),
+                console_backend: BACKEND_DOMID,
+                store_backend: BACKEND_DOMID,
+                placement: &placed,
+                fail_at: match p.fail_at {
+                    Some(FailAt::Pvh(s)) => Some(s),
+                    _ => None,
+                },
+            },
+        )?,
+        Image::Hvm(planned) => crate::build::hvm::create(
+            xen,
+            &crate::build::hvm::HvmRequest {
+                planned,
+                memory_mib: cfg.memory_mib,
+                max_vcpus: cfg.max_vcpus,
+                handle: *p.uuid.as_bytes(),
+                console_backend: BACKEND_DOMID,
+                store_backend: BACKEND_DOMID,
+                placement: &placed,
+                fail_at: match p.fail_at {
+                    Some(FailAt::Hvm(s)) => Some(s),
+                    _ => None,
+                },
+            },
+        )?,
+    };
+    let made = building.created.clone();
+    let domid = made.domid;
+    let uuid = p.uuid;
+    log::info(format_args!(
+        "domain {domid} built in {:.3} s",
+        p.started.elapsed().as_secs_f64()
+    ));
+
+    let new = NewDomain {
+        domid: u32::from(domid),
+        name: cfg.name.clone(),
+        uuid,
+        max_memkb: cfg.maxmem_mib << 10,
+        // An HVM guest's target leaves out its video memory, as libxl's
+        // (`target_memkb - video_memkb`).
+        target_memkb: (cfg.memory_mib << 10)
+            - cfg
+                .hvm
+                .as_ref()
+                .map_or(0, |h| h.video_memkb.min(cfg.memory_mib << 10)),
+        max_vcpus: cfg.max_vcpus,
+        avail_vcpus: cfg.vcpus,
+        store: Ring {
+            mfn: made.store_mfn.get(),
+            port: made.store_port,
+        },
+        console: Ring {
+            mfn: made.console_mfn.get(),
+            port: made.console_port,
+        },
+        backend_domid: u32::from(BACKEND_DOMID),
+        kernel: p.inputs.kernel_path.display().to_string(),
+        ramdisk: cfg.ramdisk.as_ref().map(|p| p.display().to_string()),
+        cmdline: cfg.cmdline.clone(),
+        start_time: SystemTime::now(),
+        disks: p.disks.to_vec(),
+        vifs: p.vifs.to_vec(),
+        guest: match p.image {
+            Image::Pv(l) if l.mode != pvbuild_core::paging::PagingMode::FourLevel => {
+                GuestKind::Pv {
+                    protocol: "x86_32-abi",
+                }
+            }
+            Image::Pv(_) => GuestKind::Pv {
+                protocol: "x86_64-abi",
+            },
+            Image::Pvh(_) => GuestKind::Pvh,
+            Image::Hvm(_) => GuestKind::Hvm,
+        },
+    };
+    let after = |building: runner::Building<'_>, step: &'static str, msg: String| {
+        let undo_errors = building.abandon();
+        // xenconsoled, which saw the domain introduced, may write `console/tty` after the undo
+        // removed the domain's entries (seen in pvbuild-pvh-fail): once the domain is dying,
+        // its id cannot be reused yet, and what was written late goes too.
+        if matches!(xen.domain_info(domid), Ok(i) if i.dying()) {
+            if let Ok(xs) = (host.xenstore)() {
+                let _ = xs.rm(&xenstore::dom_path(u32::from(domid)));
+            }
+        }
+        CommandError::After {
+            step,
+            msg,
+            undo_errors,
+        }
+    };
+    crate::support::testhook::stop_at("xenstore");
+    if p.fail_at == Some(FailAt::Xenstore) {
+        return Err(after(
+            building,
+            "xenstore",
+            "failure injected for testing".into(),
+        ));
+    }
+    if crate::support::interrupt::requested() {
+        return Err(after(building, "xenstore", "interrupted".into()));
+    }
+    if let Err(e) = xenstore::write_new_domain(&xs, &new) {
+        return Err(after(building, "xenstore", e.to_string()));
+    }
+    if let (Image::Hvm(_), Some(h)) = (p.image, &cfg.hvm) {
+        if let Err(e) = crate::build::hvm::xenstore::write(&xs, u32::from(domid), &uuid, h) {
+            return Err(after(building, "xenstore", e.to_string()));
+        }
+    }
+    let open = host.xenstore.clone();
+    // Not released (XS_RELEASE) here: xenstored forgets the domain when it dies, and fires
+    // @releaseDomain then, which is how xenconsoled learns to unmap its console. Released
+    // first, the domain would still be alive at that event, xenconsoled would keep the
+    // mapping, and the destroyed domain would stay a zombie (seen in the harness's
+    // fail-inject at the device-model step). libxl's destroy does not release either.
+    building.push_undo("remove xenstore entries", move |_| {
+        let xs = open().map_err(|e| e.to_string())?;
+        xenstore::remove_domain(&xs, u32::from(domid), Some(&uuid), 0, false)
+            .map_err(|e| e.to_string())
+    });
+    crate::support::testhook::stop_at("device-model");
+    // dm_restrict / device_model_user, where a device model started later for this domain
+    // (`block-attach`) finds them: dom0's own `/libxl/<domid>`.
+    if let Err(e) = devmodel::restrict::record(&xs, u32::from(domid), &cfg.dm_privileges) {
+        return Err(after(building, "xenstore", e.to_string()));
+    }
+    if p.fail_at == Some(FailAt::DeviceModel) {
+        return Err(after(
+            building,
+            "device-model",
+            "failure injected for testing".into(),
+        ));
+    }
+    // An HVM guest's QEMU (libxl's `libxl__spawn_local_dm`), awaited before the guest runs.
+    if let (Image::Hvm(_), Some(h)) = (p.image, &cfg.hvm) {
+        if crate::support::interrupt::requested() {
+            return Err(after(building, "device-model", "interrupted".into()));
+        }
+        let mut req = devmodel::hvm::request(
+            cfg.device_model.as_deref(),
+            u32::from(domid),
+            &cfg.name,
+            hvm_dm_args(cfg, h),
+        );
+        req.privileges = cfg.dm_privileges.clone();
+        crate::support::progress::line(format_args!(
+            "Starting device model {} for HVM domain {domid}",
+            req.program.display()
+        ));
+        match (host.device_model)(&xs, &req) {
+            Ok(dm) => {
+                log::info(format_args!(
+                    "device model (pid {}) running after {:.3} s",
+                    dm.pid,
+                    p.started.elapsed().as_secs_f64()
+                ));
+                building.push_undo("stop the device model", move |_| dm.stop());
+            }
+            Err(e) => return Err(after(building, "device-model", e.to_string())),
+        }
+    }
+    // blkback's disks: ready (InitWait) before the guest runs, as libxl waits for them.
+    let be_domid = u32::from(BACKEND_DOMID);
+    let phy: Vec<String> = p
+        .disks
+        .iter()
+        .filter(|v| matches!(v.backend, VbdBackend::Phy { .. }))
+        .map(|v| v.backend_path(be_domid, u32::from(domid)))
+        .collect();
+    if let Err(e) =
+        crate::devices::disk::wait_backends(&xs, &phy, crate::devices::disk::BLKBACK_TIMEOUT)
+    {
+        return Err(after(building, "disks", e.to_string()));
+    }
+    let qdisks: Vec<String> = p
+        .disks
+        .iter()
+        .filter(|v| v.backend == VbdBackend::Qdisk)
+        .map(|v| v.backend_path(be_domid, u32::from(domid)))
+        .collect();
+    if !qdisks.is_empty() {
+        if crate::support::interrupt::requested() {
+            return Err(after(building, "device-model", "interrupted".into()));
+        }
+        let mut req = DmRequest::new(
+            cfg.device_model.as_deref(),
+            u32::from(domid),
+            &cfg.name,
+            cfg.maxmem_mib,
+        );
+        req.backends = qdisks.clone();
+        crate::support::progress::line(format_args!(
+            "Starting device model {} for {} disk(s) of domain {domid}",
+            req.program.display(),
+            qdisks.len()
+        ));
+        req.privileges = cfg.dm_privileges.clone();
+        req.images = p
+            .disks
+            .iter()
+            .filter(|v| v.backend == VbdBackend::Qdisk)
+            .filter_map(|v| {
+                let (_, path) = v.params.split_once(':')?;
+                Some((PathBuf::from(path), v.readonly))
+            })
+            .collect();
+        match (host.device_model)(&xs, &req) {
+            Ok(dm) => {
+                log::info(format_args!(
+                    "device model (pid {}) running for {} disk(s) after {:.3} s",
+                    dm.pid,
+                    qdisks.len(),
+                    p.started.elapsed().as_secs_f64()
+                ));
+                building.push_undo("stop the device model", move |_| dm.stop());
+            }
+            Err(e) => return Err(after(building, "device-model", e.to_string())),
+        }
+    }
+    // The network interfaces, as libxl attaches them after the device model: netback takes
+    // each backend (InitWait), then its hotplug script plugs `vif<domid>.<devid>` in
+    // (`vif::run_hotplug`).
+    crate::support::testhook::stop_at("vif");
+    if p.fail_at == Some(FailAt::Vif) {
+        return Err(after(
+            building,
+            "vif",
+            "failure injected for testing".into(),
+        ));
+    }
+    if !p.vifs.is_empty() {
+        let hotplugs: Vec<Hotplug> = p
+            .vifs
+            .iter()
+            .map(|v| vif::hotplug_for(v, u32::from(domid)))
+            .collect();
+        // Pushed before the first script runs: a script that fails halfway is undone too,
+        // as libxl's destroy runs `offline` for every interface in xenstore.
+        let (open, run, unplug) = (
+            host.xenstore.clone(),
+            host.hotplug.clone(),
+            hotplugs.clone(),
+        );
+        building.push_undo("unplug the network interfaces", move |_| {
+            let xs = open().map_err(|e| e.to_string())?;
+            // In reverse: the last plugged in goes first.
+            let errors: Vec<String> = unplug
+                .iter()
+                .rev()
+                .filter_map(|h| run(&xs, h, HotplugAction::Offline).err())
+                .map(|e| e.to_string())
+                .collect();
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(errors.join("; "))
+            }
+        });
+        if crate::support::interrupt::requested() {
+            return Err(after(building, "vif", "interrupted".into()));
+        }
+        crate::support::progress::line(format_args!(
+            "Running hotplug scripts for {}",
+            hotplugs
+                .iter()
+                .map(|h| format!("vif{}.{} ({})", h.domid, h.devid, h.script))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        // All at once, as libxl plugs a guest's interfaces: under emulation each script takes
+        // seconds. Each on its own xenstore connection; the first failure is reported.
+        let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = hotplugs
+                .iter()
+                .map(|h| {
+                    let (open, run) = (host.xenstore.clone(), host.hotplug.clone());
+                    scope.spawn(move || {
+                        let xs = open().map_err(|e| e.to_string())?;
+                        run(&xs, h, HotplugAction::Online).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|t| {
+                    t.join()
+                        .unwrap_or_else(|_| Err("hotplug thread panicked".into()))
+                })
+                .collect()
+        });
+        if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+            return Err(after(building, "vif", e));
+        }
+        log::info(format_args!(
+            "{} network interface(s) plugged in after {:.3} s",
+            hotplugs.len(),
+            p.started.elapsed().as_secs_f64()
+        ));
+    }
+    crate::build::steps::lap("devices");
+    // The configuration, where libxl keeps it (`libxl__set_domain_configuration`, before the
+    // guest is unpaused, as libxl stores it): xl's commands then know the domain, and a
+    // restart reads back the devices attached meanwhile.
+    let stored = crate::config::libxl_json::domain_config(p.base, uuid, p.disks, p.vifs);
+    let ud = crate::config::userdata::Userdata::in_dir(&host.userdata_dir, u32::from(domid), uuid);
+    let dir = host.userdata_dir.clone();
+    building.push_undo("remove the stored configuration", move |_| {
+        match crate::config::userdata::remove_all_in(&dir, u32::from(domid)).first() {
+            Some(e) => Err(e.to_string()),
+            None => Ok(()),
+        }
+    });
+    if let Err(e) = ud.lock().and_then(|l| {
+        ud.store(
+            &l,
+            crate::config::userdata::LIBXL_JSON,
+            &crate::config::libxl_json::to_text(&stored),
+        )
+    }) {
+        return Err(after(building, "userdata", e.to_string()));
+    }
+    crate::build::steps::lap("userdata");
+    if !p.paused {
+        crate::support::testhook::stop_at("unpause");
+        if p.fail_at == Some(FailAt::Unpause) {
+            return Err(after(
+                building,
+                "unpause",
+                "failure injected for testing".into(),
+            ));
+        }
+        if crate::support::interrupt::requested() {
+            return Err(after(building, "unpause", "interrupted".into()));
+        }
+        if let Err(e) = building.unpause() {
+            return Err(after(building, "unpause", e.to_string()));
+        }
+        crate::build::steps::lap("unpause");
+    }
+    Ok(building.finish())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,13 @@
+//! The process's plumbing, under every command: lines for the user that never panic
+//! ([`out`]), progress lines ([`progress`]) and `-v` logging ([`log`]), signals noticed at
+//! safe points ([`interrupt`]), helper processes started and stopped ([`spawn`],
+//! [`procgroup`]), and the test-only hooks ([`testhook`], [`trace`]).
+
+pub mod interrupt;
+pub mod log;
+pub mod out;
+pub mod procgroup;
+pub mod progress;
+pub mod spawn;
+pub mod testhook;
+pub mod trace;
