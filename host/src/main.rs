@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "pvbuild", version, about = "Xen PV domain builder")]
+#[command(
+    name = "pvbuild",
+    version,
+    about = "Xen domain builder (PV, PVH and HVM guests), xl-compatible"
+)]
 struct Cli {
     /// More output, with xl's levels: -v adds the builder's detail (libxenguest's
     /// `domainbuilder: detail:` and libelf's `xc: detail:` lines, as `xl -v create` prints
@@ -59,7 +63,8 @@ enum Command {
         /// The kernel: ELF, gzip-wrapped ELF, bzImage, or 'bin' (hvmloader for --type hvm).
         kernel: PathBuf,
     },
-    /// Create a PV domain from flags and/or an xl config file, and start it.
+    /// Create a domain (PV, PVH or HVM: the config's `type`) from flags and/or an xl config
+    /// file, and start it.
     Create {
         /// An xl config file (name, kernel, ramdisk, extra/cmdline/root, memory, vcpus, ...),
         /// then `KEY=VALUE` settings appended to it as xl appends them (a later setting wins:
@@ -252,8 +257,8 @@ enum Command {
         /// with -n, as xl ignores it).
         name: Option<String>,
     },
-    /// Write a PV guest's memory and vcpu state to FILE in Xen's ELF core format, as
-    /// `xl dump-core` (pause the guest first for a consistent image).
+    /// Write a guest's memory and vcpu state (PV, PVH or HVM) to FILE in Xen's ELF core
+    /// format, as `xl dump-core` (pause the guest first for a consistent image).
     DumpCore {
         /// The domain (id or name).
         domain: String,
