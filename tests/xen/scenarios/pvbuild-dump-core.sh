@@ -88,10 +88,11 @@ xen_pages=$(sed -n "/General information for domain $hdom:/,/nr_pages=/p" "$HARN
 [ -n "$xen_pages" ] || fail "Xen's q key printed no nr_pages for domain $hdom"
 [ "$npfn" = "$xen_pages" ] || fail "the PVH core holds $npfn pages, Xen says the domain has $xen_pages"
 # The count alone cannot fail (the dump pads to Xen's count): its real gfns must be exactly
-# the guest's RAM, 0 to 128 MiB less the VGA hole 0xa0-0xbf that libxenguest's meminit_hvm
-# leaves in every HVM container (xl's PVH guests have it too: built-memory-pvh); the padding
-# is what Xen counts in the MMIO hole (special pages, ACPI tables), where the dump does not
-# look.
+# the guest's RAM, 0 to 128 MiB, less 0xa0-0xbf, where the dump does not look (libxenguest's
+# `xc_core_arch_gpfn_may_present`: the VGA hole; a PVH guest has those 32 pages populated,
+# as memdump shows in built-memory-pvh, so Xen counts them); the padding is those 32 pages
+# and what Xen counts in the MMIO hole (special pages, ACPI tables), where the dump does not
+# look either.
 python3 "$HARNESS_REPO/tests/xen/dom0/core-pfns.py" "$pc" > "$HARNESS_OUT/core-pfns-pvh.txt" 2>&1 ||
     fail "reading the PVH core's .xen_pfn: $(tail -n 1 "$HARNESS_OUT/core-pfns-pvh.txt")"
 pfield() { sed -n "s/^$1 //p" "$HARNESS_OUT/core-pfns-pvh.txt"; }
