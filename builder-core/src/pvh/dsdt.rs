@@ -59,20 +59,15 @@ const ACPI_INFO_FIELDS: [(&str, usize); 15] = [
 ];
 
 /// A processor's name, `PR%02X`.
-fn pr_name(cpu: u32) -> [u8; 4] {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let d = |n: u32| HEX.get((n & 0xf) as usize).copied().unwrap_or(b'0');
-    [b'P', b'R', d(cpu >> 4), d(cpu)]
-}
-
-fn pr(cpu: u32) -> PrName {
-    PrName(pr_name(cpu))
-}
-
-/// A processor name as a `&str` for the name-string writer.
 struct PrName([u8; 4]);
 
 impl PrName {
+    fn new(cpu: u32) -> Self {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let d = |n: u32| HEX.get((n & 0xf) as usize).copied().unwrap_or(b'0');
+        Self([b'P', b'R', d(cpu >> 4), d(cpu)])
+    }
+
     fn as_str(&self) -> &str {
         core::str::from_utf8(&self.0).unwrap_or("PR00")
     }
@@ -99,7 +94,7 @@ fn acpi_info(a: &mut Aml<'_>) {
 /// `Processor (PRnn, n, 0x0000b010, 0x06) { ... }` with its `_HID`, `_UID`, MADT entry
 /// fields and `_MAT`, `_STA`, `_EJ0`.
 fn processor(a: &mut Aml<'_>, cpu: u32) {
-    let name = pr(cpu);
+    let name = PrName::new(cpu);
     a.package(op::PROCESSOR, |a| {
         a.name(name.as_str())
             .byte(cpu as u8)
@@ -188,7 +183,7 @@ fn prsc(a: &mut Aml<'_>) {
                     .byte(local(1));
             }
             a.bytes(op::AND).byte(local(1)).int(1).byte(local(2));
-            let name = pr(cpu);
+            let name = PrName::new(cpu);
             let flg = flg_path(&name);
             let flg = core::str::from_utf8(&flg).unwrap_or("");
             a.package(op::IF, |a| {
