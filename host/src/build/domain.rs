@@ -345,16 +345,8 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
             undo_errors,
         }
     };
-    crate::support::testhook::stop_at("xenstore");
-    if p.fail_at == Some(FailAt::Xenstore) {
-        return Err(after(
-            building,
-            "xenstore",
-            "failure injected for testing".into(),
-        ));
-    }
-    if crate::support::interrupt::requested() {
-        return Err(after(building, "xenstore", "interrupted".into()));
+    if let Err(m) = runner::gate("xenstore", p.fail_at == Some(FailAt::Xenstore)) {
+        return Err(after(building, "xenstore", m.to_string()));
     }
     if let Err(e) = xenstore::write_new_domain(&xs, &new) {
         return Err(after(building, "xenstore", e.to_string()));
@@ -477,13 +469,8 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
     // The network interfaces, as libxl attaches them after the device model: netback takes
     // each backend (InitWait), then its hotplug script plugs `vif<domid>.<devid>` in
     // (`vif::run_hotplug`).
-    crate::support::testhook::stop_at("vif");
-    if p.fail_at == Some(FailAt::Vif) {
-        return Err(after(
-            building,
-            "vif",
-            "failure injected for testing".into(),
-        ));
+    if let Err(m) = runner::gate("vif", p.fail_at == Some(FailAt::Vif)) {
+        return Err(after(building, "vif", m.to_string()));
     }
     if !p.vifs.is_empty() {
         let hotplugs: Vec<Hotplug> = p
@@ -513,9 +500,6 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
                 Err(errors.join("; "))
             }
         });
-        if crate::support::interrupt::requested() {
-            return Err(after(building, "vif", "interrupted".into()));
-        }
         crate::support::progress::line(format_args!(
             "Running hotplug scripts for {}",
             hotplugs
@@ -578,16 +562,8 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
     }
     crate::build::steps::lap("userdata");
     if !p.paused {
-        crate::support::testhook::stop_at("unpause");
-        if p.fail_at == Some(FailAt::Unpause) {
-            return Err(after(
-                building,
-                "unpause",
-                "failure injected for testing".into(),
-            ));
-        }
-        if crate::support::interrupt::requested() {
-            return Err(after(building, "unpause", "interrupted".into()));
+        if let Err(m) = runner::gate("unpause", p.fail_at == Some(FailAt::Unpause)) {
+            return Err(after(building, "unpause", m.to_string()));
         }
         if let Err(e) = building.unpause() {
             return Err(after(building, "unpause", e.to_string()));

@@ -22,6 +22,31 @@ pub(crate) fn undo_note(errors: &[String]) -> String {
     }
 }
 
+/// Why [`gate`] stopped a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum GateStop {
+    /// The test-only failure switch (`--fail-at`) fired.
+    #[error("failure injected for testing")]
+    Injected,
+    /// A signal (Ctrl-C, SIGTERM, SIGHUP) asked pvbuild to stop ([`crate::support::interrupt`]).
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// What runs before each step of a create, in every step runner (PV, PVH, HVM) and before
+/// the steps after the build: the test hook's stop at `step` (kill-create's), then an
+/// injected failure, then a pending signal.
+pub(crate) fn gate(step: &str, injected: bool) -> Result<(), GateStop> {
+    crate::support::testhook::stop_at(step);
+    if injected {
+        Err(GateStop::Injected)
+    } else if crate::support::interrupt::requested() {
+        Err(GateStop::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
 /// What a successful build made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {

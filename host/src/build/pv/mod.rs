@@ -163,6 +163,15 @@ pub enum CreateFailure {
     Interrupted,
 }
 
+impl From<crate::build::runner::GateStop> for CreateFailure {
+    fn from(stop: crate::build::runner::GateStop) -> Self {
+        match stop {
+            crate::build::runner::GateStop::Injected => Self::Injected,
+            crate::build::runner::GateStop::Interrupted => Self::Interrupted,
+        }
+    }
+}
+
 /// A failed [`create`], after its undo stack has run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{step}: {failure}{}", undo_note(.undo_errors))]
@@ -222,14 +231,9 @@ impl Run<'_> {
         step: CreateStep,
         f: impl FnOnce(&Xen) -> Result<T, CreateFailure>,
     ) -> Result<T, CreateError> {
-        crate::support::testhook::stop_at(step.name());
-        let r = if self.fail_at == Some(step) {
-            Err(CreateFailure::Injected)
-        } else if crate::support::interrupt::requested() {
-            Err(CreateFailure::Interrupted)
-        } else {
-            f(self.xen)
-        };
+        let r = crate::build::runner::gate(step.name(), self.fail_at == Some(step))
+            .map_err(CreateFailure::from)
+            .and_then(|()| f(self.xen));
         if r.is_ok() {
             crate::build::steps::lap(step.name());
         }

@@ -192,14 +192,9 @@ impl<S: BuildStep> Run<'_, S> {
         step: S,
         f: impl FnOnce(&Xen) -> Result<T, String>,
     ) -> Result<T, StepError<S>> {
-        crate::support::testhook::stop_at(step.step_name());
-        let r = if self.fail_at == Some(step) {
-            Err("failure injected for testing".to_owned())
-        } else if crate::support::interrupt::requested() {
-            Err("interrupted".to_owned())
-        } else {
-            f(self.xen)
-        };
+        let r = crate::build::runner::gate(step.step_name(), self.fail_at == Some(step))
+            .map_err(|stop| stop.to_string())
+            .and_then(|()| f(self.xen));
         if r.is_ok() {
             crate::build::steps::lap(step.step_name());
         }
