@@ -669,3 +669,88 @@ fn a_rename_rewrites_both_names_and_refuses_a_taken_or_stale_one() {
     // Its own name again is fine (as libxl).
     rename_domain(&xs, 5, "renamed", "renamed").unwrap();
 }
+
+/// An HVM guest's entries beyond a PVH guest's, against the tree xl wrote for one on real Xen
+/// (tests/xen/reference/xl-hvm-xenstore-*.txt, domain 2, QEMU running): libxl__domain_make's
+/// `control/feature-s3` and `feature-s4`, and the virtual keyboard libxl adds to every HVM
+/// guest (QEMU's backend `vkbd`, device 0). QEMU's own backend keys are left out.
+#[test]
+fn hvm_control_features_and_vkbd_match_libxl() {
+    let recorded = include_str!("../../tests/xen/reference/xl-hvm-xenstore-6.1.0-57-amd64.txt");
+    // The recorded tree has the guest's and libxl's nodes, not dom0's backend directory
+    // (checked below, with the keys QEMU had not written yet).
+    let ours = |p: &str| {
+        (p.contains("/vkbd") || p.starts_with("/local/domain/2/control/feature-s"))
+            && !p.starts_with("/local/domain/0/")
+    };
+    let qemus = |_: &str| false;
+    let want: std::collections::BTreeMap<&str, &str> = recorded
+        .lines()
+        .filter_map(|l| l.split_once(" = \""))
+        .map(|(p, v)| (p, v.trim_end_matches('"')))
+        .filter(|(p, _)| ours(p) && !qemus(p))
+        .collect();
+    let fake = FakeXenstore::new();
+    let xs = fake.connect();
+    let mut d = domain(2, "xlhvmnone");
+    d.guest = GuestKind::Hvm;
+    write_new_domain(&xs, &d).unwrap();
+    let got = fake.dump();
+    let mine: std::collections::BTreeMap<&str, &str> = got
+        .iter()
+        .map(|(p, v)| (p.as_str(), v.as_str()))
+        .filter(|(p, _)| ours(p) && !qemus(p))
+        .collect();
+    assert_eq!(mine, want);
+    assert_eq!(want.len(), 3 + 7 + 5, "the recorded keys");
+    // The backend as libxl__device_add writes it (QEMU adds its features, hotplug-status and
+    // state 2: the harness's built-memory-hvm compares the whole tree with xl's).
+    let be: Vec<(&str, &str)> = got
+        .iter()
+        .filter(|(p, _)| p.starts_with("/local/domain/0/backend/vkbd/2/0/"))
+        .map(|(p, v)| (p.rsplit('/').next().unwrap(), v.as_str()))
+        .collect();
+    assert_eq!(
+        be,
+        [
+            ("frontend", "/local/domain/2/device/vkbd/0"),
+            ("frontend-id", "2"),
+            ("online", "1"),
+            ("state", "1")
+        ]
+    );
+    // libxl's permissions: the guest's control nodes and the frontend its own, readable by
+    // the backend; the backend dom0's, readable by the guest.
+    let mine_rw = vec![Perm::new(2, Access::None)];
+    assert_eq!(
+        fake.perms("/local/domain/2/control/feature-s3").unwrap(),
+        mine_rw
+    );
+    assert_eq!(
+        fake.perms("/local/domain/2/device/vkbd/0").unwrap(),
+        vec![Perm::new(2, Access::None), Perm::new(0, Access::Read)]
+    );
+    assert_eq!(
+        fake.perms("/local/domain/0/backend/vkbd/2/0").unwrap(),
+        vec![Perm::new(0, Access::None), Perm::new(2, Access::Read)]
+    );
+    // A PVH guest has neither.
+    let mut p = domain(3, "pvh");
+    p.uuid = Uuid::parse_str("6b1c3bd2-0b1f-4c32-9d3c-1f6a4c2b9e03").unwrap();
+    p.guest = GuestKind::Pvh;
+    write_new_domain(&xs, &p).unwrap();
+    let got = fake.dump();
+    for k in [
+        "/local/domain/3/control/feature-s3",
+        "/local/domain/3/control/feature-s4",
+        "/local/domain/3/device/vkbd",
+        "/libxl/3/device/vkbd",
+        "/local/domain/0/backend/vkbd/3",
+    ] {
+        assert!(!got.contains_key(k), "{k}");
+    }
+    // And it all goes with the domain, the emptied backend parents too.
+    remove_domain(&xs, 2, None, 0, false).unwrap();
+    remove_domain(&xs, 3, None, 0, false).unwrap();
+    assert_eq!(fake.dump(), FakeXenstore::new().dump());
+}

@@ -376,13 +376,18 @@ impl NewDomain {
             ),
             Op::Mknod(format!("{dom}/control"), roperm.clone()),
         ];
-        for n in [
+        // libxl__domain_make: an HVM guest's control/ has feature-s3 and feature-s4 too.
+        let hvm_features: &[&str] = match self.guest {
+            GuestKind::Hvm => &["feature-s3", "feature-s4"],
+            GuestKind::Pv { .. } | GuestKind::Pvh => &[],
+        };
+        let control = [
             "shutdown",
             "feature-poweroff",
             "feature-reboot",
             "feature-suspend",
-            "sysrq",
-        ] {
+        ];
+        for n in control.iter().chain(hvm_features).chain(&["sysrq"]) {
             ops.push(Op::Mknod(format!("{dom}/control/{n}"), rwperm.clone()));
         }
         for n in ["data", "drivers", "feature", "attr", "error"] {
@@ -492,6 +497,9 @@ impl NewDomain {
         for (k, v) in &bents {
             ops.push(Op::Write(format!("{lx}/{k}"), v.clone()));
         }
+        if self.guest == GuestKind::Hvm {
+            ops.extend(vkbd_ops(d, be));
+        }
         for disk in &self.disks {
             ops.extend(vbd_ops(
                 self.domid,
@@ -569,6 +577,34 @@ pub fn vif_ops(d: u32, be: u32, v: &Vif) -> Vec<Op> {
         v.backend_path(be, d),
         (fents, ro_fents),
         bents,
+    )
+}
+
+/// The backend directory of a domain's virtual keyboards:
+/// `/local/domain/<backend>/backend/vkbd/<domid>`.
+pub fn vkbd_backend_dir(backend_domid: u32, domid: u32) -> String {
+    format!("/local/domain/{backend_domid}/backend/vkbd/{domid}")
+}
+
+/// The virtual keyboard and pointer libxl adds to every HVM guest (`vkb_device` defaults to
+/// true; `domcreate_launch_dm`, before QEMU starts): device 0, served by QEMU (backend
+/// `vkbd`), with `libxl__device_add`'s entries and none of `libxl__set_xenstore_vkb`'s (its
+/// fields all default to unset).
+pub fn vkbd_ops(d: u32, be: u32) -> Vec<Op> {
+    let init = XENBUS_STATE_INITIALISING.to_string();
+    generic_device_ops(
+        (d, be),
+        ("vkbd", 0),
+        format!("{}/0", vkbd_backend_dir(be, d)),
+        (
+            vec![("backend-id", be.to_string()), ("state", init.clone())],
+            Vec::new(),
+        ),
+        vec![
+            ("frontend-id", d.to_string()),
+            ("online", "1".into()),
+            ("state", init),
+        ],
     )
 }
 
@@ -1109,7 +1145,7 @@ fn device_ids(xs: &XsConnection, domid: u32, kind: &str) -> Result<Vec<u32>, XsE
 
 /// Remove everything [`write_new_domain`] wrote for `domid`: `/local/domain/<domid>`, its
 /// `/vm/<uuid>` (read from the domain's `vm` node, or `uuid` when that is gone), `/libxl/<domid>`
-/// and the console backend directory, in one transaction; missing nodes are fine. With
+/// and the backend directories, in one transaction; missing nodes are fine. With
 /// `release`, xenstored is first told to forget the domain (`XS_RELEASE`; ENOENT ignored).
 pub fn remove_domain(
     xs: &XsConnection,
@@ -1149,6 +1185,7 @@ pub fn remove_domain(
             Op::Rm(qdisk_backend_dir(backend_domid, domid)),
             Op::Rm(vbd_backend_dir(backend_domid, domid)),
             Op::Rm(vif_backend_dir(backend_domid, domid)),
+            Op::Rm(vkbd_backend_dir(backend_domid, domid)),
             Op::Rm(device_model_dir(domid)),
         ]);
         apply_all(t, &rms)?;
@@ -1162,6 +1199,7 @@ pub fn remove_domain(
             format!("{backend}/qdisk"),
             format!("{backend}/vbd"),
             format!("{backend}/vif"),
+            format!("{backend}/vkbd"),
             backend,
         ] {
             match t.directory(&dir) {

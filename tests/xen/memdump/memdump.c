@@ -51,7 +51,8 @@
  *   hvmparam.N  every HVM parameter (XEN_HVM_PARAM get), its value or the errno;
  *   hvmctx.T.I  every record of the HVM context (XEN_DOMCTL_gethvmcontext), typecode T
  *               and instance I: its length, then each non-zero 64-bit word at its
- *               offset. Masked: the CPU record's tsc (the guest's TSC when read: time);
+ *               offset. Masked: the CPU record's tsc (the guest's TSC when read: time),
+ *               an HVM guest's RTC clock and PM timer count (mask_time);
  *   hvm_start_info.*  the start info the boot vcpu's %rbx points at, field by field, its
  *               module list and memory map entry by entry (the command line as text);
  *   page ...    every gfn from 0 to the domain's maximum gpfn: "absent" (not
@@ -669,6 +670,38 @@ static void dump_hvm_params(void)
     }
 }
 
+/*
+ * The clocks of an HVM guest's emulated devices tick while it is paused: what they hold
+ * when read is time, not the builder's doing (two domains xl builds from one config differ
+ * there). Zeroed before the record is printed, each with a line saying so:
+ *   RTC (typecode 11): the time-of-day registers of cmos_data (0 seconds, 2 minutes,
+ *     4 hours, 6 day of week, 7 day of month, 8 month, 9 year: Xen's RTC keeps them as the
+ *     host's time plus the guest's offset), register A's update-in-progress bit (bit 7)
+ *     and register C's interrupt flags (bits 4-7: set as the clock ticks);
+ *   PMTIMER (typecode 13): tmr_val (the ACPI PM timer's free-running count) and
+ *     pm1a_sts's TMR_STS (bit 0: set when the count's bit 23 flips).
+ * The CPU record's tsc is masked where it is printed (dump_hvm_context).
+ */
+static void mask_time(uint16_t type, uint16_t inst, uint8_t *body, uint32_t len)
+{
+    if (type == 11 && len >= offsetof(struct hvm_hw_rtc, cmos_index)) {
+        static const unsigned clock[] = { 0, 2, 4, 6, 7, 8, 9 };
+        for (unsigned i = 0; i < sizeof(clock) / sizeof(clock[0]); i++)
+            body[clock[i]] = 0;
+        body[0x0a] &= 0x7f;
+        body[0x0c] &= 0x0f;
+        printf("hvmctx.%u.%u cmos_data[0,2,4,6-9], [0xa] bit 7, [0xc] bits 4-7 (time, not compared)\n", type, inst);
+    }
+    if (type == 13 && len >= sizeof(struct hvm_hw_pmtimer)) {
+        struct hvm_hw_pmtimer t;
+        memcpy(&t, body, sizeof(t));
+        t.tmr_val = 0;
+        t.pm1a_sts &= ~1u;
+        memcpy(body, &t, sizeof(t));
+        printf("hvmctx.%u.%u tmr_val, pm1a_sts bit 0 (time, not compared)\n", type, inst);
+    }
+}
+
 /* The boot vcpu's %rbx (the start info's address), from the CPU record of vcpu 0. */
 static uint64_t hvm_rbx;
 
@@ -693,7 +726,8 @@ static void dump_hvm_context(void)
             break;
         }
         printf("hvmctx.%u.%u length %u\n", d.typecode, d.instance, d.length);
-        const uint8_t *body = buf + off;
+        uint8_t *body = buf + off;
+        mask_time(d.typecode, d.instance, body, d.length);
         if (d.typecode == 2 && d.instance == 0 && d.length >= sizeof(struct hvm_hw_cpu)) {
             const struct hvm_hw_cpu *c = (const void *)body;
             hvm_rbx = c->rbx;
