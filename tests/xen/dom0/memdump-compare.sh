@@ -26,25 +26,28 @@ bm_setup() {
 
 # bm_trees DOMID NAME: the domain's xenstore trees (/local/domain/D, /vm/UUID, /libxl/D, its
 # device model's /local/domain/0/device-model/D and its backends /local/domain/0/backend/*/D),
-# normalised: the domid, uuid, name, console pty, start time and QEMU's process id, sorted.
+# each node with its permissions (`xenstore-ls -p`, the padding dropped), normalised: the domid
+# (in paths, values and permissions), uuid, name, console pty, start time and QEMU's process
+# id, sorted.
 bm_trees() {
     _vm=$(xenstore-read "/local/domain/$1/vm" 2>/dev/null)
     _uuid=${_vm##*/}
     {
-        xenstore-ls -f "/local/domain/$1" 2>&1
-        [ -z "$_vm" ] || xenstore-ls -f "$_vm" 2>&1
-        xenstore-ls -f "/libxl/$1" 2>/dev/null
-        xenstore-ls -f "/local/domain/0/device-model/$1" 2>/dev/null
+        xenstore-ls -fp "/local/domain/$1" 2>&1
+        [ -z "$_vm" ] || xenstore-ls -fp "$_vm" 2>&1
+        xenstore-ls -fp "/libxl/$1" 2>/dev/null
+        xenstore-ls -fp "/local/domain/0/device-model/$1" 2>/dev/null
         for _b in $(xenstore-list /local/domain/0/backend 2>/dev/null); do
-            xenstore-ls -f "/local/domain/0/backend/$_b/$1" 2>/dev/null
+            xenstore-ls -fp "/local/domain/0/backend/$_b/$1" 2>/dev/null
         done
-    } | sed -e "s|/local/domain/$1/|/local/domain/DOMID/|g" -e "s|^/local/domain/$1 |/local/domain/DOMID |" \
+    } | sed -e "s|^\(.*\"\)[ .]*(\([^()]*\))\$|\1 (\2)|" -e "s|\([nrwb]\)$1\([,)]\)|\1DOMID\2|g" \
+        -e "s|/local/domain/$1/|/local/domain/DOMID/|g" -e "s|^/local/domain/$1 |/local/domain/DOMID |" \
         -e "s|^/libxl/$1/|/libxl/DOMID/|" -e "s|^/libxl/$1 |/libxl/DOMID |" \
         -e "s|^/local/domain/0/device-model/$1/|/local/domain/0/device-model/DOMID/|" \
         -e "s|^/local/domain/0/device-model/$1 |/local/domain/0/device-model/DOMID |" \
-        -e "s|/backend/\([a-z0-9_-]*\)/$1/|/backend/\1/DOMID/|g" -e "s|= \"$2\"\$|= \"NAME\"|" \
+        -e "s|/backend/\([a-z0-9_-]*\)/$1/|/backend/\1/DOMID/|g" -e "s|= \"$2\" (|= \"NAME\" (|" \
         -e "s|^\(/local/domain/DOMID/domid\) = \"$1\"|\1 = \"DOMID\"|" -e "s|^\(.*/frontend-id\) = \"$1\"|\1 = \"DOMID\"|" \
-        -e "s|\(/console/tty\) = \"/dev/pts/[0-9]*\"|\1 = \"PTS\"|" -e "s|\(/start_time\) = \".*\"|\1 = \"TIME\"|" \
+        -e "s|\(/console/tty\) = \"/dev/pts/[0-9]*\"|\1 = \"PTS\"|" -e "s|\(/start_time\) = \"[^\"]*\"|\1 = \"TIME\"|" \
         -e "s|^\(/local/domain/DOMID/image/device-model-pid\) = \"[0-9]*\"|\1 = \"PID\"|" |
         { if [ -n "$_uuid" ]; then sed "s|$_uuid|UUID|g"; else cat; fi; } | LC_ALL=C sort
 }

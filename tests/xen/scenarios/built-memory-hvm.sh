@@ -14,8 +14,8 @@
 # special and ioreq pages, and whatever QEMU populated) and the grant-table entries.
 # xl's and pvbuild's dumps must be identical, and so must the xenstore trees
 # (/local/domain/D, /vm/UUID, /libxl/D, /local/domain/0/device-model/D and the domain's
-# backends; domid, uuid, name, pty and start time normalised). The shared part:
-# tests/xen/dom0/memdump-compare.sh. No guest is unpaused.
+# backends; values and permissions; the domid, uuid, name, pty, start time and QEMU's pid
+# normalised). The shared part: tests/xen/dom0/memdump-compare.sh. No guest is unpaused.
 # Metrics: *_create_s, *_dump_s per build.
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 . "$HARNESS_REPO/tests/xen/dom0/memdump-compare.sh"

@@ -10,8 +10,9 @@
 # masked: time), the start info its boot vcpu's %rbx points at (field by field, modules and
 # memory map entry by entry) and its grant-table entries.
 # xl's and pvbuild's dumps must be identical (any changed line is a FAIL), and so must the
-# domains' xenstore trees (/local/domain/D, /vm/UUID, /libxl/D; the domid, uuid, name, pty
-# and start time normalised). The shared part: tests/xen/dom0/memdump-compare.sh.
+# domains' xenstore trees (/local/domain/D, /vm/UUID, /libxl/D, device-model/D and the
+# backends, values and permissions; the domid, uuid, name, pty and start time normalised).
+# The shared part: tests/xen/dom0/memdump-compare.sh.
 # Metrics: *_create_s, *_dump_s per build.
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 . "$HARNESS_REPO/tests/xen/dom0/memdump-compare.sh"
