@@ -153,8 +153,8 @@ pub struct Prepared<'a> {
     /// The configuration as given (before a bootloader's kernel replaced the config's): what
     /// is stored for xl.
     pub base: &'a DomainConfig,
-    /// The kernel and ramdisk as read.
-    pub inputs: &'a Inputs,
+    /// The kernel and ramdisk as read (None for an HVM guest booting from its disks).
+    pub inputs: Option<&'a Inputs>,
     /// The parsed kernel (None for an HVM guest: its kernel is its device model's).
     pub kernel: Option<&'a Kernel<'a>>,
     /// The solved layout (PV) or plan (PVH).
@@ -231,8 +231,8 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
             &CreateRequest {
                 kernel: parsed()?,
                 layout,
-                ramdisk: p.inputs.ramdisk(),
-                inputs: Some(p.inputs),
+                ramdisk: p.inputs.and_then(Inputs::ramdisk),
+                inputs: p.inputs,
                 cmdline: cmdline.as_bytes(),
                 max_memkb: cfg.maxmem_mib << 10,
                 // The domain gets `maxvcpus` vcpus, as libxl gives it; `cpu/N/availability` says
@@ -250,7 +250,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
             &crate::build::pvh::PvhRequest {
                 kernel: parsed()?,
                 planned,
-                ramdisk: p.inputs.ramdisk(),
+                ramdisk: p.inputs.and_then(Inputs::ramdisk),
                 max_vcpus: cfg.max_vcpus,
                 handle: *p.uuid.as_bytes(),
                 console_backend: BACKEND_DOMID,
@@ -310,7 +310,11 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
             port: made.console_port,
         },
         backend_domid: u32::from(BACKEND_DOMID),
-        kernel: p.inputs.kernel_path.display().to_string(),
+        // Written for a PV guest only (libxl__build_pv's image/kernel); an HVM guest booting
+        // from its disks has none.
+        kernel: p
+            .inputs
+            .map_or_else(String::new, |i| i.kernel_path.display().to_string()),
         ramdisk: cfg.ramdisk.as_ref().map(|p| p.display().to_string()),
         cmdline: cfg.cmdline.clone(),
         start_time: SystemTime::now(),

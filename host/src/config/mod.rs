@@ -1375,14 +1375,8 @@ impl DomainConfig {
             }
             other => other.map(|(u, _)| u),
         };
-        if hvm.is_some() && kernel.is_none() {
-            return Err(ConfigError::Invalid(
-                "an HVM guest needs kernel (direct kernel boot): booting from a disk through \
-                 its firmware is not implemented"
-                    .into(),
-            ));
-        }
-        if kernel.is_none() && bootloader.is_none() {
+        // An HVM guest without a kernel boots from its disks through its firmware.
+        if hvm.is_none() && kernel.is_none() && bootloader.is_none() {
             return Err(ConfigError::Invalid(
                 "a PV domain needs kernel or bootloader".into(),
             ));
@@ -1419,6 +1413,20 @@ impl DomainConfig {
             (None, None, Some((e, _))) => Some(e.clone()),
             (None, None, None) => None,
         };
+        // ramdisk and the command line of an HVM guest are its device model's direct kernel
+        // boot: QEMU's -initrd and -append need -kernel.
+        if hvm.is_some() && kernel.is_none() {
+            let given = [
+                ("ramdisk", ramdisk.is_some()),
+                ("cmdline", cmdline.is_some()),
+            ];
+            if let Some((key, _)) = given.into_iter().find(|(_, set)| *set) {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} needs kernel (direct kernel boot); without kernel an HVM guest boots \
+                     from its disks"
+                )));
+            }
+        }
 
         let max_mem = i64::try_from(MEMORY_MAX_MIB).unwrap_or(i64::MAX);
         let memory = number("memory", 1, max_mem)?.map(|v| v.unsigned_abs());
@@ -1628,15 +1636,41 @@ mod tests {
                 other => panic!("{extra}: {other:?}"),
             }
         }
-        // builder = "hvm" is the old spelling; an HVM guest needs a kernel (direct boot).
+        // builder = "hvm" is the old spelling.
         let b =
             parse(b"name = \"g\"\nbuilder = \"hvm\"\nkernel = \"/k\"\nvga = \"none\"\n").unwrap();
         assert!(DomainConfig::from_xl(&b).unwrap().0.hvm.is_some());
-        let nok = parse(b"name = \"g\"\ntype = \"hvm\"\nvga = \"none\"\n").unwrap();
-        assert!(matches!(
-            DomainConfig::from_xl(&nok),
-            Err(ConfigError::Invalid(_))
-        ));
+    }
+
+    #[test]
+    fn hvm_without_kernel_boots_from_its_disks() {
+        let load = |extra: &str| {
+            let text = format!("name = \"g\"\ntype = \"hvm\"\nvga = \"none\"\n{extra}");
+            DomainConfig::from_xl(&parse(text.as_bytes()).unwrap()).map(|(c, _)| c)
+        };
+        let c = load("boot = \"c\"\n").unwrap();
+        assert!(c.hvm.is_some() && c.kernel.is_none());
+        // QEMU's -initrd and -append need -kernel.
+        for (extra, key) in [
+            ("ramdisk = \"/r\"\n", "ramdisk"),
+            ("cmdline = \"x\"\n", "cmdline"),
+            ("extra = \"x\"\n", "cmdline"),
+        ] {
+            match load(extra) {
+                Err(ConfigError::Invalid(msg)) => {
+                    assert!(msg.starts_with(&format!("{key} needs kernel")), "{msg}")
+                }
+                other => panic!("{extra}: {other:?}"),
+            }
+        }
+        // A PV or PVH guest still needs a kernel (or a bootloader).
+        for ty in ["pv", "pvh"] {
+            let text = format!("name = \"g\"\ntype = \"{ty}\"\n");
+            assert!(matches!(
+                DomainConfig::from_xl(&parse(text.as_bytes()).unwrap()),
+                Err(ConfigError::Invalid(_))
+            ));
+        }
     }
 
     #[test]
