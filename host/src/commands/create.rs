@@ -550,9 +550,8 @@ pub(crate) fn start_recorded(
     let nr_pages = cfg.memory_mib << (20 - 12);
     let (layout, pvh_plan, hvm_plan);
     let image = if let Some(h) = &cfg.hvm {
-        // The device model's arguments are checked before Xen is touched, and its program.
-        devmodel::hvm::check(&hvm_dm_args(&cfg, h))
-            .map_err(|e| CommandError::DeviceModel(devmodel::DmError::Hvm(e.to_string())))?;
+        // The device model's program is checked before Xen is touched (its arguments once
+        // the interfaces are planned, below).
         devmodel::check_program(
             cfg.device_model
                 .as_deref()
@@ -627,8 +626,19 @@ pub(crate) fn start_recorded(
     devmodel::restrict::check_users(&cfg.dm_privileges, &devmodel::restrict::SystemUsers)
         .map_err(devmodel::DmError::from)?;
     // And the network interfaces: netback, their scripts, their bridges.
-    let vifs = vif::plan_vifs(&cfg.vifs, vif::random_bytes)?;
+    let mut vifs = vif::plan_vifs(&cfg.vifs, vif::random_bytes)?;
     vif::check_host(&vifs, Path::new(vif::NETBACK_SYSFS), &vif::sys_class_net())?;
+    if let Some(h) = &cfg.hvm {
+        // An HVM guest's interfaces get their emulated NICs; then the device model's
+        // arguments, disks and NICs included, are checked as libxl builds them (the tap's
+        // name with the largest domain id, the longest it can be).
+        vif::emulate(&mut vifs, &cfg.vifs)?;
+        devmodel::hvm::check(&hvm_dm_args(&cfg, h, &vifs, u32::from(u16::MAX >> 1)))
+            .map_err(|e| CommandError::DeviceModel(devmodel::DmError::Hvm(e.to_string())))?;
+        if vifs.iter().any(|v| v.model.is_some()) {
+            vif::check_tun(Path::new(vif::TUN_DEVICE))?;
+        }
+    }
     crate::build::steps::lap("check-devices");
     log::info(format_args!(
         "parsed and planned in {:.3} s",

@@ -955,16 +955,6 @@ pub const HVM_REFUSED_KEYS: &[(&str, Option<&str>, &str)] = &[
         "HVM guests boot through their firmware, not a PV bootloader",
     ),
     (
-        "disk",
-        None,
-        "disks of HVM guests are not implemented (direct kernel boot only)",
-    ),
-    (
-        "vif",
-        None,
-        "network interfaces of HVM guests are not implemented",
-    ),
-    (
         "hap",
         Some("1"),
         "HVM guests are built with HAP only (no shadow paging)",
@@ -1393,6 +1383,19 @@ impl DomainConfig {
             },
         };
         let vifs = spec_list(cfg, "vif", "interfaces", VIFS_MAX, parse_vif_spec)?;
+        // libxl's `libxl__device_nic_setdefault`: only an HVM guest has emulated NICs.
+        if hvm.is_none() {
+            if let (Some(i), Some(s)) = (
+                vifs.iter().position(|v: &VifSpec| v.ioemu == Some(true)),
+                cfg.get("vif"),
+            ) {
+                return Err(value_err(
+                    "vif",
+                    s,
+                    format!("entry {i}: type=ioemu: a PV or PVH guest has no emulated interfaces"),
+                ));
+            }
+        }
 
         // xl: cmdline wins over root/extra; otherwise "root=<root> <extra>".
         let cmdline_set = string("cmdline")?;
@@ -1619,8 +1622,6 @@ mod tests {
         assert_eq!(h.video_memkb, 0);
         assert!(!c.pvh);
         for (extra, key) in [
-            ("disk = [ \"/x,raw,hda\" ]\n", "disk"),
-            ("vif = [ \"bridge=b\" ]\n", "vif"),
             ("hap = 0\n", "hap"),
             ("viridian = 1\n", "viridian"),
             ("shadow_memory = 8\n", "shadow_memory"),
@@ -1634,6 +1635,25 @@ mod tests {
                     assert!(msg.contains("hvm"), "{msg}");
                 }
                 other => panic!("{extra}: {other:?}"),
+            }
+        }
+        // Disks and interfaces (emulated beside their PV devices); `type=ioemu` is for HVM
+        // guests only, as libxl's `libxl__device_nic_setdefault` says.
+        let c = load("disk = [ \"/x,raw,hda,rw\" ]\nvif = [ \"model=e1000\", \"type=vif\" ]\n")
+            .unwrap();
+        assert_eq!((c.disks.len(), c.vifs.len()), (1, 2));
+        assert_eq!(c.vifs[0].model.as_deref(), Some("e1000"));
+        assert_eq!(c.vifs[1].ioemu, Some(false));
+        for ty in ["pv", "pvh"] {
+            let text = format!(
+                "name = \"g\"\ntype = \"{ty}\"\nkernel = \"/k\"\nvif = [ \"type=ioemu\" ]\n"
+            );
+            match DomainConfig::from_xl(&parse(text.as_bytes()).unwrap()) {
+                Err(ConfigError::Value { key, msg, .. }) => {
+                    assert_eq!(key, "vif");
+                    assert!(msg.contains("type=ioemu"), "{msg}");
+                }
+                other => panic!("{ty}: {other:?}"),
             }
         }
         // builder = "hvm" is the old spelling.

@@ -436,7 +436,8 @@ pub struct EmulatedNic {
     pub model: String,
     /// `bridge=` (libxl's default `xenbr0`).
     pub bridge: String,
-    /// The tap QEMU makes: `vif<domid>.<devid>-emu`, or `<vifname>-emu`.
+    /// The tap QEMU makes: `vif<domid>.<devid>-emu` (libxl's `libxl__device_nic_devname`;
+    /// the hotplug script renames it to `<vifname>-emu` when `vifname=` is set).
     pub ifname: String,
 }
 
@@ -494,6 +495,9 @@ pub enum HvmArgsError {
     /// A NIC value with a character QEMU's option parser would split on.
     #[error("vif {0}: {1:?} cannot be passed to QEMU")]
     NicValue(u32, String),
+    /// A tap name longer than Linux takes (a large domain id and devid).
+    #[error("vif {0}: the emulated NIC's tap {1:?} would be longer than 15 characters (a smaller devid, or type=vif)")]
+    TapName(u32, String),
     /// mmio_hole too small for libxl to honour.
     #[error("mmio_hole {0} KiB leaves more than 0xF0000000 bytes below 4 GiB")]
     MmioHole(u64),
@@ -560,6 +564,9 @@ pub fn check(args: &HvmArgs) -> Result<(), HvmArgsError> {
             if v.is_empty() || v.contains(',') || v.chars().any(|c| c.is_control()) {
                 return Err(HvmArgsError::NicValue(n.devid, v.clone()));
             }
+        }
+        if n.ifname.len() > crate::config::IFNAME_MAX {
+            return Err(HvmArgsError::TapName(n.devid, n.ifname.clone()));
         }
     }
     if args.mmio_hole_memkb != 0 {

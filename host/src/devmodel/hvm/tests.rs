@@ -399,3 +399,73 @@ fn argv_equals_xls() {
         assert_eq!(env, r.env, "{file}: environment");
     }
 }
+
+/// The create's own mapping (the config parsed as `pvbuild create` parses it, the interfaces
+/// planned and made `vif_ioemu` as libxl makes an HVM guest's, then
+/// `build::domain::hvm_dm_args`) gives QEMU exactly xl's argv for the config with IDE
+/// disks, a CD-ROM and two emulated NICs. (The vif without `mac=` gets a random address per
+/// create: xl's is taken.)
+#[test]
+fn the_creates_disks_and_nics_give_xls_argv() {
+    let r = reference(include_str!(
+        "../../../../tests/xen/reference/xl-hvm-dm-disks-nics.txt"
+    ));
+    let (cfg, _) = crate::config::DomainConfig::from_xl(&r.cfg).unwrap();
+    let h = cfg.hvm.as_ref().unwrap();
+    let mut vifs = crate::devices::vif::plan_vifs(&cfg.vifs, || [0x12, 0x34, 0x56]).unwrap();
+    crate::devices::vif::emulate(&mut vifs, &cfg.vifs).unwrap();
+    assert_eq!(
+        vifs.iter().map(|v| v.nictype()).collect::<Vec<_>>(),
+        ["vif_ioemu", "vif_ioemu"]
+    );
+    for v in &mut vifs {
+        let id = format!("id=nic{},", v.devid);
+        if let Some(m) = r
+            .args
+            .iter()
+            .find(|a| a.contains(&id))
+            .and_then(|a| a.rsplit_once("mac="))
+        {
+            v.mac = m.1.to_owned();
+        }
+    }
+    let a = crate::build::domain::hvm_dm_args(&cfg, h, &vifs, r.domid);
+    check(&a).unwrap();
+    assert_eq!(qemu_args(r.domid, &cfg.name, &a, &none()), r.args);
+    // `type=vif`: PV only, no emulated NIC (`-net none` when none is left).
+    let pv_only: Vec<_> = cfg
+        .vifs
+        .iter()
+        .map(|s| crate::config::VifSpec {
+            ioemu: Some(false),
+            ..s.clone()
+        })
+        .collect();
+    let mut vifs = crate::devices::vif::plan_vifs(&pv_only, || [1, 2, 3]).unwrap();
+    crate::devices::vif::emulate(&mut vifs, &pv_only).unwrap();
+    assert!(vifs
+        .iter()
+        .all(|v| v.model.is_none() && v.nictype() == "vif"));
+    let a = crate::build::domain::hvm_dm_args(&cfg, h, &vifs, r.domid);
+    assert!(a.nics.is_empty());
+    let argv = qemu_args(r.domid, &cfg.name, &a, &none());
+    assert!(argv.windows(2).any(|w| w == ["-net", "none"]));
+}
+
+#[test]
+fn a_tap_name_linux_cannot_take_is_refused() {
+    let mut a = args(dm("vga = \"none\"\nvnc = 0\n").unwrap());
+    a.nics.push(EmulatedNic {
+        devid: 0,
+        mac: "00:16:3e:00:00:01".into(),
+        model: "e1000".into(),
+        bridge: "xenbr0".into(),
+        ifname: "longvifname1-emu".into(),
+    });
+    assert_eq!(
+        check(&a),
+        Err(HvmArgsError::TapName(0, "longvifname1-emu".into()))
+    );
+    a.nics[0].ifname = "vif32767.9-emu".into();
+    check(&a).unwrap();
+}
