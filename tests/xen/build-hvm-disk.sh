@@ -4,8 +4,9 @@
 # Debian's packages (e2fsprogs, grub-pc-bin, python3):
 #   - an MBR disk with one ext2 partition (type 0x83, active) from sector 2048 to the end,
 #     populated by `mke2fs -d` with /boot/vmlinuz, /boot/initrd.img and /boot/grub/grub.cfg;
-#   - grub.cfg: `linux /boot/vmlinuz CMDLINE`, `initrd /boot/initrd.img`, `boot` (GRUB first
-#     says PVBUILD-GRUB-CFG on the serial port, so a log shows the disk's GRUB ran);
+#   - grub.cfg: `linux /boot/vmlinuz CMDLINE`, `initrd /boot/initrd.img`, `boot`; GRUB says
+#     PVBUILD-GRUB-CFG on the serial port first, PVBUILD-GRUB-KERNEL-READ and
+#     PVBUILD-GRUB-INITRD-READ after each file, so a log shows the disk's GRUB ran and when;
 #   - GRUB for BIOS as grub-install puts it on an MBR disk (grub's util/setup.c): core.img
 #     (`grub-mkimage -O i386-pc`, prefix (hd0,msdos1)/boot/grub, with the modules that read the
 #     partition and load Linux built in) from sector 1, in the gap before the partition, and
@@ -41,7 +42,9 @@ serial --unit=0 --speed=115200
 terminal_output serial
 echo PVBUILD-GRUB-CFG
 linux /boot/vmlinuz $cmdline
+echo PVBUILD-GRUB-KERNEL-READ
 initrd /boot/initrd.img
+echo PVBUILD-GRUB-INITRD-READ
 boot
 CFG
 

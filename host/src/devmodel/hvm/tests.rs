@@ -69,7 +69,7 @@ fn refusals_name_the_key() {
         ("vga = \"matrox\"\n", "vga"),
         ("vncpasswd = \"x\"\n", "vncpasswd"),
         ("xen_platform_pci = 0\n", "xen_platform_pci"),
-        ("hdtype = 'ahci'\n", "hdtype"),
+        ("hdtype = 'scsi'\n", "hdtype"),
         ("vendor_device = 'xenserver'\n", "vendor_device"),
         ("device_model_args = [ '-foo' ]\n", "device_model_args"),
         ("serial = 'tcp:0.0.0.0:4444'\n", "serial"),
@@ -94,6 +94,7 @@ fn refusals_name_the_key() {
         "usbdevice = []\n",
         "xen_platform_pci = 1\n",
         "hdtype = 'ide'\n",
+        "hdtype = 'ahci'\n",
         "vncpasswd = ''\n",
         "device_model_args = []\n",
     ] {
@@ -205,6 +206,58 @@ fn checks_disks_and_nics() {
         n.bridge = "br0,script=/tmp/x".into();
     }
     assert!(matches!(check(&h), Err(HvmArgsError::NicValue(0, _))));
+}
+
+#[test]
+fn ahci_disks_as_libxl_gives_them() {
+    // libxl_dm.c (4.17): `-device ahci,id=ahci0` after `-m`; the first six hard disks on it
+    // (`file=...,if=none,id=ahcidisk-N,format=...,cache=writeback` and `ide-hd,bus=ahci0.N,
+    // unit=0,drive=ahcidisk-N`), read-only ones refused; CD-ROMs stay on the IDE buses; the
+    // seventh on is the guest's through its PV driver only.
+    let disk = |vdev: &str, target: &str, writable: bool, cdrom: bool| EmulatedDisk {
+        vdev: vdev.into(),
+        target: target.into(),
+        format: DiskFormat::Raw,
+        writable,
+        cdrom,
+    };
+    let mut h = args(dm("hdtype = \"ahci\"\n").unwrap());
+    h.disks = vec![
+        disk("hda", "/a.img", true, false),
+        disk("hdc", "/cd.iso", false, true),
+        disk("xvdf", "/f.img", true, false),
+        disk("xvdg", "/g.img", false, false),
+    ];
+    assert_eq!(check(&h), Ok(()));
+    let argv = qemu_args(1, "g", &h, &none());
+    let m = argv.iter().position(|a| a == "-m").unwrap();
+    assert_eq!(argv[m + 2..m + 4], ["-device", "ahci,id=ahci0"]);
+    let want = [
+        "-drive",
+        "file=/a.img,if=none,id=ahcidisk-0,format=raw,cache=writeback",
+        "-device",
+        "ide-hd,bus=ahci0.0,unit=0,drive=ahcidisk-0",
+        "-drive",
+        "if=none,readonly=on,id=ide-5632,file=/cd.iso,format=raw",
+        "-device",
+        "ide-cd,id=ide-5632,drive=ide-5632,bus=ide.1,unit=0",
+        "-drive",
+        "file=/f.img,if=none,id=ahcidisk-5,format=raw,cache=writeback",
+        "-device",
+        "ide-hd,bus=ahci0.5,unit=0,drive=ahcidisk-5",
+    ];
+    assert_eq!(argv[m + 4..m + 4 + want.len()], want);
+    assert!(!argv.iter().any(|a| a.contains("/g.img")));
+    h.disks = vec![disk("xvdb", "/b.img", false, false)];
+    assert_eq!(check(&h), Err(HvmArgsError::ReadOnlyAhci(0)));
+    // Without it, the IDE buses as before.
+    let mut ide = args(dm("").unwrap());
+    ide.disks = vec![disk("hda", "/a.img", true, false)];
+    let argv = qemu_args(1, "g", &ide, &none());
+    assert!(!argv.iter().any(|a| a.contains("ahci")));
+    assert!(argv
+        .iter()
+        .any(|a| a == "file=/a.img,if=ide,index=0,media=disk,format=raw,cache=writeback"));
 }
 
 #[test]
