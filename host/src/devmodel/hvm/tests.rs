@@ -261,6 +261,22 @@ fn ahci_disks_as_libxl_gives_them() {
 }
 
 #[test]
+fn ahci_argv_equals_xls() {
+    // xl's QEMU for scenario xl-hvm-diskboot's config: a guest without kernel booting from its
+    // disk on the AHCI controller.
+    let text = include_str!("../../../../tests/xen/reference/xl-hvm-dm-ahci-diskboot.txt");
+    let (cfg, argv) = text.split_once("# --- argv ---\n").unwrap();
+    let mut want: Vec<String> = argv.lines().map(String::from).collect();
+    assert_eq!(want.remove(0), crate::devmodel::DEFAULT_QEMU);
+    let (cfg, _) = crate::config::DomainConfig::from_xl(&parse(cfg.as_bytes()).unwrap()).unwrap();
+    assert!(cfg.kernel.is_none());
+    let h = cfg.hvm.as_ref().unwrap();
+    let a = crate::build::domain::hvm_dm_args(&cfg, h, &[], 2);
+    check(&a).unwrap();
+    assert_eq!(qemu_args(2, &cfg.name, &a, &none()), want);
+}
+
+#[test]
 fn disk_indexes_as_libxl_numbers_them() {
     for (vdev, index) in [
         ("hda", 0),
