@@ -1,4 +1,4 @@
-# harness-timeout: 2400
+# harness-timeout: 1500
 # pvbuild-hvm-diskboot (issue 14): an HVM guest booted from a disk image through its firmware
 # (hvmloader, SeaBIOS, the disk's GRUB), no kernel key: the image is built here, in dom0, by
 # tests/xen/build-hvm-disk.sh from Debian's packages (the harness's guest kernel and ramdisk on
@@ -89,13 +89,13 @@ save_argv() {
 # WHO_initrd_read_s, WHO_marker_s.
 check_boot() {
     evidence "$HARNESS_OUT/$2-serial.stamped"
-    wait_serial "$2" "$3" 600 PVBUILD-GRUB-CFG || fail "no line from the disk's GRUB on $1's guest within 600 s: $(serial_tail "$2")"
+    wait_serial "$2" "$3" 400 PVBUILD-GRUB-CFG || fail "no line from the disk's GRUB on $1's guest within 400 s: $(serial_tail "$2")"
     metric "$1_grub_s" "$(elapsed "$3")"
-    wait_serial "$2" "$3" 900 PVBUILD-GRUB-KERNEL-READ || fail "GRUB did not read the kernel on $1's guest within 900 s: $(serial_tail "$2")"
+    wait_serial "$2" "$3" 400 PVBUILD-GRUB-KERNEL-READ || fail "GRUB did not read the kernel on $1's guest within 400 s: $(serial_tail "$2")"
     metric "$1_kernel_read_s" "$(elapsed "$3")"
-    wait_serial "$2" "$3" 300 PVBUILD-GRUB-INITRD-READ || fail "GRUB did not read the ramdisk on $1's guest within 300 s: $(serial_tail "$2")"
+    wait_serial "$2" "$3" 200 PVBUILD-GRUB-INITRD-READ || fail "GRUB did not read the ramdisk on $1's guest within 200 s: $(serial_tail "$2")"
     metric "$1_initrd_read_s" "$(elapsed "$3")"
-    wait_serial "$2" "$3" 900 PVBUILD-GUEST-OK || fail "no marker from $1's guest within 900 s of GRUB's boot: $(serial_tail "$2")"
+    wait_serial "$2" "$3" 600 PVBUILD-GUEST-OK || fail "no marker from $1's guest within 600 s of GRUB's boot: $(serial_tail "$2")"
     metric "$1_marker_s" "$(elapsed "$3")"
     [ "$(serial_marker "$2")" = "$want" ] || fail "$1's marker is '$(serial_marker "$2")', expected '$want'"
 }

@@ -1,4 +1,4 @@
-# harness-timeout: 2400
+# harness-timeout: 1500
 # harness-opt-in
 # xl-hvm-diskboot (issue 14): xl's side of pvbuild-hvm-diskboot: xl's HVM guest of the same
 # config (no kernel key; the disk image built in dom0 by tests/xen/build-hvm-disk.sh, booted
