@@ -93,7 +93,8 @@ fn every_installed_example_parses() {
         if let Err(e) = DomainConfig::from_xl(&cfg) {
             let m = e.to_string();
             assert!(
-                m.contains("not supported for a hvm guest") || m.contains("not supported by pvbuild"),
+                m.contains("not supported for a hvm guest")
+                    || m.contains("not supported by pvbuild"),
                 "{}: {e}",
                 p.display()
             );
@@ -218,10 +219,7 @@ fn bad_values_are_refused() {
         ("vcpus = 4\nmaxvcpus = 2", "below vcpus"),
         ("vcpus = 100000", "outside"),
         // An HVM guest is built, but not with what it cannot be given yet.
-        (
-            "type = 'hvm'\nhap = 0",
-            "not supported for a hvm guest",
-        ),
+        ("type = 'hvm'\nhap = 0", "not supported for a hvm guest"),
         // Emulated NICs are an HVM guest's (libxl's `libxl__device_nic_setdefault`).
         (
             "vif = [ 'bridge=b,type=ioemu' ]",
