@@ -509,7 +509,7 @@ fn main() -> ExitCode {
                         .iter()
                         .map(|s| format!("{}\n", s.name()))
                         .chain(
-                            ["xenstore", "device-model", "unpause"]
+                            ["xenstore", "device-model", "vif", "unpause"]
                                 .iter()
                                 .map(|s| format!("{s}\n")),
                         )

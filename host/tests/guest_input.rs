@@ -31,6 +31,7 @@ fn vif(devid: u32) -> Vif {
         rate: None,
         mtu: 1500,
         trusted: true,
+        model: None,
     }
 }
 

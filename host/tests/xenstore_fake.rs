@@ -553,6 +553,7 @@ fn vif_entries_match_libxl() {
         rate: None,
         mtu: 1500,
         trusted: true,
+        model: None,
     }];
     write_new_domain(&xs, &d).unwrap();
     let be = "/local/domain/0/backend/vif/1/0/";

@@ -11,7 +11,7 @@ set -eu
 
 packages="qemu-system-x86 xen-hypervisor-4.17-amd64 xen-utils-4.17 linux-image-amd64
 busybox-static libxen-dev cpio gzip xz-utils zstd lz4 bzip2 file coreutils binutils cpp gcc
-e2fsprogs procps qemu-system-xen qemu-utils iproute2 grub-xen-host seabios man-db"
+e2fsprogs procps grub-pc-bin qemu-system-xen qemu-utils iproute2 grub-xen-host seabios man-db"
 
 # The kernel the shared reference log was made with (`xl -vvv create` of it:
 # ../shared/reference/xl-vvv-debian-VERSION.log beside the checkout): host/tests/plan_debian.rs

@@ -78,11 +78,15 @@ impl FailAt {
     }
 }
 
-/// An HVM guest's device-model arguments from its config (direct kernel boot; no disks or
-/// interfaces: refused for HVM guests at parse time).
+/// An HVM guest's device-model arguments from its config, as libxl builds them: direct
+/// kernel boot, every disk on QEMU's IDE (beside its PV vbd; QEMU skips what IDE cannot
+/// have), and an emulated NIC (tap `vif<domid>.<devid>-emu`) for each `vif_ioemu`
+/// interface of `vifs` (planned, [`vif::emulate`]d).
 pub(crate) fn hvm_dm_args(
     cfg: &DomainConfig,
     h: &crate::config::HvmGuest,
+    vifs: &[Vif],
+    domid: u32,
 ) -> devmodel::hvm::HvmArgs {
     devmodel::hvm::HvmArgs {
         dm: h.dm.clone(),
@@ -94,8 +98,23 @@ pub(crate) fn hvm_dm_args(
         kernel: cfg.kernel.clone(),
         ramdisk: cfg.ramdisk.clone(),
         cmdline: cfg.cmdline.clone(),
-        disks: Vec::new(),
-        nics: Vec::new(),
+        disks: cfg
+            .disks
+            .iter()
+            .map(devmodel::hvm::EmulatedDisk::from_spec)
+            .collect(),
+        nics: vifs
+            .iter()
+            .filter_map(|v| {
+                Some(devmodel::hvm::EmulatedNic {
+                    devid: v.devid,
+                    mac: v.mac.clone(),
+                    model: v.model.clone()?,
+                    bridge: v.bridge.clone(),
+                    ifname: vif::tap_name(domid, v.devid),
+                })
+            })
+            .collect(),
     }
 }
 
@@ -153,8 +172,8 @@ pub struct Prepared<'a> {
     /// The configuration as given (before a bootloader's kernel replaced the config's): what
     /// is stored for xl.
     pub base: &'a DomainConfig,
-    /// The kernel and ramdisk as read.
-    pub inputs: &'a Inputs,
+    /// The kernel and ramdisk as read (None for an HVM guest booting from its disks).
+    pub inputs: Option<&'a Inputs>,
     /// The parsed kernel (None for an HVM guest: its kernel is its device model's).
     pub kernel: Option<&'a Kernel<'a>>,
     /// The solved layout (PV) or plan (PVH).
@@ -231,8 +250,8 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
             &CreateRequest {
                 kernel: parsed()?,
                 layout,
-                ramdisk: p.inputs.ramdisk(),
-                inputs: Some(p.inputs),
+                ramdisk: p.inputs.and_then(Inputs::ramdisk),
+                inputs: p.inputs,
                 cmdline: cmdline.as_bytes(),
                 max_memkb: cfg.maxmem_mib << 10,
                 // The domain gets `maxvcpus` vcpus, as libxl gives it; `cpu/N/availability` says
@@ -250,7 +269,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
             &crate::build::pvh::PvhRequest {
                 kernel: parsed()?,
                 planned,
-                ramdisk: p.inputs.ramdisk(),
+                ramdisk: p.inputs.and_then(Inputs::ramdisk),
                 max_vcpus: cfg.max_vcpus,
                 handle: *p.uuid.as_bytes(),
                 console_backend: BACKEND_DOMID,
@@ -310,7 +329,11 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
             port: made.console_port,
         },
         backend_domid: u32::from(BACKEND_DOMID),
-        kernel: p.inputs.kernel_path.display().to_string(),
+        // Written for a PV guest only (libxl__build_pv's image/kernel); an HVM guest booting
+        // from its disks has none.
+        kernel: p
+            .inputs
+            .map_or_else(String::new, |i| i.kernel_path.display().to_string()),
         ramdisk: cfg.ramdisk.as_ref().map(|p| p.display().to_string()),
         cmdline: cfg.cmdline.clone(),
         start_time: SystemTime::now(),
@@ -380,7 +403,17 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
             "failure injected for testing".into(),
         ));
     }
+    let be_domid = u32::from(BACKEND_DOMID);
+    let qdisks: Vec<String> = p
+        .disks
+        .iter()
+        .filter(|v| v.backend == VbdBackend::Qdisk)
+        .map(|v| v.backend_path(be_domid, u32::from(domid)))
+        .collect();
     // An HVM guest's QEMU (libxl's `libxl__spawn_local_dm`), awaited before the guest runs.
+    // It is the one device model of the guest, as libxl starts no other: its xen-bus serves
+    // the guest's `backend/qdisk/<domid>` too (the PV side of each disk it also emulates on
+    // IDE), and it counts as up once it took them.
     if let (Image::Hvm(_), Some(h)) = (p.image, &cfg.hvm) {
         if crate::support::interrupt::requested() {
             return Err(after(building, "device-model", "interrupted".into()));
@@ -389,9 +422,10 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
             cfg.device_model.as_deref(),
             u32::from(domid),
             &cfg.name,
-            hvm_dm_args(cfg, h),
+            hvm_dm_args(cfg, h, p.vifs, u32::from(domid)),
         );
         req.privileges = cfg.dm_privileges.clone();
+        req.backends = qdisks.clone();
         crate::support::progress::line(format_args!(
             "Starting device model {} for HVM domain {domid}",
             req.program.display()
@@ -409,7 +443,6 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
         }
     }
     // blkback's disks: ready (InitWait) before the guest runs, as libxl waits for them.
-    let be_domid = u32::from(BACKEND_DOMID);
     let phy: Vec<String> = p
         .disks
         .iter()
@@ -421,13 +454,8 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
     {
         return Err(after(building, "disks", e.to_string()));
     }
-    let qdisks: Vec<String> = p
-        .disks
-        .iter()
-        .filter(|v| v.backend == VbdBackend::Qdisk)
-        .map(|v| v.backend_path(be_domid, u32::from(domid)))
-        .collect();
-    if !qdisks.is_empty() {
+    // A PV or PVH guest's qdisk disks: a QEMU of their own (`-machine xenpv`).
+    if !qdisks.is_empty() && !matches!(p.image, Image::Hvm(_)) {
         if crate::support::interrupt::requested() {
             return Err(after(building, "device-model", "interrupted".into()));
         }
@@ -479,12 +507,18 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
             .map(|v| vif::hotplug_for(v, u32::from(domid)))
             .collect();
         // Pushed before the first script runs: a script that fails halfway is undone too,
-        // as libxl's destroy runs `offline` for every interface in xenstore.
-        let (open, run, unplug) = (
-            host.xenstore.clone(),
-            host.hotplug.clone(),
-            hotplugs.clone(),
-        );
+        // as libxl's destroy runs `offline` for every interface in xenstore (and `remove`
+        // for an emulated NIC's tap).
+        let unplug: Vec<Hotplug> = hotplugs
+            .iter()
+            .flat_map(|h| std::iter::once(h.clone()).chain(h.tap_run()))
+            .collect();
+        let names = unplug
+            .iter()
+            .map(|h| format!("{} ({})", h.ifname(), h.script))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (open, run) = (host.xenstore.clone(), host.hotplug.clone());
         building.push_undo("unplug the network interfaces", move |_| {
             let xs = open().map_err(|e| e.to_string())?;
             // In reverse: the last plugged in goes first.
@@ -500,14 +534,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
                 Err(errors.join("; "))
             }
         });
-        crate::support::progress::line(format_args!(
-            "Running hotplug scripts for {}",
-            hotplugs
-                .iter()
-                .map(|h| format!("vif{}.{} ({})", h.domid, h.devid, h.script))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        crate::support::progress::line(format_args!("Running hotplug scripts for {}", names));
         // All at once, as libxl plugs a guest's interfaces: under emulation each script takes
         // seconds. Each on its own xenstore connection; the first failure is reported.
         let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
@@ -517,7 +544,15 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
                     let (open, run) = (host.xenstore.clone(), host.hotplug.clone());
                     scope.spawn(move || {
                         let xs = open().map_err(|e| e.to_string())?;
-                        run(&xs, h, HotplugAction::Online).map_err(|e| e.to_string())
+                        run(&xs, h, HotplugAction::Online).map_err(|e| e.to_string())?;
+                        // An emulated NIC's tap (QEMU made it), onto the bridge after its
+                        // vif: libxl's second hotplug run, `add type_if=tap`.
+                        match h.tap_run() {
+                            Some(t) => {
+                                run(&xs, &t, HotplugAction::Online).map_err(|e| e.to_string())
+                            }
+                            None => Ok(()),
+                        }
                     })
                 })
                 .collect();

@@ -172,7 +172,8 @@ pub(crate) fn resolve(args: &CreateArgs) -> Result<DomainConfig, CommandError> {
             })
             .collect::<Result<_, _>>()?;
     }
-    if cfg.kernel.is_none() && cfg.bootloader.is_none() {
+    // An HVM guest without a kernel boots from its disks through its firmware.
+    if cfg.kernel.is_none() && cfg.bootloader.is_none() && cfg.hvm.is_none() {
         return Err(CommandError::Usage(
             "no kernel given (--kernel or `kernel`, or a bootloader)".into(),
         ));
@@ -496,10 +497,16 @@ pub(crate) fn start_recorded(
         }
         _ => None,
     };
-    let kernel_path = cfg
-        .kernel
-        .clone()
-        .ok_or_else(|| CommandError::Usage("no kernel given (--kernel or `kernel`)".into()))?;
+    // None: an HVM guest that boots from its disks through its firmware (no inputs to read).
+    let kernel_path = match (&cfg.kernel, &cfg.hvm) {
+        (Some(k), _) => Some(k.clone()),
+        (None, Some(_)) => None,
+        (None, None) => {
+            return Err(CommandError::Usage(
+                "no kernel given (--kernel or `kernel`)".into(),
+            ))
+        }
+    };
     // The cache of unpacked kernels, if asked for and usable (else the kernel is unpacked as
     // if there were none).
     let cache = args
@@ -511,30 +518,40 @@ pub(crate) fn start_recorded(
         });
     // The bootloader's files are read through the descriptors it was checked by; the config's
     // by name.
-    let mut inputs = match extracted {
-        Some(x) => {
+    let mut inputs = match (extracted, &kernel_path) {
+        (Some(x), _) => {
             let kernel = (x.files.kernel, x.result.kernel.as_path());
             let ramdisk = x.files.ramdisk.zip(x.result.ramdisk.as_deref());
             // Read: the private directory goes with the rest of `x` at the end of this arm,
             // before Xen is touched.
-            Inputs::load_opened(kernel, ramdisk, cache.as_ref())?
+            Some(Inputs::load_opened(kernel, ramdisk, cache.as_ref())?)
         }
+        (None, None) => None,
         // An HVM guest's kernel is its device model's to load: only checked readable here.
-        None if cfg.hvm.is_some() => Inputs::map_only(&kernel_path, cfg.ramdisk.as_deref())?,
-        None => Inputs::load_cached(&kernel_path, cfg.ramdisk.as_deref(), cache.as_ref())?,
+        (None, Some(k)) if cfg.hvm.is_some() => Some(Inputs::map_only(k, cfg.ramdisk.as_deref())?),
+        (None, Some(k)) => Some(Inputs::load_cached(
+            k,
+            cfg.ramdisk.as_deref(),
+            cache.as_ref(),
+        )?),
+    };
+    // A PV or PVH guest's inputs (always read: it has a kernel).
+    let pv_inputs = || {
+        inputs
+            .as_ref()
+            .ok_or_else(|| CommandError::Usage("no kernel given (--kernel or `kernel`)".into()))
     };
     // An HVM guest's kernel goes to its device model (direct kernel boot): read, not parsed.
     let kern = match cfg.hvm {
         Some(_) => None,
-        None => Some(inputs.kernel()?),
+        None => Some(pv_inputs()?.kernel()?),
     };
     crate::build::steps::lap("parse");
     let nr_pages = cfg.memory_mib << (20 - 12);
     let (layout, pvh_plan, hvm_plan);
     let image = if let Some(h) = &cfg.hvm {
-        // The device model's arguments are checked before Xen is touched, and its program.
-        devmodel::hvm::check(&hvm_dm_args(&cfg, h))
-            .map_err(|e| CommandError::DeviceModel(devmodel::DmError::Hvm(e.to_string())))?;
+        // The device model's program is checked before Xen is touched (its arguments once
+        // the interfaces are planned, below).
         devmodel::check_program(
             cfg.device_model
                 .as_deref()
@@ -561,7 +578,7 @@ pub(crate) fn start_recorded(
         Image::Hvm(&hvm_plan)
     } else if let (true, Some(kern)) = (cfg.pvh, &kern) {
         pvh_plan = crate::build::pvh::plan::plan_pvh(
-            &inputs,
+            pv_inputs()?,
             kern,
             cfg.memory_mib,
             cfg.max_vcpus,
@@ -573,10 +590,14 @@ pub(crate) fn start_recorded(
         let kern = kern
             .as_ref()
             .ok_or_else(|| CommandError::Usage("no kernel parsed".into()))?;
+        let inputs = pv_inputs()?;
+        let kernel_path = kernel_path
+            .as_deref()
+            .ok_or_else(|| CommandError::Usage("no kernel given (--kernel or `kernel`)".into()))?;
         layout = inputs.solve(kern, nr_pages)?;
         crate::plan::detail::print(&crate::plan::detail::Source {
             cmdline: cfg.cmdline.as_deref().unwrap_or(""),
-            kernel: (&kernel_path, inputs.kernel_file()),
+            kernel: (kernel_path, inputs.kernel_file()),
             parsed: kern,
             ramdisk: cfg.ramdisk.as_deref().zip(inputs.ramdisk()),
             ramdisk_loaded: None,
@@ -605,8 +626,19 @@ pub(crate) fn start_recorded(
     devmodel::restrict::check_users(&cfg.dm_privileges, &devmodel::restrict::SystemUsers)
         .map_err(devmodel::DmError::from)?;
     // And the network interfaces: netback, their scripts, their bridges.
-    let vifs = vif::plan_vifs(&cfg.vifs, vif::random_bytes)?;
+    let mut vifs = vif::plan_vifs(&cfg.vifs, vif::random_bytes)?;
     vif::check_host(&vifs, Path::new(vif::NETBACK_SYSFS), &vif::sys_class_net())?;
+    if let Some(h) = &cfg.hvm {
+        // An HVM guest's interfaces get their emulated NICs; then the device model's
+        // arguments, disks and NICs included, are checked as libxl builds them (the tap's
+        // name with the largest domain id, the longest it can be).
+        vif::emulate(&mut vifs, &cfg.vifs)?;
+        devmodel::hvm::check(&hvm_dm_args(&cfg, h, &vifs, u32::from(u16::MAX >> 1)))
+            .map_err(|e| CommandError::DeviceModel(devmodel::DmError::Hvm(e.to_string())))?;
+        if vifs.iter().any(|v| v.model.is_some()) {
+            vif::check_tun(Path::new(vif::TUN_DEVICE))?;
+        }
+    }
     crate::build::steps::lap("check-devices");
     log::info(format_args!(
         "parsed and planned in {:.3} s",
@@ -628,7 +660,7 @@ pub(crate) fn start_recorded(
         &Prepared {
             cfg: &cfg,
             base,
-            inputs: &inputs,
+            inputs: inputs.as_ref(),
             kernel: kern.as_ref(),
             image,
             disks: &disks,
@@ -651,7 +683,9 @@ pub(crate) fn start_recorded(
         started.elapsed().as_secs_f64(),
         if args.paused { ", paused" } else { "" }
     );
-    inputs.finish_cache();
+    if let Some(i) = inputs.as_mut() {
+        i.finish_cache();
+    }
     Ok((made.domid, cfg))
 }
 

@@ -124,7 +124,17 @@ pub fn nic_json(v: &VifSpec, vif: Option<&Vif>, position: usize) -> Value {
     if let Some(s) = &v.script {
         o.insert("script".into(), s.clone().into());
     }
-    o.insert("nictype".into(), "vif".into());
+    // libxl's `libxl__update_config_nic` stores the type it settled on (`vif_ioemu` for an
+    // HVM guest's interfaces unless `type=vif`).
+    let nictype = match (vif, v.ioemu) {
+        (Some(x), _) => x.nictype(),
+        (None, Some(true)) => "vif_ioemu",
+        (None, _) => "vif",
+    };
+    o.insert("nictype".into(), nictype.into());
+    if let Some(m) = &v.model {
+        o.insert("model".into(), m.clone().into());
+    }
     if let Some((bytes, usecs)) = v.rate {
         o.insert("rate_bytes_per_interval".into(), bytes.into());
         o.insert("rate_interval_usecs".into(), usecs.into());
@@ -364,11 +374,12 @@ pub fn nic_from_json(v: &Value) -> Result<VifSpec, StoredError> {
     let o = v
         .as_object()
         .ok_or_else(|| StoredError("an interface is not an object".into()))?;
-    if let Some(t) = str_field(o, "nictype") {
-        if t != "vif" {
-            return Err(StoredError(format!("interface type {t:?}")));
-        }
-    }
+    let ioemu = match str_field(o, "nictype") {
+        None => None,
+        Some("vif") => Some(false),
+        Some("vif_ioemu") => Some(true),
+        Some(t) => return Err(StoredError(format!("interface type {t:?}"))),
+    };
     let mac = match str_field(o, "mac") {
         None => None,
         Some(m) => Some(
@@ -402,6 +413,8 @@ pub fn nic_from_json(v: &Value) -> Result<VifSpec, StoredError> {
         backend: str_field(o, "backend_domname").map(str::to_owned),
         rate,
         untrusted: defbool_field(o, "trusted") == Some(false),
+        ioemu,
+        model: str_field(o, "model").map(str::to_owned),
     })
 }
 

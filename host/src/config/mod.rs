@@ -955,16 +955,6 @@ pub const HVM_REFUSED_KEYS: &[(&str, Option<&str>, &str)] = &[
         "HVM guests boot through their firmware, not a PV bootloader",
     ),
     (
-        "disk",
-        None,
-        "disks of HVM guests are not implemented (direct kernel boot only)",
-    ),
-    (
-        "vif",
-        None,
-        "network interfaces of HVM guests are not implemented",
-    ),
-    (
         "hap",
         Some("1"),
         "HVM guests are built with HAP only (no shadow paging)",
@@ -1375,14 +1365,8 @@ impl DomainConfig {
             }
             other => other.map(|(u, _)| u),
         };
-        if hvm.is_some() && kernel.is_none() {
-            return Err(ConfigError::Invalid(
-                "an HVM guest needs kernel (direct kernel boot): booting from a disk through \
-                 its firmware is not implemented"
-                    .into(),
-            ));
-        }
-        if kernel.is_none() && bootloader.is_none() {
+        // An HVM guest without a kernel boots from its disks through its firmware.
+        if hvm.is_none() && kernel.is_none() && bootloader.is_none() {
             return Err(ConfigError::Invalid(
                 "a PV domain needs kernel or bootloader".into(),
             ));
@@ -1399,6 +1383,19 @@ impl DomainConfig {
             },
         };
         let vifs = spec_list(cfg, "vif", "interfaces", VIFS_MAX, parse_vif_spec)?;
+        // libxl's `libxl__device_nic_setdefault`: only an HVM guest has emulated NICs.
+        if hvm.is_none() {
+            if let (Some(i), Some(s)) = (
+                vifs.iter().position(|v: &VifSpec| v.ioemu == Some(true)),
+                cfg.get("vif"),
+            ) {
+                return Err(value_err(
+                    "vif",
+                    s,
+                    format!("entry {i}: type=ioemu: a PV or PVH guest has no emulated interfaces"),
+                ));
+            }
+        }
 
         // xl: cmdline wins over root/extra; otherwise "root=<root> <extra>".
         let cmdline_set = string("cmdline")?;
@@ -1419,6 +1416,20 @@ impl DomainConfig {
             (None, None, Some((e, _))) => Some(e.clone()),
             (None, None, None) => None,
         };
+        // ramdisk and the command line of an HVM guest are its device model's direct kernel
+        // boot: QEMU's -initrd and -append need -kernel.
+        if hvm.is_some() && kernel.is_none() {
+            let given = [
+                ("ramdisk", ramdisk.is_some()),
+                ("cmdline", cmdline.is_some()),
+            ];
+            if let Some((key, _)) = given.into_iter().find(|(_, set)| *set) {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} needs kernel (direct kernel boot); without kernel an HVM guest boots \
+                     from its disks"
+                )));
+            }
+        }
 
         let max_mem = i64::try_from(MEMORY_MAX_MIB).unwrap_or(i64::MAX);
         let memory = number("memory", 1, max_mem)?.map(|v| v.unsigned_abs());
@@ -1611,8 +1622,6 @@ mod tests {
         assert_eq!(h.video_memkb, 0);
         assert!(!c.pvh);
         for (extra, key) in [
-            ("disk = [ \"/x,raw,hda\" ]\n", "disk"),
-            ("vif = [ \"bridge=b\" ]\n", "vif"),
             ("hap = 0\n", "hap"),
             ("viridian = 1\n", "viridian"),
             ("shadow_memory = 8\n", "shadow_memory"),
@@ -1628,15 +1637,60 @@ mod tests {
                 other => panic!("{extra}: {other:?}"),
             }
         }
-        // builder = "hvm" is the old spelling; an HVM guest needs a kernel (direct boot).
+        // Disks and interfaces (emulated beside their PV devices); `type=ioemu` is for HVM
+        // guests only, as libxl's `libxl__device_nic_setdefault` says.
+        let c = load("disk = [ \"/x,raw,hda,rw\" ]\nvif = [ \"model=e1000\", \"type=vif\" ]\n")
+            .unwrap();
+        assert_eq!((c.disks.len(), c.vifs.len()), (1, 2));
+        assert_eq!(c.vifs[0].model.as_deref(), Some("e1000"));
+        assert_eq!(c.vifs[1].ioemu, Some(false));
+        for ty in ["pv", "pvh"] {
+            let text = format!(
+                "name = \"g\"\ntype = \"{ty}\"\nkernel = \"/k\"\nvif = [ \"type=ioemu\" ]\n"
+            );
+            match DomainConfig::from_xl(&parse(text.as_bytes()).unwrap()) {
+                Err(ConfigError::Value { key, msg, .. }) => {
+                    assert_eq!(key, "vif");
+                    assert!(msg.contains("type=ioemu"), "{msg}");
+                }
+                other => panic!("{ty}: {other:?}"),
+            }
+        }
+        // builder = "hvm" is the old spelling.
         let b =
             parse(b"name = \"g\"\nbuilder = \"hvm\"\nkernel = \"/k\"\nvga = \"none\"\n").unwrap();
         assert!(DomainConfig::from_xl(&b).unwrap().0.hvm.is_some());
-        let nok = parse(b"name = \"g\"\ntype = \"hvm\"\nvga = \"none\"\n").unwrap();
-        assert!(matches!(
-            DomainConfig::from_xl(&nok),
-            Err(ConfigError::Invalid(_))
-        ));
+    }
+
+    #[test]
+    fn hvm_without_kernel_boots_from_its_disks() {
+        let load = |extra: &str| {
+            let text = format!("name = \"g\"\ntype = \"hvm\"\nvga = \"none\"\n{extra}");
+            DomainConfig::from_xl(&parse(text.as_bytes()).unwrap()).map(|(c, _)| c)
+        };
+        let c = load("boot = \"c\"\n").unwrap();
+        assert!(c.hvm.is_some() && c.kernel.is_none());
+        // QEMU's -initrd and -append need -kernel.
+        for (extra, key) in [
+            ("ramdisk = \"/r\"\n", "ramdisk"),
+            ("cmdline = \"x\"\n", "cmdline"),
+            ("extra = \"x\"\n", "cmdline"),
+        ] {
+            match load(extra) {
+                Err(ConfigError::Invalid(msg)) => {
+                    assert!(msg.starts_with(&format!("{key} needs kernel")), "{msg}")
+                }
+                other => panic!("{extra}: {other:?}"),
+            }
+        }
+        // A PV or PVH guest still needs a kernel (or a bootloader).
+        for ty in ["pv", "pvh"] {
+            let text = format!("name = \"g\"\ntype = \"{ty}\"\n");
+            assert!(matches!(
+                DomainConfig::from_xl(&parse(text.as_bytes()).unwrap()),
+                Err(ConfigError::Invalid(_))
+            ));
+        }
     }
 
     #[test]

@@ -76,6 +76,13 @@ pub struct VifSpec {
     pub rate: Option<(u64, u32)>,
     /// `trusted=0` / `untrusted`: the frontend's `trusted` flag (default trusted).
     pub untrusted: bool,
+    /// `type=`: `Some(true)` for `ioemu` (an emulated NIC beside the PV vif, libxl's
+    /// `LIBXL_NIC_TYPE_VIF_IOEMU`), `Some(false)` for `vif` (PV only); `None`: libxl's default
+    /// for the guest type (ioemu for HVM, vif otherwise).
+    pub ioemu: Option<bool>,
+    /// `model=`: the emulated NIC's model (libxl's default `rtl8139`); used only for an
+    /// HVM guest's emulated NIC.
+    pub model: Option<String>,
 }
 
 /// Parses one `vif` entry. Unknown keys are refused, as xl refuses them. Keys of emulated
@@ -116,9 +123,11 @@ pub fn parse_vif_spec(spec: &str) -> Result<VifSpec, String> {
             Ok(Some(value.to_owned()))
         };
         match key {
+            // Whether the guest type may have an emulated NIC is the config's to check
+            // (`DomainConfig::from_xl`), as libxl's `libxl__device_nic_setdefault` does.
             "type" => match value {
-                "vif" => {}
-                "ioemu" => return Err("type=ioemu: a PV guest has no emulated interfaces".into()),
+                "vif" => v.ioemu = Some(false),
+                "ioemu" => v.ioemu = Some(true),
                 t => return Err(format!("invalid type {t:?}")),
             },
             "mac" => {
@@ -163,8 +172,15 @@ pub fn parse_vif_spec(spec: &str) -> Result<VifSpec, String> {
                 "0" => v.untrusted = true,
                 t => return Err(format!("invalid trusted {t:?}")),
             },
-            // An emulated NIC's model: meaningless for PV, as libxl ignores it there.
-            "model" | "accel" => {}
+            // An emulated NIC's model: meaningless for PV, as libxl ignores it there (an HVM
+            // guest's is checked with the device model's arguments).
+            "model" => {
+                if value.is_empty() {
+                    return Err("empty model".into());
+                }
+                v.model = Some(value.to_owned())
+            }
+            "accel" => {}
             k if k == "forwarddev" || k.starts_with("colo_") => {
                 return Err(format!("{k}: COLO is not supported"))
             }
@@ -280,6 +296,8 @@ mod tests {
                 backend: Some("0".into()),
                 rate: Some((62_500, 50_000)),
                 untrusted: true,
+                ioemu: None,
+                model: Some("e1000".into()),
             }
         );
         assert_eq!(parse_vif_spec("").unwrap(), VifSpec::default());
@@ -297,7 +315,6 @@ mod tests {
             "mac=00:16:3e:74:3d:zz",
             "mac=00:16:3e:74:3d:100",
             "mac=01:00:5e:00:00:01",
-            "type=ioemu",
             "type=tap",
             "bridge=",
             "bridge=a-name-longer-than-15",

@@ -86,6 +86,9 @@ pub enum VifError {
         /// What.
         what: String,
     },
+    /// dom0 has no tap device for QEMU's emulated NICs.
+    #[error("an emulated NIC needs {0} in dom0 (modprobe tun), or type=vif")]
+    NoTun(String),
     /// dom0's kernel has no netback.
     #[error("vif {0}: dom0 has no netback (modprobe xen-netback)")]
     NoNetback(usize),
@@ -151,6 +154,39 @@ pub fn devname(domid: u32, devid: u32) -> String {
     format!("vif{domid}.{devid}")
 }
 
+/// `libxl__device_nic_devname` for an emulated NIC (`LIBXL_NIC_TYPE_VIF_IOEMU`): the tap
+/// QEMU makes, `vif<domid>.<devid>-emu` (`TAP_DEVICE_SUFFIX`), whatever `vifname=` says
+/// (the script's `add` renames it to `<vifname>-emu`).
+pub fn tap_name(domid: u32, devid: u32) -> String {
+    format!("{}-emu", devname(domid, devid))
+}
+
+/// Longest `vifname=` of an interface with an emulated NIC: the script renames its tap to
+/// `<vifname>-emu`, which Linux must take.
+pub const IOEMU_VIFNAME_MAX: usize = crate::config::IFNAME_MAX - "-emu".len();
+
+/// An HVM guest's interfaces as libxl settles them (`libxl__device_nic_setdefault` for
+/// `LIBXL_DOMAIN_TYPE_HVM` at create): each is `vif_ioemu` (an emulated NIC of `model=`,
+/// default `rtl8139`, beside the PV vif) unless its entry says `type=vif`. `vifs` are
+/// [`plan_vifs`]'s for `specs`, in order. Refuses a `vifname=` too long for its tap's name.
+pub fn emulate(vifs: &mut [Vif], specs: &[VifSpec]) -> Result<(), VifError> {
+    for (index, (v, s)) in vifs.iter_mut().zip(specs).enumerate() {
+        if s.ioemu != Some(false) {
+            if let Some(n) = v.vifname.as_deref().filter(|n| n.len() > IOEMU_VIFNAME_MAX) {
+                return Err(VifError::Unsupported {
+                    index,
+                    what: format!(
+                        "vifname {n:?} with an emulated NIC (its tap {n}-emu would be longer \
+                         than 15 characters; at most {IOEMU_VIFNAME_MAX}, or type=vif)"
+                    ),
+                });
+            }
+            v.model = Some(s.model.clone().unwrap_or_else(|| "rtl8139".into()));
+        }
+    }
+    Ok(())
+}
+
 /// The interfaces of `specs` with libxl's defaults applied: device numbers by position
 /// unless `devid=` is given, a random Xen-OUI address (from `random`) unless `mac=` is,
 /// bridge `xenbr0`, script `vif-bridge` under [`SCRIPT_DIR`], MTU 1500. Refuses duplicate
@@ -199,6 +235,7 @@ pub fn plan_vifs(
             rate: s.rate.map(|(bytes, usecs)| format!("{bytes},{usecs}")),
             mtu: s.mtu.unwrap_or(NIC_MTU_DEFAULT),
             trusted: !s.untrusted,
+            model: None,
         });
     }
     Ok(out)
@@ -253,6 +290,19 @@ pub fn check_host(vifs: &[Vif], netback: &Path, sys_class_net: &Path) -> Result<
     Ok(())
 }
 
+/// Where QEMU opens the tap of an emulated NIC (module `tun`).
+pub const TUN_DEVICE: &str = "/dev/net/tun";
+
+/// An HVM guest's emulated NICs need `tun` (QEMU's `-netdev type=tap` exits without it):
+/// checked before any domain exists.
+pub fn check_tun(tun: &Path) -> Result<(), VifError> {
+    if tun.exists() {
+        Ok(())
+    } else {
+        Err(VifError::NoTun(tun.display().to_string()))
+    }
+}
+
 /// What a hotplug script is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HotplugAction {
@@ -285,16 +335,55 @@ pub struct Hotplug {
     pub gatewaydev: Option<String>,
     /// `vifname`, if set: the script renames the interface to it.
     pub vifname: Option<String>,
+    /// A `vif_ioemu` interface's tap ([`tap_name`]): the script's `INTERFACE` in both of its
+    /// runs, as libxl's `get_hotplug_env` sets it.
+    pub tap: Option<String>,
+    /// This run is the tap's (libxl's second `num_exec` of a `vif_ioemu` interface:
+    /// `add`/`remove type_if=tap`), not the vif's.
+    pub for_tap: bool,
 }
 
 impl Hotplug {
-    /// The script's arguments: `<script> online|offline type_if=vif`.
+    /// The script's arguments: `online|offline type_if=vif`, or for the tap's run
+    /// `add|remove type_if=tap` (`libxl__hotplug_nic`).
     pub fn args(&self, action: HotplugAction) -> Vec<String> {
-        vec![action.name().into(), "type_if=vif".into()]
+        if self.for_tap {
+            vec![self.action_word(action).into(), "type_if=tap".into()]
+        } else {
+            vec![action.name().into(), "type_if=vif".into()]
+        }
     }
 
-    /// The variables libxl's `get_hotplug_env` sets for a PV interface (on top of the
-    /// toolstack's own environment).
+    /// The action's word for this run: `online`/`offline`, or `add`/`remove` for a tap
+    /// (`libxl__device_action_to_string`).
+    pub fn action_word(&self, action: HotplugAction) -> &'static str {
+        match (self.for_tap, action) {
+            (false, a) => a.name(),
+            (true, HotplugAction::Online) => "add",
+            (true, HotplugAction::Offline) => "remove",
+        }
+    }
+
+    /// The tap's run of a `vif_ioemu` interface (after the vif's, as libxl runs them);
+    /// `None` for a PV interface.
+    pub fn tap_run(&self) -> Option<Hotplug> {
+        self.tap.as_ref().map(|_| Hotplug {
+            for_tap: true,
+            ..self.clone()
+        })
+    }
+
+    /// The interface this run plugs: the tap, or the backend's `vif<domid>.<devid>` (as
+    /// QEMU and netback name them, before the script renames them to `vifname=`).
+    pub fn ifname(&self) -> String {
+        match (&self.tap, self.for_tap) {
+            (Some(t), true) => t.clone(),
+            _ => devname(self.domid, self.devid),
+        }
+    }
+
+    /// The variables libxl's `get_hotplug_env` sets for an interface (on top of the
+    /// toolstack's own environment): `INTERFACE` too for a `vif_ioemu` one.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("script", self.script.clone()),
@@ -305,8 +394,11 @@ impl Hotplug {
             ),
             ("XENBUS_BASE_PATH", "backend".into()),
             ("netdev", self.gatewaydev.clone().unwrap_or_default()),
-            ("vif", devname(self.domid, self.devid)),
         ]
+        .into_iter()
+        .chain(self.tap.clone().map(|t| ("INTERFACE", t)))
+        .chain([("vif", devname(self.domid, self.devid))])
+        .collect()
     }
 
     /// Runs the script for `action` in a process group of its own, its output collected
@@ -332,8 +424,8 @@ impl Hotplug {
         xs: Option<&XsConnection>,
     ) -> Result<(), VifError> {
         let fail = |msg: String| VifError::Hotplug {
-            vif: devname(self.domid, self.devid),
-            action: action.name(),
+            vif: self.ifname(),
+            action: self.action_word(action),
             msg,
         };
         // libxl logs the same at debug level ("calling hotplug script: ...").
@@ -494,7 +586,8 @@ pub fn remove_script_stray(xs: &XsConnection, vifname: &str) {
 /// take the backend (InitWait), then runs the script's `online` (up to [`hotplug_timeout`]).
 /// `offline` just runs the script.
 pub fn run_hotplug(xs: &XsConnection, h: &Hotplug, action: HotplugAction) -> Result<(), VifError> {
-    if action == HotplugAction::Online {
+    // (A tap's run follows its vif's, which waited.)
+    if action == HotplugAction::Online && !h.for_tap {
         let backend = format!("{}/{}", vif_backend_dir(0, h.domid), h.devid);
         crate::devices::disk::wait_backends(xs, &[backend], BACKEND_TIMEOUT).map_err(|e| {
             VifError::Backend {
@@ -514,6 +607,8 @@ pub fn hotplug_for(v: &Vif, domid: u32) -> Hotplug {
         devid: v.devid,
         gatewaydev: v.gatewaydev.clone(),
         vifname: v.vifname.clone(),
+        tap: v.model.as_ref().map(|_| tap_name(domid, v.devid)),
+        for_tap: false,
     }
 }
 
@@ -531,9 +626,12 @@ pub fn from_xenstore(xs: &XsConnection, domid: u32) -> Result<Vec<Hotplug>, Stri
         let Ok(devid) = c.parse::<u32>() else {
             continue;
         };
-        // An entry that cannot be read is skipped: the others are still unplugged.
+        // An entry that cannot be read is skipped: the others are still unplugged. A
+        // `vif_ioemu` interface's tap is unplugged after its vif, as libxl runs them.
         if let Some(h) = hotplug_in_xenstore(xs, domid, devid).ok().flatten() {
+            let tap = h.tap_run();
             out.push(h);
+            out.extend(tap);
         }
     }
     Ok(out)
@@ -560,12 +658,15 @@ pub fn hotplug_in_xenstore(
     let vifname = xs
         .read_opt(&format!("{bp}/vifname"))?
         .filter(|n| !n.is_empty());
+    let ioemu = xs.read_opt(&format!("{bp}/type"))?.as_deref() == Some("vif_ioemu");
     Ok(Some(Hotplug {
         script,
         domid,
         devid,
         gatewaydev,
+        tap: ioemu.then(|| tap_name(domid, devid)),
         vifname,
+        for_tap: false,
     }))
 }
 
@@ -638,6 +739,14 @@ pub fn attach(
     host: AttachHost<'_>,
 ) -> Result<Vif, VifError> {
     let xs_err = |e: &dyn std::fmt::Display| VifError::Xenstore(e.to_string());
+    // libxl makes a hot-plugged interface PV (`nictype` vif): QEMU, already running, has
+    // no NIC for it.
+    if spec.ioemu == Some(true) {
+        return Err(VifError::Unsupported {
+            index: 0,
+            what: "type=ioemu on a running guest (hot-plugged interfaces are PV)".into(),
+        });
+    }
     let existing = crate::xenstore::vif_devids(xs, domid).map_err(|e| xs_err(&e))?;
     let mut spec = spec.clone();
     if spec.devid.is_none() {
@@ -717,7 +826,13 @@ pub fn detach(
     }
     let closed = crate::xenstore::close_backend(xs, &bp, timeout).map_err(|e| xs_err(&e))?;
     let unplugged = match hotplug_in_xenstore(xs, domid, devid).map_err(|e| xs_err(&e))? {
-        Some(h) => run(xs, &h, HotplugAction::Offline),
+        Some(h) => {
+            let vif = run(xs, &h, HotplugAction::Offline);
+            let tap = h
+                .tap_run()
+                .map_or(Ok(()), |t| run(xs, &t, HotplugAction::Offline));
+            vif.and(tap)
+        }
         None => Ok(()),
     };
     crate::xenstore::remove_device(xs, domid, "vif", devid, &bp).map_err(|e| xs_err(&e))?;

@@ -93,6 +93,9 @@ pub struct HvmDm {
     pub nographic: bool,
     /// `boot`: QEMU's boot order (default "cda").
     pub boot: String,
+    /// `hdtype = "ahci"`: the disks on an AHCI controller (`-device ahci,id=ahci0`) instead
+    /// of the IDE buses (libxl's `LIBXL_HDTYPE_AHCI`; default "ide").
+    pub ahci: bool,
 }
 
 /// A refusal of `key` at `s`'s line.
@@ -211,12 +214,17 @@ impl HvmDm {
             |v| matches!(v, Value::Atom(a) if parse_long(a).is_some_and(|n| n != 0)),
             "the xenfv machine's Xen platform device (PV drivers, unplug) is always present",
         )?;
-        refuse_unless(
-            cfg,
-            "hdtype",
-            |v| matches!(v, Value::Atom(a) if a == "ide"),
-            "only IDE disks are emulated (hdtype = \"ide\")",
-        )?;
+        let ahci = match atom(cfg, "hdtype")? {
+            None | Some(("ide", _)) => false,
+            Some(("ahci", _)) => true,
+            Some((t, s)) => {
+                return Err(bad(
+                    "hdtype",
+                    s,
+                    format!("{t:?}: the disk controller is \"ide\" or \"ahci\""),
+                ))
+            }
+        };
         refuse_unless(
             cfg,
             "vendor_device",
@@ -361,6 +369,7 @@ impl HvmDm {
             vnc,
             nographic: boolean(cfg, "nographic")?.unwrap_or(false),
             boot,
+            ahci,
         })
     }
 
@@ -436,7 +445,8 @@ pub struct EmulatedNic {
     pub model: String,
     /// `bridge=` (libxl's default `xenbr0`).
     pub bridge: String,
-    /// The tap QEMU makes: `vif<domid>.<devid>-emu`, or `<vifname>-emu`.
+    /// The tap QEMU makes: `vif<domid>.<devid>-emu` (libxl's `libxl__device_nic_devname`;
+    /// the hotplug script renames it to `<vifname>-emu` when `vifname=` is set).
     pub ifname: String,
 }
 
@@ -482,6 +492,9 @@ pub enum HvmArgsError {
     /// A read-only IDE disk, which qemu-xen refuses.
     #[error("disk {0}: qemu-xen doesn't support read-only IDE disk drivers")]
     ReadOnlyIde(usize),
+    /// A read-only AHCI disk, which qemu-xen refuses.
+    #[error("disk {0}: qemu-xen doesn't support read-only AHCI disk drivers")]
+    ReadOnlyAhci(usize),
     /// A CD-ROM beyond the two IDE buses.
     #[error("disk {0}: vdev {1}: an emulated CD-ROM must be one of the first 4 disks (hda-hdd)")]
     CdromIndex(usize, String),
@@ -494,6 +507,9 @@ pub enum HvmArgsError {
     /// A NIC value with a character QEMU's option parser would split on.
     #[error("vif {0}: {1:?} cannot be passed to QEMU")]
     NicValue(u32, String),
+    /// A tap name longer than Linux takes (a large domain id and devid).
+    #[error("vif {0}: the emulated NIC's tap {1:?} would be longer than 15 characters (a smaller devid, or type=vif)")]
+    TapName(u32, String),
     /// mmio_hole too small for libxl to honour.
     #[error("mmio_hole {0} KiB leaves more than 0xF0000000 bytes below 4 GiB")]
     MmioHole(u64),
@@ -544,7 +560,12 @@ pub fn check(args: &HvmArgs) -> Result<(), HvmArgsError> {
         if d.target.contains(',') {
             return Err(HvmArgsError::Comma(i, d.target.clone()));
         }
-        if !d.cdrom && index < 4 && !d.writable {
+        // libxl's order: an AHCI disk (the first six, with hdtype = "ahci"), else an IDE one.
+        let on_ahci = args.dm.ahci && index < 6;
+        if !d.cdrom && !d.writable && on_ahci {
+            return Err(HvmArgsError::ReadOnlyAhci(i));
+        }
+        if !d.cdrom && !d.writable && !on_ahci && index < 4 {
             return Err(HvmArgsError::ReadOnlyIde(i));
         }
         // libxl lets a fifth (`disk > 4`), for which QEMU has no IDE bus.
@@ -560,6 +581,9 @@ pub fn check(args: &HvmArgs) -> Result<(), HvmArgsError> {
             if v.is_empty() || v.contains(',') || v.chars().any(|c| c.is_control()) {
                 return Err(HvmArgsError::NicValue(n.devid, v.clone()));
             }
+        }
+        if n.ifname.len() > crate::config::IFNAME_MAX {
+            return Err(HvmArgsError::TapName(n.devid, n.ifname.clone()));
         }
     }
     if args.mmio_hole_memkb != 0 {
@@ -683,6 +707,9 @@ pub fn qemu_args(domid: u32, name: &str, h: &HvmArgs, restriction: &Restriction)
             .div_ceil(1024)
             .to_string(),
     );
+    if h.dm.ahci {
+        a.extend(["-device".into(), "ahci,id=ahci0".into()]);
+    }
     for d in &h.disks {
         let (Some(index), Some(number)) =
             (disk_index(&d.vdev), crate::devices::disk::devid(&d.vdev))
@@ -708,6 +735,16 @@ pub fn qemu_args(domid: u32, name: &str, h: &HvmArgs, restriction: &Restriction)
                     index / 2,
                     index % 2
                 ),
+            ]);
+        } else if h.dm.ahci && index < 6 && d.format != DiskFormat::Empty {
+            a.extend([
+                "-drive".into(),
+                format!(
+                    "file={},if=none,id=ahcidisk-{index},format={format},cache=writeback",
+                    d.target
+                ),
+                "-device".into(),
+                format!("ide-hd,bus=ahci0.{index},unit=0,drive=ahcidisk-{index}"),
             ]);
         } else if index < 4 && d.format != DiskFormat::Empty {
             a.extend([

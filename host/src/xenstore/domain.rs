@@ -138,9 +138,22 @@ pub struct Vif {
     pub mtu: u32,
     /// `trusted` in the frontend.
     pub trusted: bool,
+    /// An HVM guest's `vif_ioemu` interface: the model of the emulated NIC QEMU gives the
+    /// guest beside this PV vif (backend `type = vif_ioemu`, as libxl writes it); `None`: a
+    /// PV interface (`type = vif`).
+    pub model: Option<String>,
 }
 
 impl Vif {
+    /// The backend's `type`: libxl's `libxl_nic_type_to_string`.
+    pub fn nictype(&self) -> &'static str {
+        if self.model.is_some() {
+            "vif_ioemu"
+        } else {
+            "vif"
+        }
+    }
+
     /// Its backend directory for guest `domid`, backend domain `be`.
     pub fn backend_path(&self, be: u32, domid: u32) -> String {
         format!("{}/{}", vif_backend_dir(be, domid), self.devid)
@@ -559,7 +572,7 @@ pub fn vif_ops(d: u32, be: u32, v: &Vif) -> Vec<Op> {
     bents.extend([
         ("bridge", v.bridge.clone()),
         ("handle", v.devid.to_string()),
-        ("type", "vif".into()),
+        ("type", v.nictype().into()),
         ("hotplug-status", String::new()),
     ]);
     let fents: Vec<(&str, String)> = vec![
@@ -1343,5 +1356,48 @@ mod inherited_perms_tests {
         );
         // Every other request is still made, in order.
         assert_eq!(requests(&ops).unwrap().len(), 10 + 5);
+    }
+}
+
+#[cfg(test)]
+mod vif_type_tests {
+    use super::{vif_ops, Op, Vif};
+
+    fn backend_type(v: &Vif) -> Vec<String> {
+        vif_ops(3, 0, v)
+            .into_iter()
+            .filter_map(|op| match op {
+                Op::Write(p, val) | Op::WritePerms(p, val, _)
+                    if p == "/local/domain/0/backend/vif/3/0/type" =>
+                {
+                    Some(val)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// libxl writes `libxl_nic_type_to_string(nictype)`: `vif_ioemu` for an HVM guest's
+    /// interface with an emulated NIC, `vif` otherwise (its model is not in xenstore).
+    #[test]
+    fn the_backend_type_is_libxls_nic_type() {
+        let mut v = Vif {
+            devid: 0,
+            mac: "00:16:3e:00:00:01".into(),
+            bridge: "xenbr0".into(),
+            script: "/etc/xen/scripts/vif-bridge".into(),
+            ip: None,
+            gatewaydev: None,
+            vifname: None,
+            rate: None,
+            mtu: 1500,
+            trusted: true,
+            model: None,
+        };
+        assert_eq!(backend_type(&v), ["vif"]);
+        v.model = Some("e1000".into());
+        assert_eq!(backend_type(&v), ["vif_ioemu"]);
+        assert!(!vif_ops(3, 0, &v).iter().any(|op| matches!(op,
+            Op::Write(p, _) | Op::WritePerms(p, _, _) if p.ends_with("/model"))));
     }
 }

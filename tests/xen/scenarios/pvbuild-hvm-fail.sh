@@ -2,9 +2,10 @@
 # pvbuild-hvm-fail (issue 14): failure injection at every step of an HVM guest's build.
 # `pvbuild create --fail-at list-hvm` lists the HVM build's steps (then xenstore,
 # device-model, unpause); each is failed in turn for a 2-vcpu HVM guest (direct kernel boot,
-# vga none, serial none): pvbuild must exit non-zero with one `error:` line naming the step
-# and no failed undo, and afterwards xl list must show only Domain-0, no QEMU may be left,
-# and `xenstore-ls -f` must equal its snapshot. A SIGKILLed create (the test hook stops it
+# vga none, serial none, a qdisk disk and a vif with its emulated NIC): pvbuild must exit
+# non-zero with one `error:` line naming the step and no failed undo, and afterwards xl list
+# must show only Domain-0, no QEMU, vif or tap may be left, and `xenstore-ls -f` must equal
+# its snapshot. A SIGKILLed create (the test hook stops it
 # once QEMU is spawned, `device-model-spawned`) must leave its domain and QEMU recorded, and
 # `pvbuild cleanup` must remove both.
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
@@ -12,7 +13,13 @@
 pvb=$HARNESS_PVBUILD
 ignore='^(/vm|/libxl|/local/domain/0/device-model) = ""$'
 only_dom0() { [ "$(xl list 2>/dev/null | awk 'NR > 1 { n++; name = $1 } END { print n "," name }')" = "1,Domain-0" ]; }
+setup_bridge
+[ -e /dev/net/tun ] || modprobe tun 2>/dev/null
+img=$HARNESS_OUT/fail-disk.img
+truncate -s 4M "$img" || fail "cannot make $img"
 leftovers() {
+    _l=$(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^vif[0-9]/ { print $2 }' | head -n 3 | paste -sd ' ')
+    [ -z "$_l" ] || fail "$1 leaks interfaces: $_l"
     wait_for 30 only_dom0 || fail "$1 leaks a domain: $(xl list 2>&1 | awk 'NR > 2 { print $1 "(" $5 ")" }' | paste -sd ' ')"
     no_qemu() { ! pgrep -f 'qemu-system-i386 -xen-domid' > /dev/null; }
     wait_for 30 no_qemu || fail "$1 leaks a QEMU: $(pgrep -af 'qemu-system-i386 -xen-domid' | cut -c1-120)"
@@ -25,6 +32,7 @@ leftovers() {
 cfg() {
     printf 'name = "%s"\ntype = "hvm"\nkernel = "%s"\nramdisk = "%s"\ncmdline = "console=ttyS0"\nmemory = %s\nvcpus = 2\nvga = "none"\nvnc = 0\nserial = "none"\n' \
         "$1" "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK" "$HARNESS_GUEST_MEMORY"
+    printf "disk = [ 'format=raw,vdev=xvda,access=rw,backendtype=qdisk,target=%s' ]\nvif = [ 'bridge=xenbr0' ]\n" "$img"
 }
 "$pvb" create --fail-at list-hvm > "$HARNESS_OUT/steps" 2>&1 || fail "pvbuild create --fail-at list-hvm exited $?"
 nsteps=$(wc -l < "$HARNESS_OUT/steps")

@@ -185,7 +185,7 @@ fn run_full(
         &Prepared {
             cfg: &cfg,
             base: &cfg,
-            inputs: &inputs,
+            inputs: Some(&inputs),
             kernel: Some(&kernel),
             image: crate::build::domain::Image::Pv(&layout),
             disks: &disks,

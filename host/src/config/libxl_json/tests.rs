@@ -35,6 +35,7 @@ fn planned_vif(devid: u32, mac: &str) -> Vif {
         rate: None,
         mtu: 1500,
         trusted: true,
+        model: None,
     }
 }
 
@@ -63,7 +64,29 @@ fn devices_read_back_as_the_specs_they_came_from() {
     let c = parse_disk_spec(",empty,hdc:cdrom,r").unwrap();
     assert_eq!(disk_from_json(&disk_json(&c, None, true)).unwrap(), c);
     let v = parse_vif_spec("mac=00:16:3e:01:02:03,bridge=br1,ip=10.0.0.2,vifname=g0,mtu=9000,rate=10Mb/s@20ms,devid=4,script=vif-route,gatewaydev=eth1").unwrap();
-    assert_eq!(nic_from_json(&nic_json(&v, None, 0)).unwrap(), v);
+    // The type libxl settled on is stored, and read back as given.
+    assert_eq!(
+        nic_from_json(&nic_json(&v, None, 0)).unwrap(),
+        VifSpec {
+            ioemu: Some(false),
+            ..v
+        }
+    );
+    // An HVM guest's emulated NIC: `nictype` vif_ioemu, its model as xl stores it.
+    let e = parse_vif_spec("mac=00:16:3e:01:02:04,model=e1000").unwrap();
+    let mut planned = planned_vif(0, "00:16:3e:01:02:04");
+    planned.model = Some("e1000".into());
+    let j = nic_json(&e, Some(&planned), 0);
+    assert_eq!(j["nictype"], "vif_ioemu");
+    assert_eq!(j["model"], "e1000");
+    assert_eq!(
+        nic_from_json(&j).unwrap(),
+        VifSpec {
+            ioemu: Some(true),
+            devid: Some(0),
+            ..e
+        }
+    );
 }
 
 #[test]

@@ -37,6 +37,7 @@ fn libxl_defaults() {
             rate: None,
             mtu: 1500,
             trusted: true,
+            model: None,
         }
     );
     assert_eq!(
@@ -92,6 +93,8 @@ fn script_environment_is_libxls() {
         devid: 2,
         gatewaydev: None,
         vifname: None,
+        tap: None,
+        for_tap: false,
     };
     assert_eq!(h.args(HotplugAction::Online), ["online", "type_if=vif"]);
     assert_eq!(h.args(HotplugAction::Offline), ["offline", "type_if=vif"]);
@@ -118,6 +121,8 @@ fn hotplug(script: String, devid: u32) -> Hotplug {
         devid,
         gatewaydev: None,
         vifname: None,
+        tap: None,
+        for_tap: false,
     }
 }
 
@@ -155,6 +160,8 @@ fn runs_the_script_with_its_arguments_and_environment() {
         devid: 0,
         gatewaydev: Some("eth0".into()),
         vifname: None,
+        tap: None,
+        for_tap: false,
     };
     h.run(HotplugAction::Online, Duration::from_secs(20), None)
         .unwrap();
@@ -536,4 +543,53 @@ mod hotplug_attach {
             Err(VifError::NoDevice { .. })
         ));
     }
+}
+
+/// A `vif_ioemu` interface's two runs, as libxl 4.17's `libxl__hotplug_nic` and
+/// `get_hotplug_env` make them: the vif's `online type_if=vif`, then the tap's
+/// `add type_if=tap`, both with `INTERFACE` naming the tap.
+#[test]
+fn an_emulated_nics_tap_is_plugged_after_its_vif() {
+    let mut v = plan_vifs(&specs(&["vifname=web0", ""]), counter()).unwrap();
+    assert!(v.iter().all(|x| x.model.is_none()));
+    let s = specs(&["vifname=web0,model=e1000", "type=vif"]);
+    emulate(&mut v, &s).unwrap();
+    assert_eq!(v[0].model.as_deref(), Some("e1000"));
+    assert_eq!(v[1].model, None);
+    let d = specs(&[""]);
+    let mut one = plan_vifs(&d, counter()).unwrap();
+    emulate(&mut one, &d).unwrap();
+    let long = specs(&["vifname=abcdefghijkl"]);
+    let mut l = plan_vifs(&long, counter()).unwrap();
+    assert!(emulate(&mut l, &long).is_err());
+    assert_eq!(one[0].model.as_deref(), Some("rtl8139"));
+    assert_eq!(tap_name(7, 2), "vif7.2-emu");
+
+    let h = hotplug_for(&v[0], 7);
+    // QEMU's name for it; the script renames it to web0-emu.
+    assert_eq!(h.tap.as_deref(), Some("vif7.0-emu"));
+    assert_eq!(h.args(HotplugAction::Online), ["online", "type_if=vif"]);
+    let t = h.tap_run().unwrap();
+    assert_eq!(t.args(HotplugAction::Online), ["add", "type_if=tap"]);
+    assert_eq!(t.args(HotplugAction::Offline), ["remove", "type_if=tap"]);
+    assert_eq!(t.ifname(), "vif7.0-emu");
+    assert_eq!(h.ifname(), "vif7.0");
+    let env = t.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        env,
+        [
+            ("script", "/etc/xen/scripts/vif-bridge"),
+            ("XENBUS_TYPE", "vif"),
+            ("XENBUS_PATH", "backend/vif/7/0"),
+            ("XENBUS_BASE_PATH", "backend"),
+            ("netdev", ""),
+            ("INTERFACE", "vif7.0-emu"),
+            ("vif", "vif7.0"),
+        ]
+    );
+    assert_eq!(h.env().len(), env.len());
+    // A PV interface has one run.
+    assert!(hotplug_for(&v[1], 7).tap_run().is_none());
+    assert!(check_tun(Path::new("/nonexistent/tun")).is_err());
 }

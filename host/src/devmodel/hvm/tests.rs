@@ -69,7 +69,7 @@ fn refusals_name_the_key() {
         ("vga = \"matrox\"\n", "vga"),
         ("vncpasswd = \"x\"\n", "vncpasswd"),
         ("xen_platform_pci = 0\n", "xen_platform_pci"),
-        ("hdtype = 'ahci'\n", "hdtype"),
+        ("hdtype = 'scsi'\n", "hdtype"),
         ("vendor_device = 'xenserver'\n", "vendor_device"),
         ("device_model_args = [ '-foo' ]\n", "device_model_args"),
         ("serial = 'tcp:0.0.0.0:4444'\n", "serial"),
@@ -94,6 +94,7 @@ fn refusals_name_the_key() {
         "usbdevice = []\n",
         "xen_platform_pci = 1\n",
         "hdtype = 'ide'\n",
+        "hdtype = 'ahci'\n",
         "vncpasswd = ''\n",
         "device_model_args = []\n",
     ] {
@@ -205,6 +206,74 @@ fn checks_disks_and_nics() {
         n.bridge = "br0,script=/tmp/x".into();
     }
     assert!(matches!(check(&h), Err(HvmArgsError::NicValue(0, _))));
+}
+
+#[test]
+fn ahci_disks_as_libxl_gives_them() {
+    // libxl_dm.c (4.17): `-device ahci,id=ahci0` after `-m`; the first six hard disks on it
+    // (`file=...,if=none,id=ahcidisk-N,format=...,cache=writeback` and `ide-hd,bus=ahci0.N,
+    // unit=0,drive=ahcidisk-N`), read-only ones refused; CD-ROMs stay on the IDE buses; the
+    // seventh on is the guest's through its PV driver only.
+    let disk = |vdev: &str, target: &str, writable: bool, cdrom: bool| EmulatedDisk {
+        vdev: vdev.into(),
+        target: target.into(),
+        format: DiskFormat::Raw,
+        writable,
+        cdrom,
+    };
+    let mut h = args(dm("hdtype = \"ahci\"\n").unwrap());
+    h.disks = vec![
+        disk("hda", "/a.img", true, false),
+        disk("hdc", "/cd.iso", false, true),
+        disk("xvdf", "/f.img", true, false),
+        disk("xvdg", "/g.img", false, false),
+    ];
+    assert_eq!(check(&h), Ok(()));
+    let argv = qemu_args(1, "g", &h, &none());
+    let m = argv.iter().position(|a| a == "-m").unwrap();
+    assert_eq!(argv[m + 2..m + 4], ["-device", "ahci,id=ahci0"]);
+    let want = [
+        "-drive",
+        "file=/a.img,if=none,id=ahcidisk-0,format=raw,cache=writeback",
+        "-device",
+        "ide-hd,bus=ahci0.0,unit=0,drive=ahcidisk-0",
+        "-drive",
+        "if=none,readonly=on,id=ide-5632,file=/cd.iso,format=raw",
+        "-device",
+        "ide-cd,id=ide-5632,drive=ide-5632,bus=ide.1,unit=0",
+        "-drive",
+        "file=/f.img,if=none,id=ahcidisk-5,format=raw,cache=writeback",
+        "-device",
+        "ide-hd,bus=ahci0.5,unit=0,drive=ahcidisk-5",
+    ];
+    assert_eq!(argv[m + 4..m + 4 + want.len()], want);
+    assert!(!argv.iter().any(|a| a.contains("/g.img")));
+    h.disks = vec![disk("xvdb", "/b.img", false, false)];
+    assert_eq!(check(&h), Err(HvmArgsError::ReadOnlyAhci(0)));
+    // Without it, the IDE buses as before.
+    let mut ide = args(dm("").unwrap());
+    ide.disks = vec![disk("hda", "/a.img", true, false)];
+    let argv = qemu_args(1, "g", &ide, &none());
+    assert!(!argv.iter().any(|a| a.contains("ahci")));
+    assert!(argv
+        .iter()
+        .any(|a| a == "file=/a.img,if=ide,index=0,media=disk,format=raw,cache=writeback"));
+}
+
+#[test]
+fn ahci_argv_equals_xls() {
+    // xl's QEMU for scenario xl-hvm-diskboot's config: a guest without kernel booting from its
+    // disk on the AHCI controller.
+    let text = include_str!("../../../../tests/xen/reference/xl-hvm-dm-ahci-diskboot.txt");
+    let (cfg, argv) = text.split_once("# --- argv ---\n").unwrap();
+    let mut want: Vec<String> = argv.lines().map(String::from).collect();
+    assert_eq!(want.remove(0), crate::devmodel::DEFAULT_QEMU);
+    let (cfg, _) = crate::config::DomainConfig::from_xl(&parse(cfg.as_bytes()).unwrap()).unwrap();
+    assert!(cfg.kernel.is_none());
+    let h = cfg.hvm.as_ref().unwrap();
+    let a = crate::build::domain::hvm_dm_args(&cfg, h, &[], 2);
+    check(&a).unwrap();
+    assert_eq!(qemu_args(2, &cfg.name, &a, &none()), want);
 }
 
 #[test]
@@ -398,4 +467,74 @@ fn argv_equals_xls() {
         );
         assert_eq!(env, r.env, "{file}: environment");
     }
+}
+
+/// The create's own mapping (the config parsed as `pvbuild create` parses it, the interfaces
+/// planned and made `vif_ioemu` as libxl makes an HVM guest's, then
+/// `build::domain::hvm_dm_args`) gives QEMU exactly xl's argv for the config with IDE
+/// disks, a CD-ROM and two emulated NICs. (The vif without `mac=` gets a random address per
+/// create: xl's is taken.)
+#[test]
+fn the_creates_disks_and_nics_give_xls_argv() {
+    let r = reference(include_str!(
+        "../../../../tests/xen/reference/xl-hvm-dm-disks-nics.txt"
+    ));
+    let (cfg, _) = crate::config::DomainConfig::from_xl(&r.cfg).unwrap();
+    let h = cfg.hvm.as_ref().unwrap();
+    let mut vifs = crate::devices::vif::plan_vifs(&cfg.vifs, || [0x12, 0x34, 0x56]).unwrap();
+    crate::devices::vif::emulate(&mut vifs, &cfg.vifs).unwrap();
+    assert_eq!(
+        vifs.iter().map(|v| v.nictype()).collect::<Vec<_>>(),
+        ["vif_ioemu", "vif_ioemu"]
+    );
+    for v in &mut vifs {
+        let id = format!("id=nic{},", v.devid);
+        if let Some(m) = r
+            .args
+            .iter()
+            .find(|a| a.contains(&id))
+            .and_then(|a| a.rsplit_once("mac="))
+        {
+            v.mac = m.1.to_owned();
+        }
+    }
+    let a = crate::build::domain::hvm_dm_args(&cfg, h, &vifs, r.domid);
+    check(&a).unwrap();
+    assert_eq!(qemu_args(r.domid, &cfg.name, &a, &none()), r.args);
+    // `type=vif`: PV only, no emulated NIC (`-net none` when none is left).
+    let pv_only: Vec<_> = cfg
+        .vifs
+        .iter()
+        .map(|s| crate::config::VifSpec {
+            ioemu: Some(false),
+            ..s.clone()
+        })
+        .collect();
+    let mut vifs = crate::devices::vif::plan_vifs(&pv_only, || [1, 2, 3]).unwrap();
+    crate::devices::vif::emulate(&mut vifs, &pv_only).unwrap();
+    assert!(vifs
+        .iter()
+        .all(|v| v.model.is_none() && v.nictype() == "vif"));
+    let a = crate::build::domain::hvm_dm_args(&cfg, h, &vifs, r.domid);
+    assert!(a.nics.is_empty());
+    let argv = qemu_args(r.domid, &cfg.name, &a, &none());
+    assert!(argv.windows(2).any(|w| w == ["-net", "none"]));
+}
+
+#[test]
+fn a_tap_name_linux_cannot_take_is_refused() {
+    let mut a = args(dm("vga = \"none\"\nvnc = 0\n").unwrap());
+    a.nics.push(EmulatedNic {
+        devid: 0,
+        mac: "00:16:3e:00:00:01".into(),
+        model: "e1000".into(),
+        bridge: "xenbr0".into(),
+        ifname: "longvifname1-emu".into(),
+    });
+    assert_eq!(
+        check(&a),
+        Err(HvmArgsError::TapName(0, "longvifname1-emu".into()))
+    );
+    a.nics[0].ifname = "vif32767.9-emu".into();
+    check(&a).unwrap();
 }
