@@ -153,15 +153,17 @@ one_qemu "$d"
 on_bridge "$d"
 # The serial log, polled every 2 s (few forks: under TCG each takes time from the guest).
 serial_has() { tr -d '\r' < "$serial" 2>/dev/null | grep -q "$1"; }
+# (The waiting create ends when the guest does: a guest that died, e.g. of a triple fault
+# Xen turns into a reboot, fails the wait at once.)
 wait_serial() {
     _n=$(($1 / 2))
     until serial_has "$2"; do
-        [ "$_n" -gt 0 ] || return 1
+        [ "$_n" -gt 0 ] && proc_alive "$pid" || return 1
         _n=$((_n - 1))
         sleep 2
     done
 }
-wait_serial 900 PVBUILD-NET-UP || fail "the guest's network never came up: $(tr -d '\r' < "$serial" 2>/dev/null | grep -E 'PVBUILD|blkfront|netfront' | tail -n 4 | paste -sd ' ')"
+wait_serial 900 PVBUILD-NET-UP || fail "the guest's network never came up ($(grep -m 1 'shut down' "$log")): $(tr -d '\r' < "$serial" 2>/dev/null | grep -E 'PVBUILD|blkfront|netfront' | tail -n 4 | paste -sd ' ')"
 metric net_up_s "$(elapsed "$tp")"
 # The guest's kernel unplugged the emulated NIC (its PV driver took over), and QEMU deleted
 # the NIC's tap with it (hw/i386/xen/xen_platform.c, pci_unplug_nics: del_nic_peer), as for
