@@ -385,8 +385,16 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
     // first, the domain would still be alive at that event, xenconsoled would keep the
     // mapping, and the destroyed domain would stay a zombie (seen in the harness's
     // fail-inject at the device-model step). libxl's destroy does not release either.
+    let vif_devids: Vec<u32> = p.vifs.iter().map(|v| v.devid).collect();
     building.push_undo("remove xenstore entries", move |_| {
         let xs = open().map_err(|e| e.to_string())?;
+        vif::settle_backends(
+            &xs,
+            u32::from(BACKEND_DOMID),
+            u32::from(domid),
+            &vif_devids,
+            vif::PROBE_SETTLE_TIMEOUT,
+        );
         xenstore::remove_domain(&xs, u32::from(domid), Some(&uuid), 0, false)
             .map_err(|e| e.to_string())
     });

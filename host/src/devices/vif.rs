@@ -873,3 +873,35 @@ pub fn sys_class_net() -> PathBuf {
 
 #[cfg(test)]
 mod tests;
+
+/// How long the undo of a failed create waits for netback to finish probing a new backend.
+pub const PROBE_SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Before a failed create removes its entries: waits (up to `timeout`, for all together) until
+/// netback has finished probing each of `devids`' new backends of `domid` (its `state` past
+/// Initialising), when netback is loaded. Its probe writes the backend's feature keys with
+/// plain writes: entries removed in the middle of it were seen written again, with an
+/// `error/backend/vif/<domid>` node beside them (pvbuild-hvm-fail at `device-model`, 18:10 on
+/// 2026-12-06). libxl avoids it by closing a backend and waiting for Closed; a backend that
+/// netback is done with can be removed at once. Best effort: on a timeout the removal goes on.
+pub fn settle_backends(
+    xs: &crate::xenstore::XsConnection,
+    backend_domid: u32,
+    domid: u32,
+    devids: &[u32],
+    timeout: std::time::Duration,
+) {
+    if devids.is_empty() || !std::path::Path::new(NETBACK_SYSFS).is_dir() {
+        return;
+    }
+    let probing: Vec<String> = devids
+        .iter()
+        .map(|d| format!("/local/domain/{backend_domid}/backend/vif/{domid}/{d}"))
+        .filter(|b| {
+            matches!(xs.read_opt(&format!("{b}/state")), Ok(Some(s)) if !crate::devices::disk::backend_taken(Some(&s)))
+        })
+        .collect();
+    if !probing.is_empty() {
+        let _ = crate::devices::disk::wait_backends(xs, &probing, timeout);
+    }
+}
