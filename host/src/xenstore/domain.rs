@@ -144,6 +144,26 @@ pub struct Vif {
     pub model: Option<String>,
 }
 
+#[cfg(test)]
+impl Vif {
+    /// A PV interface with xl's defaults (bridge `xenbr0`, vif-bridge, MTU 1500, trusted).
+    pub(crate) fn bridged_for_test(devid: u32, mac: &str) -> Self {
+        Self {
+            devid,
+            mac: mac.into(),
+            bridge: "xenbr0".into(),
+            script: "/etc/xen/scripts/vif-bridge".into(),
+            ip: None,
+            gatewaydev: None,
+            vifname: None,
+            rate: None,
+            mtu: 1500,
+            trusted: true,
+            model: None,
+        }
+    }
+}
+
 impl Vif {
     /// The backend's `type`: libxl's `libxl_nic_type_to_string`.
     pub fn nictype(&self) -> &'static str {
@@ -1381,19 +1401,7 @@ mod vif_type_tests {
     /// interface with an emulated NIC, `vif` otherwise (its model is not in xenstore).
     #[test]
     fn the_backend_type_is_libxls_nic_type() {
-        let mut v = Vif {
-            devid: 0,
-            mac: "00:16:3e:00:00:01".into(),
-            bridge: "xenbr0".into(),
-            script: "/etc/xen/scripts/vif-bridge".into(),
-            ip: None,
-            gatewaydev: None,
-            vifname: None,
-            rate: None,
-            mtu: 1500,
-            trusted: true,
-            model: None,
-        };
+        let mut v = Vif::bridged_for_test(0, "00:16:3e:00:00:01");
         assert_eq!(backend_type(&v), ["vif"]);
         v.model = Some("e1000".into());
         assert_eq!(backend_type(&v), ["vif_ioemu"]);

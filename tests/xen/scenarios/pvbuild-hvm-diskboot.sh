@@ -51,33 +51,8 @@ CFG
 }
 only_dom0() { [ "$(xl list 2>/dev/null | awk 'NR > 1 { n++ } END { print n }')" = "1" ]; }
 no_qemu() { ! pgrep -f 'qemu-system-i386 -xen-domid' > /dev/null; }
-serial_text() { { tr -d '\r' < "$HARNESS_OUT/$1-serial.log"; } 2>/dev/null; }
 serial_marker() { serial_text "$1" | grep -a -m 1 "PVBUILD-GUEST-OK"; }
-serial_tail() { serial_text "$1" | tail -c 160 | tr -cd '[:print:]\n' | paste -sd ' '; }
-# wait_serial NAME T0 LIMIT PATTERN: polls NAME's serial log every 2 s until PATTERN shows (1
-# after LIMIT seconds), appending each new line to NAME-serial.stamped with the seconds since
-# T0 when it was seen (as pvbuild-hvm.sh's: few processes a poll, under TCG a fork is dear).
-wait_serial() {
-    _tries=$(($3 / 2))
-    _first=1
-    while :; do
-        _m=$({ wc -l < "$HARNESS_OUT/$1-serial.log"; } 2>/dev/null)
-        _new=
-        if [ "${_m:-0}" -gt "${_seen:-0}" ]; then
-            _t=$(elapsed "$2")
-            serial_text "$1" | sed -n "$((${_seen:-0} + 1)),${_m}p" | sed "s/^/[+$_t s] /" >> "$HARNESS_OUT/$1-serial.stamped"
-            _seen=$_m
-            _new=1
-        fi
-        if [ -n "$_first$_new" ] && grep -a -q "$4" "$HARNESS_OUT/$1-serial.stamped" 2>/dev/null; then
-            return 0
-        fi
-        _first=
-        [ "$_tries" -gt 0 ] || return 1
-        _tries=$((_tries - 1))
-        sleep 2
-    done
-}
+# serial_text, serial_tail, wait_serial: tests/xen/dom0/lib.sh.
 # save_argv WHO NAME: the argv of NAME's QEMU, one argument a line, in WHO-qemu-argv.txt.
 save_argv() {
     _d=$(xl domid "$2" 2>/dev/null) || return 0

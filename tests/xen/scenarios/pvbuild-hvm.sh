@@ -64,35 +64,8 @@ no_qemu() { ! pgrep -f 'qemu-system-i386 -xen-domid' > /dev/null; }
 boot_cmdline="console=ttyS0 quiet pci=noearly pvbuild.idle=30"
 boot_cfg() { hvm_cfg "$1" 1 "$boot_cmdline" | sed 's/^memory = .*/memory = 128/'; }
 want=$(expected_marker "$HARNESS_GUEST_KVER" "$boot_cmdline")
-serial_text() { { tr -d '\r' < "$HARNESS_OUT/$1-serial.log"; } 2>/dev/null; }
 serial_marker() { serial_text "$1" | grep -m 1 "PVBUILD-GUEST-OK"; }
-serial_tail() { serial_text "$1" | tail -c 160 | paste -sd ' '; }
-# wait_serial NAME T0 LIMIT PATTERN: polls NAME's serial log every 2 s until PATTERN shows (1
-# after LIMIT seconds), appending each new line to NAME-serial.stamped with the seconds since
-# T0 when it was seen. Few processes a poll: under TCG every fork in dom0 takes time from the
-# guest's boot (with Xen's log polled each second beside it, a boot took 453 s, not 271 s,
-# though the machine's load differed too).
-wait_serial() {
-    _tries=$(($3 / 2))
-    _first=1
-    while :; do
-        _m=$({ wc -l < "$HARNESS_OUT/$1-serial.log"; } 2>/dev/null)
-        _new=
-        if [ "${_m:-0}" -gt "${_seen:-0}" ]; then
-            _t=$(elapsed "$2")
-            serial_text "$1" | sed -n "$((${_seen:-0} + 1)),${_m}p" | sed "s/^/[+$_t s] /" >> "$HARNESS_OUT/$1-serial.stamped"
-            _seen=$_m
-            _new=1
-        fi
-        if [ -n "$_first$_new" ] && grep -q "$4" "$HARNESS_OUT/$1-serial.stamped" 2>/dev/null; then
-            return 0
-        fi
-        _first=
-        [ "$_tries" -gt 0 ] || return 1
-        _tries=$((_tries - 1))
-        sleep 2
-    done
-}
+# serial_text, serial_tail, wait_serial: tests/xen/dom0/lib.sh.
 # xen_nr_pages DOMID: the domain's page count as Xen's `q` debug key prints it (its output
 # kept in xen-q-DOMID.txt).
 xen_nr_pages() {

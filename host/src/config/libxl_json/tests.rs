@@ -24,19 +24,7 @@ fn planned_vbd(vdev: &str, devid: u32) -> Vbd {
 }
 
 fn planned_vif(devid: u32, mac: &str) -> Vif {
-    Vif {
-        devid,
-        mac: mac.into(),
-        bridge: "xenbr0".into(),
-        script: "/etc/xen/scripts/vif-bridge".into(),
-        ip: None,
-        gatewaydev: None,
-        vifname: None,
-        rate: None,
-        mtu: 1500,
-        trusted: true,
-        model: None,
-    }
+    Vif::bridged_for_test(devid, mac)
 }
 
 #[test]

@@ -154,15 +154,19 @@ fn memory_smp_acpi_and_machine() {
     assert!(!a.iter().any(|x| x == "-xen-attach"));
 }
 
-#[test]
-fn checks_disks_and_nics() {
-    let disk = |vdev: &str, target: &str, writable: bool, cdrom: bool| EmulatedDisk {
+/// A raw emulated disk.
+fn disk(vdev: &str, target: &str, writable: bool, cdrom: bool) -> EmulatedDisk {
+    EmulatedDisk {
         vdev: vdev.into(),
         target: target.into(),
         format: DiskFormat::Raw,
         writable,
         cdrom,
-    };
+    }
+}
+
+#[test]
+fn checks_disks_and_nics() {
     let with = |disks: Vec<EmulatedDisk>| {
         let mut h = args(dm("").unwrap());
         h.disks = disks;
@@ -214,13 +218,6 @@ fn ahci_disks_as_libxl_gives_them() {
     // (`file=...,if=none,id=ahcidisk-N,format=...,cache=writeback` and `ide-hd,bus=ahci0.N,
     // unit=0,drive=ahcidisk-N`), read-only ones refused; CD-ROMs stay on the IDE buses; the
     // seventh on is the guest's through its PV driver only.
-    let disk = |vdev: &str, target: &str, writable: bool, cdrom: bool| EmulatedDisk {
-        vdev: vdev.into(),
-        target: target.into(),
-        format: DiskFormat::Raw,
-        writable,
-        cdrom,
-    };
     let mut h = args(dm("hdtype = \"ahci\"\n").unwrap());
     h.disks = vec![
         disk("hda", "/a.img", true, false),
