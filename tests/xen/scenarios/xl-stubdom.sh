@@ -21,7 +21,6 @@
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 W=/tmp/xl-stubdom
 rm -rf "$W" && mkdir -p "$W" || fail "cannot make $W"
-trap 'cp "$W"/*.log "$W"/*.cfg "$W"/*.txt "$HARNESS_OUT"/ 2>/dev/null; cp /var/log/xen/qemu-dm-xlstub*.log "$HARNESS_OUT"/ 2>/dev/null' EXIT
 
 # The stub's disk is blkback's (phy): libxl gives a stub domain no qdisk. A loop device set up
 # here, as an xl user would, keeps the block script's losetup off libxl's 10 s InitWait limit.
