@@ -90,6 +90,7 @@ fn checks() -> Vec<Check> {
             gpaddr_bits, pad2, arch_config
         }
         XenDomctlMaxMem => "struct xen_domctl_max_mem" { max_memkb }
+        XenDomctlSetTarget => "struct xen_domctl_set_target" { target }
         XenDomctlMaxVcpus => "struct xen_domctl_max_vcpus" { max }
         XenDomctlVcpucontext => "struct xen_domctl_vcpucontext" { vcpu, ctxt }
         XenDomctlHypercallInit => "struct xen_domctl_hypercall_init" { gmfn }
@@ -172,6 +173,7 @@ fn checks() -> Vec<Check> {
         XEN_DOMCTL_UNPAUSEDOMAIN => "XEN_DOMCTL_unpausedomain",
         XEN_DOMCTL_GETDOMAININFO => "XEN_DOMCTL_getdomaininfo",
         XEN_DOMCTL_MAX_MEM => "XEN_DOMCTL_max_mem",
+        XEN_DOMCTL_SET_TARGET => "XEN_DOMCTL_set_target",
         XEN_DOMCTL_SETVCPUCONTEXT => "XEN_DOMCTL_setvcpucontext",
         XEN_DOMCTL_MAX_VCPUS => "XEN_DOMCTL_max_vcpus",
         XEN_DOMCTL_HYPERCALL_INIT => "XEN_DOMCTL_hypercall_init",

@@ -15,6 +15,7 @@ use crate::build::runner;
 use crate::commands::CommandError;
 use crate::config::DomainConfig;
 use crate::devices::vif::{self, Hotplug, HotplugAction};
+use crate::devmodel::stubdom::{StubRole, StubStep};
 use crate::devmodel::{self, DmLauncher, DmRequest};
 use crate::plan::Inputs;
 use crate::support::log;
@@ -44,6 +45,8 @@ pub enum FailAt {
     Vif,
     /// Unpausing the guest.
     Unpause,
+    /// A step of an HVM guest's stub domain ([`crate::devmodel::stubdom`]).
+    Stub(crate::devmodel::stubdom::StubStep),
 }
 
 impl FailAt {
@@ -66,6 +69,7 @@ impl FailAt {
             FailAt::DeviceModel => "device-model",
             FailAt::Vif => "vif",
             FailAt::Unpause => "unpause",
+            FailAt::Stub(s) => s.name(),
         }
     }
     /// The step called `name`.
@@ -75,6 +79,7 @@ impl FailAt {
             .find(|s| s.name() == name)
             .or_else(|| crate::build::pvh::PvhStep::from_name(name).map(FailAt::Pvh))
             .or_else(|| crate::build::hvm::HvmStep::from_name(name).map(FailAt::Hvm))
+            .or_else(|| crate::devmodel::stubdom::StubStep::from_name(name).map(FailAt::Stub))
     }
 }
 
@@ -190,6 +195,27 @@ pub struct Prepared<'a> {
     pub fail_at: Option<FailAt>,
     /// When `create` started, for its progress lines.
     pub started: Instant,
+    /// An HVM guest's stub domain, planned: its device model runs there.
+    pub stub: Option<&'a StubPlan<'a>>,
+    /// This domain is a stub domain, for this guest.
+    pub stub_role: Option<&'a StubRole>,
+}
+
+/// A stub domain parsed and planned before Xen is touched ([`crate::devmodel::stubdom`]).
+#[derive(Debug)]
+pub struct StubPlan<'a> {
+    /// The stub's config ([`crate::devmodel::stubdom::stub_config`]).
+    pub cfg: &'a DomainConfig,
+    /// Its kernel and ramdisk, read.
+    pub inputs: &'a Inputs,
+    /// Its kernel, parsed.
+    pub kernel: &'a Kernel<'a>,
+    /// Its layout.
+    pub layout: &'a Layout,
+    /// Its disks (the guest's, as the stub's block devices).
+    pub disks: &'a [Vbd],
+    /// Its UUID.
+    pub uuid: Uuid,
 }
 
 /// What is built: a PV guest's layout or a PVH guest's plan.
@@ -339,6 +365,9 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
         start_time: SystemTime::now(),
         disks: p.disks.to_vec(),
         vifs: p.vifs.to_vec(),
+        console_output: p
+            .stub_role
+            .map(|r| format!("file:{}", r.log().display())),
         guest: match p.image {
             Image::Pv(l) if l.mode != pvbuild_core::paging::PagingMode::FourLevel => {
                 GuestKind::Pv {
@@ -376,6 +405,13 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
     }
     if let (Image::Hvm(_), Some(h)) = (p.image, &cfg.hvm) {
         if let Err(e) = crate::build::hvm::xenstore::write(&xs, u32::from(domid), &uuid, h) {
+            return Err(after(building, "xenstore", e.to_string()));
+        }
+    }
+    // A stub domain's consoles 1 and up, served with its disks by its dom0 QEMU.
+    if let Some(role) = p.stub_role {
+        let ops = devmodel::stubdom::entries::console_entries(u32::from(domid), role);
+        if let Err(e) = xenstore::write_ops(&xs, &ops) {
             return Err(after(building, "xenstore", e.to_string()));
         }
     }
@@ -422,7 +458,15 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
     // It is the one device model of the guest, as libxl starts no other: its xen-bus serves
     // the guest's `backend/qdisk/<domid>` too (the PV side of each disk it also emulates on
     // IDE), and it counts as up once it took them.
-    if let (Image::Hvm(_), Some(h)) = (p.image, &cfg.hvm) {
+    if let (Image::Hvm(_), Some(h), Some(plan)) = (p.image, &cfg.hvm, p.stub) {
+        if crate::support::interrupt::requested() {
+            return Err(after(building, "device-model", "interrupted".into()));
+        }
+        if let Err((step, msg)) = start_stub(host, &xs, p, h, plan, u32::from(domid), &mut building)
+        {
+            return Err(after(building, step, msg));
+        }
+    } else if let (Image::Hvm(_), Some(h)) = (p.image, &cfg.hvm) {
         if crate::support::interrupt::requested() {
             return Err(after(building, "device-model", "interrupted".into()));
         }
@@ -462,8 +506,9 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
     {
         return Err(after(building, "disks", e.to_string()));
     }
-    // A PV or PVH guest's qdisk disks: a QEMU of their own (`-machine xenpv`).
-    if !qdisks.is_empty() && !matches!(p.image, Image::Hvm(_)) {
+    // A PV or PVH guest's qdisk disks: a QEMU of their own (`-machine xenpv`); a stub
+    // domain's always has one, for its consoles.
+    if (!qdisks.is_empty() || p.stub_role.is_some()) && !matches!(p.image, Image::Hvm(_)) {
         if crate::support::interrupt::requested() {
             return Err(after(building, "device-model", "interrupted".into()));
         }
@@ -585,6 +630,10 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
     // The configuration, where libxl keeps it (`libxl__set_domain_configuration`, before the
     // guest is unpaused, as libxl stores it): xl's commands then know the domain, and a
     // restart reads back the devices attached meanwhile.
+    // A stub domain is its guest's: no configuration of its own is stored (as libxl).
+    if p.stub_role.is_some() {
+        return Ok(building.finish());
+    }
     let stored = crate::config::libxl_json::domain_config(p.base, uuid, p.disks, p.vifs);
     let ud = crate::config::userdata::Userdata::in_dir(&host.userdata_dir, u32::from(domid), uuid);
     let dir = host.userdata_dir.clone();
@@ -614,6 +663,159 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
         crate::build::steps::lap("unpause");
     }
     Ok(building.finish())
+}
+
+/// Starts HVM guest `guest`'s device model in its stub domain (`libxl__spawn_stub_dm`): see
+/// [`crate::devmodel::stubdom`] for the steps. Once the stub exists, its destruction is on
+/// `building`'s undo stack; an error names the step that failed.
+fn start_stub(
+    host: &Host,
+    xs: &XsConnection,
+    p: &Prepared<'_>,
+    h: &crate::config::HvmGuest,
+    plan: &StubPlan<'_>,
+    guest: u32,
+    building: &mut runner::Building<'_>,
+) -> Result<(), (&'static str, String)> {
+    use devmodel::stubdom::{entries, proxy};
+    let gate = |s: StubStep| {
+        runner::gate(s.name(), p.fail_at == Some(FailAt::Stub(s)))
+            .map_err(|m| (s.name(), m.to_string()))
+    };
+    let role = StubRole {
+        guest_domid: guest,
+        guest_name: p.cfg.name.clone(),
+        serials: h.dm.serial.clone(),
+    };
+    gate(StubStep::Build)?;
+    crate::support::progress::line(format_args!(
+        "Building stub domain {} for HVM domain {guest}",
+        plan.cfg.name
+    ));
+    let made = make_domain(
+        host,
+        &Prepared {
+            cfg: plan.cfg,
+            base: plan.cfg,
+            inputs: Some(plan.inputs),
+            kernel: Some(plan.kernel),
+            image: Image::Pv(plan.layout),
+            disks: plan.disks,
+            vifs: &[],
+            uuid: plan.uuid,
+            paused: true,
+            fail_at: None,
+            started: p.started,
+            stub: None,
+            stub_role: Some(&role),
+        },
+    )
+    .map_err(|e| (StubStep::Build.name(), e.to_string()))?;
+    let stub_id = made.domid;
+    let stub = u32::from(stub_id);
+    let (open, hotplug) = (host.xenstore.clone(), host.hotplug.clone());
+    building.push_undo("destroy the stub domain", move |xen| {
+        let xs = open().map_err(|e| e.to_string())?;
+        crate::commands::lifecycle::destroy_with(xen, &xs, &*hotplug, stub_id, None)
+            .map_err(|e| e.to_string())
+    });
+    log::info(format_args!(
+        "stub domain {stub} built after {:.3} s",
+        p.started.elapsed().as_secs_f64()
+    ));
+
+    // libxl's order: dm-argv, the links, set_target (Xen, then xenstore), the directory.
+    gate(StubStep::Target)?;
+    let target_err = |e: String| (StubStep::Target.name(), e);
+    let args = devmodel::hvm::stub_qemu_args(
+        guest,
+        &p.cfg.name,
+        &hvm_dm_args(p.cfg, h, p.vifs, guest),
+    );
+    let mut ops = entries::argv_entries(&xenstore::vm_path(&p.uuid), stub, &args);
+    ops.extend(entries::link_entries(guest, stub));
+    xenstore::write_ops(xs, &ops).map_err(|e| target_err(e.to_string()))?;
+    let guest_id = u16::try_from(guest).map_err(|e| target_err(e.to_string()))?;
+    host.xen
+        .set_target(stub_id, guest_id)
+        .map_err(|e| target_err(e.to_string()))?;
+    xs.set_target(stub, guest)
+        .map_err(|e| target_err(format!("xenstore: {e}")))?;
+    xenstore::write_ops(xs, &entries::device_model_dir_entries(stub, guest))
+        .map_err(|e| target_err(e.to_string()))?;
+
+    gate(StubStep::QmpProxy)?;
+    let pid = proxy::start(xs, stub, guest, &plan.cfg.name)
+        .map_err(|e| (StubStep::QmpProxy.name(), e))?;
+    log::info(format_args!("qmp proxy (pid {pid}) running"));
+
+    gate(StubStep::Unpause)?;
+    host.xen
+        .unpause_domain(stub_id)
+        .map_err(|e| (StubStep::Unpause.name(), e.to_string()))?;
+
+    gate(StubStep::Running)?;
+    crate::support::progress::line(format_args!(
+        "Waiting for the device model in stub domain {stub}"
+    ));
+    wait_stub_running(host, xs, stub_id, guest, &role)
+        .map_err(|e| (StubStep::Running.name(), e))?;
+    log::info(format_args!(
+        "device model running in stub domain {stub} after {:.3} s",
+        p.started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// Waits (at most [`devmodel::stubdom::START_TIMEOUT`]) for the stub's QEMU to say `running`;
+/// a stub that shut down or died first is an error at once. Either error quotes the end of
+/// the stub's log (its console 0).
+fn wait_stub_running(
+    host: &Host,
+    xs: &XsConnection,
+    stub: u16,
+    guest: u32,
+    role: &StubRole,
+) -> Result<(), String> {
+    let path = devmodel::stubdom::entries::state_path(u32::from(stub), guest);
+    let deadline = Instant::now() + devmodel::stubdom::START_TIMEOUT;
+    let log_tail = || {
+        let text = std::fs::read_to_string(role.log()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().rev().take(3).collect();
+        format!(
+            "{}: {}",
+            role.log().display(),
+            lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        )
+    };
+    loop {
+        match xs.read_opt(&path) {
+            Ok(Some(s)) if s == "running" => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("reading {path}: {e}")),
+        }
+        match host.xen.domain_info(stub) {
+            Ok(i) if i.shutdown() || i.dying() => {
+                return Err(format!(
+                    "stub domain {stub} stopped before its device model was running; {}",
+                    log_tail()
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(format!("stub domain {stub}: {e}")),
+        }
+        if crate::support::interrupt::requested() {
+            return Err("interrupted".into());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "stub domain {stub}: device model not running after {} s; {}",
+                devmodel::stubdom::START_TIMEOUT.as_secs(),
+                log_tail()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 #[cfg(test)]

@@ -607,10 +607,56 @@ pub(crate) fn start_recorded(
         Image::Pv(&layout)
     };
     crate::build::steps::lap("layout");
+    // An HVM guest's stub domain: its images read, parsed and laid out, its disks planned,
+    // before Xen is touched ([`devmodel::stubdom`]).
+    let (stub_cfg, stub_inputs, stub_kern, stub_layout, stub_disks, stub_plan);
+    let stub = match &cfg.hvm {
+        Some(h @ crate::config::HvmGuest {
+            stubdom: Some(spec),
+            ..
+        }) => {
+            devmodel::stubdom::check(&cfg).map_err(CommandError::Usage)?;
+            devmodel::stubdom::proxy::check_program().map_err(CommandError::Usage)?;
+            for (key, path) in [
+                ("stubdomain_kernel", &spec.kernel),
+                ("stubdomain_ramdisk", &spec.ramdisk),
+            ] {
+                if !path.is_file() {
+                    return Err(CommandError::Usage(format!(
+                        "{key} {}: no such file (Debian ships no stub-domain image: build one \
+                         with stubdom/build.sh, docs/stubdom.md)",
+                        path.display()
+                    )));
+                }
+            }
+            stub_cfg = devmodel::stubdom::stub_config(&cfg, h, spec);
+            stub_inputs = Inputs::load_cached(&spec.kernel, Some(&spec.ramdisk), None)?;
+            stub_kern = stub_inputs.kernel()?;
+            stub_layout = stub_inputs.solve(&stub_kern, stub_cfg.memory_mib << (20 - 12))?;
+            stub_disks = crate::devices::disk::plan_disks(
+                &stub_cfg.disks,
+                crate::devices::disk::blkback_available(),
+            )?;
+            stub_plan = crate::build::domain::StubPlan {
+                cfg: &stub_cfg,
+                inputs: &stub_inputs,
+                kernel: &stub_kern,
+                layout: &stub_layout,
+                disks: &stub_disks,
+                uuid: Uuid::new_v4(),
+            };
+            Some(&stub_plan)
+        }
+        _ => None,
+    };
     // The disks too are checked before Xen is touched: their targets, and the QEMU that will
-    // serve them.
-    let disks =
-        crate::devices::disk::plan_disks(&cfg.disks, crate::devices::disk::blkback_available())?;
+    // serve them. A guest whose device model is in a stub domain gets no PV disk in dom0 (no
+    // dom0 QEMU may serve it: the stub's QEMU emulates its disks).
+    let disks = if stub.is_some() {
+        Vec::new()
+    } else {
+        crate::devices::disk::plan_disks(&cfg.disks, crate::devices::disk::blkback_available())?
+    };
     if disks.iter().any(|v| v.backend == VbdBackend::Qdisk) {
         devmodel::check_program(
             cfg.device_model
@@ -669,6 +715,8 @@ pub(crate) fn start_recorded(
             paused: args.paused,
             fail_at: args.fail_at,
             started,
+            stub,
+            stub_role: None,
         },
     )?;
     if let Image::Pv(layout) = image {

@@ -25,7 +25,21 @@ pub(crate) fn destroy_with(
     domid: u16,
     uuid: Option<&Uuid>,
 ) -> Result<(), CommandError> {
-    // As libxl: the device model goes first (it holds the guest's pages mapped).
+    // As libxl: the device model goes first (it holds the guest's pages mapped); in a stub
+    // domain, with the stub (`libxl__destroy_device_model`).
+    if let Some(stub) = devmodel::stubdom::stub_of(xs, u32::from(domid)) {
+        if let Err(e) = destroy_with(xen, xs, hotplug, stub, None) {
+            crate::say_err!("warning: domain {domid}: its stub domain {stub}: {e}");
+        } else {
+            log::info(format_args!("destroyed stub domain {stub}"));
+        }
+    }
+    // A stub domain's QMP proxy.
+    match devmodel::stubdom::proxy::stop(xs, u32::from(domid)) {
+        Ok(Some(pid)) => log::info(format_args!("stopped qmp proxy {pid}")),
+        Ok(None) => {}
+        Err(e) => crate::say_err!("warning: domain {domid}: {e}"),
+    }
     match devmodel::stop_for_domain(xs, u32::from(domid)) {
         Ok(Some(pid)) => log::info(format_args!("stopped device model {pid}")),
         Ok(None) => {}

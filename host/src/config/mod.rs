@@ -570,6 +570,9 @@ pub struct HvmGuest {
     pub video_memkb: u64,
     /// The device model's keys (serial, vga, vnc, boot...).
     pub dm: crate::devmodel::hvm::HvmDm,
+    /// `device_model_stubdomain_override = 1`: the device model runs in a stub domain of its
+    /// own, with these images and memory ([`crate::devmodel::stubdom`]).
+    pub stubdom: Option<crate::devmodel::stubdom::StubdomSpec>,
 }
 
 impl DomainConfig {
@@ -853,7 +856,7 @@ pub const XL_KEYS_IGNORED: &[&str] = &[
 /// Keys that ask for isolation or access control pvbuild does not implement: a config with
 /// one is refused (an error naming the key), never started with less than it asks. The
 /// list keys (`pci`, `iomem`, `ioports`, `irqs`, `dtdev`) are accepted empty, and
-/// `device_model_stubdomain_override` when 0: those ask for nothing.
+/// (`device_model_stubdomain_override` is read for HVM guests: [`crate::devmodel::stubdom`].)
 pub const REFUSED_KEYS: &[(&str, &str)] = &[
     (
         "seclabel",
@@ -868,16 +871,12 @@ pub const REFUSED_KEYS: &[(&str, &str)] = &[
     ("ioports", "I/O port passthrough is not implemented"),
     ("irqs", "IRQ passthrough is not implemented"),
     ("dtdev", "device-tree passthrough is not implemented"),
-    (
-        "device_model_stubdomain_override",
-        "stub-domain device models are not implemented; the device model would run in dom0",
-    ),
 ];
 
 /// Keys of [`REFUSED_KEYS`] that are lists: an empty one asks for nothing.
 const REFUSED_LIST_KEYS: &[&str] = &["pci", "iomem", "ioports", "irqs", "dtdev"];
 /// Keys of [`REFUSED_KEYS`] that are xl booleans: 0 asks for nothing.
-const REFUSED_BOOL_KEYS: &[&str] = &["device_model_stubdomain_override"];
+const REFUSED_BOOL_KEYS: &[&str] = &[];
 
 /// Refuses the config if it asks for what [`REFUSED_KEYS`] lists.
 fn refuse_keys(cfg: &XlConfig) -> Result<(), ConfigError> {
@@ -1158,7 +1157,7 @@ fn spec_list<T>(
         .collect()
 }
 
-fn value_err(key: &str, s: &Setting, msg: impl Into<String>) -> ConfigError {
+pub(crate) fn value_err(key: &str, s: &Setting, msg: impl Into<String>) -> ConfigError {
     ConfigError::Value {
         key: key.into(),
         line: s.line,
@@ -1313,9 +1312,19 @@ impl DomainConfig {
                 acpi_s4: flag("acpi_s4", true)?,
                 acpi_laptop_slate: flag("acpi_laptop_slate", false)?,
                 video_memkb: dm.video_memkb(),
+                stubdom: crate::devmodel::stubdom::StubdomSpec::from_xl(cfg)?,
                 dm,
             })
         } else {
+            if let Some(s) = cfg.get("device_model_stubdomain_override") {
+                if number("device_model_stubdomain_override", 0, 1)? == Some(1) {
+                    return Err(value_err(
+                        "device_model_stubdomain_override",
+                        s,
+                        "a stub-domain device model is for HVM guests only",
+                    ));
+                }
+            }
             None
         };
 
@@ -1521,6 +1530,11 @@ pub const SUPPORTED_KEYS: &[&str] = &[
     "uuid",
     "disk",
     "device_model_override",
+    "device_model_stubdomain_override",
+    "stubdomain_kernel",
+    "stubdomain_ramdisk",
+    "stubdomain_cmdline",
+    "stubdomain_memory",
     "dm_restrict",
     "device_model_user",
     "vif",

@@ -116,7 +116,7 @@ fn bad(key: &str, s: &Setting, msg: impl Into<String>) -> ConfigError {
 }
 
 /// `key`'s value as one string.
-fn atom<'a>(cfg: &'a XlConfig, key: &str) -> Result<Option<(&'a str, &'a Setting)>, ConfigError> {
+pub(crate) fn atom<'a>(cfg: &'a XlConfig, key: &str) -> Result<Option<(&'a str, &'a Setting)>, ConfigError> {
     match cfg.get(key) {
         None => Ok(None),
         Some(s) => match &s.value {
@@ -127,7 +127,7 @@ fn atom<'a>(cfg: &'a XlConfig, key: &str) -> Result<Option<(&'a str, &'a Setting
 }
 
 /// `key` as a number in `min..=max`.
-fn number(cfg: &XlConfig, key: &str, min: i64, max: i64) -> Result<Option<i64>, ConfigError> {
+pub(crate) fn number(cfg: &XlConfig, key: &str, min: i64, max: i64) -> Result<Option<i64>, ConfigError> {
     match atom(cfg, key)? {
         None => Ok(None),
         Some((a, s)) => match parse_long(a) {
@@ -599,15 +599,51 @@ pub fn check(args: &HvmArgs) -> Result<(), HvmArgsError> {
 /// libxl 4.17 passes them (`libxl__build_device_model_args_new`, not a stub domain, no
 /// `dm_restrict`), with `restriction`'s `-runas` last as libxl puts it.
 pub fn qemu_args(domid: u32, name: &str, h: &HvmArgs, restriction: &Restriction) -> Vec<String> {
+    build_args(domid, name, h, restriction, Home::Dom0)
+}
+
+/// QEMU's arguments for HVM guest `domid` when QEMU runs in a Linux stub domain: what libxl
+/// 4.17 writes to the guest's `/vm/<uuid>/image/dm-argv` (`libxl__build_device_model_args_new`
+/// with `is_stubdom`). Against [`qemu_args`]: no QMP sockets (the stub's init adds its own,
+/// reached through vchan), no `-vnc`, each serial port on the stub's console
+/// `/dev/hvc<3+i>` ([`super::stubdom::SERIAL_CONSOLE`]), and each disk the stub's own
+/// `/dev/xvd<letter>` as `format=host_device`.
+pub fn stub_qemu_args(domid: u32, name: &str, h: &HvmArgs) -> Vec<String> {
+    build_args(domid, name, h, &Restriction::default(), Home::Stub)
+}
+
+/// Where QEMU runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Home {
+    /// In dom0, opening the images itself.
+    Dom0,
+    /// In a stub domain, the images its block devices.
+    Stub,
+}
+
+/// [`qemu_args`] and [`stub_qemu_args`].
+fn build_args(
+    domid: u32,
+    name: &str,
+    h: &HvmArgs,
+    restriction: &Restriction,
+    home: Home,
+) -> Vec<String> {
+    let stub = home == Home::Stub;
     let mut a: Vec<String> = vec![
         "-xen-domid".into(),
         domid.to_string(),
         "-no-shutdown".into(),
     ];
-    for (id, sock) in [
-        ("libxl-cmd", "qmp-libxl"),
-        ("libxenstat-cmd", "qmp-libxenstat"),
-    ] {
+    let sockets: &[(&str, &str)] = if stub {
+        &[]
+    } else {
+        &[
+            ("libxl-cmd", "qmp-libxl"),
+            ("libxenstat-cmd", "qmp-libxenstat"),
+        ]
+    };
+    for (id, sock) in sockets {
         a.extend([
             "-chardev".into(),
             format!("socket,id={id},path=/var/run/xen/{sock}-{domid},server=on,wait=off"),
@@ -616,21 +652,23 @@ pub fn qemu_args(domid: u32, name: &str, h: &HvmArgs, restriction: &Restriction)
         ]);
     }
     a.extend(["-nodefaults", "-no-user-config", "-name", name].map(String::from));
-    a.push("-vnc".into());
-    a.push(match &h.dm.vnc {
-        None => "none".into(),
-        Some(v) => {
-            let mut arg = if v.listen.contains(':') {
-                v.listen.clone()
-            } else {
-                format!("{}:{}", v.listen, v.display)
-            };
-            if v.find_unused {
-                arg.push_str(",to=99");
+    if !stub {
+        a.push("-vnc".into());
+        a.push(match &h.dm.vnc {
+            None => "none".into(),
+            Some(v) => {
+                let mut arg = if v.listen.contains(':') {
+                    v.listen.clone()
+                } else {
+                    format!("{}:{}", v.listen, v.display)
+                };
+                if v.find_unused {
+                    arg.push_str(",to=99");
+                }
+                arg
             }
-            arg
-        }
-    });
+        });
+    }
     a.extend(["-display", "none"].map(String::from));
     let mut flag = |f: &str, v: Option<String>| {
         if let Some(v) = v {
@@ -646,8 +684,13 @@ pub fn qemu_args(domid: u32, name: &str, h: &HvmArgs, restriction: &Restriction)
         h.ramdisk.as_ref().map(|r| r.display().to_string()),
     );
     flag("-append", h.cmdline.clone());
-    for s in &h.dm.serial {
-        a.extend(["-serial".into(), s.clone()]);
+    for (i, s) in h.dm.serial.iter().enumerate() {
+        a.push("-serial".into());
+        a.push(if stub {
+            format!("/dev/hvc{}", super::stubdom::SERIAL_CONSOLE as usize + i)
+        } else {
+            s.clone()
+        });
     }
     if h.dm.nographic && h.dm.vnc.is_none() {
         a.push("-nographic".into());
@@ -716,7 +759,23 @@ pub fn qemu_args(domid: u32, name: &str, h: &HvmArgs, restriction: &Restriction)
         else {
             continue;
         };
-        let format = qemu_format(d.format);
+        // In a stub domain each disk is the stub's block device of the same number
+        // (libxl: `/dev/xvd<'a' + disk>`, `host_device`; only the first 26).
+        let stub_dev;
+        let (format, target) = match home {
+            Home::Dom0 => (qemu_format(d.format), d.target.as_str()),
+            Home::Stub => {
+                let Some(letter) = u8::try_from(index).ok().filter(|i| *i < 26) else {
+                    continue;
+                };
+                stub_dev = format!("/dev/xvd{}", char::from(b'a' + letter));
+                ("host_device", stub_dev.as_str())
+            }
+        };
+        let d = &EmulatedDisk {
+            target: target.to_owned(),
+            ..d.clone()
+        };
         if d.cdrom {
             if index > 4 {
                 continue;

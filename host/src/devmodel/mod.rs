@@ -26,6 +26,7 @@ use crate::xenstore::{device_model_dir, dom_path, Waited, XsConnection, XsError}
 
 pub mod hvm;
 pub mod restrict;
+pub mod stubdom;
 use restrict::{DmPrivileges, RestrictError, Restriction};
 
 /// Debian's QEMU with Xen support (package qemu-system-xen), the device model libxl runs.

@@ -38,6 +38,8 @@ pub const XEN_DOMCTL_HYPERCALL_INIT: u32 = 22;
 pub const XEN_DOMCTL_SET_ADDRESS_SIZE: u32 = 35;
 /// `XEN_DOMCTL_get_address_size`.
 pub const XEN_DOMCTL_GET_ADDRESS_SIZE: u32 = 36;
+/// `XEN_DOMCTL_set_target`: gives a domain (a stub domain) privilege over another.
+pub const XEN_DOMCTL_SET_TARGET: u32 = 46;
 
 /// `XEN_SYSCTL_physinfo`.
 pub const XEN_SYSCTL_PHYSINFO: u32 = 3;
@@ -243,6 +245,17 @@ pub struct XenDomctlMaxMem {
     pub max_memkb: u64,
 }
 const _: () = assert!(size_of::<XenDomctlMaxMem>() == 8);
+
+/// `struct xen_domctl_set_target`.
+#[repr(C)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct XenDomctlSetTarget {
+    /// The domain the domctl's domain gets privilege over.
+    pub target: u16,
+}
+const _: () = assert!(size_of::<XenDomctlSetTarget>() == 2);
 
 /// `struct xen_domctl_max_vcpus`.
 #[repr(C)]

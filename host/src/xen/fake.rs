@@ -163,6 +163,8 @@ pub struct FakeDomain {
     pub affinity: BTreeMap<u32, (u64, u64)>,
     /// Credit/credit2 weight and cap.
     pub sched: (u16, u16),
+    /// The domain it has privilege over (`set_target`).
+    pub target: Option<u16>,
 }
 
 #[derive(Debug)]
@@ -437,6 +439,7 @@ impl State {
                         handle: c.handle,
                         affinity: BTreeMap::new(),
                         sched: (256, 0),
+                        target: None,
                     },
                 );
                 d.domain = id;
@@ -477,6 +480,16 @@ impl State {
                     .ok_or(Errno::ESRCH)?;
                 d.domain = info.domain;
                 set_payload(&mut d.u, &info)?;
+                Ok(0)
+            }
+            XEN_DOMCTL_SET_TARGET => {
+                let t: XenDomctlSetTarget = payload(&d.u)?;
+                // Xen: the target must exist (and be HVM or PVH), and not be the domain itself.
+                let target = self.dom(t.target)?;
+                if target.create_flags & crate::sys::hvm::XEN_DOMCTL_CDF_HVM == 0 || t.target == domid {
+                    return Err(Errno::EINVAL);
+                }
+                self.dom(domid)?.target = Some(t.target);
                 Ok(0)
             }
             XEN_DOMCTL_MAX_MEM => {

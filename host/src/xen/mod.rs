@@ -67,6 +67,8 @@ pub enum Step {
     Physinfo,
     /// `XEN_DOMCTL_max_mem`.
     MaxMem,
+    /// `XEN_DOMCTL_set_target`.
+    SetTarget,
     /// `XEN_DOMCTL_max_vcpus`.
     MaxVcpus,
     /// `XEN_DOMCTL_set_address_size`.
@@ -148,6 +150,7 @@ impl Step {
             Step::ListDomains => "listing domains",
             Step::Physinfo => "getting host info",
             Step::MaxMem => "setting max memory",
+            Step::SetTarget => "setting the stub domain's target",
             Step::MaxVcpus => "setting max vcpus",
             Step::SetAddressSize => "setting the address size",
             Step::GetAddressSize => "reading the address size",
@@ -762,6 +765,18 @@ impl Xen {
             domid,
             XEN_DOMCTL_MAX_MEM,
             &XenDomctlMaxMem { max_memkb: kib },
+        )
+        .map(drop)
+    }
+
+    /// Gives `domid` (a stub domain) privilege over `target` (its HVM guest), as
+    /// `xc_domain_set_target`: Xen 4.17 accepts only an HVM or PVH target.
+    pub fn set_target(&self, domid: u16, target: u16) -> Result<(), XenError> {
+        self.domctl(
+            Step::SetTarget,
+            domid,
+            XEN_DOMCTL_SET_TARGET,
+            &XenDomctlSetTarget { target },
         )
         .map(drop)
     }

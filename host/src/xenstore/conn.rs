@@ -639,6 +639,13 @@ impl XsConnection {
         )
     }
 
+    /// `XS_SET_TARGET`: xenstored gives `domid` (a stub domain) the rights over `target`'s
+    /// nodes that `target` has (`xs_set_target`).
+    pub fn set_target(&self, domid: u32, target: u32) -> Result<(), XsError> {
+        let (d, t) = (domid.to_string(), target.to_string());
+        self.request_ok(MsgType::SetTarget, NO_TX, &[d.as_bytes(), t.as_bytes()], &d)
+    }
+
     /// `XS_RELEASE`: make xenstored forget a domain.
     pub fn release(&self, domid: u32) -> Result<(), XsError> {
         let d = domid.to_string();

@@ -110,6 +110,9 @@ pub struct NewDomain {
     pub guest: GuestKind,
     /// The guest's network interfaces (netback backends).
     pub vifs: Vec<Vif>,
+    /// Where console 0's output goes when a dom0 QEMU, not xenconsoled, serves it (a stub
+    /// domain's: libxl's `type = ioemu` and `output = file:<log>`); `None`: xenconsoled.
+    pub console_output: Option<String>,
 }
 
 /// `LIBXL_DEVICE_NIC_MTU_DEFAULT`: the MTU libxl writes to the backend only when it differs.
@@ -507,8 +510,19 @@ impl NewDomain {
         ]);
         for (k, v) in [
             ("limit", XENCONSOLE_LIMIT.to_string()),
-            ("type", "xenconsoled".to_owned()),
-            ("output", "pty".to_owned()),
+            (
+                "type",
+                if self.console_output.is_some() {
+                    "ioemu"
+                } else {
+                    "xenconsoled"
+                }
+                .to_owned(),
+            ),
+            (
+                "output",
+                self.console_output.clone().unwrap_or_else(|| "pty".into()),
+            ),
             ("tty", String::new()),
             ("port", self.console.port.to_string()),
             ("ring-ref", self.console.mfn.to_string()),
@@ -984,6 +998,44 @@ pub fn vbd_ops(d: u32, be: u32, protocol: Option<&str>, v: &Vbd) -> Vec<Op> {
         (fents, Vec::new()),
         bents,
     )
+}
+
+/// One secondary console of `d` (devid 1 and up) served by a QEMU in `be`, as
+/// `libxl__device_console_add` writes it for a stub domain's consoles (`type = ioemu`; the
+/// ring's `port` and `ring-ref` are the frontend's to write): `output` is QEMU's chardev for
+/// it (`file:<path>`, `pipe:<path>`, `pty`), none when absent.
+pub fn console_ops(d: u32, be: u32, devid: u32, output: Option<&str>) -> Vec<Op> {
+    let mut fents: Vec<(&str, String)> = vec![
+        ("backend-id", be.to_string()),
+        ("limit", XENCONSOLE_LIMIT.to_string()),
+        ("type", "ioemu".into()),
+    ];
+    if let Some(o) = output {
+        fents.push(("output", o.to_owned()));
+    }
+    fents.extend([
+        ("tty", String::new()),
+        ("state", XENBUS_STATE_INITIALISING.to_string()),
+        ("protocol", XENCONSOLE_PROTOCOL.into()),
+    ]);
+    let bents: Vec<(&str, String)> = vec![
+        ("frontend-id", d.to_string()),
+        ("online", "1".into()),
+        ("state", XENBUS_STATE_INITIALISING.to_string()),
+        ("protocol", XENCONSOLE_PROTOCOL.into()),
+    ];
+    generic_device_ops(
+        (d, be),
+        ("console", devid),
+        format!("{}/{devid}", console_backend_dir(be, d)),
+        (fents, Vec::new()),
+        bents,
+    )
+}
+
+/// Writes `ops` in one transaction (retried on EAGAIN).
+pub fn write_ops(xs: &XsConnection, ops: &[Op]) -> Result<(), XsError> {
+    xs.with_transaction(|t| apply_all(t, ops))
 }
 
 /// Adds one interface to running domain `domid` (`xl network-attach`): its entries

@@ -48,6 +48,8 @@ struct State {
     conns: HashMap<u64, Conn>,
     next_conn: u64,
     introduced: BTreeMap<u32, (u64, u32)>,
+    /// Stub domains and their targets (`XS_SET_TARGET`).
+    targets: BTreeMap<u32, u32>,
     requests: u64,
     log: Vec<(MsgType, String)>,
     fail_at: Option<(u64, Errno)>,
@@ -154,6 +156,7 @@ impl FakeXenstore {
                 conns: HashMap::new(),
                 next_conn: 1,
                 introduced: BTreeMap::new(),
+                targets: BTreeMap::new(),
                 requests: 0,
                 log: Vec::new(),
                 fail_at: None,
@@ -505,6 +508,16 @@ impl State {
                 }
                 self.introduced.insert(domid, (mfn, port));
                 self.fire("@introduceDomain");
+                Ok(ok)
+            }
+            MsgType::SetTarget => {
+                let domid: u32 = arg(0)?.parse().map_err(|_| Errno::EINVAL)?;
+                let target: u32 = arg(1)?.parse().map_err(|_| Errno::EINVAL)?;
+                // xenstored: both must be introduced.
+                if !self.introduced.contains_key(&domid) || !self.introduced.contains_key(&target) {
+                    return Err(Errno::ENOENT);
+                }
+                self.targets.insert(domid, target);
                 Ok(ok)
             }
             MsgType::Release => {

@@ -56,6 +56,7 @@ mod tests {
             acpi_s4: true,
             acpi_laptop_slate: false,
             video_memkb: 16384,
+            stubdom: None,
             dm: crate::devmodel::hvm::HvmDm::from_xl(
                 &crate::config::parse(b"vga = \"stdvga\"\nvnc = 0\n").unwrap(),
             )

@@ -1,0 +1,159 @@
+# harness-timeout: 1500
+# pvbuild-stubdom (issue 16): an HVM guest whose device model pvbuild runs in a stub domain.
+# The stub's images are built here, in dom0, by stubdom/build.sh from Debian's packages; the
+# guest's disk is pvbuild-hvm-diskboot's (tests/xen/build-hvm-disk.sh: GRUB for BIOS and the
+# harness's kernel and ramdisk on an ext2 partition), on AHCI. Checked:
+#  - `pvbuild create --wait` with `device_model_stubdomain_override = 1`: the stub domain
+#    `<guest>-dm` runs; QEMU in it wrote `running` to /local/domain/<stub>/device-model/<guest>/state;
+#    the guest's image/device-model-domid names the stub and the stub's `target` the guest;
+#    the guest's `dm-argv` are libxl's for a stub (/dev/xvda, host_device, /dev/hvc3);
+#  - no dom0 QEMU serves the guest (`-xen-domid <guest>`): the one dom0 QEMU serves the stub
+#    (`-xen-domid <stub>`: its consoles and its disk); the QMP proxy runs;
+#  - the guest boots from its disk through the stub's QEMU: GRUB's lines (it read grub.cfg,
+#    the kernel and the ramdisk through SeaBIOS's disk calls, served by the stub's QEMU from
+#    the stub's /dev/xvda), then the marker with the disk's command line, on the serial port
+#    (the stub's console 3, written to a file by the dom0 QEMU);
+#  - the guest powers off; pvbuild's destroy takes the stub with it: no domain, QEMU, proxy or
+#    xenstore node is left;
+#  - a stub whose QEMU never says `running` (its ramdisk the harness's guest ramdisk, whose
+#    init powers off) fails the create with one error, and leaves nothing;
+#  - failure injection at each step of the stub path leaves nothing.
+# The stub's privcmd is loaded unrestricted (`pvbuild.privcmd=unrestricted`): docs/stubdom.md.
+# Metrics: stubdom_build_s, image_build_s, pvbuild_create_s (to the guest's unpause, the stub
+# booted and its QEMU running), pvbuild_grub_s, pvbuild_marker_s (from the create's start),
+# never_running_s, steps_s.
+. "$HARNESS_REPO/tests/xen/dom0/lib.sh"
+[ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
+pvb=$HARNESS_PVBUILD
+W=/var/tmp/pvbuild-stubdom
+rm -rf "$W" && mkdir -p "$W" || fail "cannot make $W"
+img=$W/disk.img
+ignore='^(/vm|/libxl|/local/domain/0/device-model) = ""$'
+cmdline="console=ttyS0 quiet pci=noearly"
+want=$(expected_marker "$HARNESS_GUEST_KVER" "BOOT_IMAGE=/boot/vmlinuz $cmdline")
+trap '"$pvb" destroy pvbstub > /dev/null 2>&1; cp /var/log/xen/qemu-dm-pvbstub*.log /var/log/xen/qmp-proxy-*.log "$HARNESS_OUT"/ 2>/dev/null; rm -rf "$W"' EXIT
+
+t=$(now)
+PVBUILD_STUBDOM_GZIP=1 sh "$HARNESS_REPO/stubdom/build.sh" "$W/img" > "$HARNESS_OUT/stubdom-build.log" 2>&1 ||
+    fail "stubdom/build.sh failed: $(tail -n 2 "$HARNESS_OUT/stubdom-build.log" | paste -sd ' ')"
+metric stubdom_build_s "$(elapsed "$t")"
+t=$(now)
+sh "$HARNESS_REPO/tests/xen/build-hvm-disk.sh" "$img" "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK" "$cmdline" \
+    > "$HARNESS_OUT/build-disk.log" 2>&1 || fail "build-hvm-disk.sh exited $?: $(tail -n 2 "$HARNESS_OUT/build-disk.log" | paste -sd ' ')"
+metric image_build_s "$(elapsed "$t")"
+
+# stub_cfg NAME [RAMDISK]: the guest's config; the stub's ramdisk the built one unless given.
+stub_cfg() {
+    cat <<CFG
+name = "$1"
+type = "hvm"
+memory = 128
+vcpus = 1
+disk = [ 'format=raw,vdev=hda,access=rw,target=$img' ]
+boot = "c"
+hdtype = "ahci"
+serial = "file:$HARNESS_OUT/$1-serial.log"
+vga = "none"
+vnc = 0
+device_model_stubdomain_override = 1
+device_model_version = "qemu-xen"
+stubdomain_kernel = "$W/img/stubdom-linux-kernel"
+stubdomain_ramdisk = "${2:-$W/img/stubdom-linux-initrd}"
+stubdomain_cmdline = "console=hvc0 pvbuild.privcmd=unrestricted"
+stubdomain_memory = 256
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+CFG
+}
+only_dom0() { [ "$(xl list 2>/dev/null | awk 'NR > 1 { n++; name = $1 } END { print n "," name }')" = "1,Domain-0" ]; }
+no_qemu() { ! pgrep -f 'qemu-system-i386 -xen-domid' > /dev/null; }
+no_proxy() { ! pgrep -f 'vchan-socket-proxy' > /dev/null; }
+leftovers() {
+    wait_for 60 only_dom0 || fail "$1 leaks a domain: $(xl list 2>&1 | awk 'NR > 2 { print $1 "(" $5 ")" }' | paste -sd ' ')"
+    wait_for 30 no_qemu || fail "$1 leaks a QEMU: $(pgrep -af 'qemu-system-i386 -xen-domid' | cut -c1-120)"
+    wait_for 30 no_proxy || fail "$1 leaks a QMP proxy: $(pgrep -af 'vchan-socket-proxy' | cut -c1-120)"
+    xs_snapshot > "$HARNESS_OUT/xenstore.after"
+    if ! cmp -s "$HARNESS_OUT/xenstore.before" "$HARNESS_OUT/xenstore.after"; then
+        diff "$HARNESS_OUT/xenstore.before" "$HARNESS_OUT/xenstore.after" > "$HARNESS_OUT/xenstore.diff.$2"
+        fail "$1 leaks xenstore nodes: $(grep -m 3 '^[<>]' "$HARNESS_OUT/xenstore.diff.$2" | paste -sd ' ')"
+    fi
+}
+only_dom0 || fail "before the scenario, xl list shows more than Domain-0"
+xs_snapshot > "$HARNESS_OUT/xenstore.before"
+
+# 1. The guest, its device model in the stub.
+stub_cfg pvbstub > "$HARNESS_OUT/pvbstub.cfg"
+log=$HARNESS_OUT/pvbuild-create.log
+t0=$(now)
+"$pvb" -v create --wait --timeout 900 "$HARNESS_OUT/pvbstub.cfg" > "$log" 2>&1 &
+pid=$!
+evidence "$log"
+created() { grep -q 'created domain' "$log" || ! proc_alive "$pid"; }
+wait_for 300 created || fail "pvbuild create did not create the domain within 300 s: $(tail -n 2 "$log" | paste -sd ' ')"
+grep -q 'created domain' "$log" || fail "pvbuild create exited before creating: $(grep -m 1 '^error' "$log")"
+metric pvbuild_create_s "$(sed -n 's/.*created domain [0-9]* (pvbstub) in \([0-9.]*\) s.*/\1/p' "$log" | head -n 1)"
+guest=$(xl domid pvbstub 2>/dev/null) || fail "no domain pvbstub"
+stub=$(xl domid pvbstub-dm 2>/dev/null) || fail "no stub domain pvbstub-dm"
+evidence "guest domain $guest, stub domain $stub"
+xenstore-ls -f > "$HARNESS_OUT/xenstore.txt" 2>&1
+ps -eo pid,args > "$HARNESS_OUT/ps.txt" 2>&1
+state=$(xenstore-read "/local/domain/$stub/device-model/$guest/state" 2>/dev/null)
+[ "$state" = running ] || fail "device-model state in the stub is '$state', not running"
+[ "$(xenstore-read "/local/domain/$guest/image/device-model-domid" 2>/dev/null)" = "$stub" ] ||
+    fail "the guest's image/device-model-domid does not name the stub"
+[ "$(xenstore-read "/local/domain/$stub/target" 2>/dev/null)" = "$guest" ] ||
+    fail "the stub's target does not name the guest"
+vm=$(xenstore-read "/local/domain/$guest/vm")
+argv=$(xenstore-list "$vm/image/dm-argv" 2>/dev/null | while read -r k; do xenstore-read "$vm/image/dm-argv/$k"; done | paste -sd ' ')
+evidence "dm-argv: $argv"
+case $argv in *"-serial /dev/hvc3"*"file=/dev/xvda,if=none,id=ahcidisk-0,format=host_device"*) ;;
+    *) fail "dm-argv is not a stub's: $argv" ;; esac
+if grep -q -- "-xen-domid $guest " "$HARNESS_OUT/ps.txt"; then
+    fail "a dom0 QEMU serves the guest: $(grep -- "-xen-domid $guest " "$HARNESS_OUT/ps.txt" | head -n 1 | cut -c1-200)"
+fi
+grep -q -- "-xen-domid $stub " "$HARNESS_OUT/ps.txt" || fail "no dom0 QEMU serves the stub's consoles"
+grep -q "vchan-socket-proxy.* $stub " "$HARNESS_OUT/ps.txt" || fail "no QMP proxy for the stub"
+grep -q "pvbuild-stubdom: QEMU pid" /var/log/xen/qemu-dm-pvbstub.log 2>/dev/null ||
+    fail "the stub's log has no 'QEMU pid' line: $(tail -n 2 /var/log/xen/qemu-dm-pvbstub.log 2>/dev/null | paste -sd ' ')"
+evidence "$HARNESS_OUT/pvbstub-serial.stamped"
+wait_serial pvbstub "$t0" 400 PVBUILD-GRUB-CFG || fail "no line from the disk's GRUB within 400 s: $(serial_tail pvbstub)"
+metric pvbuild_grub_s "$(elapsed "$t0")"
+wait_serial pvbstub "$t0" 400 PVBUILD-GRUB-INITRD-READ || fail "GRUB did not read the kernel and ramdisk within 400 s: $(serial_tail pvbstub)"
+wait_serial pvbstub "$t0" 600 PVBUILD-GUEST-OK || fail "no marker within 600 s of GRUB: $(serial_tail pvbstub)"
+metric pvbuild_marker_s "$(elapsed "$t0")"
+got=$(serial_text pvbstub | grep -a -m 1 PVBUILD-GUEST-OK)
+[ "$got" = "$want" ] || fail "the marker is '$got', expected '$want'"
+done_p() { ! proc_alive "$pid"; }
+wait_for 180 done_p || fail "pvbuild create --wait still running 180 s after the marker: $(tail -n 2 "$log" | paste -sd ' ')"
+wait "$pid" || fail "pvbuild create --wait exited $?: $(grep -m 1 '^error' "$log")"
+grep -q 'poweroff' "$log" || fail "pvbuild did not report the guest's poweroff: $(tail -n 2 "$log" | paste -sd ' ')"
+leftovers "the booted guest's end" booted
+
+# 2. A stub whose QEMU never says running: its init is the guest ramdisk's, which powers off.
+stub_cfg pvbnever "$HARNESS_GUEST_RAMDISK" > "$HARNESS_OUT/pvbnever.cfg"
+t=$(now)
+"$pvb" create "$HARNESS_OUT/pvbnever.cfg" > "$HARNESS_OUT/never.log" 2>&1 && fail "a stub that never ran QEMU: pvbuild create exited 0"
+metric never_running_s "$(elapsed "$t")"
+[ "$(grep -c '^error:' "$HARNESS_OUT/never.log")" = 1 ] || fail "never running: want one error line: $(head -n 3 "$HARNESS_OUT/never.log" | paste -sd ' ')"
+grep '^error:' "$HARNESS_OUT/never.log" | grep -q 'stubdom-running' || fail "never running: the error does not name the step: $(grep '^error:' "$HARNESS_OUT/never.log")"
+evidence "never running: $(grep '^error:' "$HARNESS_OUT/never.log" | cut -c1-240)"
+leftovers "a stub that never ran QEMU" never
+
+# 3. Failure injection at each step of the stub path.
+: > "$HARNESS_OUT/steps.results"
+t=$(now)
+for step in stubdom-build stubdom-target stubdom-qmp-proxy stubdom-unpause stubdom-running; do
+    stub_cfg "fi-$step" > "$HARNESS_OUT/fi-$step.cfg"
+    flog=$HARNESS_OUT/create.fail-at-$step.log
+    "$pvb" create --fail-at "$step" "$HARNESS_OUT/fi-$step.cfg" > "$flog" 2>&1 && fail "--fail-at $step: pvbuild create exited 0"
+    [ "$(grep -c '^error:' "$flog")" = 1 ] || fail "--fail-at $step: want one error line: $(head -n 3 "$flog" | paste -sd ' ')"
+    line=$(grep '^error:' "$flog")
+    echo "$line" | grep -q -- "$step" || fail "--fail-at $step: the error does not name the step: $line"
+    case $line in *"undoing failed"*) fail "--fail-at $step: undoing failed: $line" ;; esac
+    leftovers "--fail-at $step" "$step"
+    echo "$step: $line" >> "$HARNESS_OUT/steps.results"
+done
+metric steps_s "$(elapsed "$t")"
+evidence "$HARNESS_OUT/steps.results"
+pass
