@@ -365,9 +365,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
         start_time: SystemTime::now(),
         disks: p.disks.to_vec(),
         vifs: p.vifs.to_vec(),
-        console_output: p
-            .stub_role
-            .map(|r| format!("file:{}", r.log().display())),
+        console_output: p.stub_role.map(|r| format!("file:{}", r.log().display())),
         guest: match p.image {
             Image::Pv(l) if l.mode != pvbuild_core::paging::PagingMode::FourLevel => {
                 GuestKind::Pv {
@@ -727,11 +725,8 @@ fn start_stub(
     // libxl's order: dm-argv, the links, set_target (Xen, then xenstore), the directory.
     gate(StubStep::Target)?;
     let target_err = |e: String| (StubStep::Target.name(), e);
-    let args = devmodel::hvm::stub_qemu_args(
-        guest,
-        &p.cfg.name,
-        &hvm_dm_args(p.cfg, h, p.vifs, guest),
-    );
+    let args =
+        devmodel::hvm::stub_qemu_args(guest, &p.cfg.name, &hvm_dm_args(p.cfg, h, p.vifs, guest));
     let mut ops = entries::argv_entries(&xenstore::vm_path(&p.uuid), stub, &args);
     ops.extend(entries::link_entries(guest, stub));
     xenstore::write_ops(xs, &ops).map_err(|e| target_err(e.to_string()))?;

@@ -611,10 +611,12 @@ pub(crate) fn start_recorded(
     // before Xen is touched ([`devmodel::stubdom`]).
     let (stub_cfg, stub_inputs, stub_kern, stub_layout, stub_disks, stub_plan);
     let stub = match &cfg.hvm {
-        Some(h @ crate::config::HvmGuest {
-            stubdom: Some(spec),
-            ..
-        }) => {
+        Some(
+            h @ crate::config::HvmGuest {
+                stubdom: Some(spec),
+                ..
+            },
+        ) => {
             devmodel::stubdom::check(&cfg).map_err(CommandError::Usage)?;
             devmodel::stubdom::proxy::check_program().map_err(CommandError::Usage)?;
             for (key, path) in [

@@ -43,6 +43,12 @@ pub fn key_docs() -> Vec<(&'static str, String)> {
         ("uuid", "The domain's UUID; default a new one, kept across restarts.".into()),
         ("disk", format!("The guest's disks (xl-disk-configuration(5) specs, at most {DISKS_MAX}): image files are served by QEMU's qdisk backend (the device model pvbuild starts), block devices by dom0's blkback when it is loaded; a block device dom0 has mounted or another guest holds is refused.")),
         ("device_model_override", "The QEMU that serves the disks, instead of /usr/libexec/xen-qemu-system-i386.".into()),
+        ("device_model_stubdomain_override", "1 runs an HVM guest's device model in a stub domain of its own, <name>-dm, built by pvbuild as a PV domain (docs/stubdom.md); needs device_model_version = \"qemu-xen\" and a guest booting from an image-file disk, without vif, kernel, vnc or dm_restrict. 0 (default) asks for nothing; for a PV or PVH guest 1 is an error.".into()),
+        ("device_model_version", "Only \"qemu-xen\" (upstream QEMU, libxl's default without a stub domain); anything else is refused for an HVM guest. It must be given with device_model_stubdomain_override = 1 (libxl's default there is qemu-xen-traditional).".into()),
+        ("stubdomain_kernel", "The stub domain's kernel (default /usr/lib/xen-4.17/boot/qemu-stubdom-linux-kernel, which Debian does not ship: stubdom/build.sh makes one).".into()),
+        ("stubdomain_ramdisk", "The stub domain's ramdisk (default /usr/lib/xen-4.17/boot/qemu-stubdom-linux-rootfs; stubdom/build.sh makes one).".into()),
+        ("stubdomain_cmdline", "The stub domain's kernel command line.".into()),
+        ("stubdomain_memory", "The stub domain's memory, MiB (default 128), plus the guest's video memory.".into()),
         ("vif", format!("The guest's network interfaces (xl-network-configuration(5) specs, at most {VIFS_MAX}): netback backends put on a bridge by libxl's hotplug script (vif-bridge by default). Keys of emulated or COLO interfaces are refused.")),
         ("pool", "The cpupool the domain is created in; one that does not exist is refused.".into()),
         ("cpus", "Hard vcpu affinity, in xl's cpu-list syntax (a string for every vcpu, or a list per vcpu).".into()),
@@ -98,8 +104,9 @@ pub fn config_page(version: &str) -> String {
     }
     p.push_str(".SH REFUSED KEYS\n");
     p.push_str(
-        "The list keys are accepted when empty, and dm_restrict and \
-         device_model_stubdomain_override when 0: those ask for nothing.\n",
+        "The list keys are accepted when empty, and dm_restrict when 0: those ask for \
+         nothing. device_model_stubdomain_override = 1 runs an HVM guest's device model in \
+         a stub domain (docs/stubdom.md).\n",
     );
     for (k, why) in REFUSED_KEYS {
         p.push_str(&format!(".TP\n.B {}\n{}.\n", roff(k), roff(why)));

@@ -116,7 +116,10 @@ fn bad(key: &str, s: &Setting, msg: impl Into<String>) -> ConfigError {
 }
 
 /// `key`'s value as one string.
-pub(crate) fn atom<'a>(cfg: &'a XlConfig, key: &str) -> Result<Option<(&'a str, &'a Setting)>, ConfigError> {
+pub(crate) fn atom<'a>(
+    cfg: &'a XlConfig,
+    key: &str,
+) -> Result<Option<(&'a str, &'a Setting)>, ConfigError> {
     match cfg.get(key) {
         None => Ok(None),
         Some(s) => match &s.value {
@@ -127,7 +130,12 @@ pub(crate) fn atom<'a>(cfg: &'a XlConfig, key: &str) -> Result<Option<(&'a str, 
 }
 
 /// `key` as a number in `min..=max`.
-pub(crate) fn number(cfg: &XlConfig, key: &str, min: i64, max: i64) -> Result<Option<i64>, ConfigError> {
+pub(crate) fn number(
+    cfg: &XlConfig,
+    key: &str,
+    min: i64,
+    max: i64,
+) -> Result<Option<i64>, ConfigError> {
     match atom(cfg, key)? {
         None => Ok(None),
         Some((a, s)) => match parse_long(a) {

@@ -486,7 +486,9 @@ impl State {
                 let t: XenDomctlSetTarget = payload(&d.u)?;
                 // Xen: the target must exist (and be HVM or PVH), and not be the domain itself.
                 let target = self.dom(t.target)?;
-                if target.create_flags & crate::sys::hvm::XEN_DOMCTL_CDF_HVM == 0 || t.target == domid {
+                if target.create_flags & crate::sys::hvm::XEN_DOMCTL_CDF_HVM == 0
+                    || t.target == domid
+                {
                     return Err(Errno::EINVAL);
                 }
                 self.dom(domid)?.target = Some(t.target);

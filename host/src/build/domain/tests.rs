@@ -194,6 +194,8 @@ fn run_full(
             paused: false,
             fail_at: None,
             started: Instant::now(),
+            stub: None,
+            stub_role: None,
         },
     );
     // The stored configuration (see `userdata`) is there for a made domain, and gone with an

@@ -71,7 +71,10 @@ pub fn device_model_dir(stub: u32, guest: u32) -> String {
 pub fn device_model_dir_entries(stub: u32, guest: u32) -> Vec<Op> {
     vec![Op::MkdirPerms(
         device_model_dir(stub, guest),
-        vec![Perm::new(stub, Access::None), Perm::new(guest, Access::Read)],
+        vec![
+            Perm::new(stub, Access::None),
+            Perm::new(guest, Access::Read),
+        ],
     )]
 }
 

@@ -5,8 +5,8 @@
 //! listens; its pid is at `/local/domain/<stub>/image/qmp-proxy-pid`.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,10 @@ pub fn args(stub: u32, guest: u32) -> Vec<String> {
     vec![
         format!("--state-path={}", state_path(stub)),
         stub.to_string(),
-        format!("{}/qmp-vchan", super::entries::device_model_dir(stub, guest)),
+        format!(
+            "{}/qmp-vchan",
+            super::entries::device_model_dir(stub, guest)
+        ),
         super::super::hvm::qmp_path(guest).display().to_string(),
     ]
 }
@@ -128,7 +131,7 @@ fn is_proxy_of(pid: u32, stub: u32) -> bool {
     parts
         .first()
         .is_some_and(|p| p.ends_with(b"vchan-socket-proxy"))
-        && parts.iter().any(|p| *p == state.as_bytes())
+        && parts.contains(&state.as_bytes())
 }
 
 /// Stops stub `stub`'s proxy, if its recorded pid is still that proxy: SIGTERM, SIGKILL
