@@ -721,6 +721,7 @@ fn start_stub(
         "stub domain {stub} built after {:.3} s",
         p.started.elapsed().as_secs_f64()
     ));
+    crate::support::testhook::stop_at("stubdom-built");
 
     // libxl's order: dm-argv, the links, set_target (Xen, then xenstore), the directory.
     gate(StubStep::Target)?;

@@ -141,6 +141,9 @@ pub struct Record {
     pub uuid: Option<Uuid>,
     /// The domain, once created.
     pub domid: Option<u16>,
+    /// Domains the create made for the first one, after it (an HVM guest's stub domain):
+    /// each UUID, and its id once Xen returned it.
+    pub helpers: Vec<(Uuid, Option<u16>)>,
     /// Directories made and not removed.
     pub dirs: Vec<PathBuf>,
     /// Children started.
@@ -172,8 +175,16 @@ impl Record {
                 (Some("name"), Some(n), None, None) => {
                     r.name = unhex(n).and_then(|b| String::from_utf8(b).ok())
                 }
-                (Some("uuid"), Some(u), None, None) => r.uuid = Uuid::parse_str(u).ok(),
-                (Some("domain"), Some(d), None, None) => r.domid = d.parse().ok(),
+                // The first domain is the create's; later ones are its helpers.
+                (Some("uuid"), Some(u), None, None) => match Uuid::parse_str(u) {
+                    Ok(u) if r.uuid.is_some() => r.helpers.push((u, None)),
+                    Ok(u) => r.uuid = Some(u),
+                    Err(_) => {}
+                },
+                (Some("domain"), Some(d), None, None) => match r.helpers.last_mut() {
+                    Some((_, id)) => *id = d.parse().ok(),
+                    None => r.domid = d.parse().ok(),
+                },
                 (Some("dir"), Some(p), None, None) => {
                     if let Some(b) = unhex(p) {
                         r.dirs.push(PathBuf::from(std::ffi::OsStr::from_bytes(&b)));
@@ -635,7 +646,35 @@ fn undo(r: &Record, host: &dyn DomainUndo, out: &mut Swept) {
             Err(e) => out.errors.push(e),
         }
     }
-    let ours = match (r.domid, r.uuid) {
+    // The create's domain first: its destroy takes its stub domain along when the two were
+    // linked; then any helper domain left (in reverse order of creation).
+    undo_domain(r.domid, r.uuid, host, out, true);
+    for (u, d) in r.helpers.iter().rev() {
+        undo_domain(*d, Some(*u), host, out, false);
+    }
+    for d in &r.dirs {
+        if !removable_dir(d) {
+            continue;
+        }
+        match std::fs::remove_dir_all(d) {
+            Ok(()) => out.dirs.push(d.clone()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => out.errors.push(format!("{}: {e}", d.display())),
+        }
+    }
+}
+
+/// Destroys a recorded domain if it is still the one recorded (by its handle), or removes its
+/// `/vm` entry when the domain never got an id; `primary`: the create's own domain (reported
+/// in `out.domain`).
+fn undo_domain(
+    domid: Option<u16>,
+    uuid: Option<Uuid>,
+    host: &dyn DomainUndo,
+    out: &mut Swept,
+    primary: bool,
+) {
+    let ours = match (domid, uuid) {
         (Some(d), Some(u)) => match host.handle_of(d) {
             // Ours, or gone (its stale entries are ours to remove).
             Ok(Some(h)) if h == *u.as_bytes() => Some(d),
@@ -660,26 +699,17 @@ fn undo(r: &Record, host: &dyn DomainUndo, out: &mut Swept) {
         (None, None) => None,
     };
     match ours {
-        Some(d) => match host.destroy(d, r.uuid.as_ref()) {
-            Ok(()) => out.domain = Some(d),
+        Some(d) => match host.destroy(d, uuid.as_ref()) {
+            Ok(()) if primary => out.domain = Some(d),
+            Ok(()) => {}
             Err(e) => out.errors.push(format!("domain {d}: {e}")),
         },
         None => {
-            if let Some(u) = &r.uuid {
+            if let Some(u) = &uuid {
                 if let Err(e) = host.remove_vm(u) {
                     out.errors.push(e);
                 }
             }
-        }
-    }
-    for d in &r.dirs {
-        if !removable_dir(d) {
-            continue;
-        }
-        match std::fs::remove_dir_all(d) {
-            Ok(()) => out.dirs.push(d.clone()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => out.errors.push(format!("{}: {e}", d.display())),
         }
     }
 }

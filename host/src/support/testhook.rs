@@ -2,9 +2,11 @@
 //! `pvbuild: test hook: stopped at STEP (pid N)` on stderr, and block there, so that a test can
 //! kill it at that exact point (the harness's `kill-create` scenario sends SIGKILL). The steps
 //! are those of `--fail-at list` (pvbuild stops where `--fail-at` would fail, before the step
-//! runs) and three points where a child runs: `bootloader-spawned` (the bootloader started,
+//! runs), three points where a child runs: `bootloader-spawned` (the bootloader started,
 //! its result not read), `device-model-spawned` (QEMU started, not yet running) and
-//! `vif-hotplug-spawned` (a hotplug script's `online` started, not finished). Without the
+//! `vif-hotplug-spawned` (a hotplug script's `online` started, not finished), and
+//! `stubdom-built` (an HVM guest's stub domain and its dom0 QEMU made, not yet tied to the
+//! guest). Without the
 //! variable (or with a name matching no step) it does nothing. A Ctrl-C (SIGINT, SIGTERM,
 //! SIGHUP) ends the block, and the create then stops as interrupted.
 
@@ -14,10 +16,11 @@ use std::time::Duration;
 pub const STOP_AT: &str = "PVBUILD_TEST_STOP_AT";
 
 /// The points that are not `--fail-at` steps.
-pub const SPAWN_POINTS: [&str; 3] = [
+pub const SPAWN_POINTS: [&str; 4] = [
     "bootloader-spawned",
     "device-model-spawned",
     "vif-hotplug-spawned",
+    "stubdom-built",
 ];
 
 /// Blocks here if [`STOP_AT`] names `step`.

@@ -17,6 +17,11 @@
 #    xenstore node is left;
 #  - a stub whose QEMU never says `running` (its ramdisk the harness's guest ramdisk, whose
 #    init powers off) fails the create with one error, and leaves nothing;
+#  - QMP reaches the stub's QEMU through the proxy (query-status); when the stub dies (QEMU
+#    told to quit over QMP, the stub's init powers it off) the guest stays, as with libxl, and
+#    its destroy removes the dead stub and everything of it;
+#  - a create killed once the stub exists (test hook `stubdom-built`, SIGKILL) is undone by
+#    `pvbuild cleanup`: guest, stub, the stub's dom0 QEMU;
 #  - failure injection at each step of the stub path leaves nothing.
 # The stub's privcmd is loaded unrestricted (`pvbuild.privcmd=unrestricted`): docs/stubdom.md.
 # Metrics: stubdom_build_s, image_build_s, pvbuild_create_s (to the guest's unpause, the stub
@@ -140,7 +145,65 @@ grep '^error:' "$HARNESS_OUT/never.log" | grep -q 'stubdom-running' || fail "nev
 evidence "never running: $(grep '^error:' "$HARNESS_OUT/never.log" | cut -c1-240)"
 leftovers "a stub that never ran QEMU" never
 
-# 3. Failure injection at each step of the stub path.
+# 3. QMP reaches the stub's QEMU through the proxy; then the stub dies (its QEMU quits, its
+#    init powers it off): pvbuild, as libxl, leaves the guest as it is, and the guest's
+#    destroy then removes the dead stub, its dom0 QEMU and the proxy too.
+cat > "$W/qmp.py" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(60)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+def rd():
+    while True:
+        line = f.readline()
+        if not line:
+            sys.exit("QMP: end of stream")
+        m = json.loads(line)
+        if "event" not in m:
+            return m
+greeting = rd()
+if "QMP" not in greeting:
+    sys.exit("QMP: no greeting: %r" % greeting)
+def cmd(c):
+    f.write((json.dumps({"execute": c}) + "\n").encode())
+    f.flush()
+    return rd()
+cmd("qmp_capabilities")
+print(json.dumps(cmd("query-status")))
+if len(sys.argv) > 2:
+    f.write(b'{"execute": "quit"}\n')
+    f.flush()
+PY
+stub_cfg pvbdeath > "$HARNESS_OUT/pvbdeath.cfg"
+"$pvb" create -p "$HARNESS_OUT/pvbdeath.cfg" > "$HARNESS_OUT/death.log" 2>&1 || fail "create of pvbdeath exited $?: $(grep -m 1 '^error' "$HARNESS_OUT/death.log")"
+guest=$(xl domid pvbdeath 2>/dev/null) || fail "no domain pvbdeath"
+stub=$(xl domid pvbdeath-dm 2>/dev/null) || fail "no stub domain pvbdeath-dm"
+status=$(timeout 90 python3 "$W/qmp.py" "/var/run/xen/qmp-libxl-$guest" quit 2>&1) ||
+    fail "QMP through the proxy to the stub's QEMU failed: $status"
+case $status in *'"status"'*) ;; *) fail "QMP query-status answered: $status" ;; esac
+evidence "QMP through the proxy: $status"
+stub_stopped() { domain_shut_down pvbdeath-dm; }
+wait_for 90 stub_stopped || fail "the stub did not stop after its QEMU quit: $(xl list 2>&1 | awk 'NR > 1 { print $1 "(" $5 ")" }' | paste -sd ' ')"
+xl domid pvbdeath > /dev/null 2>&1 || fail "the guest went with its stub"
+evidence "stub died: $(xl list 2>&1 | awk 'NR > 1 { print $1 "(" $5 ")" }' | paste -sd ' ')"
+"$pvb" destroy pvbdeath > "$HARNESS_OUT/death-destroy.log" 2>&1 || fail "pvbuild destroy pvbdeath exited $?: $(head -n 2 "$HARNESS_OUT/death-destroy.log" | paste -sd ' ')"
+leftovers "the guest of a dead stub, destroyed" death
+
+# 4. A create killed once the stub exists: `pvbuild cleanup` removes the guest and the stub.
+stub_cfg pvbkill > "$HARNESS_OUT/pvbkill.cfg"
+klog=$HARNESS_OUT/create.killed.log
+PVBUILD_TEST_STOP_AT=stubdom-built "$pvb" create "$HARNESS_OUT/pvbkill.cfg" > "$klog" 2>&1 &
+kpid=$!
+stopped() { grep -q 'test hook: stopped at stubdom-built' "$klog"; }
+wait_for 180 stopped || fail "the create never stopped at stubdom-built: $(head -n 3 "$klog" | paste -sd ' ')"
+xl domid pvbkill-dm > /dev/null 2>&1 || fail "the stopped create has no stub domain"
+kill -KILL "$kpid"; wait "$kpid" 2>/dev/null
+"$pvb" cleanup > "$HARNESS_OUT/cleanup.log" 2>&1 || fail "pvbuild cleanup exited $?: $(head -n 2 "$HARNESS_OUT/cleanup.log" | paste -sd ' ')"
+evidence "killed at stubdom-built, cleanup: $(paste -sd ' ' "$HARNESS_OUT/cleanup.log" | cut -c1-200)"
+leftovers "a create killed once its stub existed, then cleanup" killed
+
+# 5. Failure injection at each step of the stub path.
 : > "$HARNESS_OUT/steps.results"
 t=$(now)
 for step in stubdom-build stubdom-target stubdom-qmp-proxy stubdom-unpause stubdom-running; do
