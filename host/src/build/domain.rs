@@ -763,7 +763,7 @@ fn start_stub(
     Ok(())
 }
 
-/// Waits (at most [`devmodel::stubdom::START_TIMEOUT`]) for the stub's QEMU to say `running`;
+/// Waits (at most [`devmodel::stubdom::start_timeout`]) for the stub's QEMU to say `running`;
 /// a stub that shut down or died first is an error at once. Either error quotes the end of
 /// the stub's log (its console 0).
 fn wait_stub_running(
@@ -774,7 +774,8 @@ fn wait_stub_running(
     role: &StubRole,
 ) -> Result<(), String> {
     let path = devmodel::stubdom::entries::state_path(u32::from(stub), guest);
-    let deadline = Instant::now() + devmodel::stubdom::START_TIMEOUT;
+    let limit = devmodel::stubdom::start_timeout();
+    let deadline = Instant::now() + limit;
     let log_tail = || {
         let text = std::fs::read_to_string(role.log()).unwrap_or_default();
         let lines: Vec<&str> = text.lines().rev().take(3).collect();
@@ -806,7 +807,7 @@ fn wait_stub_running(
         if Instant::now() >= deadline {
             return Err(format!(
                 "stub domain {stub}: device model not running after {} s; {}",
-                devmodel::stubdom::START_TIMEOUT.as_secs(),
+                limit.as_secs(),
                 log_tail()
             ));
         }

@@ -74,10 +74,7 @@ impl DmRequest {
     /// libxl's defaults for `domid`: [`DEFAULT_QEMU`] unless `program` is given, the log in
     /// `/var/log/xen`, and [`START_TIMEOUT`] unless [`START_TIMEOUT_ENV`] says otherwise.
     pub fn new(program: Option<&Path>, domid: u32, name: &str, maxmem_mib: u64) -> Self {
-        let timeout = std::env::var(START_TIMEOUT_ENV)
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(START_TIMEOUT, Duration::from_secs);
+        let timeout = start_timeout();
         Self {
             program: program.map_or_else(|| PathBuf::from(DEFAULT_QEMU), Path::to_path_buf),
             domid,
@@ -91,6 +88,15 @@ impl DmRequest {
             hvm: None,
         }
     }
+}
+
+/// How long a device model may take to come up: [`START_TIMEOUT`] unless
+/// [`START_TIMEOUT_ENV`] says otherwise.
+pub fn start_timeout() -> Duration {
+    std::env::var(START_TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(START_TIMEOUT, Duration::from_secs)
 }
 
 /// Why the device model could not be started (or stopped).

@@ -13,7 +13,7 @@
 //!    `XEN_DOMCTL_set_target`, xenstore's `XS_SET_TARGET`, the stub's
 //!    `device-model/<guest>` directory ([`entries`]);
 //! 3. the QMP proxy in dom0 (`vchan-socket-proxy`, [`proxy`]);
-//! 4. unpause the stub and wait for its QEMU to write `running` ([`START_TIMEOUT`]).
+//! 4. unpause the stub and wait for its QEMU to write `running` ([`start_timeout`]).
 //!
 //! Every step after the stub exists is undone by destroying the stub domain
 //! ([`crate::commands::lifecycle::destroy_with`] destroys a guest's stub first, as libxl's
@@ -33,9 +33,17 @@ mod tests;
 /// The stub's first console that carries a serial port (`STUBDOM_CONSOLE_SERIAL`): 0 is its
 /// log, 1 and 2 the save and restore streams.
 pub const SERIAL_CONSOLE: u32 = 3;
-/// How long the stub's QEMU may take to write `running` once the stub runs
-/// (`LIBXL_STUBDOM_START_TIMEOUT`).
-pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// libxl's limit for the stub's QEMU to write `running` once the stub runs
+/// (`LIBXL_STUBDOM_START_TIMEOUT`, 30 s): the floor of [`start_timeout`].
+pub const LIBXL_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long pvbuild waits for the stub's QEMU to write `running` once the stub runs: the
+/// limit a dom0 QEMU gets ([`crate::devmodel::START_TIMEOUT`], 60 s, or
+/// `LIBXL_DEVICE_MODEL_START_TIMEOUT`), at least libxl's 30 s. The stub boots a kernel before
+/// QEMU starts: under emulation (TCG, a loaded host) that took more than 30 s.
+pub fn start_timeout() -> Duration {
+    crate::devmodel::start_timeout().max(LIBXL_START_TIMEOUT)
+}
 /// The stub's memory when `stubdomain_memory` is absent, MiB (`LIBXL_LINUX_STUBDOM_MEM`).
 pub const DEFAULT_MEMORY_MIB: u64 = 128;
 /// libxl's default images for a Linux stub domain (`XENFIRMWAREDIR`); Debian ships none.
