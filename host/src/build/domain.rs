@@ -632,7 +632,10 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
     if p.stub_role.is_some() {
         return Ok(building.finish());
     }
-    let stored = crate::config::libxl_json::domain_config(p.base, uuid, p.disks, p.vifs);
+    // A guest whose device model is in a stub domain has its disks through the stub, not as
+    // PV disks of its own: they are stored all the same (a restart reads its devices back).
+    let stored_disks = p.stub.map_or(p.disks, |s| s.disks);
+    let stored = crate::config::libxl_json::domain_config(p.base, uuid, stored_disks, p.vifs);
     let ud = crate::config::userdata::Userdata::in_dir(&host.userdata_dir, u32::from(domid), uuid);
     let dir = host.userdata_dir.clone();
     building.push_undo("remove the stored configuration", move |_| {

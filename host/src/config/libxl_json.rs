@@ -207,6 +207,23 @@ pub fn domain_config(cfg: &DomainConfig, uuid: Uuid, vbds: &[Vbd], vifs: &[Vif])
         // (Not yet compared with what xl stores for an HVM guest.)
         b_info.insert("type.hvm".into(), json!({ "acpi": h.acpi, "apic": h.apic }));
         b_info.insert("video_memkb".into(), h.video_memkb.into());
+        // The stub domain's keys, as xl parses them into b_info (not compared with xl's).
+        if let Some(st) = &h.stubdom {
+            b_info.insert("device_model_version".into(), "qemu_xen".into());
+            b_info.insert("device_model_stubdomain".into(), defbool(true));
+            b_info.insert("stubdomain_memkb".into(), (st.memory_mib << 10).into());
+            b_info.insert(
+                "stubdomain_kernel".into(),
+                st.kernel.display().to_string().into(),
+            );
+            b_info.insert(
+                "stubdomain_ramdisk".into(),
+                st.ramdisk.display().to_string().into(),
+            );
+            if let Some(c) = &st.cmdline {
+                b_info.insert("stubdomain_cmdline".into(), c.clone().into());
+            }
+        }
     } else if cfg.pvh {
         b_info.insert("type.pvh".into(), json!({}));
     } else {
