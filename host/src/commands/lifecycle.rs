@@ -27,7 +27,11 @@ pub(crate) fn destroy_with(
 ) -> Result<(), CommandError> {
     // As libxl: the device model goes first (it holds the guest's pages mapped); in a stub
     // domain, with the stub (`libxl__destroy_device_model`).
-    if let Some(stub) = devmodel::stubdom::stub_of(xs, u32::from(domid)) {
+    let records = devmodel::DmRecords::read(xs, u32::from(domid)).unwrap_or_else(|e| {
+        crate::say_err!("warning: domain {domid}: {e}");
+        devmodel::DmRecords::default()
+    });
+    if let Some(stub) = devmodel::stubdom::stub_of(xs, u32::from(domid), records.stub) {
         if let Err(e) = destroy_with(xen, xs, hotplug, stub, None) {
             crate::say_err!("warning: domain {domid}: its stub domain {stub}: {e}");
         } else {
@@ -35,12 +39,12 @@ pub(crate) fn destroy_with(
         }
     }
     // A stub domain's QMP proxy.
-    match devmodel::stubdom::proxy::stop(xs, u32::from(domid)) {
+    match devmodel::stubdom::proxy::stop(u32::from(domid), records.proxy_pid) {
         Ok(Some(pid)) => log::info(format_args!("stopped qmp proxy {pid}")),
         Ok(None) => {}
         Err(e) => crate::say_err!("warning: domain {domid}: {e}"),
     }
-    match devmodel::stop_for_domain(xs, u32::from(domid)) {
+    match devmodel::stop_recorded(u32::from(domid), &records) {
         Ok(Some(pid)) => log::info(format_args!("stopped device model {pid}")),
         Ok(None) => {}
         Err(e) => crate::say_err!("warning: domain {domid}: {e}"),

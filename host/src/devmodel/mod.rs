@@ -612,15 +612,57 @@ fn alive(pid: Pid) -> bool {
 /// domain's: SIGTERM, SIGKILL after [`STOP_GRACE`]. Returns its pid when one was stopped.
 /// (What `pvbuild destroy` does, as libxl's `kill_device_model`.)
 pub fn stop_for_domain(xs: &XsConnection, domid: u32) -> Result<Option<u32>, String> {
-    let stopped = stop_pid_for_domain(xs, domid)?;
+    stop_recorded(domid, &DmRecords::read(xs, domid)?)
+}
+
+/// What xenstore records of a domain's device model, read in one round trip before its
+/// teardown: its QEMU's pid and own uid, its stub domain (of an HVM guest) and the QMP
+/// proxy's pid (of a stub domain). Values that are not numbers count as absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DmRecords {
+    /// `image/device-model-pid`.
+    pub pid: Option<u32>,
+    /// `image/device-model-kill-uid`.
+    pub kill_uid: Option<u32>,
+    /// `image/device-model-domid` (not yet checked: [`stubdom::stub_of`]).
+    pub stub: Option<u16>,
+    /// `image/qmp-proxy-pid`.
+    pub proxy_pid: Option<u32>,
+}
+
+impl DmRecords {
+    /// Reads them for `domid`.
+    pub fn read(xs: &XsConnection, domid: u32) -> Result<Self, String> {
+        let paths = [
+            pid_path(domid),
+            kill_uid_path(domid),
+            format!("{}/image/device-model-domid", dom_path(domid)),
+            stubdom::proxy::pid_path(domid),
+        ];
+        let v = xs
+            .read_many(&paths)
+            .map_err(|e| format!("reading the device model's records: {e}"))?;
+        let num = |i: usize| {
+            v.get(i)
+                .cloned()
+                .flatten()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+        };
+        Ok(Self {
+            pid: num(0),
+            kill_uid: num(1),
+            stub: num(2).and_then(|d| u16::try_from(d).ok()),
+            proxy_pid: num(3),
+        })
+    }
+}
+
+/// [`stop_for_domain`] with the records already read.
+pub fn stop_recorded(domid: u32, r: &DmRecords) -> Result<Option<u32>, String> {
+    let stopped = stop_pid_for_domain(r.pid, domid)?;
     // A uid that was the device model's alone: nothing may keep running under it (a
     // compromised QEMU's children would keep their rights over the domain id).
-    if let Some(uid) = xs
-        .read_opt(&kill_uid_path(domid))
-        .map_err(|e| format!("reading the device model's uid: {e}"))?
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .filter(|&u| u != 0)
-    {
+    if let Some(uid) = r.kill_uid.filter(|&u| u != 0) {
         kill_uid(uid)?;
     }
     remove_files(domid);
@@ -675,13 +717,8 @@ fn procs_of_uid(uid: u32) -> Vec<Pid> {
 }
 
 /// [`stop_for_domain`]'s stop by the recorded pid.
-fn stop_pid_for_domain(xs: &XsConnection, domid: u32) -> Result<Option<u32>, String> {
-    let Some(pid) = xs
-        .read_opt(&pid_path(domid))
-        .map_err(|e| format!("reading the device model's pid: {e}"))?
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .filter(|&p| p > 1)
-    else {
+fn stop_pid_for_domain(pid: Option<u32>, domid: u32) -> Result<Option<u32>, String> {
+    let Some(pid) = pid.filter(|&p| p > 1) else {
         return Ok(None);
     };
     if !is_device_model_of(pid, domid) {

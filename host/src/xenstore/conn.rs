@@ -604,6 +604,24 @@ impl XsConnection {
         self.directory_in(NO_TX, path)
     }
 
+    /// Reads `paths` in one round trip (pipelined): each value, `None` for a missing node.
+    pub fn read_many(&self, paths: &[String]) -> Result<Vec<Option<String>>, XsError> {
+        let reqs: Vec<Req> = paths.iter().map(|p| Req::read(p)).collect();
+        self.pipeline(NO_TX, &reqs)?
+            .into_iter()
+            .map(|r| match r {
+                Ok(bytes) => String::from_utf8(bytes)
+                    .map(Some)
+                    .map_err(|_| XsError::Wire {
+                        op: "XS_READ",
+                        source: WireError::NotUtf8,
+                    }),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
+
     /// Set a node's permissions: `perms[0]` is the owner and the default for others.
     pub fn set_perms(&self, path: &str, perms: &[Perm]) -> Result<(), XsError> {
         self.set_perms_in(NO_TX, path, perms)

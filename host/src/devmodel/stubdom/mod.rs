@@ -222,24 +222,27 @@ impl StubStep {
     }
 }
 
-/// The stub domain of guest `guest`, if it has one: its `image/device-model-domid`, trusted
-/// only when that domain's `target` names the guest back and its name is the guest's
-/// [`stub_name`] (a guest that wrote another domain's id there gets nothing destroyed).
-pub fn stub_of(xs: &crate::xenstore::XsConnection, guest: u32) -> Option<u16> {
+/// The stub domain of guest `guest`, if it has one: `recorded` (its
+/// `image/device-model-domid`, [`crate::devmodel::DmRecords`]), trusted only when that
+/// domain's `target` names the guest back and its name is the guest's [`stub_name`] (a guest
+/// that wrote another domain's id there gets nothing destroyed). One round trip.
+pub fn stub_of(
+    xs: &crate::xenstore::XsConnection,
+    guest: u32,
+    recorded: Option<u16>,
+) -> Option<u16> {
     use crate::xenstore::dom_path;
-    let stub: u16 = xs
-        .read_opt(&format!("{}/image/device-model-domid", dom_path(guest)))
-        .ok()??
-        .trim()
-        .parse()
+    let stub = recorded.filter(|&s| s != 0)?;
+    let v = xs
+        .read_many(&[
+            format!("{}/target", dom_path(u32::from(stub))),
+            format!("{}/name", dom_path(guest)),
+            format!("{}/name", dom_path(u32::from(stub))),
+        ])
         .ok()?;
-    let target = xs
-        .read_opt(&format!("{}/target", dom_path(u32::from(stub))))
-        .ok()??;
-    let name = xs.read_opt(&format!("{}/name", dom_path(guest))).ok()??;
-    let stub_named = xs
-        .read_opt(&format!("{}/name", dom_path(u32::from(stub))))
-        .ok()??;
-    (stub != 0 && target.trim() == guest.to_string() && stub_named == stub_name(&name))
-        .then_some(stub)
+    let (target, name, stub_named) = match v.as_slice() {
+        [Some(t), Some(n), Some(s)] => (t, n, s),
+        _ => return None,
+    };
+    (target.trim() == guest.to_string() && *stub_named == stub_name(name)).then_some(stub)
 }

@@ -134,16 +134,11 @@ fn is_proxy_of(pid: u32, stub: u32) -> bool {
         && parts.contains(&state.as_bytes())
 }
 
-/// Stops stub `stub`'s proxy, if its recorded pid is still that proxy: SIGTERM, SIGKILL
-/// after a grace. Returns the pid stopped. (Its state node goes with the stub's
-/// `device-model` directory in dom0, [`crate::xenstore::remove_domain`].)
-pub fn stop(xs: &XsConnection, stub: u32) -> Result<Option<u32>, String> {
-    let pid = xs
-        .read_opt(&pid_path(stub))
-        .map_err(|e| format!("reading the qmp proxy's pid: {e}"))?
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .filter(|&p| p > 1);
-    let Some(pid) = pid.filter(|&p| is_proxy_of(p, stub)) else {
+/// Stops stub `stub`'s proxy, `pid` as recorded ([`crate::devmodel::DmRecords`]), if it is
+/// still that proxy: SIGTERM, SIGKILL after a grace. Returns the pid stopped. (Its state node
+/// goes with the stub's `device-model` directory in dom0, [`crate::xenstore::remove_domain`].)
+pub fn stop(stub: u32, pid: Option<u32>) -> Result<Option<u32>, String> {
+    let Some(pid) = pid.filter(|&p| p > 1 && is_proxy_of(p, stub)) else {
         return Ok(None);
     };
     let p = Pid::from_raw(i32::try_from(pid).map_err(|e| e.to_string())?);
