@@ -7,9 +7,10 @@
 #                                 frontend and device modules, Debian's QEMU for Xen
 #                                 (qemu-system-xen) and the libraries it links, the xenstore
 #                                 tools (xenstore-utils), vchan-socket-proxy (xen-utils-4.17),
-#                                 the option ROMs QEMU loads, and stubdom/init as /init.
+#                                 the option ROMs QEMU loads, stubdom/init as /init, and
+#                                 stubdom/privcmd-probe.c built with cc (gcc, libxen-dev).
 # OUTDIR defaults to target/stubdom in the checkout. Nothing is downloaded: every file comes
-# from an installed package, and a missing one is an error naming the package. The kernel is
+# from an installed package or this directory, and a missing one is an error naming the package. The kernel is
 # the newest one installed with its modules (PVBUILD_STUBDOM_KVER picks another). No root is
 # needed; PVBUILD_STUBDOM_GZIP sets gzip's level (default 6). xl uses the images with `stubdomain_kernel` / `stubdomain_ramdisk` (docs/stubdom.md).
 set -eu
@@ -47,6 +48,9 @@ fi
 for c in cpio gzip ldd; do
     command -v "$c" > /dev/null 2>&1 || die "no $c on PATH"
 done
+cc=${CC:-cc}
+command -v "$cc" > /dev/null 2>&1 || die "no C compiler $cc (apt-get install gcc)"
+[ -r /usr/include/xen/sys/privcmd.h ] || die "no /usr/include/xen/sys/privcmd.h (apt-get install libxen-dev)"
 
 root=$(mktemp -d "${TMPDIR:-/tmp}/pvbuild-stubdom.XXXXXX")
 trap 'rm -rf "$root"' EXIT INT TERM
@@ -103,6 +107,11 @@ copy_with_libs "$proxy" /usr/bin/vchan-socket-proxy
 for t in xenstore-read xenstore-write xenstore-list xenstore-exists; do
     copy_with_libs "/usr/bin/$t" "/usr/bin/$t"
 done
+# The LD_PRELOAD object /init gives QEMU when xen-privcmd is restricted (stubdom/privcmd-probe.c
+# says why), built from the repo's source against libxen-dev's privcmd.h.
+mkdir -p "$root/usr/lib/pvbuild"
+"$cc" -shared -fPIC -O2 -Wall -Wextra -Werror -o "$root/usr/lib/pvbuild/privcmd-probe.so" \
+    "$here/privcmd-probe.c" || die "cannot build stubdom/privcmd-probe.c with $cc"
 # A debugging aid, off by default: strace, which /init runs QEMU under when the stub's command
 # line has `pvbuild.strace` (its ioctls and their errors go to the stub's console 0).
 if [ "${PVBUILD_STUBDOM_STRACE:-0}" = 1 ]; then

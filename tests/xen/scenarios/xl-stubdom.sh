@@ -14,10 +14,12 @@
 #    serving the stub's consoles (`-xen-domid <stub>`);
 #  - the guest runs its firmware: hvmloader's lines for it in Xen's log;
 #  - `xl destroy` of the guest removes the stub domain too, and leaves no QEMU.
-# This is done with the stub's xen-privcmd loaded unrestricted (`pvbuild.privcmd=unrestricted`
-# on its command line), after one create with it restricted, the kernel's default, whose
-# outcome is recorded as a NOTE (docs/stubdom.md, "The privcmd restriction").
-# Metrics: stubdom_build_s, xl_create_stubdom_s, stubdom_initrd_kib.
+# All of that twice: first with the stub's xen-privcmd restricted to its target, the kernel's
+# default since XSA-482 (/init then gives QEMU stubdom/privcmd-probe.c, and its "ok" line is
+# required), then unrestricted (`pvbuild.privcmd=unrestricted` on the stub's command line)
+# (docs/stubdom.md, "The privcmd restriction").
+# Metrics: stubdom_build_s, stubdom_initrd_kib, xl_create_stubdom_{restricted,unrestricted}_s,
+# xl_destroy_stubdom_{restricted,unrestricted}_s.
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 W=/tmp/xl-stubdom
 rm -rf "$W" && mkdir -p "$W" || fail "cannot make $W"
@@ -60,14 +62,14 @@ xenstore-write "$XENBUS_PATH/physical-device" "$mm" "$XENBUS_PATH/physical-devic
 SH
 chmod 755 "$W/fast-block"
 
-# stub_cfg CMDLINE: the guest's config, the stub's command line given.
+# stub_cfg CMDLINE VGA: the guest's config, the stub's command line and the guest's vga given.
 stub_cfg() {
     cat <<CFG
 name = "xlstub"
 type = "hvm"
 memory = 128
 vcpus = 1
-vga = "none"
+vga = "$2"
 vnc = 0
 serial = "file:$W/xlstub-serial.log"
 boot = "c"
@@ -92,74 +94,93 @@ cleanup() {
     [ -n "$stub" ] && timeout 60 xl destroy "$stub" > /dev/null 2>&1
 }
 
-# 1. The stub's privcmd restricted to its target (the kernel's default since XSA-482): what
-#    the stub's QEMU does then is recorded (stub-restricted.log, QEMU under strace: its ioctls
-#    and their errors), not required.
-stub_cfg "console=hvc0 pvbuild.strace" > "$W/xlstub-restricted.cfg"
-t0=$(now)
-timeout 300 xl -vvv create "$W/xlstub-restricted.cfg" > "$W/xl-create-restricted.log" 2>&1
-rc=$?
-metric xl_create_stubdom_restricted_s "$(elapsed "$t0")"
-cp "$log" "$W/stub-restricted.log" 2> /dev/null
-guest=$(xl domid xlstub 2> /dev/null)
-stub=$(xl domid xlstub-dm 2> /dev/null)
-cleanup
-wait_for 60 domain_gone xlstub-dm || fail "the restricted run's stub domain is left"
-wait_for 60 domain_gone xlstub || fail "the restricted run's guest is left"
-note "restricted privcmd: xl create exited $rc; the stub: $(grep -E 'pvbuild-stubdom: (kernel|QEMU)|xen-qemu-system-i386:' "$W/stub-restricted.log" | tail -n 4 | paste -sd ' ')"
-note "restricted privcmd: QEMU's failed ioctls: $(grep -E 'ioctl\(.*= -1' "$W/stub-restricted.log" | sed 's/^\[pid *[0-9]*\] //' | sort | uniq -c | sort -rn | head -n 6 | paste -sd ';')"
-rm -f "$log"
-guest=
-stub=
+# stub_create LABEL CMDLINE VGA: `xl create` of the guest with that stub command line and vga;
+# sets rc, guest and stub, records metric xl_create_stubdom_LABEL_s, keeps xl's log
+# (xl-create-LABEL.log), the config (xlstub-LABEL.cfg) and, afterwards, the stub's log
+# (stub-LABEL.log, by save_log).
+stub_create() {
+    stub_cfg "$2" "$3" > "$W/xlstub-$1.cfg"
+    rm -f "$log"
+    t0=$(now)
+    timeout 300 xl -vvv create "$W/xlstub-$1.cfg" > "$W/xl-create-$1.log" 2>&1
+    rc=$?
+    metric "xl_create_stubdom_$1_s" "$(elapsed "$t0")"
+    guest=$(xl domid xlstub 2> /dev/null)
+    stub=$(xl domid xlstub-dm 2> /dev/null)
+}
+save_log() { tr -d '\r' < "$log" > "$W/stub-$1.log" 2> /dev/null; }
 
-# 2. Unrestricted (pvbuild.privcmd=unrestricted): the whole path must work.
-stub_cfg "console=hvc0 pvbuild.privcmd=unrestricted" > "$W/xlstub.cfg"
-t0=$(now)
-timeout 300 xl -vvv create "$W/xlstub.cfg" > "$W/xl-create.log" 2>&1
-rc=$?
-metric xl_create_stubdom_s "$(elapsed "$t0")"
-guest=$(xl domid xlstub 2> /dev/null)
-stub=$(xl domid xlstub-dm 2> /dev/null)
+# require_running LABEL: what a working stub shows (fails the scenario otherwise): xl's create
+# succeeded, /init started QEMU, QEMU wrote `running`, the guest and the stub name each other,
+# no dom0 QEMU serves the guest, and the guest's firmware runs.
+require_running() {
+    if [ "$rc" -ne 0 ]; then
+        save_log "$1"
+        cleanup
+        fail "$1: xl create with the stub domain exited $rc: $(grep -iE 'error|fail' "$W/xl-create-$1.log" | tail -n 3 | paste -sd ' '); the stub: $(grep -E 'pvbuild-stubdom|privcmd-probe|xen-qemu-system-i386:' "$W/stub-$1.log" 2> /dev/null | tail -n 3 | paste -sd ' ')"
+    fi
+    [ -n "$guest" ] || { cleanup; fail "$1: no guest domain after xl create"; }
+    [ -n "$stub" ] || { cleanup; fail "$1: no stub domain xlstub-dm after xl create"; }
+    evidence "$1: guest domain $guest, stub domain $stub"
+    grep -q "pvbuild-stubdom: QEMU pid" "$log" 2> /dev/null ||
+        { cleanup; fail "$1: the stub's /init did not report QEMU running (its log: $(grep pvbuild-stubdom "$log" 2> /dev/null | tail -n 2 | paste -sd ' '))"; }
+    state=$(xenstore-read "/local/domain/$stub/device-model/$guest/state" 2> /dev/null)
+    [ "$state" = running ] || { cleanup; fail "$1: device-model state in the stub is '$state', not running"; }
+    [ "$(xenstore-read "/local/domain/$guest/image/device-model-domid" 2> /dev/null)" = "$stub" ] ||
+        { cleanup; fail "$1: the guest's image/device-model-domid does not name the stub"; }
+    [ "$(xenstore-read "/local/domain/$stub/target" 2> /dev/null)" = "$guest" ] ||
+        { cleanup; fail "$1: the stub's target does not name the guest"; }
+    ps -eo pid,args > "$W/ps-$1.txt" 2>&1
+    if grep -q -- "-xen-domid $guest " "$W/ps-$1.txt"; then
+        cleanup
+        fail "$1: a dom0 QEMU serves the guest: $(grep -- "-xen-domid $guest " "$W/ps-$1.txt" | head -n 1)"
+    fi
+    grep -q -- "-xen-domid $stub " "$W/ps-$1.txt" || note "$1: no dom0 QEMU for the stub's consoles"
+    # The guest's firmware runs (Xen logs hvmloader's port 0xe9 lines as "(dN) ..."); its PCI
+    # configuration goes through the stub's QEMU.
+    wait_for 120 sh -c "xl dmesg | grep -q '(d$guest) HVM Loader'" ||
+        { xl dmesg > "$W/xl-dmesg-$1.txt" 2>&1; cleanup; fail "$1: no hvmloader output for the guest in Xen's log"; }
+    evidence "$1: stub state running; dom0 QEMUs: $(grep -c 'qemu-system-i386' "$W/ps-$1.txt")"
+}
+
+no_qemu() { ! pgrep -f 'qemu-system-i386 -xen-domid' > /dev/null; }
+# stub_destroy LABEL: `xl destroy` of the guest takes the stub with it and leaves no QEMU.
+stub_destroy() {
+    t0=$(now)
+    timeout 120 xl destroy "$guest" > "$W/xl-destroy-$1.log" 2>&1 || { cleanup; fail "$1: xl destroy $guest failed"; }
+    wait_for 60 domain_gone xlstub-dm || { cleanup; fail "$1: the stub domain outlived its guest"; }
+    metric "xl_destroy_stubdom_$1_s" "$(elapsed "$t0")"
+    wait_for 30 no_qemu ||
+        fail "$1: a QEMU is left after xl destroy: $(pgrep -af 'qemu-system-i386 -xen-domid' | head -n 1)"
+    guest=
+    stub=
+}
+
+# 1. The stub's xen-privcmd restricted to its target (the kernel's default since XSA-482):
+#    required to work, QEMU given stubdom/privcmd-probe.c by /init, whose line for
+#    libxendevicemodel's probe must say "ok".
+stub_create restricted "console=hvc0" none
+require_running restricted
+sleep 5
+save_log restricted
+xl dmesg | grep "(d$guest)" > "$W/guest-firmware.txt" 2>&1
+evidence "restricted: guest firmware: $(tail -n 1 "$W/guest-firmware.txt")"
+grep -q "pvbuild-stubdom: privcmd restricted to domain $guest" "$W/stub-restricted.log" ||
+    { cleanup; fail "restricted: /init did not report privcmd restricted to the guest"; }
+probes=$(grep -c "privcmd-probe: DM_OP probe for domain $guest: ok" "$W/stub-restricted.log")
+[ "$probes" -ge 1 ] || { cleanup; fail "restricted: no 'privcmd-probe: ... ok' line in the stub's log"; }
+evidence "restricted: $probes libxendevicemodel probes answered ok for domain $guest"
+stub_destroy restricted
+
+# 2. Unrestricted (pvbuild.privcmd=unrestricted on the stub's command line: xen-privcmd loaded
+#    with unrestricted=1, no privcmd-probe.so): must work too.
+stub_create unrestricted "console=hvc0 pvbuild.privcmd=unrestricted" none
 xl list > "$W/xl-list.txt" 2>&1
 xenstore-ls -f > "$W/xenstore.txt" 2>&1
+require_running unrestricted
+save_log unrestricted
+grep -q "privcmd-probe:" "$W/stub-unrestricted.log" &&
+    { cleanup; fail "unrestricted: privcmd-probe.so was loaded although privcmd is unrestricted"; }
+stub_destroy unrestricted
 xl dmesg > "$W/xl-dmesg.txt" 2>&1
-ps -eo pid,args > "$W/ps.txt" 2>&1
-if [ "$rc" -ne 0 ]; then
-    cleanup
-    fail "xl create with the stub domain exited $rc: $(grep -iE 'error|fail' "$W/xl-create.log" | tail -n 3 | paste -sd ' '); the stub: $(grep -E 'pvbuild-stubdom|xen-qemu-system-i386:' "$log" 2> /dev/null | tail -n 3 | paste -sd ' ')"
-fi
-[ -n "$guest" ] || { cleanup; fail "no guest domain after xl create"; }
-[ -n "$stub" ] || { cleanup; fail "no stub domain xlstub-dm after xl create"; }
-evidence "guest domain $guest, stub domain $stub"
-
-grep -q "pvbuild-stubdom: QEMU pid" "$log" 2> /dev/null ||
-    { cleanup; fail "the stub's /init did not report QEMU running (its log: $(grep pvbuild-stubdom "$log" 2> /dev/null | tail -n 2 | paste -sd ' '))"; }
-state=$(xenstore-read "/local/domain/$stub/device-model/$guest/state" 2> /dev/null)
-[ "$state" = running ] || { cleanup; fail "device-model state in the stub is '$state', not running"; }
-[ "$(xenstore-read "/local/domain/$guest/image/device-model-domid" 2> /dev/null)" = "$stub" ] ||
-    { cleanup; fail "the guest's image/device-model-domid does not name the stub"; }
-[ "$(xenstore-read "/local/domain/$stub/target" 2> /dev/null)" = "$guest" ] ||
-    { cleanup; fail "the stub's target does not name the guest"; }
-if grep -q -- "-xen-domid $guest " "$W/ps.txt"; then
-    cleanup
-    fail "a dom0 QEMU serves the guest: $(grep -- "-xen-domid $guest " "$W/ps.txt" | head -n 1)"
-fi
-grep -q -- "-xen-domid $stub " "$W/ps.txt" || note "no dom0 QEMU for the stub's consoles"
-evidence "stub state running; dom0 QEMUs: $(grep -c 'qemu-system-i386' "$W/ps.txt")"
-
-# The guest's firmware runs (Xen logs hvmloader's port 0xe9 lines as "(dN) ...").
-wait_for 120 sh -c "xl dmesg | grep -q '(d$guest) HVM Loader'" ||
-    { xl dmesg > "$W/xl-dmesg.txt" 2>&1; cleanup; fail "no hvmloader output for the guest in Xen's log"; }
-sleep 5
-xl dmesg | grep "(d$guest)" > "$W/guest-firmware.txt" 2>&1
-evidence "guest firmware: $(tail -n 1 "$W/guest-firmware.txt")"
-
-t0=$(now)
-timeout 120 xl destroy "$guest" > "$W/xl-destroy.log" 2>&1 || { cleanup; fail "xl destroy $guest failed"; }
-wait_for 60 domain_gone xlstub-dm || { cleanup; fail "the stub domain outlived its guest"; }
-metric xl_destroy_stubdom_s "$(elapsed "$t0")"
-sleep 2
-if pgrep -f 'qemu-system-i386 -xen-domid' > /dev/null; then
-    fail "a QEMU is left after xl destroy: $(pgrep -af 'qemu-system-i386 -xen-domid' | head -n 1)"
-fi
 pass
