@@ -23,7 +23,9 @@
 #  - a create killed once the stub exists (test hook `stubdom-built`, SIGKILL) is undone by
 #    `pvbuild cleanup`: guest, stub, the stub's dom0 QEMU;
 #  - failure injection at each step of the stub path leaves nothing.
-# The stub's privcmd is loaded unrestricted (`pvbuild.privcmd=unrestricted`): docs/stubdom.md.
+# The stub's privcmd is restricted to its target (the kernel's default since XSA-482; the
+# image's privcmd-probe.so answers libxendevicemodel's probe: docs/stubdom.md): the stub's log
+# must say so.
 # Metrics: stubdom_build_s, image_build_s, pvbuild_create_s (to the guest's unpause, the stub
 # booted and its QEMU running), pvbuild_grub_s, pvbuild_marker_s (from the create's start),
 # never_running_s, steps_s.
@@ -64,7 +66,7 @@ device_model_stubdomain_override = 1
 device_model_version = "qemu-xen"
 stubdomain_kernel = "$W/img/stubdom-linux-kernel"
 stubdomain_ramdisk = "${2:-$W/img/stubdom-linux-initrd}"
-stubdomain_cmdline = "console=hvc0 pvbuild.privcmd=unrestricted"
+stubdomain_cmdline = "console=hvc0"
 stubdomain_memory = 256
 on_poweroff = "destroy"
 on_reboot = "destroy"
@@ -125,6 +127,8 @@ grep -q -- "-xen-domid $stub " "$HARNESS_OUT/ps.txt" || fail "no dom0 QEMU serve
 grep -q "vchan-socket-proxy.* $stub " "$HARNESS_OUT/ps.txt" || fail "no QMP proxy for the stub"
 grep -q "pvbuild-stubdom: QEMU pid" /var/log/xen/qemu-dm-pvbstub.log 2>/dev/null ||
     fail "the stub's log has no 'QEMU pid' line: $(tail -n 2 /var/log/xen/qemu-dm-pvbstub.log 2>/dev/null | paste -sd ' ')"
+grep -q "privcmd-probe: DM_OP probe for domain $guest: ok" /var/log/xen/qemu-dm-pvbstub.log 2>/dev/null ||
+    fail "the stub's QEMU did not run with privcmd restricted to the guest: $(grep -m 2 privcmd /var/log/xen/qemu-dm-pvbstub.log 2>/dev/null | paste -sd ' ')"
 evidence "$HARNESS_OUT/pvbstub-serial.stamped"
 wait_serial pvbstub "$t0" 400 PVBUILD-GRUB-CFG || fail "no line from the disk's GRUB within 400 s: $(serial_tail pvbstub)"
 metric pvbuild_grub_s "$(elapsed "$t0")"
