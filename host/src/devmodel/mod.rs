@@ -724,11 +724,18 @@ fn stop_pid_for_domain(pid: Option<u32>, domid: u32) -> Result<Option<u32>, Stri
     if !is_device_model_of(pid, domid) {
         return Ok(None);
     }
+    Ok(terminate(pid, "device model")?.then_some(pid))
+}
+
+/// Stops process `pid` (`what`, for messages): SIGTERM, SIGKILL after [`STOP_GRACE`], and
+/// waits until it is gone (reaped if it is this process's child), at most another grace.
+/// `Ok(false)`: it was already gone.
+pub(crate) fn terminate(pid: u32, what: &str) -> Result<bool, String> {
     let p = Pid::from_raw(i32::try_from(pid).map_err(|e| e.to_string())?);
     match kill(p, Signal::SIGTERM) {
         Ok(()) => {}
-        Err(Errno::ESRCH) => return Ok(None),
-        Err(e) => return Err(format!("stopping device model {pid}: {}", e.desc())),
+        Err(Errno::ESRCH) => return Ok(false),
+        Err(e) => return Err(format!("stopping {what} {pid}: {}", e.desc())),
     }
     let deadline = Instant::now() + STOP_GRACE;
     while alive(p) {
@@ -737,7 +744,7 @@ fn stop_pid_for_domain(pid: Option<u32>, domid: u32) -> Result<Option<u32>, Stri
             let hard = Instant::now() + STOP_GRACE;
             while alive(p) {
                 if Instant::now() >= hard {
-                    return Err(format!("device model {pid} survives SIGKILL"));
+                    return Err(format!("{what} {pid} survives SIGKILL"));
                 }
                 std::thread::sleep(POLL);
             }
@@ -745,7 +752,7 @@ fn stop_pid_for_domain(pid: Option<u32>, domid: u32) -> Result<Option<u32>, Stri
         }
         std::thread::sleep(POLL);
     }
-    Ok(Some(pid))
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -10,18 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-
 use crate::xenstore::{dom_path, XsConnection};
 
 /// Debian's build of Xen's proxy (`STUBDOM_QMP_PROXY_PATH`).
 pub const PROGRAM: &str = "/usr/lib/xen-4.17/bin/vchan-socket-proxy";
 /// How long it may take to say `running` (`LIBXL_DEVICE_MODEL_START_TIMEOUT`).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// Between SIGTERM and SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(50);
 
 /// `/local/domain/0/device-model/<stub>/qmp-proxy-state`.
@@ -141,26 +135,5 @@ pub fn stop(stub: u32, pid: Option<u32>) -> Result<Option<u32>, String> {
     let Some(pid) = pid.filter(|&p| p > 1 && is_proxy_of(p, stub)) else {
         return Ok(None);
     };
-    let p = Pid::from_raw(i32::try_from(pid).map_err(|e| e.to_string())?);
-    match kill(p, Signal::SIGTERM) {
-        Ok(()) => {}
-        Err(Errno::ESRCH) => return Ok(None),
-        Err(e) => return Err(format!("stopping qmp proxy {pid}: {}", e.desc())),
-    }
-    let deadline = Instant::now() + STOP_GRACE;
-    while is_proxy_of(pid, stub) && !is_zombie(pid) {
-        if Instant::now() >= deadline {
-            let _ = kill(p, Signal::SIGKILL);
-            break;
-        }
-        std::thread::sleep(POLL);
-    }
-    Ok(Some(pid))
-}
-
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
-        st.rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-    })
+    Ok(crate::devmodel::terminate(pid, "qmp proxy")?.then_some(pid))
 }
