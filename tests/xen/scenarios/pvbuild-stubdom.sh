@@ -21,9 +21,9 @@
 # The stub's privcmd is loaded unrestricted (`pvbuild.privcmd=unrestricted`): docs/stubdom.md.
 # pvbuild's guest and stub nodes, taken (`xenstore-ls -f -p`) while they run, are saved as
 # pvbuild-xenstore-p.txt and normalised (stubdom-lib.sh) as pvbuild-xenstore.norm.
-# With HARNESS_STUBDOM_XL=1 (the opt-in xl-stubdom-diskboot), after pvbuild's boot, xl boots
-# the same disk image with the same stub images and config, in the same run, instead of the
-# never-running and failure-injection parts: the disk on a loop device with a fast `script=`
+# With HARNESS_STUBDOM_XL=1 (the opt-in xl-stubdom-diskboot), xl first boots the same disk
+# image with the same stub images and config, in the same run, then pvbuild's boot as above
+# (the never-running and failure-injection parts are left out): the disk on a loop device with a fast `script=`
 # (libxl gives a stub domain blkback, never qdisk), to the same marker; its nodes are saved
 # and normalised the same way (xl-xenstore-p.txt, xl-xenstore.norm) and the difference is
 # xenstore-stub.diff (explained in docs/stubdom.md).
@@ -91,6 +91,40 @@ leftovers() {
     fi
 }
 only_dom0 || fail "before the scenario, xl list shows more than Domain-0"
+# 0. (HARNESS_STUBDOM_XL=1) xl first: the same disk image, stub images and config (its
+#    guest and stub gone, the store snapshot for pvbuild's leftovers is taken after it).
+if [ "${HARNESS_STUBDOM_XL:-0}" = 1 ]; then
+    trap '"$pvb" destroy pvbstub > /dev/null 2>&1; timeout 60 xl destroy xlstub > /dev/null 2>&1
+        cp /var/log/xen/qemu-dm-pvbstub*.log /var/log/xen/qemu-dm-xlstub*.log /var/log/xen/qmp-proxy-*.log "$HARNESS_OUT"/ 2>/dev/null
+        stub_xl_disk_teardown; rm -rf "$W"' EXIT
+    stub_xl_disk_setup "$W" "$img"
+    stub_cfg xlstub "" "format=raw,vdev=hda,access=rw,script=$W/fast-block,target=$stub_loop" > "$HARNESS_OUT/xlstub.cfg"
+    t0=$(now)
+    timeout 300 xl create "$HARNESS_OUT/xlstub.cfg" > "$HARNESS_OUT/xl-create.log" 2>&1 ||
+        fail "xl create exited $?: $(grep -iE 'error|fail' "$HARNESS_OUT/xl-create.log" | tail -n 2 | paste -sd ' ')"
+    metric xl_create_s "$(elapsed "$t0")"
+    guest=$(xl domid xlstub 2>/dev/null) || fail "no domain xlstub"
+    stub=$(xl domid xlstub-dm 2>/dev/null) || fail "no stub domain xlstub-dm"
+    evidence "xl: guest domain $guest, stub domain $stub"
+    xenstore-ls -f -p > "$HARNESS_OUT/xl-xenstore-p.txt" 2>&1
+    xs_stub_normalise "$guest" "$stub" xlstub < "$HARNESS_OUT/xl-xenstore-p.txt" > "$HARNESS_OUT/xl-xenstore.norm"
+    [ "$(xenstore-read "/local/domain/$stub/device-model/$guest/state" 2>/dev/null)" = running ] ||
+        fail "xl: the device-model state in the stub is not running"
+    _seen=
+    evidence "$HARNESS_OUT/xlstub-serial.stamped"
+    wait_serial xlstub "$t0" 400 PVBUILD-GRUB-CFG || fail "xl: no line from the disk's GRUB within 400 s: $(serial_tail xlstub)"
+    metric xl_grub_s "$(elapsed "$t0")"
+    wait_serial xlstub "$t0" 400 PVBUILD-GRUB-INITRD-READ || fail "xl: GRUB did not read the kernel and ramdisk within 400 s: $(serial_tail xlstub)"
+    wait_serial xlstub "$t0" 600 PVBUILD-GUEST-OK || fail "xl: no marker within 600 s of GRUB: $(serial_tail xlstub)"
+    metric xl_marker_s "$(elapsed "$t0")"
+    got=$(serial_text xlstub | grep -a -m 1 PVBUILD-GUEST-OK)
+    [ "$got" = "$want" ] || fail "xl: the marker is '$got', expected '$want'"
+    # init powers off after its marker; on_poweroff = "destroy" (xl's daemon takes the stub).
+    wait_for 120 only_dom0 || fail "xl's guest or stub still there 120 s after its marker: $(xl list 2>&1 | awk 'NR > 2 { print $1 }' | paste -sd ' ')"
+    wait_for 30 no_qemu || fail "xl: a QEMU is left: $(pgrep -af 'qemu-system-i386 -xen-domid' | cut -c1-120)"
+    stub_xl_disk_teardown
+fi
+
 xs_snapshot > "$HARNESS_OUT/xenstore.before"
 
 # 1. The guest, its device model in the stub.
@@ -143,36 +177,7 @@ wait "$pid" || fail "pvbuild create --wait exited $?: $(grep -m 1 '^error' "$log
 grep -q 'poweroff' "$log" || fail "pvbuild did not report the guest's poweroff: $(tail -n 2 "$log" | paste -sd ' ')"
 leftovers "the booted guest's end" booted
 
-# 1b. (HARNESS_STUBDOM_XL=1) xl: the same disk image, stub images and config.
 if [ "${HARNESS_STUBDOM_XL:-0}" = 1 ]; then
-    trap '"$pvb" destroy pvbstub > /dev/null 2>&1; timeout 60 xl destroy xlstub > /dev/null 2>&1
-        cp /var/log/xen/qemu-dm-pvbstub*.log /var/log/xen/qemu-dm-xlstub*.log /var/log/xen/qmp-proxy-*.log "$HARNESS_OUT"/ 2>/dev/null
-        stub_xl_disk_teardown; rm -rf "$W"' EXIT
-    stub_xl_disk_setup "$W" "$img"
-    stub_cfg xlstub "" "format=raw,vdev=hda,access=rw,script=$W/fast-block,target=$stub_loop" > "$HARNESS_OUT/xlstub.cfg"
-    t0=$(now)
-    timeout 300 xl create "$HARNESS_OUT/xlstub.cfg" > "$HARNESS_OUT/xl-create.log" 2>&1 ||
-        fail "xl create exited $?: $(grep -iE 'error|fail' "$HARNESS_OUT/xl-create.log" | tail -n 2 | paste -sd ' ')"
-    metric xl_create_s "$(elapsed "$t0")"
-    guest=$(xl domid xlstub 2>/dev/null) || fail "no domain xlstub"
-    stub=$(xl domid xlstub-dm 2>/dev/null) || fail "no stub domain xlstub-dm"
-    evidence "xl: guest domain $guest, stub domain $stub"
-    xenstore-ls -f -p > "$HARNESS_OUT/xl-xenstore-p.txt" 2>&1
-    xs_stub_normalise "$guest" "$stub" xlstub < "$HARNESS_OUT/xl-xenstore-p.txt" > "$HARNESS_OUT/xl-xenstore.norm"
-    [ "$(xenstore-read "/local/domain/$stub/device-model/$guest/state" 2>/dev/null)" = running ] ||
-        fail "xl: the device-model state in the stub is not running"
-    _seen=
-    evidence "$HARNESS_OUT/xlstub-serial.stamped"
-    wait_serial xlstub "$t0" 400 PVBUILD-GRUB-CFG || fail "xl: no line from the disk's GRUB within 400 s: $(serial_tail xlstub)"
-    metric xl_grub_s "$(elapsed "$t0")"
-    wait_serial xlstub "$t0" 400 PVBUILD-GRUB-INITRD-READ || fail "xl: GRUB did not read the kernel and ramdisk within 400 s: $(serial_tail xlstub)"
-    wait_serial xlstub "$t0" 600 PVBUILD-GUEST-OK || fail "xl: no marker within 600 s of GRUB: $(serial_tail xlstub)"
-    metric xl_marker_s "$(elapsed "$t0")"
-    got=$(serial_text xlstub | grep -a -m 1 PVBUILD-GUEST-OK)
-    [ "$got" = "$want" ] || fail "xl: the marker is '$got', expected '$want'"
-    # init powers off after its marker; on_poweroff = "destroy" (xl's daemon takes the stub).
-    wait_for 120 only_dom0 || fail "xl's guest or stub still there 120 s after its marker: $(xl list 2>&1 | awk 'NR > 2 { print $1 }' | paste -sd ' ')"
-    wait_for 30 no_qemu || fail "xl: a QEMU is left: $(pgrep -af 'qemu-system-i386 -xen-domid' | cut -c1-120)"
     # Both trees, normalised: every difference is explained in docs/stubdom.md.
     grep -q '^/local/domain/STUB/device-model/GUEST/state = "running"' "$HARNESS_OUT/pvbuild-xenstore.norm" ||
         fail "pvbuild's normalised tree has no running stub: $(head -n 3 "$HARNESS_OUT/pvbuild-xenstore.norm" | paste -sd ' ')"
@@ -183,6 +188,7 @@ if [ "${HARNESS_STUBDOM_XL:-0}" = 1 ]; then
     evidence "$HARNESS_OUT/xenstore-stub.diff"
     pass
 fi
+
 
 # 2. A stub whose QEMU never says running: its init is the guest ramdisk's, which powers off.
 stub_cfg pvbnever "$HARNESS_GUEST_RAMDISK" > "$HARNESS_OUT/pvbnever.cfg"
