@@ -26,10 +26,20 @@
 # The stub's privcmd is restricted to its target (the kernel's default since XSA-482; the
 # image's privcmd-probe.so answers libxendevicemodel's probe: docs/stubdom.md): the stub's log
 # must say so.
+# pvbuild's guest and stub nodes, taken (`xenstore-ls -f -p`) while they run, are saved as
+# pvbuild-xenstore-p.txt and normalised (stubdom-lib.sh) as pvbuild-xenstore.norm.
+# With HARNESS_STUBDOM_XL=1 (the opt-in xl-stubdom-diskboot), xl first boots the same disk
+# image with the same stub images and config, in the same run, then pvbuild's boot as above
+# (the never-running and failure-injection parts are left out): the disk on a loop device with a fast `script=`
+# (libxl gives a stub domain blkback, never qdisk), to the same marker; its nodes are saved
+# and normalised the same way (xl-xenstore-p.txt, xl-xenstore.norm) and the difference is
+# xenstore-stub.diff (explained in docs/stubdom.md).
 # Metrics: stubdom_build_s, image_build_s, pvbuild_create_s (to the guest's unpause, the stub
 # booted and its QEMU running), pvbuild_grub_s, pvbuild_marker_s (from the create's start),
-# never_running_s, steps_s.
+# never_running_s, steps_s; with xl: xl_create_s (xl create's run), xl_grub_s, xl_marker_s
+# (from its start), xenstore_diff_lines.
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
+. "$HARNESS_REPO/tests/xen/dom0/stubdom-lib.sh"
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
 pvb=$HARNESS_PVBUILD
 W=/var/tmp/pvbuild-stubdom
@@ -49,14 +59,20 @@ sh "$HARNESS_REPO/tests/xen/build-hvm-disk.sh" "$img" "$HARNESS_GUEST_KERNEL" "$
     > "$HARNESS_OUT/build-disk.log" 2>&1 || fail "build-hvm-disk.sh exited $?: $(tail -n 2 "$HARNESS_OUT/build-disk.log" | paste -sd ' ')"
 metric image_build_s "$(elapsed "$t")"
 
-# stub_cfg NAME [RAMDISK]: the guest's config; the stub's ramdisk the built one unless given.
+# Under xl-stubdom-diskboot both stubs boot `quiet`: fewer kernel lines through the stub's
+# console under TCG, towards libxl's (and pvbuild's) 30 s start limit, which both toolstacks'
+# stubs missed with the machine loaded (2026-12-06 21:00-21:20).
+stub_quiet=
+[ "${HARNESS_STUBDOM_XL:-0}" = 1 ] && stub_quiet=" quiet"
+# stub_cfg NAME [RAMDISK [DISK]]: the guest's config; the stub's ramdisk the built one and the
+# disk pvbuild's (a file, served to the stub by its dom0 QEMU) unless given.
 stub_cfg() {
     cat <<CFG
 name = "$1"
 type = "hvm"
 memory = 128
 vcpus = 1
-disk = [ 'format=raw,vdev=hda,access=rw,target=$img' ]
+disk = [ '${3:-format=raw,vdev=hda,access=rw,target=$img}' ]
 boot = "c"
 hdtype = "ahci"
 serial = "file:$HARNESS_OUT/$1-serial.log"
@@ -66,7 +82,7 @@ device_model_stubdomain_override = 1
 device_model_version = "qemu-xen"
 stubdomain_kernel = "$W/img/stubdom-linux-kernel"
 stubdomain_ramdisk = "${2:-$W/img/stubdom-linux-initrd}"
-stubdomain_cmdline = "console=hvc0"
+stubdomain_cmdline = "console=hvc0$stub_quiet"
 stubdomain_memory = 256
 on_poweroff = "destroy"
 on_reboot = "destroy"
@@ -87,6 +103,40 @@ leftovers() {
     fi
 }
 only_dom0 || fail "before the scenario, xl list shows more than Domain-0"
+# 0. (HARNESS_STUBDOM_XL=1) xl first: the same disk image, stub images and config (its
+#    guest and stub gone, the store snapshot for pvbuild's leftovers is taken after it).
+if [ "${HARNESS_STUBDOM_XL:-0}" = 1 ]; then
+    trap '"$pvb" destroy pvbstub > /dev/null 2>&1; timeout 60 xl destroy xlstub > /dev/null 2>&1
+        cp /var/log/xen/qemu-dm-pvbstub*.log /var/log/xen/qemu-dm-xlstub*.log /var/log/xen/qmp-proxy-*.log "$HARNESS_OUT"/ 2>/dev/null
+        stub_xl_disk_teardown; rm -rf "$W"' EXIT
+    stub_xl_disk_setup "$W" "$img"
+    stub_cfg xlstub "" "format=raw,vdev=hda,access=rw,script=$W/fast-block,target=$stub_loop" > "$HARNESS_OUT/xlstub.cfg"
+    t0=$(now)
+    timeout 300 xl create "$HARNESS_OUT/xlstub.cfg" > "$HARNESS_OUT/xl-create.log" 2>&1 ||
+        fail "xl create exited $?: $(grep -iE 'error|fail' "$HARNESS_OUT/xl-create.log" | tail -n 2 | paste -sd ' ')"
+    metric xl_create_s "$(elapsed "$t0")"
+    guest=$(xl domid xlstub 2>/dev/null) || fail "no domain xlstub"
+    stub=$(xl domid xlstub-dm 2>/dev/null) || fail "no stub domain xlstub-dm"
+    evidence "xl: guest domain $guest, stub domain $stub"
+    xenstore-ls -f -p > "$HARNESS_OUT/xl-xenstore-p.txt" 2>&1
+    xs_stub_normalise "$guest" "$stub" xlstub < "$HARNESS_OUT/xl-xenstore-p.txt" > "$HARNESS_OUT/xl-xenstore.norm"
+    [ "$(xenstore-read "/local/domain/$stub/device-model/$guest/state" 2>/dev/null)" = running ] ||
+        fail "xl: the device-model state in the stub is not running"
+    _seen=
+    evidence "$HARNESS_OUT/xlstub-serial.stamped"
+    wait_serial xlstub "$t0" 400 PVBUILD-GRUB-CFG || fail "xl: no line from the disk's GRUB within 400 s: $(serial_tail xlstub)"
+    metric xl_grub_s "$(elapsed "$t0")"
+    wait_serial xlstub "$t0" 400 PVBUILD-GRUB-INITRD-READ || fail "xl: GRUB did not read the kernel and ramdisk within 400 s: $(serial_tail xlstub)"
+    wait_serial xlstub "$t0" 600 PVBUILD-GUEST-OK || fail "xl: no marker within 600 s of GRUB: $(serial_tail xlstub)"
+    metric xl_marker_s "$(elapsed "$t0")"
+    got=$(serial_text xlstub | grep -a -m 1 PVBUILD-GUEST-OK)
+    [ "$got" = "$want" ] || fail "xl: the marker is '$got', expected '$want'"
+    # init powers off after its marker; on_poweroff = "destroy" (xl's daemon takes the stub).
+    wait_for 120 only_dom0 || fail "xl's guest or stub still there 120 s after its marker: $(xl list 2>&1 | awk 'NR > 2 { print $1 }' | paste -sd ' ')"
+    wait_for 30 no_qemu || fail "xl: a QEMU is left: $(pgrep -af 'qemu-system-i386 -xen-domid' | cut -c1-120)"
+    stub_xl_disk_teardown
+fi
+
 xs_snapshot > "$HARNESS_OUT/xenstore.before"
 
 # 1. The guest, its device model in the stub.
@@ -108,7 +158,9 @@ guest=$(xl domid pvbstub 2>/dev/null) || fail "no domain pvbstub"
 stub=$(xl domid pvbstub-dm 2>/dev/null) || fail "no stub domain pvbstub-dm"
 evidence "guest domain $guest, stub domain $stub"
 xenstore-ls -f > "$HARNESS_OUT/xenstore.txt" 2>&1
+xenstore-ls -f -p > "$HARNESS_OUT/pvbuild-xenstore-p.txt" 2>&1
 ps -eo pid,args > "$HARNESS_OUT/ps.txt" 2>&1
+xs_stub_normalise "$guest" "$stub" pvbstub < "$HARNESS_OUT/pvbuild-xenstore-p.txt" > "$HARNESS_OUT/pvbuild-xenstore.norm"
 state=$(xenstore-read "/local/domain/$stub/device-model/$guest/state" 2>/dev/null)
 [ "$state" = running ] || fail "device-model state in the stub is '$state', not running"
 [ "$(xenstore-read "/local/domain/$guest/image/device-model-domid" 2>/dev/null)" = "$stub" ] ||
@@ -142,6 +194,19 @@ wait_for 180 done_p || fail "pvbuild create --wait still running 180 s after the
 wait "$pid" || fail "pvbuild create --wait exited $?: $(grep -m 1 '^error' "$log")"
 grep -q 'poweroff' "$log" || fail "pvbuild did not report the guest's poweroff: $(tail -n 2 "$log" | paste -sd ' ')"
 leftovers "the booted guest's end" booted
+
+if [ "${HARNESS_STUBDOM_XL:-0}" = 1 ]; then
+    # Both trees, normalised: every difference is explained in docs/stubdom.md.
+    grep -q '^/local/domain/STUB/device-model/GUEST/state = "running"' "$HARNESS_OUT/pvbuild-xenstore.norm" ||
+        fail "pvbuild's normalised tree has no running stub: $(head -n 3 "$HARNESS_OUT/pvbuild-xenstore.norm" | paste -sd ' ')"
+    grep -q '^/local/domain/STUB/device-model/GUEST/state = "running"' "$HARNESS_OUT/xl-xenstore.norm" ||
+        fail "xl's normalised tree has no running stub: $(head -n 3 "$HARNESS_OUT/xl-xenstore.norm" | paste -sd ' ')"
+    diff -u "$HARNESS_OUT/pvbuild-xenstore.norm" "$HARNESS_OUT/xl-xenstore.norm" > "$HARNESS_OUT/xenstore-stub.diff"
+    metric xenstore_diff_lines "$(grep -c '^[-+]/' "$HARNESS_OUT/xenstore-stub.diff")"
+    evidence "$HARNESS_OUT/xenstore-stub.diff"
+    pass
+fi
+
 
 # 2. A stub whose QEMU never says running: its init is the guest ramdisk's, which powers off.
 stub_cfg pvbnever "$HARNESS_GUEST_RAMDISK" > "$HARNESS_OUT/pvbnever.cfg"

@@ -21,22 +21,12 @@
 # Metrics: stubdom_build_s, stubdom_initrd_kib, xl_create_stubdom_{restricted,unrestricted}_s,
 # xl_destroy_stubdom_{restricted,unrestricted}_s.
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
+. "$HARNESS_REPO/tests/xen/dom0/stubdom-lib.sh"
 W=/tmp/xl-stubdom
 rm -rf "$W" && mkdir -p "$W" || fail "cannot make $W"
 
-# The stub's disk is blkback's (phy): libxl gives a stub domain no qdisk. A loop device set up
-# here, as an xl user would, keeps the block script's losetup off libxl's 10 s InitWait limit.
-loaded_here=
-if [ ! -d /sys/bus/xen-backend/drivers/vbd ]; then
-    modprobe xen-blkback || fail "modprobe xen-blkback failed"
-    loaded_here=1
-fi
-modprobe loop 2> /dev/null
-blkback_there() { [ -d /sys/bus/xen-backend/drivers/vbd ]; }
-wait_for 10 blkback_there || fail "xen-blkback loaded but /sys/bus/xen-backend/drivers/vbd is missing"
-loop=
 trap 'cp "$W"/*.log "$W"/*.cfg "$W"/*.txt "$HARNESS_OUT"/ 2>/dev/null; cp /var/log/xen/qemu-dm-xlstub*.log "$HARNESS_OUT"/ 2>/dev/null
-    [ -n "$loop" ] && losetup -d "$loop" 2>/dev/null; [ -n "$loaded_here" ] && modprobe -r xen-blkback 2>/dev/null' EXIT
+    stub_xl_disk_teardown' EXIT
 
 t0=$(now)
 PVBUILD_STUBDOM_STRACE=1 PVBUILD_STUBDOM_GZIP=1 sh "$HARNESS_REPO/stubdom/build.sh" "$W/img" > "$W/build.log" 2>&1 ||
@@ -47,20 +37,10 @@ evidence "$(tail -n 1 "$W/build.log")"
 
 dd if=/dev/zero of="$W/disk.img" bs=1M count=8 2> /dev/null || fail "cannot make $W/disk.img"
 echo "PVBUILD-STUBDOM-TOKEN-$$" | dd of="$W/disk.img" conv=notrunc 2> /dev/null
-loop=$(losetup -f --show "$W/disk.img") || fail "losetup failed"
-# Xen's /etc/xen/scripts/block overran libxl's 40 s hotplug limit under TCG (measured: killed
-# "because of timeout" with two emulations on the machine). For a device that is already a
-# block device it only records its numbers; this script does that and no more (an xl user
-# may name any script: the disk's `script=`).
-cat > "$W/fast-block" <<'SH'
-#!/bin/sh
-[ "$1" = add ] || exit 0
-dev=$(xenstore-read "$XENBUS_PATH/params") || exit 1
-mm=$(stat -L -c '%t:%T' "$dev") || exit 1
-xenstore-write "$XENBUS_PATH/physical-device" "$mm" "$XENBUS_PATH/physical-device-path" "$dev" \
-    "$XENBUS_PATH/hotplug-status" connected
-SH
-chmod 755 "$W/fast-block"
+# The stub's disk is blkback's (phy): libxl gives a stub domain no qdisk; a loop device and a
+# fast `script=` (stubdom-lib.sh: why).
+stub_xl_disk_setup "$W" "$W/disk.img"
+loop=$stub_loop
 
 # stub_cfg CMDLINE VGA: the guest's config, the stub's command line and the guest's vga given.
 stub_cfg() {
