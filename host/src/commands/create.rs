@@ -632,7 +632,9 @@ pub(crate) fn start_recorded(
                 }
             }
             stub_cfg = devmodel::stubdom::stub_config(&cfg, h, spec);
-            stub_inputs = Inputs::load_cached(&spec.kernel, Some(&spec.ramdisk), None)?;
+            // Through the kernel cache, as the guest's own kernel: each stub of the same image
+            // would otherwise decode it again.
+            stub_inputs = Inputs::load_cached(&spec.kernel, Some(&spec.ramdisk), cache.as_ref())?;
             stub_kern = stub_inputs.kernel()?;
             stub_layout = stub_inputs.solve(&stub_kern, stub_cfg.memory_mib << (20 - 12))?;
             stub_disks = crate::devices::disk::plan_disks(
