@@ -778,7 +778,6 @@ fn wait_stub_running(
 ) -> Result<(), String> {
     let path = devmodel::stubdom::entries::state_path(u32::from(stub), guest);
     let limit = devmodel::stubdom::start_timeout();
-    let deadline = Instant::now() + limit;
     let log_tail = || {
         let text = std::fs::read_to_string(role.log()).unwrap_or_default();
         let lines: Vec<&str> = text.lines().rev().take(3).collect();
@@ -788,33 +787,38 @@ fn wait_stub_running(
             lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
         )
     };
-    loop {
-        match xs.read_opt(&path) {
-            Ok(Some(s)) if s == "running" => return Ok(()),
-            Ok(_) => {}
-            Err(e) => return Err(format!("reading {path}: {e}")),
-        }
-        match host.xen.domain_info(stub) {
-            Ok(i) if i.shutdown() || i.dying() => {
-                return Err(format!(
-                    "stub domain {stub} stopped before its device model was running; {}",
-                    log_tail()
-                ))
+    // Woken by a write of the state node or a domain's release (the stub stopping), as
+    // libxl's xswait; the check runs at least every wait slice too.
+    let mut stopped = None;
+    let waited =
+        crate::xenstore::wait_watched(xs, &[path.as_str(), "@releaseDomain"], Some(limit), || {
+            if xs.read_opt(&path)?.as_deref() == Some("running") {
+                return Ok(Some(()));
             }
-            Ok(_) => {}
-            Err(e) => return Err(format!("stub domain {stub}: {e}")),
-        }
-        if crate::support::interrupt::requested() {
-            return Err("interrupted".into());
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "stub domain {stub}: device model not running after {} s; {}",
-                limit.as_secs(),
-                log_tail()
-            ));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+            match host.xen.domain_info(stub) {
+                Ok(i) if i.shutdown() || i.dying() => {
+                    stopped = Some(format!(
+                        "stub domain {stub} stopped before its device model was running; {}",
+                        log_tail()
+                    ));
+                    Ok(Some(()))
+                }
+                Ok(_) => Ok(None),
+                Err(e) => {
+                    stopped = Some(format!("stub domain {stub}: {e}"));
+                    Ok(Some(()))
+                }
+            }
+        })
+        .map_err(|e: crate::xenstore::XsError| format!("waiting for {path}: {e}"))?;
+    match waited {
+        crate::xenstore::Waited::Done(()) => stopped.map_or(Ok(()), Err),
+        crate::xenstore::Waited::Interrupted => Err("interrupted".into()),
+        crate::xenstore::Waited::TimedOut => Err(format!(
+            "stub domain {stub}: device model not running after {} s; {}",
+            limit.as_secs(),
+            log_tail()
+        )),
     }
 }
 

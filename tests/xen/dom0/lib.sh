@@ -62,6 +62,13 @@ proc_alive() {
 has_marker() { grep -q "PVBUILD-GUEST-OK" "$(console_log "$1")" 2>/dev/null; }
 # console_text NAME: the guest's console log without carriage returns.
 console_text() { tr -d '\r' < "$(console_log "$1")" 2>/dev/null; }
+# triple_faults: "; Xen: ..." with the last two "Triple fault" lines of Xen's log and the
+# guest RIP Xen printed after each, or nothing. A PVH guest under QEMU's TCG has been seen to
+# triple-fault in Linux's PIT calibration loop (docs/next-round.md); a failure names it.
+triple_faults() {
+    xl dmesg 2>/dev/null | tr -d '\r' | grep -A 6 'Triple fault' | grep -E 'Triple fault|RIP:' |
+        tail -n 4 | paste -sd ' ' | sed 's/^./; Xen: &/'
+}
 # console_has NAME PATTERN: whether the guest's console shows PATTERN.
 console_has() { console_text "$1" | grep -q "$2"; }
 

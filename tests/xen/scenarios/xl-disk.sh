@@ -1,3 +1,6 @@
+# harness-opt-in
+# Opt-in (xl's side only: pvbuild's own scenarios keep CI's harness budget); its reference
+# data is kept in the tree (tests/xen/README.md).
 # xl-disk: `xl create` with a file-backed disk (qdisk: libxl spawns a device model,
 # qemu's xenpv machine). Records libxl's xenstore entries and qemu argv for reference
 # (the paused domain's xenstore tree goes into xenstore-paused.txt); the guest must

@@ -1,3 +1,6 @@
+# harness-opt-in
+# Opt-in (xl's side only: pvbuild's own scenarios keep CI's harness budget); its reference
+# data is kept in the tree (tests/xen/README.md).
 # xl-vif: `xl create` with `vif = [ 'bridge=xenbr0,mac=...' ]`: netback in dom0, libxl
 # runs the vif-bridge hotplug script. Records libxl's xenstore entries for reference
 # (xenstore-paused.txt: the paused domain's tree) and what the script did to the

@@ -1,3 +1,6 @@
+# harness-opt-in
+# Opt-in (xl's side only: pvbuild's own scenarios keep CI's harness budget); its reference
+# data is kept in the tree (tests/xen/README.md).
 # xl-vvv-log: the xl-baseline guest with `xl -vvv create`, keeping libxenguest's
 # log (the "domainbuilder:"/"xc:" lines) in libxenguest.log for the plan
 # comparison (issue 3, scenario 3). Checks the guest ran, and that the log is a

@@ -8,15 +8,14 @@ use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::xenstore::{dom_path, XsConnection};
+use crate::xenstore::{dom_path, wait_watched, Waited, XsConnection, XsError};
 
 /// Debian's build of Xen's proxy (`STUBDOM_QMP_PROXY_PATH`).
 pub const PROGRAM: &str = "/usr/lib/xen-4.17/bin/vchan-socket-proxy";
 /// How long it may take to say `running` (`LIBXL_DEVICE_MODEL_START_TIMEOUT`).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-const POLL: Duration = Duration::from_millis(50);
 
 /// `/local/domain/0/device-model/<stub>/qmp-proxy-state`.
 pub fn state_path(stub: u32) -> String {
@@ -76,29 +75,37 @@ pub fn start(xs: &XsConnection, stub: u32, guest: u32, stub_name: &str) -> Resul
     let pid = child.id();
     xs.write(&pid_path(stub), &pid.to_string())
         .map_err(|e| format!("recording the qmp proxy's pid: {e}"))?;
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
+    // Woken by the proxy's write of its state node; its exit (no xenstore event) is seen
+    // within a wait slice.
+    let state = state_path(stub);
+    let mut exited = None;
+    let waited = wait_watched(xs, &[state.as_str()], Some(START_TIMEOUT), || {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "qmp proxy exited ({status}) before it was running; {}: {}",
-                log.display(),
-                tail(&log)
-            ));
+            exited = Some(status);
+            return Ok(Some(()));
         }
-        match xs.read_opt(&state_path(stub)) {
-            Ok(Some(s)) if s == "running" => break,
-            Ok(_) => {}
-            Err(e) => return Err(format!("reading the qmp proxy's state: {e}")),
+        Ok::<_, XsError>((xs.read_opt(&state)?.as_deref() == Some("running")).then_some(()))
+    })
+    .map_err(|e| format!("reading the qmp proxy's state: {e}"))?;
+    match waited {
+        Waited::Done(()) => {
+            if let Some(status) = exited {
+                return Err(format!(
+                    "qmp proxy exited ({status}) before it was running; {}: {}",
+                    log.display(),
+                    tail(&log)
+                ));
+            }
         }
-        if Instant::now() >= deadline {
+        Waited::Interrupted => return Err("interrupted".into()),
+        Waited::TimedOut => {
             return Err(format!(
                 "qmp proxy not running after {} s; {}: {}",
                 START_TIMEOUT.as_secs(),
                 log.display(),
                 tail(&log)
-            ));
+            ))
         }
-        std::thread::sleep(POLL);
     }
     // Reaped when it ends (killed by `stop`, or at the stub's end).
     std::thread::spawn(move || child.wait());
