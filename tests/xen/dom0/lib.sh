@@ -62,13 +62,26 @@ proc_alive() {
 has_marker() { grep -q "PVBUILD-GUEST-OK" "$(console_log "$1")" 2>/dev/null; }
 # console_text NAME: the guest's console log without carriage returns.
 console_text() { tr -d '\r' < "$(console_log "$1")" 2>/dev/null; }
-# triple_faults: "; Xen: ..." with the last two "Triple fault" lines of Xen's log and the
-# guest RIP Xen printed after each, or nothing. A PVH guest under QEMU's TCG has been seen to
-# triple-fault in Linux's PIT calibration loop (docs/next-round.md); a failure names it.
+# triple_faults [DOMID...]: "; Xen: ..." with the last two "Triple fault" lines of Xen's log
+# (of those domains, when given) and the guest RIP Xen printed after each, or nothing. A PVH
+# guest under QEMU's TCG has been seen to triple-fault in Linux's PIT calibration loop
+# (docs/next-round.md); a failure names it.
 triple_faults() {
-    xl dmesg 2>/dev/null | tr -d '\r' | grep -A 6 'Triple fault' | grep -E 'Triple fault|RIP:' |
+    _re='Triple fault'
+    [ $# -gt 0 ] && _re="d($(echo "$@" | tr ' ' '|'))v[0-9]+ Triple fault"
+    xl dmesg 2>/dev/null | tr -d '\r' | grep -E -A 6 "$_re" | grep -E "$_re|RIP:" |
         tail -n 4 | paste -sd ' ' | sed 's/^./; Xen: &/'
 }
+# bm_soundness: whether a built-memory scenario checks its normalisation itself (a second
+# xl build of the same config, which must come out identical): with HARNESS_XL_SIDE=1
+# (opt-in; xl's side only). An unsound normalisation shows in CI as a difference from pvbuild's build, never as
+# a false pass: it can only leave differences in, and the soundness run then tells which.
+bm_soundness() {
+    [ "${HARNESS_XL_SIDE:-0}" = 1 ] && return 0
+    note "the soundness build (xl twice) not run: opt-in, HARNESS_XL_SIDE=1"
+    return 1
+}
+
 # console_has NAME PATTERN: whether the guest's console shows PATTERN.
 console_has() { console_text "$1" | grep -q "$2"; }
 

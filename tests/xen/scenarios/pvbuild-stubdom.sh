@@ -2,9 +2,10 @@
 # harness-opt-in
 # Opt-in for now: CI's harness budget. A full harness run on a quiet machine (2026-12-07, 39
 # scenarios without it) took 2671 s; with this round's cuts (xl's sides opt-in, pvbuild-restart
-# 150 s shorter) about 2370 s, and this scenario adds about 150-210 s, against a CI budget of
-# about 2860 s on a CI machine measured 8% slower than this one: too little margin for a run
-# that lands everything. Its stub images are now built on the host by run.sh.
+# 200 s shorter) about 2320 s plus 80 s of building, and this scenario adds about 200 s
+# (198.4 s on 2026-12-07), against a CI budget of about 2840 s, on machines whose speed varied
+# by 8-16% between runs: too little margin for the run that lands everything. Its stub images
+# are now built on the host by run.sh.
 # pvbuild-stubdom (issue 16): an HVM guest whose device model pvbuild runs in a stub domain.
 # The stub's images are built by stubdom/build.sh from Debian's packages (on the host by
 # run.sh; here, in dom0, when that failed); the
