@@ -19,20 +19,10 @@
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
 bm_setup built-memory-pvh
 
-bm_cfg() {
-    cat <<CFG
-name = "$1"
-type = "pvh"
-kernel = "$HARNESS_GUEST_KERNEL"
-ramdisk = "$HARNESS_GUEST_RAMDISK"
-extra = "$HARNESS_GUEST_CMDLINE"
-memory = $HARNESS_GUEST_MEMORY
-vcpus = 2
-on_poweroff = "destroy"
-on_reboot = "destroy"
-on_crash = "destroy"
-CFG
-}
+# The config: pvbuild-pvh's (pvh-lib.sh; its command line has pvbuild.cpus, which neither
+# build reads).
+. "$HARNESS_REPO/tests/xen/dom0/pvh-lib.sh"
+bm_cfg() { pvh_cfg "$1"; }
 # Ready: xenconsoled has taken the console (it writes console/tty).
 bm_ready() { xenstore-read "/local/domain/$1/console/tty" > /dev/null 2>&1; }
 
