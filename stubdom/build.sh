@@ -4,7 +4,8 @@
 # ioemu stubdomain protocol") describes them:
 #   OUTDIR/stubdom-linux-kernel   Debian's kernel (linux-image-amd64), as installed
 #   OUTDIR/stubdom-linux-initrd   a gzipped cpio: busybox (busybox-static), the kernel's Xen
-#                                 frontend and device modules, Debian's QEMU for Xen
+#                                 frontend and device modules (tun and bridge for the
+#                                 guest's NICs), Debian's QEMU for Xen
 #                                 (qemu-system-xen) and the libraries it links, the xenstore
 #                                 tools (xenstore-utils), vchan-socket-proxy (xen-utils-4.17),
 #                                 the option ROMs QEMU loads, stubdom/init as /init, and
@@ -64,9 +65,12 @@ chmod 755 "$root/init"
 # The kernel modules the stub loads, with what modules.dep says they need, in load order
 # (dependencies first). Compressed modules are stored decompressed: busybox's insmod takes
 # plain ELF.
-modules="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-blkfront xen-netfront"
+# tun and bridge: the taps of the guest's emulated NICs, bridged to this domain's vifs.
+modules="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xen-blkfront xen-netfront tun bridge"
 order=
+# (Recursive: its variables are local, or a dependency's would replace the module's own.)
 add_module() {
+    local path deps d n file name
     path=$(awk -v m="$1" -F: '{ n = $1; sub(/.*\//, "", n); sub(/\.ko(\.(xz|zst|gz))?$/, "", n);
         gsub(/_/, "-", n); mm = m; gsub(/_/, "-", mm); if (n == mm) { print $0; exit } }' "$moddir/modules.dep")
     [ -n "$path" ] || die "kernel $kver has no module $1 (linux-image-$kver)"

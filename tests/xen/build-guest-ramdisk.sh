@@ -3,9 +3,9 @@
 # reproducible): busybox-static, guest/init and guest/stress (the crash soak's workload;
 # /dev/console comes from the kernel's built-in initramfs); init prints
 # "PVBUILD-GUEST-OK <kernel release> <cmdline>" on the console and powers off.
-# With KERNEL_RELEASE, that kernel's xen-blkfront and xen-netfront modules go in as
-# /lib/xen-blkfront.ko and /lib/xen-netfront.ko (guest/init loads them when the command
-# line asks for the disk or network check).
+# With KERNEL_RELEASE, that kernel's xen-blkfront, xen-netfront and e1000 modules go in as
+# /lib/xen-blkfront.ko, /lib/xen-netfront.ko and /lib/e1000.ko (guest/init loads them when
+# the command line asks for the disk or network check; e1000 with `pvbuild.nic=e1000`).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: build-guest-ramdisk.sh OUT [KERNEL_RELEASE]}
@@ -21,8 +21,8 @@ cp "$here/guest/init" "$tmp/init"
 cp "$here/guest/stress" "$tmp/stress"
 if [ -n "$kver" ]; then
     mkdir -p "$tmp/lib"
-    for mod in block/xen-blkfront net/xen-netfront; do
-        base=${mod#*/}
+    for mod in block/xen-blkfront net/xen-netfront net/ethernet/intel/e1000/e1000; do
+        base=${mod##*/}
         ko=$(find "/lib/modules/$kver/kernel/drivers/${mod%/*}" -name "$base.ko*" | head -n 1)
         [ -n "$ko" ] || { echo "error: no $base module in /lib/modules/$kver" >&2; exit 1; }
         case $ko in

@@ -214,6 +214,9 @@ pub struct StubPlan<'a> {
     pub layout: &'a Layout,
     /// Its disks (the guest's, as the stub's block devices).
     pub disks: &'a [Vbd],
+    /// Its network interfaces (the guest's, as the stub's PV interfaces:
+    /// [`crate::devmodel::stubdom::stub_vifs`]).
+    pub vifs: &'a [Vif],
     /// Its UUID.
     pub uuid: Uuid,
 }
@@ -555,7 +558,15 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
         let hotplugs: Vec<Hotplug> = p
             .vifs
             .iter()
-            .map(|v| vif::hotplug_for(v, u32::from(domid)))
+            .map(|v| {
+                let mut h = vif::hotplug_for(v, u32::from(domid));
+                // An emulated NIC's tap is the stub's when the device model is there: dom0
+                // runs no script for it (libxl__get_hotplug_script_info).
+                if p.stub.is_some() {
+                    h.tap = None;
+                }
+                h
+            })
             .collect();
         // Pushed before the first script runs: a script that fails halfway is undone too,
         // as libxl's destroy runs `offline` for every interface in xenstore (and `remove`
@@ -702,7 +713,7 @@ fn start_stub(
             kernel: Some(plan.kernel),
             image: Image::Pv(plan.layout),
             disks: plan.disks,
-            vifs: &[],
+            vifs: plan.vifs,
             uuid: plan.uuid,
             paused: true,
             fail_at: None,

@@ -607,9 +607,24 @@ pub(crate) fn start_recorded(
         Image::Pv(&layout)
     };
     crate::build::steps::lap("layout");
+    // The network interfaces: netback, their scripts, their bridges.
+    let mut vifs = vif::plan_vifs(&cfg.vifs, vif::random_bytes)?;
+    vif::check_host(&vifs, Path::new(vif::NETBACK_SYSFS), &vif::sys_class_net())?;
+    if let Some(h) = &cfg.hvm {
+        // An HVM guest's interfaces get their emulated NICs; then the device model's
+        // arguments, disks and NICs included, are checked as libxl builds them (the tap's
+        // name with the largest domain id, the longest it can be). The taps are dom0's
+        // unless the device model is in a stub domain (then they are the stub's).
+        vif::emulate(&mut vifs, &cfg.vifs)?;
+        devmodel::hvm::check(&hvm_dm_args(&cfg, h, &vifs, u32::from(u16::MAX >> 1)))
+            .map_err(|e| CommandError::DeviceModel(devmodel::DmError::Hvm(e.to_string())))?;
+        if h.stubdom.is_none() && vifs.iter().any(|v| v.model.is_some()) {
+            vif::check_tun(Path::new(vif::TUN_DEVICE))?;
+        }
+    }
     // An HVM guest's stub domain: its images read, parsed and laid out, its disks planned,
     // before Xen is touched ([`devmodel::stubdom`]).
-    let (stub_cfg, stub_inputs, stub_kern, stub_layout, stub_disks, stub_plan);
+    let (stub_cfg, stub_inputs, stub_kern, stub_layout, stub_disks, stub_vifs, stub_plan);
     let stub = match &cfg.hvm {
         Some(
             h @ crate::config::HvmGuest {
@@ -641,12 +656,14 @@ pub(crate) fn start_recorded(
                 &stub_cfg.disks,
                 crate::devices::disk::blkback_available(),
             )?;
+            stub_vifs = devmodel::stubdom::stub_vifs(&vifs);
             stub_plan = crate::build::domain::StubPlan {
                 cfg: &stub_cfg,
                 inputs: &stub_inputs,
                 kernel: &stub_kern,
                 layout: &stub_layout,
                 disks: &stub_disks,
+                vifs: &stub_vifs,
                 uuid: Uuid::new_v4(),
             };
             Some(&stub_plan)
@@ -675,20 +692,6 @@ pub(crate) fn start_recorded(
     // checked once the domain id is known.
     devmodel::restrict::check_users(&cfg.dm_privileges, &devmodel::restrict::SystemUsers)
         .map_err(devmodel::DmError::from)?;
-    // And the network interfaces: netback, their scripts, their bridges.
-    let mut vifs = vif::plan_vifs(&cfg.vifs, vif::random_bytes)?;
-    vif::check_host(&vifs, Path::new(vif::NETBACK_SYSFS), &vif::sys_class_net())?;
-    if let Some(h) = &cfg.hvm {
-        // An HVM guest's interfaces get their emulated NICs; then the device model's
-        // arguments, disks and NICs included, are checked as libxl builds them (the tap's
-        // name with the largest domain id, the longest it can be).
-        vif::emulate(&mut vifs, &cfg.vifs)?;
-        devmodel::hvm::check(&hvm_dm_args(&cfg, h, &vifs, u32::from(u16::MAX >> 1)))
-            .map_err(|e| CommandError::DeviceModel(devmodel::DmError::Hvm(e.to_string())))?;
-        if vifs.iter().any(|v| v.model.is_some()) {
-            vif::check_tun(Path::new(vif::TUN_DEVICE))?;
-        }
-    }
     crate::build::steps::lap("check-devices");
     log::info(format_args!(
         "parsed and planned in {:.3} s",

@@ -659,6 +659,16 @@ pub fn hotplug_in_xenstore(
         .read_opt(&format!("{bp}/vifname"))?
         .filter(|n| !n.is_empty());
     let ioemu = xs.read_opt(&format!("{bp}/type"))?.as_deref() == Some("vif_ioemu");
+    // An emulated NIC's tap is dom0's only when the guest's device model is: with a stub
+    // domain (`image/device-model-domid`) it was the stub's, and libxl runs no script for it
+    // (`libxl__get_hotplug_script_info`, `libxl_get_stubdom_id`).
+    let ioemu = ioemu
+        && xs
+            .read_opt(&format!(
+                "{}/image/device-model-domid",
+                crate::xenstore::dom_path(domid)
+            ))?
+            .is_none_or(|s| s.trim().parse::<u32>().unwrap_or(0) == 0);
     Ok(Some(Hotplug {
         script,
         domid,

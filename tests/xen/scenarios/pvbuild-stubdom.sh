@@ -17,6 +17,11 @@
 #    the guest's `dm-argv` are libxl's for a stub (/dev/xvda, host_device, /dev/hvc3);
 #  - no dom0 QEMU serves the guest (`-xen-domid <guest>`): the one dom0 QEMU serves the stub
 #    (`-xen-domid <stub>`: its consoles and its disk); the QMP proxy runs;
+#  - the guest's network interface (`model=e1000`) is the stub's: dom0 has the guest's vif
+#    (vif_ioemu) and the stub's (the guest's MAC, libxl__dm_vifs_from_hvm_guest_config) on
+#    xenbr0, no tap; dm-argv has libxl's NIC arguments; the stub's init bridged the tap its
+#    QEMU made to its vif; the guest (xen_emul_unplug=never, e1000) pings dom0 and dom0 pings
+#    it through the stub;
 #  - the guest boots from its disk through the stub's QEMU: GRUB's lines (it read grub.cfg,
 #    the kernel and the ramdisk through SeaBIOS's disk calls, served by the stub's QEMU from
 #    the stub's /dev/xvda), then the marker with the disk's command line, on the serial port
@@ -43,7 +48,8 @@
 # and normalised the same way (xl-xenstore-p.txt, xl-xenstore.norm) and the difference is
 # xenstore-stub.diff (explained in docs/stubdom.md).
 # Metrics: stubdom_build_s, image_build_s, pvbuild_create_s (to the guest's unpause, the stub
-# booted and its QEMU running), pvbuild_grub_s, pvbuild_marker_s (from the create's start),
+# booted and its QEMU running), pvbuild_grub_s, pvbuild_net_up_s, pvbuild_marker_s (from the
+# create's start),
 # never_running_s, steps_s; with xl: xl_create_s (xl create's run), xl_grub_s, xl_marker_s
 # (from its start), xenstore_diff_lines.
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
@@ -54,7 +60,11 @@ W=/var/tmp/pvbuild-stubdom
 rm -rf "$W" && mkdir -p "$W" || fail "cannot make $W"
 img=$W/disk.img
 ignore='^(/vm|/libxl|/local/domain/0/device-model) = ""$'
-cmdline="console=ttyS0 quiet pci=noearly"
+# The guest keeps its emulated NIC (`xen_emul_unplug=never`: xen-netfront then refuses to
+# load, so the guest's network is the e1000 that the stub's QEMU emulates) and checks it.
+cmdline="console=ttyS0 quiet pci=noearly xen_emul_unplug=never pvbuild.net pvbuild.nic=e1000"
+mac=00:16:3e:5e:0b:01
+setup_bridge
 want=$(expected_marker "$HARNESS_GUEST_KVER" "BOOT_IMAGE=/boot/vmlinuz $cmdline")
 trap '"$pvb" destroy pvbstub > /dev/null 2>&1; cp /var/log/xen/qemu-dm-pvbstub*.log /var/log/xen/qmp-proxy-*.log "$HARNESS_OUT"/ 2>/dev/null; rm -rf "$W"' EXIT
 
@@ -89,6 +99,7 @@ type = "hvm"
 memory = 128
 vcpus = 1
 disk = [ '${3:-format=raw,vdev=hda,access=rw,target=$img}' ]
+vif = [ 'mac=$mac,bridge=xenbr0,model=e1000' ]
 boot = "c"
 hdtype = "ahci"
 serial = "file:$HARNESS_OUT/$1-serial.log"
@@ -115,10 +126,23 @@ stub_guest_boots() {
     wait_serial "$2" "$3" 400 PVBUILD-GRUB-CFG || fail "$1: no line from the disk's GRUB within 400 s: $(serial_tail "$2")"
     metric "$1_grub_s" "$(elapsed "$3")"
     wait_serial "$2" "$3" 400 PVBUILD-GRUB-INITRD-READ || fail "$1: GRUB did not read the kernel and ramdisk within 400 s: $(serial_tail "$2")"
-    wait_serial "$2" "$3" 600 PVBUILD-GUEST-OK || fail "$1: no marker within 600 s of GRUB: $(serial_tail "$2")"
+    # The guest's network: its e1000 (the stub's QEMU), the tap in the stub, the stub's vif,
+    # dom0's bridge. The guest pings dom0, then dom0 pings the guest.
+    wait_serial "$2" "$3" 600 PVBUILD-NET-UP || fail "$1: the guest's network never came up: $(serial_tail "$2")"
+    metric "$1_net_up_s" "$(elapsed "$3")"
+    busybox ping -c 3 -W 10 10.99.0.2 > "$HARNESS_OUT/$1-ping.txt" 2>&1 ||
+        fail "$1: dom0 cannot ping the guest through the stub: $(tail -n 2 "$HARNESS_OUT/$1-ping.txt" | paste -sd ' ')"
+    wait_serial "$2" "$3" 300 PVBUILD-GUEST-OK || fail "$1: no marker within 300 s of its network: $(serial_tail "$2")"
     metric "$1_marker_s" "$(elapsed "$3")"
     _got=$(serial_text "$2" | grep -a -m 1 PVBUILD-GUEST-OK)
     [ "$_got" = "$want" ] || fail "$1: the marker is '$_got', expected '$want'"
+    _who=$2
+    _net() { serial_text "$_who" | sed -n "s/^PVBUILD-NET-$1 *//p" | head -n 1; }
+    [ "$(_net DRIVER)" = e1000 ] || fail "$1: the guest did not load e1000: $(serial_text "$2" | grep -a PVBUILD-NET | paste -sd ' ')"
+    [ "$(_net MAC)" = "$mac" ] || fail "$1: the guest's eth0 has MAC '$(_net MAC)', not the config's $mac"
+    [ -n "$(_net PING-OK)" ] || fail "$1: the guest cannot ping dom0 through the stub: $(_net PING-FAILED)"
+    [ "$(_net PINGED)" -ge 1 ] 2>/dev/null || fail "$1: the guest saw no echo request from dom0: '$(_net PINGED)'"
+    note "$1: the guest's e1000 ($mac) reached dom0 through the stub: $(_net PING-OK) replies, $(_net PINGED) echo requests from dom0"
 }
 only_dom0() { [ "$(xl list 2>/dev/null | awk 'NR > 1 { n++; name = $1 } END { print n "," name }')" = "1,Domain-0" ]; }
 no_qemu() { ! pgrep -f 'qemu-system-i386 -xen-domid' > /dev/null; }
@@ -127,6 +151,8 @@ leftovers() {
     wait_for 60 only_dom0 || fail "$1 leaks a domain: $(xl list 2>&1 | awk 'NR > 2 { print $1 "(" $5 ")" }' | paste -sd ' ')"
     wait_for 30 no_qemu || fail "$1 leaks a QEMU: $(pgrep -af 'qemu-system-i386 -xen-domid' | cut -c1-120)"
     wait_for 30 no_proxy || fail "$1 leaks a QMP proxy: $(pgrep -af 'vchan-socket-proxy' | cut -c1-120)"
+    _l=$(ip -o link show 2> /dev/null | awk -F': ' '$2 ~ /^vif[0-9]/ { print $2 }' | head -n 3 | paste -sd ' ')
+    [ -z "$_l" ] || fail "$1 leaks a network interface: $_l"
     xs_snapshot > "$HARNESS_OUT/xenstore.after"
     if ! cmp -s "$HARNESS_OUT/xenstore.before" "$HARNESS_OUT/xenstore.after"; then
         diff "$HARNESS_OUT/xenstore.before" "$HARNESS_OUT/xenstore.after" > "$HARNESS_OUT/xenstore.diff.$2"
@@ -200,6 +226,22 @@ if grep -q -- "-xen-domid $guest " "$HARNESS_OUT/ps.txt"; then
 fi
 grep -q -- "-xen-domid $stub " "$HARNESS_OUT/ps.txt" || fail "no dom0 QEMU serves the stub's consoles"
 grep -q "vchan-socket-proxy.* $stub " "$HARNESS_OUT/ps.txt" || fail "no QMP proxy for the stub"
+# The guest's interface is the stub's too: both vifs on xenbr0, the emulated NIC's tap in the
+# stub (none in dom0), and its NIC on the stub's own bridge there.
+ip -o link show master xenbr0 > "$HARNESS_OUT/bridge-ports.txt" 2>&1
+for v in "vif$guest.0" "vif$stub.0"; do
+    grep -q "$v:" "$HARNESS_OUT/bridge-ports.txt" || fail "$v is not on xenbr0: $(awk -F': ' '{ print $2 }' "$HARNESS_OUT/bridge-ports.txt" | paste -sd ' ')"
+done
+! ip link show "vif$guest.0-emu" > /dev/null 2>&1 || fail "dom0 has the tap vif$guest.0-emu: the emulated NIC is the stub's"
+[ "$(xenstore-read "/local/domain/0/backend/vif/$stub/0/mac" 2>/dev/null)" = "$mac" ] ||
+    fail "the stub's vif 0 does not have the guest's MAC"
+[ "$(xenstore-read "/local/domain/0/backend/vif/$guest/0/type" 2>/dev/null)" = vif_ioemu ] ||
+    fail "the guest's vif 0 is not vif_ioemu"
+case $argv in *"-device e1000,id=nic0,netdev=net0,mac=$mac -netdev type=tap,id=net0,ifname=vif$guest.0-emu,br=xenbr0,script=no,downscript=no"*) ;;
+    *) fail "dm-argv lacks libxl's NIC arguments: $argv" ;; esac
+nic_bridged() { grep -q "pvbuild-stubdom: guest NIC 0 ($mac): tap vif$guest.0-emu bridged" /var/log/xen/qemu-dm-pvbstub.log 2>/dev/null; }
+wait_for 60 nic_bridged || fail "the stub did not bridge the guest's NIC: $(grep -a pvbuild-stubdom /var/log/xen/qemu-dm-pvbstub.log 2>/dev/null | tail -n 2 | paste -sd ' ')"
+evidence "stub: $(grep -a 'guest NIC 0' /var/log/xen/qemu-dm-pvbstub.log)"
 grep -q "pvbuild-stubdom: QEMU pid" /var/log/xen/qemu-dm-pvbstub.log 2>/dev/null ||
     fail "the stub's log has no 'QEMU pid' line: $(tail -n 2 /var/log/xen/qemu-dm-pvbstub.log 2>/dev/null | paste -sd ' ')"
 grep -q "privcmd-probe: DM_OP probe for domain $guest: ok" /var/log/xen/qemu-dm-pvbstub.log 2>/dev/null ||

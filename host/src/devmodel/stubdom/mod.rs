@@ -5,7 +5,9 @@
 //! the images `stubdomain_kernel` and `stubdomain_ramdisk` (stubdom/build.sh makes them from
 //! Debian's packages). Its init starts QEMU with the arguments the toolstack wrote to the
 //! guest's `/vm/<uuid>/image/dm-argv` ([`crate::devmodel::hvm::stub_qemu_args`]); the guest's
-//! disks are the stub's own block devices. What the toolstack does, in libxl's order:
+//! disks are the stub's own block devices, and each of its network interfaces a PV interface of
+//! the stub ([`stub_vifs`]) that the stub's init bridges to the tap QEMU makes for the
+//! guest's emulated NIC. What the toolstack does, in libxl's order:
 //! 1. build the stub (paused), its consoles 0-2 and one per serial port served by a dom0
 //!    QEMU (`-machine xenpv`), which also serves the stub's disks (the guest's disks, attached
 //!    to the stub) — [`crate::build::domain::make_domain`] with a [`StubRole`];
@@ -24,6 +26,7 @@ use std::time::Duration;
 
 use crate::config::{ConfigError, DomainConfig, HvmGuest, XlConfig};
 use crate::devmodel::hvm::{atom, number};
+use crate::xenstore::Vif;
 
 pub mod entries;
 pub mod proxy;
@@ -106,9 +109,6 @@ pub fn check(cfg: &DomainConfig) -> Result<(), String> {
     let why = if cfg.kernel.is_some() {
         "direct kernel boot (`kernel`): the stub domain cannot read dom0's files; boot the \
          guest from its disk"
-    } else if !cfg.vifs.is_empty() {
-        "network interfaces (`vif`) are not implemented for a guest whose device model is in \
-         a stub domain"
     } else if cfg.hvm.as_ref().is_some_and(|h| h.dm.vnc.is_some()) {
         "VNC (the stub's framebuffer) is not implemented for a stub domain"
     } else if cfg.dm_privileges.restrict || cfg.dm_privileges.user.is_some() {
@@ -126,6 +126,23 @@ pub fn check(cfg: &DomainConfig) -> Result<(), String> {
         return Ok(());
     };
     Err(format!("device_model_stubdomain_override: {why}"))
+}
+
+/// The stub domain's network interfaces, as `libxl__dm_vifs_from_hvm_guest_config` makes
+/// them from the guest's: the same devid, MAC, bridge and script, each a PV interface
+/// (`nictype` VIF, no emulated NIC), a `vifname` given `-emu` appended (the guest's own
+/// interface keeps the name). Their backends are dom0's `vif<stub>.<devid>`, plugged into
+/// the guest's bridge; inside the stub each is bridged to the tap of the guest's emulated NIC
+/// (stubdom/init).
+pub fn stub_vifs(guest: &[Vif]) -> Vec<Vif> {
+    guest
+        .iter()
+        .map(|v| Vif {
+            model: None,
+            vifname: v.vifname.as_ref().map(|n| format!("{n}-emu")),
+            ..v.clone()
+        })
+        .collect()
 }
 
 /// The stub domain's own config, as `libxl__spawn_stub_dm` makes it: a PV domain named

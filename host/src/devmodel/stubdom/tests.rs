@@ -175,7 +175,6 @@ fn what_is_refused() {
     // What the stub path does not do is refused before Xen is touched.
     for (extra, why) in [
         ("kernel = \"/boot/vmlinuz\"\n", "direct kernel boot"),
-        ("vif = [ 'bridge=xenbr0' ]\n", "network interfaces"),
         ("device_model_user = \"nobody\"\n", "dm_restrict"),
     ] {
         let cfg = config(&xl_cfg(&format!("{STUB_KEYS}{extra}"))).unwrap();
@@ -184,6 +183,37 @@ fn what_is_refused() {
     }
     let cfg = config(&xl_cfg(STUB_KEYS)).unwrap();
     assert_eq!(check(&cfg), Ok(()));
+    // Network interfaces are the stub's too (stub_vifs).
+    let cfg = config(&xl_cfg(&format!("{STUB_KEYS}vif = [ 'bridge=xenbr0' ]\n"))).unwrap();
+    assert_eq!(check(&cfg), Ok(()));
+}
+
+#[test]
+fn the_stubs_interfaces_are_the_guests_as_pv_ones() {
+    use crate::xenstore::Vif;
+    let mut emu = Vif::bridged_for_test(0, "00:16:3e:01:02:03");
+    emu.model = Some("e1000".into());
+    let mut named = Vif::bridged_for_test(1, "00:16:3e:01:02:04");
+    named.model = Some("rtl8139".into());
+    named.vifname = Some("web".into());
+    named.bridge = "xenbr1".into();
+    let s = stub_vifs(&[emu.clone(), named.clone()]);
+    assert_eq!(s.len(), 2);
+    // libxl__dm_vifs_from_hvm_guest_config: nictype VIF, ifname + TAP_DEVICE_SUFFIX.
+    assert_eq!(s[0].model, None);
+    assert_eq!(s[0].vifname, None);
+    assert_eq!((s[0].devid, s[0].mac.as_str()), (0, "00:16:3e:01:02:03"));
+    assert_eq!(s[1].model, None);
+    assert_eq!(s[1].vifname.as_deref(), Some("web-emu"));
+    assert_eq!(
+        (
+            s[1].devid,
+            s[1].mac.as_str(),
+            s[1].bridge.as_str(),
+            s[1].script.as_str()
+        ),
+        (1, "00:16:3e:01:02:04", "xenbr1", named.script.as_str())
+    );
 }
 
 #[test]
