@@ -140,6 +140,7 @@ fn start() -> Option<Daemon> {
 fn domain(domid: u32, name: &str, uuid: &str) -> NewDomain {
     NewDomain {
         console_output: None,
+        stub: false,
         domid,
         name: name.into(),
         uuid: Uuid::parse_str(uuid).unwrap(),

@@ -369,6 +369,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
         disks: p.disks.to_vec(),
         vifs: p.vifs.to_vec(),
         console_output: p.stub_role.map(|r| format!("file:{}", r.log().display())),
+        stub: p.stub_role.is_some(),
         guest: match p.image {
             Image::Pv(l) if l.mode != pvbuild_core::paging::PagingMode::FourLevel => {
                 GuestKind::Pv {

@@ -113,6 +113,9 @@ pub struct NewDomain {
     /// Where console 0's output goes when a dom0 QEMU, not xenconsoled, serves it (a stub
     /// domain's: libxl's `type = ioemu` and `output = file:<log>`); `None`: xenconsoled.
     pub console_output: Option<String>,
+    /// A stub domain (`libxl__spawn_stub_dm` makes and builds it without the create path's
+    /// `store_libxl_entry`: no `/libxl/<domid>/dm-version`).
+    pub stub: bool,
 }
 
 /// `LIBXL_DEVICE_NIC_MTU_DEFAULT`: the MTU libxl writes to the backend only when it differs.
@@ -441,8 +444,15 @@ impl NewDomain {
                 "1".into(),
             ),
             Op::Write(format!("{libxl}/type"), self.guest.libxl_type().into()),
-            // store_libxl_entry
-            Op::Write(format!("{libxl}/dm-version"), DM_VERSION_PV.into()),
+        ]);
+        // store_libxl_entry (not for a stub domain: libxl builds it outside the create path)
+        if !self.stub {
+            ops.push(Op::Write(
+                format!("{libxl}/dm-version"),
+                DM_VERSION_PV.into(),
+            ));
+        }
+        ops.extend([
             // libxl__build_post
             Op::Write(
                 format!("{dom}/memory/static-max"),
@@ -1005,19 +1015,23 @@ pub fn vbd_ops(d: u32, be: u32, protocol: Option<&str>, v: &Vbd) -> Vec<Op> {
 /// ring's `port` and `ring-ref` are the frontend's to write): `output` is QEMU's chardev for
 /// it (`file:<path>`, `pipe:<path>`, `pty`), none when absent.
 pub fn console_ops(d: u32, be: u32, devid: u32, output: Option<&str>) -> Vec<Op> {
-    let mut fents: Vec<(&str, String)> = vec![
+    // The guest's own: its backend's id and its state (libxl's `front`).
+    let fents: Vec<(&str, String)> = vec![
         ("backend-id", be.to_string()),
+        ("state", XENBUS_STATE_INITIALISING.to_string()),
+        ("protocol", XENCONSOLE_PROTOCOL.into()),
+    ];
+    // What the backend acts on, read-only for the guest (libxl's `ro_front`, owned by the
+    // backend's domain): `output` names the file a dom0 QEMU writes the console to, so a
+    // guest (a stub domain) that could rewrite it could make that QEMU write any file.
+    let mut ro_fents: Vec<(&str, String)> = vec![
         ("limit", XENCONSOLE_LIMIT.to_string()),
         ("type", "ioemu".into()),
     ];
     if let Some(o) = output {
-        fents.push(("output", o.to_owned()));
+        ro_fents.push(("output", o.to_owned()));
     }
-    fents.extend([
-        ("tty", String::new()),
-        ("state", XENBUS_STATE_INITIALISING.to_string()),
-        ("protocol", XENCONSOLE_PROTOCOL.into()),
-    ]);
+    ro_fents.push(("tty", String::new()));
     let bents: Vec<(&str, String)> = vec![
         ("frontend-id", d.to_string()),
         ("online", "1".into()),
@@ -1028,7 +1042,7 @@ pub fn console_ops(d: u32, be: u32, devid: u32, output: Option<&str>) -> Vec<Op>
         (d, be),
         ("console", devid),
         format!("{}/{devid}", console_backend_dir(be, d)),
-        (fents, Vec::new()),
+        (fents, ro_fents),
         bents,
     )
 }
@@ -1459,5 +1473,27 @@ mod vif_type_tests {
         assert_eq!(backend_type(&v), ["vif_ioemu"]);
         assert!(!vif_ops(3, 0, &v).iter().any(|op| matches!(op,
             Op::Write(p, _) | Op::WritePerms(p, _, _) if p.ends_with("/model"))));
+    }
+    /// libxl writes the frontend's `mtu` read-only for the guest (`ro_front`: the backend's,
+    /// readable by the guest), as xl's trees show `(n0,r<domid>)`.
+    #[test]
+    fn the_frontends_mtu_is_read_only_for_the_guest() {
+        use crate::xenstore::{Access, Perm};
+        let v = Vif::bridged_for_test(0, "00:16:3e:00:00:01");
+        let mtu: Vec<Op> = vif_ops(3, 0, &v)
+            .into_iter()
+            .filter(|op| {
+                matches!(op, Op::Write(p, _) | Op::WritePerms(p, _, _)
+                if p == "/local/domain/3/device/vif/0/mtu")
+            })
+            .collect();
+        assert_eq!(
+            mtu,
+            [Op::WritePerms(
+                "/local/domain/3/device/vif/0/mtu".into(),
+                "1500".into(),
+                vec![Perm::new(0, Access::None), Perm::new(3, Access::Read)]
+            )]
+        );
     }
 }

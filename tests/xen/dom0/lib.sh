@@ -258,8 +258,8 @@ xs_snapshot() { xenstore-ls -f 2>&1 | grep -Ev "$ignore" | LC_ALL=C sort; }
 # printable characters on one line (for a failure message).
 serial_text() { { tr -d '\r' < "$HARNESS_OUT/$1-serial.log"; } 2>/dev/null; }
 serial_tail() { serial_text "$1" | tail -c 160 | tr -cd '[:print:]\n' | paste -sd ' '; }
-# wait_serial NAME T0 LIMIT PATTERN: polls NAME's serial log every 2 s until PATTERN shows (1
-# after LIMIT seconds), appending each new line to NAME-serial.stamped with the seconds since
+# wait_serial NAME T0 LIMIT PATTERN [DOMAIN]: polls NAME's serial log every 2 s until PATTERN
+# shows (1 after LIMIT seconds; with DOMAIN, 2 once that domain is gone, looked at every 20 s), appending each new line to NAME-serial.stamped with the seconds since
 # T0 when it was seen. Few processes a poll: under TCG every fork in dom0 takes time from the
 # guest's boot (with Xen's log polled each second beside it, a boot took 453 s, not 271 s,
 # though the machine's load differed too).
@@ -281,6 +281,9 @@ wait_serial() {
         _first=
         [ "$_tries" -gt 0 ] || return 1
         _tries=$((_tries - 1))
+        if [ -n "${5:-}" ] && [ $((_tries % 10)) = 0 ] && ! xl domid "$5" > /dev/null 2>&1; then
+            return 2
+        fi
         sleep 2
     done
 }

@@ -43,8 +43,9 @@ stub_xl_disk_teardown() {
 # a domid, in paths given as values, in permissions), the names by NAME and NAME-dm, the
 # domains' /vm uuids by GUEST-UUID and STUB-UUID (any other uuid by UUID), event channels,
 # ring references, grant references, pids, times, pty numbers and loop numbers by N (the
-# guest's domid in its dm-argv and in the stub's save/resume file names by GUEST). Only the
-# nodes whose path names either domain (or its /vm or /libxl entry) are kept, sorted.
+# guest's domid in its dm-argv, in the tap names there and in the stub's save/resume file
+# names by GUEST). Only the nodes whose path names either domain (or its /vm or /libxl
+# entry) are kept, sorted.
 xs_stub_normalise() {
     awk -v g="$1" -v s="$2" -v name="$3" '
     function dom(x) { return x == g ? "GUEST" : x == s ? "STUB" : x }
@@ -103,6 +104,7 @@ xs_stub_normalise() {
             else if (path ~ /\/dm-argv\/[0-9]+$/ && v == g)
                 v = "GUEST"
             if (v ~ ("qemu-(save|resume)\\." g "$")) sub(/[0-9]+$/, "GUEST", v)
+            if (path ~ /\/dm-argv\/[0-9]+$/) gsub("ifname=vif" g "\\.", "ifname=vifGUEST.", v)
             if (v ~ /^\/local\/domain\//) v = npath(v)
             v = nuuid(v)
             gsub(/\/dev\/loop[0-9]+/, "/dev/loopN", v)

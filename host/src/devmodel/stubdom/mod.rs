@@ -21,7 +21,7 @@
 //! ([`crate::commands::lifecycle::destroy_with`] destroys a guest's stub first, as libxl's
 //! `libxl__destroy_device_model`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{ConfigError, DomainConfig, HvmGuest, XlConfig};
@@ -116,12 +116,6 @@ pub fn check(cfg: &DomainConfig) -> Result<(), String> {
          runs in the stub"
     } else if cfg.disks.iter().any(|d| d.cdrom) {
         "CD-ROMs are not implemented for a stub domain"
-    } else if cfg
-        .disks
-        .iter()
-        .any(|d| Path::new(&d.target).starts_with("/dev"))
-    {
-        "`phy:` disks are not implemented for a stub domain (give an image file)"
     } else {
         return Ok(());
     };
@@ -147,8 +141,9 @@ pub fn stub_vifs(guest: &[Vif]) -> Vec<Vif> {
 
 /// The stub domain's own config, as `libxl__spawn_stub_dm` makes it: a PV domain named
 /// [`stub_name`], one vcpu, `stubdomain_memory` plus the guest's video memory, the stub's
-/// images and command line, the guest's disks (the stub's block devices, served by the dom0
-/// QEMU that serves its consoles), the guest's `device_model_override` for that QEMU.
+/// images and command line, the guest's disks (the stub's block devices: an image file served
+/// by the dom0 QEMU that serves its consoles, a block device by blkback), the guest's
+/// `device_model_override` for that QEMU. Its network interfaces are [`stub_vifs`].
 pub fn stub_config(guest: &DomainConfig, h: &HvmGuest, spec: &StubdomSpec) -> DomainConfig {
     let memory_mib = spec.memory_mib + h.video_memkb.div_ceil(1024);
     DomainConfig {

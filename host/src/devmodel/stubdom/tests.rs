@@ -226,3 +226,86 @@ fn step_names_round_trip() {
         );
     }
 }
+
+/// xl's tree of a stub-domain guest with permissions (`xenstore-ls -f -p`, the opt-in
+/// xl-stubdom-diskboot scenario: guest 1 `xlstub`, stub 2 `xlstub-dm`).
+const XL_TREE_PERMS: &str =
+    include_str!("../../../../tests/xen/reference/xl-stubdom-diskboot-xenstore-p.txt");
+
+/// A permission list as `xenstore-ls -p` prints it: `n0,r2`.
+fn perms_text(perms: &[Perm]) -> String {
+    perms
+        .iter()
+        .map(|p| {
+            let c = match p.access {
+                Access::None => 'n',
+                Access::Read => 'r',
+                Access::Write => 'w',
+                Access::Both => 'b',
+            };
+            format!("{c}{}", p.domid)
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[test]
+fn console_permissions_as_xl_set_them() {
+    // The stub's consoles 1 and up: what the backend (dom0's QEMU) acts on, `output` first
+    // (the file it writes), is dom0's and only readable by the stub (libxl's `ro_front`).
+    let role = StubRole {
+        guest_domid: 1,
+        guest_name: "xlstub".into(),
+        serials: vec![
+            "file:/work/hw-stubxl/share/results/xl-stubdom-diskboot/xlstub-serial.log".into(),
+        ],
+    };
+    let ops = entries::console_entries(2, &role);
+    // Each node's permissions: set explicitly, or inherited from its nearest ancestor.
+    let mut set: BTreeMap<String, String> = BTreeMap::new();
+    for o in &ops {
+        match o {
+            Op::Mknod(p, perms) | Op::MkdirPerms(p, perms) | Op::WritePerms(p, _, perms) => {
+                set.insert(p.clone(), perms_text(perms));
+            }
+            Op::Write(p, _) => {
+                let inherited = std::iter::successors(Some(p.as_str()), |q| {
+                    q.rsplit_once('/').map(|(a, _)| a).filter(|a| !a.is_empty())
+                })
+                .skip(1)
+                .find_map(|a| set.get(a).cloned());
+                if let Some(i) = inherited {
+                    set.entry(p.clone()).or_insert(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    let xl: BTreeMap<&str, &str> = XL_TREE_PERMS
+        .lines()
+        .filter_map(|l| {
+            let (p, rest) = l.split_once(" = ")?;
+            let perms = rest.rsplit_once('(')?.1.trim_end_matches(')');
+            Some((p, perms))
+        })
+        .collect();
+    let mut n = 0;
+    for (p, perms) in &set {
+        let under = p.starts_with("/local/domain/2/device/console/")
+            || p.starts_with("/local/domain/0/backend/console/2/");
+        if !under {
+            continue;
+        }
+        let Some(theirs) = xl.get(p.as_str()) else {
+            continue;
+        };
+        assert_eq!(perms, theirs, "{p}");
+        n += 1;
+    }
+    assert!(n >= 40, "{n} console nodes' permissions compared");
+    assert_eq!(
+        set.get("/local/domain/2/device/console/3/output")
+            .map(String::as_str),
+        Some("n0,r2")
+    );
+}
