@@ -18,9 +18,11 @@
 #     QEMU already serving xvda), it reads and writes it, `block-detach` takes it away;
 #     `pvbuild network-attach` gives it an interface, it pings dom0 and dom0 pings it,
 #     `network-detach` takes it away; its marker shows grub.cfg's command line and it powers
-#     off, leaving nothing.
+#     off, leaving nothing. A guest of B that reboots unasked before its marker (TCG's triple
+#     fault of PVH guests: the CI-style run of 2026-12-07 04:30 lost B so, after its
+#     network-detach) is noted with Xen's lines, destroyed, and B runs once more (part_b).
 # Metrics: a_marker_s (create till the first marker), a_restart_s (reboot till the restarted
-# guest read its disk), b_marker_s (create, pygrub included, till the marker).
+# guest read its disk), b_marker_s (create, pygrub included, till the marker), b_attempts.
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
 pvb=$HARNESS_PVBUILD
@@ -170,11 +172,33 @@ CFG
 id -u xen-qemuuser-shared > /dev/null 2>&1 ||
     useradd --system --no-create-home --shell /usr/sbin/nologin xen-qemuuser-shared ||
     fail "useradd xen-qemuuser-shared failed"
-hot="$HARNESS_OUT/hot.img"
-printf 'PVBUILD-DISK-DATA %s-hot\n' "$token" > "$hot"
-truncate -s 4M "$hot"
-cfg="$HARNESS_OUT/$name.cfg"
-cat > "$cfg" <<CFG
+# part_b: B up to its marker. A guest that reboots unasked on the way (the emulation's triple
+# fault of a PVH guest under TCG: docs/next-round.md; B's `on_reboot` is the default,
+# restart) makes the first attempt end with a note, its domain destroyed and nothing left,
+# and B runs once more; any other failure, or a second one, fails the scenario.
+b_attempt=1
+b_fail() {
+    if [ "$b_attempt" = 1 ] && grep -q "shut down: reboot" "$log" 2> /dev/null; then
+        # Xen's lines of that domain only (A's guests may have faulted too).
+        _bd=$(sed -n 's/.*domain \([0-9][0-9]*\) (.*) shut down: reboot.*/\1/p' "$log" | head -n 1)
+        note "B: the guest rebooted unasked ($(grep -m 1 'shut down: reboot' "$log")$(triple_faults $_bd)) before: $1; B once more"
+        "$pvb" destroy "$name" > /dev/null 2>&1
+        wait "$pid" 2> /dev/null
+        nothing_left "after B's unasked reboot"
+        # The next guest of the name must not find this one's lines in the console log.
+        mv "$(console_log "$name")" "$(console_log "$name").attempt1" 2> /dev/null
+        mv "$log" "$log.attempt1" 2> /dev/null
+        b_attempt=2
+        return 0
+    fi
+    fail "$1$(triple_faults)"
+}
+part_b() {
+    hot="$HARNESS_OUT/hot.img"
+    printf 'PVBUILD-DISK-DATA %s-hot\n' "$token" > "$hot"
+    truncate -s 4M "$hot"
+    cfg="$HARNESS_OUT/$name.cfg"
+    cat > "$cfg" <<CFG
 name = "$name"
 type = "pvh"
 bootloader = "pygrub"
@@ -182,31 +206,32 @@ disk = [ 'file:$HARNESS_OUT/g/disk.img,xvda,w' ]
 memory = $HARNESS_GUEST_MEMORY
 on_poweroff = "destroy"
 CFG
-log="$HARNESS_OUT/pvbuild-create-b.log"
-t0=$(now)
-disk_waiting() { grep -q PVBUILD-DISK-WAITING "$(console_log "$1")" 2>/dev/null; }
-start_wait "$name" "$cfg" "$log" disk_waiting "the guest wait for its disk" --bootloader-timeout 200
-grep -q "bootloader chose" "$log" || fail "pvbuild did not say what pygrub chose: $(grep -m 1 -i bootloader "$log")"
-"$pvb" block-attach "$name" "$hot,raw,xvdb,w" > "$HARNESS_OUT/attach-b.log" 2>&1 ||
-    fail "block-attach exited $?: $(paste -sd ' ' < "$HARNESS_OUT/attach-b.log")"
-evidence "$HARNESS_OUT/attach-b.log"
-grep -q "disk xvdb (device 51728) served by the device model" "$HARNESS_OUT/attach-b.log" || fail "attach said: $(cat "$HARNESS_OUT/attach-b.log")"
-wait_for 120 console_has "$name" PVBUILD-DISK-WROTE || fail "the guest did not write the attached disk: $(console_text "$name" | grep PVBUILD-DISK | paste -sd ' ')"
-console_has "$name" "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token-hot" || fail "the guest read: $(console_text "$name" | grep -m 1 PVBUILD-DISK-READ)"
-"$pvb" block-detach "$name" xvdb >> "$HARNESS_OUT/attach-b.log" 2>&1 || fail "block-detach exited $?: $(tail -n 1 "$HARNESS_OUT/attach-b.log")"
-wait_for 120 console_has "$name" PVBUILD-DISK-DETACHED || fail "the guest still sees xvdb: $(console_text "$name" | grep PVBUILD-DISK | tail -n 1)"
-written=$(dd if="$hot" bs=512 skip=8 count=1 2>/dev/null | tr -d '\0' | head -n 1)
-[ "$written" = "PVBUILD-DISK-WRITTEN $HARNESS_GUEST_KVER" ] || fail "the guest's write is not in the attached image: '$written'"
-wait_for 120 console_has "$name" PVBUILD-NET-WAITING || fail "the guest did not wait for an interface"
-"$pvb" network-attach "$name" mac=00:16:3e:aa:bb:15 bridge=xenbr0 > "$HARNESS_OUT/net-b.log" 2>&1 ||
-    fail "network-attach exited $?: $(paste -sd ' ' < "$HARNESS_OUT/net-b.log")"
-evidence "$HARNESS_OUT/net-b.log"
-check_guest_net "$name"
-[ "$(net_line "$name" MAC)" = "00:16:3e:aa:bb:15" ] || fail "the attached interface has MAC '$(net_line "$name" MAC)'"
-wait_for 120 console_has "$name" PVBUILD-NET-PINGED || fail "the guest did not count dom0's pings"
-"$pvb" network-detach "$name" 00:16:3e:aa:bb:15 >> "$HARNESS_OUT/net-b.log" 2>&1 || fail "network-detach exited $?: $(tail -n 1 "$HARNESS_OUT/net-b.log")"
-wait_for 120 console_has "$name" PVBUILD-NET-DETACHED || fail "the guest still has its interface: $(console_text "$name" | grep PVBUILD-NET | tail -n 1)"
-wait_for 120 has_marker "$name" || fail "no marker within 120 s of the detach"
+    log="$HARNESS_OUT/pvbuild-create-b.log"
+    t0=$(now)
+    disk_waiting() { grep -q PVBUILD-DISK-WAITING "$(console_log "$1")" 2>/dev/null; }
+    start_wait "$name" "$cfg" "$log" disk_waiting "the guest wait for its disk" --bootloader-timeout 200
+    grep -q "bootloader chose" "$log" || { b_fail "pvbuild did not say what pygrub chose: $(grep -m 1 -i bootloader "$log")"; return 1; }
+    "$pvb" block-attach "$name" "$hot,raw,xvdb,w" > "$HARNESS_OUT/attach-b.log" 2>&1 || { b_fail "block-attach exited $?: $(paste -sd ' ' < "$HARNESS_OUT/attach-b.log")"; return 1; }
+    evidence "$HARNESS_OUT/attach-b.log"
+    grep -q "disk xvdb (device 51728) served by the device model" "$HARNESS_OUT/attach-b.log" || { b_fail "attach said: $(cat "$HARNESS_OUT/attach-b.log")"; return 1; }
+    wait_for 120 console_has "$name" PVBUILD-DISK-WROTE || { b_fail "the guest did not write the attached disk: $(console_text "$name" | grep PVBUILD-DISK | paste -sd ' ')"; return 1; }
+    console_has "$name" "PVBUILD-DISK-READ PVBUILD-DISK-DATA $token-hot" || { b_fail "the guest read: $(console_text "$name" | grep -m 1 PVBUILD-DISK-READ)"; return 1; }
+    "$pvb" block-detach "$name" xvdb >> "$HARNESS_OUT/attach-b.log" 2>&1 || { b_fail "block-detach exited $?: $(tail -n 1 "$HARNESS_OUT/attach-b.log")"; return 1; }
+    wait_for 120 console_has "$name" PVBUILD-DISK-DETACHED || { b_fail "the guest still sees xvdb: $(console_text "$name" | grep PVBUILD-DISK | tail -n 1)"; return 1; }
+    written=$(dd if="$hot" bs=512 skip=8 count=1 2>/dev/null | tr -d '\0' | head -n 1)
+    [ "$written" = "PVBUILD-DISK-WRITTEN $HARNESS_GUEST_KVER" ] || { b_fail "the guest's write is not in the attached image: '$written'"; return 1; }
+    wait_for 120 console_has "$name" PVBUILD-NET-WAITING || { b_fail "the guest did not wait for an interface"; return 1; }
+    "$pvb" network-attach "$name" mac=00:16:3e:aa:bb:15 bridge=xenbr0 > "$HARNESS_OUT/net-b.log" 2>&1 || { b_fail "network-attach exited $?: $(paste -sd ' ' < "$HARNESS_OUT/net-b.log")"; return 1; }
+    evidence "$HARNESS_OUT/net-b.log"
+    check_guest_net "$name"
+    [ "$(net_line "$name" MAC)" = "00:16:3e:aa:bb:15" ] || { b_fail "the attached interface has MAC '$(net_line "$name" MAC)'"; return 1; }
+    wait_for 120 console_has "$name" PVBUILD-NET-PINGED || { b_fail "the guest did not count dom0's pings"; return 1; }
+    "$pvb" network-detach "$name" 00:16:3e:aa:bb:15 >> "$HARNESS_OUT/net-b.log" 2>&1 || { b_fail "network-detach exited $?: $(tail -n 1 "$HARNESS_OUT/net-b.log")"; return 1; }
+    wait_for 120 console_has "$name" PVBUILD-NET-DETACHED || { b_fail "the guest still has its interface: $(console_text "$name" | grep PVBUILD-NET | tail -n 1)"; return 1; }
+    wait_for 120 has_marker "$name" || { b_fail "no marker within 120 s of the detach"; return 1; }
+}
+part_b || part_b
+metric b_attempts "$b_attempt"
 metric b_marker_s "$(elapsed "$t0")"
 check_marker_and_poweroff "$name" "$bcmd" "$pid" "$log"
 nothing_left "after guest B powered off"

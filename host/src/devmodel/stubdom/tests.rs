@@ -236,15 +236,7 @@ const XL_TREE_PERMS: &str =
 fn perms_text(perms: &[Perm]) -> String {
     perms
         .iter()
-        .map(|p| {
-            let c = match p.access {
-                Access::None => 'n',
-                Access::Read => 'r',
-                Access::Write => 'w',
-                Access::Both => 'b',
-            };
-            format!("{c}{}", p.domid)
-        })
+        .map(|p| p.to_wire())
         .collect::<Vec<_>>()
         .join(",")
 }
