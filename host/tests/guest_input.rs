@@ -49,8 +49,7 @@ fn vbd(devid: u32, vdev: &str) -> Vbd {
 
 fn domain(domid: u32) -> NewDomain {
     NewDomain {
-        console_output: None,
-        stub: false,
+        stub_console_output: None,
         domid,
         name: "guest".into(),
         uuid: Uuid::parse_str("6b1c3bd2-0b1f-4c32-9d3c-1f6a4c2b9e01").unwrap(),

@@ -139,8 +139,7 @@ fn start() -> Option<Daemon> {
 
 fn domain(domid: u32, name: &str, uuid: &str) -> NewDomain {
     NewDomain {
-        console_output: None,
-        stub: false,
+        stub_console_output: None,
         domid,
         name: name.into(),
         uuid: Uuid::parse_str(uuid).unwrap(),

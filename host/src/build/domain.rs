@@ -368,8 +368,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
         start_time: SystemTime::now(),
         disks: p.disks.to_vec(),
         vifs: p.vifs.to_vec(),
-        console_output: p.stub_role.map(|r| format!("file:{}", r.log().display())),
-        stub: p.stub_role.is_some(),
+        stub_console_output: p.stub_role.map(|r| format!("file:{}", r.log().display())),
         guest: match p.image {
             Image::Pv(l) if l.mode != pvbuild_core::paging::PagingMode::FourLevel => {
                 GuestKind::Pv {
@@ -559,15 +558,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
         let hotplugs: Vec<Hotplug> = p
             .vifs
             .iter()
-            .map(|v| {
-                let mut h = vif::hotplug_for(v, u32::from(domid));
-                // An emulated NIC's tap is the stub's when the device model is there: dom0
-                // runs no script for it (libxl__get_hotplug_script_info).
-                if p.stub.is_some() {
-                    h.tap = None;
-                }
-                h
-            })
+            .map(|v| vif::hotplug_for(v, u32::from(domid), p.stub.is_none()))
             .collect();
         // Pushed before the first script runs: a script that fails halfway is undone too,
         // as libxl's destroy runs `offline` for every interface in xenstore (and `remove`

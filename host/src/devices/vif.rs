@@ -599,15 +599,21 @@ pub fn run_hotplug(xs: &XsConnection, h: &Hotplug, action: HotplugAction) -> Res
     h.run(action, hotplug_timeout(), Some(xs))
 }
 
-/// The hotplug view of an interface of guest `domid`.
-pub fn hotplug_for(v: &Vif, domid: u32) -> Hotplug {
+/// The hotplug view of an interface of guest `domid`. An emulated NIC's tap gets its own run
+/// only when it is dom0's (`taps_in_dom0`): with the device model in a stub domain the tap
+/// is the stub's, and libxl runs no script for it (`libxl__get_hotplug_script_info`).
+pub fn hotplug_for(v: &Vif, domid: u32, taps_in_dom0: bool) -> Hotplug {
     Hotplug {
         script: v.script.clone(),
         domid,
         devid: v.devid,
         gatewaydev: v.gatewaydev.clone(),
         vifname: v.vifname.clone(),
-        tap: v.model.as_ref().map(|_| tap_name(domid, v.devid)),
+        tap: v
+            .model
+            .as_ref()
+            .filter(|_| taps_in_dom0)
+            .map(|_| tap_name(domid, v.devid)),
         for_tap: false,
     }
 }
@@ -646,29 +652,30 @@ pub fn hotplug_in_xenstore(
     devid: u32,
 ) -> Result<Option<Hotplug>, crate::xenstore::XsError> {
     let bp = format!("{}/{devid}", vif_backend_dir(0, domid));
-    let Some(script) = xs
-        .read_opt(&format!("{bp}/script"))?
-        .filter(|s| s.starts_with('/'))
-    else {
+    // One round trip: the backend's entries and the guest's stub link.
+    let v = xs.read_many(&[
+        format!("{bp}/script"),
+        format!("{bp}/gatewaydev"),
+        format!("{bp}/vifname"),
+        format!("{bp}/type"),
+        format!(
+            "{}/image/device-model-domid",
+            crate::xenstore::dom_path(domid)
+        ),
+    ])?;
+    let mut v = v.into_iter();
+    let mut next = || v.next().flatten();
+    let (script, gatewaydev, vifname, kind, stub) = (next(), next(), next(), next(), next());
+    let Some(script) = script.filter(|s| s.starts_with('/')) else {
         return Ok(None);
     };
-    let gatewaydev = xs
-        .read_opt(&format!("{bp}/gatewaydev"))?
-        .filter(|g| !g.is_empty());
-    let vifname = xs
-        .read_opt(&format!("{bp}/vifname"))?
-        .filter(|n| !n.is_empty());
-    let ioemu = xs.read_opt(&format!("{bp}/type"))?.as_deref() == Some("vif_ioemu");
+    let gatewaydev = gatewaydev.filter(|g| !g.is_empty());
+    let vifname = vifname.filter(|n| !n.is_empty());
     // An emulated NIC's tap is dom0's only when the guest's device model is: with a stub
     // domain (`image/device-model-domid`) it was the stub's, and libxl runs no script for it
     // (`libxl__get_hotplug_script_info`, `libxl_get_stubdom_id`).
-    let ioemu = ioemu
-        && xs
-            .read_opt(&format!(
-                "{}/image/device-model-domid",
-                crate::xenstore::dom_path(domid)
-            ))?
-            .is_none_or(|s| s.trim().parse::<u32>().unwrap_or(0) == 0);
+    let ioemu = kind.as_deref() == Some("vif_ioemu")
+        && stub.is_none_or(|s| s.trim().parse::<u32>().unwrap_or(0) == 0);
     Ok(Some(Hotplug {
         script,
         domid,
@@ -786,7 +793,8 @@ pub fn attach(
     }
     check_host(std::slice::from_ref(&v), host.netback, host.sys_class_net)?;
     crate::xenstore::add_vif(xs, domid, 0, &v).map_err(|e| xs_err(&e))?;
-    let h = hotplug_for(&v, domid);
+    // (A hot-plugged interface is PV: no emulated NIC, no tap.)
+    let h = hotplug_for(&v, domid, true);
     if let Err(e) = (host.run)(xs, &h, HotplugAction::Online) {
         let _ = (host.run)(xs, &h, HotplugAction::Offline);
         let _ =

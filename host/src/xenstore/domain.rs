@@ -110,12 +110,11 @@ pub struct NewDomain {
     pub guest: GuestKind,
     /// The guest's network interfaces (netback backends).
     pub vifs: Vec<Vif>,
-    /// Where console 0's output goes when a dom0 QEMU, not xenconsoled, serves it (a stub
-    /// domain's: libxl's `type = ioemu` and `output = file:<log>`); `None`: xenconsoled.
-    pub console_output: Option<String>,
-    /// A stub domain (`libxl__spawn_stub_dm` makes and builds it without the create path's
-    /// `store_libxl_entry`: no `/libxl/<domid>/dm-version`).
-    pub stub: bool,
+    /// `Some` for a stub domain only: where its console 0's output goes, as a dom0 QEMU, not
+    /// xenconsoled, serves it (libxl's `type = ioemu` and `output = file:<log>`). A stub
+    /// domain also gets no `/libxl/<domid>/dm-version` (`libxl__spawn_stub_dm` builds it
+    /// without the create path's `store_libxl_entry`). `None`: any other domain.
+    pub stub_console_output: Option<String>,
 }
 
 /// `LIBXL_DEVICE_NIC_MTU_DEFAULT`: the MTU libxl writes to the backend only when it differs.
@@ -446,7 +445,7 @@ impl NewDomain {
             Op::Write(format!("{libxl}/type"), self.guest.libxl_type().into()),
         ]);
         // store_libxl_entry (not for a stub domain: libxl builds it outside the create path)
-        if !self.stub {
+        if self.stub_console_output.is_none() {
             ops.push(Op::Write(
                 format!("{libxl}/dm-version"),
                 DM_VERSION_PV.into(),
@@ -522,7 +521,7 @@ impl NewDomain {
             ("limit", XENCONSOLE_LIMIT.to_string()),
             (
                 "type",
-                if self.console_output.is_some() {
+                if self.stub_console_output.is_some() {
                     "ioemu"
                 } else {
                     "xenconsoled"
@@ -531,7 +530,9 @@ impl NewDomain {
             ),
             (
                 "output",
-                self.console_output.clone().unwrap_or_else(|| "pty".into()),
+                self.stub_console_output
+                    .clone()
+                    .unwrap_or_else(|| "pty".into()),
             ),
             ("tty", String::new()),
             ("port", self.console.port.to_string()),

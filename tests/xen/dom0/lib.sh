@@ -219,6 +219,9 @@ setup_bridge() {
     ip link set xenbr0 up || fail "cannot bring xenbr0 up"
 }
 
+# vif_links: dom0's backend network interfaces (vif<domid>.<devid> and taps), one a line.
+vif_links() { ip -o link show 2> /dev/null | awk -F': ' '$2 ~ /^vif[0-9]/ { print $2 }'; }
+
 # net_line NAME KEY: the guest's PVBUILD-NET-KEY line (without the prefix), if any.
 net_line() { tr -d '\r' 2>/dev/null < "$(console_log "$1")" | sed -n "s/^PVBUILD-NET-$2 *//p" | head -n 1; }
 has_net_up() { tr -d '\r' 2>/dev/null < "$(console_log "$1")" | grep -q "^PVBUILD-NET-UP"; }

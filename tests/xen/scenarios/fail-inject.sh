@@ -72,7 +72,7 @@ leftovers() {
     if pgrep -f -- '-xen-domid' > /dev/null 2>&1; then
         fail "$1 leaks a device model: $(pgrep -af -- '-xen-domid' | head -n 1)"
     fi
-    _vifs=$(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^vif[0-9]/ { print $2 }' | paste -sd ' ')
+    _vifs=$(vif_links | paste -sd ' ')
     [ -z "$_vifs" ] || fail "$1 leaks backend interfaces: $_vifs"
     _doms=$(xs_domains)
     [ "$_doms" = 0 ] || fail "$1 leaks xenstore nodes: /local/domain lists '$_doms'"

@@ -50,7 +50,7 @@ leftovers() {
     ps_snap
     [ -z "$(qemus)" ] || fail "$1: a device model is left: $(grep -m 1 -e '-xen-domid' "$HARNESS_OUT/ps")"
     [ -z "$(helpers)" ] || fail "$1: a helper process is left: $(grep -E 'bin/pygrub|vif-bridge|/etc/xen/scripts/' "$HARNESS_OUT/ps" | head -n 2 | paste -sd ' ')"
-    _vifs=$(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^vif[0-9]/ { print $2 }' | paste -sd ' ')
+    _vifs=$(vif_links | paste -sd ' ')
     [ -z "$_vifs" ] || fail "$1: backend interfaces are left: $_vifs"
     [ -z "$(ip -o link show master xenbr0 2>/dev/null)" ] || fail "$1: xenbr0 still has ports: $(ip -o link show master xenbr0 | awk -F': ' '{ print $2 }' | paste -sd ' ')"
     [ -z "$(bl_dirs)" ] || fail "$1: bootloader directories are left: $(bl_dirs)"
@@ -160,7 +160,7 @@ for step in $steps; do
     # while it started.
     ps_snap
     nd=$(ndomains)
-    left="records=$(nrecords) domains=$nd qemu=[$(qemus)] vifs=[$(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^vif[0-9]/ { print $2 }' | paste -sd ' ')]"
+    left="records=$(nrecords) domains=$nd qemu=[$(qemus)] vifs=[$(vif_links | paste -sd ' ')]"
     [ "$(nrecords)" -ge 1 ] || fail "kill at $step: no crash-safety record in $journal_dir ($left)"
     case $step in
         compat | create-domain) ;;

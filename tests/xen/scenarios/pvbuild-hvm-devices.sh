@@ -69,7 +69,7 @@ entries() {
 nothing_left() {
     wait_for 60 only_dom0 || fail "$1: left behind: $(xl list 2>&1 | awk 'NR > 2 { print $1 }' | paste -sd ' ')"
     wait_for 30 no_qemu || fail "$1: a QEMU is left: $(pgrep -af -- '-xen-domid' | cut -c1-120)"
-    _l=$(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^vif[0-9]/ { print $2 }' | head -n 3 | paste -sd ' ')
+    _l=$(vif_links | head -n 3 | paste -sd ' ')
     [ -z "$_l" ] || fail "$1: interfaces left: $_l"
     _l=$(xenstore-ls -f 2>/dev/null | grep -E '/backend/(vif|qdisk|vbd)/|/device-model/[0-9]|^/libxl/[1-9]' | head -n 3 | paste -sd ' ')
     [ -z "$_l" ] || fail "$1: xenstore entries left: $_l"

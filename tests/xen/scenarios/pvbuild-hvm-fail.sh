@@ -18,7 +18,7 @@ setup_bridge
 img=$HARNESS_OUT/fail-disk.img
 truncate -s 4M "$img" || fail "cannot make $img"
 leftovers() {
-    _l=$(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^vif[0-9]/ { print $2 }' | head -n 3 | paste -sd ' ')
+    _l=$(vif_links | head -n 3 | paste -sd ' ')
     [ -z "$_l" ] || fail "$1 leaks interfaces: $_l"
     wait_for 30 only_dom0 || fail "$1 leaks a domain: $(xl list 2>&1 | awk 'NR > 2 { print $1 "(" $5 ")" }' | paste -sd ' ')"
     no_qemu() { ! pgrep -f 'qemu-system-i386 -xen-domid' > /dev/null; }

@@ -48,7 +48,7 @@ nothing_left() {
     wait_for 30 _noqemu || fail "$1: a device model is still running: $(pgrep -af -- '-xen-domid' | head -n 1)"
     _novbd() { ! ls /sys/bus/xen-backend/devices 2>/dev/null | grep -q '^vbd-'; }
     wait_for 30 _novbd || fail "$1: blkback still has $(ls /sys/bus/xen-backend/devices | grep '^vbd-' | paste -sd ' ')"
-    _l=$(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^vif[0-9]/ { print $2 }' | head -n 3 | paste -sd ' ')
+    _l=$(vif_links | head -n 3 | paste -sd ' ')
     [ -z "$_l" ] || fail "$1: backend interfaces left: $_l"
     _l=$(xenstore-ls -f /local/domain/0 2>/dev/null | grep -E '/backend/(vbd|qdisk|vif)|/device-model/[0-9]' | head -n 3 | paste -sd ' ')
     [ -z "$_l" ] || fail "$1: xenstore entries left: $_l"

@@ -154,7 +154,7 @@ leftovers() {
     wait_for 60 only_dom0 || fail "$1 leaks a domain: $(xl list 2>&1 | awk 'NR > 2 { print $1 "(" $5 ")" }' | paste -sd ' ')"
     wait_for 30 no_qemu || fail "$1 leaks a QEMU: $(pgrep -af 'qemu-system-i386 -xen-domid' | cut -c1-120)"
     wait_for 30 no_proxy || fail "$1 leaks a QMP proxy: $(pgrep -af 'vchan-socket-proxy' | cut -c1-120)"
-    _l=$(ip -o link show 2> /dev/null | awk -F': ' '$2 ~ /^vif[0-9]/ { print $2 }' | head -n 3 | paste -sd ' ')
+    _l=$(vif_links | head -n 3 | paste -sd ' ')
     [ -z "$_l" ] || fail "$1 leaks a network interface: $_l"
     xs_snapshot > "$HARNESS_OUT/xenstore.after"
     if ! cmp -s "$HARNESS_OUT/xenstore.before" "$HARNESS_OUT/xenstore.after"; then

@@ -565,7 +565,7 @@ fn an_emulated_nics_tap_is_plugged_after_its_vif() {
     assert_eq!(one[0].model.as_deref(), Some("rtl8139"));
     assert_eq!(tap_name(7, 2), "vif7.2-emu");
 
-    let h = hotplug_for(&v[0], 7);
+    let h = hotplug_for(&v[0], 7, true);
     // QEMU's name for it; the script renames it to web0-emu.
     assert_eq!(h.tap.as_deref(), Some("vif7.0-emu"));
     assert_eq!(h.args(HotplugAction::Online), ["online", "type_if=vif"]);
@@ -590,6 +590,32 @@ fn an_emulated_nics_tap_is_plugged_after_its_vif() {
     );
     assert_eq!(h.env().len(), env.len());
     // A PV interface has one run.
-    assert!(hotplug_for(&v[1], 7).tap_run().is_none());
+    assert!(hotplug_for(&v[1], 7, true).tap_run().is_none());
+    // With the device model in a stub domain, the tap is the stub's: no run in dom0.
+    assert!(hotplug_for(&v[0], 7, false).tap_run().is_none());
     assert!(check_tun(Path::new("/nonexistent/tun")).is_err());
+}
+
+/// At teardown, as libxl: a `vif_ioemu` interface's tap gets its own run only when the
+/// guest has no stub domain (`image/device-model-domid`).
+#[test]
+fn a_stub_guests_tap_gets_no_run_at_teardown() {
+    use crate::xenstore::fake::FakeXenstore;
+    let store = FakeXenstore::new();
+    let xs = store.connect();
+    store.poke(
+        "/local/domain/0/backend/vif/7/0/script",
+        "/etc/xen/scripts/vif-bridge",
+    );
+    store.poke("/local/domain/0/backend/vif/7/0/type", "vif_ioemu");
+    let runs = |xs: &XsConnection| -> Vec<String> {
+        from_xenstore(xs, 7)
+            .unwrap()
+            .iter()
+            .map(|h| h.ifname())
+            .collect()
+    };
+    assert_eq!(runs(&xs), ["vif7.0", "vif7.0-emu"]);
+    store.poke("/local/domain/7/image/device-model-domid", "8");
+    assert_eq!(runs(&xs), ["vif7.0"]);
 }

@@ -252,27 +252,16 @@ fn console_permissions_as_xl_set_them() {
             "file:/work/hw-stubxl/share/results/xl-stubdom-diskboot/xlstub-serial.log".into(),
         ],
     };
-    let ops = entries::console_entries(2, &role);
-    // Each node's permissions: set explicitly, or inherited from its nearest ancestor.
-    let mut set: BTreeMap<String, String> = BTreeMap::new();
-    for o in &ops {
-        match o {
-            Op::Mknod(p, perms) | Op::MkdirPerms(p, perms) | Op::WritePerms(p, _, perms) => {
-                set.insert(p.clone(), perms_text(perms));
-            }
-            Op::Write(p, _) => {
-                let inherited = std::iter::successors(Some(p.as_str()), |q| {
-                    q.rsplit_once('/').map(|(a, _)| a).filter(|a| !a.is_empty())
-                })
-                .skip(1)
-                .find_map(|a| set.get(a).cloned());
-                if let Some(i) = inherited {
-                    set.entry(p.clone()).or_insert(i);
-                }
-            }
-            _ => {}
-        }
-    }
+    // Written to the fake xenstore, which gives a node without permissions of its own its
+    // parent's, as xenstored does.
+    let store = crate::xenstore::fake::FakeXenstore::new();
+    let xs = store.connect();
+    crate::xenstore::write_ops(&xs, &entries::console_entries(2, &role)).unwrap();
+    let set: BTreeMap<String, String> = store
+        .dump()
+        .into_keys()
+        .filter_map(|p| Some((p.clone(), perms_text(&store.perms(&p)?))))
+        .collect();
     let xl: BTreeMap<&str, &str> = XL_TREE_PERMS
         .lines()
         .filter_map(|l| {
