@@ -115,3 +115,36 @@ xs_stub_normalise() {
         }
     }' | LC_ALL=C sort
 }
+
+# stub_images DIR: the stub's kernel and ramdisk in DIR: copied from the share where run.sh
+# built them on the host, or built here by stubdom/build.sh when that failed.
+stub_images() {
+    if [ -s "$HARNESS_SHARE/stubdom/stubdom-linux-initrd" ] && [ -s "$HARNESS_SHARE/stubdom/stubdom-linux-kernel" ]; then
+        mkdir -p "$1" && cp "$HARNESS_SHARE/stubdom/stubdom-linux-kernel" "$HARNESS_SHARE/stubdom/stubdom-linux-initrd" "$1/" ||
+            fail "cannot copy the stub's images from $HARNESS_SHARE/stubdom"
+        note "the stub's images were built on the host (run.sh)"
+    else
+        PVBUILD_STUBDOM_GZIP=1 sh "$HARNESS_REPO/stubdom/build.sh" "$1" > "$HARNESS_OUT/stubdom-build.log" 2>&1 ||
+            fail "stubdom/build.sh failed: $(tail -n 2 "$HARNESS_OUT/stubdom-build.log" | paste -sd ' ')"
+    fi
+}
+
+# only_dom0: xl lists Domain-0 alone. no_qemu: no QEMU serves a domain. no_proxy: no QMP
+# proxy runs. stub_leftovers WHAT TAG: nothing a stub guest had is left (domains, QEMUs,
+# proxies, vifs, and xenstore against $HARNESS_OUT/xenstore.before; the difference is kept as
+# xenstore.diff.TAG), else a failure naming WHAT.
+only_dom0() { [ "$(xl list 2>/dev/null | awk 'NR > 1 { n++; name = $1 } END { print n "," name }')" = "1,Domain-0" ]; }
+no_qemu() { ! pgrep -f 'qemu-system-i386 -xen-domid' > /dev/null; }
+no_proxy() { ! pgrep -f 'vchan-socket-proxy' > /dev/null; }
+stub_leftovers() {
+    wait_for 60 only_dom0 || fail "$1 leaks a domain: $(xl list 2>&1 | awk 'NR > 2 { print $1 "(" $5 ")" }' | paste -sd ' ')"
+    wait_for 30 no_qemu || fail "$1 leaks a QEMU: $(pgrep -af 'qemu-system-i386 -xen-domid' | cut -c1-120)"
+    wait_for 30 no_proxy || fail "$1 leaks a QMP proxy: $(pgrep -af 'vchan-socket-proxy' | cut -c1-120)"
+    _l=$(vif_links | head -n 3 | paste -sd ' ')
+    [ -z "$_l" ] || fail "$1 leaks a network interface: $_l"
+    xs_snapshot > "$HARNESS_OUT/xenstore.after"
+    if ! cmp -s "$HARNESS_OUT/xenstore.before" "$HARNESS_OUT/xenstore.after"; then
+        diff "$HARNESS_OUT/xenstore.before" "$HARNESS_OUT/xenstore.after" > "$HARNESS_OUT/xenstore.diff.$2"
+        fail "$1 leaks xenstore nodes: $(grep -m 3 '^[<>]' "$HARNESS_OUT/xenstore.diff.$2" | paste -sd ' ')"
+    fi
+}

@@ -34,13 +34,7 @@ cmdline="console=ttyS0 quiet pci=noearly pvbuild.reboot"
 want=$(expected_marker "$HARNESS_GUEST_KVER" "BOOT_IMAGE=/boot/vmlinuz $cmdline")
 trap '"$pvb" destroy $name > /dev/null 2>&1; cp /var/log/xen/qemu-dm-$name*.log /var/log/xen/qmp-proxy-$name*.log "$HARNESS_OUT"/ 2>/dev/null; rm -rf "$W"' EXIT
 
-if [ -s "$HARNESS_SHARE/stubdom/stubdom-linux-initrd" ] && [ -s "$HARNESS_SHARE/stubdom/stubdom-linux-kernel" ]; then
-    mkdir -p "$W/img" && cp "$HARNESS_SHARE/stubdom/stubdom-linux-kernel" "$HARNESS_SHARE/stubdom/stubdom-linux-initrd" "$W/img/" ||
-        fail "cannot copy the stub's images from $HARNESS_SHARE/stubdom"
-else
-    PVBUILD_STUBDOM_GZIP=1 sh "$HARNESS_REPO/stubdom/build.sh" "$W/img" > "$HARNESS_OUT/stubdom-build.log" 2>&1 ||
-        fail "stubdom/build.sh failed: $(tail -n 2 "$HARNESS_OUT/stubdom-build.log" | paste -sd ' ')"
-fi
+stub_images "$W/img"
 sh "$HARNESS_REPO/tests/xen/build-hvm-disk.sh" "$img" "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK" "$cmdline" \
     > "$HARNESS_OUT/build-disk.log" 2>&1 || fail "build-hvm-disk.sh exited $?: $(tail -n 2 "$HARNESS_OUT/build-disk.log" | paste -sd ' ')"
 cat > "$HARNESS_OUT/$name.cfg" <<CFG
@@ -65,7 +59,6 @@ on_reboot = "restart"
 on_crash = "destroy"
 CFG
 
-only_dom0() { [ "$(xl list 2>/dev/null | awk 'NR > 1 { n++; name = $1 } END { print n "," name }')" = "1,Domain-0" ]; }
 only_dom0 || fail "before the scenario, xl list shows more than Domain-0"
 xs_snapshot > "$HARNESS_OUT/xenstore.before"
 
@@ -139,18 +132,6 @@ proc_alive "$pid" || fail "pvbuild create ended: $(tail -n 3 "$log" | paste -sd 
 "$pvb" destroy "$name" > "$HARNESS_OUT/destroy.log" 2>&1 || fail "pvbuild destroy exited $?: $(tail -n 2 "$HARNESS_OUT/destroy.log" | paste -sd ' ')"
 done_p() { ! proc_alive "$pid"; }
 wait_for 120 done_p || fail "pvbuild create --wait still running 120 s after the destroy: $(tail -n 2 "$log" | paste -sd ' ')"
-wait_for 60 only_dom0 || fail "a domain is left: $(xl list 2>&1 | awk 'NR > 2 { print $1 "(" $5 ")" }' | paste -sd ' ')"
-no_qemu() { ! pgrep -f 'qemu-system-i386 -xen-domid' > /dev/null; }
-no_proxy() { ! pgrep -f 'vchan-socket-proxy' > /dev/null; }
-wait_for 30 no_qemu || fail "a QEMU is left: $(pgrep -af 'qemu-system-i386 -xen-domid' | cut -c1-120)"
-wait_for 30 no_proxy || fail "a QMP proxy is left: $(pgrep -af 'vchan-socket-proxy' | cut -c1-120)"
-l=$(vif_links | head -n 3 | paste -sd ' ')
-[ -z "$l" ] || fail "a network interface is left: $l"
-xs_snapshot > "$HARNESS_OUT/xenstore.after"
-if ! cmp -s "$HARNESS_OUT/xenstore.before" "$HARNESS_OUT/xenstore.after"; then
-    diff "$HARNESS_OUT/xenstore.before" "$HARNESS_OUT/xenstore.after" > "$HARNESS_OUT/xenstore.diff"
-    evidence "$HARNESS_OUT/xenstore.diff"
-    fail "xenstore nodes are left: $(grep -m 3 '^[<>]' "$HARNESS_OUT/xenstore.diff" | paste -sd ' ')"
-fi
+stub_leftovers "the restarted guest, destroyed" end
 note "restarted: guest $g1 -> $g2, stub $s1 -> $s2; both boots reached the marker"
 pass

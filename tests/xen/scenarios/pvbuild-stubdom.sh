@@ -70,14 +70,7 @@ trap '"$pvb" destroy pvbstub > /dev/null 2>&1; cp /var/log/xen/qemu-dm-pvbstub*.
 # The stub's images: run.sh built them on the host (share/stubdom); copied off the share, or
 # built here when that failed.
 t=$(now)
-if [ -s "$HARNESS_SHARE/stubdom/stubdom-linux-initrd" ] && [ -s "$HARNESS_SHARE/stubdom/stubdom-linux-kernel" ]; then
-    mkdir -p "$W/img" && cp "$HARNESS_SHARE/stubdom/stubdom-linux-kernel" "$HARNESS_SHARE/stubdom/stubdom-linux-initrd" "$W/img/" ||
-        fail "cannot copy the stub's images from $HARNESS_SHARE/stubdom"
-    note "the stub's images were built on the host (run.sh)"
-else
-    PVBUILD_STUBDOM_GZIP=1 sh "$HARNESS_REPO/stubdom/build.sh" "$W/img" > "$HARNESS_OUT/stubdom-build.log" 2>&1 ||
-        fail "stubdom/build.sh failed: $(tail -n 2 "$HARNESS_OUT/stubdom-build.log" | paste -sd ' ')"
-fi
+stub_images "$W/img"
 metric stubdom_build_s "$(elapsed "$t")"
 t=$(now)
 sh "$HARNESS_REPO/tests/xen/build-hvm-disk.sh" "$img" "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK" "$cmdline" \
@@ -143,21 +136,6 @@ stub_guest_boots() {
     [ -n "$(_net PING-OK)" ] || fail "$1: the guest cannot ping dom0 through the stub: $(_net PING-FAILED)"
     [ "$(_net PINGED)" -ge 1 ] 2>/dev/null || fail "$1: the guest saw no echo request from dom0: '$(_net PINGED)'"
     note "$1: the guest's e1000 ($mac) reached dom0 through the stub: $(_net PING-OK) replies, $(_net PINGED) echo requests from dom0"
-}
-only_dom0() { [ "$(xl list 2>/dev/null | awk 'NR > 1 { n++; name = $1 } END { print n "," name }')" = "1,Domain-0" ]; }
-no_qemu() { ! pgrep -f 'qemu-system-i386 -xen-domid' > /dev/null; }
-no_proxy() { ! pgrep -f 'vchan-socket-proxy' > /dev/null; }
-leftovers() {
-    wait_for 60 only_dom0 || fail "$1 leaks a domain: $(xl list 2>&1 | awk 'NR > 2 { print $1 "(" $5 ")" }' | paste -sd ' ')"
-    wait_for 30 no_qemu || fail "$1 leaks a QEMU: $(pgrep -af 'qemu-system-i386 -xen-domid' | cut -c1-120)"
-    wait_for 30 no_proxy || fail "$1 leaks a QMP proxy: $(pgrep -af 'vchan-socket-proxy' | cut -c1-120)"
-    _l=$(vif_links | head -n 3 | paste -sd ' ')
-    [ -z "$_l" ] || fail "$1 leaks a network interface: $_l"
-    xs_snapshot > "$HARNESS_OUT/xenstore.after"
-    if ! cmp -s "$HARNESS_OUT/xenstore.before" "$HARNESS_OUT/xenstore.after"; then
-        diff "$HARNESS_OUT/xenstore.before" "$HARNESS_OUT/xenstore.after" > "$HARNESS_OUT/xenstore.diff.$2"
-        fail "$1 leaks xenstore nodes: $(grep -m 3 '^[<>]' "$HARNESS_OUT/xenstore.diff.$2" | paste -sd ' ')"
-    fi
 }
 only_dom0 || fail "before the scenario, xl list shows more than Domain-0"
 # 0. (HARNESS_STUBDOM_XL=1) xl first: the same disk image, stub images and config (its
@@ -267,7 +245,7 @@ done_p() { ! proc_alive "$pid"; }
 wait_for 180 done_p || fail "pvbuild create --wait still running 180 s after the marker: $(tail -n 2 "$log" | paste -sd ' ')"
 wait "$pid" || fail "pvbuild create --wait exited $?: $(grep -m 1 '^error' "$log")"
 grep -q 'poweroff' "$log" || fail "pvbuild did not report the guest's poweroff: $(tail -n 2 "$log" | paste -sd ' ')"
-leftovers "the booted guest's end" booted
+stub_leftovers "the booted guest's end" booted
 
 if [ "${HARNESS_STUBDOM_XL:-0}" = 1 ]; then
     # Both trees, normalised: every difference is explained in docs/stubdom.md.
@@ -290,7 +268,7 @@ metric never_running_s "$(elapsed "$t")"
 [ "$(grep -c '^error:' "$HARNESS_OUT/never.log")" = 1 ] || fail "never running: want one error line: $(head -n 3 "$HARNESS_OUT/never.log" | paste -sd ' ')"
 grep '^error:' "$HARNESS_OUT/never.log" | grep -q 'stubdom-running' || fail "never running: the error does not name the step: $(grep '^error:' "$HARNESS_OUT/never.log")"
 evidence "never running: $(grep '^error:' "$HARNESS_OUT/never.log" | cut -c1-240)"
-leftovers "a stub that never ran QEMU" never
+stub_leftovers "a stub that never ran QEMU" never
 
 # 3. QMP reaches the stub's QEMU through the proxy; then the stub dies (its QEMU quits, its
 #    init powers it off): pvbuild, as libxl, leaves the guest as it is, and the guest's
@@ -335,7 +313,7 @@ wait_for 90 stub_stopped || fail "the stub did not stop after its QEMU quit: $(x
 xl domid pvbdeath > /dev/null 2>&1 || fail "the guest went with its stub"
 evidence "stub died: $(xl list 2>&1 | awk 'NR > 1 { print $1 "(" $5 ")" }' | paste -sd ' ')"
 "$pvb" destroy pvbdeath > "$HARNESS_OUT/death-destroy.log" 2>&1 || fail "pvbuild destroy pvbdeath exited $?: $(head -n 2 "$HARNESS_OUT/death-destroy.log" | paste -sd ' ')"
-leftovers "the guest of a dead stub, destroyed" death
+stub_leftovers "the guest of a dead stub, destroyed" death
 
 # 4. A create killed once the stub exists: `pvbuild cleanup` removes the guest and the stub.
 stub_cfg pvbkill > "$HARNESS_OUT/pvbkill.cfg"
@@ -348,7 +326,7 @@ xl domid pvbkill-dm > /dev/null 2>&1 || fail "the stopped create has no stub dom
 kill -KILL "$kpid"; wait "$kpid" 2>/dev/null
 "$pvb" cleanup > "$HARNESS_OUT/cleanup.log" 2>&1 || fail "pvbuild cleanup exited $?: $(head -n 2 "$HARNESS_OUT/cleanup.log" | paste -sd ' ')"
 evidence "killed at stubdom-built, cleanup: $(paste -sd ' ' "$HARNESS_OUT/cleanup.log" | cut -c1-200)"
-leftovers "a create killed once its stub existed, then cleanup" killed
+stub_leftovers "a create killed once its stub existed, then cleanup" killed
 
 # 5. Failure injection at each step of the stub path.
 : > "$HARNESS_OUT/steps.results"
@@ -361,7 +339,7 @@ for step in stubdom-build stubdom-target stubdom-qmp-proxy stubdom-unpause stubd
     line=$(grep '^error:' "$flog")
     echo "$line" | grep -q -- "$step" || fail "--fail-at $step: the error does not name the step: $line"
     case $line in *"undoing failed"*) fail "--fail-at $step: undoing failed: $line" ;; esac
-    leftovers "--fail-at $step" "$step"
+    stub_leftovers "--fail-at $step" "$step"
     echo "$step: $line" >> "$HARNESS_OUT/steps.results"
 done
 metric steps_s "$(elapsed "$t")"
