@@ -354,8 +354,14 @@ while [ ${#pending[@]} -gt 0 ]; do
             say "$cur still running $hang_grace s after its limit of ${s_limit[$cur]} s: the emulated machine hung; stopping QEMU"
             kill "$qemu_pid" 2>/dev/null || true
         fi
-        if [ -n "$cur" ] && [ -z "$hung" ] && [ -e "$share/heartbeat" ] &&
-            [ $(($(date +%s) - $(stat -c %Y "$share/heartbeat"))) -gt "$heartbeat_timeout" ]; then
+        # The longest silence of dom0 while a scenario ran (timings.txt), so that the limit
+        # can be set from measurement.
+        hb_age=
+        if [ -n "$cur" ] && [ -e "$share/heartbeat" ]; then
+            hb_age=$(($(date +%s) - $(stat -c %Y "$share/heartbeat" 2>/dev/null || date +%s)))
+            if [ "$hb_age" -gt "${hb_max:-0}" ]; then hb_max=$hb_age hb_max_in=$cur; fi
+        fi
+        if [ -n "$cur" ] && [ -z "$hung" ] && [ -n "$hb_age" ] && [ "$hb_age" -gt "$heartbeat_timeout" ]; then
             hung=$cur
             say "$cur: no heartbeat from dom0 for $heartbeat_timeout s: the emulated machine hung; stopping QEMU"
             kill "$qemu_pid" 2>/dev/null || true
@@ -475,10 +481,11 @@ boot_s=-
     done
     echo "qemu_total_s $(since "$t_qemu" "$t_end")"
     echo "run_total_s $(since "$t_start" "$t_end")"
+    echo "heartbeat_max_silence_s ${hb_max:-0} ${hb_max_in:--}"
 } > "$work/timings.txt"
 echo
 echo "timings: build $(since "$t_build" "$t_build_end") s, images $(since "$t_images" "$t_images_end") s," \
-    "boot to dom0 ready $boot_s s, QEMU $(since "$t_qemu" "$t_end") s, total $(since "$t_start" "$t_end") s (tests/xen/work/timings.txt)"
+    "boot to dom0 ready $boot_s s, QEMU $(since "$t_qemu" "$t_end") s, total $(since "$t_start" "$t_end") s, dom0's longest silence ${hb_max:-0} s${hb_max_in:+ (in $hb_max_in)} (tests/xen/work/timings.txt)"
 if [ $failed -gt 0 ] || [ -n "$fatal" ]; then
     echo "--- tail of tests/xen/work/serial.log (Xen + dom0 console)"
     tail -n 25 "$serial" | tr -d '\r' | sed 's/^/    | /'
