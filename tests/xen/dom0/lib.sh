@@ -255,6 +255,18 @@ fault_inputs() {
     truncate -s 4M "$disk" || fail "cannot make $disk"
 }
 xs_snapshot() { xenstore-ls -f 2>&1 | grep -Ev "$ignore" | LC_ALL=C sort; }
+# xs_unchanged WHAT TAG: xenstore now (xs_snapshot, kept as xenstore.after.TAG) equal to
+# $HARNESS_OUT/xenstore.before, else a failure naming WHAT and the first nodes that differ
+# (the diff kept as xenstore.diff.TAG).
+xs_unchanged() {
+    xs_snapshot > "$HARNESS_OUT/xenstore.after.$2"
+    cmp -s "$HARNESS_OUT/xenstore.before" "$HARNESS_OUT/xenstore.after.$2" && return 0
+    diff "$HARNESS_OUT/xenstore.before" "$HARNESS_OUT/xenstore.after.$2" > "$HARNESS_OUT/xenstore.diff.$2"
+    evidence "$HARNESS_OUT/xenstore.diff.$2"
+    fail "$1 leaks xenstore nodes ($(grep -c '^[<>]' "$HARNESS_OUT/xenstore.diff.$2") lines differ, < before, > after): $(grep -m 3 '^[<>]' "$HARNESS_OUT/xenstore.diff.$2" | paste -sd ' ')"
+}
+# only_dom0: xl lists Domain-0 alone.
+only_dom0() { [ "$(xl list 2>/dev/null | awk 'NR > 1 { n++; name = $1 } END { print n "," name }')" = "1,Domain-0" ]; }
 
 # The serial log of HVM guest NAME, written by QEMU to $HARNESS_OUT/NAME-serial.log (the
 # scenario's `serial = "file:..."`): its text without carriage returns, and its last 160
