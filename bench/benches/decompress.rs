@@ -183,33 +183,7 @@ fn bench(c: &mut Criterion) {
             None => (cli_seconds(cli, cli_in, 3), format!("{cli} CLI")),
         };
         if *fmt == Compression::Zstd {
-            // Other pure-Rust zstd decoders, beside the core's ruzstd (measured, not used):
-            // each must give the same image, checksum verified.
-            let mut v = Vec::with_capacity(size);
-            rusty_zstd::decompress_into(&mut v, cli_in).unwrap();
-            assert!(v == elf, "rusty_zstd's output differs");
-            let mut sd = structured_zstd::decoding::FrameDecoder::new();
-            out.fill(0);
-            assert_eq!(sd.decode_all(cli_in, &mut out).unwrap(), size);
-            assert!(out == elf, "structured-zstd's output differs");
-            group.bench_function("ZSTD/rusty_zstd", |b| {
-                b.iter(|| {
-                    v.clear();
-                    rusty_zstd::decompress_into(&mut v, cli_in).unwrap()
-                })
-            });
-            group.bench_function("ZSTD/structured-zstd", |b| {
-                b.iter(|| sd.decode_all(cli_in, &mut out).unwrap())
-            });
-            let t = best(&mut || {
-                v.clear();
-                rusty_zstd::decompress_into(&mut v, cli_in).unwrap();
-            });
-            candidates.push(("rusty_zstd", t, theirs));
-            let t = best(&mut || {
-                sd.decode_all(cli_in, &mut out).unwrap();
-            });
-            candidates.push(("structured-zstd", t, theirs));
+            zstd_candidates(&mut group, cli_in, &elf, &mut out, theirs, &mut candidates);
         }
         // Our own best-of-3 figure next to the reference's, for the ratio.
         let ours = best(&mut || {
@@ -238,6 +212,66 @@ fn bench(c: &mut Criterion) {
             theirs / t
         );
     }
+}
+
+/// Other pure-Rust zstd decoders, beside the core's ruzstd (measured, not used; only with the
+/// `zstd-candidates` feature, as they take over a minute to build): each must give the same
+/// image, checksum verified; their best-of-3 times go to `candidates`.
+#[cfg(feature = "zstd-candidates")]
+fn zstd_candidates(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    cli_in: &[u8],
+    elf: &[u8],
+    out: &mut [u8],
+    theirs: f64,
+    candidates: &mut Vec<(&'static str, f64, f64)>,
+) {
+    let size = elf.len();
+    let best = |f: &mut dyn FnMut()| {
+        (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::MAX, f64::min)
+    };
+    let mut v = Vec::with_capacity(size);
+    rusty_zstd::decompress_into(&mut v, cli_in).unwrap();
+    assert!(v == elf, "rusty_zstd's output differs");
+    let mut sd = structured_zstd::decoding::FrameDecoder::new();
+    out.fill(0);
+    assert_eq!(sd.decode_all(cli_in, out).unwrap(), size);
+    assert!(out == elf, "structured-zstd's output differs");
+    group.bench_function("ZSTD/rusty_zstd", |b| {
+        b.iter(|| {
+            v.clear();
+            rusty_zstd::decompress_into(&mut v, cli_in).unwrap()
+        })
+    });
+    group.bench_function("ZSTD/structured-zstd", |b| {
+        b.iter(|| sd.decode_all(cli_in, out).unwrap())
+    });
+    let t = best(&mut || {
+        v.clear();
+        rusty_zstd::decompress_into(&mut v, cli_in).unwrap();
+    });
+    candidates.push(("rusty_zstd", t, theirs));
+    let t = best(&mut || {
+        sd.decode_all(cli_in, out).unwrap();
+    });
+    candidates.push(("structured-zstd", t, theirs));
+}
+
+#[cfg(not(feature = "zstd-candidates"))]
+fn zstd_candidates(
+    _: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    _: &[u8],
+    _: &[u8],
+    _: &mut [u8],
+    _: f64,
+    _: &mut Vec<(&'static str, f64, f64)>,
+) {
 }
 
 criterion_group!(benches, bench);

@@ -250,8 +250,10 @@ stall_timeout=${HARNESS_STALL_TIMEOUT:-120}
 hang_grace=${HARNESS_HANG_GRACE:-120}
 # And dom0's heartbeat (run-scenarios.sh touches share/heartbeat every 5 s): none for
 # HARNESS_HEARTBEAT_TIMEOUT s while a scenario runs is a hang too, found without waiting for
-# the scenario's limit.
-heartbeat_timeout=${HARNESS_HEARTBEAT_TIMEOUT:-120}
+# the scenario's limit. 45 s: the longest silence of every run measured (timings.txt's
+# heartbeat_max_silence_s, full CI-style runs and CI's own of 2026-12-07) was 5-6 s, the
+# heartbeat's own period; it was 120 s, most of a hang's cost.
+heartbeat_timeout=${HARNESS_HEARTBEAT_TIMEOUT:-45}
 hang_retries=${HARNESS_HANG_RETRIES:-1}
 # HARNESS_BUDGET (seconds, default none): the whole run's limit. When it is spent the machine
 # is stopped and every scenario not finished fails as "not run: budget": a readable failure

@@ -226,11 +226,12 @@ vif_links() { ip -o link show 2> /dev/null | awk -F': ' '$2 ~ /^vif[0-9]/ { prin
 net_line() { tr -d '\r' 2>/dev/null < "$(console_log "$1")" | sed -n "s/^PVBUILD-NET-$2 *//p" | head -n 1; }
 has_net_up() { tr -d '\r' 2>/dev/null < "$(console_log "$1")" | grep -q "^PVBUILD-NET-UP"; }
 
-# check_guest_net NAME: the guest pinged dom0, and dom0 pings it (3 echo requests, which
-# the guest counts); FAIL otherwise.
+# check_guest_net NAME [IP]: the guest pinged dom0, and dom0 pings it at IP (10.99.0.2 unless
+# given: the guest's `pvbuild.ip`) with 3 echo requests, which the guest counts; FAIL
+# otherwise.
 check_guest_net() {
     wait_for 180 has_net_up "$1" || fail "the guest's network never came up: $(tr -d '\r' < "$(console_log "$1")" | grep -m 2 -E 'PVBUILD-NET|netfront' | paste -sd ' ')"
-    busybox ping -c 3 -W 10 10.99.0.2 > "$HARNESS_OUT/ping-$1.txt" 2>&1 || fail "dom0 cannot ping the guest: $(tail -n 2 "$HARNESS_OUT/ping-$1.txt" | paste -sd ' ')"
+    busybox ping -c 3 -W 10 "${2:-10.99.0.2}" > "$HARNESS_OUT/ping-$1.txt" 2>&1 || fail "dom0 cannot ping the guest: $(tail -n 2 "$HARNESS_OUT/ping-$1.txt" | paste -sd ' ')"
     [ -n "$(net_line "$1" PING-OK)" ] || fail "the guest cannot ping dom0: $(net_line "$1" PING-FAILED)"
 }
 

@@ -9,7 +9,8 @@
 #     4096 (found in the image afterwards), ping dom0 and answer dom0's pings; blkback's
 #     backend for xvdb must reach Connected (the guest's frontend took it). Then
 #     `pvbuild reboot`: the monitor starts it again under a new domain id with its disks and
-#     interface (the restarted guest reads the disk and pings dom0 again); `pvbuild shutdown`:
+#     interface (the restarted guest reads the disk, pings dom0 and answers dom0's pings
+#     again); `pvbuild shutdown`:
 #     it powers off, and no QEMU, blkback device, vif or backend entry is left.
 #  B. `bootloader = "pygrub"` for a PVH guest, as libxl 4.17 runs it for PV and PVH
 #     (libxl_bootloader.c skips only HVM): the kernel, ramdisk and command line come from the
@@ -24,9 +25,12 @@
 #  A guest of A that reboots unasked (the same fault; the CI-style run of 2026-12-07 08:13
 #  lost A so) is handled the same way (part_a). Before such a destroy the create's own
 #  `--wait` is ended first (stop_create), so that no restart of its own races the destroy.
+#  A and B run at once (since 2026-12-07, for CI's budget: one after the other they took
+#  243-284 s), two PVH guests on the bridge (B's at 10.99.0.3: `pvbuild.ip=3`); each checks
+#  that nothing of its own domains is left, and once both are done nothing at all may be.
 # Metrics: a_marker_s (create till the first marker), a_restart_s (reboot till the restarted
 # guest read its disk), a_attempts, b_marker_s (create, pygrub included, till the marker),
-# b_attempts.
+# b_attempts, ab_s (both parts, at once).
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
 pvb=$HARNESS_PVBUILD
@@ -58,6 +62,24 @@ nothing_left() {
     [ -z "$_l" ] || fail "$1: xenstore entries left: $_l"
     [ "$(xl list | awk 'NR > 1' | wc -l)" = 1 ] || fail "$1: a domain was left: $(xl list | tail -n 1)"
     [ "$(xs_domains)" = 0 ] || fail "$1: /local/domain lists $(xs_domains)"
+}
+# nothing_left_of LOG WHEN: nothing of the domains whose creates LOG reports ("created domain
+# N") is left: no device model, blkback device, vif, backend or device-model entry, domain or
+# /local/domain/N. (A and B run at once: each checks its own; nothing_left, above, checks
+# everything once both are done.)
+nothing_left_of() {
+    for _d in $(sed -n 's/^pvbuild: created domain \([0-9][0-9]*\) .*/\1/p' "$1" 2>/dev/null | sort -u); do
+        _noqemu_d() { ! pgrep -f -- "-xen-domid $_d " > /dev/null 2>&1; }
+        wait_for 30 _noqemu_d || fail "$2: a device model of domain $_d is still running: $(pgrep -af -- "-xen-domid $_d " | head -n 1)"
+        _novbd_d() { ! ls /sys/bus/xen-backend/devices 2>/dev/null | grep -q "^vbd-$_d-"; }
+        wait_for 30 _novbd_d || fail "$2: blkback still has $(ls /sys/bus/xen-backend/devices | grep "^vbd-$_d-" | paste -sd ' ')"
+        _l=$(vif_links | grep "^vif$_d\." | head -n 3 | paste -sd ' ')
+        [ -z "$_l" ] || fail "$2: backend interfaces of domain $_d left: $_l"
+        _l=$(xenstore-ls -f /local/domain/0 2>/dev/null | grep -E "/backend/(vbd|qdisk|vif)/$_d/|/device-model/$_d/" | head -n 3 | paste -sd ' ')
+        [ -z "$_l" ] || fail "$2: xenstore entries of domain $_d left: $_l"
+        ! timeout 20 xl list "$_d" > /dev/null 2>&1 || fail "$2: domain $_d was left: $(timeout 20 xl list "$_d" 2>&1 | tail -n 1)"
+        [ -z "$(xenstore-ls "/local/domain/$_d" 2>/dev/null | head -n 1)" ] || fail "$2: /local/domain/$_d is still there"
+    done
 }
 count() { console_text "$1" | grep -c "$2"; }
 # start_wait NAME CFG LOG READY WHAT [CREATE-FLAGS...]: lib.sh's create_wait_up with room for
@@ -146,6 +168,10 @@ part_a() {
     up_twice() { [ "$(count "$name" '^PVBUILD-NET-UP')" -ge 2 ]; }
     wait_for 180 up_twice || fail "the restarted guest's network never came up: $(console_text "$name" | grep PVBUILD-NET | tail -n 2 | paste -sd ' ')"
     [ "$(console_text "$name" | grep '^PVBUILD-NET-PING-OK' | wc -l)" -ge 2 ] || fail "the restarted guest cannot ping dom0: $(console_text "$name" | grep PVBUILD-NET-PING | tail -n 1)"
+    # dom0 pings the restarted guest too (which otherwise waits 60 s for that before its marker).
+    busybox ping -c 3 -W 10 10.99.0.2 > "$HARNESS_OUT/ping-restarted.txt" 2>&1 || fail "dom0 cannot ping the restarted guest: $(tail -n 2 "$HARNESS_OUT/ping-restarted.txt" | paste -sd ' ')"
+    pinged_twice() { [ "$(count "$name" '^PVBUILD-NET-PINGED [1-9]')" -ge 2 ]; }
+    wait_for 60 pinged_twice || fail "the restarted guest saw no echo request from dom0: $(console_text "$name" | grep PVBUILD-NET-PINGED | tail -n 1)"
     d2=$(timeout 20 xl domid "$name")
     [ "$(xenstore-read "/local/domain/0/backend/vif/$d2/0/mac" 2>/dev/null)" = "00:16:3e:aa:bb:14" ] || fail "the restarted domain $d2 has no interface with the configured MAC"
     d2=$(timeout 20 xl domid "$name")
@@ -156,7 +182,7 @@ part_a() {
     note "restarted as domain $d2 (was $d1)"
     "$pvb" shutdown "$name" > "$HARNESS_OUT/shutdown.log" 2>&1 || fail "pvbuild shutdown exited $?: $(tail -n 2 "$HARNESS_OUT/shutdown.log" | paste -sd ' ')"
     check_marker_and_poweroff "$name" "$cmdline" "$pid" "$log"
-    nothing_left "after guest A powered off"
+    nothing_left_of "$log" "after guest A powered off"
 }
 # stop_create PID: ends a `pvbuild create --wait` (SIGTERM: a build under way is undone, a
 # running guest is left) before its guest is destroyed, so that no restart of its own races
@@ -174,6 +200,8 @@ a_unasked() {
     _n=$(grep -c "shut down: reboot" "$log" 2> /dev/null)
     [ "${_n:-0}" -gt "$([ -e "$HARNESS_OUT/a-asked-reboot" ] && echo 1 || echo 0)" ]
 }
+# run_a: A, with its retry.
+run_a() {
 log="$HARNESS_OUT/pvbuild-create.log"
 a_attempt=1
 while :; do
@@ -189,7 +217,7 @@ while :; do
         sed -e 's/^FAIL: /NOTE A, first attempt: /' -e '/^PASS$/d' "$HARNESS_OUT/part-a.1.out"
         note "A: the guest rebooted unasked ($(grep -m 1 'shut down: reboot' "$log")$(triple_faults $_ad)); A once more"
         stop_create "$(cat "$HARNESS_OUT/a-create.pid")"
-        nothing_left "after A's unasked reboot"
+        nothing_left_of "$log" "after A's unasked reboot"
         mv "$(console_log "$name")" "$(console_log "$name").attempt1" 2> /dev/null
         mv "$log" "$log.attempt1" 2> /dev/null
         printf 'PVBUILD-DISK-DATA %s\n' "$token" > "$img"
@@ -203,13 +231,15 @@ while :; do
 done
 metric a_attempts "$a_attempt"
 losetup -d "$loop" || fail "losetup -d $loop failed: blkback still holds it?"
-loop=
+}
 
-# B. pygrub; disk and interface hot-plugged into the running PVH guest.
+# B. pygrub; disk and interface hot-plugged into the running PVH guest. Its guest is
+# 10.99.0.3 on the bridge (`pvbuild.ip=3`), A's 10.99.0.2: they run at once.
+run_b() {
 name=pvbpvhgrub
 mkfs=$(command -v mkfs.ext4 || echo /sbin/mkfs.ext4)
 [ -x "$mkfs" ] || fail "no mkfs.ext4 in dom0"
-bcmd="$HARNESS_GUEST_CMDLINE pvbuild.via=pygrub pvbuild.diskhotplug pvbuild.nethotplug"
+bcmd="$HARNESS_GUEST_CMDLINE pvbuild.via=pygrub pvbuild.diskhotplug pvbuild.nethotplug pvbuild.ip=3"
 mkdir -p "$HARNESS_OUT/g/root/boot/grub"
 cp "$HARNESS_GUEST_KERNEL" "$HARNESS_OUT/g/root/boot/vmlinuz"
 cp "$HARNESS_GUEST_RAMDISK" "$HARNESS_OUT/g/root/boot/initrd.gz"
@@ -241,7 +271,7 @@ b_fail() {
         _bd=$(sed -n 's/.*domain \([0-9][0-9]*\) (.*) shut down: reboot.*/\1/p' "$log" | head -n 1)
         note "B: the guest rebooted unasked ($(grep -m 1 'shut down: reboot' "$log")$(triple_faults $_bd)) before: $1; B once more"
         stop_create "$pid"
-        nothing_left "after B's unasked reboot"
+        nothing_left_of "$log" "after B's unasked reboot"
         # The next guest of the name must not find this one's lines in the console log.
         mv "$(console_log "$name")" "$(console_log "$name").attempt1" 2> /dev/null
         mv "$log" "$log.attempt1" 2> /dev/null
@@ -280,7 +310,7 @@ CFG
     wait_for 120 console_has "$name" PVBUILD-NET-WAITING || { b_fail "the guest did not wait for an interface"; return 1; }
     "$pvb" network-attach "$name" mac=00:16:3e:aa:bb:15 bridge=xenbr0 > "$HARNESS_OUT/net-b.log" 2>&1 || { b_fail "network-attach exited $?: $(paste -sd ' ' < "$HARNESS_OUT/net-b.log")"; return 1; }
     evidence "$HARNESS_OUT/net-b.log"
-    check_guest_net "$name"
+    check_guest_net "$name" 10.99.0.3
     [ "$(net_line "$name" MAC)" = "00:16:3e:aa:bb:15" ] || { b_fail "the attached interface has MAC '$(net_line "$name" MAC)'"; return 1; }
     wait_for 120 console_has "$name" PVBUILD-NET-PINGED || { b_fail "the guest did not count dom0's pings"; return 1; }
     "$pvb" network-detach "$name" 00:16:3e:aa:bb:15 >> "$HARNESS_OUT/net-b.log" 2>&1 || { b_fail "network-detach exited $?: $(tail -n 1 "$HARNESS_OUT/net-b.log")"; return 1; }
@@ -291,5 +321,25 @@ part_b || part_b
 metric b_attempts "$b_attempt"
 metric b_marker_s "$(elapsed "$t0")"
 check_marker_and_poweroff "$name" "$bcmd" "$pid" "$log"
-nothing_left "after guest B powered off"
+nothing_left_of "$log" "after guest B powered off"
+}
+
+# A and B at once (was one after the other: 243-284 s in CI-style runs); each part's lines
+# are printed after both end, A's first.
+t_ab=$(now)
+( run_a ) > "$HARNESS_OUT/a.out" 2>&1 &
+apid=$!
+( run_b ) > "$HARNESS_OUT/b.out" 2>&1
+b_rc=$?
+wait "$apid"
+a_rc=$?
+metric ab_s "$(elapsed "$t_ab")"
+if [ "$a_rc" != 0 ] && [ "$b_rc" = 0 ]; then
+    cat "$HARNESS_OUT/b.out" "$HARNESS_OUT/a.out"
+else
+    cat "$HARNESS_OUT/a.out" "$HARNESS_OUT/b.out"
+fi
+[ "$a_rc" = 0 ] || { grep -q '^FAIL: ' "$HARNESS_OUT/a.out" || fail "part A exited $a_rc without a verdict"; exit 1; }
+[ "$b_rc" = 0 ] || { grep -q '^FAIL: ' "$HARNESS_OUT/b.out" || fail "part B exited $b_rc without a verdict"; exit 1; }
+nothing_left "after A and B"
 pass

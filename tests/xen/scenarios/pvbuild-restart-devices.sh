@@ -2,8 +2,9 @@
 # pvbuild-restart-devices: devices attached while a guest runs survive its reboot by
 # pvbuild's monitor, as xl's monitor reloads the stored configuration that block-attach and
 # network-attach update. A guest made by `pvbuild create` (with its monitor) without disks
-# or interfaces boots with `pvbuild.disk pvbuild.idle=900`: its init looks for xvda, finds
-# none (PVBUILD-DISK-MISSING), then idles. `pvbuild block-attach` gives it a disk as xvda
+# or interfaces boots with `pvbuild.disk pvbuild.diskwait=15 pvbuild.idle=900`: its init
+# looks for xvda for 15 s (60 s by default: it was the most of this scenario's first boot),
+# finds none (PVBUILD-DISK-MISSING), then idles. `pvbuild block-attach` gives it a disk as xvda
 # and `pvbuild network-attach` an interface; both must be in the stored configuration
 # (/var/lib/xen/userdata-d.<domid>.<uuid>.libxl-json). `pvbuild reboot` then: the monitor
 # starts the guest again under a new domain id, and the restarted guest reads the disk
@@ -23,7 +24,7 @@ truncate -s 16M "$img"
 img2="$HARNESS_OUT/disk2.img"
 truncate -s 16M "$img2"
 write_xl_cfg "$name" "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK" |
-    sed -e "s|^extra = \"\\(.*\\)\"|extra = \"\\1 pvbuild.disk pvbuild.idle=900\"|" \
+    sed -e "s|^extra = \"\\(.*\\)\"|extra = \"\\1 pvbuild.disk pvbuild.diskwait=15 pvbuild.idle=900\"|" \
         -e 's|^on_reboot = .*|on_reboot = "restart"|' > "$HARNESS_OUT/$name.cfg"
 "$pvb" create "$HARNESS_OUT/$name.cfg" > "$HARNESS_OUT/create.log" 2>&1 || fail "pvbuild create failed: $(grep -m 1 '^error' "$HARNESS_OUT/create.log")"
 evidence "$(console_log "$name")"

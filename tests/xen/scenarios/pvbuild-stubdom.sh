@@ -25,8 +25,16 @@
 #    the kernel and the ramdisk through SeaBIOS's disk calls, served by the stub's QEMU from
 #    the stub's /dev/xvda), then the marker with the disk's command line, on the serial port
 #    (the stub's console 3, written to a file by the dom0 QEMU);
-#  - the guest powers off; pvbuild's destroy takes the stub with it: no domain, QEMU, proxy or
-#    xenstore node is left;
+#  - `pvbuild reboot` (control/shutdown, which the guest's xenbus driver answers): the guest
+#    reboots and `on_reboot = "restart"` (xl's default) starts it again as libxl does: pvbuild
+#    reports the reboot; the old guest and stub, the stub's dom0 QEMU and the QMP proxy are
+#    destroyed; the new guest and stub have new domain ids, the old ones are gone from Xen
+#    and xenstore; the new guest's image/device-model-domid names the new stub and the new
+#    stub's `target` the new guest; QEMU in the new stub says `running`; exactly one dom0
+#    QEMU (the new stub's) and one proxy run; the second boot is checked as the first (GRUB,
+#    network both ways, marker; the serial file is truncated by the new stub's dom0 QEMU);
+#  - `pvbuild shutdown`: the guest powers off; pvbuild's destroy takes the stub with it and
+#    the create's wait ends: no domain, QEMU, proxy or xenstore node is left;
 #  - a stub whose QEMU never says `running` (its ramdisk the harness's guest ramdisk, whose
 #    init powers off) fails the create with one error, and leaves nothing;
 #  - QMP reaches the stub's QEMU through the proxy (query-status); when the stub dies (QEMU
@@ -42,13 +50,15 @@
 # pvbuild-xenstore-p.txt and normalised (stubdom-lib.sh) as pvbuild-xenstore.norm.
 # With HARNESS_STUBDOM_XL=1 (the opt-in xl-stubdom-diskboot), xl first boots the same disk
 # image with the same stub images and config, in the same run, then pvbuild's boot as above
-# (the never-running and failure-injection parts are left out): the disk on a loop device with a fast `script=`
+# (the restart, never-running and failure-injection parts are left out; both guests are
+# asked to power off after their marker): the disk on a loop device with a fast `script=`
 # (libxl gives a stub domain blkback, never qdisk), to the same marker; its nodes are saved
 # and normalised the same way (xl-xenstore-p.txt, xl-xenstore.norm) and the difference is
 # xenstore-stub.diff (explained in docs/stubdom.md).
 # Metrics: stubdom_build_s, image_build_s, pvbuild_create_s (to the guest's unpause, the stub
 # booted and its QEMU running), pvbuild_grub_s, pvbuild_net_up_s, pvbuild_marker_s (from the
-# create's start),
+# create's start), restart_s (the reboot's report till the new guest's unpause),
+# restarted_grub_s, restarted_net_up_s, restarted_marker_s (from the reboot's report),
 # never_running_s, steps_s; with xl: xl_create_s (xl create's run), xl_grub_s, xl_marker_s
 # (from its start), xenstore_diff_lines.
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
@@ -61,7 +71,9 @@ img=$W/disk.img
 ignore='^(/vm|/libxl|/local/domain/0/device-model) = ""$'
 # The guest keeps its emulated NIC (`xen_emul_unplug=never`: xen-netfront then refuses to
 # load, so the guest's network is the e1000 that the stub's QEMU emulates) and checks it.
-cmdline="console=ttyS0 quiet pci=noearly xen_emul_unplug=never pvbuild.net pvbuild.nic=e1000"
+# After its marker it idles (pvbuild.idle) until the toolstack asks it to reboot or power
+# off (control/shutdown, its kernel's xenbus driver).
+cmdline="console=ttyS0 quiet pci=noearly xen_emul_unplug=never pvbuild.net pvbuild.nic=e1000 pvbuild.idle=600"
 mac=00:16:3e:5e:0b:01
 setup_bridge
 want=$(expected_marker "$HARNESS_GUEST_KVER" "BOOT_IMAGE=/boot/vmlinuz $cmdline")
@@ -103,7 +115,7 @@ stubdomain_ramdisk = "${2:-$W/img/stubdom-linux-initrd}"
 stubdomain_cmdline = "console=hvc0$stub_quiet"
 stubdomain_memory = 256
 on_poweroff = "destroy"
-on_reboot = "destroy"
+on_reboot = "${stub_on_reboot:-destroy}"
 on_crash = "destroy"
 CFG
 }
@@ -158,7 +170,9 @@ if [ "${HARNESS_STUBDOM_XL:-0}" = 1 ]; then
     [ "$(xenstore-read "/local/domain/$stub/device-model/$guest/state" 2>/dev/null)" = running ] ||
         fail "xl: the device-model state in the stub is not running"
     stub_guest_boots xl xlstub "$t0"
-    # init powers off after its marker; on_poweroff = "destroy" (xl's daemon takes the stub).
+    # Asked to power off, the guest's init does; on_poweroff = "destroy" (xl's daemon takes
+    # the stub).
+    xl shutdown xlstub > "$HARNESS_OUT/xl-shutdown.log" 2>&1 || fail "xl shutdown xlstub exited $?: $(tail -n 2 "$HARNESS_OUT/xl-shutdown.log" | paste -sd ' ')"
     wait_for 120 only_dom0 || fail "xl's guest or stub still there 120 s after its marker: $(xl list 2>&1 | awk 'NR > 2 { print $1 }' | paste -sd ' ')"
     wait_for 30 no_qemu || fail "xl: a QEMU is left: $(pgrep -af 'qemu-system-i386 -xen-domid' | cut -c1-120)"
 fi
@@ -171,7 +185,7 @@ xs_snapshot > "$HARNESS_OUT/xenstore.before"
 if [ "${HARNESS_STUBDOM_XL:-0}" = 1 ]; then
     stub_cfg pvbstub "" "format=raw,vdev=hda,access=rw,target=$stub_loop" > "$HARNESS_OUT/pvbstub.cfg"
 else
-    stub_cfg pvbstub > "$HARNESS_OUT/pvbstub.cfg"
+    stub_on_reboot=restart stub_cfg pvbstub > "$HARNESS_OUT/pvbstub.cfg"
 fi
 log=$HARNESS_OUT/pvbuild-create.log
 t0=$(now)
@@ -242,12 +256,17 @@ grep -q "privcmd-probe: DM_OP probe for domain $guest: ok" /var/log/xen/qemu-dm-
     fail "the stub's QEMU did not run with privcmd restricted to the guest: $(grep -m 2 privcmd /var/log/xen/qemu-dm-pvbstub.log 2>/dev/null | paste -sd ' ')"
 stub_guest_boots pvbuild pvbstub "$t0"
 done_p() { ! proc_alive "$pid"; }
-wait_for 180 done_p || fail "pvbuild create --wait still running 180 s after the marker: $(tail -n 2 "$log" | paste -sd ' ')"
-wait "$pid" || fail "pvbuild create --wait exited $?: $(grep -m 1 '^error' "$log")"
-grep -q 'poweroff' "$log" || fail "pvbuild did not report the guest's poweroff: $(tail -n 2 "$log" | paste -sd ' ')"
-stub_leftovers "the booted guest's end" booted
-
+# stub_poweroff G: `pvbuild shutdown` asks the guest (domain G) to power off; its init does,
+# and pvbuild's `create --wait` destroys it and its stub, reports the poweroff and ends.
+stub_poweroff() {
+    "$pvb" shutdown pvbstub > "$HARNESS_OUT/shutdown.log" 2>&1 || fail "pvbuild shutdown exited $?: $(tail -n 2 "$HARNESS_OUT/shutdown.log" | paste -sd ' ')"
+    wait_for 180 done_p || fail "pvbuild create --wait still running 180 s after the shutdown: $(tail -n 2 "$log" | paste -sd ' ')"
+    wait "$pid" || fail "pvbuild create --wait exited $?: $(grep -m 1 '^error' "$log")"
+    grep -q "domain $1 (pvbstub) shut down: poweroff" "$log" || fail "pvbuild did not report the guest's poweroff: $(tail -n 2 "$log" | paste -sd ' ')"
+    stub_leftovers "the booted guest's poweroff" booted
+}
 if [ "${HARNESS_STUBDOM_XL:-0}" = 1 ]; then
+    stub_poweroff "$guest"
     # Both trees, normalised: every difference is explained in docs/stubdom.md.
     grep -q '^/local/domain/STUB/device-model/GUEST/state = "running"' "$HARNESS_OUT/pvbuild-xenstore.norm" ||
         fail "pvbuild's normalised tree has no running stub: $(head -n 3 "$HARNESS_OUT/pvbuild-xenstore.norm" | paste -sd ' ')"
@@ -259,6 +278,54 @@ if [ "${HARNESS_STUBDOM_XL:-0}" = 1 ]; then
     pass
 fi
 
+# 1b. The restart (on_reboot = "restart", xl's default): `pvbuild reboot` asks the guest; its
+#     init reboots; pvbuild reports it, destroys the guest, its stub, the stub's dom0 QEMU and
+#     the QMP proxy, and builds a new guest with a new stub, which boots from the disk again.
+g1=$guest
+s1=$stub
+first_lines=$(wc -l < "$HARNESS_OUT/pvbstub-serial.log")
+"$pvb" reboot pvbstub > "$HARNESS_OUT/reboot.log" 2>&1 || fail "pvbuild reboot exited $?: $(tail -n 2 "$HARNESS_OUT/reboot.log" | paste -sd ' ')"
+rebooted() { grep -q "domain $g1 (pvbstub) shut down: reboot" "$log"; }
+wait_for 120 rebooted || fail "pvbuild did not report the guest's reboot: $(tail -n 3 "$log" | paste -sd ' ')"
+# (The guest idles for 600 s unless asked: its reboot is the request's proof. Its init's own
+# line may be lost with the stub, which goes as soon as the guest has shut down.)
+serial_text pvbstub | grep -a -q 'PVBUILD-GUEST-ASKED reboot' && evidence "the guest's init: PVBUILD-GUEST-ASKED reboot"
+t1=$(now)
+restarted() { [ "$(grep -c 'created domain' "$log")" -ge 2 ] || ! proc_alive "$pid"; }
+wait_for 300 restarted || fail "pvbuild did not create the guest again within 300 s: $(tail -n 3 "$log" | paste -sd ' ')"
+[ "$(grep -c 'created domain' "$log")" -ge 2 ] || fail "pvbuild create ended instead of restarting: $(tail -n 3 "$log" | paste -sd ' ')"
+metric restart_s "$(elapsed "$t1")"
+grep -q "^pvbuild: restarting pvbstub (domain $g1 is gone)" "$log" || fail "pvbuild did not say it restarts pvbstub"
+grep -q "destroyed stub domain $s1" "$log" || fail "pvbuild did not say it destroyed the old stub $s1: $(grep -i stub "$log" | tail -n 3 | paste -sd ' ')"
+g2=$(xl domid pvbstub 2>/dev/null) || fail "no domain pvbstub after the restart"
+s2=$(xl domid pvbstub-dm 2>/dev/null) || fail "no stub domain pvbstub-dm after the restart"
+[ "$g2" != "$g1" ] && [ "$s2" != "$s1" ] || fail "the restart kept domain ids: guest $g1 -> $g2, stub $s1 -> $s2"
+evidence "restarted: guest domain $g1 -> $g2, stub domain $s1 -> $s2"
+for d in $g1 $s1; do
+    xl list "$d" > /dev/null 2>&1 && fail "the old domain $d is still there: $(xl list 2>&1 | awk 'NR > 1 { print $1 "(" $2 ")" }' | paste -sd ' ')"
+    [ -z "$(xenstore-ls "/local/domain/$d" 2>/dev/null | head -n 1)" ] || fail "/local/domain/$d is still there"
+done
+[ "$(xenstore-read "/local/domain/$g2/image/device-model-domid" 2>/dev/null)" = "$s2" ] ||
+    fail "the new guest's image/device-model-domid does not name the new stub"
+[ "$(xenstore-read "/local/domain/$s2/target" 2>/dev/null)" = "$g2" ] || fail "the new stub's target does not name the new guest"
+[ "$(xenstore-read "/local/domain/$s2/device-model/$g2/state" 2>/dev/null)" = running ] ||
+    fail "the new stub's device-model state is not running"
+ps -eo pid,args > "$HARNESS_OUT/ps-restarted.txt" 2>&1
+[ "$(grep -c -e '-xen-domid' "$HARNESS_OUT/ps-restarted.txt")" = 1 ] && grep -q -e "-xen-domid $s2 " "$HARNESS_OUT/ps-restarted.txt" ||
+    fail "not exactly one dom0 QEMU, the new stub's: $(grep -e '-xen-domid' "$HARNESS_OUT/ps-restarted.txt" | cut -c1-100 | paste -sd ' ')"
+[ "$(grep -c 'vchan-socket-proxy' "$HARNESS_OUT/ps-restarted.txt")" = 1 ] ||
+    fail "not exactly one QMP proxy: $(grep 'vchan-socket-proxy' "$HARNESS_OUT/ps-restarted.txt" | cut -c1-100 | paste -sd ' ')"
+# The second boot, checked as the first (its network through the new stub too). The new
+# stub's dom0 QEMU opened the serial file anew (truncated): its lines are the second boot's
+# once the file is shorter than the first boot left it.
+truncated() { [ "$(wc -l < "$HARNESS_OUT/pvbstub-serial.log")" -lt "$first_lines" ]; }
+wait_for 120 truncated || fail "the serial file was not opened anew by the new stub's QEMU ($first_lines lines, now $(wc -l < "$HARNESS_OUT/pvbstub-serial.log"))"
+mv "$HARNESS_OUT/pvbstub-serial.stamped" "$HARNESS_OUT/pvbstub-serial.boot1.stamped"
+evidence "$HARNESS_OUT/pvbstub-serial.boot1.stamped"
+stub_guest_boots restarted pvbstub "$t1"
+
+# 1c. Asked to power off, the guest does: pvbuild destroys it and its stub and ends.
+stub_poweroff "$g2"
 
 # 2. A stub whose QEMU never says running: its init is the guest ramdisk's, which powers off.
 stub_cfg pvbnever "$HARNESS_GUEST_RAMDISK" > "$HARNESS_OUT/pvbnever.cfg"
