@@ -22,8 +22,10 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "no_std core for x86_64-unknown-none (with and without alloc)"
-cargo build -p pvbuild-core --target x86_64-unknown-none
-cargo build -p pvbuild-core --target x86_64-unknown-none --no-default-features
+# (Profile nostd, Cargo.toml: the dev profile with its dependencies at opt-level 1, not 3:
+# 18 s cold against 45 s.)
+cargo build -p pvbuild-core --target x86_64-unknown-none --profile nostd
+cargo build -p pvbuild-core --target x86_64-unknown-none --profile nostd --no-default-features
 
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings

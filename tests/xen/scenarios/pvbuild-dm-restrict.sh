@@ -126,9 +126,12 @@ no_leftovers "after the refused dm_restrict"
 # leaves nothing.
 # (The user gets the image: pvbuild checks that it can open it before it starts QEMU.)
 chown xen-qemuuser-shared "$uimg" && chmod 0600 "$uimg" || fail "chown failed"
-export PVBUILD_DM_RESTRICT_TRY=1
+# (A 20 s start limit here, not 40: a QEMU that serves the disk takes it within 2-10 s in
+# these runs, pvbuild-disk's dm_ready_s.)
+export PVBUILD_DM_RESTRICT_TRY=1 LIBXL_DEVICE_MODEL_START_TIMEOUT=20
 observe restrict "$name" "$cfg"
 unset PVBUILD_DM_RESTRICT_TRY
+export LIBXL_DEVICE_MODEL_START_TIMEOUT=40
 [ -s "$HARNESS_OUT/restrict-cmdline.txt" ] || fail "restrict: QEMU was never seen running"
 [ "$rc" = 0 ] && fail "a QEMU restricted with -xen-domid-restrict served the disk: the refusal is wrong"
 grep -qE '^error: .*device.model' "$log.restrict" || fail "restrict: create failed otherwise: $(grep -m 1 '^error' "$log.restrict")"
