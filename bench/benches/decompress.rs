@@ -157,15 +157,6 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("{}/pvbuild", fmt.name()), |b| {
             b.iter(|| decompress::decompress_into(*fmt, stream, &mut out).unwrap())
         });
-        let best = |f: &mut dyn FnMut()| {
-            (0..3)
-                .map(|_| {
-                    let t = Instant::now();
-                    f();
-                    t.elapsed().as_secs_f64()
-                })
-                .fold(f64::MAX, f64::min)
-        };
         let (theirs, reference) = match library_name(*fmt) {
             Some(lib) => {
                 // The library's output must be the same image.
@@ -175,7 +166,7 @@ fn bench(c: &mut Criterion) {
                 group.bench_function(format!("{}/{lib}", fmt.name()), |b| {
                     b.iter(|| c_library(*fmt, cli_in, &mut out).unwrap())
                 });
-                let t = best(&mut || {
+                let t = best_of_3(&mut || {
                     c_library(*fmt, cli_in, &mut out).unwrap();
                 });
                 (t, lib.to_owned())
@@ -186,7 +177,7 @@ fn bench(c: &mut Criterion) {
             zstd_candidates(&mut group, cli_in, &elf, &mut out, theirs, &mut candidates);
         }
         // Our own best-of-3 figure next to the reference's, for the ratio.
-        let ours = best(&mut || {
+        let ours = best_of_3(&mut || {
             decompress::decompress_into(*fmt, stream, &mut out).unwrap();
         });
         summary.push((fmt.name(), stream.len(), ours, theirs, reference));
@@ -214,6 +205,17 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// The best of three timed runs of `f`, in seconds.
+fn best_of_3(f: &mut dyn FnMut()) -> f64 {
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
+}
+
 /// Other pure-Rust zstd decoders, beside the core's ruzstd (measured, not used; only with the
 /// `zstd-candidates` feature, as they take over a minute to build): each must give the same
 /// image, checksum verified; their best-of-3 times go to `candidates`.
@@ -227,15 +229,6 @@ fn zstd_candidates(
     candidates: &mut Vec<(&'static str, f64, f64)>,
 ) {
     let size = elf.len();
-    let best = |f: &mut dyn FnMut()| {
-        (0..3)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_secs_f64()
-            })
-            .fold(f64::MAX, f64::min)
-    };
     let mut v = Vec::with_capacity(size);
     rusty_zstd::decompress_into(&mut v, cli_in).unwrap();
     assert!(v == elf, "rusty_zstd's output differs");
@@ -252,12 +245,12 @@ fn zstd_candidates(
     group.bench_function("ZSTD/structured-zstd", |b| {
         b.iter(|| sd.decode_all(cli_in, out).unwrap())
     });
-    let t = best(&mut || {
+    let t = best_of_3(&mut || {
         v.clear();
         rusty_zstd::decompress_into(&mut v, cli_in).unwrap();
     });
     candidates.push(("rusty_zstd", t, theirs));
-    let t = best(&mut || {
+    let t = best_of_3(&mut || {
         sd.decode_all(cli_in, out).unwrap();
     });
     candidates.push(("structured-zstd", t, theirs));
