@@ -169,7 +169,7 @@ part_a() {
     wait_for 180 up_twice || fail "the restarted guest's network never came up: $(console_text "$name" | grep PVBUILD-NET | tail -n 2 | paste -sd ' ')"
     [ "$(console_text "$name" | grep '^PVBUILD-NET-PING-OK' | wc -l)" -ge 2 ] || fail "the restarted guest cannot ping dom0: $(console_text "$name" | grep PVBUILD-NET-PING | tail -n 1)"
     # dom0 pings the restarted guest too (which otherwise waits 60 s for that before its marker).
-    busybox ping -c 3 -W 10 10.99.0.2 > "$HARNESS_OUT/ping-restarted.txt" 2>&1 || fail "dom0 cannot ping the restarted guest: $(tail -n 2 "$HARNESS_OUT/ping-restarted.txt" | paste -sd ' ')"
+    check_guest_net "$name"
     pinged_twice() { [ "$(count "$name" '^PVBUILD-NET-PINGED [1-9]')" -ge 2 ]; }
     wait_for 60 pinged_twice || fail "the restarted guest saw no echo request from dom0: $(console_text "$name" | grep PVBUILD-NET-PINGED | tail -n 1)"
     d2=$(timeout 20 xl domid "$name")
