@@ -18,6 +18,8 @@
 //! - [`control`]: a running guest: shutdown, memory, placement, list, info, vcpu-list,
 //!   dump-core;
 //! - [`commands`]: the `pvbuild` subcommands `main.rs` dispatches to, one file per group;
+//! - [`serve`]: the resident toolstack (`pvbuild serve`, `pvbuild client`): commands run in
+//!   one long-lived process, requested over a Unix socket;
 //! - [`support`]: the process's plumbing (output, logging, signals, helper processes, test
 //!   hooks).
 
@@ -28,6 +30,7 @@ pub mod control;
 pub mod devices;
 pub mod devmodel;
 pub mod plan;
+pub mod serve;
 pub mod support;
 pub mod sys;
 pub mod xen;

@@ -328,6 +328,38 @@ enum Command {
         /// Domain id or name.
         domain: String,
     },
+    /// Stay resident and run pvbuild commands sent over a Unix socket (`pvbuild client`), one
+    /// at a time, without a new process each: LightVM's resident toolstack. Only the server's
+    /// own user may connect. SIGTERM or Ctrl-C stops it (a running request stops at its next
+    /// safe point first).
+    Serve {
+        /// The socket to listen at (its directory is made mode 0700 when missing).
+        #[arg(long, default_value = pvbuild::serve::DEFAULT_SOCKET, value_name = "PATH")]
+        socket: PathBuf,
+    },
+    /// Run a pvbuild command in `pvbuild serve` (with this process's terminal, output and
+    /// working directory), or a batch of them over one connection; exits with the command's
+    /// status. Not served: `console`, `create -c/--wait/-F`, `shutdown/reboot -w`.
+    Client {
+        /// The server's socket.
+        #[arg(long, default_value = pvbuild::serve::DEFAULT_SOCKET, value_name = "PATH")]
+        socket: PathBuf,
+        /// Run the commands of FILE (`-`: standard input), one per line, split as a shell
+        /// splits words (`#` starts a comment line); stop at the first that fails.
+        #[arg(long, value_name = "FILE", conflicts_with = "command")]
+        batch: Option<PathBuf>,
+        /// Print each request's time, from its sending to its reply, on stderr.
+        #[arg(long)]
+        times: bool,
+        /// The command and its arguments, as after `pvbuild` (e.g. `create -p guest.cfg`).
+        #[arg(
+            value_name = "COMMAND",
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            required_unless_present = "batch"
+        )]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Internal (scripts/install.sh): write the man pages and shell completions, generated
     /// from these definitions, under DIR.
     #[command(hide = true)]
@@ -417,6 +449,81 @@ fn done<E: std::fmt::Display>(r: Result<(), E>) -> ExitCode {
 }
 
 /// A usage error found after clap: `error: MSG` on stderr, status 2 (as clap's and xl's).
+/// `pvbuild serve`: listens until a signal, running each request as [`run`] runs a command.
+fn serve(socket: &std::path::Path) -> ExitCode {
+    use pvbuild::support::out::write_all_err;
+    if let Err(e) = pvbuild::support::interrupt::catch() {
+        return fail(format!("installing signal handlers: {e}"));
+    }
+    let listener = match pvbuild::serve::server::Listener::bind(socket) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    write_all_err(&format!(
+        "pvbuild serve: listening at {} (pid {})\n",
+        listener.path().display(),
+        std::process::id()
+    ));
+    let mut run_one = |args: Vec<std::ffi::OsString>| {
+        let argv = std::iter::once("pvbuild".into()).chain(args).collect();
+        let code = run(argv, true);
+        (0..=255u8)
+            .find(|&n| ExitCode::from(n) == code)
+            .unwrap_or(1)
+    };
+    let mut log = |a: std::fmt::Arguments<'_>| write_all_err(&format!("pvbuild serve: {a}\n"));
+    let r = listener.serve(&mut run_one, &mut log);
+    write_all_err("pvbuild serve: stopped\n");
+    done(r)
+}
+
+/// `pvbuild client`: one command, or a batch over one connection.
+fn client(
+    socket: &std::path::Path,
+    batch: Option<&std::path::Path>,
+    times: bool,
+    verbose: u8,
+    command: &[std::ffi::OsString],
+) -> ExitCode {
+    use pvbuild::serve::client::{self, Client};
+    let c = match Client::connect(socket) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let requests: Vec<Vec<std::ffi::OsString>> = match batch {
+        None => vec![command.to_vec()],
+        Some(path) => match client::read_batch(path).and_then(|t| client::batch_lines(&t)) {
+            Ok(lines) => lines.iter().map(|(_, w)| client::to_args(w)).collect(),
+            Err(e) => return fail(e),
+        },
+    };
+    // The client's own -v reaches each request (`pvbuild -vv client create ...`).
+    let level = (verbose > 0).then(|| format!("-{}", "v".repeat(usize::from(verbose))));
+    for words in &requests {
+        let args: Vec<std::ffi::OsString> = level
+            .iter()
+            .map(Into::into)
+            .chain(words.iter().cloned())
+            .collect();
+        match c.run(&args) {
+            Ok((code, took)) => {
+                if times {
+                    pvbuild::support::out::write_all_err(&format!(
+                        "pvbuild client: {:.3} ms, exit {code}: {}\n",
+                        took.as_secs_f64() * 1e3,
+                        client::shown(&args)
+                    ));
+                }
+                if code != 0 {
+                    return ExitCode::from(code);
+                }
+            }
+            Err(e) => return fail(e),
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn usage(msg: &str) -> ExitCode {
     fail(msg);
     ExitCode::from(2)
@@ -430,7 +537,41 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    run(args, false)
+}
+
+/// Why a served request (`pvbuild serve`) of this command is refused: it would stay attached
+/// to a guest, or to the user's terminal, for as long as the guest runs, holding the server.
+fn not_served(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Console { .. } => Some("console attaches to the guest: run pvbuild console"),
+        Command::Create {
+            console,
+            wait,
+            foreground,
+            adopt,
+            ..
+        } if *console || *wait || *foreground || adopt.is_some() => Some(
+            "create -c, --wait, -F and --adopt stay with the guest: run pvbuild create directly",
+        ),
+        Command::Shutdown(o) | Command::Reboot(o) if o.wait => {
+            Some("shutdown/reboot -w waits for the guest: run pvbuild directly")
+        }
+        Command::Serve { .. } | Command::Client { .. } => {
+            Some("serve and client are not commands of the server")
+        }
+        _ => None,
+    }
+}
+
+/// One command: `argv` is a whole command line (`pvbuild` first); `served` when `pvbuild
+/// serve` runs it for a client.
+fn run(argv: Vec<std::ffi::OsString>, served: bool) -> ExitCode {
+    pvbuild::support::invocation::set(argv.iter().skip(1).cloned().collect(), served);
+    // Per command, as a new process starts (a served request must not inherit the last one's).
+    pvbuild::support::progress::set_quiet(false);
+    let cli = match Cli::try_parse_from(argv) {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -451,7 +592,19 @@ fn main() -> ExitCode {
     };
     pvbuild::support::log::set_level(cli.verbose);
     pvbuild::build::steps::enable(cli.verbose >= 2);
+    if served {
+        if let Some(why) = not_served(&cli.command) {
+            return usage(&format!("not served: {why}"));
+        }
+    }
     match cli.command {
+        Command::Serve { socket } => serve(&socket),
+        Command::Client {
+            socket,
+            batch,
+            times,
+            command,
+        } => client(&socket, batch.as_deref(), times, cli.verbose, &command),
         Command::Create {
             args: positional,
             defconfig,

@@ -14,8 +14,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use pvbuild::xenstore::fake::FakeXenstore;
 use pvbuild::xenstore::wire::{self, Errno, MsgType};
 use pvbuild::xenstore::{
-    list_domains, remove_domain, rename_domain, write_new_domain, Access, DomainXsError, GuestKind,
-    NewDomain, Perm, Ring, Uuid, Vbd, Vif, XsError,
+    claim_name, list_domains, remove_domain, rename_domain, write_new_domain,
+    write_new_domain_claimed, Access, DomainXsError, GuestKind, NewDomain, Perm, Ring, Uuid, Vbd,
+    Vif, XsError,
 };
 
 fn domain(domid: u32, name: &str) -> NewDomain {
@@ -755,4 +756,40 @@ fn hvm_control_features_and_vkbd_match_libxl() {
     remove_domain(&xs, 2, None, 0, false).unwrap();
     remove_domain(&xs, 3, None, 0, false).unwrap();
     assert_eq!(fake.dump(), FakeXenstore::new().dump());
+}
+
+/// The name claimed before the build, in the transaction that writes the entries after it:
+/// the same tree as `write_new_domain`, a taken name refused at the claim, and a domain of the
+/// same name made while the claimed domain was built refused at the write (the commit fails,
+/// the name is checked again in a new transaction), with nothing of the claimed domain left.
+#[test]
+fn a_claimed_name_is_checked_once_and_a_name_taken_meanwhile_still_refused() {
+    // The same tree either way.
+    let plain = FakeXenstore::new();
+    write_new_domain(&plain.connect(), &domain(5, "g")).unwrap();
+    let claimed = FakeXenstore::new();
+    let xs = claimed.connect();
+    let c = claim_name(&xs, "g").unwrap();
+    write_new_domain_claimed(&xs, c, &domain(5, "g")).unwrap();
+    assert_eq!(claimed.dump(), plain.dump());
+
+    // Taken before the claim.
+    let e = claim_name(&xs, "g").unwrap_err();
+    assert!(
+        matches!(e, DomainXsError::NameTaken { domid: 5, .. }),
+        "{e}"
+    );
+
+    // Taken while the claimed domain was built.
+    let store = FakeXenstore::new();
+    let xs = store.connect();
+    let other = store.connect();
+    let c = claim_name(&xs, "h").unwrap();
+    write_new_domain(&other, &domain(9, "h")).unwrap();
+    let e = write_new_domain_claimed(&xs, c, &domain(6, "h")).unwrap_err();
+    assert!(
+        matches!(e, DomainXsError::NameTaken { domid: 9, .. }),
+        "{e}"
+    );
+    assert!(xs.read_opt("/local/domain/6/name").unwrap().is_none());
 }

@@ -27,8 +27,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use pvbuild::xenstore::{
-    list_domains, remove_domain, write_domain_entries, Access, GuestKind, NewDomain, Op, Perm,
-    Ring, Uuid, XsConnection,
+    claim_name, list_domains, remove_domain, write_domain_entries, write_new_domain_claimed,
+    Access, DomainXsError, GuestKind, NewDomain, Op, Perm, Ring, Uuid, XsConnection,
 };
 
 const OXENSTORED: &str = "/usr/lib/xen-4.17/bin/oxenstored";
@@ -259,6 +259,27 @@ fn real_oxenstored() {
     let dup = domain(8, "guest-seven", "11111111-2222-4333-8444-555555555555");
     assert!(write_domain_entries(&xs, &dup).is_err());
     assert!(xs.read_opt("/local/domain/8/name").unwrap().is_none());
+    // Claimed by a create before its build (the transaction held open), taken meanwhile by
+    // another domain: this oxenstored refuses the claim's commit (or test-eagain does), the
+    // name is checked again, and the create is refused with nothing of it left.
+    assert!(matches!(
+        claim_name(&xs, "guest-seven"),
+        Err(DomainXsError::NameTaken { domid: 7, .. })
+    ));
+    let claim = claim_name(&xs, "guest-ten").unwrap();
+    let other = XsConnection::open_socket(&daemon.socket()).unwrap();
+    write_domain_entries(
+        &other,
+        &domain(10, "guest-ten", "3f6e2c44-77a1-4c3e-8d3b-5d0a1c9e7f1a"),
+    )
+    .unwrap();
+    let late = domain(11, "guest-ten", "4f6e2c44-77a1-4c3e-8d3b-5d0a1c9e7f1b");
+    assert!(matches!(
+        write_new_domain_claimed(&xs, claim, &late),
+        Err(DomainXsError::NameTaken { domid: 10, .. })
+    ));
+    assert!(xs.read_opt("/local/domain/11/name").unwrap().is_none());
+    remove_domain(&xs, 10, None, 0, false).unwrap();
 
     // The permissions pvbuild leaves out (a node created under a parent with the same ones
     // inherits them) change nothing: domain 7's tree, written with the fewer requests, equals

@@ -304,7 +304,8 @@ while [ ${#pending[@]} -gt 0 ]; do
     hung=
     budget_out=
     boot_deadline=$(awk -v a="$t_qemu" -v b="$boot_timeout" 'BEGIN { printf "%.0f", a + b }')
-    while kill -0 "$qemu_pid" 2>/dev/null; do
+    # dom0's progress lines not yet read: a scenario's start and end, dom0's state.
+    read_progress() {
         mapfile -t lines < "$share/progress.log"
         while [ "$seen" -lt "${#lines[@]}" ]; do
             read -r ev arg _ <<< "${lines[$seen]}"
@@ -333,6 +334,9 @@ while [ ${#pending[@]} -gt 0 ]; do
             fatal) fatal=${lines[$((seen - 1))]#fatal }; say "dom0 failed: $fatal" ;;
             esac
         done
+    }
+    while kill -0 "$qemu_pid" 2>/dev/null; do
+        read_progress
         sz=$(stat -c %s "$serial" 2>/dev/null || echo 0)
         if [ "$sz" != "$last_sz" ]; then
             last_sz=$sz
@@ -388,6 +392,9 @@ while [ ${#pending[@]} -gt 0 ]; do
     qemu_rc=0
     wait "$qemu_pid" || qemu_rc=$?
     trap - EXIT INT TERM
+    # What dom0 wrote in its last half second (a short last scenario's end, then the power-off,
+    # can both come between two looks).
+    read_progress
     if [ -n "$budget_out" ]; then
         fatal="the harness's budget of $budget s ran out"
         break

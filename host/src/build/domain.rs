@@ -240,15 +240,21 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
     let xen = &host.xen;
     let xs = (host.xenstore)().map_err(|e| CommandError::Xs(e.to_string()))?;
     // Unlike libxl, which goes on when the lookup fails, a name that cannot be checked is
-    // not used: two domains of one name would confuse every later command.
-    let existing = xenstore::domid_by_name(&xs, &cfg.name)
-        .map_err(|e| CommandError::Xs(format!("checking whether {:?} is in use: {e}", cfg.name)))?;
-    if let Some(domid) = existing {
-        return Err(CommandError::Usage(format!(
-            "a domain named {:?} already exists (domain {domid})",
-            cfg.name
-        )));
-    }
+    // not used: two domains of one name would confuse every later command. The check is made
+    // in the transaction that will write the domain's entries, held open while the domain is
+    // built (a taken name is refused before Xen is touched, and the names are read once).
+    let claim = match xenstore::claim_name(&xs, &cfg.name) {
+        Ok(c) => c,
+        Err(e @ xenstore::DomainXsError::NameTaken { .. }) => {
+            return Err(CommandError::Usage(e.to_string()))
+        }
+        Err(e) => {
+            return Err(CommandError::Xs(format!(
+                "checking whether {:?} is in use: {e}",
+                cfg.name
+            )))
+        }
+    };
     // The `block` script's sharing check, which libxl runs for blkback's disks: before the
     // domain exists.
     crate::devices::disk::check_sharing(&xs, p.disks, None)?;
@@ -401,7 +407,7 @@ pub fn make_domain(host: &Host, p: &Prepared<'_>) -> Result<runner::Created, Com
     if let Err(m) = runner::gate("xenstore", p.fail_at == Some(FailAt::Xenstore)) {
         return Err(after(building, "xenstore", m.to_string()));
     }
-    if let Err(e) = xenstore::write_new_domain(&xs, &new) {
+    if let Err(e) = xenstore::write_new_domain_claimed(&xs, claim, &new) {
         return Err(after(building, "xenstore", e.to_string()));
     }
     if let (Image::Hvm(_), Some(h)) = (p.image, &cfg.hvm) {

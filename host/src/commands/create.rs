@@ -304,15 +304,17 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
             )?;
         }
         if !(args.wait || args.console) {
-            if args.monitor {
-                match spawn_monitor(domid, &cfg.name) {
-                    Ok((pid, log)) => log::info(format_args!(
-                        "monitor (pid {pid}) acts on the guest's shutdown; its log: {}",
-                        log.display()
-                    )),
-                    // The domain is made and running: say so, but do not fail create.
-                    Err(e) => crate::say_err!("warning: no monitor for domain {domid}: {e}"),
-                }
+            if args.monitor && crate::support::invocation::served() {
+                // The server starts it once the client has its reply ([`start_deferred_monitors`]):
+                // the guest is made either way, and its shutdown state waits for the monitor's
+                // first look.
+                crate::support::invocation::defer_monitor(domid, &cfg.name);
+                log::info(format_args!(
+                    "monitor starts after this reply and acts on the guest's shutdown; its log: {}",
+                    monitor_log(&cfg.name).display()
+                ));
+            } else if args.monitor {
+                start_monitor(domid, &cfg.name);
                 crate::build::steps::lap("monitor");
             }
             crate::build::steps::total();
@@ -347,6 +349,27 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
     }
 }
 
+/// Starts the background monitor of `domid`, saying so at `-v`; a monitor that cannot be
+/// started is a warning (the domain is made and running).
+fn start_monitor(domid: u16, name: &str) {
+    match spawn_monitor(domid, name) {
+        Ok((pid, log)) => log::info(format_args!(
+            "monitor (pid {pid}) acts on the guest's shutdown; its log: {}",
+            log.display()
+        )),
+        Err(e) => crate::say_err!("warning: no monitor for domain {domid}: {e}"),
+    }
+}
+
+/// The monitors the served request just run asked for ([`crate::support::invocation`]):
+/// `pvbuild serve` starts them after its reply, still with the request's command line and
+/// working directory.
+pub fn start_deferred_monitors() {
+    for (domid, name) in crate::support::invocation::take_deferred_monitors() {
+        start_monitor(domid, &name);
+    }
+}
+
 /// Where the background monitor of domain `name` writes what it saw (xl's is
 /// `/var/log/xen/xl-NAME.log`).
 pub fn monitor_log(name: &str) -> PathBuf {
@@ -367,8 +390,9 @@ pub(crate) fn spawn_monitor(domid: u16, name: &str) -> Result<(u32, PathBuf), St
         .append(true)
         .open(&log)
         .map_err(|e| format!("{}: {e}", log.display()))?;
-    let args = std::env::args_os()
-        .skip(1)
+    // The words of this command (a served request's, not the server's).
+    let args = crate::support::invocation::args()
+        .into_iter()
         .chain(["--adopt".into(), domid.to_string().into()]);
     // posix_spawn, in a new session: no fork of this process (crate::support::spawn says why).
     let pid = crate::support::spawn::spawn_detached(&exe, args, &out, &out)
@@ -401,6 +425,10 @@ pub(crate) fn adopt_identity(cfg: &mut DomainConfig, domid: u16) {
             .flatten();
     }
 }
+
+/// The longest a guest's wait (its monitor, `create --wait`) goes without asking Xen, should
+/// xenstored's `@releaseDomain` never come.
+pub(crate) const MONITOR_SLICE: Duration = Duration::from_secs(5);
 
 /// How long `create --wait` pauses before starting a guest again (xl sleeps 2 s).
 pub(crate) const RESTART_PAUSE: Duration = Duration::from_secs(2);
@@ -801,37 +829,59 @@ pub(crate) fn wait_and_act(
     cfg: &DomainConfig,
     deadline: Option<(Instant, u64)>,
 ) -> Result<(Next, Reload), CommandError> {
-    let info: DomainInfo = loop {
-        let info = match xen.domain_info(domid) {
-            Ok(i) => i,
-            // Destroyed by someone else (`pvbuild destroy`, `xl destroy`): nothing to act on.
-            Err(crate::xen::XenError::NoSuchDomain { .. })
-            | Err(crate::xen::XenError::Call {
-                errno: nix::errno::Errno::ESRCH,
-                ..
-            }) => {
-                crate::say!("pvbuild: domain {domid} ({}) is gone", cfg.name);
-                return Ok((Next::Done, Reload::default()));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if info.dying() && !info.shutdown() {
+    /// What the wait saw of the domain.
+    enum Seen {
+        Gone,
+        Destroyed,
+        ShutDown(DomainInfo),
+    }
+    // Woken by `@releaseDomain`, which xenstored fires when a domain shuts down or dies, as
+    // libxl's domain-death wait is: no poll of Xen while the guest runs (a monitor per guest,
+    // each polling, took the emulated dom0's time from every other guest's create). Xen is
+    // asked again at most every MONITOR_SLICE all the same, in case an event was missed.
+    let look = || match xen.domain_info(domid) {
+        Ok(i) if i.shutdown() => Ok(Some(Seen::ShutDown(i))),
+        Ok(i) if i.dying() => Ok(Some(Seen::Destroyed)),
+        Ok(_) => Ok(None),
+        // Destroyed by someone else (`pvbuild destroy`, `xl destroy`): nothing to act on.
+        Err(crate::xen::XenError::NoSuchDomain { .. })
+        | Err(crate::xen::XenError::Call {
+            errno: nix::errno::Errno::ESRCH,
+            ..
+        }) => Ok(Some(Seen::Gone)),
+        Err(e) => Err(CommandError::from(e)),
+    };
+    let waited = match look()? {
+        // Already there: no watch needed.
+        Some(seen) => crate::xenstore::Waited::Done(seen),
+        None => {
+            let xs = XsConnection::open()?;
+            let timeout = deadline.map(|(d, _)| d.saturating_duration_since(Instant::now()));
+            crate::xenstore::wait_watched_every(
+                &xs,
+                &["@releaseDomain"],
+                timeout,
+                MONITOR_SLICE,
+                look,
+            )?
+        }
+    };
+    let info: DomainInfo = match waited {
+        crate::xenstore::Waited::Done(Seen::ShutDown(i)) => i,
+        crate::xenstore::Waited::Done(Seen::Gone) => {
+            crate::say!("pvbuild: domain {domid} ({}) is gone", cfg.name);
+            return Ok((Next::Done, Reload::default()));
+        }
+        crate::xenstore::Waited::Done(Seen::Destroyed) => {
             crate::say!("pvbuild: domain {domid} ({}) was destroyed", cfg.name);
             return Ok((Next::Done, Reload::default()));
         }
-        if info.shutdown() {
-            break info;
+        crate::xenstore::Waited::TimedOut => {
+            let secs = deadline.map_or(0, |(_, s)| s);
+            return Err(CommandError::Timeout(domid, secs));
         }
-        if let Some((d, secs)) = deadline {
-            if Instant::now() >= d {
-                return Err(CommandError::Timeout(domid, secs));
-            }
-        }
-        if crate::support::interrupt::requested() {
-            // As when --wait was not given: the guest keeps running.
-            return Err(CommandError::Interrupted);
-        }
-        std::thread::sleep(POLL_INTERVAL);
+        // As when --wait was not given: the guest keeps running.
+        crate::xenstore::Waited::Interrupted => return Err(CommandError::Interrupted),
     };
     let code = info.shutdown_reason();
     let reason = shutdown_reason_name(code);

@@ -32,9 +32,6 @@ use crate::support::log;
 use crate::xen::{DomainInfo, Xen};
 use crate::xenstore::{self, Uuid, VbdBackend, XsConnection};
 
-/// How often a waiting `create` looks at the domain.
-pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(100);
-
 /// Why a domain command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {

@@ -125,7 +125,8 @@ impl From<XsError> for io::Error {
 
 /// The byte stream under a connection: the socket, the xenbus device, or a test fake.
 pub trait Transport: Read + Write + Send {
-    /// Wait until a read would not block, or `timeout` passes: whether data is ready.
+    /// Wait until a read would not block, `timeout` passes or a signal comes: whether data is
+    /// ready.
     fn wait_readable(&mut self, timeout: Option<Duration>) -> io::Result<bool>;
 }
 
@@ -137,12 +138,12 @@ fn poll_fd(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
             .unwrap_or(PollTimeout::MAX),
     };
     let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-    loop {
-        match poll(&mut fds, t) {
-            Ok(n) => return Ok(n > 0),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
+    match poll(&mut fds, t) {
+        Ok(n) => Ok(n > 0),
+        // A signal: nothing ready yet, so that the caller looks at the interrupt flag
+        // ([`crate::support::interrupt`]) now rather than at the end of its timeout.
+        Err(nix::errno::Errno::EINTR) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -944,6 +944,62 @@ fn name_owner(t: &Transaction<'_>, name: &str, domid: u32) -> Result<Option<u32>
     Ok(None)
 }
 
+/// A new domain's name, found free in a transaction that stays open while the domain is built
+/// ([`claim_name`]); its entries are then written in that same transaction
+/// ([`write_new_domain_claimed`]). A create reads every domain's name once, not once before
+/// the build (to refuse a taken name before Xen is touched) and again in the transaction that
+/// writes the entries (issue 17: with 60 domains those reads were most of a create's growth).
+#[derive(Debug)]
+pub struct NameClaim<'a> {
+    t: Transaction<'a>,
+    name: String,
+}
+
+/// Starts the transaction of a new domain named `name` and checks, in it, that no domain has
+/// the name: the claim, or the domain that has it.
+pub fn claim_name<'a>(xs: &'a XsConnection, name: &str) -> Result<NameClaim<'a>, DomainXsError> {
+    check_domain_name(name).map_err(|_| DomainXsError::BadName(name.to_owned()))?;
+    let t = xs.transaction_start()?;
+    // The new domain has no id yet: every domain counts (as the lookup by name before did).
+    if let Some(domid) = name_owner(&t, name, u32::MAX)? {
+        return Err(DomainXsError::NameTaken {
+            name: name.to_owned(),
+            domid,
+        });
+    }
+    Ok(NameClaim {
+        t,
+        name: name.to_owned(),
+    })
+}
+
+/// [`write_new_domain`] in the transaction of `claim`: the name was checked in it before the
+/// build. If xenstored refuses the commit (EAGAIN: something the transaction read changed while
+/// the domain was built, a domain made or renamed meanwhile), the entries are written as
+/// [`write_new_domain`] writes them, in a new transaction that checks the name again.
+pub fn write_new_domain_claimed(
+    xs: &XsConnection,
+    claim: NameClaim<'_>,
+    d: &NewDomain,
+) -> Result<(), DomainXsError> {
+    if claim.name != d.name {
+        drop(claim);
+        return write_new_domain(xs, d);
+    }
+    d.validate()?;
+    let ops = d.ops();
+    apply_all(&claim.t, &ops)?;
+    match claim.t.commit() {
+        Ok(()) => crate::build::steps::lap("xenstore"),
+        Err(e) if e.is_again() => {
+            write_domain_entries(xs, d)?;
+            crate::build::steps::lap("xenstore");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    introduce(xs, d)
+}
+
 /// Write every entry of a new PV domain in one transaction (retried on EAGAIN), refusing a
 /// name another domain has, then introduce the domain to xenstored (`XS_INTRODUCE` with the
 /// store ring's mfn and port). On error nothing of the transaction is left; if the
@@ -951,6 +1007,12 @@ fn name_owner(t: &Transaction<'_>, name: &str, domid: u32) -> Result<Option<u32>
 pub fn write_new_domain(xs: &XsConnection, d: &NewDomain) -> Result<(), DomainXsError> {
     write_domain_entries(xs, d)?;
     crate::build::steps::lap("xenstore");
+    introduce(xs, d)
+}
+
+/// The introduction of a domain whose entries are written (`XS_INTRODUCE`); if it fails, the
+/// entries are removed again.
+fn introduce(xs: &XsConnection, d: &NewDomain) -> Result<(), DomainXsError> {
     if let Err(e) = xs.introduce(d.domid, d.store.mfn, d.store.port) {
         // Undo what was written; the introduction's error is the one to report.
         let _ = remove_domain(xs, d.domid, Some(&d.uuid), d.backend_domid, false);

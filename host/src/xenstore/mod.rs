@@ -24,13 +24,14 @@ pub use conn::{
     MAX_DIRECTORY_ENTRIES, MAX_QUEUED_EVENTS, MAX_TRANSACTION_RETRIES, XENBUS_DEVICE,
 };
 pub use domain::{
-    add_vbd, add_vif, check_domain_name, close_backend, console_backend_dir, console_ops,
-    device_model_dir, dom_path, domid_by_name, libxl_path, list_domains, qdisk_backend_dir,
-    remove_device, remove_domain, rename_domain, set_vcpus_online, start_time_string,
-    uuid_of_vm_path, vbd_backend_dir, vbd_devids, vbd_ops, vif_backend_dir, vif_devids, vif_ops,
-    vm_path, write_domain_entries, write_new_domain, write_ops, DomainEntry, DomainXsError,
-    GuestKind, NewDomain, Op, Ring, Vbd, VbdBackend, Vif, DM_VERSION_PV, NAME_MAX, NIC_MTU_DEFAULT,
-    VCPUS_MAX, XENCONSOLE_LIMIT, XENCONSOLE_PROTOCOL,
+    add_vbd, add_vif, check_domain_name, claim_name, close_backend, console_backend_dir,
+    console_ops, device_model_dir, dom_path, domid_by_name, libxl_path, list_domains,
+    qdisk_backend_dir, remove_device, remove_domain, rename_domain, set_vcpus_online,
+    start_time_string, uuid_of_vm_path, vbd_backend_dir, vbd_devids, vbd_ops, vif_backend_dir,
+    vif_devids, vif_ops, vm_path, write_domain_entries, write_new_domain, write_new_domain_claimed,
+    write_ops, DomainEntry, DomainXsError, GuestKind, NameClaim, NewDomain, Op, Ring, Vbd,
+    VbdBackend, Vif, DM_VERSION_PV, NAME_MAX, NIC_MTU_DEFAULT, VCPUS_MAX, XENCONSOLE_LIMIT,
+    XENCONSOLE_PROTOCOL,
 };
 pub use uuid::Uuid;
-pub use wait::{wait_watched, Waited, SLICE as WAIT_SLICE};
+pub use wait::{wait_watched, wait_watched_every, Waited, SLICE as WAIT_SLICE};

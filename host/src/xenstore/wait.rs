@@ -19,10 +19,10 @@ pub enum Waited<T> {
     Interrupted,
 }
 
-/// The longest a wait blocks before it looks at the interrupt flag again (a signal does not
-/// end a wait on xenstored's socket: its `poll` is restarted after `EINTR`), and at the
-/// condition again when no event came (for conditions that are not all in xenstore, such as a
-/// domain's state in Xen).
+/// The longest a wait blocks before it looks at the condition again when no event came (for
+/// conditions that are not all in xenstore, such as a device model's process), and at the
+/// interrupt flag (a signal that comes while the wait blocks on xenstored's socket ends that
+/// block at once; one that comes just before it is seen after this long).
 pub const SLICE: Duration = Duration::from_millis(250);
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -35,6 +35,20 @@ pub fn wait_watched<T, E: From<XsError>>(
     xs: &XsConnection,
     paths: &[&str],
     timeout: Option<Duration>,
+    check: impl FnMut() -> Result<Option<T>, E>,
+) -> Result<Waited<T>, E> {
+    wait_watched_every(xs, paths, timeout, SLICE, check)
+}
+
+/// [`wait_watched`], calling `check` without an event at least every `slice` (not
+/// [`SLICE`]): for long waits on conditions whose every change fires a watch, such as a
+/// domain's shutdown (`@releaseDomain`). A signal still ends the wait at once: it interrupts
+/// the wait on xenstored's socket.
+pub fn wait_watched_every<T, E: From<XsError>>(
+    xs: &XsConnection,
+    paths: &[&str],
+    timeout: Option<Duration>,
+    slice: Duration,
     mut check: impl FnMut() -> Result<Option<T>, E>,
 ) -> Result<Waited<T>, E> {
     let token = format!(
@@ -54,7 +68,7 @@ pub fn wait_watched<T, E: From<XsError>>(
         }
     }
     if result.is_ok() {
-        result = wait_loop(xs, timeout, &mut check);
+        result = wait_loop(xs, timeout, slice, &mut check);
     }
     // Best effort: the connection may be the reason the wait failed.
     for p in watched {
@@ -66,6 +80,7 @@ pub fn wait_watched<T, E: From<XsError>>(
 fn wait_loop<T, E: From<XsError>>(
     xs: &XsConnection,
     timeout: Option<Duration>,
+    slice: Duration,
     check: &mut impl FnMut() -> Result<Option<T>, E>,
 ) -> Result<Waited<T>, E> {
     let deadline = timeout.map(|t| Instant::now() + t);
@@ -82,9 +97,9 @@ fn wait_loop<T, E: From<XsError>>(
                 if left.is_zero() {
                     return Ok(Waited::TimedOut);
                 }
-                left.min(SLICE)
+                left.min(slice)
             }
-            None => SLICE,
+            None => slice,
         };
         xs.next_event(Some(slice))?;
     }

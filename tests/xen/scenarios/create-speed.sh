@@ -13,6 +13,10 @@
 #           xenstore requests by type (tests/xen/dom0/strace-count.py);
 #   many:   60 small guests created paused, one after another, and kept (xl's 60, destroyed,
 #           then pvbuild's 60): each tool's last-10 / first-10 create time.
+#   served: the small case's creates and destroys sent to `pvbuild serve` (the resident
+#           toolstack) in one `pvbuild client --batch`, timed by the client from each request's
+#           sending to its reply; speedup against xl's small medians of the same run; and the
+#           60 kept guests again through the server (tool `served`).
 # Metrics: <case>_<tool>_s (medians), <case>_speedup (xl / pvbuild), many_growth_<tool>,
 # counts_<tool>_<key>, small_outside_steps_pvbuild_s (create's wall time less its steps),
 # small_version_pvbuild_s (`pvbuild --version`), and pvbuild's step lines in the evidence.
@@ -113,6 +117,34 @@ metric small_outside_steps_pvbuild_s "$(median "$HARNESS_OUT/small.outside.pvbui
 metric small_version_pvbuild_s "$(median "$HARNESS_OUT/small.version.pvbuild")"
 note "small: pvbuild's wall time outside its steps (s): $(paste -sd ' ' "$HARNESS_OUT/small.outside.pvbuild"); pvbuild --version (s): $(paste -sd ' ' "$HARNESS_OUT/small.version.pvbuild")"
 
+# ---- served ------------------------------------------------------------------------------
+# The resident toolstack: the server runs from the same tmpfs copy; its requests' output goes
+# to dom0's tmpfs as the other cases' does.
+sock=/tmp/create-speed-serve/serve.sock
+"$pvb" serve --socket "$sock" > "$TMPLOG/serve.log" 2>&1 &
+spid=$!
+serving() { [ -S "$sock" ]; }
+wait_for 30 serving || fail "served: pvbuild serve did not listen: $(tail -n 2 "$TMPLOG/serve.log" | paste -sd ' ')"
+: > "$TMPLOG/served.batch"
+for i in 1 2 3 4 5; do
+    echo "-vv create -p --name spd-sv --kernel $HARNESS_PV_TEST_KERNEL --memory 16 --cmdline create-speed" >> "$TMPLOG/served.batch"
+    echo "-vv destroy spd-sv" >> "$TMPLOG/served.batch"
+done
+"$pvb" client --socket "$sock" --times --batch "$TMPLOG/served.batch" > "$TMPLOG/served.log" 2>&1 ||
+    fail "served: client --batch exited $?: $(grep -m 1 '^error' "$TMPLOG/served.log")"
+keep_log served.log
+gone_or_fail spd-sv "served"
+sed -n 's/^pvbuild client: \([0-9.]*\) ms, exit 0: -vv create .*/\1/p' "$HARNESS_OUT/served.log" |
+    awk '{ printf "%.4f\n", $1 / 1000 }' > "$HARNESS_OUT/small_served.create.pvbuild"
+sed -n 's/^pvbuild client: \([0-9.]*\) ms, exit 0: -vv destroy .*/\1/p' "$HARNESS_OUT/served.log" |
+    awk '{ printf "%.4f\n", $1 / 1000 }' > "$HARNESS_OUT/small_served.destroy.pvbuild"
+[ "$(wc -l < "$HARNESS_OUT/small_served.create.pvbuild")" -eq 5 ] || fail "served: not 5 timed creates in the client's output"
+[ "$(grep -c '^pvbuild: steps total ' "$HARNESS_OUT/served.log")" -eq 10 ] || fail "served: no step breakdown for every request"
+for w in create destroy; do cp "$HARNESS_OUT/small.$w.xl" "$HARNESS_OUT/small_served.$w.xl"; done
+report small_served create
+report small_served destroy
+evidence "$HARNESS_OUT/served.log"
+
 # ---- debian -----------------------------------------------------------------------------
 cfg spd-dx "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK" "$HARNESS_GUEST_MEMORY" "$HARNESS_GUEST_CMDLINE" > "$HARNESS_OUT/debian.cfg"
 dargs="--kernel $HARNESS_GUEST_KERNEL --ramdisk $HARNESS_GUEST_RAMDISK --memory $HARNESS_GUEST_MEMORY"
@@ -171,6 +203,12 @@ many() { # TOOL: N paused guests, kept, one after another; then all destroyed
         if [ "$_tool" = xl ]; then
             cfg "$_n" "$HARNESS_PV_TEST_KERNEL" "" 16 "create-speed" > "$HARNESS_OUT/many.cfg"
             xl create -p "$HARNESS_OUT/many.cfg" >> "$_log" 2>&1 || fail "many: xl create -p of guest $_i exited $?: $(tail -n 2 "$_log" | paste -sd ' ')"
+        elif [ "$_tool" = served ]; then
+            # One request per guest, as xl's and pvbuild's are one command each; all on one
+            # connection. Its time is the client's, from the request's sending to its reply.
+            echo "-vv create -p --name $_n --kernel $HARNESS_PV_TEST_KERNEL --memory 16 --cmdline create-speed" >> "$TMPLOG/many.batch"
+            _i=$((_i + 1))
+            continue
         else
             "$pvb" create -p --name "$_n" --kernel "$HARNESS_PV_TEST_KERNEL" --memory 16 --cmdline create-speed >> "$_log" 2>&1 ||
                 fail "many: pvbuild create -p of guest $_i exited $?: $(grep '^error' "$_log" | tail -n 1)"
@@ -178,6 +216,23 @@ many() { # TOOL: N paused guests, kept, one after another; then all destroyed
         s_since "$_t" >> "$HARNESS_OUT/many.$_tool"
         _i=$((_i + 1))
     done
+    if [ "$_tool" = served ]; then
+        "$pvb" client --socket "$sock" --times --batch "$TMPLOG/many.batch" >> "$_log" 2>&1 ||
+            fail "many: the served batch exited $?: $(grep '^error' "$_log" | tail -n 1)"
+        sed -n 's/^pvbuild client: \([0-9.]*\) ms, exit 0: -vv create .*/\1/p' "$_log" |
+            awk '{ printf "%.4f\n", $1 / 1000 }' > "$HARNESS_OUT/many.$_tool"
+        [ "$(wc -l < "$HARNESS_OUT/many.$_tool")" -eq "$N" ] || fail "many: not $N timed creates from the served batch"
+        # Where the growth is: the served creates' steps (-vv), first 10 against last 10.
+        for _step in name-check xenstore; do
+            _ms=$(sed -n "s/^pvbuild: step $_step \([0-9.]*\) ms.*/\1/p" "$_log")
+            [ "$(echo "$_ms" | wc -l)" -eq "$N" ] || fail "many: not $N '$_step' steps in the served batch's output"
+            _f=$(echo "$_ms" | head -n 10 | awk '{ s += $1 } END { printf "%.1f", s / 10 }')
+            _l=$(echo "$_ms" | tail -n 10 | awk '{ s += $1 } END { printf "%.1f", s / 10 }')
+            _k=$(echo "$_step" | tr - _)
+            metric "many_served_${_k}_first10_ms" "$_f"
+            metric "many_served_${_k}_last10_ms" "$_l"
+        done
+    fi
     keep_log "many-$_tool.log"
     _first=$(head -n 10 "$HARNESS_OUT/many.$_tool" | awk '{ s += $1 } END { print s }')
     _last=$(tail -n 10 "$HARNESS_OUT/many.$_tool" | awk '{ s += $1 } END { print s }')
@@ -186,21 +241,43 @@ many() { # TOOL: N paused guests, kept, one after another; then all destroyed
     metric "many_growth_${_tool}" "$(ratio "$_last" "$_first")"
     note "many $_tool create times (s): $(paste -sd ' ' "$HARNESS_OUT/many.$_tool")"
     # Not measured: all at once, in groups of 10.
+    # (`wait` with the group's pids: a bare `wait` would wait for the server too.)
     _i=1
+    _pids=
     : > "$HARNESS_OUT/many-destroy-$_tool.failed"
     while [ "$_i" -le "$N" ]; do
         _n=spd-m$_tool$_i
         { if [ "$_tool" = xl ]; then xl destroy "$_n"; else "$pvb" destroy "$_n"; fi > /dev/null 2>&1 ||
             echo "$_n" >> "$HARNESS_OUT/many-destroy-$_tool.failed"; } &
-        [ $((_i % 10)) -ne 0 ] || wait
+        _pids="$_pids $!"
+        if [ $((_i % 10)) -eq 0 ]; then
+            # shellcheck disable=SC2086
+            wait $_pids
+            _pids=
+        fi
         _i=$((_i + 1))
     done
-    wait
+    # shellcheck disable=SC2086
+    [ -z "$_pids" ] || wait $_pids
     [ ! -s "$HARNESS_OUT/many-destroy-$_tool.failed" ] ||
         fail "many: destroying $_tool's guests failed: $(paste -sd ' ' "$HARNESS_OUT/many-destroy-$_tool.failed")"
     _none_left() { ! xl list 2>/dev/null | grep -q "^spd-m$_tool[0-9]"; }
     wait_for 60 _none_left || fail "many: $_tool's guests still listed 60 s after their destroy: $(xl list | grep -c "^spd-m$_tool")"
 }
+# Open descriptors of the server and of xenstored (its connections) before and after each
+# phase: what a resident process or 60 monitors leave open shows here.
+fds() { ls "/proc/$1/fd" 2> /dev/null | wc -l; }
+xsd=$(pidof oxenstored xenstored 2> /dev/null | awk '{ print $1 }')
+fd_note() { note "open descriptors $1: server $(fds "$spid"), xenstored $(fds "$xsd"), monitors $(pgrep -fc -- --adopt)"; }
+fd_note "before the 60-guest phases"
 many xl
+fd_note "after xl's 60"
 many pvbuild
+fd_note "after pvbuild's 60"
+: > "$TMPLOG/many.batch"
+many served
+fd_note "after the served 60"
+kill -TERM "$spid"
+wait "$spid" || fail "pvbuild serve exited $? after SIGTERM"
+cp "$TMPLOG/serve.log" "$HARNESS_OUT/serve.log" && evidence "$HARNESS_OUT/serve.log"
 pass
