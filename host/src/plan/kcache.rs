@@ -146,16 +146,7 @@ pub struct KernelCache {
 /// Checks that `path` is a directory (not a link) of `owner`, writable by no one else.
 fn check_dir(path: &Path, owner: u32) -> Result<(), CacheError> {
     let m = fs::symlink_metadata(path).map_err(io_err(path))?;
-    let why = if !m.file_type().is_dir() {
-        Some("not a directory".to_string())
-    } else if m.uid() != owner {
-        Some(format!("owned by uid {}, not {owner}", m.uid()))
-    } else if m.mode() & 0o022 != 0 {
-        Some(format!("mode {:o} lets others write", m.mode() & 0o7777))
-    } else {
-        None
-    };
-    match why {
+    match crate::support::privdir::why_not_private(&m, owner) {
         Some(why) => Err(CacheError::Unsafe {
             path: path.to_path_buf(),
             why,

@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::Write as _;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -72,16 +72,7 @@ fn check_dir(dir: &Path, uid: u32) -> Result<(), ServeError> {
         path: dir.to_path_buf(),
         err: e,
     })?;
-    let why = if !m.file_type().is_dir() {
-        Some("not a directory".to_owned())
-    } else if m.uid() != uid {
-        Some(format!("owned by uid {}, not {uid}", m.uid()))
-    } else if m.mode() & 0o022 != 0 {
-        Some(format!("mode {:o} lets others write", m.mode() & 0o7777))
-    } else {
-        None
-    };
-    match why {
+    match crate::support::privdir::why_not_private(&m, uid) {
         Some(why) => Err(ServeError::UnsafeDir {
             path: dir.to_path_buf(),
             why,
