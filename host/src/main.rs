@@ -448,7 +448,6 @@ fn done<E: std::fmt::Display>(r: Result<(), E>) -> ExitCode {
     }
 }
 
-/// A usage error found after clap: `error: MSG` on stderr, status 2 (as clap's and xl's).
 /// `pvbuild serve`: listens until a signal, running each request as [`run`] runs a command.
 fn serve(socket: &std::path::Path) -> ExitCode {
     use pvbuild::support::out::write_all_err;
@@ -524,6 +523,7 @@ fn client(
     ExitCode::SUCCESS
 }
 
+/// A usage error found after clap: `error: MSG` on stderr, status 2 (as clap's and xl's).
 fn usage(msg: &str) -> ExitCode {
     fail(msg);
     ExitCode::from(2)
