@@ -510,7 +510,7 @@ fn client(
                     pvbuild::support::out::write_all_err(&format!(
                         "pvbuild client: {:.3} ms, exit {code}: {}\n",
                         took.as_secs_f64() * 1e3,
-                        client::shown(&args)
+                        pvbuild::serve::wire::shown(&args)
                     ));
                 }
                 if code != 0 {

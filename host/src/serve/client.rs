@@ -142,15 +142,6 @@ pub fn read_batch(path: &Path) -> Result<String, ClientError> {
     }
 }
 
-/// The words of a request as one line for the user.
-pub fn shown<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
-    let words: Vec<String> = args
-        .iter()
-        .map(|a| a.as_ref().to_string_lossy().into_owned())
-        .collect();
-    crate::commands::printable(&words.join(" "), 200)
-}
-
 /// Converts a batch line's words for [`Client::run`].
 pub fn to_args(words: &[String]) -> Vec<OsString> {
     words.iter().map(OsString::from).collect()

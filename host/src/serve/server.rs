@@ -340,13 +340,9 @@ fn serve_connection(
                 (2, reply(conn, 2), started.elapsed())
             }
         };
-        let words: Vec<String> = args
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
         log(format_args!(
             "{} -> exit {code} in {:.3} ms",
-            crate::commands::printable(&words.join(" "), 200),
+            wire::shown(&args),
             took.as_secs_f64() * 1e3
         ));
         if sent.is_err() {

@@ -111,6 +111,16 @@ pub fn decode_reply(packet: &[u8]) -> Result<u8, WireError> {
     }
 }
 
+/// A request's words as one line for a log or a terminal (the server's log, the client's
+/// `--times`): lossy UTF-8, control characters as `?`, at most 200 characters.
+pub fn shown<S: AsRef<OsStr>>(args: &[S]) -> String {
+    let words: Vec<String> = args
+        .iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect();
+    crate::commands::printable(&words.join(" "), 200)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
