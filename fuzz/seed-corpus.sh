@@ -30,7 +30,7 @@ corpus = os.path.join(root, "fuzz", "corpus")
 targets = ["probe", "elf_kernel", "xen_notes", "xen_guest", "bzimage", "decompress_gzip",
            "decompress_xz", "decompress_zstd", "decompress_lz4", "decompress_bzip2",
            "decompress_lzma", "unpack_kernel", "xl_config", "xenstore_reply", "build_guest",
-           "build_elf", "bootloader_result", "console_ring", "mem_size"]
+           "build_elf", "bootloader_result", "console_ring", "mem_size", "serve_request"]
 counts = {}
 for t in targets:
     d = os.path.join(corpus, t)
@@ -285,6 +285,13 @@ for name, (cons, prod, body) in {
 for i, s in enumerate([b"256", b"128m", b"131072k", b"2G", b"1t", b"1048576b", b" 512M ",
                        b"18446744073709551615t", b"12q", b"m", b"-5"]):
     seed("mem_size", f"size{i}", s)
+
+# --- pvbuild serve's packets (fuzz_targets/serve_request.rs) -------------------------------
+for i, words in enumerate([[b"create", b"-p", b"/etc/xen/g.cfg", b'name="a b"'], [b"list"],
+                           [b"-vv", b"destroy", b"g"], [b""], [b"\x1b[2J", b"\xff\xfe"]]):
+    seed("serve_request", f"req{i}", b"PVB1" + b"".join(w + b"\0" for w in words))
+seed("serve_request", "reply", b"PVB1\x02")
+seed("serve_request", "unterminated", b"PVB1list")
 
 # --- __xen_guest strings -------------------------------------------------------------------
 for i, s in enumerate([

@@ -336,6 +336,15 @@ enum Command {
         /// The socket to listen at (its directory is made mode 0700 when missing).
         #[arg(long, default_value = pvbuild::serve::DEFAULT_SOCKET, value_name = "PATH")]
         socket: PathBuf,
+        /// Keep domains of this xl config made ahead, paused (named pvbuild-pool-PID-N), and
+        /// hand them to the served creates of this config, under any name: such a create only
+        /// names the domain and starts it. PV and PVH configs without bootloader, disks or uuid
+        /// (docs/serve.md, "The pool")
+        #[arg(long, value_name = "CONFIG")]
+        pool: Option<PathBuf>,
+        /// How many domains `--pool` keeps ready (1 to 64)
+        #[arg(long, default_value_t = 2, value_name = "N", requires = "pool")]
+        pool_size: usize,
     },
     /// Run a pvbuild command in `pvbuild serve` (with this process's terminal, output and
     /// working directory), or a batch of them over one connection; exits with the command's
@@ -449,10 +458,18 @@ fn done<E: std::fmt::Display>(r: Result<(), E>) -> ExitCode {
 }
 
 /// `pvbuild serve`: listens until a signal, running each request as [`run`] runs a command.
-fn serve(socket: &std::path::Path) -> ExitCode {
+fn serve(socket: &std::path::Path, pool: Option<(&std::path::Path, usize)>) -> ExitCode {
+    use pvbuild::serve::pool as shells;
     use pvbuild::support::out::write_all_err;
     if let Err(e) = pvbuild::support::interrupt::catch() {
         return fail(format!("installing signal handlers: {e}"));
+    }
+    // The pool's config is read (and refused if it cannot be pooled) before the socket is
+    // made; its domains are made once the server waits.
+    if let Some((config, size)) = pool {
+        if let Err(e) = shells::install(config, size) {
+            return fail(e);
+        }
     }
     let listener = match pvbuild::serve::server::Listener::bind(socket) {
         Ok(l) => l,
@@ -471,7 +488,14 @@ fn serve(socket: &std::path::Path) -> ExitCode {
             .unwrap_or(1)
     };
     let mut log = |a: std::fmt::Arguments<'_>| write_all_err(&format!("pvbuild serve: {a}\n"));
-    let r = listener.serve(&mut run_one, &mut log);
+    let mut idle = |log: &mut dyn FnMut(std::fmt::Arguments<'_>)| {
+        if shells::wants_more() {
+            shells::fill_one(log);
+        }
+        shells::wants_more()
+    };
+    let r = listener.serve(&mut run_one, &mut idle, &mut log);
+    shells::drain(&mut log);
     write_all_err("pvbuild serve: stopped\n");
     done(r)
 }
@@ -598,7 +622,11 @@ fn run(argv: Vec<std::ffi::OsString>, served: bool) -> ExitCode {
         }
     }
     match cli.command {
-        Command::Serve { socket } => serve(&socket),
+        Command::Serve {
+            socket,
+            pool,
+            pool_size,
+        } => serve(&socket, pool.as_deref().map(|p| (p, pool_size))),
         Command::Client {
             socket,
             batch,

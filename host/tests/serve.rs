@@ -212,3 +212,64 @@ fn commands_that_hold_the_server_are_refused() {
         .contains("another pvbuild serve answers there"));
     s.stop();
 }
+
+#[test]
+fn a_pool_of_a_config_that_cannot_be_pooled_is_refused_before_the_socket() {
+    let dir = std::env::temp_dir().join(format!("pvbuild-serve-pool-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let sock = dir.join("s/serve.sock");
+    let kernel = data().join("xen-pv64.elf");
+    let refused = |cfg: &str, extra: &[&str], want: &str| {
+        let f = dir.join("pool.cfg");
+        std::fs::write(&f, cfg).unwrap();
+        let out = pvbuild()
+            .arg("serve")
+            .arg("--socket")
+            .arg(&sock)
+            .arg("--pool")
+            .arg(&f)
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(errors.len(), 1, "{err}");
+        assert!(errors[0].contains(want), "{err}");
+        assert!(!sock.exists(), "a refused pool made the socket");
+    };
+    let k = kernel.display();
+    refused(
+        &format!(
+            "name = \"p\"\nkernel = \"{k}\"\nbootloader = \"pygrub\"\ndisk = [ 'phy:/dev/null,xvda,w' ]\n"
+        ),
+        &[],
+        "cannot be pooled: it has a bootloader",
+    );
+    refused(
+        &format!(
+            "name = \"p\"\nkernel = \"{k}\"\nuuid = \"3c2b8e3a-58f4-4f11-9d45-3c2a1f6f0e11\"\n"
+        ),
+        &[],
+        "cannot be pooled: it sets a uuid",
+    );
+    refused(
+        &format!("name = \"p\"\nkernel = \"{k}\"\ndisk = [ 'phy:/dev/null,xvda,w' ]\n"),
+        &[],
+        "cannot be pooled: it has disks",
+    );
+    refused(
+        &format!("name = \"p\"\nkernel = \"{k}\"\n"),
+        &["--pool-size", "0"],
+        "--pool-size 0: 1 to 64",
+    );
+    // --pool-size without --pool: a usage error.
+    let out = pvbuild()
+        .args(["serve", "--pool-size", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

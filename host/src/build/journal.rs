@@ -386,6 +386,15 @@ impl Journal {
         &self.path
     }
 
+    /// Stops being the active record (what [`note`] and [`record_child`] write to) while the
+    /// record stays, locked, for as long as this value lives: `pvbuild serve --pool` keeps
+    /// the records of the domains it prepared while other requests run.
+    pub fn set_aside(&self) {
+        if active().is_some_and(|a| Arc::ptr_eq(&a, &self.active)) {
+            set_active(None);
+        }
+    }
+
     /// The create ended by itself (made the domain, or undid everything): the record says
     /// so, then goes.
     pub fn end(self) -> Result<(), JournalError> {
@@ -400,9 +409,7 @@ impl Journal {
 impl Drop for Journal {
     fn drop(&mut self) {
         // Kept (not ended): the lock goes with the file, and the next sweep undoes it.
-        if active().is_some_and(|a| Arc::ptr_eq(&a, &self.active)) {
-            set_active(None);
-        }
+        self.set_aside();
     }
 }
 

@@ -295,7 +295,16 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
                 crate::say!("pvbuild: monitoring domain {d} ({})", base.name);
                 (d, base.clone())
             }
-            None => start(args, &base, uuid, &mut host, started)?,
+            // A served create of `pvbuild serve --pool`'s config takes a prepared domain.
+            None => match crate::serve::pool::take(args, &base, started)? {
+                Some(d) => (d, base.clone()),
+                None => {
+                    let made = start(args, &base, uuid, &mut host, started)?;
+                    // The inputs' and the guest's mappings dropped (at -vv: their time).
+                    crate::build::steps::lap("release");
+                    made
+                }
+            },
         };
         if args.console {
             crate::devices::console::attach(
@@ -305,7 +314,7 @@ pub fn create_cmd(args: &CreateArgs) -> Result<u16, CommandError> {
         }
         if !(args.wait || args.console) {
             if args.monitor && crate::support::invocation::served() {
-                // The server starts it once the client has its reply ([`start_deferred_monitors`]):
+                // The server starts it once the client has its reply ([`DeferredMonitors`]):
                 // the guest is made either way, and its shutdown state waits for the monitor's
                 // first look.
                 crate::support::invocation::defer_monitor(domid, &cfg.name);
@@ -361,12 +370,52 @@ fn start_monitor(domid: u16, name: &str) {
     }
 }
 
-/// The monitors the served request just run asked for ([`crate::support::invocation`]):
-/// `pvbuild serve` starts them after its reply, still with the request's command line and
-/// working directory.
-pub fn start_deferred_monitors() {
-    for (domid, name) in crate::support::invocation::take_deferred_monitors() {
-        start_monitor(domid, &name);
+/// The monitors a served request asked for ([`crate::support::invocation`]), to be started
+/// after its reply: the domains, the request's words and its working directory.
+#[derive(Debug)]
+pub struct DeferredMonitors {
+    domains: Vec<(u16, String)>,
+    args: Vec<std::ffi::OsString>,
+    cwd: std::os::fd::OwnedFd,
+}
+
+impl DeferredMonitors {
+    /// What the request just run asked for, with its words and `cwd` (a descriptor of its
+    /// working directory); `None` when it asked for no monitor.
+    pub fn take(cwd: std::os::fd::BorrowedFd<'_>) -> Result<Option<Self>, std::io::Error> {
+        let domains = crate::support::invocation::take_deferred_monitors();
+        if domains.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            domains,
+            args: crate::support::invocation::args(),
+            cwd: cwd.try_clone_to_owned()?,
+        }))
+    }
+
+    /// Starts them (`pvbuild serve` does it in a thread of its own, so that the next request
+    /// does not wait for the spawns): one line per monitor for the server's log. Nothing here
+    /// depends on the process's current directory or standard descriptors, which the next
+    /// request may be using.
+    pub fn start(self) -> Vec<String> {
+        self.domains
+            .iter()
+            .map(|(domid, name)| {
+                match spawn_monitor_with(
+                    &self.args,
+                    *domid,
+                    name,
+                    Some(std::os::fd::AsFd::as_fd(&self.cwd)),
+                ) {
+                    Ok((pid, log)) => format!(
+                        "monitor of domain {domid} ({name}): pid {pid}, its log {}",
+                        log.display()
+                    ),
+                    Err(e) => format!("warning: no monitor for domain {domid} ({name}): {e}"),
+                }
+            })
+            .collect()
     }
 }
 
@@ -380,6 +429,18 @@ pub fn monitor_log(name: &str) -> PathBuf {
 /// this run's arguments and `--adopt DOMID`, in a session of its own (no terminal), its output
 /// appended to [`monitor_log`]. Returns its pid and the log.
 pub(crate) fn spawn_monitor(domid: u16, name: &str) -> Result<(u32, PathBuf), String> {
+    // The words of this command (a served request's, not the server's).
+    spawn_monitor_with(&crate::support::invocation::args(), domid, name, None)
+}
+
+/// [`spawn_monitor`] with the command's words `words` (after `pvbuild`), started in `cwd`
+/// when given.
+fn spawn_monitor_with(
+    words: &[std::ffi::OsString],
+    domid: u16,
+    name: &str,
+    cwd: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<(u32, PathBuf), String> {
     let exe = std::env::current_exe().map_err(|e| format!("finding pvbuild's binary: {e}"))?;
     let log = monitor_log(name);
     if let Some(dir) = log.parent() {
@@ -390,12 +451,12 @@ pub(crate) fn spawn_monitor(domid: u16, name: &str) -> Result<(u32, PathBuf), St
         .append(true)
         .open(&log)
         .map_err(|e| format!("{}: {e}", log.display()))?;
-    // The words of this command (a served request's, not the server's).
-    let args = crate::support::invocation::args()
-        .into_iter()
+    let args = words
+        .iter()
+        .cloned()
         .chain(["--adopt".into(), domid.to_string().into()]);
     // posix_spawn, in a new session: no fork of this process (crate::support::spawn says why).
-    let pid = crate::support::spawn::spawn_detached(&exe, args, &out, &out)
+    let pid = crate::support::spawn::spawn_detached_in(&exe, args, &out, &out, cwd)
         .map_err(|e| format!("starting it: {e}"))?;
     // Not waited for: it outlives this process (and is then reaped by init).
     Ok((pid, log))
@@ -443,6 +504,39 @@ pub(crate) fn start(
     host: &mut Option<Host>,
     started: Instant,
 ) -> Result<(u16, DomainConfig), CommandError> {
+    let (r, journal) = start_journaled(args, base, uuid, host, started)?;
+    if let Some(journal) = journal {
+        end_journal(journal);
+    }
+    r
+}
+
+/// Ends a create's record: the domain (if made) is the user's either way, so a record that
+/// cannot be removed is reported, not a failure (it says `done` when the write got through,
+/// and a sweep then only removes it).
+pub(crate) fn end_journal(journal: crate::build::journal::Journal) {
+    if let Err(e) = journal.end() {
+        crate::say_err!("warning: {e}");
+    }
+}
+
+/// A start's result, and its record when the caller is to end it (a start that failed with
+/// everything undone has ended it already; one whose undo failed keeps it, for the next sweep).
+type Journaled = (
+    Result<(u16, DomainConfig), CommandError>,
+    Option<crate::build::journal::Journal>,
+);
+
+/// [`start`], returning the record of a start that made its domain instead of ending it:
+/// `pvbuild serve --pool` keeps a prepared domain's record until a create takes the domain,
+/// so that a server killed meanwhile leaves it to the next sweep ([`crate::serve::pool`]).
+pub(crate) fn start_journaled(
+    args: &CreateArgs,
+    base: &DomainConfig,
+    uuid: Uuid,
+    host: &mut Option<Host>,
+    started: Instant,
+) -> Result<Journaled, CommandError> {
     crate::build::steps::start();
     // What this start acquires is recorded where a later pvbuild finds it, should this one be
     // killed ([`crate::build::journal`]): ended (removed) when the domain is made, or when a failure
@@ -455,15 +549,14 @@ pub(crate) fn start(
         | Err(CommandError::Create(pv::CreateError { undo_errors, .. })) => !undo_errors.is_empty(),
         _ => false,
     };
-    if !undo_failed {
-        // The domain (if made) is the user's either way: a record that cannot be removed is
-        // reported, not a failure (it says `done` when the write got through, and a sweep then
-        // only removes it).
-        if let Err(e) = journal.end() {
-            crate::say_err!("warning: {e}");
-        }
+    if r.is_ok() {
+        return Ok((r, Some(journal)));
     }
-    r
+    // Kept (dropped without its end) when undoing failed.
+    if !undo_failed {
+        end_journal(journal);
+    }
+    Ok((r, None))
 }
 
 /// [`start`], its record kept.
@@ -754,6 +847,7 @@ pub(crate) fn start_recorded(
             stub_role: None,
         },
     )?;
+    crate::build::steps::lap("made");
     if let Image::Pv(layout) = image {
         if let Ok(top) = layout.top_table_pfn() {
             crate::plan::detail::cr3_line(top.get(), made.top_table_mfn.get());

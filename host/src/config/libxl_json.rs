@@ -498,5 +498,17 @@ pub fn remove_device(
     Ok(to_text(&v))
 }
 
+/// The stored configuration `text` with its domain's name (`c_info.name`) set to `name`: a
+/// domain `pvbuild serve --pool` prepared under the pool's name, taken by a create of `name`.
+pub fn set_name(text: &str, name: &str) -> Result<String, StoredError> {
+    let mut v: Value = serde_json::from_str(text).map_err(|e| StoredError(e.to_string()))?;
+    let c_info = v
+        .get_mut("c_info")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| StoredError("no c_info".into()))?;
+    c_info.insert("name".into(), name.into());
+    Ok(to_text(&v))
+}
+
 #[cfg(test)]
 mod tests;

@@ -163,6 +163,76 @@ enum Backing {
 pub struct FileMap {
     path: PathBuf,
     backing: Backing,
+    /// The mapped file's stamp, from the `fstat` of the descriptor it was mapped from (none
+    /// for what was read, not mapped).
+    stamp: Option<FileStamp>,
+}
+
+/// Which file a file is and when it last changed, from its metadata: what must not have
+/// changed for two looks at a file to have seen the same bytes (`serve --pool`'s prepared
+/// domains, the kernel cache's remembered keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    /// The stamp of `path` (links followed).
+    pub fn of(path: &Path) -> std::io::Result<Self> {
+        std::fs::metadata(path).map(|m| Self::from_metadata(&m))
+    }
+
+    /// The stamp of the file `m` describes.
+    pub fn from_metadata(m: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt as _;
+        Self {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    /// Whether `other` is a stamp of the same file (device and inode), changed or not.
+    pub fn same_file(&self, other: &Self) -> bool {
+        (self.dev, self.ino) == (other.dev, other.ino)
+    }
+
+    /// Whether its last change is at least `margin` older than `now` (seconds since the
+    /// epoch): a later change of its bytes then shows in its change time, whatever the
+    /// clock's granularity, so the stamp stands for those bytes.
+    pub fn settled(&self, now: i64, margin: i64) -> bool {
+        self.ctime.0.saturating_add(margin) <= now
+    }
+
+    /// The stamp as text: seven decimal numbers.
+    pub fn to_text(&self) -> String {
+        format!(
+            "{} {} {} {} {} {} {}",
+            self.dev, self.ino, self.size, self.mtime.0, self.mtime.1, self.ctime.0, self.ctime.1
+        )
+    }
+
+    /// A stamp written by [`FileStamp::to_text`].
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut w = text.split(' ');
+        let mut u = || w.next()?.parse::<u64>().ok();
+        let (dev, ino, size) = (u()?, u()?, u()?);
+        let mut i = || w.next()?.parse::<i64>().ok();
+        let stamp = Self {
+            dev,
+            ino,
+            size,
+            mtime: (i()?, i()?),
+            ctime: (i()?, i()?),
+        };
+        w.next().is_none().then_some(stamp)
+    }
 }
 
 impl FileMap {
@@ -198,6 +268,7 @@ impl FileMap {
             return Ok(Self {
                 path: path.to_path_buf(),
                 backing: Backing::Read(buf),
+                stamp: None,
             });
         }
         let size = meta.len();
@@ -209,6 +280,7 @@ impl FileMap {
             return Ok(Self {
                 path: path.to_path_buf(),
                 backing: Backing::Read(Vec::new()),
+                stamp: Some(FileStamp::from_metadata(&meta)),
             });
         }
         let len = usize::try_from(size).map_err(|_| too_large())?;
@@ -249,6 +321,7 @@ impl FileMap {
                 slot,
                 file,
             },
+            stamp: Some(FileStamp::from_metadata(&meta)),
         })
     }
 
@@ -268,6 +341,12 @@ impl FileMap {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The stamp of the file mapped, as it was when it was mapped (`None`: not a regular
+    /// file, read instead).
+    pub fn stamp(&self) -> Option<FileStamp> {
+        self.stamp
     }
 
     /// Drop the mapped pages wholly below byte `upto` from this process (they are read again

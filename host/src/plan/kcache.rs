@@ -21,6 +21,16 @@
 //!   modification time, refreshed on every use) go until the total is at most the bound
 //!   ([`DEFAULT_MAX_BYTES`]); an image larger than the bound is not stored.
 //!
+//! - **keys remembered** ([`KernelCache::key_for`]): hashing Debian's 8 MB kernel file costs a
+//!   warm create 180-260 ms in the emulated dom0, so the file `keys` in the directory (held
+//!   to the entries' rules: root's, writable by no one else, no link) remembers each kernel
+//!   file's key by the file's stamp (device, inode, size, modification and change times, from
+//!   the `fstat` of the descriptor that was mapped). A key is remembered only for a file last
+//!   changed at least [`SETTLED_S`] seconds before it was hashed: any later change of its
+//!   bytes then moves its change time, which no user can set back, whatever the clock's
+//!   granularity. A file with a remembered stamp is not hashed again. At most [`KEYS_MAX`]
+//!   are kept, the newest first;
+//!
 //! `pvbuild create --no-cache` neither reads nor writes it; `pvbuild plan` never uses it.
 //! A cache that cannot be used (not root, a directory with the wrong owner or mode, a full
 //! disk) makes the create unpack the kernel as if there were none, and says why at `-v`.
@@ -34,7 +44,7 @@ use std::time::{Duration, SystemTime};
 use nix::libc;
 use sha2::{Digest as _, Sha256};
 
-use crate::plan::filemap::FileMap;
+use crate::plan::filemap::{FileMap, FileStamp};
 
 /// Where the system's cache lives (its parent, `/var/cache/pvbuild`, is made root-only too).
 pub const DEFAULT_DIR: &str = "/var/cache/pvbuild/kernels";
@@ -46,6 +56,16 @@ const MAGIC: [u8; 8] = *b"PVBKC\x00\x00\x01";
 const SUFFIX: &str = ".kernel";
 /// A `.tmp-*` file this old is what a killed store left behind.
 const STALE_TMP: Duration = Duration::from_secs(600);
+
+/// The file of remembered keys, in the cache's directory.
+const KEYS_FILE: &str = "keys";
+/// The most keys remembered.
+pub const KEYS_MAX: usize = 256;
+/// How long before its hashing a kernel file must have last changed for its key to be
+/// remembered.
+pub const SETTLED_S: i64 = 2;
+/// The largest `keys` file read.
+const KEYS_FILE_MAX: u64 = 64 << 10;
 
 /// Why the cache could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +120,39 @@ impl Key {
     pub fn hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
+
+    /// The key written by [`Key::hex`].
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut k = [0u8; 32];
+        for (i, b) in k.iter_mut().enumerate() {
+            *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(Self(k))
+    }
+}
+
+/// The remembered keys in `text` (lines `STAMP KEY`; others are skipped).
+fn parse_keys(text: &str) -> Vec<(FileStamp, Key)> {
+    text.lines()
+        .filter_map(|l| {
+            let (stamp, key) = l.rsplit_once(' ')?;
+            Some((FileStamp::parse(stamp)?, Key::from_hex(key)?))
+        })
+        .take(KEYS_MAX)
+        .collect()
+}
+
+/// `keys` with `(stamp, key)` first and any other key of that stamp gone, at most
+/// [`KEYS_MAX`], as text.
+fn keys_text(keys: &[(FileStamp, Key)], stamp: FileStamp, key: Key) -> String {
+    std::iter::once((stamp, key))
+        .chain(keys.iter().copied().filter(|(s, _)| *s != stamp))
+        .take(KEYS_MAX)
+        .map(|(s, k)| format!("{} {}\n", s.to_text(), k.hex()))
+        .collect()
 }
 
 fn body_hash(body: &[u8]) -> [u8; 16] {
@@ -187,6 +240,70 @@ impl KernelCache {
         })
     }
 
+    /// The key of the kernel file whose bytes are `file` and whose stamp (when it was mapped)
+    /// is `stamp`: remembered, or hashed (and remembered when the file has settled). A
+    /// `keys` file that cannot be read or written only costs the hash.
+    pub fn key_for(&self, file: &[u8], stamp: Option<FileStamp>) -> Key {
+        let Some(stamp) = stamp else {
+            return Key::of(file);
+        };
+        let path = self.dir.join(KEYS_FILE);
+        let keys = self.read_keys(&path);
+        if let Some((_, k)) = keys.iter().find(|(s, _)| *s == stamp) {
+            return *k;
+        }
+        let key = Key::of(file);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        if stamp.settled(now, SETTLED_S) {
+            if let Err(e) = self.write_keys(&keys_text(&keys, stamp, key)) {
+                crate::support::log::info(format_args!("kernel cache: remembering a key: {e}"));
+            }
+        }
+        key
+    }
+
+    /// The remembered keys; none when the file is missing or not the cache owner's alone.
+    fn read_keys(&self, path: &Path) -> Vec<(FileStamp, Key)> {
+        use std::io::Read as _;
+        let Ok(f) = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+        else {
+            return Vec::new();
+        };
+        let safe = f.metadata().is_ok_and(|m| {
+            m.file_type().is_file() && m.uid() == self.owner && m.mode() & 0o022 == 0
+        });
+        let mut text = String::new();
+        if !safe || f.take(KEYS_FILE_MAX).read_to_string(&mut text).is_err() {
+            return Vec::new();
+        }
+        parse_keys(&text)
+    }
+
+    /// Replaces the `keys` file with `text`, atomically.
+    fn write_keys(&self, text: &str) -> std::io::Result<()> {
+        let tmp = self.dir.join(format!(".tmp-keys-{}", std::process::id()));
+        let written = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_data()
+        })();
+        let r = written.and_then(|()| fs::rename(&tmp, self.dir.join(KEYS_FILE)));
+        if r.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        r
+    }
+
     /// The entry of `key`.
     pub fn entry_path(&self, key: &Key) -> PathBuf {
         self.dir.join(format!("{}{SUFFIX}", key.hex()))
@@ -222,6 +339,7 @@ impl KernelCache {
             path: path.clone(),
             source: std::io::Error::other(e.to_string()),
         })?;
+        crate::build::steps::lap("cache-map");
         if let Err(why) = verify(map.bytes(), key) {
             drop(map);
             let _ = fs::remove_file(&path);
@@ -324,6 +442,7 @@ fn verify(bytes: &[u8], key: &Key) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     fn scratch(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("pvbuild-kcache-{}-{name}", std::process::id()));
@@ -333,6 +452,70 @@ mod tests {
 
     fn me() -> u32 {
         nix::unistd::geteuid().as_raw()
+    }
+
+    #[test]
+    fn a_settled_files_key_is_remembered_by_its_stamp() {
+        let d = scratch("keys");
+        let c = KernelCache::at(&d, me(), 1 << 20).unwrap();
+        // Last changed at the epoch: settled.
+        let old = FileStamp::parse("1 2 3 4 5 0 0").unwrap();
+        assert_eq!(c.key_for(b"kernel", Some(old)), Key::of(b"kernel"));
+        let keys = fs::metadata(d.join(KEYS_FILE)).unwrap();
+        assert_eq!(keys.mode() & 0o777, 0o600);
+        // The stamp stands for the bytes: the remembered key comes back without a hash.
+        assert_eq!(c.key_for(b"other bytes", Some(old)), Key::of(b"kernel"));
+        // Another stamp, or none: hashed.
+        let other = FileStamp::parse("1 2 3 4 5 0 1").unwrap();
+        assert_eq!(
+            c.key_for(b"other bytes", Some(other)),
+            Key::of(b"other bytes")
+        );
+        assert_eq!(c.key_for(b"x", None), Key::of(b"x"));
+        // A keys file others may write is not believed.
+        fs::set_permissions(d.join(KEYS_FILE), fs::Permissions::from_mode(0o666)).unwrap();
+        assert_eq!(c.key_for(b"third", Some(old)), Key::of(b"third"));
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_file_changed_just_now_is_hashed_and_not_remembered() {
+        let d = scratch("fresh");
+        let c = KernelCache::at(&d, me(), 1 << 20).unwrap();
+        let f = d.join("vmlinuz");
+        fs::write(&f, b"new kernel").unwrap();
+        let stamp = FileStamp::of(&f).unwrap();
+        assert_eq!(
+            c.key_for(b"new kernel", Some(stamp)),
+            Key::of(b"new kernel")
+        );
+        assert!(!d.join(KEYS_FILE).exists());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_keys_file_is_bounded_and_skips_what_it_cannot_read() {
+        let k = |n: u64| FileStamp::parse(&format!("1 {n} 3 4 5 0 0")).unwrap();
+        let mut keys = Vec::new();
+        for n in 0..(KEYS_MAX as u64 + 10) {
+            keys = parse_keys(&keys_text(&keys, k(n), Key::of(&n.to_le_bytes())));
+        }
+        assert_eq!(keys.len(), KEYS_MAX);
+        assert_eq!(
+            keys[0],
+            (
+                k(KEYS_MAX as u64 + 9),
+                Key::of(&(KEYS_MAX as u64 + 9).to_le_bytes())
+            )
+        );
+        let text = format!(
+            "junk\n1 2 3\n{} {}\n1 2 3 4 5 6 7 nothex\n",
+            k(7).to_text(),
+            Key::of(b"a").hex()
+        );
+        assert_eq!(parse_keys(&text), vec![(k(7), Key::of(b"a"))]);
+        assert_eq!(Key::from_hex(&Key::of(b"z").hex()), Some(Key::of(b"z")));
+        assert_eq!(Key::from_hex("00"), None);
     }
 
     #[test]
@@ -425,7 +608,6 @@ mod tests {
 
     #[test]
     fn a_directory_others_may_write_or_a_link_is_not_used() {
-        use std::os::unix::fs::PermissionsExt as _;
         let d = scratch("unsafe");
         fs::create_dir_all(&d).unwrap();
         fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();

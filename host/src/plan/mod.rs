@@ -31,7 +31,7 @@ use pvbuild_core::walker;
 use serde_json::{json, Value};
 
 use crate::plan::filemap::{FileMap, FileMapError};
-use crate::plan::kcache::{Cached, KernelCache, Key};
+use crate::plan::kcache::{Cached, KernelCache};
 use crate::plan::mem::PlanMemory;
 
 /// Largest `--memory` the in-memory build accepts, in MiB (the image is held in this
@@ -134,6 +134,7 @@ type PendingStore = std::thread::JoinHandle<String>;
 /// a damaged entry, always), never an error of the create.
 fn unpack(
     file: &[u8],
+    stamp: Option<filemap::FileStamp>,
     path: &Path,
     cache: Option<&KernelCache>,
 ) -> Result<(Option<Unpacked>, Option<PendingStore>), PlanError> {
@@ -141,7 +142,10 @@ fn unpack(
     // An ELF file is used in place: nothing to unpack, nothing to cache.
     let cache = cache
         .filter(|_| !file.starts_with(b"\x7fELF"))
-        .map(|c| (c, Key::of(file)));
+        .map(|c| (c, c.key_for(file, stamp)));
+    if cache.is_some() {
+        crate::build::steps::lap("cache-key");
+    }
     if let Some((c, key)) = &cache {
         match c.get(key) {
             Ok(Some(hit)) => {
@@ -306,7 +310,8 @@ impl Inputs {
         cache: Option<&KernelCache>,
     ) -> Result<Self, PlanError> {
         crate::build::steps::lap("read");
-        let (unpacked, pending_store) = unpack(kernel_file.bytes(), kernel, cache)?;
+        let (unpacked, pending_store) =
+            unpack(kernel_file.bytes(), kernel_file.stamp(), kernel, cache)?;
         let (ramdisk, ramdisk_len) = match ramdisk {
             Some((file, path)) => {
                 let plan = module::plan(file.bytes()).map_err(|e| PlanError::Ramdisk {

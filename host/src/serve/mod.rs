@@ -16,6 +16,7 @@
 //! would hold the server for the guest's life.
 
 pub mod client;
+pub mod pool;
 pub mod server;
 pub mod wire;
 

@@ -171,26 +171,45 @@ impl Listener {
     /// Serves until a signal asks it to stop (SIGINT, SIGTERM, SIGHUP: the request running then
     /// sees it as `pvbuild` would, and stops at its next safe point). `run` runs one command
     /// and returns its exit status; `log` gets one line per request and per refused peer.
+    /// `idle` does one piece of the server's own work (a pool's next domain) when no client
+    /// has come for [`IDLE_WORK_AFTER`], and says whether there is more.
     pub fn serve(
         &self,
         run: &mut dyn FnMut(Vec<OsString>) -> u8,
+        idle: &mut IdleWork<'_>,
         log: &mut dyn FnMut(std::fmt::Arguments<'_>),
     ) -> Result<(), ServeError> {
+        // Whether `idle` may have work: asked after every connection and every quiet wait.
+        let mut more = true;
         let root = fs::File::open("/").map_err(|e| ServeError::Dir {
             path: PathBuf::from("/"),
             err: e,
         })?;
+        let mut spawners = Spawners::default();
         loop {
             reap_children();
+            spawners.log_done(log, false);
             if crate::support::interrupt::requested() {
+                // The monitors being started are let start: their guests are made.
+                spawners.log_done(log, true);
                 return Ok(());
             }
             let mut fds = [nix::poll::PollFd::new(
                 self.fd.as_fd(),
                 nix::poll::PollFlags::POLLIN,
             )];
-            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(1000u16)) {
-                Ok(0) | Err(Errno::EINTR) => continue,
+            let wait = if more {
+                IDLE_WORK_AFTER
+            } else {
+                Duration::from_secs(1)
+            };
+            let wait_ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(wait_ms)) {
+                Ok(0) => {
+                    more = !crate::support::interrupt::requested() && idle(log);
+                    continue;
+                }
+                Err(Errno::EINTR) => continue,
                 Ok(_) => {}
                 Err(e) => return Err(sys("waiting at", &self.path)(e)),
             }
@@ -221,10 +240,19 @@ impl Listener {
                 sockopt::ReceiveTimeout,
                 &TimeVal::new(IDLE_LIMIT.as_secs() as _, 0),
             );
-            serve_connection(&conn, &root, run, log);
+            serve_connection(&conn, &root, run, log, &mut spawners);
+            more = true;
         }
     }
 }
+
+/// The server's own work between clients: one piece of it, given the server's log; whether
+/// there is more.
+pub type IdleWork<'a> = dyn FnMut(&mut dyn FnMut(std::fmt::Arguments<'_>)) -> bool + 'a;
+
+/// How long the server waits for a client before it does its own work (a pool's refill):
+/// a batch client's next request, or the next of a script's clients, comes sooner.
+pub const IDLE_WORK_AFTER: Duration = Duration::from_millis(100);
 
 /// Whether a peer of `peer_uid` may use a server running as `server_uid`: only the same user
 /// (root, for a server that builds domains), as only root may run `pvbuild create`.
@@ -240,6 +268,30 @@ fn reap_children() {
         match waitpid(nix::unistd::Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) | Err(_) => return,
             Ok(_) => {}
+        }
+    }
+}
+
+/// The threads starting the monitors of served creates after their replies.
+#[derive(Default)]
+struct Spawners(Vec<std::thread::JoinHandle<Vec<String>>>);
+
+impl Spawners {
+    fn start(&mut self, d: crate::commands::create::DeferredMonitors) {
+        self.0.push(std::thread::spawn(move || d.start()));
+    }
+
+    /// Writes what the finished threads (all of them, waiting, when `all`) said to `log`.
+    fn log_done(&mut self, log: &mut dyn FnMut(std::fmt::Arguments<'_>), all: bool) {
+        let (done, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition(|h| all || h.is_finished());
+        self.0 = running;
+        for h in done {
+            match h.join() {
+                Ok(lines) => lines.iter().for_each(|l| log(format_args!("{l}"))),
+                Err(_) => log(format_args!("warning: a monitor's start panicked")),
+            }
         }
     }
 }
@@ -303,6 +355,7 @@ fn serve_connection(
     root: &fs::File,
     run: &mut dyn FnMut(Vec<OsString>) -> u8,
     log: &mut dyn FnMut(std::fmt::Arguments<'_>),
+    spawners: &mut Spawners,
 ) {
     while let Some(p) = receive(conn) {
         let p = match p {
@@ -329,9 +382,15 @@ fn serve_connection(
                 flush();
                 let sent = reply(conn, code);
                 let took = started.elapsed();
-                // What the request left for after its reply (a create's monitor), still with
-                // its command line and the client's directory.
-                crate::commands::create::start_deferred_monitors();
+                // What the request left for after its reply (a create's monitor), with its
+                // command line and the client's directory, in a thread: the next request
+                // does not wait for the spawn.
+                let cwd = p.fds.get(3).map(AsFd::as_fd);
+                match cwd.map(crate::commands::create::DeferredMonitors::take) {
+                    Some(Ok(Some(d))) => spawners.start(d),
+                    Some(Err(e)) => log(format_args!("the request's monitors: {e}")),
+                    _ => {}
+                }
                 drop(r);
                 (code, sent, took)
             }
@@ -345,6 +404,7 @@ fn serve_connection(
             wire::shown(&args),
             took.as_secs_f64() * 1e3
         ));
+        spawners.log_done(log, false);
         if sent.is_err() {
             return;
         }

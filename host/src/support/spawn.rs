@@ -11,7 +11,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -113,6 +113,22 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    spawn_detached_in(program, args, out, err, None)
+}
+
+/// [`spawn_detached`], the child starting in the directory `cwd` when given (else this
+/// process's): what a thread needs that must not depend on the process's current directory.
+pub fn spawn_detached_in<I, S>(
+    program: &Path,
+    args: I,
+    out: &File,
+    err: &File,
+    cwd: Option<BorrowedFd<'_>>,
+) -> Result<u32, SpawnError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let path = cstring(program.as_os_str())?;
     let mut argv_owned = vec![path.clone()];
     for a in args {
@@ -148,6 +164,14 @@ where
     check("posix_spawn_file_actions_adddup2", unsafe {
         libc::posix_spawn_file_actions_adddup2(&mut fa.0, err.as_raw_fd(), 2)
     })?;
+
+    if let Some(dir) = cwd {
+        // SAFETY: `fa` is initialised; `dir` is an open descriptor borrowed for the whole
+        // spawn.
+        check("posix_spawn_file_actions_addfchdir_np", unsafe {
+            libc::posix_spawn_file_actions_addfchdir_np(&mut fa.0, dir.as_raw_fd())
+        })?;
+    }
 
     let mut attr = Attr::new()?;
     // SAFETY: all-zero bytes are a valid `sigset_t`; `sigemptyset` initialises it.

@@ -17,9 +17,13 @@
 #           toolstack) in one `pvbuild client --batch`, timed by the client from each request's
 #           sending to its reply; speedup against xl's small medians of the same run; and the
 #           60 kept guests again through the server (tool `served`).
+#   pooled: `pvbuild serve --pool` of the small config, five domains made ahead; five creates
+#           of it under other names in one batch, timed at the socket (each takes a prepared
+#           domain), speedup against xl's small median; the preparation's own time beside.
 # Metrics: <case>_<tool>_s (medians), <case>_speedup (xl / pvbuild), many_growth_<tool>,
 # counts_<tool>_<key>, small_outside_steps_pvbuild_s (create's wall time less its steps),
-# small_version_pvbuild_s (`pvbuild --version`), and pvbuild's step lines in the evidence.
+# small_version_pvbuild_s (`pvbuild --version`), pool_prepare_s (one pooled domain's preparation),
+# and pvbuild's step lines in the evidence.
 . "$HARNESS_REPO/tests/xen/dom0/lib.sh"
 [ -x "$HARNESS_PVBUILD" ] || fail "no pvbuild binary at $HARNESS_PVBUILD"
 [ -n "$HARNESS_PV_TEST_KERNEL" ] && [ -r "$HARNESS_PV_TEST_KERNEL" ] || fail "the PV test kernel was not built"
@@ -144,6 +148,44 @@ for w in create destroy; do cp "$HARNESS_OUT/small.$w.xl" "$HARNESS_OUT/small_se
 report small_served create
 report small_served destroy
 evidence "$HARNESS_OUT/served.log"
+
+# ---- pooled ------------------------------------------------------------------------------
+# `pvbuild serve --pool` (docs/serve.md, "The pool"): five domains of the small config made
+# ahead by a server of their own; then five creates of that config under other names, in one
+# batch timed at the socket (each takes a prepared domain: names it, as it is paused), and
+# their destroys. The pool's own cost beside: one domain's preparation (pool_prepare_s).
+psock=/tmp/create-speed-pool/serve.sock
+"$pvb" serve --socket "$psock" --pool "$HARNESS_OUT/small.cfg" --pool-size 5 > "$TMPLOG/pool-serve.log" 2>&1 &
+pspid=$!
+pool_ready() { grep -q '(5 of 5 ready)' "$TMPLOG/pool-serve.log"; }
+wait_for 120 pool_ready || fail "pooled: the pool was not ready within 120 s: $(tail -n 2 "$TMPLOG/pool-serve.log" | paste -sd ' ')"
+: > "$TMPLOG/pooled.batch"
+for i in 1 2 3 4 5; do
+    echo "-vv create -p $HARNESS_OUT/small.cfg --name spd-pl$i" >> "$TMPLOG/pooled.batch"
+done
+for i in 1 2 3 4 5; do
+    echo "destroy spd-pl$i" >> "$TMPLOG/pooled.batch"
+done
+"$pvb" client --socket "$psock" --times --batch "$TMPLOG/pooled.batch" > "$TMPLOG/pooled.log" 2>&1 ||
+    fail "pooled: client --batch exited $?: $(grep -m 1 '^error' "$TMPLOG/pooled.log")"
+kill -TERM "$pspid"
+wait "$pspid" || fail "pooled: pvbuild serve --pool exited $? after SIGTERM"
+keep_log pooled.log
+keep_log pool-serve.log
+for i in 1 2 3 4 5; do gone_or_fail "spd-pl$i" "pooled"; done
+[ "$(grep -c 'taken from the pool' "$HARNESS_OUT/pooled.log")" -eq 5 ] || fail "pooled: not every create took a prepared domain"
+left=$(xl list 2> /dev/null | awk 'NR > 1 && $1 ~ /^pvbuild-pool-/ { print $1 }' | paste -sd ' ')
+[ -z "$left" ] || fail "pooled: prepared domains left after the server stopped: $left"
+sed -n 's/^pvbuild client: \([0-9.]*\) ms, exit 0: -vv create .*/\1/p' "$HARNESS_OUT/pooled.log" |
+    awk '{ printf "%.4f\n", $1 / 1000 }' > "$HARNESS_OUT/small_pooled.create.pvbuild"
+[ "$(wc -l < "$HARNESS_OUT/small_pooled.create.pvbuild")" -eq 5 ] || fail "pooled: not 5 timed creates in the client's output"
+cp "$HARNESS_OUT/small.create.xl" "$HARNESS_OUT/small_pooled.create.xl"
+report small_pooled create
+sed -n 's/.*pool: prepared domain [0-9]* in \([0-9.]*\) ms.*/\1/p' "$HARNESS_OUT/pool-serve.log" |
+    awk '{ printf "%.4f\n", $1 / 1000 }' > "$HARNESS_OUT/pool.prepare"
+metric pool_prepare_s "$(median "$HARNESS_OUT/pool.prepare")"
+note "pooled: one domain's preparation (s): $(paste -sd ' ' "$HARNESS_OUT/pool.prepare")"
+evidence "$HARNESS_OUT/pooled.log"
 
 # ---- debian -----------------------------------------------------------------------------
 cfg spd-dx "$HARNESS_GUEST_KERNEL" "$HARNESS_GUEST_RAMDISK" "$HARNESS_GUEST_MEMORY" "$HARNESS_GUEST_CMDLINE" > "$HARNESS_OUT/debian.cfg"

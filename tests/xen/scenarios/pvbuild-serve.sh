@@ -1,9 +1,10 @@
 # harness-timeout: 300
 # pvbuild-serve (issue 17): the resident toolstack. `pvbuild serve` runs pvbuild commands sent
 # by `pvbuild client`, in its own process, with the client's output and working directory:
-#   - the project's PV test kernel, created through the server (a relative config path, read
-#     in the client's directory), passes all its checks; the monitor the server started for it
-#     sees the poweroff and destroys it;
+#   - the project's PV test kernel, created through the server, passes all its checks; the
+#     monitor the server started for it sees the poweroff and destroys it; a relative config
+#     path is read in the client's directory, by the create and by its monitor (which a
+#     thread of the server starts after the reply);
 #   - a bad kernel: exit 1 and one `error:` line at the client, nothing left, and the server
 #     still serves; `console`, `create --wait` and `create -c` are refused (exit 2);
 #   - a batch of creates and destroys over one connection, each request's time reported;
@@ -49,8 +50,13 @@ pv_cfg_text() {
     printf 'name = "%s"\ntype = "pv"\nkernel = "%s"\nmemory = 16\nextra = "serve"\n' "$1" "$2"
 }
 pv_cfg_text srv-rel "$HARNESS_PV_TEST_KERNEL" > "$dir/guest.cfg"
+rm -f /var/log/xen/pvbuild-srv-rel.log
 (cd "$dir" && "$pvb" client create -p guest.cfg > "$dir/create.log" 2>&1) ||
     fail "client create -p guest.cfg in $dir exited $?: $(grep -m 1 '^error' "$dir/create.log")"
+# Its monitor, started by a thread of the server after the reply, reads the same relative
+# path in the client's directory.
+rel_monitored() { grep -q "monitoring domain [0-9]* (srv-rel)" /var/log/xen/pvbuild-srv-rel.log 2> /dev/null; }
+wait_for 30 rel_monitored || fail "the monitor of srv-rel did not start in the client's directory: $(tail -n 2 /var/log/xen/pvbuild-srv-rel.log 2> /dev/null | paste -sd ' ')"
 "$pvb" client list srv-rel > "$dir/list.txt" 2>&1 || fail "client list srv-rel exited $?"
 grep -q '^srv-rel ' "$dir/list.txt" || fail "client list does not show srv-rel: $(paste -sd ' ' "$dir/list.txt")"
 xl list srv-rel > /dev/null 2>&1 || fail "xl does not see srv-rel"

@@ -143,3 +143,15 @@ fn actions_other_than_destroy_are_written() {
     assert!(v.get("on_poweroff").is_none());
     assert_eq!(v["b_info"]["avail_vcpus"], json!([0]));
 }
+
+#[test]
+fn a_pooled_domain_stored_under_another_name_changes_only_its_name() {
+    // xl's own stored configuration (real Xen), renamed as `serve --pool`'s take renames it.
+    let renamed = set_name(XL_CREATED, "web3").unwrap();
+    let mut want = xl(XL_CREATED);
+    assert_ne!(want["c_info"]["name"], "web3");
+    want["c_info"]["name"] = json!("web3");
+    assert_eq!(xl(&renamed), want);
+    assert!(set_name("{}", "web3").is_err());
+    assert!(set_name("[", "web3").is_err());
+}
