@@ -208,6 +208,8 @@ write_config() {
     for v in ${!HARNESS_SOAK_@}; do printf '%s=%q\nexport %s\n' "$v" "${!v}" "$v"; done
     # HARNESS_XL_SIDE=1: the scenarios that also time xl beside pvbuild do (opt-in).
     printf 'HARNESS_XL_SIDE=%q\nexport HARNESS_XL_SIDE\n' "${HARNESS_XL_SIDE:-0}"
+    # HARNESS_CURVE_N: how many guests create-curve makes per tool (opt-in scenario).
+    printf 'HARNESS_CURVE_N=%q\nexport HARNESS_CURVE_N\n' "${HARNESS_CURVE_N:-1000}"
     # HARNESS_DUMP_CORE_SETCLOCK=1: pvbuild-dump-core sets dom0's clock between its dumps.
     printf 'HARNESS_DUMP_CORE_SETCLOCK=%q\nexport HARNESS_DUMP_CORE_SETCLOCK\n' "${HARNESS_DUMP_CORE_SETCLOCK:-0}"
     printf 'HARNESS_PVBUILD=%q\n' "$pvbuild_bin"

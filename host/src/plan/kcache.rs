@@ -287,21 +287,7 @@ impl KernelCache {
     /// Replaces the `keys` file with `text`, atomically.
     fn write_keys(&self, text: &str) -> std::io::Result<()> {
         let tmp = self.dir.join(format!(".tmp-keys-{}", std::process::id()));
-        let written = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_data()
-        })();
-        let r = written.and_then(|()| fs::rename(&tmp, self.dir.join(KEYS_FILE)));
-        if r.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        r
+        write_atomically(&tmp, &self.dir.join(KEYS_FILE), &[text.as_bytes()])
     }
 
     /// The entry of `key`.
@@ -362,21 +348,8 @@ impl KernelCache {
             std::process::id(),
             key.hex().get(..16).unwrap_or_default()
         ));
-        let written = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&tmp)?;
-            f.write_all(&header(key, body))?;
-            f.write_all(body)?;
-            f.sync_data()
-        })();
-        if let Err(e) = written.and_then(|()| fs::rename(&tmp, self.entry_path(key))) {
-            let _ = fs::remove_file(&tmp);
-            return Err(io_err(&tmp)(e));
-        }
+        write_atomically(&tmp, &self.entry_path(key), &[&header(key, body), body])
+            .map_err(io_err(&tmp))?;
         self.evict()?;
         Ok(true)
     }
@@ -411,6 +384,28 @@ impl KernelCache {
         }
         Ok(())
     }
+}
+
+/// Writes `parts` into the new file `tmp` (mode 0600, not through a link), syncs it and
+/// renames it to `dest`; `tmp` is removed if any of it fails.
+fn write_atomically(tmp: &Path, dest: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(tmp)?;
+        for p in parts {
+            f.write_all(p)?;
+        }
+        f.sync_data()
+    })();
+    let r = written.and_then(|()| fs::rename(tmp, dest));
+    if r.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    r
 }
 
 /// Checks an entry's bytes against `key`: the magic, the input's hash, the body's length
