@@ -180,3 +180,30 @@ fn an_hvm_guest_is_typed_hvm_without_pv_image_entries() {
     }
     assert!(xs.read(&format!("{vm}/start_time")).is_ok());
 }
+
+/// A device added to a domain whose directory is gone (destroyed while `network-attach` or
+/// `block-attach` ran) is refused, and writes nothing: xenstored would otherwise make
+/// `/local/domain/N` again as the parent of the frontend's entries.
+#[test]
+fn an_attach_to_a_destroyed_domain_writes_nothing() {
+    let fake = FakeXenstore::new();
+    let xs = fake.connect();
+    write_new_domain(&xs, &domain(8)).unwrap();
+    xs.rm("/local/domain/8").unwrap();
+    xs.rm("/libxl/8").unwrap();
+    xs.rm("/local/domain/0/backend").unwrap();
+    assert!(matches!(
+        add_vif(&xs, 8, 0, &vif(1)),
+        Err(DomainXsError::Gone(8))
+    ));
+    assert!(matches!(
+        add_vbd(&xs, 8, 0, None, &vbd(51728, "xvdb")),
+        Err(DomainXsError::Gone(8))
+    ));
+    for gone in ["/local/domain/8", "/libxl/8", "/local/domain/0/backend"] {
+        assert!(
+            xs.read(gone).unwrap_err().is_not_found(),
+            "{gone} came back"
+        );
+    }
+}

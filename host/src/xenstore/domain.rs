@@ -278,6 +278,9 @@ pub enum DomainXsError {
     /// Domain 0 cannot be (re)made.
     #[error("domain id {0} is not a guest domain id")]
     BadDomid(u32),
+    /// The domain's directory is gone (the domain was destroyed meanwhile).
+    #[error("domain {0} has no /local/domain/{0} (destroyed meanwhile?)")]
+    Gone(u32),
     /// A xenstore operation failed.
     #[error(transparent)]
     Xs(#[from] XsError),
@@ -1161,6 +1164,14 @@ fn add_device(
     let fe = format!("{}/device/{kind}/{devid}", dom_path(domid));
     let lx = format!("{}/device/{kind}/{devid}", libxl_path(domid));
     xs.with_transaction(|t| {
+        // The domain's directory must be there: xenstored makes the missing parents of what
+        // is written, so a device added to a domain destroyed meanwhile would bring back an
+        // empty /local/domain/N (CI, 2026-12-07: a network-attach racing the destroy of a
+        // guest that had rebooted). Read in the transaction, a destroy committed before this
+        // one fails the commit (EAGAIN: oxenstored replays the reads), and the retry sees it.
+        if t.read_opt(&dom_path(domid))?.is_none() {
+            return Ok(Err(DomainXsError::Gone(domid)));
+        }
         // The frontend is the guest's (it may remove it); dom0's copy under /libxl is not.
         if t.read_opt(&format!("{lx}/backend"))?.is_some()
             || t.read_opt(&format!("{fe}/backend"))?.is_some()
