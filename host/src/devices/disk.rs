@@ -879,6 +879,8 @@ mod tests {
         use std::time::Duration;
         let store = crate::xenstore::fake::FakeXenstore::new();
         let xs = store.connect();
+        // The running domain (an attach refuses one whose directory is gone).
+        xs.write("/local/domain/4/name", "guest").unwrap();
         let img = temp_image("hot.img");
         let spec = parse_disk_spec(&format!("{},raw,xvdb,w", img.display())).unwrap();
         let bp = "/local/domain/0/backend/qdisk/4/51728".to_owned();

@@ -432,6 +432,8 @@ mod hotplug_attach {
     fn attach_takes_the_next_devid_and_plugs_it_in() {
         let store = FakeXenstore::new();
         let xs = store.connect();
+        // The running domain (an attach refuses one whose directory is gone).
+        xs.write("/local/domain/5/name", "guest").unwrap();
         let first = with_host(false, |h, _| {
             attach(&xs, 5, &spec("mac=00:16:3e:00:00:09"), h)
         })
@@ -475,6 +477,8 @@ mod hotplug_attach {
     fn a_failed_attach_is_unplugged_and_removed() {
         let store = FakeXenstore::new();
         let xs = store.connect();
+        // The running domain (an attach refuses one whose directory is gone).
+        xs.write("/local/domain/5/name", "guest").unwrap();
         let before = store.dump();
         let e = with_host(true, |h, calls| {
             let e = attach(&xs, 5, &spec(""), h).unwrap_err();
@@ -499,6 +503,8 @@ mod hotplug_attach {
     fn detach_closes_unplugs_and_removes() {
         let store = FakeXenstore::new();
         let xs = store.connect();
+        // The running domain (an attach refuses one whose directory is gone).
+        xs.write("/local/domain/5/name", "guest").unwrap();
         with_host(false, |h, _| attach(&xs, 5, &spec(""), h)).unwrap();
         with_host(false, |h, _| {
             attach(&xs, 5, &spec("mac=00:16:3e:00:00:02"), h)
