@@ -329,21 +329,20 @@ pub fn take(
         return Ok(None);
     };
     // The pool's config file is the one asked for when it is the same file (its device and
-    // inode: no path walk), unchanged.
-    let asked = args.config.as_deref().and_then(|c| FileStamp::of(c).ok());
-    let Some(asked) = asked.filter(|a| a.same_file(&pool.stamps.config)) else {
+    // inode: no path walk).
+    let Some(asked) = args
+        .config
+        .as_deref()
+        .and_then(|c| Stamps::of(c, base).ok())
+    else {
         return Ok(None);
     };
-    if !same_but_name(&pool.base, base) {
+    if !asked.config.same_file(&pool.stamps.config) || !same_but_name(&pool.base, base) {
         return Ok(None);
     }
     // Made from other files than these: not this create's domains (the next refill replaces
     // them).
-    let files = |p: &Option<PathBuf>| p.as_deref().map(FileStamp::of).transpose().ok();
-    if asked != pool.stamps.config
-        || files(&base.kernel) != Some(pool.stamps.kernel)
-        || files(&base.ramdisk) != Some(pool.stamps.ramdisk)
-    {
+    if asked != pool.stamps {
         log::info(format_args!(
             "pool: {} or its files changed since its domains were prepared: not used",
             pool.config.display()

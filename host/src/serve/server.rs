@@ -296,6 +296,16 @@ impl Spawners {
     }
 }
 
+impl Drop for Spawners {
+    /// However the server ends, the monitors being started are let start: their guests are
+    /// made.
+    fn drop(&mut self) {
+        for h in self.0.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
 /// One received packet: its bytes and the descriptors that came with it (owned, so that every
 /// path closes them).
 struct Packet {
